@@ -1,0 +1,368 @@
+//! Read-only views of the engine's state, and its structural self-check.
+//!
+//! The views copy what they show, so they are for tests, tools and UIs, not for hot paths.
+
+use std::collections::HashSet;
+
+use super::{Engine, RequestId, SessionId};
+use crate::flags::{HandlerCapabilities, HandlerPolicies, ProgressStatus};
+use crate::id::{HandlerId, ItemId};
+use crate::result::Outcome;
+
+/// A copy of one handler's state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HandlerView {
+    /// The handler.
+    pub id: HandlerId,
+    /// Its capabilities.
+    pub capabilities: HandlerCapabilities,
+    /// Its policies.
+    pub policies: HandlerPolicies,
+    /// Whether it is active.
+    pub active: bool,
+    /// Whether it is enabled.
+    pub enabled: bool,
+    /// Whether it is connected.
+    pub connected: bool,
+    /// How many sessions it may run at once.
+    pub session_limit: usize,
+    /// Its items with their enabled state, in table order.
+    pub items: Vec<(ItemId, bool)>,
+    /// Its pending items, oldest first.
+    pub pending: Vec<ItemId>,
+    /// Its running sessions, oldest first.
+    pub running: Vec<SessionId>,
+}
+
+/// A copy of one item's state in a running session.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionItemView {
+    /// The item.
+    pub item: ItemId,
+    /// The last status reported for it.
+    pub last: Option<ProgressStatus>,
+    /// Its terminal outcome, once reported.
+    pub terminal: Option<Outcome>,
+    /// Whether a `CancelItem` was requested for it.
+    pub cancel_requested: bool,
+    /// The requests that will take its outcome from this session.
+    pub waiting: Vec<RequestId>,
+}
+
+/// A copy of one running session's state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionView {
+    /// The session.
+    pub id: SessionId,
+    /// Its handler.
+    pub handler: HandlerId,
+    /// Whether the shell reported it started.
+    pub started: bool,
+    /// Whether the handler reported it as manually started.
+    pub manual: bool,
+    /// Whether `CancelAll` was requested.
+    pub cancel_all: bool,
+    /// Its items, in session order.
+    pub items: Vec<SessionItemView>,
+}
+
+/// A copy of one open request's state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RequestView {
+    /// The request.
+    pub id: RequestId,
+    /// Its handler.
+    pub handler: HandlerId,
+    /// Its items in request order, with the outcomes recorded so far.
+    pub items: Vec<(ItemId, Option<Outcome>)>,
+    /// Error events counted so far.
+    pub errors: u32,
+    /// Conflicts counted so far.
+    pub conflicts: u32,
+}
+
+impl Engine {
+    /// The live handlers, in registration order.
+    pub fn handlers(&self) -> Vec<HandlerId> {
+        self.handlers
+            .values()
+            .filter(|h| !h.removed)
+            .map(|h| h.id.clone())
+            .collect()
+    }
+
+    /// A copy of a live handler's state.
+    pub fn handler_view(&self, id: &HandlerId) -> Option<HandlerView> {
+        let h = &self.handlers[self.by_id.get(id)?];
+        Some(HandlerView {
+            id: h.id.clone(),
+            capabilities: h.capabilities,
+            policies: h.policies,
+            active: h.active,
+            enabled: h.enabled,
+            connected: h.connected,
+            session_limit: h.session_limit,
+            items: h
+                .items
+                .iter()
+                .filter(|s| !s.removed)
+                .map(|s| (s.id.clone(), s.enabled))
+                .collect(),
+            pending: h
+                .pending
+                .iter()
+                .map(|(_, e)| h.slot(e.item).id.clone())
+                .collect(),
+            running: h.running.to_vec(),
+        })
+    }
+
+    /// A live handler's pending items, oldest first (empty for an unknown handler).
+    pub fn pending_items(&self, id: &HandlerId) -> Vec<ItemId> {
+        self.handler_view(id).map(|h| h.pending).unwrap_or_default()
+    }
+
+    /// The running sessions, in start order.
+    pub fn sessions(&self) -> Vec<SessionId> {
+        self.sessions.keys().copied().collect()
+    }
+
+    /// A copy of a running session's state.
+    pub fn session_view(&self, id: SessionId) -> Option<SessionView> {
+        let s = self.sessions.get(&id)?;
+        let h = self.handlers.get(&s.handler_key)?;
+        Some(SessionView {
+            id,
+            handler: s.handler.clone(),
+            started: s.started,
+            manual: s.manual,
+            cancel_all: s.cancel_all,
+            items: s
+                .items
+                .iter()
+                .map(|si| SessionItemView {
+                    item: h.slot(si.item).id.clone(),
+                    last: si.last,
+                    terminal: si.terminal,
+                    cancel_requested: si.cancel,
+                    waiting: si.waiters.iter().map(|w| w.request).collect(),
+                })
+                .collect(),
+        })
+    }
+
+    /// The open requests (accepted, result not yet decided), oldest first.
+    pub fn open_requests(&self) -> Vec<RequestId> {
+        let mut ids: Vec<RequestId> = self.requests.keys().copied().collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    /// A copy of an open request's state.
+    pub fn request_view(&self, id: RequestId) -> Option<RequestView> {
+        let r = self.requests.get(&id)?;
+        let h = self.handlers.get(&r.handler_key)?;
+        Some(RequestView {
+            id,
+            handler: h.id.clone(),
+            items: r
+                .items
+                .iter()
+                .map(|ri| (h.slot(ri.item).id.clone(), ri.outcome))
+                .collect(),
+            errors: r.errors,
+            conflicts: r.conflicts,
+        })
+    }
+
+    /// An open request's items in request order: what [`Accepted::dispositions`] is parallel
+    /// to.
+    ///
+    /// [`Accepted::dispositions`]: super::Accepted::dispositions
+    pub fn request_items(&self, id: RequestId) -> Option<Vec<ItemId>> {
+        self.request_view(id)
+            .map(|r| r.items.into_iter().map(|(i, _)| i).collect())
+    }
+
+    /// Whether nothing is pending, running or open.
+    pub fn is_idle(&self) -> bool {
+        self.sessions.is_empty()
+            && self.requests.is_empty()
+            && self.handlers.values().all(|h| h.pending.is_empty())
+    }
+
+    /// Checks the engine's internal bookkeeping against itself, in time linear in its size:
+    /// every index points where it should, every open item of every request waits in exactly
+    /// one place, counts match, the limits hold, and the scheduler left no startable handler
+    /// idle while a slot was free. For tests (the crate's property tests call it after every
+    /// step); returns the first broken rule.
+    pub fn check_consistency(&self) -> Result<(), String> {
+        let fail = |what: String| Err(what);
+        if self.sessions.len() > self.config.max_sessions {
+            return fail(format!(
+                "{} sessions run, limit {}",
+                self.sessions.len(),
+                self.config.max_sessions
+            ));
+        }
+        for (id, key) in &self.by_id {
+            match self.handlers.get(key) {
+                Some(h) if !h.removed && h.id == *id => {}
+                _ => return fail(format!("by_id entry {id} points to a wrong record")),
+            }
+        }
+        // Every place a request waits, to be matched against the requests below.
+        let mut places: HashSet<(RequestId, u32)> = HashSet::new();
+        for (key, h) in &self.handlers {
+            if h.removed && self.by_id.get(&h.id) == Some(key) {
+                return fail(format!("removed handler {} still indexed", h.id));
+            }
+            for (id, &idx) in &h.index {
+                if h.slot(idx).id != *id {
+                    return fail(format!("{}: index of {id} points elsewhere", h.id));
+                }
+            }
+            if (!h.active || !h.enabled || h.removed) && !h.pending.is_empty() {
+                return fail(format!(
+                    "{}: pending while inactive, disabled or removed",
+                    h.id
+                ));
+            }
+            let mut seen = HashSet::new();
+            let mut startable = 0;
+            for (at, e) in h.pending.iter() {
+                let slot = h.slot(e.item);
+                if !seen.insert(e.item) {
+                    return fail(format!("{}: {} pending twice", h.id, slot.id));
+                }
+                if slot.pending != at {
+                    return fail(format!("{}: {} pending index out of date", h.id, slot.id));
+                }
+                if !slot.live_and_enabled() {
+                    return fail(format!(
+                        "{}: {} pending while disabled or removed",
+                        h.id, slot.id
+                    ));
+                }
+                if e.waiters.is_empty() {
+                    return fail(format!("{}: {} pending with no waiter", h.id, slot.id));
+                }
+                if slot.running.is_none() {
+                    startable += 1;
+                }
+                for w in &e.waiters {
+                    self.check_waiter(*w, *key, e.item, &mut places)?;
+                }
+            }
+            if seen.len() != h.pending.len() {
+                return fail(format!(
+                    "{}: {} live entries counted as {}",
+                    h.id,
+                    seen.len(),
+                    h.pending.len()
+                ));
+            }
+            if startable != h.startable {
+                return fail(format!(
+                    "{}: startable {} but {} counted",
+                    h.id, h.startable, startable
+                ));
+            }
+            for slot in &h.items {
+                if slot.pending != super::state::NOT_PENDING
+                    && h.pending.get(slot.pending).is_none()
+                {
+                    return fail(format!("{}: {} points at no entry", h.id, slot.id));
+                }
+                if let Some((s, pos)) = slot.running {
+                    let ok = self.sessions.get(&s).is_some_and(|session| {
+                        session.handler_key == *key
+                            && session
+                                .items
+                                .get(pos as usize)
+                                .is_some_and(|si| si.item == h.index[&slot.id])
+                    });
+                    if !ok {
+                        return fail(format!("{}: {} running record is stale", h.id, slot.id));
+                    }
+                }
+            }
+            if !h
+                .capabilities
+                .contains(HandlerCapabilities::SUPPORTS_CONCURRENT_SESSIONS)
+                && h.running.len() > 1
+            {
+                return fail(format!(
+                    "{}: {} sessions of a non-concurrent handler",
+                    h.id,
+                    h.running.len()
+                ));
+            }
+        }
+        for (sid, s) in &self.sessions {
+            let Some(h) = self.handlers.get(&s.handler_key) else {
+                return fail(format!("{sid}: no handler record"));
+            };
+            if !h.running.contains(sid) {
+                return fail(format!("{sid}: not listed as running by {}", h.id));
+            }
+            for (pos, si) in s.items.iter().enumerate() {
+                if h.slot(si.item).running != Some((*sid, pos as u32)) {
+                    return fail(format!(
+                        "{sid}: item {} not marked as held by it",
+                        h.slot(si.item).id
+                    ));
+                }
+                for w in &si.waiters {
+                    self.check_waiter(*w, s.handler_key, si.item, &mut places)?;
+                }
+            }
+        }
+        for (rid, r) in &self.requests {
+            let open = r.items.iter().filter(|ri| ri.outcome.is_none()).count();
+            if open != r.remaining || open == 0 {
+                return fail(format!(
+                    "{rid}: remaining {} but {open} open items",
+                    r.remaining
+                ));
+            }
+            for (pos, ri) in r.items.iter().enumerate() {
+                if ri.outcome.is_none() && !places.contains(&(*rid, pos as u32)) {
+                    return fail(format!("{rid}: open item #{pos} waits nowhere"));
+                }
+            }
+        }
+        if !self.shut_down
+            && self.sessions.len() < self.config.max_sessions
+            && let Some(h) = self.handlers.values().find(|h| h.can_start())
+        {
+            return fail(format!(
+                "{} could start but the scheduler left it waiting",
+                h.id
+            ));
+        }
+        Ok(())
+    }
+
+    fn check_waiter(
+        &self,
+        w: super::queue::Waiter,
+        key: u64,
+        item: super::queue::ItemIdx,
+        places: &mut HashSet<(RequestId, u32)>,
+    ) -> Result<(), String> {
+        let ok = self.requests.get(&w.request).is_some_and(|r| {
+            r.handler_key == key
+                && r.items
+                    .get(w.pos as usize)
+                    .is_some_and(|ri| ri.item == item && ri.outcome.is_none())
+        });
+        if !ok {
+            return Err(format!("waiter {} #{} is stale", w.request, w.pos));
+        }
+        if !places.insert((w.request, w.pos)) {
+            return Err(format!("{} #{} waits in two places", w.request, w.pos));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,1482 @@
+//! The pure scheduling engine: every current-versus-queued decision of `syncmgr`.
+//!
+//! [`Engine`] is a deterministic state machine. It owns the registered handlers (their items,
+//! capabilities, policies and state), each handler's pending set, the running sessions with
+//! their per-item states, and every open request. Its methods are the inputs of SPEC sections
+//! 4–7; each returns a `#[must_use]` value naming what happened, and queues the follow-up
+//! [`Action`]s (start this session, deliver this result, send this cancel) that the caller
+//! takes with [`Engine::next_action`]. It spawns no thread, reads no clock, takes no lock and
+//! calls no callback, so the same inputs always give the same actions in the same order.
+//!
+//! ```
+//! use syncmgr::engine::{Action, Engine, HandlerSpec, SessionEnd};
+//! use syncmgr::{HandlerId, ItemId, Outcome, ProgressStatus, SyncControlFlags};
+//!
+//! # fn main() -> Result<(), syncmgr::Error> {
+//! let mail = HandlerId::new("mail")?;
+//! let (inbox, sent) = (ItemId::new("inbox")?, ItemId::new("sent")?);
+//! let mut engine = Engine::default();
+//! engine.register_handler(HandlerSpec::new(mail.clone()).items([inbox.clone(), sent.clone()]))?;
+//!
+//! // The first request starts a session at once.
+//! let first = engine.start_item_sync(&mail, &[inbox.clone()], SyncControlFlags::NONE)?;
+//! let Some(Action::StartSession { session, .. }) = engine.next_action() else { panic!() };
+//!
+//! // Two more arrive while it runs: they merge into one pending set.
+//! let a = engine.start_item_sync(&mail, &[inbox.clone(), sent.clone()], SyncControlFlags::NONE)?;
+//! let b = engine.start_item_sync(&mail, &[sent.clone()], SyncControlFlags::NONE)?;
+//! assert_eq!((a.queued_new(), b.merged()), (2, 1));
+//!
+//! // The session ends: the first request gets its result, and one next session takes the union.
+//! let _ = engine.report_progress(session, &inbox, ProgressStatus::Succeeded, "")?;
+//! let _ = engine.session_finished(session, SessionEnd::Returned)?;
+//! let Some(Action::Deliver(result)) = engine.next_action() else { panic!() };
+//! assert_eq!((result.request, result.status), (first.request, Outcome::Succeeded));
+//! let Some(Action::StartSession { items, .. }) = engine.next_action() else { panic!() };
+//! assert_eq!(items, [inbox, sent]);
+//! # Ok(()) }
+//! ```
+//!
+//! **Where time will enter.** Nothing here depends on time today. Retry backoff, schedules and
+//! debounce will take `now` as an argument of the inputs that need it (a request's arrival, a
+//! session's end) plus one `Engine::poll(now)` input for timers; the engine will still never
+//! read a clock.
+
+mod inspect;
+mod io;
+mod queue;
+mod state;
+
+use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::fmt;
+
+use smallvec::SmallVec;
+
+pub use self::inspect::{HandlerView, RequestView, SessionItemView, SessionView};
+pub use self::io::{
+    Accepted, Action, AdditionalItems, Changed, Disposition, HandlerSpec, ItemSpec, ProgressAck,
+    SessionEnd, SessionEnded, Stopped, Withdrawn,
+};
+use self::queue::{ItemIdx, Waiter, Waiters};
+use self::state::{Handler, ItemSlot, NOT_PENDING, Request, RequestItem, Session, SessionItem};
+use crate::error::{Denied, Error, TextKind, check_text};
+use crate::flags::{
+    CancelRequest, EventLevel, HandlerCapabilities, HandlerPolicies, ItemPolicies, ProgressStatus,
+    SyncControlFlags, UpdateReason,
+};
+use crate::id::{HandlerId, IdMap, ItemId, MAX_SYNCMGR_PROGRESSTEXT};
+use crate::result::{Outcome, RequestResult};
+
+/// Identifies one accepted request. Issued in increasing order, never reused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RequestId(pub(crate) u64);
+
+impl RequestId {
+    /// The number behind the ID (issue order, from 1).
+    pub fn get(self) -> u64 {
+        self.0
+    }
+}
+
+impl fmt::Display for RequestId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "request#{}", self.0)
+    }
+}
+
+/// Identifies one session. Issued in increasing order, never reused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SessionId(pub(crate) u64);
+
+impl SessionId {
+    /// The number behind the ID (start order, from 1).
+    pub fn get(self) -> u64 {
+        self.0
+    }
+}
+
+impl fmt::Display for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "session#{}", self.0)
+    }
+}
+
+/// Limits of an [`Engine`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EngineConfig {
+    /// Sessions that may run at once across all handlers (the global limit). Default 8.
+    pub max_sessions: usize,
+    /// Sessions that may run at once for one handler with `SUPPORTS_CONCURRENT_SESSIONS`,
+    /// unless its [`HandlerSpec::max_concurrent_sessions`] says otherwise. Default 4.
+    pub default_concurrent_sessions: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            max_sessions: 8,
+            default_concurrent_sessions: 4,
+        }
+    }
+}
+
+/// The pure scheduling engine. See the [module docs](self).
+#[derive(Debug)]
+pub struct Engine {
+    config: EngineConfig,
+    /// Handler records by key, in registration order (keys only grow).
+    handlers: BTreeMap<u64, Handler>,
+    /// Live handlers by ID. A removed handler whose sessions still run is in `handlers` only.
+    by_id: IdMap<HandlerId, u64>,
+    next_handler: u64,
+    sessions: BTreeMap<SessionId, Session>,
+    next_session: u64,
+    requests: IdMap<RequestId, Request>,
+    next_request: u64,
+    actions: VecDeque<Action>,
+    shut_down: bool,
+}
+
+impl Default for Engine {
+    fn default() -> Self {
+        Engine {
+            config: EngineConfig::default(),
+            handlers: BTreeMap::new(),
+            by_id: IdMap::default(),
+            next_handler: 1,
+            sessions: BTreeMap::new(),
+            next_session: 1,
+            requests: IdMap::default(),
+            next_request: 1,
+            actions: VecDeque::new(),
+            shut_down: false,
+        }
+    }
+}
+
+fn denied(d: Denied) -> Error {
+    Error::AccessDenied(d)
+}
+
+impl Engine {
+    /// An engine with these limits. Zero limits are an [`Error::InvalidConfig`].
+    pub fn new(config: EngineConfig) -> Result<Engine, Error> {
+        if config.max_sessions == 0 {
+            return Err(Error::InvalidConfig("max_sessions must be at least 1"));
+        }
+        if config.default_concurrent_sessions == 0 {
+            return Err(Error::InvalidConfig(
+                "default_concurrent_sessions must be at least 1",
+            ));
+        }
+        Ok(Engine {
+            config,
+            ..Engine::default()
+        })
+    }
+
+    /// The engine's limits.
+    pub fn config(&self) -> EngineConfig {
+        self.config
+    }
+
+    /// Takes the oldest action the engine decided and the shell has not yet taken.
+    pub fn next_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    /// Takes every action decided so far, oldest first.
+    pub fn drain_actions(&mut self) -> impl Iterator<Item = Action> + '_ {
+        self.actions.drain(..)
+    }
+
+    /// Whether [`Engine::shutdown`] was called.
+    pub fn is_shut_down(&self) -> bool {
+        self.shut_down
+    }
+
+    // ----- handlers --------------------------------------------------------------------------
+
+    /// Registers a handler. Fails with [`Error::HandlerExists`] if the ID is taken,
+    /// [`Error::ItemExists`] if an item ID repeats, [`Error::InvalidConfig`] for a session
+    /// limit of zero, and [`Error::ShutDown`] after shutdown.
+    pub fn register_handler(&mut self, spec: HandlerSpec) -> Result<(), Error> {
+        if self.shut_down {
+            return Err(Error::ShutDown);
+        }
+        if self.by_id.contains_key(&spec.id) {
+            return Err(Error::HandlerExists(spec.id));
+        }
+        if spec.max_concurrent_sessions == Some(0) {
+            return Err(Error::InvalidConfig(
+                "max_concurrent_sessions must be at least 1",
+            ));
+        }
+        check_unique_items(&spec.id, &spec.items)?;
+        let mut handler = Handler {
+            id: spec.id.clone(),
+            capabilities: spec.capabilities,
+            policies: spec.policies,
+            active: spec.active,
+            enabled: spec.enabled,
+            connected: spec.connected,
+            session_limit: 1,
+            requested_limit: spec.max_concurrent_sessions,
+            removed: false,
+            items: Vec::with_capacity(spec.items.len()),
+            index: IdMap::default(),
+            pending: Default::default(),
+            startable: 0,
+            running: SmallVec::new(),
+        };
+        handler.session_limit = self.session_limit(&handler);
+        for item in spec.items {
+            let idx = handler.items.len() as ItemIdx;
+            handler.index.insert(item.id.clone(), idx);
+            handler.items.push(ItemSlot::new(
+                item.id,
+                item.capabilities,
+                item.policies,
+                item.enabled,
+            ));
+        }
+        let key = self.next_handler;
+        self.next_handler += 1;
+        self.by_id.insert(spec.id, key);
+        self.handlers.insert(key, handler);
+        Ok(())
+    }
+
+    fn session_limit(&self, h: &Handler) -> usize {
+        if h.capabilities
+            .contains(HandlerCapabilities::SUPPORTS_CONCURRENT_SESSIONS)
+        {
+            h.requested_limit
+                .unwrap_or(self.config.default_concurrent_sessions)
+        } else {
+            1
+        }
+    }
+
+    fn key(&self, id: &HandlerId) -> Result<u64, Error> {
+        self.by_id
+            .get(id)
+            .copied()
+            .ok_or_else(|| Error::UnknownHandler(id.clone()))
+    }
+
+    fn live(&self, id: &HandlerId) -> Result<(u64, &Handler), Error> {
+        let key = self.key(id)?;
+        Ok((key, &self.handlers[&key]))
+    }
+
+    fn writable(&self, id: &HandlerId) -> Result<u64, Error> {
+        if self.shut_down {
+            return Err(Error::ShutDown);
+        }
+        self.key(id)
+    }
+
+    /// Unregisters a handler. Its pending requests get `Canceled` for their pending items;
+    /// sessions already running finish normally, and their requests get results as usual.
+    pub fn remove_handler(&mut self, id: &HandlerId) -> Result<Changed, Error> {
+        let key = self.writable(id)?;
+        let canceled_pending = self.cancel_pending(key, |_| true);
+        self.by_id.remove(id);
+        if let Some(h) = self.handlers.get_mut(&key) {
+            h.removed = true;
+        }
+        self.drop_if_retired(key);
+        self.schedule();
+        Ok(Changed {
+            changed: true,
+            canceled_pending,
+        })
+    }
+
+    /// Activates or deactivates a handler. `PREVENT_ACTIVATE`/`PREVENT_DEACTIVATE` refuse the
+    /// call (even when it would change nothing). Deactivating cancels the handler's pending
+    /// requests, as disabling does: an inactive handler never starts a session.
+    pub fn set_handler_active(&mut self, id: &HandlerId, active: bool) -> Result<Changed, Error> {
+        let policy = if active {
+            HandlerPolicies::PREVENT_ACTIVATE
+        } else {
+            HandlerPolicies::PREVENT_DEACTIVATE
+        };
+        self.set_handler_flag(id, policy, active, |h| &mut h.active)
+    }
+
+    /// Enables or disables a handler. `PREVENT_ENABLE`/`PREVENT_DISABLE` refuse the call.
+    /// Disabling cancels the handler's pending requests; running sessions finish normally.
+    pub fn set_handler_enabled(&mut self, id: &HandlerId, enabled: bool) -> Result<Changed, Error> {
+        let policy = if enabled {
+            HandlerPolicies::PREVENT_ENABLE
+        } else {
+            HandlerPolicies::PREVENT_DISABLE
+        };
+        self.set_handler_flag(id, policy, enabled, |h| &mut h.enabled)
+    }
+
+    fn set_handler_flag(
+        &mut self,
+        id: &HandlerId,
+        policy: HandlerPolicies,
+        on: bool,
+        field: impl Fn(&mut Handler) -> &mut bool,
+    ) -> Result<Changed, Error> {
+        let key = self.writable(id)?;
+        let h = self.handlers.get_mut(&key).ok_or(Error::ShutDown)?;
+        if h.policies.contains(policy) {
+            return Err(denied(Denied::HandlerPolicy(policy)));
+        }
+        let slot = field(h);
+        let changed = *slot != on;
+        *slot = on;
+        let canceled_pending = if on {
+            0
+        } else {
+            self.cancel_pending(key, |_| true)
+        };
+        self.schedule();
+        Ok(Changed {
+            changed,
+            canceled_pending,
+        })
+    }
+
+    /// Records whether the handler can reach what it syncs with. Requests accepted while it is
+    /// disconnected complete at once as `Disconnected`; what is already queued stays queued.
+    pub fn set_handler_connected(
+        &mut self,
+        id: &HandlerId,
+        connected: bool,
+    ) -> Result<Changed, Error> {
+        let key = self.writable(id)?;
+        let h = self.handlers.get_mut(&key).ok_or(Error::ShutDown)?;
+        let changed = h.connected != connected;
+        h.connected = connected;
+        Ok(Changed {
+            changed,
+            canceled_pending: 0,
+        })
+    }
+
+    /// Enables or disables one item. The item's `PREVENT_ENABLE`/`PREVENT_DISABLE` refuse the
+    /// call. Disabling cancels its pending entry; a running session keeps it to the end.
+    pub fn set_item_enabled(
+        &mut self,
+        handler: &HandlerId,
+        item: &ItemId,
+        enabled: bool,
+    ) -> Result<Changed, Error> {
+        let key = self.writable(handler)?;
+        let h = self.handlers.get_mut(&key).ok_or(Error::ShutDown)?;
+        let idx = h.find(item).ok_or_else(|| unknown_item(handler, item))?;
+        let policy = if enabled {
+            ItemPolicies::PREVENT_ENABLE
+        } else {
+            ItemPolicies::PREVENT_DISABLE
+        };
+        let slot = h.slot_mut(idx);
+        if slot.policies.contains(policy) {
+            return Err(denied(Denied::ItemPolicy {
+                item: item.clone(),
+                policy,
+            }));
+        }
+        let changed = slot.enabled != enabled;
+        slot.enabled = enabled;
+        let canceled_pending = if enabled {
+            0
+        } else {
+            self.cancel_pending(key, |s| s.id == *item)
+        };
+        Ok(Changed {
+            changed,
+            canceled_pending,
+        })
+    }
+
+    /// Re-reads a handler's capabilities, policies and items (`update_handler`). Items no
+    /// longer listed are removed and items now disabled lose their pending entries: their
+    /// waiting requests record `Canceled`. Running sessions finish normally.
+    pub fn update_handler(
+        &mut self,
+        id: &HandlerId,
+        capabilities: HandlerCapabilities,
+        policies: HandlerPolicies,
+        items: Vec<ItemSpec>,
+    ) -> Result<Changed, Error> {
+        let key = self.writable(id)?;
+        check_unique_items(id, &items)?;
+        let h = self.handlers.get_mut(&key).ok_or(Error::ShutDown)?;
+        let mut changed = h.capabilities != capabilities || h.policies != policies;
+        h.capabilities = capabilities;
+        h.policies = policies;
+        let listed: HashSet<&ItemId> = items.iter().map(|s| &s.id).collect();
+        for slot in h.items.iter_mut() {
+            if !slot.removed && !listed.contains(&slot.id) {
+                slot.removed = true;
+                changed = true;
+            }
+        }
+        for spec in &items {
+            changed |= upsert(h, spec) != UpdateReason::Changed || slot_differs(h, spec);
+            apply_spec(h, spec);
+        }
+        let limit = self.session_limit(&self.handlers[&key]);
+        if let Some(h) = self.handlers.get_mut(&key) {
+            h.session_limit = limit;
+        }
+        let canceled_pending = self.cancel_pending(key, |s| !s.live_and_enabled());
+        self.schedule();
+        Ok(Changed {
+            changed,
+            canceled_pending,
+        })
+    }
+
+    /// Adds an item to a handler or changes one (`update_item`); says which.
+    pub fn upsert_item(
+        &mut self,
+        handler: &HandlerId,
+        spec: ItemSpec,
+    ) -> Result<UpdateReason, Error> {
+        let key = self.writable(handler)?;
+        let h = self.handlers.get_mut(&key).ok_or(Error::ShutDown)?;
+        let reason = upsert(h, &spec);
+        apply_spec(h, &spec);
+        if !spec.enabled {
+            let _ = self.cancel_pending(key, |s| s.id == spec.id);
+        }
+        Ok(reason)
+    }
+
+    /// Removes one item from a handler. Its pending entry is canceled; a running session keeps
+    /// it to the end.
+    pub fn remove_item(&mut self, handler: &HandlerId, item: &ItemId) -> Result<Changed, Error> {
+        let key = self.writable(handler)?;
+        let h = self.handlers.get_mut(&key).ok_or(Error::ShutDown)?;
+        let idx = h.find(item).ok_or_else(|| unknown_item(handler, item))?;
+        h.slot_mut(idx).removed = true;
+        let canceled_pending = self.cancel_pending(key, |s| s.id == *item);
+        Ok(Changed {
+            changed: true,
+            canceled_pending,
+        })
+    }
+
+    // ----- requests --------------------------------------------------------------------------
+
+    /// Requests a sync of every enabled item of a handler (`StartHandlerSync`). Disabled
+    /// items, and items whose policy is `PREVENT_START_SYNC`, are left out; with none left
+    /// the request completes at once as `Succeeded` with no items.
+    pub fn start_handler_sync(
+        &mut self,
+        handler: &HandlerId,
+        flags: SyncControlFlags,
+    ) -> Result<Accepted, Error> {
+        self.accept(handler, None, flags)
+    }
+
+    /// Requests a sync of named items of a handler (`StartItemSync`). All-or-nothing: see
+    /// SPEC section 4 for the checks, made in this order: shutdown, unknown handler, empty
+    /// list, handler policy, handler inactive, handler disabled, then each item in turn
+    /// (unknown, `PREVENT_START_SYNC`, disabled). An item named twice is counted once.
+    pub fn start_item_sync(
+        &mut self,
+        handler: &HandlerId,
+        items: &[ItemId],
+        flags: SyncControlFlags,
+    ) -> Result<Accepted, Error> {
+        self.accept(handler, Some(items), flags)
+    }
+
+    /// Requests a sync of everything (`StartSyncAll`): one handler sync per active, enabled
+    /// handler without `PREVENT_START_SYNC` that has at least one item to sync, in
+    /// registration order.
+    pub fn start_sync_all(&mut self, flags: SyncControlFlags) -> Result<Vec<Accepted>, Error> {
+        if self.shut_down {
+            return Err(Error::ShutDown);
+        }
+        let covered: Vec<HandlerId> = self
+            .handlers
+            .values()
+            .filter(|h| {
+                !h.removed
+                    && h.active
+                    && h.enabled
+                    && !h.policies.contains(HandlerPolicies::PREVENT_START_SYNC)
+                    && h.items.iter().any(startable_by_handler_sync)
+            })
+            .map(|h| h.id.clone())
+            .collect();
+        covered
+            .iter()
+            .map(|id| self.accept(id, None, flags))
+            .collect()
+    }
+
+    fn accept(
+        &mut self,
+        handler: &HandlerId,
+        named: Option<&[ItemId]>,
+        flags: SyncControlFlags,
+    ) -> Result<Accepted, Error> {
+        if self.shut_down {
+            return Err(Error::ShutDown);
+        }
+        let (key, h) = self.live(handler)?;
+        let items = validate_start(handler, h, named)?;
+
+        let request = RequestId(self.next_request);
+        self.next_request += 1;
+        let mut req = Request {
+            handler_key: key,
+            items: SmallVec::with_capacity(items.len()),
+            remaining: 0,
+            errors: 0,
+            conflicts: 0,
+            disconnected: false,
+            sessions: SmallVec::new(),
+        };
+        let mut dispositions = SmallVec::with_capacity(items.len());
+        let h = self.handlers.get_mut(&key).ok_or(Error::ShutDown)?;
+        if !h.connected {
+            req.disconnected = true;
+            let mut seen = HashSet::with_capacity(items.len());
+            for &idx in items.iter().filter(|&&i| seen.insert(i)) {
+                req.items.push(RequestItem {
+                    item: idx,
+                    outcome: Some(Outcome::Disconnected),
+                });
+                dispositions.push(Disposition::Settled(Outcome::Disconnected));
+            }
+        } else {
+            let join = flags.contains(SyncControlFlags::IGNORE_IF_ALREADY_SYNCING);
+            for &idx in &items {
+                let waiter = Waiter {
+                    request,
+                    pos: req.items.len() as u32,
+                };
+                let slot = &mut h.items[idx as usize];
+                let running = match slot.running {
+                    Some((s, pos)) if join => self
+                        .sessions
+                        .get_mut(&s)
+                        .filter(|session| session.joinable(pos as usize))
+                        .map(|session| (s, session, pos)),
+                    _ => None,
+                };
+                let disposition = if let Some((s, session, pos)) = running {
+                    let sitem = &mut session.items[pos as usize];
+                    if is_last(&sitem.waiters, request) {
+                        continue;
+                    }
+                    sitem.waiters.push(waiter);
+                    if !req.sessions.contains(&s) {
+                        req.sessions.push(s);
+                        session.served.push(request);
+                    }
+                    Disposition::Joined(s)
+                } else if let Some(entry) = h.pending.get_mut(slot.pending) {
+                    if is_last(&entry.waiters, request) {
+                        continue;
+                    }
+                    entry.waiters.push(waiter);
+                    Disposition::Merged
+                } else {
+                    slot.pending = h.pending.push(idx, request.0, waiter);
+                    if slot.running.is_none() {
+                        h.startable += 1;
+                    }
+                    Disposition::Queued
+                };
+                req.items.push(RequestItem {
+                    item: idx,
+                    outcome: None,
+                });
+                req.remaining += 1;
+                dispositions.push(disposition);
+            }
+        }
+        let requested = named.map_or(items.len(), <[ItemId]>::len);
+        let duplicates = requested - req.items.len();
+        let completed = req.remaining == 0;
+        self.requests.insert(request, req);
+        if completed {
+            self.complete(request);
+        } else {
+            self.schedule();
+        }
+        Ok(Accepted {
+            request,
+            handler: handler.clone(),
+            dispositions,
+            duplicates,
+            completed,
+        })
+    }
+
+    /// Withdraws one request's interest (a Rust addition, SPEC section 7). Items other
+    /// requests still wait for keep going; items nobody else wants leave the pending set, or
+    /// get a `CancelItem` if running. The request completes now: items that already reached
+    /// a terminal state keep it, every other item is `Canceled`.
+    pub fn cancel_request(&mut self, request: RequestId) -> Result<Withdrawn, Error> {
+        if request.0 == 0 || request.0 >= self.next_request {
+            return Err(Error::UnknownRequest(request));
+        }
+        let Some(req) = self.requests.get(&request) else {
+            return Ok(Withdrawn::AlreadyComplete);
+        };
+        let key = req.handler_key;
+        let open: Vec<(usize, ItemIdx)> = req
+            .items
+            .iter()
+            .enumerate()
+            .filter(|(_, ri)| ri.outcome.is_none())
+            .map(|(pos, ri)| (pos, ri.item))
+            .collect();
+        let mut settled = Vec::with_capacity(open.len());
+        if let Some(h) = self.handlers.get_mut(&key) {
+            for (pos, idx) in open {
+                let slot = &mut h.items[idx as usize];
+                let mut outcome = Outcome::Canceled;
+                if let Some(entry) = h.pending.get_mut(slot.pending)
+                    && remove_waiter(&mut entry.waiters, request)
+                {
+                    if entry.waiters.is_empty() {
+                        let _ = h.pending.remove(slot.pending);
+                        slot.pending = NOT_PENDING;
+                        if slot.running.is_none() {
+                            h.startable -= 1;
+                        }
+                    }
+                } else if let Some((s, spos)) = slot.running
+                    && let Some(session) = self.sessions.get_mut(&s)
+                {
+                    let sitem = &mut session.items[spos as usize];
+                    if remove_waiter(&mut sitem.waiters, request) {
+                        outcome = sitem.terminal.unwrap_or(Outcome::Canceled);
+                        if sitem.waiters.is_empty()
+                            && sitem.terminal.is_none()
+                            && !sitem.cancel
+                            && !session.cancel_all
+                        {
+                            sitem.cancel = true;
+                            self.actions.push_back(Action::Cancel {
+                                session: s,
+                                request: CancelRequest::CancelItem,
+                                item: Some(slot.id.clone()),
+                            });
+                        }
+                    }
+                }
+                settled.push((pos, outcome));
+            }
+        }
+        if let Some(req) = self.requests.get_mut(&request) {
+            for (pos, outcome) in settled {
+                req.items[pos].outcome = Some(outcome);
+            }
+            req.remaining = 0;
+            for s in req.sessions.clone() {
+                if let Some(session) = self.sessions.get_mut(&s) {
+                    session.served.retain(|r| *r != request);
+                }
+            }
+        }
+        self.complete(request);
+        Ok(Withdrawn::Withdrawn)
+    }
+
+    // ----- stopping --------------------------------------------------------------------------
+
+    /// Stops a handler's syncs (`StopHandlerSync`): its pending items leave the queue
+    /// (`Canceled`), its running sessions get `CancelAll`. Items with the item policy
+    /// `PREVENT_STOP_SYNC` are left alone (a session holding one gets `CancelItem` for each
+    /// other item instead); the handler policy `PREVENT_STOP_SYNC` refuses the call.
+    pub fn stop_handler_sync(&mut self, handler: &HandlerId) -> Result<Stopped, Error> {
+        let (key, h) = self.live(handler)?;
+        if h.policies.contains(HandlerPolicies::PREVENT_STOP_SYNC) {
+            return Err(denied(Denied::HandlerPolicy(
+                HandlerPolicies::PREVENT_STOP_SYNC,
+            )));
+        }
+        Ok(self.stop(key, None))
+    }
+
+    /// Stops named items (`StopItemSync`). All-or-nothing: an unknown item is
+    /// [`Error::UnknownItem`]; the handler's or any named item's `PREVENT_STOP_SYNC` refuses
+    /// the whole call. Items neither pending nor running are left as they are.
+    pub fn stop_item_sync(
+        &mut self,
+        handler: &HandlerId,
+        items: &[ItemId],
+    ) -> Result<Stopped, Error> {
+        let (key, h) = self.live(handler)?;
+        if items.is_empty() {
+            return Err(Error::EmptyItemList);
+        }
+        if h.policies.contains(HandlerPolicies::PREVENT_STOP_SYNC) {
+            return Err(denied(Denied::HandlerPolicy(
+                HandlerPolicies::PREVENT_STOP_SYNC,
+            )));
+        }
+        let mut named = Vec::with_capacity(items.len());
+        for id in items {
+            let idx = h.find(id).ok_or_else(|| unknown_item(handler, id))?;
+            if h.slot(idx)
+                .policies
+                .contains(ItemPolicies::PREVENT_STOP_SYNC)
+            {
+                return Err(denied(Denied::ItemPolicy {
+                    item: id.clone(),
+                    policy: ItemPolicies::PREVENT_STOP_SYNC,
+                }));
+            }
+            named.push(idx);
+        }
+        named.sort_unstable();
+        Ok(self.stop(key, Some(&named)))
+    }
+
+    /// Stops everything that may be stopped (`StopSyncAll`): every handler without
+    /// `PREVENT_STOP_SYNC`, as [`Engine::stop_handler_sync`] does. Never fails.
+    pub fn stop_sync_all(&mut self) -> Stopped {
+        let keys: Vec<u64> = self
+            .handlers
+            .iter()
+            .filter(|(_, h)| !h.removed && !h.policies.contains(HandlerPolicies::PREVENT_STOP_SYNC))
+            .map(|(k, _)| *k)
+            .collect();
+        let mut total = Stopped::default();
+        for key in keys {
+            let s = self.stop(key, None);
+            total.canceled_pending += s.canceled_pending;
+            total.cancel_requests += s.cancel_requests;
+        }
+        total
+    }
+
+    /// Stops the items of `named` (sorted), or all stoppable items of the handler.
+    fn stop(&mut self, key: u64, named: Option<&[ItemIdx]>) -> Stopped {
+        let Some(h) = self.handlers.get(&key) else {
+            return Stopped::default();
+        };
+        let stoppable = |idx: ItemIdx, slot: &ItemSlot| match named {
+            Some(named) => named.binary_search(&idx).is_ok(),
+            None => !slot.policies.contains(ItemPolicies::PREVENT_STOP_SYNC),
+        };
+        let mut cancels = Vec::new();
+        for &s in &h.running {
+            let Some(session) = self.sessions.get(&s) else {
+                continue;
+            };
+            let hit: Vec<usize> = session
+                .items
+                .iter()
+                .enumerate()
+                .filter(|(_, si)| stoppable(si.item, h.slot(si.item)))
+                .map(|(pos, _)| pos)
+                .collect();
+            if named.is_none() && hit.len() == session.items.len() {
+                if !session.cancel_all {
+                    cancels.push((s, None));
+                }
+            } else {
+                cancels.extend(
+                    hit.into_iter()
+                        .filter(|&pos| {
+                            let si = &session.items[pos];
+                            !session.cancel_all && !si.cancel && si.terminal.is_none()
+                        })
+                        .map(|pos| (s, Some(pos))),
+                );
+            }
+        }
+        let cancel_requests = cancels.len();
+        for (s, pos) in cancels {
+            self.request_cancel(s, pos);
+        }
+        let canceled_pending = match named {
+            Some(named) => self.cancel_pending_items(key, named),
+            None => self.cancel_pending(key, |slot| {
+                !slot.policies.contains(ItemPolicies::PREVENT_STOP_SYNC)
+            }),
+        };
+        Stopped {
+            canceled_pending,
+            cancel_requests,
+        }
+    }
+
+    fn request_cancel(&mut self, s: SessionId, pos: Option<usize>) {
+        let Some(session) = self.sessions.get_mut(&s) else {
+            return;
+        };
+        let (request, item) = match pos {
+            None => {
+                session.cancel_all = true;
+                (CancelRequest::CancelAll, None)
+            }
+            Some(pos) => {
+                session.items[pos].cancel = true;
+                let idx = session.items[pos].item;
+                let id = self
+                    .handlers
+                    .get(&session.handler_key)
+                    .map(|h| h.slot(idx).id.clone());
+                (CancelRequest::CancelItem, id)
+            }
+        };
+        self.actions.push_back(Action::Cancel {
+            session: s,
+            request,
+            item,
+        });
+    }
+
+    /// Stops accepting requests and state changes, cancels everything pending, and sends
+    /// `CancelAll` to every running session. Session inputs keep working so the sessions can
+    /// end; once they have, every result has been delivered.
+    pub fn shutdown(&mut self) -> Stopped {
+        self.shut_down = true;
+        let keys: Vec<u64> = self.handlers.keys().copied().collect();
+        let canceled_pending = keys
+            .into_iter()
+            .map(|k| self.cancel_pending(k, |_| true))
+            .sum();
+        let running: Vec<SessionId> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| !s.cancel_all)
+            .map(|(id, _)| *id)
+            .collect();
+        let cancel_requests = running.len();
+        for s in running {
+            self.request_cancel(s, None);
+        }
+        Stopped {
+            canceled_pending,
+            cancel_requests,
+        }
+    }
+
+    // ----- sessions --------------------------------------------------------------------------
+
+    fn session(&self, id: SessionId) -> Result<&Session, Error> {
+        self.sessions.get(&id).ok_or(Error::UnknownSession(id))
+    }
+
+    /// The index in session `id` of an item it holds.
+    fn position(&self, id: SessionId, item: &ItemId) -> Result<usize, Error> {
+        let session = self.session(id)?;
+        let h = &self.handlers[&session.handler_key];
+        h.index
+            .get(item)
+            .and_then(|&idx| match h.slot(idx).running {
+                Some((s, pos)) if s == id => Some(pos as usize),
+                _ => None,
+            })
+            .ok_or_else(|| Error::ItemNotInSession(item.clone()))
+    }
+
+    /// Records that the shell started running the session. Idempotent.
+    pub fn session_started(&mut self, id: SessionId) -> Result<(), Error> {
+        self.sessions
+            .get_mut(&id)
+            .ok_or(Error::UnknownSession(id))?
+            .started = true;
+        Ok(())
+    }
+
+    /// A progress report for one item (`ReportProgress`). Returns the cancel request pending
+    /// for it. Texts over `MAX_SYNCMGR_PROGRESSTEXT` and items not in the session are
+    /// refused. **Terminal rule:** after `Succeeded`, `Failed`, `Canceled` or `Disconnected`,
+    /// only `Failed` is accepted; anything else is [`Denied::TerminalState`] and marks the
+    /// item `Failed`. Steps are the shell's business; the engine keeps only the status.
+    pub fn report_progress(
+        &mut self,
+        id: SessionId,
+        item: &ItemId,
+        status: ProgressStatus,
+        text: &str,
+    ) -> Result<ProgressAck, Error> {
+        check_text(text, TextKind::Progress, MAX_SYNCMGR_PROGRESSTEXT)?;
+        let pos = self.position(id, item)?;
+        let session = self
+            .sessions
+            .get_mut(&id)
+            .ok_or(Error::UnknownSession(id))?;
+        let si = &mut session.items[pos];
+        if let Some(reached) = si.terminal {
+            si.terminal = Some(Outcome::Failed);
+            si.last = Some(ProgressStatus::Failed);
+            if status != ProgressStatus::Failed {
+                return Err(denied(Denied::TerminalState {
+                    item: item.clone(),
+                    reached,
+                    reported: status,
+                }));
+            }
+        } else {
+            si.last = Some(status);
+            si.terminal = Outcome::from_status(status);
+        }
+        let terminal = session.items[pos].terminal.is_some();
+        Ok(ProgressAck {
+            cancel: session.cancel_for(pos),
+            terminal,
+        })
+    }
+
+    /// Checks a handler-wide progress text (`SetHandlerProgressText`) and returns the
+    /// session's cancel request: `CancelAll` or `None`.
+    pub fn set_handler_progress_text(
+        &mut self,
+        id: SessionId,
+        text: &str,
+    ) -> Result<CancelRequest, Error> {
+        check_text(text, TextKind::Progress, MAX_SYNCMGR_PROGRESSTEXT)?;
+        Ok(if self.session(id)?.cancel_all {
+            CancelRequest::CancelAll
+        } else {
+            CancelRequest::None
+        })
+    }
+
+    /// Whether the session may go on with an item (`CanContinue`), or with anything at all
+    /// for `None`: false once a cancel for it, or for the whole session, was requested.
+    pub fn can_continue(&self, id: SessionId, item: Option<&ItemId>) -> Result<bool, Error> {
+        let session = self.session(id)?;
+        match item {
+            None => Ok(!session.cancel_all),
+            Some(item) => {
+                let pos = self.position(id, item)?;
+                Ok(session.cancel_for(pos) == CancelRequest::None)
+            }
+        }
+    }
+
+    /// Records an event reported by a session. `Error`-level events count towards the
+    /// `errors` of every request the session serves for that item, or of every request the
+    /// session serves when `item` is `None`. An item of the handler that is not in the
+    /// session counts for no request; an item the handler does not own is refused.
+    pub fn report_event(
+        &mut self,
+        id: SessionId,
+        item: Option<&ItemId>,
+        level: EventLevel,
+    ) -> Result<(), Error> {
+        let targets = self.event_targets(id, item)?;
+        if level == EventLevel::Error {
+            for r in targets {
+                if let Some(req) = self.requests.get_mut(&r) {
+                    req.errors += 1;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Records a conflict reported by a session, counted like an `Error` event into the
+    /// `conflicts` of the requests it concerns.
+    pub fn report_conflict(&mut self, id: SessionId, item: Option<&ItemId>) -> Result<(), Error> {
+        for r in self.event_targets(id, item)? {
+            if let Some(req) = self.requests.get_mut(&r) {
+                req.conflicts += 1;
+            }
+        }
+        Ok(())
+    }
+
+    fn event_targets(&self, id: SessionId, item: Option<&ItemId>) -> Result<Vec<RequestId>, Error> {
+        let session = self.session(id)?;
+        let Some(item) = item else {
+            return Ok(session.served.clone());
+        };
+        let h = &self.handlers[&session.handler_key];
+        if !h.index.contains_key(item) {
+            return Err(unknown_item(&h.id, item));
+        }
+        Ok(match self.position(id, item) {
+            Ok(pos) => session.items[pos]
+                .waiters
+                .iter()
+                .map(|w| w.request)
+                .collect(),
+            Err(_) => Vec::new(),
+        })
+    }
+
+    /// Marks the session as started by hand (`ReportManualSync`).
+    pub fn report_manual_sync(&mut self, id: SessionId) -> Result<(), Error> {
+        self.sessions
+            .get_mut(&id)
+            .ok_or(Error::UnknownSession(id))?
+            .manual = true;
+        Ok(())
+    }
+
+    /// What the session's handler has pending (`QueryForAdditionalItems`).
+    pub fn query_for_additional_items(&self, id: SessionId) -> Result<AdditionalItems, Error> {
+        let session = self.session(id)?;
+        let h = &self.handlers[&session.handler_key];
+        let mut out = AdditionalItems::default();
+        let mut seen = HashSet::new();
+        for (_, entry) in h.pending.iter() {
+            let slot = h.slot(entry.item);
+            if slot.running.is_some() {
+                continue;
+            }
+            out.items.push(slot.id.clone());
+            out.requests.extend(
+                entry
+                    .waiters
+                    .iter()
+                    .map(|w| w.request)
+                    .filter(|r| seen.insert(*r)),
+            );
+        }
+        out.requests.sort_unstable();
+        Ok(out)
+    }
+
+    /// Pulls a pending item into the running session (`AddItemToSession`): the requests
+    /// waiting on it take its outcome from this session. Returns how many requests that is.
+    pub fn add_item_to_session(&mut self, id: SessionId, item: &ItemId) -> Result<usize, Error> {
+        let session = self
+            .sessions
+            .get_mut(&id)
+            .ok_or(Error::UnknownSession(id))?;
+        let h = self
+            .handlers
+            .get_mut(&session.handler_key)
+            .ok_or(Error::UnknownSession(id))?;
+        let idx = h.find(item).ok_or_else(|| unknown_item(&h.id, item))?;
+        let slot = &mut h.items[idx as usize];
+        match slot.running {
+            Some((s, _)) if s == id => return Err(Error::ItemAlreadyInSession(item.clone())),
+            Some(_) => return Err(Error::ItemNotPending(item.clone())),
+            None => {}
+        }
+        let entry = h
+            .pending
+            .remove(slot.pending)
+            .ok_or_else(|| Error::ItemNotPending(item.clone()))?;
+        slot.pending = NOT_PENDING;
+        slot.running = Some((id, session.items.len() as u32));
+        h.startable -= 1;
+        let served = entry.waiters.len();
+        link(&mut self.requests, id, session, &entry.waiters);
+        session.items.push(SessionItem::new(idx, entry.waiters));
+        Ok(served)
+    }
+
+    /// Proposes an item discovered during the sync (`ProposeItem`). It is not an item of the
+    /// handler until committed. An ID the handler already has, or one already proposed, is
+    /// [`Error::ItemExists`].
+    pub fn propose_item(&mut self, id: SessionId, spec: ItemSpec) -> Result<(), Error> {
+        let session = self
+            .sessions
+            .get_mut(&id)
+            .ok_or(Error::UnknownSession(id))?;
+        let h = &self.handlers[&session.handler_key];
+        if h.find(&spec.id).is_some() || session.proposed.iter().any(|p| p.id == spec.id) {
+            return Err(Error::ItemExists {
+                handler: h.id.clone(),
+                item: spec.id,
+            });
+        }
+        session.proposed.push(spec);
+        Ok(())
+    }
+
+    /// Commits a proposed item (`CommitItem`): it becomes an item of the handler and part of
+    /// this session. An ID never proposed in this session is [`Error::ItemNotProposed`].
+    pub fn commit_item(&mut self, id: SessionId, item: &ItemId) -> Result<(), Error> {
+        let session = self
+            .sessions
+            .get_mut(&id)
+            .ok_or(Error::UnknownSession(id))?;
+        let at = session
+            .proposed
+            .iter()
+            .position(|p| p.id == *item)
+            .ok_or_else(|| Error::ItemNotProposed(item.clone()))?;
+        let h = self
+            .handlers
+            .get_mut(&session.handler_key)
+            .ok_or(Error::UnknownSession(id))?;
+        if h.find(item).is_some()
+            || h.index
+                .get(item)
+                .is_some_and(|&i| h.slot(i).running.is_some())
+        {
+            return Err(Error::ItemExists {
+                handler: h.id.clone(),
+                item: item.clone(),
+            });
+        }
+        let spec = session.proposed.remove(at);
+        let _ = upsert(h, &spec);
+        apply_spec(h, &spec);
+        let idx = h.index[item];
+        h.slot_mut(idx).running = Some((id, session.items.len() as u32));
+        session.items.push(SessionItem::new(idx, Waiters::new()));
+        Ok(())
+    }
+
+    /// Ends a session (`synchronize` returned, failed or was abandoned). Every item without a
+    /// terminal report gets one: `Canceled` if a cancel was requested for it, else `Failed`.
+    /// Requests whose items all have outcomes get their results; then the handler may start
+    /// its next session.
+    pub fn session_finished(
+        &mut self,
+        id: SessionId,
+        _end: SessionEnd,
+    ) -> Result<SessionEnded, Error> {
+        let session = self.sessions.remove(&id).ok_or(Error::UnknownSession(id))?;
+        let key = session.handler_key;
+        let mut outcomes = Vec::with_capacity(session.items.len());
+        let mut settled = Vec::with_capacity(session.items.len());
+        if let Some(h) = self.handlers.get_mut(&key) {
+            for si in session.items {
+                let outcome = si.terminal.unwrap_or(if session.cancel_all || si.cancel {
+                    Outcome::Canceled
+                } else {
+                    Outcome::Failed
+                });
+                let slot = &mut h.items[si.item as usize];
+                slot.running = None;
+                if slot.pending != NOT_PENDING {
+                    h.startable += 1;
+                }
+                outcomes.push((slot.id.clone(), outcome));
+                settled.push((si.waiters, outcome));
+            }
+            h.running.retain(|s| *s != id);
+        }
+        for (waiters, outcome) in settled {
+            self.settle(&waiters, outcome);
+        }
+        self.drop_if_retired(key);
+        self.schedule();
+        Ok(SessionEnded {
+            session: id,
+            handler: session.handler,
+            outcomes,
+        })
+    }
+
+    // ----- internals -------------------------------------------------------------------------
+
+    /// Starts sessions while the global limit allows, oldest waiting handler first.
+    fn schedule(&mut self) {
+        if self.shut_down {
+            return;
+        }
+        while self.sessions.len() < self.config.max_sessions {
+            let next = self
+                .handlers
+                .iter()
+                .filter(|(_, h)| h.can_start())
+                .min_by_key(|(key, h)| (h.pending.oldest_seq(), **key))
+                .map(|(key, _)| *key);
+            match next {
+                Some(key) => self.start_session(key),
+                None => break,
+            }
+        }
+    }
+
+    fn start_session(&mut self, key: u64) {
+        let Some(h) = self.handlers.get_mut(&key) else {
+            return;
+        };
+        let id = SessionId(self.next_session);
+        self.next_session += 1;
+        let items = &mut h.items;
+        // Items another session holds stay queued for the session after it.
+        let taken = h.pending.retain_or_take(|entry, at| {
+            let slot = &mut items[entry.item as usize];
+            if slot.running.is_some() {
+                slot.pending = at;
+                true
+            } else {
+                slot.pending = NOT_PENDING;
+                false
+            }
+        });
+        h.startable = 0;
+        h.running.push(id);
+        let mut session = Session {
+            handler: h.id.clone(),
+            handler_key: key,
+            started: false,
+            manual: false,
+            cancel_all: false,
+            items: Vec::with_capacity(taken.len()),
+            served: Vec::new(),
+            proposed: Vec::new(),
+        };
+        let mut ids = Vec::with_capacity(taken.len());
+        for entry in taken {
+            let slot = &mut h.items[entry.item as usize];
+            slot.running = Some((id, session.items.len() as u32));
+            ids.push(slot.id.clone());
+            link(&mut self.requests, id, &mut session, &entry.waiters);
+            session
+                .items
+                .push(SessionItem::new(entry.item, entry.waiters));
+        }
+        self.actions.push_back(Action::StartSession {
+            session: id,
+            handler: h.id.clone(),
+            items: ids,
+        });
+        self.sessions.insert(id, session);
+    }
+
+    /// Removes the pending entries of the handler whose item matches, settling their waiters
+    /// as `Canceled`. Returns how many entries went.
+    fn cancel_pending(&mut self, key: u64, matches: impl Fn(&ItemSlot) -> bool) -> usize {
+        let Some(h) = self.handlers.get(&key) else {
+            return 0;
+        };
+        let hit: Vec<ItemIdx> = h
+            .pending
+            .iter()
+            .map(|(_, e)| e.item)
+            .filter(|&i| matches(h.slot(i)))
+            .collect();
+        self.cancel_pending_items(key, &hit)
+    }
+
+    fn cancel_pending_items(&mut self, key: u64, items: &[ItemIdx]) -> usize {
+        let Some(h) = self.handlers.get_mut(&key) else {
+            return 0;
+        };
+        let mut settled = Vec::new();
+        for &idx in items {
+            let slot = &mut h.items[idx as usize];
+            if let Some(entry) = h.pending.remove(slot.pending) {
+                slot.pending = NOT_PENDING;
+                if slot.running.is_none() {
+                    h.startable -= 1;
+                }
+                settled.push(entry.waiters);
+            }
+        }
+        let count = settled.len();
+        for waiters in settled {
+            self.settle(&waiters, Outcome::Canceled);
+        }
+        count
+    }
+
+    /// Records an item's outcome for the requests waiting on it; completes those that are done.
+    fn settle(&mut self, waiters: &[Waiter], outcome: Outcome) {
+        for w in waiters {
+            let Some(req) = self.requests.get_mut(&w.request) else {
+                continue;
+            };
+            let ri = &mut req.items[w.pos as usize];
+            if ri.outcome.is_none() {
+                ri.outcome = Some(outcome);
+                req.remaining -= 1;
+                if req.remaining == 0 {
+                    self.complete(w.request);
+                }
+            }
+        }
+    }
+
+    /// Delivers the result of a request whose items all have outcomes.
+    fn complete(&mut self, request: RequestId) {
+        let Some(req) = self.requests.remove(&request) else {
+            return;
+        };
+        let Some(h) = self.handlers.get(&req.handler_key) else {
+            debug_assert!(false, "an open request outlived its handler record");
+            return;
+        };
+        let items: Vec<(ItemId, Outcome)> = req
+            .items
+            .iter()
+            .map(|ri| {
+                (
+                    h.slot(ri.item).id.clone(),
+                    ri.outcome.unwrap_or(Outcome::Canceled),
+                )
+            })
+            .collect();
+        let mut status = Outcome::aggregate(items.iter().map(|(_, o)| *o));
+        if req.disconnected {
+            status = status.max(Outcome::Disconnected);
+        }
+        self.actions.push_back(Action::Deliver(RequestResult {
+            request,
+            handler: h.id.clone(),
+            status,
+            errors: req.errors,
+            conflicts: req.conflicts,
+            items,
+        }));
+    }
+
+    /// Forgets a removed handler once its last session ended.
+    fn drop_if_retired(&mut self, key: u64) {
+        if self
+            .handlers
+            .get(&key)
+            .is_some_and(|h| h.removed && h.running.is_empty())
+        {
+            self.handlers.remove(&key);
+        }
+    }
+}
+
+/// The items of a start call, validated all-or-nothing, as indices into the handler's table.
+fn validate_start(
+    id: &HandlerId,
+    h: &Handler,
+    named: Option<&[ItemId]>,
+) -> Result<SmallVec<[ItemIdx; 16]>, Error> {
+    if named.is_some_and(<[ItemId]>::is_empty) {
+        return Err(Error::EmptyItemList);
+    }
+    if h.policies.contains(HandlerPolicies::PREVENT_START_SYNC) {
+        return Err(denied(Denied::HandlerPolicy(
+            HandlerPolicies::PREVENT_START_SYNC,
+        )));
+    }
+    if !h.active {
+        return Err(denied(Denied::HandlerInactive));
+    }
+    if !h.enabled {
+        return Err(denied(Denied::HandlerDisabled));
+    }
+    let Some(named) = named else {
+        return Ok((0..h.items.len() as ItemIdx)
+            .filter(|&i| startable_by_handler_sync(h.slot(i)))
+            .collect());
+    };
+    let mut items = SmallVec::with_capacity(named.len());
+    for item in named {
+        let idx = h.find(item).ok_or_else(|| unknown_item(id, item))?;
+        let slot = h.slot(idx);
+        if slot.policies.contains(ItemPolicies::PREVENT_START_SYNC) {
+            return Err(denied(Denied::ItemPolicy {
+                item: item.clone(),
+                policy: ItemPolicies::PREVENT_START_SYNC,
+            }));
+        }
+        if !slot.enabled {
+            return Err(denied(Denied::ItemDisabled(item.clone())));
+        }
+        items.push(idx);
+    }
+    Ok(items)
+}
+
+fn startable_by_handler_sync(slot: &ItemSlot) -> bool {
+    slot.live_and_enabled() && !slot.policies.contains(ItemPolicies::PREVENT_START_SYNC)
+}
+
+fn unknown_item(handler: &HandlerId, item: &ItemId) -> Error {
+    Error::UnknownItem {
+        handler: handler.clone(),
+        item: item.clone(),
+    }
+}
+
+fn check_unique_items(handler: &HandlerId, items: &[ItemSpec]) -> Result<(), Error> {
+    let mut seen = HashSet::with_capacity(items.len());
+    for spec in items {
+        if !seen.insert(&spec.id) {
+            return Err(Error::ItemExists {
+                handler: handler.clone(),
+                item: spec.id.clone(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Makes sure the handler has a live slot for the item; says whether it was added or known.
+fn upsert(h: &mut Handler, spec: &ItemSpec) -> UpdateReason {
+    match h.index.get(&spec.id) {
+        Some(&idx) if !h.slot(idx).removed => UpdateReason::Changed,
+        Some(&idx) => {
+            h.slot_mut(idx).removed = false;
+            UpdateReason::Added
+        }
+        None => {
+            let idx = h.items.len() as ItemIdx;
+            h.index.insert(spec.id.clone(), idx);
+            h.items.push(ItemSlot::new(
+                spec.id.clone(),
+                spec.capabilities,
+                spec.policies,
+                spec.enabled,
+            ));
+            UpdateReason::Added
+        }
+    }
+}
+
+fn slot_differs(h: &Handler, spec: &ItemSpec) -> bool {
+    h.index.get(&spec.id).is_some_and(|&i| {
+        let s = h.slot(i);
+        s.capabilities != spec.capabilities
+            || s.policies != spec.policies
+            || s.enabled != spec.enabled
+    })
+}
+
+fn apply_spec(h: &mut Handler, spec: &ItemSpec) {
+    if let Some(&idx) = h.index.get(&spec.id) {
+        let slot = h.slot_mut(idx);
+        slot.capabilities = spec.capabilities;
+        slot.policies = spec.policies;
+        slot.enabled = spec.enabled;
+    }
+}
+
+/// Whether `request` is the last waiter: a repeat of an item within one request, since a
+/// request's items are placed one after another.
+fn is_last(waiters: &Waiters, request: RequestId) -> bool {
+    waiters.last().is_some_and(|w| w.request == request)
+}
+
+fn remove_waiter(waiters: &mut Waiters, request: RequestId) -> bool {
+    match waiters.iter().position(|w| w.request == request) {
+        Some(at) => {
+            waiters.remove(at);
+            true
+        }
+        None => false,
+    }
+}
+
+/// Records that `session` serves the requests of `waiters`.
+fn link(
+    requests: &mut IdMap<RequestId, Request>,
+    id: SessionId,
+    session: &mut Session,
+    waiters: &[Waiter],
+) {
+    for w in waiters {
+        if let Some(req) = requests.get_mut(&w.request)
+            && !req.sessions.contains(&id)
+        {
+            req.sessions.push(id);
+            session.served.push(w.request);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

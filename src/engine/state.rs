@@ -1,0 +1,183 @@
+//! The engine's internal records: handlers with their item tables and pending sets, running
+//! sessions, open requests. Plain data; the rules live in `mod.rs`.
+
+use smallvec::SmallVec;
+
+use super::queue::{ItemIdx, PendingQueue, Waiters};
+use super::{RequestId, SessionId};
+use crate::flags::{
+    HandlerCapabilities, HandlerPolicies, ItemCapabilities, ItemPolicies, ProgressStatus,
+};
+use crate::id::{HandlerId, IdMap, ItemId};
+use crate::result::Outcome;
+
+/// "No pending entry" in [`ItemSlot::pending`].
+pub(crate) const NOT_PENDING: u32 = u32::MAX;
+
+#[derive(Debug)]
+pub(crate) struct ItemSlot {
+    pub id: ItemId,
+    pub capabilities: ItemCapabilities,
+    pub policies: ItemPolicies,
+    pub enabled: bool,
+    /// Removed by an update; the slot stays so indices held by requests stay valid, and a
+    /// later re-add revives it.
+    pub removed: bool,
+    /// Index of its entry in the handler's pending queue, or [`NOT_PENDING`].
+    pub pending: u32,
+    /// The running session that holds the item and the item's index in it. Per-item
+    /// non-reentrancy makes this at most one.
+    pub running: Option<(SessionId, u32)>,
+}
+
+impl ItemSlot {
+    pub fn new(
+        id: ItemId,
+        capabilities: ItemCapabilities,
+        policies: ItemPolicies,
+        enabled: bool,
+    ) -> Self {
+        ItemSlot {
+            id,
+            capabilities,
+            policies,
+            enabled,
+            removed: false,
+            pending: NOT_PENDING,
+            running: None,
+        }
+    }
+
+    /// Whether a sync may include the item.
+    pub fn live_and_enabled(&self) -> bool {
+        !self.removed && self.enabled
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct Handler {
+    pub id: HandlerId,
+    pub capabilities: HandlerCapabilities,
+    pub policies: HandlerPolicies,
+    pub active: bool,
+    pub enabled: bool,
+    pub connected: bool,
+    /// Sessions that may run at once: 1 unless the handler supports concurrent sessions.
+    pub session_limit: usize,
+    /// The limit asked for at registration, kept so an update can recompute `session_limit`.
+    pub requested_limit: Option<usize>,
+    /// Unregistered while sessions still ran; dropped when the last one ends.
+    pub removed: bool,
+    pub items: Vec<ItemSlot>,
+    pub index: IdMap<ItemId, ItemIdx>,
+    pub pending: PendingQueue,
+    /// Live pending entries whose item no running session holds: what a new session could take.
+    pub startable: usize,
+    pub running: SmallVec<[SessionId; 1]>,
+}
+
+impl Handler {
+    pub fn slot(&self, item: ItemIdx) -> &ItemSlot {
+        &self.items[item as usize]
+    }
+
+    pub fn slot_mut(&mut self, item: ItemIdx) -> &mut ItemSlot {
+        &mut self.items[item as usize]
+    }
+
+    /// The live item with this ID.
+    pub fn find(&self, id: &ItemId) -> Option<ItemIdx> {
+        self.index
+            .get(id)
+            .copied()
+            .filter(|&i| !self.items[i as usize].removed)
+    }
+
+    /// Whether the handler may start a session now, the global limit aside.
+    pub fn can_start(&self) -> bool {
+        !self.removed
+            && self.active
+            && self.enabled
+            && self.startable > 0
+            && self.running.len() < self.session_limit
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct SessionItem {
+    pub item: ItemIdx,
+    pub last: Option<ProgressStatus>,
+    pub terminal: Option<Outcome>,
+    pub cancel: bool,
+    pub waiters: Waiters,
+}
+
+impl SessionItem {
+    pub fn new(item: ItemIdx, waiters: Waiters) -> Self {
+        SessionItem {
+            item,
+            last: None,
+            terminal: None,
+            cancel: false,
+            waiters,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct Session {
+    pub handler: HandlerId,
+    /// Key of the handler record (the ID alone is ambiguous once a removed handler's ID is
+    /// registered again while its old sessions still run).
+    pub handler_key: u64,
+    pub started: bool,
+    pub manual: bool,
+    pub cancel_all: bool,
+    pub items: Vec<SessionItem>,
+    /// Requests this session serves, each once: they count handler-wide events.
+    pub served: Vec<RequestId>,
+    /// Items proposed with `propose_item` and not yet committed.
+    pub proposed: Vec<super::ItemSpec>,
+}
+
+impl Session {
+    /// The cancel request that applies to one item of the session.
+    pub fn cancel_for(&self, pos: usize) -> crate::flags::CancelRequest {
+        use crate::flags::CancelRequest;
+        if self.cancel_all {
+            CancelRequest::CancelAll
+        } else if self.items[pos].cancel {
+            CancelRequest::CancelItem
+        } else {
+            CancelRequest::None
+        }
+    }
+
+    /// Whether a new request with `IGNORE_IF_ALREADY_SYNCING` may join this item: it is
+    /// syncing, not finished, and nobody asked to cancel it.
+    pub fn joinable(&self, pos: usize) -> bool {
+        let item = &self.items[pos];
+        !self.cancel_all && !item.cancel && item.terminal.is_none()
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RequestItem {
+    pub item: ItemIdx,
+    pub outcome: Option<Outcome>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Request {
+    pub handler_key: u64,
+    pub items: SmallVec<[RequestItem; 4]>,
+    /// Items still without an outcome.
+    pub remaining: usize,
+    pub errors: u32,
+    pub conflicts: u32,
+    /// The handler was disconnected when the request came: the status is at least
+    /// `Disconnected` even with no items.
+    pub disconnected: bool,
+    /// Sessions that served the request.
+    pub sessions: SmallVec<[SessionId; 1]>,
+}

@@ -1,0 +1,311 @@
+//! The crate's error type and the HRESULT values it maps to.
+//!
+//! Every fallible call of the crate returns [`Error`]. Each variant says which calls return it
+//! and which HRESULT [`Error::hresult`] gives for it, so that code that speaks to Windows
+//! components, or logs in their terms, means the same thing by it.
+
+use crate::Outcome;
+use crate::engine::{RequestId, SessionId};
+use crate::flags::{HandlerPolicies, ItemPolicies, ProgressStatus};
+use crate::id::{HandlerId, IdError, ItemId};
+
+/// HRESULT values of the Windows SDK that this crate's errors and legacy codes map to.
+///
+/// They are `i32`, as `HRESULT` is on Windows: failure codes are negative.
+pub mod hresult {
+    /// `S_OK`: success.
+    pub const S_OK: i32 = 0;
+    /// `E_INVALIDARG` (0x80070057): an argument is invalid.
+    pub const E_INVALIDARG: i32 = 0x8007_0057_u32 as i32;
+    /// `E_ACCESSDENIED` (0x80070005): a policy or state forbids the call.
+    pub const E_ACCESSDENIED: i32 = 0x8007_0005_u32 as i32;
+    /// `E_UNEXPECTED` (0x8000FFFF): the call came at a time it cannot be served (after shutdown).
+    pub const E_UNEXPECTED: i32 = 0x8000_FFFF_u32 as i32;
+    /// `E_FAIL` (0x80004005): unspecified failure.
+    pub const E_FAIL: i32 = 0x8000_4005_u32 as i32;
+    /// `E_OUTOFMEMORY` (0x8007000E).
+    pub const E_OUTOFMEMORY: i32 = 0x8007_000E_u32 as i32;
+    /// `CLASS_E_CLASSNOTAVAILABLE` (0x80040111): the handler is not registered.
+    pub const CLASS_E_CLASSNOTAVAILABLE: i32 = 0x8004_0111_u32 as i32;
+    /// `E_NOTIMPL` (0x80004001): the handler does not implement the call.
+    pub const E_NOTIMPL: i32 = 0x8000_4001_u32 as i32;
+    /// `S_SYNCMGR_MISSINGITEMS` (0x00040201), a legacy success code.
+    pub const S_SYNCMGR_MISSINGITEMS: i32 = 0x0004_0201;
+    /// `S_SYNCMGR_RETRYSYNC` (0x00040202), a legacy success code.
+    pub const S_SYNCMGR_RETRYSYNC: i32 = 0x0004_0202;
+    /// `S_SYNCMGR_CANCELITEM` (0x00040203), a legacy success code: cancel this item.
+    pub const S_SYNCMGR_CANCELITEM: i32 = 0x0004_0203;
+    /// `S_SYNCMGR_CANCELALL` (0x00040204), a legacy success code: cancel the whole sync.
+    pub const S_SYNCMGR_CANCELALL: i32 = 0x0004_0204;
+}
+
+/// Why a call was refused with [`Error::AccessDenied`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Denied {
+    /// The handler's policies forbid the call; the field names the policy bit that did.
+    HandlerPolicy(HandlerPolicies),
+    /// The item's policies forbid the call; the fields name the item and the policy bit.
+    ItemPolicy {
+        /// The item whose policy forbids the call.
+        item: ItemId,
+        /// The policy bit that forbids it.
+        policy: ItemPolicies,
+    },
+    /// The handler is not active.
+    HandlerInactive,
+    /// The handler is disabled.
+    HandlerDisabled,
+    /// A named item is disabled.
+    ItemDisabled(ItemId),
+    /// The item already reached a terminal state in this session; only `Failed` is still
+    /// accepted, so the item is now marked `Failed` (SPEC section 6, the terminal rule).
+    TerminalState {
+        /// The item.
+        item: ItemId,
+        /// The terminal outcome it had reached.
+        reached: Outcome,
+        /// The status that was refused.
+        reported: ProgressStatus,
+    },
+}
+
+impl std::fmt::Display for Denied {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Denied::HandlerPolicy(p) => write!(f, "the handler's policy {p:?} forbids it"),
+            Denied::ItemPolicy { item, policy } => {
+                write!(f, "item `{item}` has policy {policy:?}")
+            }
+            Denied::HandlerInactive => f.write_str("the handler is not active"),
+            Denied::HandlerDisabled => f.write_str("the handler is disabled"),
+            Denied::ItemDisabled(item) => write!(f, "item `{item}` is disabled"),
+            Denied::TerminalState {
+                item,
+                reached,
+                reported,
+            } => write!(
+                f,
+                "item `{item}` already reached {reached:?}; {reported:?} is refused and the item is now Failed"
+            ),
+        }
+    }
+}
+
+/// Which text a [`Error::TextTooLong`] is about, and so which limit applies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TextKind {
+    /// A progress or status text: `MAX_SYNCMGR_PROGRESSTEXT`.
+    Progress,
+    /// A display name: `MAX_SYNCMGR_NAME`.
+    Name,
+}
+
+/// The error of every fallible call in `syncmgr`.
+///
+/// Each variant documents the calls that return it and the HRESULT that [`Error::hresult`]
+/// maps it to. A call that returns an error has changed nothing, with the one exception the
+/// SPEC requires: [`Denied::TerminalState`] marks the item `Failed`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An ID's text broke a rule (empty, NUL, too long). Returned by `HandlerId::new`,
+    /// `ItemId::new` and every call that takes ID text. `E_INVALIDARG`.
+    #[error(transparent)]
+    InvalidId(#[from] IdError),
+
+    /// A raw flags value had bits outside the type's valid mask. Returned by each flags type's
+    /// `from_raw`. `E_INVALIDARG`.
+    #[error("{type_name}: unknown bits {unknown:#x} in {bits:#x}")]
+    UnknownFlags {
+        /// The flags type, for example `"SyncControlFlags"`.
+        type_name: &'static str,
+        /// The whole rejected value.
+        bits: u32,
+        /// The bits that are not defined for the type.
+        unknown: u32,
+    },
+
+    /// A raw value is not one of an enum's defined values. Returned by each enum's
+    /// `from_raw`/`TryFrom<u32>`. `E_INVALIDARG`.
+    #[error("{type_name}: {value:#x} is not a defined value")]
+    UnknownValue {
+        /// The enum, for example `"ProgressStatus"`.
+        type_name: &'static str,
+        /// The rejected value.
+        value: u32,
+    },
+
+    /// No handler is registered under this ID. Returned by every call that names a handler.
+    /// `CLASS_E_CLASSNOTAVAILABLE`.
+    #[error("no handler is registered as `{0}`")]
+    UnknownHandler(HandlerId),
+
+    /// A handler is already registered under this ID. Returned by handler registration.
+    /// `E_INVALIDARG`.
+    #[error("a handler is already registered as `{0}`")]
+    HandlerExists(HandlerId),
+
+    /// The handler does not own this item. Returned by item sync and stop calls, item state
+    /// changes and session calls that name an item. `E_INVALIDARG`.
+    #[error("handler `{handler}` has no item `{item}`")]
+    UnknownItem {
+        /// The handler.
+        handler: HandlerId,
+        /// The item it does not own.
+        item: ItemId,
+    },
+
+    /// An item list given to a registration or update holds the same item twice, or an item
+    /// proposed during a session already exists. `E_INVALIDARG`.
+    #[error("handler `{handler}` already has an item `{item}`")]
+    ItemExists {
+        /// The handler.
+        handler: HandlerId,
+        /// The item named twice.
+        item: ItemId,
+    },
+
+    /// An item sync or stop named no item. `E_INVALIDARG`.
+    #[error("the item list is empty")]
+    EmptyItemList,
+
+    /// A policy or the handler's or item's state forbids the call. Returned by start, stop and
+    /// state-change calls, and by progress reports under the terminal rule. `E_ACCESSDENIED`.
+    #[error("access denied: {0}")]
+    AccessDenied(Denied),
+
+    /// The manager or engine was shut down. Returned by every start and state-change call
+    /// after shutdown. `E_UNEXPECTED`.
+    #[error("syncmgr was shut down")]
+    ShutDown,
+
+    /// The session is not running (it ended, or never existed). Returned by every session
+    /// call. `E_UNEXPECTED`.
+    #[error("session {0} is not running")]
+    UnknownSession(SessionId),
+
+    /// A session call named an item that is not part of the session. `E_INVALIDARG`.
+    #[error("item `{0}` is not in this session")]
+    ItemNotInSession(ItemId),
+
+    /// `add_item_to_session` named an item already in the session. `E_INVALIDARG`.
+    #[error("item `{0}` is already in this session")]
+    ItemAlreadyInSession(ItemId),
+
+    /// `add_item_to_session` named an item that is not pending, or that another running
+    /// session of the handler holds. `E_INVALIDARG`.
+    #[error("item `{0}` is not pending for this handler")]
+    ItemNotPending(ItemId),
+
+    /// `commit_item` named an item that was never proposed in this session. `E_INVALIDARG`.
+    #[error("item `{0}` was not proposed in this session")]
+    ItemNotProposed(ItemId),
+
+    /// A request ID that was never issued. Returned by request cancel. `E_INVALIDARG`.
+    #[error("request {0} was never issued")]
+    UnknownRequest(RequestId),
+
+    /// A text is longer than its limit (counted in UTF-16 units with the NUL, as on Windows).
+    /// `E_INVALIDARG`.
+    #[error("{kind:?} text is {units} UTF-16 units with its NUL; the limit is {max}")]
+    TextTooLong {
+        /// Which text.
+        kind: TextKind,
+        /// Its length in UTF-16 units, counting the terminating NUL.
+        units: usize,
+        /// The limit, counting the NUL.
+        max: usize,
+    },
+
+    /// A configuration value is out of range (for example a session limit of zero).
+    /// `E_INVALIDARG`.
+    #[error("invalid configuration: {0}")]
+    InvalidConfig(&'static str),
+}
+
+impl Error {
+    /// The HRESULT this error stands for (SPEC section 3).
+    ///
+    /// ```
+    /// use syncmgr::{hresult, Error};
+    /// assert_eq!(Error::ShutDown.hresult(), hresult::E_UNEXPECTED);
+    /// assert_eq!(Error::EmptyItemList.hresult(), hresult::E_INVALIDARG);
+    /// ```
+    pub fn hresult(&self) -> i32 {
+        use hresult::*;
+        match self {
+            Error::UnknownHandler(_) => CLASS_E_CLASSNOTAVAILABLE,
+            Error::AccessDenied(_) => E_ACCESSDENIED,
+            Error::ShutDown | Error::UnknownSession(_) => E_UNEXPECTED,
+            Error::InvalidId(_)
+            | Error::UnknownFlags { .. }
+            | Error::UnknownValue { .. }
+            | Error::HandlerExists(_)
+            | Error::UnknownItem { .. }
+            | Error::ItemExists { .. }
+            | Error::EmptyItemList
+            | Error::ItemNotInSession(_)
+            | Error::ItemAlreadyInSession(_)
+            | Error::ItemNotPending(_)
+            | Error::ItemNotProposed(_)
+            | Error::UnknownRequest(_)
+            | Error::TextTooLong { .. }
+            | Error::InvalidConfig(_) => E_INVALIDARG,
+        }
+    }
+}
+
+/// Checks a text against a limit that counts UTF-16 units with the terminating NUL.
+pub(crate) fn check_text(text: &str, kind: TextKind, max: usize) -> Result<(), Error> {
+    // Cheap bound first: a UTF-8 string never has more UTF-16 units than bytes.
+    if text.len() < max {
+        return Ok(());
+    }
+    let units = text.encode_utf16().count() + 1;
+    if units > max {
+        return Err(Error::TextTooLong { kind, units, max });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hresult_values_are_the_sdk_values() {
+        assert_eq!(hresult::E_INVALIDARG as u32, 0x8007_0057);
+        assert_eq!(hresult::E_ACCESSDENIED as u32, 0x8007_0005);
+        assert_eq!(hresult::E_UNEXPECTED as u32, 0x8000_FFFF);
+        assert_eq!(hresult::E_FAIL as u32, 0x8000_4005);
+        assert_eq!(hresult::E_OUTOFMEMORY as u32, 0x8007_000E);
+        assert_eq!(hresult::CLASS_E_CLASSNOTAVAILABLE as u32, 0x8004_0111);
+        assert_eq!(hresult::E_NOTIMPL as u32, 0x8000_4001);
+        assert_eq!(hresult::S_SYNCMGR_MISSINGITEMS, 0x0004_0201);
+        assert_eq!(hresult::S_SYNCMGR_RETRYSYNC, 0x0004_0202);
+        assert_eq!(hresult::S_SYNCMGR_CANCELITEM, 0x0004_0203);
+        assert_eq!(hresult::S_SYNCMGR_CANCELALL, 0x0004_0204);
+    }
+
+    #[test]
+    fn text_limit_counts_utf16_units_with_the_nul() {
+        // 259 units + NUL = 260: fits. 260 units + NUL = 261: does not.
+        assert!(check_text(&"a".repeat(259), TextKind::Progress, 260).is_ok());
+        let err = check_text(&"a".repeat(260), TextKind::Progress, 260).unwrap_err();
+        assert_eq!(
+            err,
+            Error::TextTooLong {
+                kind: TextKind::Progress,
+                units: 261,
+                max: 260
+            }
+        );
+        // A character outside the BMP is two UTF-16 units.
+        assert!(check_text(&"😀".repeat(129), TextKind::Name, 260).is_ok());
+        assert!(check_text(&"😀".repeat(130), TextKind::Name, 260).is_err());
+        // Multi-byte but one unit: byte length does not matter.
+        assert!(check_text(&"é".repeat(259), TextKind::Progress, 260).is_ok());
+    }
+}

@@ -1,0 +1,124 @@
+//! What a request ends with: per-item [`Outcome`]s aggregated into one [`RequestResult`].
+
+use crate::engine::RequestId;
+use crate::flags::ProgressStatus;
+use crate::id::{HandlerId, ItemId};
+
+/// The terminal state of an item, and the aggregate status of a request.
+///
+/// These are the four terminal values of [`ProgressStatus`]. When several items are folded
+/// into one request status the worst wins, in this order (SPEC section 7):
+/// `Failed` > `Disconnected` > `Canceled` > `Succeeded`. The derived `Ord` follows it, so
+/// `max` is the fold.
+///
+/// ```
+/// use syncmgr::Outcome;
+/// assert_eq!(Outcome::Succeeded.max(Outcome::Canceled), Outcome::Canceled);
+/// assert_eq!(Outcome::Canceled.max(Outcome::Disconnected), Outcome::Disconnected);
+/// assert_eq!(Outcome::Disconnected.max(Outcome::Failed), Outcome::Failed);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Outcome {
+    /// The item synced (`SYNCMGR_PS_SUCCEEDED`).
+    Succeeded,
+    /// The item was canceled: stopped, withdrawn, or its handler or the manager went away
+    /// before it ran (`SYNCMGR_PS_CANCELED`).
+    Canceled,
+    /// The handler could not reach what it syncs with (`SYNCMGR_PS_DISCONNECTED`).
+    Disconnected,
+    /// The item failed, or its session ended without a terminal report for it
+    /// (`SYNCMGR_PS_FAILED`).
+    Failed,
+}
+
+impl Outcome {
+    /// The outcome a terminal [`ProgressStatus`] stands for; `None` for the two updating states.
+    pub fn from_status(status: ProgressStatus) -> Option<Outcome> {
+        match status {
+            ProgressStatus::Succeeded => Some(Outcome::Succeeded),
+            ProgressStatus::Failed => Some(Outcome::Failed),
+            ProgressStatus::Canceled => Some(Outcome::Canceled),
+            ProgressStatus::Disconnected => Some(Outcome::Disconnected),
+            ProgressStatus::Updating | ProgressStatus::UpdatingIndeterminate => None,
+        }
+    }
+
+    /// Folds outcomes into a request status: the worst one, `Succeeded` when there are none.
+    pub fn aggregate(outcomes: impl IntoIterator<Item = Outcome>) -> Outcome {
+        outcomes.into_iter().fold(Outcome::Succeeded, Outcome::max)
+    }
+}
+
+impl From<Outcome> for ProgressStatus {
+    fn from(outcome: Outcome) -> ProgressStatus {
+        match outcome {
+            Outcome::Succeeded => ProgressStatus::Succeeded,
+            Outcome::Failed => ProgressStatus::Failed,
+            Outcome::Canceled => ProgressStatus::Canceled,
+            Outcome::Disconnected => ProgressStatus::Disconnected,
+        }
+    }
+}
+
+/// The one result every accepted request gets (`ISyncMgrSyncResult::Result`, plus the
+/// per-item outcomes that Sync Center does not give).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RequestResult {
+    /// The request this result is for.
+    pub request: RequestId,
+    /// The handler the request was for.
+    pub handler: HandlerId,
+    /// The aggregate: the worst item outcome (see [`Outcome`]); `Succeeded` for a request with
+    /// no items, and `Disconnected` for any request refused because the handler was
+    /// disconnected.
+    pub status: Outcome,
+    /// `Error`-level events reported during the sessions that served the request, for its
+    /// items or for the handler as a whole (`cError`).
+    pub errors: u32,
+    /// Conflicts reported the same way (`cConflicts`).
+    pub conflicts: u32,
+    /// Each item of the request once, in request order, with its outcome.
+    pub items: Vec<(ItemId, Outcome)>,
+}
+
+impl RequestResult {
+    /// The outcome of one item of the request, if the request holds it.
+    pub fn outcome_of(&self, item: &ItemId) -> Option<Outcome> {
+        self.items.iter().find(|(i, _)| i == item).map(|&(_, o)| o)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn precedence_is_failed_disconnected_canceled_succeeded() {
+        use Outcome::*;
+        assert_eq!(Outcome::aggregate([]), Succeeded);
+        assert_eq!(Outcome::aggregate([Succeeded, Succeeded]), Succeeded);
+        assert_eq!(Outcome::aggregate([Succeeded, Canceled]), Canceled);
+        assert_eq!(
+            Outcome::aggregate([Canceled, Disconnected, Succeeded]),
+            Disconnected
+        );
+        assert_eq!(Outcome::aggregate([Disconnected, Failed, Canceled]), Failed);
+    }
+
+    #[test]
+    fn terminal_statuses_map_both_ways() {
+        for o in [
+            Outcome::Succeeded,
+            Outcome::Failed,
+            Outcome::Canceled,
+            Outcome::Disconnected,
+        ] {
+            assert_eq!(Outcome::from_status(o.into()), Some(o));
+        }
+        assert_eq!(Outcome::from_status(ProgressStatus::Updating), None);
+        assert_eq!(
+            Outcome::from_status(ProgressStatus::UpdatingIndeterminate),
+            None
+        );
+    }
+}
