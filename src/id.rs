@@ -393,7 +393,8 @@ define_id! {
     fn from_guid;
 }
 
-/// Builds [`IdHasher`]s: the hasher for maps keyed by IDs (or tuples of IDs).
+/// Builds [`IdHasher`]s: the hasher for maps keyed by IDs, tuples of IDs, or the engine's
+/// sequential `u64` newtypes (request and session numbers).
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct IdBuildHasher;
 
@@ -405,10 +406,20 @@ impl BuildHasher for IdBuildHasher {
     }
 }
 
-/// A pass-through hasher: an ID's hash is already the output of a keyed hash, so hashing it
-/// again would only cost time.
+/// A near pass-through hasher: an ID's hash is already the output of a keyed hash, so it is
+/// only folded once, not hashed again.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct IdHasher(u64);
+
+impl IdHasher {
+    /// Folded multiply: the high and low halves of a 128-bit product, xored. One `mul` on
+    /// 64-bit targets; every input bit reaches both the low bits (bucket index) and the top
+    /// bits (hashbrown's tag byte).
+    fn mix(&mut self, v: u64) {
+        let product = u128::from(self.0 ^ v) * 0x9E37_79B9_7F4A_7C15;
+        self.0 = (product as u64) ^ ((product >> 64) as u64);
+    }
+}
 
 impl Hasher for IdHasher {
     fn finish(&self) -> u64 {
@@ -416,19 +427,26 @@ impl Hasher for IdHasher {
     }
 
     fn write_u64(&mut self, v: u64) {
-        // The value is the output of std's keyed hash (SipHash), uniform in every bit, so a
-        // lone ID's hash is kept as is: from 0, rotate-xor is the identity. The rotate only
-        // keeps a tuple such as (a, a) from cancelling out to 0.
-        self.0 = self.0.rotate_left(32) ^ v;
+        // An ID's keyed hash is uniform already and would need nothing, but the same maps are
+        // keyed by sequential request numbers too, whose top bits are all zero: storing those
+        // as is would give every entry the same tag. One multiply serves both.
+        self.mix(v);
+    }
+
+    fn write_u32(&mut self, v: u32) {
+        self.mix(u64::from(v));
+    }
+
+    fn write_usize(&mut self, v: usize) {
+        self.mix(v as u64);
     }
 
     fn write(&mut self, bytes: &[u8]) {
-        // Fallback for non-ID parts of a key (enum tags, integers): an FxHash-style fold.
+        // Fallback for other key parts (enum tags, byte strings), not the hot path.
         for chunk in bytes.chunks(8) {
             let mut word = [0u8; 8];
             word[..chunk.len()].copy_from_slice(chunk);
-            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word))
-                .wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            self.mix(u64::from_le_bytes(word));
         }
     }
 }
@@ -547,7 +565,7 @@ mod tests {
         assert_eq!(a.hash_value(), b.hash_value());
         let s = RandomState::new();
         assert_eq!(s.hash_one(&a), s.hash_one(&b));
-        assert_eq!(IdBuildHasher.hash_one(&a), a.hash_value());
+        assert_eq!(IdBuildHasher.hash_one(&a), IdBuildHasher.hash_one(&b));
         assert_ne!(a, ItemId::new("outbox").unwrap());
     }
 
@@ -635,5 +653,16 @@ mod tests {
             .map(|n| ItemId::new(n.to_string()).unwrap())
             .collect();
         assert_eq!(set.len(), 1000);
+    }
+
+    #[test]
+    fn id_hasher_spreads_sequential_numbers() {
+        // Request numbers 1, 2, 3...: both the low bits (bucket) and the top 7 bits (tag)
+        // must vary, or every lookup would compare against a whole group of entries.
+        let hashes: Vec<u64> = (1..=256u64).map(|n| IdBuildHasher.hash_one(n)).collect();
+        let tags: HashSet<u64> = hashes.iter().map(|h| h >> 57).collect();
+        let buckets: HashSet<u64> = hashes.iter().map(|h| h & 0xFF).collect();
+        assert!(tags.len() > 100, "{} distinct tags", tags.len());
+        assert!(buckets.len() > 128, "{} distinct buckets", buckets.len());
     }
 }
