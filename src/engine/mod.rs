@@ -61,8 +61,8 @@ use self::queue::{ItemIdx, Waiter, Waiters};
 use self::state::{Handler, ItemSlot, NOT_PENDING, Request, RequestItem, Session, SessionItem};
 use crate::error::{Denied, Error, TextKind, check_text};
 use crate::flags::{
-    CancelRequest, EventLevel, HandlerCapabilities, HandlerPolicies, ItemPolicies, ProgressStatus,
-    SyncControlFlags, UpdateReason,
+    CancelRequest, EventLevel, HandlerCapabilities, HandlerPolicies, ItemCapabilities,
+    ItemPolicies, ProgressStatus, SyncControlFlags, UpdateReason,
 };
 use crate::id::{HandlerId, IdMap, ItemId, MAX_SYNCMGR_PROGRESSTEXT};
 use crate::result::{Outcome, RequestResult};
@@ -212,6 +212,7 @@ impl Engine {
                 "max_concurrent_sessions must be at least 1",
             ));
         }
+        check_spec_bits(spec.capabilities, spec.policies, &spec.items)?;
         check_unique_items(&spec.id, &spec.items)?;
         let mut handler = Handler {
             id: spec.id.clone(),
@@ -408,6 +409,7 @@ impl Engine {
         items: Vec<ItemSpec>,
     ) -> Result<Changed, Error> {
         let key = self.writable(id)?;
+        check_spec_bits(capabilities, policies, &items)?;
         check_unique_items(id, &items)?;
         let h = self.handlers.get_mut(&key).ok_or(Error::ShutDown)?;
         let mut changed = h.capabilities != capabilities || h.policies != policies;
@@ -443,6 +445,11 @@ impl Engine {
         spec: ItemSpec,
     ) -> Result<UpdateReason, Error> {
         let key = self.writable(handler)?;
+        check_spec_bits(
+            HandlerCapabilities::empty(),
+            HandlerPolicies::empty(),
+            std::slice::from_ref(&spec),
+        )?;
         let h = self.handlers.get_mut(&key).ok_or(Error::ShutDown)?;
         let reason = upsert(h, &spec);
         apply_spec(h, &spec);
@@ -527,6 +534,8 @@ impl Engine {
             return Err(Error::ShutDown);
         }
         let (key, h) = self.live(handler)?;
+        // Typed flags can still carry unknown bits (`from_bits_retain`): refuse them too.
+        SyncControlFlags::from_raw(flags.bits())?;
         let items = validate_start(handler, h, named)?;
 
         let request = RequestId(self.next_request);
@@ -1390,6 +1399,21 @@ fn unknown_item(handler: &HandlerId, item: &ItemId) -> Error {
         handler: handler.clone(),
         item: item.clone(),
     }
+}
+
+/// Refuses flags values built with `from_bits_retain` that carry undefined bits.
+fn check_spec_bits(
+    capabilities: HandlerCapabilities,
+    policies: HandlerPolicies,
+    items: &[ItemSpec],
+) -> Result<(), Error> {
+    HandlerCapabilities::from_raw(capabilities.bits())?;
+    HandlerPolicies::from_raw(policies.bits())?;
+    for item in items {
+        ItemCapabilities::from_raw(item.capabilities.bits())?;
+        ItemPolicies::from_raw(item.policies.bits())?;
+    }
+    Ok(())
 }
 
 fn check_unique_items(handler: &HandlerId, items: &[ItemSpec]) -> Result<(), Error> {

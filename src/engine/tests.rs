@@ -700,3 +700,20 @@ fn session_calls_on_unknown_sessions_are_refused() {
     assert!(e.report_manual_sync(s).is_err());
     assert!(e.session_started(s).is_err());
 }
+
+#[test]
+fn typed_flags_with_undefined_bits_are_refused() {
+    let mut e = engine();
+    let before = format!("{e:?}");
+    let bad = SyncControlFlags::from_bits_retain(0x2);
+    assert!(matches!(
+        e.start_handler_sync(&h("a"), bad),
+        Err(Error::UnknownFlags { unknown: 0x2, .. })
+    ));
+    let spec = HandlerSpec::new(h("z")).with_capabilities(Caps::from_bits_retain(0x8));
+    assert_eq!(
+        e.register_handler(spec).unwrap_err().hresult(),
+        crate::hresult::E_INVALIDARG
+    );
+    assert_eq!(format!("{e:?}"), before);
+}
