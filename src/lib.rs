@@ -1,6 +1,190 @@
-//! `syncmgr`: sync orchestration in the manner of Windows Sync Center, in pure Rust.
+//! `syncmgr`: the sync orchestration of Windows Sync Center, in pure Rust, on any platform.
 //!
-//! (Crate docs are written once the API settles; see README.md and ARCHITECTURE.md.)
+//! Applications register **handlers** that own **items**; callers ask for a sync of a handler,
+//! of some items, or of everything; `syncmgr` decides which sessions run, merges what arrives
+//! while a handler is busy, and gives every caller exactly one aggregated result. The rules are
+//! those of `ISyncMgrControl` (syncmgr.h) and of the older Synchronization Manager
+//! (`ISyncMgrSynchronizeInvoke`, mobsync.h), with the SDK's exact flag values.
+//!
+//! The heart of the crate is [`Engine`]: a pure, deterministic state machine (no threads,
+//! clocks, channels or callbacks) that takes the inputs of a sync system and says what must
+//! happen next. The threaded `SyncManager` that runs real handlers on worker threads is a thin
+//! shell around it (coming next); the engine is public so that you can property-test your own
+//! queue semantics and benchmark item dedup with it.
+//!
+//! ```
+//! use syncmgr::engine::{Action, Engine, HandlerSpec, SessionEnd};
+//! use syncmgr::{HandlerId, ItemId, Outcome, ProgressStatus, SyncControlFlags};
+//!
+//! # fn main() -> Result<(), syncmgr::Error> {
+//! let mail = HandlerId::new("mail")?;
+//! let inbox = ItemId::new("inbox")?;
+//! let mut engine = Engine::default();
+//! engine.register_handler(HandlerSpec::new(mail.clone()).items([inbox.clone()]))?;
+//!
+//! let request = engine.start_handler_sync(&mail, SyncControlFlags::NONE)?.request;
+//! let Some(Action::StartSession { session, items, .. }) = engine.next_action() else { unreachable!() };
+//! assert_eq!(items, [inbox.clone()]);
+//!
+//! let _ = engine.report_progress(session, &inbox, ProgressStatus::Succeeded, "fetched 3 mails")?;
+//! let _ = engine.session_finished(session, SessionEnd::Returned)?;
+//! let Some(Action::Deliver(result)) = engine.next_action() else { unreachable!() };
+//! assert_eq!((result.request, result.status), (request, Outcome::Succeeded));
+//! # Ok(()) }
+//! ```
+//!
+//! # Identifiers
+//!
+//! [`HandlerId`] and [`ItemId`] are validated, immutable strings: non-empty, no NUL, and at most
+//! 63 UTF-16 code units, because Windows counts [`MAX_SYNCMGR_ID`] (64) in UTF-16 units with
+//! the terminating NUL. They compare exactly (case-sensitive, no Unicode normalisation). Cloning
+//! one is a reference-count increment and hashing one writes a `u64` computed once, at
+//! construction, because item dedup hashes and compares IDs millions of times.
+//!
+//! ```
+//! use syncmgr::{IdRule, ItemId};
+//!
+//! assert!(ItemId::new("é".repeat(63)).is_ok()); // 126 bytes, 63 units: fits
+//! let err = ItemId::new("x".repeat(64)).unwrap_err();
+//! assert_eq!(err.rule(), IdRule::TooLong { units: 65, max: 64 });
+//! assert_ne!(ItemId::new("Inbox")?, ItemId::new("inbox")?);
+//!
+//! // Legacy (mobsync) handlers and items are GUIDs; their braced form is a valid ID.
+//! let guid = uuid::Uuid::from_u128(0x6295DF27_35EE_11D1_8707_00C04FD93327);
+//! let item = ItemId::from_guid(guid);
+//! assert_eq!(item.as_str(), "{6295DF27-35EE-11D1-8707-00C04FD93327}");
+//! assert_eq!(item.to_guid(), Some(guid));
+//! # Ok::<(), syncmgr::IdError>(())
+//! ```
+//!
+//! # Flags and enums
+//!
+//! Every flags type is a `bitflags` type whose named flags carry their SDK name and value
+//! ([`SyncControlFlags`], [`ControlFlags`], [`HandlerCapabilities`], [`HandlerPolicies`],
+//! [`ItemCapabilities`], [`ItemPolicies`], and the legacy ones in [`legacy`]). Raw values from
+//! outside go through `from_raw`, which refuses unknown bits instead of dropping them; the
+//! engine refuses typed values that carry unknown bits too. Enums ([`ProgressStatus`],
+//! [`CancelRequest`], [`EventLevel`], …) convert from raw values the same way.
+//!
+//! ```
+//! use syncmgr::{hresult, ProgressStatus, SyncControlFlags};
+//!
+//! assert_eq!(SyncControlFlags::IGNORE_IF_ALREADY_SYNCING.to_raw(), 0x1);
+//! let err = SyncControlFlags::from_raw(0x3).unwrap_err();
+//! assert_eq!(err.hresult(), hresult::E_INVALIDARG);
+//! assert_eq!(ProgressStatus::from_raw(4)?, ProgressStatus::Failed);
+//! assert!(ProgressStatus::from_raw(0).is_err()); // there is no 0
+//! # Ok::<(), syncmgr::Error>(())
+//! ```
+//!
+//! # Requests and merging
+//!
+//! A start call is all-or-nothing: it is accepted whole, or refused with a typed [`Error`] and
+//! nothing changes. Per handler at most one session runs at a time (several, up to a limit,
+//! with `SUPPORTS_CONCURRENT_SESSIONS`, but an item is never in two at once). What arrives while
+//! a handler is busy goes into its **pending set**, one entry per item: a second request for a
+//! pending item merges into the entry. When the handler is free again, **one** session takes
+//! every pending item, in first-requested order. With
+//! [`SyncControlFlags::IGNORE_IF_ALREADY_SYNCING`], an item that is syncing right now is not
+//! queued again: the request joins the running session and takes the item's outcome from it.
+//! [`engine::Accepted`] says what became of each item.
+//!
+//! ```
+//! use syncmgr::engine::{Disposition, Engine, HandlerSpec};
+//! use syncmgr::{HandlerId, ItemId, SyncControlFlags};
+//!
+//! # fn main() -> Result<(), syncmgr::Error> {
+//! let photos = HandlerId::new("photos")?;
+//! let ids: Vec<ItemId> = ["2024", "2025", "2026"].iter().map(ItemId::new).collect::<Result<_, _>>()?;
+//! let mut engine = Engine::default();
+//! engine.register_handler(HandlerSpec::new(photos.clone()).items(ids.clone()))?;
+//!
+//! let first = engine.start_item_sync(&photos, &ids[..1], SyncControlFlags::NONE)?; // runs now
+//! let a = engine.start_item_sync(&photos, &ids[1..], SyncControlFlags::NONE)?;     // queued
+//! let b = engine.start_item_sync(&photos, &ids, SyncControlFlags::IGNORE_IF_ALREADY_SYNCING)?;
+//! assert_eq!(a.queued_new(), 2);
+//! let session = engine.sessions()[0];
+//! assert_eq!(
+//!     b.dispositions.as_slice(),
+//!     [Disposition::Joined(session), Disposition::Merged, Disposition::Merged]
+//! );
+//! assert_eq!(engine.pending_items(&photos), ids[1..]);
+//! # let _ = first; Ok(()) }
+//! ```
+//!
+//! # Sessions
+//!
+//! A session is one run of a handler over a list of items. The engine announces it with
+//! [`engine::Action::StartSession`]; the handler then reports per-item progress
+//! ([`Engine::report_progress`], which answers with the pending [`CancelRequest`]), events and
+//! conflicts, may pull more pending items in ([`Engine::query_for_additional_items`],
+//! [`Engine::add_item_to_session`]), and ends ([`Engine::session_finished`]). After a terminal
+//! report an item accepts only `Failed`; an item that never got a terminal report ends
+//! `Failed`, or `Canceled` if a cancel was requested for it, so no request waits forever.
+//!
+//! # Results
+//!
+//! Every accepted request gets exactly one [`RequestResult`], as
+//! [`engine::Action::Deliver`], once all its items have an [`Outcome`]: its status is the worst
+//! outcome (`Failed` > `Disconnected` > `Canceled` > `Succeeded`), with the number of error
+//! events and conflicts reported for it, and each item's outcome.
+//!
+//! # Stopping and cancelling
+//!
+//! [`Engine::stop_handler_sync`], [`Engine::stop_item_sync`] and [`Engine::stop_sync_all`]
+//! remove pending items at once (their requests record `Canceled`) and send a cancel request
+//! to running sessions; `PREVENT_STOP_SYNC` policies refuse them. [`Engine::cancel_request`]
+//! withdraws one request only: what others still wait for keeps going.
+//!
+//! ```
+//! use syncmgr::engine::{Action, Engine, HandlerSpec};
+//! use syncmgr::{CancelRequest, HandlerId, ItemId, Outcome, SyncControlFlags};
+//!
+//! # fn main() -> Result<(), syncmgr::Error> {
+//! let cal = HandlerId::new("calendar")?;
+//! let (work, home) = (ItemId::new("work")?, ItemId::new("home")?);
+//! let mut engine = Engine::default();
+//! engine.register_handler(HandlerSpec::new(cal.clone()).items([work.clone(), home.clone()]))?;
+//! let _ = engine.start_item_sync(&cal, &[work.clone()], SyncControlFlags::NONE)?;
+//! let queued = engine.start_item_sync(&cal, &[home.clone()], SyncControlFlags::NONE)?;
+//! let _ = engine.drain_actions().count();
+//!
+//! let stopped = engine.stop_handler_sync(&cal)?;
+//! assert_eq!((stopped.canceled_pending, stopped.cancel_requests), (1, 1));
+//! let actions: Vec<Action> = engine.drain_actions().collect();
+//! assert!(matches!(&actions[0], Action::Cancel { request: CancelRequest::CancelAll, .. }));
+//! assert!(matches!(&actions[1], Action::Deliver(r) if r.request == queued.request && r.status == Outcome::Canceled));
+//! # Ok(()) }
+//! ```
+//!
+//! # Errors
+//!
+//! One [`Error`] enum serves every call; each variant documents the calls that return it, and
+//! [`Error::hresult`] gives the HRESULT a Windows component would return (`E_INVALIDARG`,
+//! `E_ACCESSDENIED`, `CLASS_E_CLASSNOTAVAILABLE`, …; see [`hresult`]). A refused call changes
+//! nothing, with the one exception the SPEC asks for: a status reported after a terminal one
+//! marks the item `Failed` as it is refused.
+//!
+//! ```
+//! use syncmgr::engine::{Engine, HandlerSpec};
+//! use syncmgr::{hresult, Error, HandlerId, ItemId, SyncControlFlags};
+//!
+//! # fn main() -> Result<(), syncmgr::Error> {
+//! let mut engine = Engine::default();
+//! engine.register_handler(HandlerSpec::new(HandlerId::new("mail")?).items([ItemId::new("inbox")?]))?;
+//! let err = engine
+//!     .start_item_sync(&HandlerId::new("mail")?, &[ItemId::new("spam")?], SyncControlFlags::NONE)
+//!     .unwrap_err();
+//! assert!(matches!(&err, Error::UnknownItem { item, .. } if item.as_str() == "spam"));
+//! assert_eq!(err.hresult(), hresult::E_INVALIDARG);
+//! # Ok(()) }
+//! ```
+//!
+//! # Threading model
+//!
+//! The engine has none: it is `Send`, owned by value, and driven by whoever holds it. The
+//! coming `SyncManager` owns one engine on a scheduler thread, runs handler sessions on worker
+//! threads and delivers results on a delivery thread, never under an internal lock.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
