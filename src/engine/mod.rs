@@ -37,6 +37,42 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # Rules where the SPEC is silent
+//!
+//! The engine follows `SPEC.md` sections 4–8. Where the SPEC leaves a choice open, it does this:
+//!
+//! - **Validation order** of a start call (the first failure is returned, nothing changes):
+//!   shutdown, unknown handler, flags with undefined bits, empty item list, handler
+//!   `PREVENT_START_SYNC`, handler inactive, handler disabled, then each named item in input
+//!   order: not owned, item `PREVENT_START_SYNC`, disabled.
+//! - **Handler syncs** take the handler's items in registration order and leave out disabled
+//!   items and items with the item policy `PREVENT_START_SYNC`; with none left the request
+//!   completes at once as `Succeeded` with no items. [`Engine::start_sync_all`] skips handlers
+//!   with nothing to sync and handlers that refuse to start.
+//! - **Disconnected** handlers: the request is accepted, every item gets `Disconnected`, and
+//!   the status is `Disconnected` even with no items. Nothing is queued.
+//! - **Currently syncing** (what a request with `IGNORE_IF_ALREADY_SYNCING` may join) means
+//!   held by a running session, with no terminal report *and no cancel requested* for the item
+//!   or its session: joining a sync that was asked to stop would hand the caller a
+//!   `Canceled` it did not ask for, so such an item is queued instead.
+//! - **Outcomes settle at session end.** A terminal report is final for joins (no stale
+//!   joins), but requests take an item's outcome when its session ends, because the terminal
+//!   rule still lets a later `Failed` change it, and because the error and conflict counts
+//!   cover the whole session. A cancelled request ([`Engine::cancel_request`]) does not wait:
+//!   it takes the terminal reports made so far.
+//! - **Scheduling** happens inside the call that makes it possible. While fewer than
+//!   [`EngineConfig::max_sessions`] run, the handler that may start (active, enabled, under
+//!   its own limit, with a pending item no session holds) whose oldest pending entry is oldest
+//!   starts one session with all its pending items that no session holds, oldest first.
+//! - **Stops** leave items with the item policy `PREVENT_STOP_SYNC` alone in handler-wide
+//!   stops (a session holding one gets `CancelItem` for each other item, not `CancelAll`),
+//!   and refuse named stops of them. Stops work after shutdown.
+//! - **State changes**: deactivating a handler cancels its pending entries as disabling does;
+//!   the `PREVENT_*` policies refuse the call even when it would change nothing; running
+//!   sessions are never touched.
+//! - **Proposed items** count for no request (nobody asked for them); like any session item
+//!   they end `Failed` without a terminal report.
+//!
 //! **Where time will enter.** Nothing here depends on time today. Retry backoff, schedules and
 //! debounce will take `now` as an argument of the inputs that need it (a request's arrival, a
 //! session's end) plus one `Engine::poll(now)` input for timers; the engine will still never
