@@ -103,39 +103,38 @@ use crate::flags::{
 use crate::id::{HandlerId, IdMap, ItemId, MAX_SYNCMGR_PROGRESSTEXT};
 use crate::result::{Outcome, RequestResult};
 
-/// Identifies one accepted request. Issued in increasing order, never reused.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct RequestId(pub(crate) u64);
+/// Defines a sequence number issued by the engine: opaque outside the crate, ordered by issue.
+macro_rules! sequence_id {
+    ($(#[$doc:meta])* $name:ident, $label:literal) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub struct $name(pub(crate) u64);
 
-impl RequestId {
-    /// The number behind the ID (issue order, from 1).
-    pub fn get(self) -> u64 {
-        self.0
-    }
+        impl $name {
+            /// The number behind the ID: its place in issue order, from 1.
+            pub fn get(self) -> u64 {
+                self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, concat!($label, "#{}"), self.0)
+            }
+        }
+    };
 }
 
-impl fmt::Display for RequestId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "request#{}", self.0)
-    }
-}
-
-/// Identifies one session. Issued in increasing order, never reused.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct SessionId(pub(crate) u64);
-
-impl SessionId {
-    /// The number behind the ID (start order, from 1).
-    pub fn get(self) -> u64 {
-        self.0
-    }
-}
-
-impl fmt::Display for SessionId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "session#{}", self.0)
-    }
-}
+sequence_id!(
+    /// Identifies one accepted request. Issued in increasing order, never reused.
+    RequestId,
+    "request"
+);
+sequence_id!(
+    /// Identifies one session. Issued in increasing order, never reused.
+    SessionId,
+    "session"
+);
 
 /// Limits of an [`Engine`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
