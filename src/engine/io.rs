@@ -272,3 +272,67 @@ pub struct ProgressAck {
     /// Whether this report moved the item to a terminal state.
     pub terminal: bool,
 }
+
+/// A change of a handler's or an item's state that a policy may forbid and a handler with a
+/// `QUERY_BEFORE_*` capability is asked about first.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum StateChange {
+    /// Activate the handler (policy `PREVENT_ACTIVATE`, capability `QUERY_BEFORE_ACTIVATE`).
+    Activate,
+    /// Deactivate the handler (`PREVENT_DEACTIVATE`, `QUERY_BEFORE_DEACTIVATE`).
+    Deactivate,
+    /// Enable the handler (`PREVENT_ENABLE`, `QUERY_BEFORE_ENABLE`).
+    Enable,
+    /// Disable the handler (`PREVENT_DISABLE`, `QUERY_BEFORE_DISABLE`).
+    Disable,
+    /// Enable an item (item policy `PREVENT_ENABLE`, item capability `QUERY_BEFORE_ENABLE`).
+    EnableItem(ItemId),
+    /// Disable an item (item policy `PREVENT_DISABLE`, item capability `QUERY_BEFORE_DISABLE`).
+    DisableItem(ItemId),
+}
+
+impl StateChange {
+    /// The handler policy that forbids this change (empty for item changes).
+    pub fn handler_policy(&self) -> HandlerPolicies {
+        match self {
+            StateChange::Activate => HandlerPolicies::PREVENT_ACTIVATE,
+            StateChange::Deactivate => HandlerPolicies::PREVENT_DEACTIVATE,
+            StateChange::Enable => HandlerPolicies::PREVENT_ENABLE,
+            StateChange::Disable => HandlerPolicies::PREVENT_DISABLE,
+            StateChange::EnableItem(_) | StateChange::DisableItem(_) => HandlerPolicies::empty(),
+        }
+    }
+
+    /// The item policy that forbids this change (empty for handler changes).
+    pub fn item_policy(&self) -> ItemPolicies {
+        match self {
+            StateChange::EnableItem(_) => ItemPolicies::PREVENT_ENABLE,
+            StateChange::DisableItem(_) => ItemPolicies::PREVENT_DISABLE,
+            _ => ItemPolicies::empty(),
+        }
+    }
+
+    /// The handler capability that asks the handler before this change (empty for item
+    /// changes, whose question is [`StateChange::item_query_capability`]).
+    pub fn query_capability(&self) -> HandlerCapabilities {
+        match self {
+            StateChange::Activate => HandlerCapabilities::QUERY_BEFORE_ACTIVATE,
+            StateChange::Deactivate => HandlerCapabilities::QUERY_BEFORE_DEACTIVATE,
+            StateChange::Enable => HandlerCapabilities::QUERY_BEFORE_ENABLE,
+            StateChange::Disable => HandlerCapabilities::QUERY_BEFORE_DISABLE,
+            StateChange::EnableItem(_) | StateChange::DisableItem(_) => {
+                HandlerCapabilities::empty()
+            }
+        }
+    }
+
+    /// The item capability that asks the handler before this change (empty for handler
+    /// changes).
+    pub fn item_query_capability(&self) -> ItemCapabilities {
+        match self {
+            StateChange::EnableItem(_) => ItemCapabilities::QUERY_BEFORE_ENABLE,
+            StateChange::DisableItem(_) => ItemCapabilities::QUERY_BEFORE_DISABLE,
+            _ => ItemCapabilities::empty(),
+        }
+    }
+}

@@ -91,7 +91,7 @@ use smallvec::SmallVec;
 pub use self::inspect::{HandlerView, RequestView, SessionItemView, SessionView};
 pub use self::io::{
     Accepted, Action, AdditionalItems, Changed, Disposition, HandlerSpec, ItemSpec, ProgressAck,
-    SessionEnd, SessionEnded, Stopped, Withdrawn,
+    SessionEnd, SessionEnded, StateChange, Stopped, Withdrawn,
 };
 use self::queue::{ItemIdx, Waiter, Waiters};
 use self::state::{Handler, ItemSlot, NOT_PENDING, Request, RequestItem, Session, SessionItem};
@@ -334,44 +334,105 @@ impl Engine {
     /// call (even when it would change nothing). Deactivating cancels the handler's pending
     /// requests, as disabling does: an inactive handler never starts a session.
     pub fn set_handler_active(&mut self, id: &HandlerId, active: bool) -> Result<Changed, Error> {
-        let policy = if active {
-            HandlerPolicies::PREVENT_ACTIVATE
+        let change = if active {
+            StateChange::Activate
         } else {
-            HandlerPolicies::PREVENT_DEACTIVATE
+            StateChange::Deactivate
         };
-        self.set_handler_flag(id, policy, active, |h| &mut h.active)
+        self.apply_state_change(id, &change)
     }
 
     /// Enables or disables a handler. `PREVENT_ENABLE`/`PREVENT_DISABLE` refuse the call.
     /// Disabling cancels the handler's pending requests; running sessions finish normally.
     pub fn set_handler_enabled(&mut self, id: &HandlerId, enabled: bool) -> Result<Changed, Error> {
-        let policy = if enabled {
-            HandlerPolicies::PREVENT_ENABLE
+        let change = if enabled {
+            StateChange::Enable
         } else {
-            HandlerPolicies::PREVENT_DISABLE
+            StateChange::Disable
         };
-        self.set_handler_flag(id, policy, enabled, |h| &mut h.enabled)
+        self.apply_state_change(id, &change)
     }
 
-    fn set_handler_flag(
+    /// Enables or disables one item. The item's `PREVENT_ENABLE`/`PREVENT_DISABLE` refuse the
+    /// call. Disabling cancels its pending entry; a running session keeps it to the end.
+    pub fn set_item_enabled(
         &mut self,
-        id: &HandlerId,
-        policy: HandlerPolicies,
-        on: bool,
-        field: impl Fn(&mut Handler) -> &mut bool,
+        handler: &HandlerId,
+        item: &ItemId,
+        enabled: bool,
     ) -> Result<Changed, Error> {
-        let key = self.writable(id)?;
-        let h = self.handlers.get_mut(&key).ok_or(Error::ShutDown)?;
-        if h.policies.contains(policy) {
-            return Err(denied(Denied::HandlerPolicy(policy)));
-        }
-        let slot = field(h);
-        let changed = *slot != on;
-        *slot = on;
-        let canceled_pending = if on {
-            0
+        let change = if enabled {
+            StateChange::EnableItem(item.clone())
         } else {
-            self.cancel_pending(key, |_| true)
+            StateChange::DisableItem(item.clone())
+        };
+        self.apply_state_change(handler, &change)
+    }
+
+    /// Says whether a state change would be refused, without making it: shutdown, unknown
+    /// handler or item, or a `PREVENT_*` policy. The manager asks this before it asks a
+    /// handler with a `QUERY_BEFORE_*` capability and runs its hook, so that a refused change
+    /// never reaches the handler.
+    pub fn check_state_change(
+        &self,
+        handler: &HandlerId,
+        change: &StateChange,
+    ) -> Result<(), Error> {
+        let key = self.writable(handler)?;
+        let h = &self.handlers[&key];
+        match change {
+            StateChange::Activate
+            | StateChange::Deactivate
+            | StateChange::Enable
+            | StateChange::Disable => {
+                let policy = change.handler_policy();
+                if h.policies.contains(policy) {
+                    return Err(denied(Denied::HandlerPolicy(policy)));
+                }
+            }
+            StateChange::EnableItem(item) | StateChange::DisableItem(item) => {
+                let idx = h.find(item).ok_or_else(|| unknown_item(handler, item))?;
+                let policy = change.item_policy();
+                if h.slot(idx).policies.contains(policy) {
+                    return Err(denied(Denied::ItemPolicy {
+                        item: item.clone(),
+                        policy,
+                    }));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes a state change after [`Engine::check_state_change`] allowed it. Turning a
+    /// handler or item off cancels what it has pending.
+    pub fn apply_state_change(
+        &mut self,
+        handler: &HandlerId,
+        change: &StateChange,
+    ) -> Result<Changed, Error> {
+        self.check_state_change(handler, change)?;
+        let key = self.key(handler)?;
+        let h = self.handlers.get_mut(&key).ok_or(Error::ShutDown)?;
+        let (field, on) = match change {
+            StateChange::Activate => (&mut h.active, true),
+            StateChange::Deactivate => (&mut h.active, false),
+            StateChange::Enable => (&mut h.enabled, true),
+            StateChange::Disable => (&mut h.enabled, false),
+            StateChange::EnableItem(item) | StateChange::DisableItem(item) => {
+                let idx = h.find(item).ok_or_else(|| unknown_item(handler, item))?;
+                (
+                    &mut h.slot_mut(idx).enabled,
+                    matches!(change, StateChange::EnableItem(_)),
+                )
+            }
+        };
+        let changed = *field != on;
+        *field = on;
+        let canceled_pending = match change {
+            _ if on => 0,
+            StateChange::DisableItem(item) => self.cancel_pending(key, |s| s.id == *item),
+            _ => self.cancel_pending(key, |_| true),
         };
         self.schedule();
         Ok(Changed {
@@ -394,42 +455,6 @@ impl Engine {
         Ok(Changed {
             changed,
             canceled_pending: 0,
-        })
-    }
-
-    /// Enables or disables one item. The item's `PREVENT_ENABLE`/`PREVENT_DISABLE` refuse the
-    /// call. Disabling cancels its pending entry; a running session keeps it to the end.
-    pub fn set_item_enabled(
-        &mut self,
-        handler: &HandlerId,
-        item: &ItemId,
-        enabled: bool,
-    ) -> Result<Changed, Error> {
-        let key = self.writable(handler)?;
-        let h = self.handlers.get_mut(&key).ok_or(Error::ShutDown)?;
-        let idx = h.find(item).ok_or_else(|| unknown_item(handler, item))?;
-        let policy = if enabled {
-            ItemPolicies::PREVENT_ENABLE
-        } else {
-            ItemPolicies::PREVENT_DISABLE
-        };
-        let slot = h.slot_mut(idx);
-        if slot.policies.contains(policy) {
-            return Err(denied(Denied::ItemPolicy {
-                item: item.clone(),
-                policy,
-            }));
-        }
-        let changed = slot.enabled != enabled;
-        slot.enabled = enabled;
-        let canceled_pending = if enabled {
-            0
-        } else {
-            self.cancel_pending(key, |s| s.id == *item)
-        };
-        Ok(Changed {
-            changed,
-            canceled_pending,
         })
     }
 

@@ -717,3 +717,35 @@ fn typed_flags_with_undefined_bits_are_refused() {
     );
     assert_eq!(format!("{e:?}"), before);
 }
+
+#[test]
+fn state_change_checks_policies_without_changing_anything() {
+    let mut e = Engine::default();
+    e.register_handler(
+        HandlerSpec::new(h("p"))
+            .item(ItemSpec::new(i("x")).with_policies(ItemPolicies::PREVENT_DISABLE))
+            .with_policies(HandlerPolicies::PREVENT_DEACTIVATE),
+    )
+    .unwrap();
+    let before = format!("{e:?}");
+    assert!(e.check_state_change(&h("p"), &StateChange::Disable).is_ok());
+    assert_eq!(
+        e.check_state_change(&h("p"), &StateChange::Deactivate),
+        Err(Error::AccessDenied(Denied::HandlerPolicy(
+            HandlerPolicies::PREVENT_DEACTIVATE
+        )))
+    );
+    assert!(matches!(
+        e.check_state_change(&h("p"), &StateChange::DisableItem(i("x"))),
+        Err(Error::AccessDenied(Denied::ItemPolicy { .. }))
+    ));
+    assert!(matches!(
+        e.check_state_change(&h("p"), &StateChange::EnableItem(i("nope"))),
+        Err(Error::UnknownItem { .. })
+    ));
+    assert_eq!(format!("{e:?}"), before);
+    assert!(e.set_handler_active(&h("p"), false).is_err());
+    let changed = e.apply_state_change(&h("p"), &StateChange::Disable).unwrap();
+    assert!(changed.changed);
+    assert!(!e.handler_view(&h("p")).unwrap().enabled);
+}
