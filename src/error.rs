@@ -58,6 +58,8 @@ pub enum Denied {
     HandlerDisabled,
     /// A named item is disabled.
     ItemDisabled(ItemId),
+    /// The handler, asked first because of a `QUERY_BEFORE_*` capability, refused the change.
+    Refused,
     /// The item already reached a terminal state in this session; only `Failed` is still
     /// accepted, so the item is now marked `Failed` (SPEC section 6, the terminal rule).
     TerminalState {
@@ -80,6 +82,7 @@ impl std::fmt::Display for Denied {
             Denied::HandlerInactive => f.write_str("the handler is not active"),
             Denied::HandlerDisabled => f.write_str("the handler is disabled"),
             Denied::ItemDisabled(item) => write!(f, "item `{item}` is disabled"),
+            Denied::Refused => f.write_str("the handler refused the change"),
             Denied::TerminalState {
                 item,
                 reached,
@@ -219,6 +222,17 @@ pub enum Error {
         max: usize,
     },
 
+    /// A handler hook (`activate`, `enable`, `enable_item`, `query_state_change`, or one of
+    /// the methods read at registration) returned an error or panicked; the message says
+    /// which. Returned by the state-change and registration calls of the manager. `E_FAIL`.
+    #[error("the handler failed: {0}")]
+    HandlerFailed(String),
+
+    /// The system could not start one of the manager's threads. Returned by
+    /// `SyncManagerBuilder::build`. `E_OUTOFMEMORY` (the system is out of resources).
+    #[error("could not start a thread: {0}")]
+    Spawn(String),
+
     /// A configuration value is out of range (for example a session limit of zero).
     /// `E_INVALIDARG`.
     #[error("invalid configuration: {0}")]
@@ -239,6 +253,8 @@ impl Error {
             Error::UnknownHandler(_) => CLASS_E_CLASSNOTAVAILABLE,
             Error::AccessDenied(_) => E_ACCESSDENIED,
             Error::ShutDown | Error::UnknownSession(_) => E_UNEXPECTED,
+            Error::HandlerFailed(_) => E_FAIL,
+            Error::Spawn(_) => E_OUTOFMEMORY,
             Error::InvalidId(_)
             | Error::UnknownFlags { .. }
             | Error::UnknownValue { .. }

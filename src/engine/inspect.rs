@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 
 use super::{Engine, RequestId, SessionId};
-use crate::flags::{HandlerCapabilities, HandlerPolicies, ProgressStatus};
+use crate::flags::{HandlerCapabilities, HandlerPolicies, ItemCapabilities, ProgressStatus};
 use crate::id::{HandlerId, ItemId};
 use crate::result::Outcome;
 
@@ -182,6 +182,26 @@ impl Engine {
     pub fn request_items(&self, id: RequestId) -> Option<Vec<ItemId>> {
         self.request_view(id)
             .map(|r| r.items.into_iter().map(|(i, _)| i).collect())
+    }
+
+    /// How many sessions are running.
+    pub fn session_count(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// The capabilities of a live item of a live handler.
+    pub fn item_capabilities(
+        &self,
+        handler: &HandlerId,
+        item: &ItemId,
+    ) -> Option<ItemCapabilities> {
+        let h = &self.handlers[self.by_id.get(handler)?];
+        h.find(item).map(|idx| h.slot(idx).capabilities)
+    }
+
+    /// The actions decided and not yet taken, oldest first, without taking them.
+    pub fn pending_actions(&self) -> impl Iterator<Item = &super::Action> {
+        self.actions.iter()
     }
 
     /// Whether nothing is pending, running or open.
