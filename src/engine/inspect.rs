@@ -307,17 +307,8 @@ impl Engine {
                     }
                 }
             }
-            if !h
-                .capabilities
-                .contains(HandlerCapabilities::SUPPORTS_CONCURRENT_SESSIONS)
-                && h.running.len() > 1
-            {
-                return fail(format!(
-                    "{}: {} sessions of a non-concurrent handler",
-                    h.id,
-                    h.running.len()
-                ));
-            }
+            // More sessions than the limit run only if an update lowered the limit while
+            // they ran (they finish normally); `Handler::can_start` keeps new ones out.
         }
         for (sid, s) in &self.sessions {
             let Some(h) = self.handlers.get(&s.handler_key) else {

@@ -62,8 +62,9 @@
 //!   it takes the terminal reports made so far.
 //! - **Scheduling** happens inside the call that makes it possible. While fewer than
 //!   [`EngineConfig::max_sessions`] run, the handler that may start (active, enabled, under
-//!   its own limit, with a pending item no session holds) whose oldest pending entry is oldest
-//!   starts one session with all its pending items that no session holds, oldest first.
+//!   its own limit, with a pending item no session holds) whose oldest waiting request is
+//!   oldest starts one session with all its pending items that no session holds, oldest
+//!   first. A withdrawn request no longer counts for its handler's place.
 //! - **Stops** leave items with the item policy `PREVENT_STOP_SYNC` alone in handler-wide
 //!   stops (a session holding one gets `CancelItem` for each other item, not `CancelAll`),
 //!   and refuse named stops of them. Stops work after shutdown.
@@ -566,6 +567,7 @@ impl Engine {
         if self.shut_down {
             return Err(Error::ShutDown);
         }
+        SyncControlFlags::from_raw(flags.bits())?;
         let covered: Vec<HandlerId> = self
             .handlers
             .values()
@@ -655,7 +657,7 @@ impl Engine {
                     entry.waiters.push(waiter);
                     Disposition::Merged
                 } else {
-                    slot.pending = h.pending.push(idx, request.0, waiter);
+                    slot.pending = h.pending.push(idx, waiter);
                     if slot.running.is_none() {
                         h.startable += 1;
                     }
@@ -1152,7 +1154,12 @@ impl Engine {
             .get_mut(&id)
             .ok_or(Error::UnknownSession(id))?;
         let h = &self.handlers[&session.handler_key];
-        if h.find(&spec.id).is_some() || session.proposed.iter().any(|p| p.id == spec.id) {
+        check_spec_bits(
+            HandlerCapabilities::empty(),
+            HandlerPolicies::empty(),
+            std::slice::from_ref(&spec),
+        )?;
+        if id_taken(h, &spec.id) || session.proposed.iter().any(|p| p.id == spec.id) {
             return Err(Error::ItemExists {
                 handler: h.id.clone(),
                 item: spec.id,
@@ -1178,11 +1185,7 @@ impl Engine {
             .handlers
             .get_mut(&session.handler_key)
             .ok_or(Error::UnknownSession(id))?;
-        if h.find(item).is_some()
-            || h.index
-                .get(item)
-                .is_some_and(|&i| h.slot(i).running.is_some())
-        {
+        if id_taken(h, item) {
             return Err(Error::ItemExists {
                 handler: h.id.clone(),
                 item: item.clone(),
@@ -1247,12 +1250,19 @@ impl Engine {
             return;
         }
         while self.sessions.len() < self.config.max_sessions {
-            let next = self
-                .handlers
-                .iter()
-                .filter(|(_, h)| h.can_start())
-                .min_by_key(|(key, h)| (h.pending.oldest_seq(), **key))
-                .map(|(key, _)| *key);
+            let mut ready = self.handlers.iter().filter(|(_, h)| h.can_start());
+            let first = ready.next().map(|(key, _)| *key);
+            // Several handlers compete for the slot: the one whose oldest waiting request
+            // is oldest wins (ties: earlier registration). Withdrawn requests do not count.
+            let next = match ready.next() {
+                None => first,
+                Some(_) => self
+                    .handlers
+                    .iter()
+                    .filter(|(_, h)| h.can_start())
+                    .min_by_key(|(key, h)| (h.pending.oldest_request(), **key))
+                    .map(|(key, _)| *key),
+            };
             match next {
                 Some(key) => self.start_session(key),
                 None => break,
@@ -1487,6 +1497,14 @@ fn check_unique_items(handler: &HandlerId, items: &[ItemSpec]) -> Result<(), Err
         }
     }
     Ok(())
+}
+
+/// Whether a discovered item may not take this ID: a live item has it, or a removed one that
+/// a running session still holds.
+fn id_taken(h: &Handler, id: &ItemId) -> bool {
+    h.index
+        .get(id)
+        .is_some_and(|&i| !h.slot(i).removed || h.slot(i).running.is_some())
 }
 
 /// Makes sure the handler has a live slot for the item; says whether it was added or known.

@@ -25,9 +25,8 @@ pub(crate) type Waiters = SmallVec<[Waiter; 1]>;
 #[derive(Debug)]
 pub(crate) struct Entry {
     pub item: ItemIdx,
-    /// Engine-wide arrival number of the request that created the entry: orders handlers
-    /// competing for a global session slot.
-    pub seq: u64,
+    /// Never empty, and in increasing request order (a request places all its items before
+    /// the next request is accepted), so the first waiter is the oldest.
     pub waiters: Waiters,
 }
 
@@ -48,20 +47,20 @@ impl PendingQueue {
         self.live == 0
     }
 
-    /// Arrival number of the oldest live entry.
-    pub fn oldest_seq(&self) -> Option<u64> {
-        self.entries[self.head..]
-            .iter()
-            .flatten()
-            .next()
-            .map(|e| e.seq)
+    /// The oldest request still waiting on any entry. It orders handlers that compete for a
+    /// global session slot, so it is computed only then: O(entries).
+    pub fn oldest_request(&self) -> Option<RequestId> {
+        self.iter()
+            .filter_map(|(_, e)| e.waiters.first())
+            .map(|w| w.request)
+            .min()
     }
 
     /// Appends a new entry and returns its index.
-    pub fn push(&mut self, item: ItemIdx, seq: u64, first: Waiter) -> u32 {
+    pub fn push(&mut self, item: ItemIdx, first: Waiter) -> u32 {
         let mut waiters = Waiters::new();
         waiters.push(first);
-        self.entries.push(Some(Entry { item, seq, waiters }));
+        self.entries.push(Some(Entry { item, waiters }));
         self.live += 1;
         (self.entries.len() - 1) as u32
     }
@@ -134,13 +133,17 @@ mod tests {
     #[test]
     fn tombstones_keep_indices_and_order() {
         let mut q = PendingQueue::default();
-        let a = q.push(10, 1, w(1));
-        let b = q.push(11, 2, w(1));
-        let c = q.push(12, 3, w(2));
+        let a = q.push(10, w(1));
+        let b = q.push(11, w(3));
+        let c = q.push(12, w(2));
         assert_eq!(q.len(), 3);
-        assert_eq!(q.oldest_seq(), Some(1));
+        assert_eq!(q.oldest_request(), Some(RequestId(1)));
         assert_eq!(q.remove(a).map(|e| e.item), Some(10));
-        assert_eq!(q.oldest_seq(), Some(2));
+        assert_eq!(
+            q.oldest_request(),
+            Some(RequestId(2)),
+            "the oldest waiter, not the oldest entry"
+        );
         assert!(q.remove(a).is_none(), "a tombstone cannot be removed twice");
         assert_eq!(q.get(c).map(|e| e.item), Some(12));
         let order: Vec<_> = q.iter().map(|(_, e)| e.item).collect();
@@ -148,14 +151,14 @@ mod tests {
         assert_eq!(q.remove(b).map(|e| e.item), Some(11));
         assert_eq!(q.remove(c).map(|e| e.item), Some(12));
         assert!(q.is_empty());
-        assert_eq!(q.oldest_seq(), None);
+        assert_eq!(q.oldest_request(), None);
     }
 
     #[test]
     fn retain_or_take_takes_in_order_and_reindexes_the_rest() {
         let mut q = PendingQueue::default();
         for i in 0..5 {
-            q.push(i, u64::from(i), w(1));
+            q.push(i, w(u64::from(i) + 1));
         }
         let _ = q.remove(0);
         let mut moves = Vec::new();
@@ -171,6 +174,6 @@ mod tests {
         assert_eq!(moves, [(1, 0), (3, 1)]);
         assert_eq!(q.len(), 2);
         assert_eq!(q.get(1).map(|e| e.item), Some(3));
-        assert_eq!(q.oldest_seq(), Some(1));
+        assert_eq!(q.oldest_request(), Some(RequestId(2)));
     }
 }

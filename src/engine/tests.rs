@@ -745,7 +745,9 @@ fn state_change_checks_policies_without_changing_anything() {
     ));
     assert_eq!(format!("{e:?}"), before);
     assert!(e.set_handler_active(&h("p"), false).is_err());
-    let changed = e.apply_state_change(&h("p"), &StateChange::Disable).unwrap();
+    let changed = e
+        .apply_state_change(&h("p"), &StateChange::Disable)
+        .unwrap();
     assert!(changed.changed);
     assert!(!e.handler_view(&h("p")).unwrap().enabled);
 }
