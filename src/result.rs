@@ -69,8 +69,8 @@ pub struct RequestResult {
     /// The handler the request was for.
     pub handler: HandlerId,
     /// The aggregate: the worst item outcome (see [`Outcome`]); `Succeeded` for a request with
-    /// no items, and `Disconnected` for any request refused because the handler was
-    /// disconnected.
+    /// no items; at least `Disconnected` for a request accepted while the handler was
+    /// disconnected (it completes at once, even with no items).
     pub status: Outcome,
     /// `Error`-level events reported during the sessions that served the request, for its
     /// items or for the handler as a whole (`cError`).

@@ -73,6 +73,9 @@
 //!   sessions are never touched.
 //! - **Proposed items** count for no request (nobody asked for them); like any session item
 //!   they end `Failed` without a terminal report.
+//! - **Policies and connectivity are judged when a request is accepted.** An item that gains
+//!   `PREVENT_START_SYNC` while pending, or a handler that disconnects, still runs what was
+//!   already queued: disable the item or stop the handler to withdraw it.
 //!
 //! **Where time will enter.** Nothing here depends on time today. Retry backoff, schedules and
 //! debounce will take `now` as an argument of the inputs that need it (a request's arrival, a
@@ -1116,6 +1119,8 @@ impl Engine {
 
     /// Pulls a pending item into the running session (`AddItemToSession`): the requests
     /// waiting on it take its outcome from this session. Returns how many requests that is.
+    /// A session that was asked to cancel everything may still pull items; like its other
+    /// items they end `Canceled` unless the handler reports otherwise.
     pub fn add_item_to_session(&mut self, id: SessionId, item: &ItemId) -> Result<usize, Error> {
         let session = self
             .sessions
