@@ -194,6 +194,7 @@ mod error;
 mod flags;
 mod id;
 pub mod legacy;
+mod manager;
 mod result;
 
 pub use crate::engine::{Engine, EngineConfig, RequestId, SessionId};
@@ -205,5 +206,10 @@ pub use crate::flags::{
 pub use crate::id::{
     HandlerId, IdError, IdKind, IdRule, ItemId, MAX_SYNCMGR_ID, MAX_SYNCMGR_NAME,
     MAX_SYNCMGR_PROGRESSTEXT, MAX_SYNCMGRHANDLERNAME, MAX_SYNCMGRITEMNAME,
+};
+pub use crate::manager::{
+    Context, EventReport, HandlerChange, HandlerError, HandlerEvent, HandlerInfo, IntoId,
+    Notification, PendingItems, ServedRequest, ShutdownReport, SyncHandler, SyncItem, SyncManager,
+    SyncManagerBuilder, SyncRequest, SyncResult, SyncSession, SyncTicket, TriggerReason,
 };
 pub use crate::result::{Outcome, RequestResult};

@@ -1,0 +1,215 @@
+//! Everything that can wake the scheduler thread is one variant of [`Command`].
+
+use std::sync::Arc;
+
+use crossbeam_channel::Sender;
+use uuid::Uuid;
+
+use super::events::{EventReport, HandlerEvent};
+use super::notify::Notification;
+use super::{
+    Context, PendingItems, ShutdownReport, SyncHandler, SyncItem, SyncResult, SyncTicket,
+    TriggerReason,
+};
+use crate::engine::{
+    Changed, HandlerSpec, ItemSpec, RequestId, SessionEnd, SessionId, StateChange, Stopped,
+    Withdrawn,
+};
+use crate::error::Error;
+use crate::flags::{
+    CancelRequest, HandlerCapabilities, HandlerPolicies, ItemCapabilities, ProgressStatus,
+    SyncControlFlags, UpdateReason,
+};
+use crate::id::{HandlerId, ItemId};
+
+/// Where the scheduler sends the answer to a command.
+pub(crate) type Reply<T> = Sender<Result<T, Error>>;
+
+/// Sends a command and waits for its answer. A scheduler that is gone means the manager was
+/// shut down.
+pub(crate) fn call<T>(
+    commands: &Sender<Command>,
+    make: impl FnOnce(Reply<T>) -> Command,
+) -> Result<T, Error> {
+    let (reply, answer) = crossbeam_channel::bounded(1);
+    commands.send(make(reply)).map_err(|_| Error::ShutDown)?;
+    answer.recv().map_err(|_| Error::ShutDown)?
+}
+
+/// A start call, as the caller's thread prepared it.
+pub(crate) struct Start {
+    pub handler: HandlerId,
+    /// `None` for a handler sync.
+    pub items: Option<Vec<ItemId>>,
+    pub flags: SyncControlFlags,
+    /// What `is_connected` said on the caller's thread; `None` if the handler was unknown.
+    pub connected: Option<bool>,
+    pub context: Option<Context>,
+    pub reason: TriggerReason,
+    pub sink: Option<Box<dyn SyncResult>>,
+    pub reply: Reply<SyncTicket>,
+}
+
+/// What a stop call names.
+pub(crate) enum StopTarget {
+    Handler(HandlerId),
+    Items(HandlerId, Vec<ItemId>),
+    All,
+}
+
+/// The capabilities a state change's `QUERY_BEFORE_*` check needs.
+pub(crate) struct Queries {
+    pub handler: HandlerCapabilities,
+    pub item: ItemCapabilities,
+}
+
+/// A question about the event log (`ISyncMgrEventStore`).
+pub(crate) enum EventQuery {
+    List(Reply<Vec<HandlerEvent>>),
+    Get(Uuid, Reply<Option<HandlerEvent>>),
+    Remove(Uuid, Reply<bool>),
+}
+
+/// What `update_events` / `update_conflicts` announce.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Touch {
+    Events,
+    Conflicts,
+}
+
+/// A call a handler makes through its [`SyncSession`](super::SyncSession).
+pub(crate) enum SessionCall {
+    Progress {
+        item: ItemId,
+        text: String,
+        status: ProgressStatus,
+        step: u32,
+        max: u32,
+        reply: Reply<CancelRequest>,
+    },
+    HandlerText {
+        text: String,
+        reply: Reply<CancelRequest>,
+    },
+    Event {
+        report: EventReport,
+        reply: Reply<Uuid>,
+    },
+    Conflict {
+        item: Option<ItemId>,
+        reply: Reply<()>,
+    },
+    CanContinue {
+        item: Option<ItemId>,
+        reply: Reply<bool>,
+    },
+    Query {
+        reply: Reply<PendingItems>,
+    },
+    Add {
+        item: ItemId,
+        reply: Reply<()>,
+    },
+    Propose {
+        item: SyncItem,
+        reply: Reply<()>,
+    },
+    Commit {
+        item: ItemId,
+        reply: Reply<()>,
+    },
+    Manual {
+        reply: Reply<()>,
+    },
+}
+
+/// Everything the scheduler thread acts on.
+pub(crate) enum Command {
+    Register {
+        spec: HandlerSpec,
+        handler: Arc<dyn SyncHandler>,
+        reply: Reply<()>,
+    },
+    Remove {
+        handler: HandlerId,
+        reply: Reply<()>,
+    },
+    Start(Box<Start>),
+    StartAll {
+        flags: SyncControlFlags,
+        connected: Vec<(HandlerId, bool)>,
+        reply: Reply<Vec<SyncTicket>>,
+    },
+    Stop {
+        target: StopTarget,
+        reply: Reply<Stopped>,
+    },
+    Cancel {
+        request: RequestId,
+        reply: Reply<Withdrawn>,
+    },
+    CheckState {
+        handler: HandlerId,
+        change: StateChange,
+        reply: Reply<Queries>,
+    },
+    ApplyState {
+        handler: HandlerId,
+        change: StateChange,
+        reply: Reply<Changed>,
+    },
+    UpdateHandler {
+        handler: HandlerId,
+        capabilities: HandlerCapabilities,
+        policies: HandlerPolicies,
+        items: Vec<ItemSpec>,
+        reply: Reply<Changed>,
+    },
+    UpdateItem {
+        handler: HandlerId,
+        item: ItemId,
+        /// The item as the handler now lists it; `None` if it no longer does.
+        spec: Option<ItemSpec>,
+        reply: Reply<UpdateReason>,
+    },
+    Touched {
+        handler: HandlerId,
+        item: Option<ItemId>,
+        what: Touch,
+        reply: Reply<()>,
+    },
+    Session {
+        session: SessionId,
+        call: SessionCall,
+    },
+    SessionFinished {
+        session: SessionId,
+        end: SessionEnd,
+        /// Why `synchronize` failed: its error or its panic message.
+        error: Option<String>,
+    },
+    /// A state change made without `WAIT` failed on a worker thread.
+    StateChangeFailed {
+        handler: HandlerId,
+        error: Error,
+    },
+    CallbackPanicked {
+        request: RequestId,
+        message: String,
+    },
+    Events {
+        handler: HandlerId,
+        query: EventQuery,
+    },
+    Subscribe {
+        subscriber: Sender<Notification>,
+    },
+    /// Hand a state change queued without `WAIT` to a worker.
+    RunTask(Box<dyn FnOnce() + Send>),
+    Check {
+        reply: Sender<Result<(), String>>,
+    },
+    Shutdown {
+        reply: Sender<ShutdownReport>,
+    },
+}

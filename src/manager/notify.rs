@@ -1,0 +1,220 @@
+//! Notifications: the stream of what happens, for progress UIs and logs.
+
+use crossbeam_channel::{Sender, TrySendError};
+
+use super::TriggerReason;
+use super::events::HandlerEvent;
+use crate::engine::{Disposition, RequestId, SessionId, StateChange};
+use crate::error::Error;
+use crate::flags::{CancelRequest, ProgressStatus, UpdateReason};
+use crate::id::{HandlerId, ItemId};
+use crate::result::{Outcome, RequestResult};
+
+/// What changed about a handler.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum HandlerChange {
+    /// The handler was registered.
+    Registered,
+    /// The handler was removed.
+    Removed,
+    /// An activate, enable or item-enable change was applied.
+    State(StateChange),
+    /// `update_handler` re-read the handler.
+    Updated,
+    /// `update_item` re-read an item.
+    ItemUpdated(ItemId, UpdateReason),
+    /// `update_events`: the handler's events changed (for the item, if one is named).
+    EventsUpdated(Option<ItemId>),
+    /// `update_conflicts`: the handler's conflicts changed (for the item, if one is named).
+    ConflictsUpdated(Option<ItemId>),
+}
+
+/// One thing that happened in the manager. Subscribe with
+/// [`SyncManager::subscribe`](super::SyncManager::subscribe).
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum Notification {
+    /// A start call was accepted. `items` says, per item, whether it was queued new, merged
+    /// into an existing pending entry, joined a running session, or settled at once.
+    RequestAccepted {
+        /// The request.
+        request: RequestId,
+        /// Its handler.
+        handler: HandlerId,
+        /// Why it was made.
+        reason: TriggerReason,
+        /// Each item of the request with what became of it.
+        items: Vec<(ItemId, Disposition)>,
+    },
+    /// A session started.
+    SessionStarted {
+        /// The session.
+        session: SessionId,
+        /// Its handler.
+        handler: HandlerId,
+        /// Its items, in order.
+        items: Vec<ItemId>,
+    },
+    /// A handler reported progress for an item.
+    ItemProgress {
+        /// The session.
+        session: SessionId,
+        /// The item.
+        item: ItemId,
+        /// Its status.
+        status: ProgressStatus,
+        /// The progress text.
+        text: String,
+        /// Steps done (ignored with `UpdatingIndeterminate`).
+        step: u32,
+        /// Steps in all.
+        max: u32,
+    },
+    /// A handler set its session-wide progress text.
+    HandlerProgress {
+        /// The session.
+        session: SessionId,
+        /// The text.
+        text: String,
+    },
+    /// A cancel was requested for a running session or one of its items.
+    CancelRequested {
+        /// The session.
+        session: SessionId,
+        /// `CancelItem` or `CancelAll`.
+        request: CancelRequest,
+        /// The item, for `CancelItem`.
+        item: Option<ItemId>,
+    },
+    /// An event was reported and kept in the event log.
+    EventReported(HandlerEvent),
+    /// A session ended; every item's final outcome.
+    SessionEnded {
+        /// The session.
+        session: SessionId,
+        /// Its handler.
+        handler: HandlerId,
+        /// Items with their outcomes, in session order.
+        outcomes: Vec<(ItemId, Outcome)>,
+        /// Why `synchronize` failed, if it did (its error or panic message).
+        error: Option<String>,
+    },
+    /// A request completed with this result.
+    RequestCompleted(RequestResult),
+    /// A handler's state changed.
+    HandlerChanged {
+        /// The handler.
+        handler: HandlerId,
+        /// What changed.
+        change: HandlerChange,
+    },
+    /// A state change made without `ControlFlags::WAIT` failed after it was queued.
+    StateChangeFailed {
+        /// The handler.
+        handler: HandlerId,
+        /// Why.
+        error: Error,
+    },
+    /// A result callback panicked (the manager carried on).
+    CallbackPanicked {
+        /// The request whose callback it was.
+        request: RequestId,
+        /// The panic message.
+        message: String,
+    },
+    /// This subscriber fell behind and `missed` notifications were dropped for it.
+    Lagged {
+        /// How many.
+        missed: u64,
+    },
+}
+
+struct Subscriber {
+    tx: Sender<Notification>,
+    missed: u64,
+}
+
+/// The subscribers. Sending never blocks: a full subscriber loses notifications (and is told
+/// how many with `Lagged` once it has room), a dropped one is forgotten.
+#[derive(Default)]
+pub(crate) struct Subscribers {
+    list: Vec<Subscriber>,
+}
+
+impl Subscribers {
+    pub fn add(&mut self, tx: Sender<Notification>) {
+        self.list.push(Subscriber { tx, missed: 0 });
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    pub fn publish(&mut self, make: impl FnOnce() -> Notification) {
+        if self.list.is_empty() {
+            return;
+        }
+        let note = make();
+        self.list.retain_mut(|s| {
+            if s.missed > 0 {
+                match s.tx.try_send(Notification::Lagged { missed: s.missed }) {
+                    Ok(()) => s.missed = 0,
+                    Err(TrySendError::Full(_)) => {
+                        s.missed += 1;
+                        return true;
+                    }
+                    Err(TrySendError::Disconnected(_)) => return false,
+                }
+            }
+            match s.tx.try_send(note.clone()) {
+                Ok(()) => true,
+                Err(TrySendError::Full(_)) => {
+                    s.missed += 1;
+                    true
+                }
+                Err(TrySendError::Disconnected(_)) => false,
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn note() -> Notification {
+        Notification::HandlerProgress {
+            session: SessionId(1),
+            text: "working".into(),
+        }
+    }
+
+    #[test]
+    fn a_full_subscriber_is_told_what_it_missed_and_a_dropped_one_is_forgotten() {
+        let mut subs = Subscribers::default();
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let (gone, gone_rx) = crossbeam_channel::bounded(1);
+        subs.add(tx);
+        subs.add(gone);
+        drop(gone_rx);
+        subs.publish(note);
+        subs.publish(note); // full: missed
+        subs.publish(note); // still full: missed
+        assert_eq!(subs.list.len(), 1, "the dropped subscriber is gone");
+        assert!(matches!(
+            rx.try_recv(),
+            Ok(Notification::HandlerProgress { .. })
+        ));
+        subs.publish(note); // room for the Lagged notice, not for the note
+        assert!(matches!(
+            rx.try_recv(),
+            Ok(Notification::Lagged { missed: 2 })
+        ));
+        subs.publish(note);
+        assert!(matches!(
+            rx.try_recv(),
+            Ok(Notification::Lagged { missed: 1 })
+        ));
+    }
+}

@@ -1,0 +1,639 @@
+//! The scheduler thread: owns the [`Engine`] by value, applies each [`Command`] to it, and
+//! carries out the engine's [`Action`]s by moving data to the worker and delivery threads.
+//! It runs no user code and holds no lock while it waits.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant, SystemTime};
+
+use crossbeam_channel::{Receiver, Sender, select};
+use uuid::Uuid;
+
+use super::command::{Command, EventQuery, Queries, SessionCall, Start, StopTarget, Touch};
+use super::events::{EventLog, EventReport, HandlerEvent};
+use super::notify::{HandlerChange, Notification, Subscribers};
+use super::threads::{Delivery, Job};
+use super::ticket::Completion;
+use super::{
+    Context, PendingItems, Registry, ServedRequest, ShutdownReport, SyncResult, SyncSession,
+    SyncTicket, TriggerReason,
+};
+use crate::engine::{Accepted, Action, Engine, ItemSpec, RequestId, SessionEnd, SessionId};
+use crate::error::{Error, TextKind, check_text};
+use crate::flags::{EventLevel, ItemCapabilities};
+use crate::id::{HandlerId, ItemId, MAX_SYNCMGR_NAME};
+use crate::result::RequestResult;
+
+/// What the scheduler keeps for an open request besides what the engine keeps.
+struct Open {
+    completion: Completion,
+    sink: Option<Box<dyn SyncResult>>,
+    context: Option<Context>,
+    reason: TriggerReason,
+}
+
+pub(crate) struct Scheduler {
+    engine: Engine,
+    commands: Sender<Command>,
+    registry: Registry,
+    open: HashMap<RequestId, Open>,
+    /// Handler of each running session, for event records.
+    sessions: HashMap<SessionId, HandlerId>,
+    jobs: Sender<Job>,
+    deliveries: Sender<Delivery>,
+    events: EventLog,
+    subscribers: Subscribers,
+    grace: Duration,
+    /// Set by shutdown: running sessions past it are abandoned.
+    deadline: Option<Instant>,
+    shutdown_replies: Vec<Sender<ShutdownReport>>,
+    abandoned: usize,
+}
+
+pub(crate) struct SchedulerParts {
+    pub engine: Engine,
+    pub commands: Sender<Command>,
+    pub registry: Registry,
+    pub jobs: Sender<Job>,
+    pub deliveries: Sender<Delivery>,
+    pub event_log_capacity: usize,
+    pub grace: Duration,
+}
+
+impl Scheduler {
+    pub fn new(parts: SchedulerParts) -> Scheduler {
+        Scheduler {
+            engine: parts.engine,
+            commands: parts.commands,
+            registry: parts.registry,
+            open: HashMap::new(),
+            sessions: HashMap::new(),
+            jobs: parts.jobs,
+            deliveries: parts.deliveries,
+            events: EventLog::new(parts.event_log_capacity),
+            subscribers: Subscribers::default(),
+            grace: parts.grace,
+            deadline: None,
+            shutdown_replies: Vec::new(),
+            abandoned: 0,
+        }
+    }
+
+    /// The loop: one command at a time, until shutdown has ended every session.
+    pub fn run(mut self, commands: Receiver<Command>) {
+        loop {
+            let command = match self.deadline {
+                None => commands.recv().ok(),
+                Some(deadline) => select! {
+                    recv(commands) -> c => c.ok(),
+                    recv(crossbeam_channel::at(deadline)) -> _ => {
+                        self.abandon_sessions();
+                        None
+                    }
+                },
+            };
+            match command {
+                Some(command) => self.handle(command),
+                // Every sender is gone: nobody can ask for anything any more.
+                None if self.deadline.is_none() => self.begin_shutdown(),
+                None => {}
+            }
+            self.carry_out();
+            if self.deadline.is_some() && self.engine.session_count() == 0 {
+                break;
+            }
+        }
+        let report = ShutdownReport {
+            abandoned_sessions: self.abandoned,
+            detached_threads: 0,
+        };
+        for reply in self.shutdown_replies.drain(..) {
+            let _ = reply.send(report);
+        }
+    }
+
+    fn begin_shutdown(&mut self) {
+        if self.deadline.is_none() {
+            let _ = self.engine.shutdown();
+            self.deadline = Some(Instant::now() + self.grace);
+        }
+    }
+
+    /// Ends the sessions still running at the grace deadline; their handlers may still be
+    /// running, but their requests get results now.
+    fn abandon_sessions(&mut self) {
+        for session in self.engine.sessions() {
+            self.abandoned += 1;
+            self.finish_session(
+                session,
+                SessionEnd::Failed,
+                Some("abandoned: still running at the end of the shutdown grace period".into()),
+            );
+        }
+    }
+
+    fn publish(&mut self, make: impl FnOnce() -> Notification) {
+        self.subscribers.publish(make);
+    }
+
+    fn handle(&mut self, command: Command) {
+        match command {
+            Command::Register {
+                spec,
+                handler,
+                reply,
+            } => {
+                let id = spec.id.clone();
+                let result = self.engine.register_handler(spec);
+                if result.is_ok() {
+                    self.registry.insert(id.clone(), handler);
+                    self.publish(|| Notification::HandlerChanged {
+                        handler: id,
+                        change: HandlerChange::Registered,
+                    });
+                }
+                let _ = reply.send(result);
+            }
+            Command::Remove { handler, reply } => {
+                let result = self.engine.remove_handler(&handler).map(drop);
+                if result.is_ok() {
+                    self.registry.remove(&handler);
+                    self.events.forget(&handler);
+                    self.publish(|| Notification::HandlerChanged {
+                        handler,
+                        change: HandlerChange::Removed,
+                    });
+                }
+                let _ = reply.send(result);
+            }
+            Command::Start(start) => self.start(*start),
+            Command::StartAll {
+                flags,
+                connected,
+                reply,
+            } => {
+                for (handler, connected) in &connected {
+                    let _ = self.engine.set_handler_connected(handler, *connected);
+                }
+                let result = self.engine.start_sync_all(flags).map(|accepted| {
+                    accepted
+                        .into_iter()
+                        .map(|a| self.open(a, None, None, TriggerReason::Manual))
+                        .collect()
+                });
+                let _ = reply.send(result);
+            }
+            Command::Stop { target, reply } => {
+                let result = match target {
+                    StopTarget::Handler(h) => self.engine.stop_handler_sync(&h),
+                    StopTarget::Items(h, items) => self.engine.stop_item_sync(&h, &items),
+                    StopTarget::All => Ok(self.engine.stop_sync_all()),
+                };
+                let _ = reply.send(result);
+            }
+            Command::Cancel { request, reply } => {
+                let _ = reply.send(self.engine.cancel_request(request));
+            }
+            Command::CheckState {
+                handler,
+                change,
+                reply,
+            } => {
+                let result = self.engine.check_state_change(&handler, &change).map(|()| {
+                    let item = match &change {
+                        crate::engine::StateChange::EnableItem(item)
+                        | crate::engine::StateChange::DisableItem(item) => self
+                            .engine
+                            .item_capabilities(&handler, item)
+                            .unwrap_or(ItemCapabilities::empty()),
+                        _ => ItemCapabilities::empty(),
+                    };
+                    let handler = self
+                        .engine
+                        .handler_view(&handler)
+                        .map(|h| h.capabilities)
+                        .unwrap_or_default();
+                    Queries { handler, item }
+                });
+                let _ = reply.send(result);
+            }
+            Command::ApplyState {
+                handler,
+                change,
+                reply,
+            } => {
+                let result = self.engine.apply_state_change(&handler, &change);
+                if result.is_ok() {
+                    self.publish(|| Notification::HandlerChanged {
+                        handler,
+                        change: HandlerChange::State(change),
+                    });
+                }
+                let _ = reply.send(result);
+            }
+            Command::UpdateHandler {
+                handler,
+                capabilities,
+                policies,
+                items,
+                reply,
+            } => {
+                let result = self
+                    .engine
+                    .update_handler(&handler, capabilities, policies, items);
+                if result.is_ok() {
+                    self.publish(|| Notification::HandlerChanged {
+                        handler,
+                        change: HandlerChange::Updated,
+                    });
+                }
+                let _ = reply.send(result);
+            }
+            Command::UpdateItem {
+                handler,
+                item,
+                spec,
+                reply,
+            } => {
+                let result = match spec {
+                    Some(spec) => self.engine.upsert_item(&handler, spec),
+                    None => self
+                        .engine
+                        .remove_item(&handler, &item)
+                        .map(|_| crate::flags::UpdateReason::Removed),
+                };
+                if let Ok(reason) = result {
+                    self.publish(|| Notification::HandlerChanged {
+                        handler,
+                        change: HandlerChange::ItemUpdated(item, reason),
+                    });
+                }
+                let _ = reply.send(result);
+            }
+            Command::Touched {
+                handler,
+                item,
+                what,
+                reply,
+            } => {
+                let result = self.touched(&handler, item.as_ref(), what);
+                if result.is_ok() {
+                    self.publish(|| Notification::HandlerChanged {
+                        handler,
+                        change: match what {
+                            Touch::Events => HandlerChange::EventsUpdated(item),
+                            Touch::Conflicts => HandlerChange::ConflictsUpdated(item),
+                        },
+                    });
+                }
+                let _ = reply.send(result);
+            }
+            Command::Session { session, call } => self.session_call(session, call),
+            Command::SessionFinished {
+                session,
+                end,
+                error,
+            } => self.finish_session(session, end, error),
+            Command::StateChangeFailed { handler, error } => {
+                self.publish(|| Notification::StateChangeFailed { handler, error });
+            }
+            Command::CallbackPanicked { request, message } => {
+                self.publish(|| Notification::CallbackPanicked { request, message });
+            }
+            Command::Events { handler, query } => match query {
+                EventQuery::List(reply) => {
+                    let _ = reply.send(self.known(&handler).map(|()| self.events.list(&handler)));
+                }
+                EventQuery::Get(id, reply) => {
+                    let _ =
+                        reply.send(self.known(&handler).map(|()| self.events.get(&handler, id)));
+                }
+                EventQuery::Remove(id, reply) => {
+                    let result = self
+                        .known(&handler)
+                        .map(|()| self.events.remove(&handler, id));
+                    let _ = reply.send(result);
+                }
+            },
+            Command::Subscribe { subscriber } => self.subscribers.add(subscriber),
+            Command::RunTask(task) => {
+                let _ = self.jobs.send(Job::Task(task));
+            }
+            Command::Check { reply } => {
+                let _ = reply.send(self.engine.check_consistency());
+            }
+            Command::Shutdown { reply } => {
+                self.shutdown_replies.push(reply);
+                self.begin_shutdown();
+            }
+        }
+    }
+
+    fn known(&self, handler: &HandlerId) -> Result<(), Error> {
+        match self.engine.handler_view(handler) {
+            Some(_) => Ok(()),
+            None => Err(Error::UnknownHandler(handler.clone())),
+        }
+    }
+
+    fn start(&mut self, start: Start) {
+        if let Some(connected) = start.connected {
+            let _ = self.engine.set_handler_connected(&start.handler, connected);
+        }
+        let accepted = match &start.items {
+            None => self.engine.start_handler_sync(&start.handler, start.flags),
+            Some(items) => self
+                .engine
+                .start_item_sync(&start.handler, items, start.flags),
+        };
+        let result = accepted.map(|a| self.open(a, start.context, start.sink, start.reason));
+        let _ = start.reply.send(result);
+    }
+
+    /// Records an accepted request and makes its ticket.
+    fn open(
+        &mut self,
+        accepted: Accepted,
+        context: Option<Context>,
+        sink: Option<Box<dyn SyncResult>>,
+        reason: TriggerReason,
+    ) -> SyncTicket {
+        let (completion, slot) = Completion::new();
+        let request = accepted.request;
+        self.open.insert(
+            request,
+            Open {
+                completion,
+                sink,
+                context,
+                reason,
+            },
+        );
+        if !self.subscribers.is_empty() {
+            let items = self.request_items(&accepted);
+            self.publish(|| Notification::RequestAccepted {
+                request,
+                handler: accepted.handler.clone(),
+                reason,
+                items: items
+                    .into_iter()
+                    .zip(accepted.dispositions.iter().copied())
+                    .collect(),
+            });
+        }
+        SyncTicket::new(request, accepted.handler, slot, self.commands.clone())
+    }
+
+    /// The items of a just-accepted request: from the engine, or, for one that completed at
+    /// once, from its result waiting in the action queue.
+    fn request_items(&mut self, accepted: &Accepted) -> Vec<ItemId> {
+        if let Some(items) = self.engine.request_items(accepted.request) {
+            return items;
+        }
+        self.engine
+            .pending_actions()
+            .find_map(|a| match a {
+                Action::Deliver(r) if r.request == accepted.request => {
+                    Some(r.items.iter().map(|(i, _)| i.clone()).collect())
+                }
+                _ => None,
+            })
+            .unwrap_or_default()
+    }
+
+    /// Carries out what the engine decided.
+    fn carry_out(&mut self) {
+        while let Some(action) = self.engine.next_action() {
+            match action {
+                Action::StartSession {
+                    session,
+                    handler,
+                    items,
+                } => self.start_session(session, handler, items),
+                Action::Cancel {
+                    session,
+                    request,
+                    item,
+                } => self.publish(|| Notification::CancelRequested {
+                    session,
+                    request,
+                    item,
+                }),
+                Action::Deliver(result) => self.deliver(result),
+            }
+        }
+    }
+
+    fn start_session(&mut self, session: SessionId, handler: HandlerId, items: Vec<ItemId>) {
+        let served = self.served(session);
+        let _ = self.engine.session_started(session);
+        self.sessions.insert(session, handler.clone());
+        self.publish(|| Notification::SessionStarted {
+            session,
+            handler: handler.clone(),
+            items: items.clone(),
+        });
+        let job = self.registry.get(&handler).map(|object| Job::Session {
+            handler: object,
+            items,
+            session: SyncSession::new(session, handler, served, self.commands.clone()),
+        });
+        let sent = match job {
+            Some(job) => self.jobs.send(job).is_ok(),
+            None => false,
+        };
+        if !sent {
+            // No handler object or no worker left: end the session at once rather than let
+            // its requests wait forever.
+            self.finish_session(
+                session,
+                SessionEnd::Failed,
+                Some("no worker could run the session".into()),
+            );
+        }
+    }
+
+    /// The requests a session serves, with what their callers passed.
+    fn served(&self, session: SessionId) -> Vec<ServedRequest> {
+        let mut ids: Vec<RequestId> = self
+            .engine
+            .session_view(session)
+            .map(|v| v.items.into_iter().flat_map(|i| i.waiting).collect())
+            .unwrap_or_default();
+        ids.sort_unstable();
+        ids.dedup();
+        ids.into_iter().map(|r| self.describe(r)).collect()
+    }
+
+    fn describe(&self, request: RequestId) -> ServedRequest {
+        let open = self.open.get(&request);
+        ServedRequest {
+            request,
+            context: open.and_then(|o| o.context.clone()),
+            reason: open.map_or(TriggerReason::Manual, |o| o.reason),
+        }
+    }
+
+    fn deliver(&mut self, result: RequestResult) {
+        let open = self.open.remove(&result.request);
+        self.publish(|| Notification::RequestCompleted(result.clone()));
+        let Some(open) = open else {
+            return;
+        };
+        // The ticket first: waiters never depend on a user callback.
+        open.completion.complete(result.clone());
+        if let Some(sink) = open.sink {
+            let _ = self.deliveries.send(Delivery { result, sink });
+        }
+    }
+
+    fn finish_session(&mut self, session: SessionId, end: SessionEnd, error: Option<String>) {
+        if let Some(message) = &error {
+            // Counted before the session ends, so the requests it served see the error.
+            let report = EventReport::new(EventLevel::Error, "synchronize failed")
+                .description(message.clone());
+            let _ = self.record_event(session, report);
+        }
+        let Ok(ended) = self.engine.session_finished(session, end) else {
+            // Already ended: an abandoned session whose handler returned late.
+            return;
+        };
+        self.sessions.remove(&session);
+        self.publish(|| Notification::SessionEnded {
+            session,
+            handler: ended.handler,
+            outcomes: ended.outcomes,
+            error,
+        });
+    }
+
+    fn record_event(&mut self, session: SessionId, report: EventReport) -> Result<Uuid, Error> {
+        self.engine
+            .report_event(session, report.item.as_ref(), report.level)?;
+        let handler = self
+            .sessions
+            .get(&session)
+            .cloned()
+            .ok_or(Error::UnknownSession(session))?;
+        let event = HandlerEvent {
+            id: Uuid::new_v4(),
+            handler,
+            session: Some(session),
+            time: SystemTime::now(),
+            report,
+        };
+        let id = event.id;
+        self.events.record(event.clone());
+        self.publish(|| Notification::EventReported(event));
+        Ok(id)
+    }
+
+    fn touched(
+        &mut self,
+        handler: &HandlerId,
+        item: Option<&ItemId>,
+        what: Touch,
+    ) -> Result<(), Error> {
+        let view = self
+            .engine
+            .handler_view(handler)
+            .ok_or_else(|| Error::UnknownHandler(handler.clone()))?;
+        if let Some(item) = item
+            && !view.items.iter().any(|(i, _)| i == item)
+        {
+            return Err(Error::UnknownItem {
+                handler: handler.clone(),
+                item: item.clone(),
+            });
+        }
+        if let Touch::Conflicts = what {
+            // New conflicts count for the requests the handler's running sessions serve.
+            for session in view.running {
+                let _ = self.engine.report_conflict(session, item);
+            }
+        }
+        Ok(())
+    }
+
+    fn session_call(&mut self, session: SessionId, call: SessionCall) {
+        match call {
+            SessionCall::Progress {
+                item,
+                text,
+                status,
+                step,
+                max,
+                reply,
+            } => {
+                let result = self
+                    .engine
+                    .report_progress(session, &item, status, &text)
+                    .map(|ack| ack.cancel);
+                if result.is_ok() {
+                    self.publish(|| Notification::ItemProgress {
+                        session,
+                        item,
+                        status,
+                        text,
+                        step,
+                        max,
+                    });
+                }
+                let _ = reply.send(result);
+            }
+            SessionCall::HandlerText { text, reply } => {
+                let result = self.engine.set_handler_progress_text(session, &text);
+                if result.is_ok() {
+                    self.publish(|| Notification::HandlerProgress { session, text });
+                }
+                let _ = reply.send(result);
+            }
+            SessionCall::Event { report, reply } => {
+                let _ = reply.send(self.record_event(session, report));
+            }
+            SessionCall::Conflict { item, reply } => {
+                let _ = reply.send(self.engine.report_conflict(session, item.as_ref()));
+            }
+            SessionCall::CanContinue { item, reply } => {
+                let _ = reply.send(self.engine.can_continue(session, item.as_ref()));
+            }
+            SessionCall::Query { reply } => {
+                let result = self
+                    .engine
+                    .query_for_additional_items(session)
+                    .map(|extra| PendingItems {
+                        items: extra.items,
+                        requests: extra
+                            .requests
+                            .into_iter()
+                            .map(|r| self.describe(r))
+                            .collect(),
+                    });
+                let _ = reply.send(result);
+            }
+            SessionCall::Add { item, reply } => {
+                let _ = reply.send(self.engine.add_item_to_session(session, &item).map(drop));
+            }
+            SessionCall::Propose { item, reply } => {
+                let result =
+                    check_text(&item.name, TextKind::Name, MAX_SYNCMGR_NAME).and_then(|()| {
+                        self.engine.propose_item(
+                            session,
+                            ItemSpec {
+                                id: item.id,
+                                capabilities: item.capabilities,
+                                policies: item.policies,
+                                enabled: item.enabled,
+                            },
+                        )
+                    });
+                let _ = reply.send(result);
+            }
+            SessionCall::Commit { item, reply } => {
+                let _ = reply.send(self.engine.commit_item(session, &item));
+            }
+            SessionCall::Manual { reply } => {
+                let _ = reply.send(self.engine.report_manual_sync(session));
+            }
+        }
+    }
+}

@@ -1,0 +1,206 @@
+//! The handler's side of a session: [`SyncSession`], the Rust form of `ISyncMgrSyncCallback`.
+
+use crossbeam_channel::Sender;
+use uuid::Uuid;
+
+use super::command::{Command, Reply, SessionCall};
+use super::events::EventReport;
+use super::{Context, SyncItem, TriggerReason};
+use crate::engine::{RequestId, SessionId};
+use crate::error::Error;
+use crate::flags::{CancelRequest, ProgressStatus};
+use crate::id::{HandlerId, ItemId};
+
+/// A request a session serves, as the handler sees it.
+#[derive(Clone)]
+pub struct ServedRequest {
+    /// The request.
+    pub request: RequestId,
+    /// The context value its caller passed, if any.
+    pub context: Option<Context>,
+    /// Why it was made.
+    pub reason: TriggerReason,
+}
+
+impl std::fmt::Debug for ServedRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServedRequest")
+            .field("request", &self.request)
+            .field("context", &self.context.is_some())
+            .field("reason", &self.reason)
+            .finish()
+    }
+}
+
+/// What a running handler sees of its pending set
+/// ([`SyncSession::query_for_additional_items`]).
+#[derive(Clone, Debug, Default)]
+pub struct PendingItems {
+    /// Pending items this session could take with [`SyncSession::add_item_to_session`],
+    /// oldest first.
+    pub items: Vec<ItemId>,
+    /// The requests waiting on them, oldest first.
+    pub requests: Vec<ServedRequest>,
+}
+
+/// The handle a handler reports through while it synchronizes (`ISyncMgrSyncCallback`).
+///
+/// It is cheap to clone and may be used from any thread, also threads the handler starts
+/// itself. Every call goes to the manager's scheduler and waits for its answer. Once the
+/// session has ended, calls fail with [`Error::UnknownSession`].
+#[derive(Clone)]
+pub struct SyncSession {
+    id: SessionId,
+    handler: HandlerId,
+    requests: Vec<ServedRequest>,
+    commands: Sender<Command>,
+}
+
+impl std::fmt::Debug for SyncSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SyncSession")
+            .field("id", &self.id)
+            .field("handler", &self.handler)
+            .field("requests", &self.requests)
+            .finish()
+    }
+}
+
+impl SyncSession {
+    pub(crate) fn new(
+        id: SessionId,
+        handler: HandlerId,
+        requests: Vec<ServedRequest>,
+        commands: Sender<Command>,
+    ) -> SyncSession {
+        SyncSession {
+            id,
+            handler,
+            requests,
+            commands,
+        }
+    }
+
+    /// The session's ID.
+    pub fn id(&self) -> SessionId {
+        self.id
+    }
+
+    /// The handler it runs for.
+    pub fn handler(&self) -> &HandlerId {
+        &self.handler
+    }
+
+    /// The requests the session served when it started, with their context values.
+    pub fn requests(&self) -> &[ServedRequest] {
+        &self.requests
+    }
+
+    fn call<T>(&self, make: impl FnOnce(Reply<T>) -> SessionCall) -> Result<T, Error> {
+        let (reply, answer) = crossbeam_channel::bounded(1);
+        let command = Command::Session {
+            session: self.id,
+            call: make(reply),
+        };
+        // A scheduler that is gone has ended every session.
+        self.commands
+            .send(command)
+            .map_err(|_| Error::UnknownSession(self.id))?;
+        answer.recv().map_err(|_| Error::UnknownSession(self.id))?
+    }
+
+    /// Reports an item's progress (`ReportProgress`) and returns the cancel request pending
+    /// for it: `CancelItem` or `CancelAll` mean the handler should stop that item, or
+    /// everything, and report `Canceled`. `step` and `max` are ignored with
+    /// `UpdatingIndeterminate`.
+    ///
+    /// Errors: text over `MAX_SYNCMGR_PROGRESSTEXT` or an item not in the session
+    /// (`E_INVALIDARG`); a status other than `Failed` after a terminal one (`E_ACCESSDENIED`,
+    /// and the item is marked `Failed`).
+    pub fn report_progress(
+        &self,
+        item: &ItemId,
+        text: &str,
+        status: ProgressStatus,
+        step: u32,
+        max: u32,
+    ) -> Result<CancelRequest, Error> {
+        self.call(|reply| SessionCall::Progress {
+            item: item.clone(),
+            text: text.to_owned(),
+            status,
+            step,
+            max,
+            reply,
+        })
+    }
+
+    /// Sets the session-wide progress text (`SetHandlerProgressText`); returns `CancelAll`
+    /// once the whole session was asked to stop.
+    pub fn set_handler_progress_text(&self, text: &str) -> Result<CancelRequest, Error> {
+        self.call(|reply| SessionCall::HandlerText {
+            text: text.to_owned(),
+            reply,
+        })
+    }
+
+    /// Reports an event for the handler's event log (`ReportEvent`) and returns its fresh ID.
+    /// `Error`-level events count in the `errors` of the requests the session serves for
+    /// that item (or for the whole handler, with no item).
+    pub fn report_event(&self, report: EventReport) -> Result<Uuid, Error> {
+        self.call(|reply| SessionCall::Event { report, reply })
+    }
+
+    /// Reports a conflict found for an item, or for the handler as a whole: it counts in the
+    /// `conflicts` of the requests concerned (a Rust addition; Sync Center learns of
+    /// conflicts through its conflict store).
+    pub fn report_conflict(&self, item: Option<&ItemId>) -> Result<(), Error> {
+        self.call(|reply| SessionCall::Conflict {
+            item: item.cloned(),
+            reply,
+        })
+    }
+
+    /// Whether the handler may go on with an item, or with anything at all for `None`
+    /// (`CanContinue`): false once a cancel was requested for it or for the session.
+    pub fn can_continue(&self, item: Option<&ItemId>) -> Result<bool, Error> {
+        self.call(|reply| SessionCall::CanContinue {
+            item: item.cloned(),
+            reply,
+        })
+    }
+
+    /// The handler's pending items and the requests waiting on them
+    /// (`QueryForAdditionalItems`).
+    pub fn query_for_additional_items(&self) -> Result<PendingItems, Error> {
+        self.call(|reply| SessionCall::Query { reply })
+    }
+
+    /// Pulls a pending item into this session (`AddItemToSession`): the requests waiting on
+    /// it take its outcome from here. An item already in the session is `E_INVALIDARG`.
+    pub fn add_item_to_session(&self, item: &ItemId) -> Result<(), Error> {
+        self.call(|reply| SessionCall::Add {
+            item: item.clone(),
+            reply,
+        })
+    }
+
+    /// Proposes an item discovered during the sync (`ProposeItem`).
+    pub fn propose_item(&self, item: SyncItem) -> Result<(), Error> {
+        self.call(|reply| SessionCall::Propose { item, reply })
+    }
+
+    /// Commits a proposed item (`CommitItem`): it becomes an item of the handler and of this
+    /// session.
+    pub fn commit_item(&self, item: &ItemId) -> Result<(), Error> {
+        self.call(|reply| SessionCall::Commit {
+            item: item.clone(),
+            reply,
+        })
+    }
+
+    /// Marks the session as started by hand (`ReportManualSync`).
+    pub fn report_manual_sync(&self) -> Result<(), Error> {
+        self.call(|reply| SessionCall::Manual { reply })
+    }
+}

@@ -1,0 +1,110 @@
+//! The threads that run user code: workers run `synchronize` and state-change hooks, the
+//! delivery thread runs result callbacks. Each catches panics, so user code can never take a
+//! thread of the manager down.
+
+use std::any::Any;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+
+use crossbeam_channel::{Receiver, Sender};
+
+use super::command::Command;
+use super::{SyncHandler, SyncResult, SyncSession};
+use crate::engine::SessionEnd;
+use crate::id::ItemId;
+use crate::result::RequestResult;
+
+/// Work for a worker thread.
+pub(crate) enum Job {
+    /// Run one session.
+    Session {
+        handler: Arc<dyn SyncHandler>,
+        items: Vec<ItemId>,
+        session: SyncSession,
+    },
+    /// Run a state change queued without `ControlFlags::WAIT`.
+    Task(Box<dyn FnOnce() + Send>),
+}
+
+/// A result on its way to its callback.
+pub(crate) struct Delivery {
+    pub result: RequestResult,
+    pub sink: Box<dyn SyncResult>,
+}
+
+/// The text of a caught panic.
+pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a panic with a non-text payload".to_owned()
+    }
+}
+
+/// A worker: runs jobs until the scheduler drops the job channel. `_alive` is dropped when
+/// the thread ends, which is how shutdown knows.
+pub(crate) fn worker(jobs: Receiver<Job>, commands: Sender<Command>, _alive: Sender<()>) {
+    for job in jobs {
+        match job {
+            Job::Session {
+                handler,
+                items,
+                session,
+            } => {
+                let id = session.id();
+                // A session can wait here for a free worker. If it was asked to cancel
+                // everything meanwhile, or already ended (abandoned at shutdown), the handler
+                // is not started at all: its items settle as `Canceled`.
+                match session.can_continue(None) {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        let _ = commands.send(Command::SessionFinished {
+                            session: id,
+                            end: SessionEnd::Returned,
+                            error: None,
+                        });
+                        continue;
+                    }
+                    Err(_) => continue,
+                }
+                let outcome =
+                    catch_unwind(AssertUnwindSafe(|| handler.synchronize(&items, &session)));
+                let (end, error) = match outcome {
+                    Ok(Ok(())) => (SessionEnd::Returned, None),
+                    Ok(Err(e)) => (SessionEnd::Failed, Some(e.to_string())),
+                    Err(panic) => (
+                        SessionEnd::Failed,
+                        Some(format!("handler panicked: {}", panic_message(&*panic))),
+                    ),
+                };
+                let _ = commands.send(Command::SessionFinished {
+                    session: id,
+                    end,
+                    error,
+                });
+            }
+            Job::Task(task) => {
+                // A task reports its own errors; a panic in it was a hook's, already caught.
+                let _ = catch_unwind(AssertUnwindSafe(task));
+            }
+        }
+    }
+}
+
+/// The delivery thread: runs result callbacks in the order results were decided.
+pub(crate) fn delivery(
+    deliveries: Receiver<Delivery>,
+    commands: Sender<Command>,
+    _alive: Sender<()>,
+) {
+    for Delivery { result, sink } in deliveries {
+        if let Err(panic) = catch_unwind(AssertUnwindSafe(|| sink.result(&result))) {
+            let _ = commands.send(Command::CallbackPanicked {
+                request: result.request,
+                message: panic_message(&*panic),
+            });
+        }
+    }
+}
