@@ -1,0 +1,232 @@
+//! Test fixtures shared by the manager's integration tests.
+//!
+//! [`Driven`] is a handler whose sessions the test drives from its own thread: each session
+//! hands the test a [`Running`] (its items and its `SyncSession`) and then waits until the
+//! test says how `synchronize` ends. Nothing sleeps: every step is a channel message.
+
+#![allow(dead_code)] // each test file uses a different part
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, Sender};
+use syncmgr::engine::StateChange;
+use syncmgr::*;
+
+/// How long a test waits for something that should already be on its way before it calls
+/// the test failed. A failure guard, never a way to let time pass.
+pub const PATIENCE: Duration = Duration::from_secs(10);
+
+pub fn id(s: &str) -> ItemId {
+    ItemId::new(s).expect("test IDs are valid")
+}
+
+pub fn ids(list: &[&str]) -> Vec<ItemId> {
+    list.iter().map(|s| id(s)).collect()
+}
+
+/// How a driven session's `synchronize` ends.
+pub enum Finish {
+    Return,
+    Error(String),
+    Panic(String),
+}
+
+/// A session in progress, handed to the test.
+pub struct Running {
+    pub items: Vec<ItemId>,
+    pub session: SyncSession,
+    finish: Sender<Finish>,
+}
+
+impl Running {
+    /// Reports a status for each of these items.
+    pub fn report(&self, items: &[&str], status: ProgressStatus) {
+        for item in items {
+            self.session
+                .report_progress(&id(item), "", status, 1, 1)
+                .expect("progress report accepted");
+        }
+    }
+
+    /// Reports `Succeeded` for every item of the session, then returns.
+    pub fn succeed_all(self) {
+        for item in &self.items {
+            self.session
+                .report_progress(item, "done", ProgressStatus::Succeeded, 1, 1)
+                .expect("progress report accepted");
+        }
+        self.end(Finish::Return);
+    }
+
+    /// Ends `synchronize` this way.
+    pub fn end(self, how: Finish) {
+        let _ = self.finish.send(how);
+    }
+
+    /// The item names, for assertions.
+    pub fn names(&self) -> Vec<String> {
+        self.items.iter().map(|i| i.to_string()).collect()
+    }
+}
+
+/// A handler driven by the test. Build it with [`Driven::new`], register it, then take each
+/// session from the receiver it gave you.
+pub struct Driven {
+    pub items: Vec<SyncItem>,
+    pub capabilities: HandlerCapabilities,
+    pub policies: HandlerPolicies,
+    pub max_concurrent: Option<usize>,
+    pub connected: Arc<AtomicBool>,
+    /// Answer to `query_state_change`.
+    pub agree: Arc<AtomicBool>,
+    /// Hook calls as (change, flags), in order.
+    pub hooks: Option<Sender<(StateChange, ControlFlags)>>,
+    sessions: Sender<Running>,
+}
+
+impl Driven {
+    /// A handler with these items (all enabled), and the receiver of its sessions.
+    pub fn new(items: &[&str]) -> (Driven, Receiver<Running>) {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let handler = Driven {
+            items: items
+                .iter()
+                .map(|i| SyncItem::new(id(i), i.to_uppercase()))
+                .collect(),
+            capabilities: HandlerCapabilities::empty(),
+            policies: HandlerPolicies::empty(),
+            max_concurrent: None,
+            connected: Arc::new(AtomicBool::new(true)),
+            agree: Arc::new(AtomicBool::new(true)),
+            hooks: None,
+            sessions: tx,
+        };
+        (handler, rx)
+    }
+
+    pub fn with_capabilities(mut self, capabilities: HandlerCapabilities) -> Driven {
+        self.capabilities = capabilities;
+        self
+    }
+
+    pub fn with_policies(mut self, policies: HandlerPolicies) -> Driven {
+        self.policies = policies;
+        self
+    }
+
+    /// Changes one item's description (policies, enabled state...).
+    pub fn with_item(mut self, item: SyncItem) -> Driven {
+        match self.items.iter_mut().find(|i| i.id == item.id) {
+            Some(slot) => *slot = item,
+            None => self.items.push(item),
+        }
+        self
+    }
+
+    fn hook(&self, change: StateChange, flags: ControlFlags) {
+        if let Some(tx) = &self.hooks {
+            let _ = tx.send((change, flags));
+        }
+    }
+}
+
+impl SyncHandler for Driven {
+    fn name(&self) -> String {
+        "driven".into()
+    }
+    fn capabilities(&self) -> HandlerCapabilities {
+        self.capabilities
+    }
+    fn policies(&self) -> HandlerPolicies {
+        self.policies
+    }
+    fn items(&self) -> Vec<SyncItem> {
+        self.items.clone()
+    }
+    fn max_concurrent_sessions(&self) -> Option<usize> {
+        self.max_concurrent
+    }
+    fn is_connected(&self) -> bool {
+        self.connected.load(Ordering::SeqCst)
+    }
+    fn query_state_change(&self, _change: &StateChange, _flags: ControlFlags) -> bool {
+        self.agree.load(Ordering::SeqCst)
+    }
+    fn activate(&self, active: bool, flags: ControlFlags) -> Result<(), HandlerError> {
+        let change = if active {
+            StateChange::Activate
+        } else {
+            StateChange::Deactivate
+        };
+        self.hook(change, flags);
+        Ok(())
+    }
+    fn enable(&self, enabled: bool, flags: ControlFlags) -> Result<(), HandlerError> {
+        let change = if enabled {
+            StateChange::Enable
+        } else {
+            StateChange::Disable
+        };
+        self.hook(change, flags);
+        Ok(())
+    }
+    fn enable_item(&self, item: &ItemId, enabled: bool, flags: ControlFlags) -> Result<(), HandlerError> {
+        let change = if enabled {
+            StateChange::EnableItem(item.clone())
+        } else {
+            StateChange::DisableItem(item.clone())
+        };
+        self.hook(change, flags);
+        Ok(())
+    }
+    fn synchronize(&self, items: &[ItemId], session: &SyncSession) -> Result<(), HandlerError> {
+        let (finish, how) = crossbeam_channel::bounded(1);
+        let running = Running {
+            items: items.to_vec(),
+            session: session.clone(),
+            finish,
+        };
+        if self.sessions.send(running).is_err() {
+            return Ok(());
+        }
+        // A test that dropped its `Running` without ending it ends the session normally.
+        match how.recv().unwrap_or(Finish::Return) {
+            Finish::Return => Ok(()),
+            Finish::Error(message) => Err(message.into()),
+            Finish::Panic(message) => panic!("{message}"),
+        }
+    }
+}
+
+/// Takes the next session, failing the test if none comes.
+pub fn next_session(sessions: &Receiver<Running>) -> Running {
+    sessions
+        .recv_timeout(PATIENCE)
+        .expect("a session should have started")
+}
+
+/// Waits for a ticket's result, failing the test if it does not come.
+pub fn result(ticket: &SyncTicket) -> RequestResult {
+    ticket
+        .wait_timeout(PATIENCE)
+        .expect("the ticket should have resolved")
+}
+
+/// A result sink that forwards into a channel, and that channel.
+pub fn sink() -> (Option<Box<dyn SyncResult>>, Receiver<RequestResult>) {
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let sink: Box<dyn SyncResult> = Box::new(move |r: &RequestResult| {
+        let _ = tx.send(r.clone());
+    });
+    (Some(sink), rx)
+}
+
+/// A manager with the default limits (test-sized grace period).
+pub fn manager() -> SyncManager {
+    SyncManager::builder()
+        .shutdown_grace(Duration::from_millis(200))
+        .build()
+        .expect("the manager starts")
+}
