@@ -6,32 +6,39 @@
 //! those of `ISyncMgrControl` (syncmgr.h) and of the older Synchronization Manager
 //! (`ISyncMgrSynchronizeInvoke`, mobsync.h), with the SDK's exact flag values.
 //!
-//! The heart of the crate is [`Engine`]: a pure, deterministic state machine (no threads,
-//! clocks, channels or callbacks) that takes the inputs of a sync system and says what must
-//! happen next. The threaded `SyncManager` that runs real handlers on worker threads is a thin
-//! shell around it (coming next); the engine is public so that you can property-test your own
-//! queue semantics and benchmark item dedup with it.
-//!
 //! ```
-//! use syncmgr::engine::{Action, Engine, HandlerSpec, SessionEnd};
-//! use syncmgr::{HandlerId, ItemId, Outcome, ProgressStatus, SyncControlFlags};
+//! use syncmgr::{
+//!     ControlFlags, HandlerError, ItemId, Outcome, ProgressStatus, SyncControlFlags,
+//!     SyncHandler, SyncItem, SyncManager, SyncSession,
+//! };
+//!
+//! struct Mail;
+//!
+//! impl SyncHandler for Mail {
+//!     fn items(&self) -> Vec<SyncItem> {
+//!         vec![SyncItem::new(ItemId::new("inbox").unwrap(), "Inbox")]
+//!     }
+//!     fn synchronize(&self, items: &[ItemId], session: &SyncSession) -> Result<(), HandlerError> {
+//!         for item in items {
+//!             session.report_progress(item, "fetched", ProgressStatus::Succeeded, 1, 1)?;
+//!         }
+//!         Ok(())
+//!     }
+//! }
 //!
 //! # fn main() -> Result<(), syncmgr::Error> {
-//! let mail = HandlerId::new("mail")?;
-//! let inbox = ItemId::new("inbox")?;
-//! let mut engine = Engine::default();
-//! engine.register_handler(HandlerSpec::new(mail.clone()).items([inbox.clone()]))?;
-//!
-//! let request = engine.start_handler_sync(&mail, SyncControlFlags::NONE)?.request;
-//! let Some(Action::StartSession { session, items, .. }) = engine.next_action() else { unreachable!() };
-//! assert_eq!(items, [inbox.clone()]);
-//!
-//! let _ = engine.report_progress(session, &inbox, ProgressStatus::Succeeded, "fetched 3 mails")?;
-//! let _ = engine.session_finished(session, SessionEnd::Returned)?;
-//! let Some(Action::Deliver(result)) = engine.next_action() else { unreachable!() };
-//! assert_eq!((result.request, result.status), (request, Outcome::Succeeded));
+//! let manager = SyncManager::new()?;
+//! manager.register_handler("mail", Mail, ControlFlags::WAIT)?;
+//! let ticket = manager.start_handler_sync("mail", SyncControlFlags::NONE, None)?;
+//! assert_eq!(ticket.wait().status, Outcome::Succeeded);
 //! # Ok(()) }
 //! ```
+//!
+//! [`SyncManager`] is a thin threaded shell around [`Engine`]: a pure, deterministic state
+//! machine (no threads, clocks, channels or callbacks) that takes the inputs of a sync system
+//! and says what must happen next. The engine is public so that you can property-test your own
+//! queue semantics and benchmark item dedup with it; the examples below use whichever shows a
+//! rule best.
 //!
 //! # Identifiers
 //!
@@ -114,20 +121,109 @@
 //!
 //! # Sessions
 //!
-//! A session is one run of a handler over a list of items. The engine announces it with
-//! [`engine::Action::StartSession`]; the handler then reports per-item progress
-//! ([`Engine::report_progress`], which answers with the pending [`CancelRequest`]), events and
-//! conflicts, may pull more pending items in ([`Engine::query_for_additional_items`],
-//! [`Engine::add_item_to_session`]), and ends ([`Engine::session_finished`]). After a terminal
-//! report an item accepts only `Failed`; an item that never got a terminal report ends
-//! `Failed`, or `Canceled` if a cancel was requested for it, so no request waits forever.
+//! A session is one run of a handler's [`SyncHandler::synchronize`] over a list of items, on
+//! one of the manager's worker threads. Through its [`SyncSession`] the handler reports
+//! per-item progress ([`SyncSession::report_progress`] answers with the pending
+//! [`CancelRequest`]), events ([`SyncSession::report_event`]) and conflicts, checks
+//! [`SyncSession::can_continue`], and may pull more pending items in
+//! ([`SyncSession::query_for_additional_items`], [`SyncSession::add_item_to_session`]). After
+//! a terminal report an item accepts only `Failed`; an item that never got a terminal report
+//! ends `Failed`, or `Canceled` if a cancel was requested for it, so no request waits forever.
+//!
+//! ```
+//! use syncmgr::{
+//!     CancelRequest, ControlFlags, EventLevel, EventReport, HandlerError, ItemId, Outcome,
+//!     ProgressStatus, SyncControlFlags, SyncHandler, SyncItem, SyncManager, SyncSession,
+//! };
+//!
+//! struct Photos;
+//!
+//! impl SyncHandler for Photos {
+//!     fn items(&self) -> Vec<SyncItem> {
+//!         ["2025", "2026"].iter().map(|y| SyncItem::new(ItemId::new(y).unwrap(), *y)).collect()
+//!     }
+//!     fn synchronize(&self, items: &[ItemId], session: &SyncSession) -> Result<(), HandlerError> {
+//!         for item in items {
+//!             for step in 1..=3 {
+//!                 let cancel = session.report_progress(item, "uploading", ProgressStatus::Updating, step, 3)?;
+//!                 if cancel != CancelRequest::None {
+//!                     session.report_progress(item, "stopped", ProgressStatus::Canceled, step, 3)?;
+//!                     break;
+//!                 }
+//!             }
+//!             if item.as_str() == "2026" {
+//!                 session.report_event(EventReport::new(EventLevel::Error, "quota exceeded").item(item.clone()))?;
+//!                 session.report_progress(item, "quota exceeded", ProgressStatus::Failed, 3, 3)?;
+//!             } else {
+//!                 session.report_progress(item, "uploaded", ProgressStatus::Succeeded, 3, 3)?;
+//!             }
+//!         }
+//!         Ok(())
+//!     }
+//! }
+//!
+//! # fn main() -> Result<(), syncmgr::Error> {
+//! let manager = SyncManager::new()?;
+//! manager.register_handler("photos", Photos, ControlFlags::WAIT)?;
+//! let result = manager.start_handler_sync("photos", SyncControlFlags::NONE, None)?.wait();
+//! assert_eq!(result.status, Outcome::Failed); // the worst item outcome
+//! assert_eq!(result.errors, 1);
+//! assert_eq!(result.outcome_of(&ItemId::new("2025")?), Some(Outcome::Succeeded));
+//! assert_eq!(manager.events("photos")?[0].report.name, "quota exceeded");
+//! # Ok(()) }
+//! ```
 //!
 //! # Results
 //!
-//! Every accepted request gets exactly one [`RequestResult`], as
-//! [`engine::Action::Deliver`], once all its items have an [`Outcome`]: its status is the worst
-//! outcome (`Failed` > `Disconnected` > `Canceled` > `Succeeded`), with the number of error
-//! events and conflicts reported for it, and each item's outcome.
+//! Every accepted request gets exactly one [`RequestResult`], once all its items have an
+//! [`Outcome`]: its status is the worst outcome (`Failed` > `Disconnected` > `Canceled` >
+//! `Succeeded`), with the number of error events and conflicts reported for it, and each
+//! item's outcome. It reaches the caller through the returned [`SyncTicket`] (`wait`,
+//! `wait_timeout`, `try_result`) and through an optional [`SyncResult`] callback, which
+//! closures implement. A [`SyncRequest`] also carries a context value for the handler.
+//!
+//! ```
+//! use std::sync::mpsc;
+//! use syncmgr::{
+//!     ControlFlags, HandlerError, ItemId, RequestResult, SyncHandler, SyncItem, SyncManager,
+//!     SyncRequest, SyncSession,
+//! };
+//!
+//! struct Calendar;
+//!
+//! impl SyncHandler for Calendar {
+//!     fn items(&self) -> Vec<SyncItem> {
+//!         vec![SyncItem::new(ItemId::new("work").unwrap(), "Work")]
+//!     }
+//!     fn synchronize(&self, items: &[ItemId], session: &SyncSession) -> Result<(), HandlerError> {
+//!         // Every request this session serves, with the context its caller passed.
+//!         let asked_by: Vec<&str> = session
+//!             .requests()
+//!             .iter()
+//!             .filter_map(|r| r.context.as_ref()?.downcast_ref::<&str>().copied())
+//!             .collect();
+//!         assert_eq!(asked_by, ["reminder service"]);
+//!         for item in items {
+//!             session.report_progress(item, "", syncmgr::ProgressStatus::Succeeded, 1, 1)?;
+//!         }
+//!         Ok(())
+//!     }
+//! }
+//!
+//! # fn main() -> Result<(), syncmgr::Error> {
+//! let manager = SyncManager::new()?;
+//! manager.register_handler("calendar", Calendar, ControlFlags::WAIT)?;
+//! let (tx, rx) = mpsc::channel();
+//! let ticket = manager.request(
+//!     SyncRequest::handler("calendar")
+//!         .items(["work"])
+//!         .context("reminder service")
+//!         .on_result(move |r: &RequestResult| tx.send(r.status).unwrap()),
+//! )?;
+//! let result = ticket.wait(); // the ticket completes first, then the callback runs
+//! assert_eq!(rx.recv().unwrap(), result.status);
+//! # Ok(()) }
+//! ```
 //!
 //! # Stopping and cancelling
 //!
@@ -182,10 +278,27 @@
 //!
 //! # Threading model
 //!
-//! The engine has none: it is `Send`, owned by value, and driven by whoever holds it. The
-//! coming `SyncManager` owns one engine on a scheduler thread, runs handler sessions on worker
-//! threads and delivers results on a delivery thread, never under an internal lock.
-
+//! A [`SyncManager`] runs one scheduler thread that owns the engine and applies one command at
+//! a time, worker threads that run `synchronize` and state-change hooks (as many as the global
+//! session limit by default, see [`SyncManagerBuilder`]), and one delivery thread that runs
+//! result callbacks. Calls wait for the scheduler's answer, so a start call is refused or
+//! accepted synchronously. No user code runs on the scheduler thread or under a lock.
+//!
+//! **Panics.** A handler that panics in `synchronize` ends its session with an error event and
+//! `Failed` outcomes for its unreported items; a panic in a hook fails the call that ran it
+//! with [`Error::HandlerFailed`]; a panicking result callback is reported as
+//! [`Notification::CallbackPanicked`]. The manager keeps working in every case.
+//!
+//! **Shutdown.** [`SyncManager::shutdown`] (or dropping the last handle) refuses new work,
+//! cancels what is pending, asks running sessions to cancel, waits for them up to a grace
+//! period, delivers every outstanding result and joins its threads. A handler that ignores the
+//! cancel past the grace period is abandoned (its requests get `Canceled`) and its thread,
+//! stuck in user code, is counted in the [`ShutdownReport`] instead of waited for.
+//!
+//! **Notifications.** [`SyncManager::subscribe`] gives a stream of everything that happens,
+//! including why each item was queued, merged or joined. A subscriber that does not keep up
+//! misses notifications and is told how many; it never slows the manager down.
+//!
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
