@@ -1071,17 +1071,17 @@ impl Engine {
             return Ok(session.served.clone());
         };
         let h = &self.handlers[&session.handler_key];
-        if !h.index.contains_key(item) {
-            return Err(unknown_item(&h.id, item));
-        }
-        Ok(match self.position(id, item) {
-            Ok(pos) => session.items[pos]
+        // An item the session holds counts even if an update removed it meanwhile; any other
+        // item must still belong to the handler.
+        match self.position(id, item) {
+            Ok(pos) => Ok(session.items[pos]
                 .waiters
                 .iter()
                 .map(|w| w.request)
-                .collect(),
-            Err(_) => Vec::new(),
-        })
+                .collect()),
+            Err(_) if h.find(item).is_none() => Err(unknown_item(&h.id, item)),
+            Err(_) => Ok(Vec::new()),
+        }
     }
 
     /// Marks the session as started by hand (`ReportManualSync`).

@@ -1,0 +1,2172 @@
+//! Property tests of the pure engine (SPEC section 8, issue 2).
+//!
+//! `engine_matches_model_and_keeps_the_invariants` drives `syncmgr::engine::Engine` and the
+//! naive reference model in `model/` with the same random operation sequences (3 or 4
+//! handlers, one plain, one concurrent, one with policies; a global limit of 2 or 3). After
+//! every call it asserts that both decided the same (reply or error with its HRESULT,
+//! sessions started in order, results delivered, cancels sent, and the visible state), that
+//! `Engine::check_consistency` holds, and each invariant of SPEC section 8, checked on its own
+//! from the engine's public views and this file's bookkeeping of the action stream, labelled
+//! (a) to (g) in the failure messages:
+//!
+//! - (a) every accepted request gets exactly one result, and only after all its items have
+//!   outcomes (checked at each delivery, and at the end, when every session has finished);
+//! - (b) no item is ever in two running sessions of the same handler;
+//! - (c) the pending set never holds an item twice, and never an item no open request wants;
+//! - (d) a non-concurrent handler never has two running sessions (unless an update took the
+//!   capability away while they ran: they finish, and nothing starts over the new limit);
+//! - (e) requests queued while a handler is busy lead to exactly one next session holding the
+//!   union of their items, minus joined and cancelled ones;
+//! - (f) with `IGNORE_IF_ALREADY_SYNCING` a currently-syncing item is joined, never queued;
+//!   without it, it is always queued;
+//! - (g) no session starts for a disabled, inactive or removed handler, or with a disabled
+//!   item.
+//!
+//! `same_inputs_give_the_same_actions` runs each sequence on two fresh engines and compares
+//! every reply and action. `busy_requests_give_one_next_session` states law (e) with a
+//! targeted generator, and `merging_is_idempotent` that the same request twice while the
+//! handler is busy adds nothing to the pending set.
+//!
+//! Each property runs 1,000 cases by default; `PROPTEST_CASES` sets another count:
+//!
+//! ```text
+//! PROPTEST_CASES=100000 cargo test --release --test properties
+//! ```
+//!
+//! `SYNCMGR_INVARIANTS_ONLY=1` skips the model comparison and `check_consistency`, so that
+//! only the explicit invariant checks judge the engine (to show that they bite on their own).
+
+mod model;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use proptest::prelude::*;
+use proptest::test_runner::TestCaseError;
+use syncmgr::engine::{
+    Accepted, Action, Disposition, Engine, HandlerSpec, HandlerView, ItemSpec, RequestView,
+    SessionEnd, SessionView, Withdrawn,
+};
+use syncmgr::{
+    CancelRequest, EngineConfig, Error, EventLevel, HandlerCapabilities, HandlerId,
+    HandlerPolicies, ItemId, ItemPolicies, Outcome, ProgressStatus, RequestId, SessionId,
+    SyncControlFlags, UpdateReason,
+};
+
+use model::{
+    HView, MAccepted, MAction, MChanged, MDisposition, MError, MResult, MStopped, Model, RView,
+    SItemView, SView,
+};
+
+fn config() -> ProptestConfig {
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
+    ProptestConfig {
+        cases,
+        ..ProptestConfig::default()
+    }
+}
+
+fn invariants_only() -> bool {
+    std::env::var_os("SYNCMGR_INVARIANTS_ONLY").is_some()
+}
+
+fn hid(s: &str) -> HandlerId {
+    HandlerId::new(s).unwrap()
+}
+
+fn iid(s: &str) -> ItemId {
+    ItemId::new(s).unwrap()
+}
+
+const NONE: SyncControlFlags = SyncControlFlags::NONE;
+const JOIN: SyncControlFlags = SyncControlFlags::IGNORE_IF_ALREADY_SYNCING;
+
+fn flags(join: bool) -> SyncControlFlags {
+    if join { JOIN } else { NONE }
+}
+
+/// Start flags for the random sequences: `NONE` or `IGNORE_IF_ALREADY_SYNCING`, and rarely
+/// a value with an undefined bit (possible through bitflags' `from_bits_retain`).
+fn start_flags(sel: u8) -> SyncControlFlags {
+    match sel {
+        0..=247 => flags(sel % 2 == 1),
+        _ => SyncControlFlags::from_bits_retain(0x2 | u32::from(sel % 2)),
+    }
+}
+
+/// Every item name a handler of the universe may ever own: the first 3 to 5 are registered,
+/// the rest can come with an update.
+const NAMES: [&str; 6] = ["i0", "i1", "i2", "i3", "i4", "i5"];
+/// Names no handler owns at first ("i5") or ever ("zz").
+const STRANGERS: [&str; 2] = ["i5", "zz"];
+/// A name for `propose_item`/`commit_item`: mostly a new one (so that commits find their
+/// proposal), sometimes one the handler usually owns, or one only an update adds.
+fn proposal(sel: u8) -> ItemId {
+    iid(match sel {
+        0..=159 => "n0",
+        160..=207 => "n1",
+        208..=231 => "i0",
+        _ => "i5",
+    })
+}
+
+// ----- the universe: handlers fixed per case --------------------------------------------------
+
+#[derive(Clone, Debug)]
+struct Universe {
+    config: EngineConfig,
+    specs: Vec<HandlerSpec>,
+}
+
+impl Universe {
+    fn spec(&self, id: &HandlerId) -> Option<&HandlerSpec> {
+        self.specs.iter().find(|s| s.id == *id)
+    }
+}
+
+fn items(count: usize, policies: &[ItemPolicies], disabled: u8) -> Vec<ItemSpec> {
+    (0..count)
+        .map(|n| {
+            ItemSpec::new(iid(NAMES[n]))
+                .with_policies(policies.get(n).copied().unwrap_or_default())
+                .with_enabled(disabled & (1 << n) == 0)
+        })
+        .collect()
+}
+
+fn item_policy() -> impl Strategy<Value = ItemPolicies> {
+    prop_oneof![
+        6 => Just(ItemPolicies::empty()),
+        2 => Just(ItemPolicies::PREVENT_STOP_SYNC),
+        1 => Just(ItemPolicies::PREVENT_START_SYNC),
+        1 => Just(ItemPolicies::PREVENT_DISABLE),
+        1 => Just(ItemPolicies::PREVENT_ENABLE),
+        1 => Just(ItemPolicies::PREVENT_START_SYNC | ItemPolicies::PREVENT_STOP_SYNC),
+    ]
+}
+
+fn handler_policy() -> impl Strategy<Value = HandlerPolicies> {
+    prop_oneof![
+        3 => Just(HandlerPolicies::empty()),
+        3 => Just(HandlerPolicies::PREVENT_STOP_SYNC),
+        1 => Just(HandlerPolicies::PREVENT_DISABLE | HandlerPolicies::PREVENT_DEACTIVATE),
+        1 => Just(HandlerPolicies::PREVENT_ENABLE | HandlerPolicies::PREVENT_ACTIVATE),
+        1 => Just(HandlerPolicies::PREVENT_START_SYNC),
+    ]
+}
+
+/// 3 or 4 handlers: `h0` plain, `h1` concurrent (limit 2), `h2` with policies, and maybe
+/// `h3`, a mix (concurrent or not, maybe disconnected, inactive or with disabled items).
+fn universe() -> impl Strategy<Value = Universe> {
+    let policy_handler = (
+        3usize..=5,
+        prop::collection::vec(item_policy(), 5),
+        handler_policy(),
+        any::<bool>(),
+    );
+    let extra = prop::option::of((
+        3usize..=5,
+        any::<bool>(),
+        prop_oneof![Just(None), Just(Some(1)), Just(Some(3))],
+        prop::bool::weighted(0.8),
+        prop::bool::weighted(0.8),
+        prop_oneof![3 => Just(0u8), 1 => 0u8..32],
+    ));
+    (
+        2usize..=3,
+        2usize..=4,
+        3usize..=5,
+        3usize..=5,
+        prop_oneof![4 => Just(0u8), 1 => 0u8..32],
+        policy_handler,
+        extra,
+    )
+        .prop_map(
+            |(max_sessions, default_conc, n0, n1, off0, (n2, pol2, hpol2, conc2), extra)| {
+                let mut specs = vec![
+                    HandlerSpec {
+                        items: items(n0, &[], off0),
+                        ..HandlerSpec::new(hid("h0"))
+                    },
+                    HandlerSpec {
+                        capabilities: HandlerCapabilities::SUPPORTS_CONCURRENT_SESSIONS,
+                        max_concurrent_sessions: Some(2),
+                        items: items(n1, &[], 0),
+                        ..HandlerSpec::new(hid("h1"))
+                    },
+                    HandlerSpec {
+                        capabilities: if conc2 {
+                            HandlerCapabilities::SUPPORTS_CONCURRENT_SESSIONS
+                        } else {
+                            HandlerCapabilities::empty()
+                        },
+                        policies: hpol2,
+                        items: items(n2, &pol2, 0),
+                        ..HandlerSpec::new(hid("h2"))
+                    },
+                ];
+                if let Some((n3, conc3, limit3, connected, active, off3)) = extra {
+                    specs.push(HandlerSpec {
+                        capabilities: if conc3 {
+                            HandlerCapabilities::SUPPORTS_CONCURRENT_SESSIONS
+                        } else {
+                            HandlerCapabilities::empty()
+                        },
+                        max_concurrent_sessions: limit3,
+                        connected,
+                        active,
+                        items: items(n3, &[], off3),
+                        ..HandlerSpec::new(hid("h3"))
+                    });
+                }
+                Universe {
+                    config: EngineConfig {
+                        max_sessions,
+                        default_concurrent_sessions: default_conc,
+                    },
+                    specs,
+                }
+            },
+        )
+}
+
+// ----- operations: indices into what exists, resolved when they run ---------------------------
+
+/// One random operation. The `u8`s select among what exists when the operation runs (a
+/// handler, a running session, an issued request, an item), so a sequence stays meaningful
+/// whatever came before it. High values select something unknown on purpose.
+#[derive(Clone, Debug)]
+enum Op {
+    StartItems {
+        h: u8,
+        items: Vec<u8>,
+        flags: u8,
+    },
+    StartHandler {
+        h: u8,
+        flags: u8,
+    },
+    StartAll {
+        flags: u8,
+    },
+    SessionStarted {
+        s: u8,
+    },
+    Progress {
+        s: u8,
+        item: u8,
+        status: ProgressStatus,
+        text: u8,
+    },
+    HandlerText {
+        s: u8,
+        text: u8,
+    },
+    CanContinue {
+        s: u8,
+        item: Option<u8>,
+    },
+    Event {
+        s: u8,
+        item: Option<u8>,
+        level: EventLevel,
+    },
+    Conflict {
+        s: u8,
+        item: Option<u8>,
+    },
+    ManualSync {
+        s: u8,
+    },
+    Query {
+        s: u8,
+    },
+    AddItem {
+        s: u8,
+        pick: u8,
+    },
+    Propose {
+        s: u8,
+        name: u8,
+    },
+    Commit {
+        s: u8,
+        name: u8,
+    },
+    Finish {
+        s: u8,
+        succeed_all: bool,
+        failed: bool,
+    },
+    StopHandler {
+        h: u8,
+    },
+    StopItems {
+        h: u8,
+        items: Vec<u8>,
+    },
+    StopAll,
+    CancelRequest {
+        r: u8,
+    },
+    SetActive {
+        h: u8,
+        on: bool,
+    },
+    SetEnabled {
+        h: u8,
+        on: bool,
+    },
+    SetItemEnabled {
+        h: u8,
+        item: u8,
+        on: bool,
+    },
+    SetConnected {
+        h: u8,
+        on: bool,
+    },
+    Update {
+        h: u8,
+        keep: u8,
+        disabled: u8,
+        reverse: bool,
+        flip: bool,
+    },
+    UpsertItem {
+        h: u8,
+        name: u8,
+        enabled: bool,
+        policy: u8,
+    },
+    RemoveItem {
+        h: u8,
+        item: u8,
+    },
+    Remove {
+        h: u8,
+    },
+    Register {
+        h: u8,
+    },
+    Shutdown,
+}
+
+fn status() -> impl Strategy<Value = ProgressStatus> {
+    prop_oneof![
+        1 => Just(ProgressStatus::Updating),
+        1 => Just(ProgressStatus::UpdatingIndeterminate),
+        2 => Just(ProgressStatus::Succeeded),
+        1 => Just(ProgressStatus::Failed),
+        1 => Just(ProgressStatus::Canceled),
+        1 => Just(ProgressStatus::Disconnected),
+    ]
+}
+
+fn level() -> impl Strategy<Value = EventLevel> {
+    prop_oneof![
+        1 => Just(EventLevel::Information),
+        1 => Just(EventLevel::Warning),
+        2 => Just(EventLevel::Error),
+    ]
+}
+
+fn item_list() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        1 => Just(Vec::new()),
+        12 => prop::collection::vec(any::<u8>(), 1..5),
+    ]
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let h = any::<u8>;
+    let s = any::<u8>;
+    prop_oneof![
+        14 => (h(), item_list(), any::<u8>())
+            .prop_map(|(h, items, flags)| Op::StartItems { h, items, flags }),
+        5 => (h(), any::<u8>()).prop_map(|(h, flags)| Op::StartHandler { h, flags }),
+        2 => any::<u8>().prop_map(|flags| Op::StartAll { flags }),
+        2 => s().prop_map(|s| Op::SessionStarted { s }),
+        12 => (s(), any::<u8>(), status(), any::<u8>())
+            .prop_map(|(s, item, status, text)| Op::Progress { s, item, status, text }),
+        1 => (s(), any::<u8>()).prop_map(|(s, text)| Op::HandlerText { s, text }),
+        2 => (s(), prop::option::of(any::<u8>()))
+            .prop_map(|(s, item)| Op::CanContinue { s, item }),
+        4 => (s(), prop::option::of(any::<u8>()), level())
+            .prop_map(|(s, item, level)| Op::Event { s, item, level }),
+        2 => (s(), prop::option::of(any::<u8>()))
+            .prop_map(|(s, item)| Op::Conflict { s, item }),
+        1 => s().prop_map(|s| Op::ManualSync { s }),
+        2 => s().prop_map(|s| Op::Query { s }),
+        4 => (s(), any::<u8>()).prop_map(|(s, pick)| Op::AddItem { s, pick }),
+        2 => (s(), any::<u8>()).prop_map(|(s, name)| Op::Propose { s, name }),
+        2 => (s(), any::<u8>()).prop_map(|(s, name)| Op::Commit { s, name }),
+        12 => (s(), any::<bool>(), prop::bool::weighted(0.2))
+            .prop_map(|(s, succeed_all, failed)| Op::Finish { s, succeed_all, failed }),
+        2 => h().prop_map(|h| Op::StopHandler { h }),
+        3 => (h(), item_list()).prop_map(|(h, items)| Op::StopItems { h, items }),
+        1 => Just(Op::StopAll),
+        5 => any::<u8>().prop_map(|r| Op::CancelRequest { r }),
+        2 => (h(), prop::bool::weighted(0.6)).prop_map(|(h, on)| Op::SetActive { h, on }),
+        2 => (h(), prop::bool::weighted(0.6)).prop_map(|(h, on)| Op::SetEnabled { h, on }),
+        3 => (h(), any::<u8>(), prop::bool::weighted(0.6))
+            .prop_map(|(h, item, on)| Op::SetItemEnabled { h, item, on }),
+        2 => (h(), prop::bool::weighted(0.6)).prop_map(|(h, on)| Op::SetConnected { h, on }),
+        2 => (
+            (h(), any::<u8>(), prop_oneof![3 => Just(0u8), 1 => any::<u8>()], any::<bool>()),
+            prop::bool::weighted(0.3),
+        )
+            .prop_map(|((h, keep, disabled, reverse), flip)| Op::Update {
+                h,
+                keep,
+                disabled,
+                reverse,
+                flip
+            }),
+        2 => (h(), any::<u8>(), prop::bool::weighted(0.7), any::<u8>()).prop_map(
+            |(h, name, enabled, policy)| Op::UpsertItem {
+                h,
+                name,
+                enabled,
+                policy
+            }
+        ),
+        1 => (h(), any::<u8>()).prop_map(|(h, item)| Op::RemoveItem { h, item }),
+        1 => h().prop_map(|h| Op::Remove { h }),
+        2 => h().prop_map(|h| Op::Register { h }),
+    ]
+}
+
+/// A case: the universe, the operations, and how it ends: `tail` 1 shuts down a few
+/// operations before the end, 2 shuts down just before the final drain, else no shutdown.
+fn scenario() -> impl Strategy<Value = (Universe, Vec<Op>, u8)> {
+    (universe(), prop::collection::vec(op(), 0..80), 0u8..6).prop_map(|(u, mut ops, tail)| {
+        if tail == 1 {
+            let at = ops.len().saturating_sub(5);
+            ops.insert(at, Op::Shutdown);
+        }
+        (u, ops, tail)
+    })
+}
+
+/// Progress texts: mostly short; at the limit (259 units) and just over it (260) rarely,
+/// including characters of two UTF-16 units and of two UTF-8 bytes.
+fn text(sel: u8) -> String {
+    match sel {
+        0..=199 => String::new(),
+        200..=239 => "syncing".to_string(),
+        240..=243 => "x".repeat(259),
+        244..=247 => "é".repeat(259),
+        248..=251 => "x".repeat(260),
+        _ => "😀".repeat(130),
+    }
+}
+
+// ----- concrete calls, and how the engine and the model answer them --------------------------
+
+/// One concrete call, the same for the engine and the model.
+#[derive(Clone, Debug)]
+enum Call {
+    Register(HandlerSpec),
+    Remove(HandlerId),
+    SetActive(HandlerId, bool),
+    SetEnabled(HandlerId, bool),
+    SetConnected(HandlerId, bool),
+    SetItemEnabled(HandlerId, ItemId, bool),
+    Update(
+        HandlerId,
+        HandlerCapabilities,
+        HandlerPolicies,
+        Vec<ItemSpec>,
+    ),
+    UpsertItem(HandlerId, ItemSpec),
+    RemoveItem(HandlerId, ItemId),
+    StartItems(HandlerId, Vec<ItemId>, SyncControlFlags),
+    StartHandler(HandlerId, SyncControlFlags),
+    StartAll(SyncControlFlags),
+    Cancel(RequestId),
+    StopHandler(HandlerId),
+    StopItems(HandlerId, Vec<ItemId>),
+    StopAll,
+    Shutdown,
+    SessionStarted(SessionId),
+    Progress(SessionId, ItemId, ProgressStatus, String),
+    HandlerText(SessionId, String),
+    CanContinue(SessionId, Option<ItemId>),
+    Event(SessionId, Option<ItemId>, EventLevel),
+    Conflict(SessionId, Option<ItemId>),
+    ManualSync(SessionId),
+    Query(SessionId),
+    AddItem(SessionId, ItemId),
+    Propose(SessionId, ItemSpec),
+    Commit(SessionId, ItemId),
+    Finish(SessionId, SessionEnd),
+}
+
+impl Call {
+    fn start_flags(&self) -> Option<SyncControlFlags> {
+        match self {
+            Call::StartItems(_, _, f) | Call::StartHandler(_, f) | Call::StartAll(f) => Some(*f),
+            _ => None,
+        }
+    }
+}
+
+/// A successful reply, in one shape for both sides.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Reply {
+    Unit,
+    Accepted(MAccepted),
+    AcceptedAll(Vec<MAccepted>),
+    Changed(MChanged),
+    Reason(UpdateReason),
+    Stopped(MStopped),
+    Withdrawn(bool),
+    Ack(CancelRequest, bool),
+    Cancel(CancelRequest),
+    Flag(bool),
+    Additional(Vec<ItemId>, Vec<u64>),
+    Served(usize),
+    Ended(u64, HandlerId, Vec<(ItemId, Outcome)>),
+}
+
+impl Reply {
+    fn accepted(&self) -> Vec<&MAccepted> {
+        match self {
+            Reply::Accepted(a) => vec![a],
+            Reply::AcceptedAll(all) => all.iter().collect(),
+            _ => Vec::new(),
+        }
+    }
+}
+
+fn from_accepted(a: &Accepted) -> MAccepted {
+    MAccepted {
+        request: a.request.get(),
+        handler: a.handler.clone(),
+        dispositions: a
+            .dispositions
+            .iter()
+            .map(|d| match d {
+                Disposition::Queued => MDisposition::Queued,
+                Disposition::Merged => MDisposition::Merged,
+                Disposition::Joined(s) => MDisposition::Joined(s.get()),
+                Disposition::Settled(o) => MDisposition::Settled(*o),
+            })
+            .collect(),
+        duplicates: a.duplicates,
+        completed: a.completed,
+    }
+}
+
+fn from_action(a: &Action) -> MAction {
+    match a {
+        Action::StartSession {
+            session,
+            handler,
+            items,
+        } => MAction::Start {
+            session: session.get(),
+            handler: handler.clone(),
+            items: items.clone(),
+        },
+        Action::Deliver(r) => MAction::Deliver(MResult {
+            request: r.request.get(),
+            handler: r.handler.clone(),
+            status: r.status,
+            errors: r.errors,
+            conflicts: r.conflicts,
+            items: r.items.clone(),
+        }),
+        Action::Cancel {
+            session,
+            request,
+            item,
+        } => MAction::Cancel {
+            session: session.get(),
+            request: *request,
+            item: item.clone(),
+        },
+    }
+}
+
+fn on_engine(e: &mut Engine, call: &Call) -> Result<Reply, Error> {
+    let changed = |c: syncmgr::engine::Changed| {
+        Reply::Changed(MChanged {
+            changed: c.changed,
+            canceled_pending: c.canceled_pending,
+        })
+    };
+    let stopped = |s: syncmgr::engine::Stopped| {
+        Reply::Stopped(MStopped {
+            canceled_pending: s.canceled_pending,
+            cancel_requests: s.cancel_requests,
+        })
+    };
+    Ok(match call {
+        Call::Register(spec) => {
+            e.register_handler(spec.clone())?;
+            Reply::Unit
+        }
+        Call::Remove(h) => changed(e.remove_handler(h)?),
+        Call::SetActive(h, on) => changed(e.set_handler_active(h, *on)?),
+        Call::SetEnabled(h, on) => changed(e.set_handler_enabled(h, *on)?),
+        Call::SetConnected(h, on) => changed(e.set_handler_connected(h, *on)?),
+        Call::SetItemEnabled(h, i, on) => changed(e.set_item_enabled(h, i, *on)?),
+        Call::Update(h, caps, pols, items) => {
+            changed(e.update_handler(h, *caps, *pols, items.clone())?)
+        }
+        Call::UpsertItem(h, spec) => Reply::Reason(e.upsert_item(h, spec.clone())?),
+        Call::RemoveItem(h, i) => changed(e.remove_item(h, i)?),
+        Call::StartItems(h, items, f) => {
+            Reply::Accepted(from_accepted(&e.start_item_sync(h, items, *f)?))
+        }
+        Call::StartHandler(h, f) => Reply::Accepted(from_accepted(&e.start_handler_sync(h, *f)?)),
+        Call::StartAll(f) => {
+            Reply::AcceptedAll(e.start_sync_all(*f)?.iter().map(from_accepted).collect())
+        }
+        Call::Cancel(r) => Reply::Withdrawn(e.cancel_request(*r)? == Withdrawn::Withdrawn),
+        Call::StopHandler(h) => stopped(e.stop_handler_sync(h)?),
+        Call::StopItems(h, items) => stopped(e.stop_item_sync(h, items)?),
+        Call::StopAll => stopped(e.stop_sync_all()),
+        Call::Shutdown => stopped(e.shutdown()),
+        Call::SessionStarted(s) => {
+            e.session_started(*s)?;
+            Reply::Unit
+        }
+        Call::Progress(s, i, st, text) => {
+            let ack = e.report_progress(*s, i, *st, text)?;
+            Reply::Ack(ack.cancel, ack.terminal)
+        }
+        Call::HandlerText(s, text) => Reply::Cancel(e.set_handler_progress_text(*s, text)?),
+        Call::CanContinue(s, i) => Reply::Flag(e.can_continue(*s, i.as_ref())?),
+        Call::Event(s, i, level) => {
+            e.report_event(*s, i.as_ref(), *level)?;
+            Reply::Unit
+        }
+        Call::Conflict(s, i) => {
+            e.report_conflict(*s, i.as_ref())?;
+            Reply::Unit
+        }
+        Call::ManualSync(s) => {
+            e.report_manual_sync(*s)?;
+            Reply::Unit
+        }
+        Call::Query(s) => {
+            let extra = e.query_for_additional_items(*s)?;
+            Reply::Additional(
+                extra.items,
+                extra.requests.iter().map(|r| r.get()).collect(),
+            )
+        }
+        Call::AddItem(s, i) => Reply::Served(e.add_item_to_session(*s, i)?),
+        Call::Propose(s, spec) => {
+            e.propose_item(*s, spec.clone())?;
+            Reply::Unit
+        }
+        Call::Commit(s, i) => {
+            e.commit_item(*s, i)?;
+            Reply::Unit
+        }
+        Call::Finish(s, end) => {
+            let ended = e.session_finished(*s, *end)?;
+            Reply::Ended(ended.session.get(), ended.handler, ended.outcomes)
+        }
+    })
+}
+
+fn on_model(m: &mut Model, call: &Call) -> Result<Reply, MError> {
+    Ok(match call {
+        Call::Register(spec) => {
+            m.register_handler(spec)?;
+            Reply::Unit
+        }
+        Call::Remove(h) => Reply::Changed(m.remove_handler(h)?),
+        Call::SetActive(h, on) => Reply::Changed(m.set_handler_active(h, *on)?),
+        Call::SetEnabled(h, on) => Reply::Changed(m.set_handler_enabled(h, *on)?),
+        Call::SetConnected(h, on) => Reply::Changed(m.set_handler_connected(h, *on)?),
+        Call::SetItemEnabled(h, i, on) => Reply::Changed(m.set_item_enabled(h, i, *on)?),
+        Call::Update(h, caps, pols, items) => {
+            Reply::Changed(m.update_handler(h, *caps, *pols, items)?)
+        }
+        Call::UpsertItem(h, spec) => Reply::Reason(m.upsert_item(h, spec)?),
+        Call::RemoveItem(h, i) => Reply::Changed(m.remove_item(h, i)?),
+        Call::StartItems(h, items, f) => Reply::Accepted(m.start_item_sync(h, items, *f)?),
+        Call::StartHandler(h, f) => Reply::Accepted(m.start_handler_sync(h, *f)?),
+        Call::StartAll(f) => Reply::AcceptedAll(m.start_sync_all(*f)?),
+        Call::Cancel(r) => Reply::Withdrawn(m.cancel_request(r.get())?),
+        Call::StopHandler(h) => Reply::Stopped(m.stop_handler_sync(h)?),
+        Call::StopItems(h, items) => Reply::Stopped(m.stop_item_sync(h, items)?),
+        Call::StopAll => Reply::Stopped(m.stop_sync_all()),
+        Call::Shutdown => Reply::Stopped(m.shutdown()),
+        Call::SessionStarted(s) => {
+            m.session_started(s.get())?;
+            Reply::Unit
+        }
+        Call::Progress(s, i, st, text) => {
+            let (cancel, terminal) = m.report_progress(s.get(), i, *st, text)?;
+            Reply::Ack(cancel, terminal)
+        }
+        Call::HandlerText(s, text) => Reply::Cancel(m.set_handler_progress_text(s.get(), text)?),
+        Call::CanContinue(s, i) => Reply::Flag(m.can_continue(s.get(), i.as_ref())?),
+        Call::Event(s, i, level) => {
+            m.report_event(s.get(), i.as_ref(), *level)?;
+            Reply::Unit
+        }
+        Call::Conflict(s, i) => {
+            m.report_conflict(s.get(), i.as_ref())?;
+            Reply::Unit
+        }
+        Call::ManualSync(s) => {
+            m.report_manual_sync(s.get())?;
+            Reply::Unit
+        }
+        Call::Query(s) => {
+            let (items, requests) = m.query_for_additional_items(s.get())?;
+            Reply::Additional(items, requests)
+        }
+        Call::AddItem(s, i) => Reply::Served(m.add_item_to_session(s.get(), i)?),
+        Call::Propose(s, spec) => {
+            m.propose_item(s.get(), spec)?;
+            Reply::Unit
+        }
+        Call::Commit(s, i) => {
+            m.commit_item(s.get(), i)?;
+            Reply::Unit
+        }
+        Call::Finish(s, _) => {
+            let (handler, outcomes) = m.session_finished(s.get())?;
+            Reply::Ended(s.get(), handler, outcomes)
+        }
+    })
+}
+
+// ----- views ---------------------------------------------------------------------------------
+
+/// What the engine shows before or after a call.
+#[derive(Clone, Debug, PartialEq)]
+struct Snapshot {
+    handlers: Vec<HandlerView>,
+    sessions: Vec<SessionView>,
+    requests: Vec<RequestView>,
+}
+
+impl Snapshot {
+    fn take(e: &Engine) -> Snapshot {
+        Snapshot {
+            handlers: e
+                .handlers()
+                .iter()
+                .filter_map(|h| e.handler_view(h))
+                .collect(),
+            sessions: e
+                .sessions()
+                .into_iter()
+                .filter_map(|s| e.session_view(s))
+                .collect(),
+            requests: e
+                .open_requests()
+                .into_iter()
+                .filter_map(|r| e.request_view(r))
+                .collect(),
+        }
+    }
+
+    fn handler(&self, id: &HandlerId) -> Option<&HandlerView> {
+        self.handlers.iter().find(|h| h.id == *id)
+    }
+
+    fn session(&self, id: SessionId) -> Option<&SessionView> {
+        self.sessions.iter().find(|s| s.id == id)
+    }
+
+    fn request(&self, id: u64) -> Option<&RequestView> {
+        self.requests.iter().find(|r| r.id.get() == id)
+    }
+
+    fn h_views(&self) -> Vec<HView> {
+        self.handlers
+            .iter()
+            .map(|h| HView {
+                id: h.id.clone(),
+                active: h.active,
+                enabled: h.enabled,
+                connected: h.connected,
+                session_limit: h.session_limit,
+                items: h.items.clone(),
+                pending: h.pending.clone(),
+                running: h.running.iter().map(|s| s.get()).collect(),
+            })
+            .collect()
+    }
+
+    fn s_views(&self) -> Vec<SView> {
+        self.sessions
+            .iter()
+            .map(|s| SView {
+                id: s.id.get(),
+                handler: s.handler.clone(),
+                started: s.started,
+                manual: s.manual,
+                cancel_all: s.cancel_all,
+                items: s
+                    .items
+                    .iter()
+                    .map(|si| SItemView {
+                        item: si.item.clone(),
+                        last: si.last,
+                        terminal: si.terminal,
+                        cancel_requested: si.cancel_requested,
+                        waiting: si.waiting.iter().map(|r| r.get()).collect(),
+                    })
+                    .collect(),
+            })
+            .collect()
+    }
+
+    fn r_views(&self) -> Vec<RView> {
+        self.requests
+            .iter()
+            .map(|r| RView {
+                id: r.id.get(),
+                handler: r.handler.clone(),
+                items: r.items.clone(),
+                errors: r.errors,
+                conflicts: r.conflicts,
+            })
+            .collect()
+    }
+}
+
+/// Whether `item` of this session view is "currently syncing" (SPEC 5, DECISIONS 5).
+fn syncing(session: &SessionView, item: &ItemId) -> bool {
+    !session.cancel_all
+        && session
+            .items
+            .iter()
+            .any(|si| si.item == *item && si.terminal.is_none() && !si.cancel_requested)
+}
+
+fn aggregate(outcomes: impl IntoIterator<Item = Outcome>) -> Outcome {
+    // Failed > Disconnected > Canceled > Succeeded (SPEC 7).
+    let rank = |o: &Outcome| match o {
+        Outcome::Succeeded => 0,
+        Outcome::Canceled => 1,
+        Outcome::Disconnected => 2,
+        Outcome::Failed => 3,
+    };
+    outcomes
+        .into_iter()
+        .max_by_key(rank)
+        .unwrap_or(Outcome::Succeeded)
+}
+
+// ----- the harness ---------------------------------------------------------------------------
+
+/// A request as this file saw it accepted.
+#[derive(Clone, Debug)]
+struct Issued {
+    id: RequestId,
+    /// The handler registration it is for: ID and registration number.
+    owner: (HandlerId, u32),
+    items: Vec<ItemId>,
+    disconnected: bool,
+    delivered: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    /// Model comparison, `check_consistency` and the invariants.
+    Full,
+    /// The invariants alone.
+    InvariantsOnly,
+    /// Only drive the engine and record a trace (determinism).
+    Trace,
+}
+
+struct Harness {
+    universe: Universe,
+    engine: Engine,
+    model: Model,
+    mode: Mode,
+    /// How many times each handler ID was registered: a registration is (ID, number).
+    generation: BTreeMap<HandlerId, u32>,
+    /// The registration each session ever started belongs to.
+    owner: BTreeMap<u64, (HandlerId, u32)>,
+    /// Registrations an update left running more sessions than their new limit allows.
+    over_limit: BTreeSet<(HandlerId, u32)>,
+    started: Vec<SessionId>,
+    requests: Vec<Issued>,
+    trace: Vec<String>,
+}
+
+/// Fails the case with a message that names the invariant.
+macro_rules! check {
+    ($cond:expr, $($fmt:tt)+) => {
+        if !$cond {
+            return Err(TestCaseError::fail(format!($($fmt)+)));
+        }
+    };
+}
+
+impl Harness {
+    fn new(universe: &Universe, mode: Mode) -> Result<Harness, TestCaseError> {
+        let mut h = Harness {
+            universe: universe.clone(),
+            engine: Engine::new(universe.config).unwrap(),
+            model: Model::new(
+                universe.config.max_sessions,
+                universe.config.default_concurrent_sessions,
+            ),
+            mode,
+            generation: BTreeMap::new(),
+            owner: BTreeMap::new(),
+            over_limit: BTreeSet::new(),
+            started: Vec::new(),
+            requests: Vec::new(),
+            trace: Vec::new(),
+        };
+        for spec in &universe.specs {
+            h.step(Call::Register(spec.clone()))?;
+        }
+        Ok(h)
+    }
+
+    // ----- choosing targets --------------------------------------------------------------
+
+    fn handler(&self, sel: u8) -> HandlerId {
+        if sel >= 240 {
+            return hid("ghost");
+        }
+        let specs = &self.universe.specs;
+        specs[sel as usize % specs.len()].id.clone()
+    }
+
+    /// The handler's items now (live ones, enabled or not), or its universe names.
+    fn items_of(&self, h: &HandlerId) -> Vec<ItemId> {
+        match self.engine.handler_view(h) {
+            Some(view) => view.items.into_iter().map(|(i, _)| i).collect(),
+            None => NAMES.iter().map(|n| iid(n)).collect(),
+        }
+    }
+
+    fn pick(sel: u8, candidates: &[ItemId]) -> ItemId {
+        if sel >= 236 || candidates.is_empty() {
+            iid(STRANGERS[sel as usize % STRANGERS.len()])
+        } else {
+            candidates[sel as usize % candidates.len()].clone()
+        }
+    }
+
+    /// A running session mostly; sometimes one that already ended.
+    fn session(&self, sel: u8) -> Option<SessionId> {
+        let running = self.engine.sessions();
+        if (sel >= 224 || running.is_empty()) && !self.started.is_empty() {
+            return Some(self.started[sel as usize % self.started.len()]);
+        }
+        (!running.is_empty()).then(|| running[sel as usize % running.len()])
+    }
+
+    /// The session's items, for choosing one; a stranger now and then.
+    fn session_item(&self, s: SessionId, sel: u8) -> ItemId {
+        let items: Vec<ItemId> = self
+            .engine
+            .session_view(s)
+            .map(|v| v.items.into_iter().map(|si| si.item).collect())
+            .unwrap_or_default();
+        if sel >= 200 {
+            // An item of the handler that may or may not be in this session.
+            let names: Vec<ItemId> = NAMES.iter().map(|n| iid(n)).collect();
+            return Self::pick(sel, &names);
+        }
+        Self::pick(sel, &items)
+    }
+
+    /// Turns an operation into the calls it stands for, given what exists now.
+    fn resolve(&self, op: &Op) -> Vec<Call> {
+        let session = |sel| self.session(sel);
+        match op {
+            Op::StartItems { h, items, flags } => {
+                let h = self.handler(*h);
+                let known = self.items_of(&h);
+                let items = items.iter().map(|&i| Self::pick(i, &known)).collect();
+                vec![Call::StartItems(h, items, start_flags(*flags))]
+            }
+            Op::StartHandler { h, flags } => {
+                vec![Call::StartHandler(self.handler(*h), start_flags(*flags))]
+            }
+            Op::StartAll { flags } => vec![Call::StartAll(start_flags(*flags))],
+            Op::SessionStarted { s } => session(*s).map(Call::SessionStarted).into_iter().collect(),
+            Op::Progress {
+                s,
+                item,
+                status,
+                text: t,
+            } => session(*s)
+                .map(|s| Call::Progress(s, self.session_item(s, *item), *status, text(*t)))
+                .into_iter()
+                .collect(),
+            Op::HandlerText { s, text: t } => session(*s)
+                .map(|s| Call::HandlerText(s, text(*t)))
+                .into_iter()
+                .collect(),
+            Op::CanContinue { s, item } => session(*s)
+                .map(|s| Call::CanContinue(s, item.map(|i| self.session_item(s, i))))
+                .into_iter()
+                .collect(),
+            Op::Event { s, item, level } => session(*s)
+                .map(|s| Call::Event(s, item.map(|i| self.session_item(s, i)), *level))
+                .into_iter()
+                .collect(),
+            Op::Conflict { s, item } => session(*s)
+                .map(|s| Call::Conflict(s, item.map(|i| self.session_item(s, i))))
+                .into_iter()
+                .collect(),
+            Op::ManualSync { s } => session(*s).map(Call::ManualSync).into_iter().collect(),
+            Op::Query { s } => session(*s).map(Call::Query).into_iter().collect(),
+            Op::AddItem { s, pick } => session(*s)
+                .map(|s| {
+                    // Mostly an item the session could take (query_for_additional_items);
+                    // else one of its own, or a stranger.
+                    let free = self
+                        .engine
+                        .query_for_additional_items(s)
+                        .map(|extra| extra.items)
+                        .unwrap_or_default();
+                    let item = if *pick < 160 && !free.is_empty() {
+                        free[*pick as usize % free.len()].clone()
+                    } else if *pick < 200 {
+                        self.session_item(s, *pick)
+                    } else {
+                        let handler = self.engine.session_view(s).map(|v| v.handler);
+                        let items = handler.map(|h| self.items_of(&h)).unwrap_or_default();
+                        Self::pick(*pick, &items)
+                    };
+                    Call::AddItem(s, item)
+                })
+                .into_iter()
+                .collect(),
+            Op::Propose { s, name } => session(*s)
+                .map(|s| {
+                    let spec = ItemSpec::new(proposal(*name)).with_policies(if *name % 2 == 1 {
+                        ItemPolicies::PREVENT_STOP_SYNC
+                    } else {
+                        ItemPolicies::empty()
+                    });
+                    Call::Propose(s, spec)
+                })
+                .into_iter()
+                .collect(),
+            Op::Commit { s, name } => session(*s)
+                .map(|s| Call::Commit(s, proposal(*name)))
+                .into_iter()
+                .collect(),
+            Op::Finish {
+                s,
+                succeed_all,
+                failed,
+            } => match session(*s) {
+                None => Vec::new(),
+                Some(s) => {
+                    let mut calls = Vec::new();
+                    if *succeed_all && let Some(view) = self.engine.session_view(s) {
+                        for si in view.items.iter().filter(|si| si.terminal.is_none()) {
+                            calls.push(Call::Progress(
+                                s,
+                                si.item.clone(),
+                                ProgressStatus::Succeeded,
+                                String::new(),
+                            ));
+                        }
+                    }
+                    let end = if *failed {
+                        SessionEnd::Failed
+                    } else {
+                        SessionEnd::Returned
+                    };
+                    calls.push(Call::Finish(s, end));
+                    calls
+                }
+            },
+            Op::StopHandler { h } => vec![Call::StopHandler(self.handler(*h))],
+            Op::StopItems { h, items } => {
+                let h = self.handler(*h);
+                let known = self.items_of(&h);
+                let items = items.iter().map(|&i| Self::pick(i, &known)).collect();
+                vec![Call::StopItems(h, items)]
+            }
+            Op::StopAll => vec![Call::StopAll],
+            Op::CancelRequest { r } => {
+                if self.requests.is_empty() {
+                    Vec::new()
+                } else {
+                    let r = &self.requests[*r as usize % self.requests.len()];
+                    vec![Call::Cancel(r.id)]
+                }
+            }
+            Op::SetActive { h, on } => vec![Call::SetActive(self.handler(*h), *on)],
+            Op::SetEnabled { h, on } => vec![Call::SetEnabled(self.handler(*h), *on)],
+            Op::SetItemEnabled { h, item, on } => {
+                let h = self.handler(*h);
+                let item = Self::pick(*item, &self.items_of(&h));
+                vec![Call::SetItemEnabled(h, item, *on)]
+            }
+            Op::SetConnected { h, on } => vec![Call::SetConnected(self.handler(*h), *on)],
+            Op::Update {
+                h,
+                keep,
+                disabled,
+                reverse,
+                flip,
+            } => {
+                let h = self.handler(*h);
+                let (mut caps, pols, original) = match self.universe.spec(&h) {
+                    Some(s) => (s.capabilities, s.policies, s.items.clone()),
+                    None => Default::default(),
+                };
+                if let Some(view) = self.engine.handler_view(&h) {
+                    caps = view.capabilities;
+                }
+                if *flip {
+                    // Lowering the limit while sessions run leaves them running (DECISIONS
+                    // 13); raising it may start more at once.
+                    caps.toggle(HandlerCapabilities::SUPPORTS_CONCURRENT_SESSIONS);
+                }
+                let mut items: Vec<ItemSpec> = (0..NAMES.len())
+                    .filter(|n| keep & (1 << n) != 0)
+                    .map(|n| {
+                        let id = iid(NAMES[n]);
+                        let policies = original
+                            .iter()
+                            .find(|s| s.id == id)
+                            .map_or(ItemPolicies::empty(), |s| s.policies);
+                        ItemSpec::new(id)
+                            .with_policies(policies)
+                            .with_enabled(disabled & (1 << n) == 0)
+                    })
+                    .collect();
+                if *reverse {
+                    items.reverse();
+                }
+                vec![Call::Update(h, caps, pols, items)]
+            }
+            Op::UpsertItem {
+                h,
+                name,
+                enabled,
+                policy,
+            } => {
+                let h = self.handler(*h);
+                let id = iid(NAMES[*name as usize % NAMES.len()]);
+                // Mostly the item's own policies; sometimes new ones while it is pending or
+                // running (judged at the next call that looks at them).
+                let policies = match policy {
+                    0..=191 => self
+                        .universe
+                        .spec(&h)
+                        .and_then(|s| s.items.iter().find(|i| i.id == id))
+                        .map_or(ItemPolicies::empty(), |i| i.policies),
+                    192..=207 => ItemPolicies::PREVENT_START_SYNC,
+                    208..=239 => ItemPolicies::PREVENT_STOP_SYNC,
+                    240..=247 => ItemPolicies::PREVENT_DISABLE,
+                    _ => ItemPolicies::empty(),
+                };
+                let spec = ItemSpec::new(id)
+                    .with_policies(policies)
+                    .with_enabled(*enabled);
+                vec![Call::UpsertItem(h, spec)]
+            }
+            Op::RemoveItem { h, item } => {
+                let h = self.handler(*h);
+                let item = Self::pick(*item, &self.items_of(&h));
+                vec![Call::RemoveItem(h, item)]
+            }
+            Op::Remove { h } => vec![Call::Remove(self.handler(*h))],
+            Op::Register { h } => {
+                let id = self.handler(*h);
+                let spec = self
+                    .universe
+                    .spec(&id)
+                    .cloned()
+                    .unwrap_or_else(|| HandlerSpec::new(id));
+                vec![Call::Register(spec)]
+            }
+            Op::Shutdown => vec![Call::Shutdown],
+        }
+    }
+
+    fn run(&mut self, op: &Op) -> Result<(), TestCaseError> {
+        for call in self.resolve(op) {
+            self.step(call)?;
+        }
+        Ok(())
+    }
+
+    /// Ends the case: maybe shut down, then finish every running session until none runs.
+    /// Then every accepted request must have had exactly one result (invariant a).
+    fn drain(&mut self, shutdown: bool) -> Result<(), TestCaseError> {
+        if shutdown {
+            self.step(Call::Shutdown)?;
+        }
+        for _ in 0..1000 {
+            let Some(&s) = self.engine.sessions().first() else {
+                break;
+            };
+            self.step(Call::Finish(s, SessionEnd::Returned))?;
+        }
+        if self.mode == Mode::Trace {
+            return Ok(());
+        }
+        check!(
+            self.engine.sessions().is_empty(),
+            "draining did not end: {:?}",
+            self.engine.sessions()
+        );
+        check!(
+            self.engine.is_idle(),
+            "(a) nothing runs, yet the engine is not idle: open {:?}",
+            self.engine.open_requests()
+        );
+        for r in &self.requests {
+            check!(
+                r.delivered == 1,
+                "(a) {} got {} results by the end",
+                r.id,
+                r.delivered
+            );
+        }
+        Ok(())
+    }
+
+    /// One call on the engine (and the model), then every check.
+    fn step(&mut self, call: Call) -> Result<(), TestCaseError> {
+        let pre = Snapshot::take(&self.engine);
+        let got = on_engine(&mut self.engine, &call);
+        let actions: Vec<Action> = self.engine.drain_actions().collect();
+        if self.mode == Mode::Trace {
+            self.trace.push(format!("{call:?} -> {got:?} {actions:?}"));
+        }
+        let post = Snapshot::take(&self.engine);
+        self.record(&call, &got, &actions, &pre)?;
+        if self.mode == Mode::Trace {
+            return Ok(());
+        }
+        self.check_invariants(&call, &got, &actions, &pre, &post)
+            .map_err(|e| annotate(e, &call))?;
+        if self.mode == Mode::Full {
+            if let Err(what) = self.engine.check_consistency() {
+                return Err(annotate(
+                    TestCaseError::fail(format!("check_consistency: {what}")),
+                    &call,
+                ));
+            }
+            self.compare_with_model(&call, &got, &actions, &post)
+                .map_err(|e| annotate(e, &call))?;
+        }
+        Ok(())
+    }
+
+    /// Keeps this file's own account of registrations, sessions and requests.
+    fn record(
+        &mut self,
+        call: &Call,
+        got: &Result<Reply, Error>,
+        actions: &[Action],
+        pre: &Snapshot,
+    ) -> Result<(), TestCaseError> {
+        if let (Call::Register(spec), Ok(_)) = (call, got) {
+            *self.generation.entry(spec.id.clone()).or_default() += 1;
+        }
+        if let Ok(reply) = got {
+            for acc in reply.accepted() {
+                check!(
+                    acc.request == self.requests.len() as u64 + 1,
+                    "request numbers are issued in order: got {} after {}",
+                    acc.request,
+                    self.requests.len()
+                );
+                // The items come from the result if the request completed at once, else from
+                // the open request.
+                let delivered = actions.iter().find_map(|a| match a {
+                    Action::Deliver(r) if r.request.get() == acc.request => Some(r),
+                    _ => None,
+                });
+                let (id, items) = match delivered {
+                    Some(result) => (
+                        result.request,
+                        result.items.iter().map(|(i, _)| i.clone()).collect(),
+                    ),
+                    None => {
+                        let open = self.engine.open_requests();
+                        let Some(&id) = open.iter().find(|r| r.get() == acc.request) else {
+                            return Err(TestCaseError::fail(format!(
+                                "(a) accepted request {} is neither open nor delivered",
+                                acc.request
+                            )));
+                        };
+                        (id, self.engine.request_items(id).unwrap_or_default())
+                    }
+                };
+                let connected = pre.handler(&acc.handler).is_some_and(|h| h.connected);
+                self.requests.push(Issued {
+                    id,
+                    owner: (acc.handler.clone(), self.generation[&acc.handler]),
+                    items,
+                    disconnected: !connected,
+                    delivered: 0,
+                });
+            }
+        }
+        for a in actions {
+            if let Action::StartSession {
+                session, handler, ..
+            } = a
+            {
+                let generation = self.generation.get(handler).copied().unwrap_or(0);
+                self.owner
+                    .insert(session.get(), (handler.clone(), generation));
+                self.started.push(*session);
+            }
+        }
+        Ok(())
+    }
+
+    fn check_invariants(
+        &mut self,
+        call: &Call,
+        got: &Result<Reply, Error>,
+        actions: &[Action],
+        pre: &Snapshot,
+        post: &Snapshot,
+    ) -> Result<(), TestCaseError> {
+        // A refused call changes nothing (SPEC 4, "all-or-nothing"); the terminal rule is the
+        // one documented exception.
+        if let Err(e) = got
+            && !matches!(
+                e,
+                Error::AccessDenied(syncmgr::Denied::TerminalState { .. })
+            )
+        {
+            check!(
+                actions.is_empty() && pre == post,
+                "a refused call ({e:?}) changed the engine: {actions:?}"
+            );
+        }
+
+        let accepted_now: Vec<&MAccepted> = got.as_ref().map(Reply::accepted).unwrap_or_default();
+        let live_sessions: Vec<SessionId> = post.sessions.iter().map(|s| s.id).collect();
+
+        // (a) every accepted request gets exactly one result, only once all its items have
+        // outcomes.
+        for a in actions {
+            let Action::Deliver(res) = a else { continue };
+            let n = res.request.get();
+            check!(
+                n >= 1 && n as usize <= self.requests.len(),
+                "(a) result for a request never accepted: {n}"
+            );
+            let issued = &mut self.requests[n as usize - 1];
+            issued.delivered += 1;
+            check!(
+                issued.delivered == 1,
+                "(a) request {n} got a second result: {res:?}"
+            );
+            let issued = issued.clone();
+            let ids: Vec<ItemId> = res.items.iter().map(|(i, _)| i.clone()).collect();
+            check!(
+                ids == issued.items,
+                "(a) result of {n} lists {ids:?}, the request had {:?}",
+                issued.items
+            );
+            let mut status = aggregate(res.items.iter().map(|(_, o)| *o));
+            if issued.disconnected {
+                status = aggregate([status, Outcome::Disconnected]);
+            }
+            check!(
+                res.status == status,
+                "(a) result of {n} has status {:?}, its items say {status:?}",
+                res.status
+            );
+            if let Some(acc) = accepted_now.iter().find(|a| a.request == n) {
+                check!(
+                    acc.completed,
+                    "(a) request {n} delivered in its own start call but not `completed`"
+                );
+                continue;
+            }
+            let Some(before) = pre.request(n) else {
+                return Err(TestCaseError::fail(format!(
+                    "(a) request {n} delivered but it was not open"
+                )));
+            };
+            for ((item, was), (_, now)) in before.items.iter().zip(&res.items) {
+                check!(
+                    was.is_none_or(|w| w == *now),
+                    "(a) {n}: {item} had {was:?}, its result says {now:?}"
+                );
+            }
+            if matches!(call, Call::Cancel(r) if r.get() == n) {
+                continue;
+            }
+            for (item, was) in &before.items {
+                if was.is_some() {
+                    continue;
+                }
+                let serving: Vec<&SessionView> = pre
+                    .sessions
+                    .iter()
+                    .filter(|s| {
+                        s.items
+                            .iter()
+                            .any(|si| si.item == *item && si.waiting.iter().any(|r| r.get() == n))
+                    })
+                    .collect();
+                for s in &serving {
+                    check!(
+                        !live_sessions.contains(&s.id),
+                        "(a) {n} delivered while {item} is still running in {}",
+                        s.id
+                    );
+                }
+                if serving.is_empty()
+                    && self.generation.get(&issued.owner.0) == Some(&issued.owner.1)
+                    && let Some(h) = post.handler(&issued.owner.0)
+                {
+                    check!(
+                        !h.pending.contains(item),
+                        "(a) {n} delivered while {item} is still pending"
+                    );
+                }
+            }
+        }
+        for acc in &accepted_now {
+            if acc.completed {
+                check!(
+                    self.requests[acc.request as usize - 1].delivered == 1,
+                    "(a) request {} is `completed` but got no result",
+                    acc.request
+                );
+            }
+        }
+        // (a) When a session ends, each item's outcome is its terminal report, else Canceled
+        // if a cancel was asked, else Failed (SPEC 6), and every request that waited for it
+        // there takes that outcome (SPEC 5).
+        if let (Call::Finish(s, _), Ok(Reply::Ended(_, _, outcomes))) = (call, got)
+            && let Some(ended) = pre.session(*s)
+        {
+            check!(
+                outcomes.len() == ended.items.len(),
+                "(a) {s} held {} items, ended with {outcomes:?}",
+                ended.items.len()
+            );
+            for (si, (item, outcome)) in ended.items.iter().zip(outcomes) {
+                let expected = si
+                    .terminal
+                    .unwrap_or(if ended.cancel_all || si.cancel_requested {
+                        Outcome::Canceled
+                    } else {
+                        Outcome::Failed
+                    });
+                check!(
+                    si.item == *item && expected == *outcome,
+                    "(a) {s} ended {item} as {outcome:?}; it held {} with {:?}",
+                    si.item,
+                    si
+                );
+                for r in &si.waiting {
+                    let delivered = actions.iter().find_map(|a| match a {
+                        Action::Deliver(res) if res.request == *r => res.outcome_of(item),
+                        _ => None,
+                    });
+                    let recorded = delivered.or_else(|| {
+                        let view = post.request(r.get())?;
+                        view.items.iter().find(|(i, _)| i == item)?.1
+                    });
+                    check!(
+                        recorded == Some(*outcome),
+                        "(a) {r} recorded {recorded:?} for {item}, which {s} ended {outcome:?}"
+                    );
+                }
+            }
+        }
+        let open = self.engine.open_requests();
+        for r in &self.requests {
+            check!(
+                open.contains(&r.id) != (r.delivered == 1),
+                "(a) {} is open: {}, delivered {} times",
+                r.id,
+                open.contains(&r.id),
+                r.delivered
+            );
+        }
+
+        // (b) and (d): sessions grouped by handler registration.
+        check!(
+            post.sessions.len() <= self.universe.config.max_sessions,
+            "(d) {} sessions run, the global limit is {}",
+            post.sessions.len(),
+            self.universe.config.max_sessions
+        );
+        let mut by_owner: BTreeMap<(HandlerId, u32), Vec<&SessionView>> = BTreeMap::new();
+        for s in &post.sessions {
+            let owner = self.owner.get(&s.id.get()).cloned();
+            check!(owner.is_some(), "session {} never started", s.id);
+            by_owner.entry(owner.unwrap()).or_default().push(s);
+        }
+        for ((handler, _), sessions) in &by_owner {
+            let mut held: Vec<&ItemId> = Vec::new();
+            for s in sessions {
+                for si in &s.items {
+                    check!(
+                        !held.contains(&&si.item),
+                        "(b) {} is in two running sessions of {handler}: {:?}",
+                        si.item,
+                        sessions.iter().map(|s| s.id).collect::<Vec<_>>()
+                    );
+                    held.push(&si.item);
+                }
+            }
+        }
+        for view in &post.handlers {
+            let ids: Vec<SessionId> = by_owner
+                .get(&(view.id.clone(), self.generation[&view.id]))
+                .map(|list| list.iter().map(|s| s.id).collect())
+                .unwrap_or_default();
+            check!(
+                view.running == ids,
+                "(d) {} says it runs {:?}, the sessions started for it are {ids:?}",
+                view.id,
+                view.running
+            );
+            // An update may lower the limit under running sessions: they finish (DECISIONS
+            // 13), and nothing starts until the handler is back under its limit (checked at
+            // each start below).
+            let owner = (view.id.clone(), self.generation[&view.id]);
+            let over = view.running.len() > view.session_limit;
+            if !over {
+                self.over_limit.remove(&owner);
+            } else if matches!(call, Call::Update(h, ..) if *h == view.id) {
+                self.over_limit.insert(owner.clone());
+            }
+            let excused = self.over_limit.contains(&owner);
+            let concurrent = view
+                .capabilities
+                .contains(HandlerCapabilities::SUPPORTS_CONCURRENT_SESSIONS);
+            check!(
+                concurrent || view.running.len() <= 1 || excused,
+                "(d) non-concurrent {} runs {:?}",
+                view.id,
+                view.running
+            );
+            check!(
+                !over || excused,
+                "(d) {} runs {:?} over its limit {}",
+                view.id,
+                view.running,
+                view.session_limit
+            );
+        }
+
+        // (c) the pending set: no item twice, only items that open requests want.
+        for view in &post.handlers {
+            let owner = (view.id.clone(), self.generation[&view.id]);
+            let mut wanted: Vec<&ItemId> = Vec::new();
+            for r in self
+                .requests
+                .iter()
+                .filter(|r| r.owner == owner && r.delivered == 0)
+            {
+                for item in &r.items {
+                    if !wanted.contains(&item) {
+                        wanted.push(item);
+                    }
+                }
+            }
+            for (n, item) in view.pending.iter().enumerate() {
+                check!(
+                    !view.pending[..n].contains(item),
+                    "(c) {} holds {item} twice in {:?}",
+                    view.id,
+                    view.pending
+                );
+                check!(
+                    wanted.contains(&item),
+                    "(c) {} holds {item}, which no open request wants",
+                    view.id
+                );
+            }
+            check!(
+                view.pending.len() <= wanted.len(),
+                "(c) {} holds {} pending items, only {} distinct ones are requested",
+                view.id,
+                view.pending.len(),
+                wanted.len()
+            );
+            // What is pending can run: else a session would one day start with it (g).
+            check!(
+                view.pending.is_empty() || (view.active && view.enabled),
+                "(g) {} has pending items while inactive or disabled",
+                view.id
+            );
+            for item in &view.pending {
+                check!(
+                    view.items.contains(&(item.clone(), true)),
+                    "(g) {} holds {item} pending while it is disabled or gone",
+                    view.id
+                );
+            }
+        }
+
+        // (e) a session takes the union of what is pending and not running elsewhere, and a
+        // non-concurrent handler starts at most one per call.
+        let starts: Vec<(SessionId, &HandlerId, &Vec<ItemId>)> = actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::StartSession {
+                    session,
+                    handler,
+                    items,
+                } => Some((*session, handler, items)),
+                _ => None,
+            })
+            .collect();
+        for (session, handler, items) in &starts {
+            let Some(view) = post.handler(handler) else {
+                return Err(TestCaseError::fail(format!(
+                    "(g) {session} started for {handler}, which is not registered"
+                )));
+            };
+            // (g) the state at the start is the state after the call: scheduling is the last
+            // thing every call does.
+            check!(
+                view.running.contains(session),
+                "(g) {session} started for a removed registration of {handler}"
+            );
+            check!(
+                view.active && view.enabled,
+                "(g) {session} started for {handler}, active {} enabled {}",
+                view.active,
+                view.enabled
+            );
+            check!(
+                !self.engine.is_shut_down(),
+                "(g) {session} started after shutdown"
+            );
+            check!(!items.is_empty(), "(e) {session} started with no item");
+            for (n, item) in items.iter().enumerate() {
+                check!(
+                    view.items.contains(&(item.clone(), true)),
+                    "(g) {session} started with {item}, disabled or not an item of {handler}"
+                );
+                check!(
+                    !items[..n].contains(item),
+                    "(e) {session} holds {item} twice"
+                );
+            }
+            check!(
+                view.running.len() <= view.session_limit,
+                "(d) {session} started for {handler}, which now runs {:?}, over its limit {}",
+                view.running,
+                view.session_limit
+            );
+            let count = starts.iter().filter(|(_, h, _)| h == handler).count();
+            check!(
+                view.session_limit > 1 || count == 1,
+                "(e) non-concurrent {handler} started {count} sessions in one call"
+            );
+            for item in &view.pending {
+                let held = post.sessions.iter().any(|s| {
+                    s.id != *session
+                        && view.running.contains(&s.id)
+                        && s.items.iter().any(|si| si.item == *item)
+                });
+                check!(
+                    held,
+                    "(e) {session} of {handler} left {item} pending though no session held it"
+                );
+            }
+        }
+
+        // (f) joined exactly when the flag is set and the item is currently syncing; else
+        // queued or merged into the existing entry.
+        if let Some(flags) = call.start_flags() {
+            // An item named twice counts once, at its first place (SPEC 4).
+            if let (Call::StartItems(_, asked, _), [acc]) = (call, accepted_now.as_slice()) {
+                let mut distinct: Vec<&ItemId> = Vec::new();
+                for item in asked {
+                    if !distinct.contains(&item) {
+                        distinct.push(item);
+                    }
+                }
+                let issued = &self.requests[acc.request as usize - 1];
+                check!(
+                    issued.items.iter().eq(distinct.iter().copied())
+                        && acc.duplicates == asked.len() - distinct.len(),
+                    "(c) {asked:?} became {:?} with {} duplicates",
+                    issued.items,
+                    acc.duplicates
+                );
+            }
+            let join = flags.contains(JOIN);
+            for acc in &accepted_now {
+                let issued = &self.requests[acc.request as usize - 1];
+                let view = pre.handler(&acc.handler).unwrap();
+                check!(
+                    acc.dispositions.len() == issued.items.len(),
+                    "(f) {} dispositions for {} items",
+                    acc.dispositions.len(),
+                    issued.items.len()
+                );
+                for (item, d) in issued.items.iter().zip(&acc.dispositions) {
+                    let running = view
+                        .running
+                        .iter()
+                        .filter_map(|s| pre.session(*s))
+                        .find(|s| syncing(s, item));
+                    let expected = if !view.connected {
+                        MDisposition::Settled(Outcome::Disconnected)
+                    } else if let (true, Some(s)) = (join, running) {
+                        MDisposition::Joined(s.id.get())
+                    } else if view.pending.contains(item) {
+                        MDisposition::Merged
+                    } else {
+                        MDisposition::Queued
+                    };
+                    check!(
+                        *d == expected,
+                        "(f) {item} of request {} became {d:?}, expected {expected:?} (flag {join})",
+                        acc.request
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn compare_with_model(
+        &mut self,
+        call: &Call,
+        got: &Result<Reply, Error>,
+        actions: &[Action],
+        post: &Snapshot,
+    ) -> Result<(), TestCaseError> {
+        let want = on_model(&mut self.model, call);
+        self.compare_replies(got, &want)?;
+        let engine: Vec<MAction> = actions.iter().map(from_action).collect();
+        let model = self.model.take_actions();
+        let split = |list: &[MAction]| {
+            let mut starts = Vec::new();
+            let mut delivers = Vec::new();
+            let mut cancels = Vec::new();
+            for a in list {
+                match a {
+                    MAction::Start { .. } => starts.push(a.clone()),
+                    MAction::Deliver(r) => delivers.push((r.request, a.clone())),
+                    MAction::Cancel {
+                        session,
+                        request,
+                        item,
+                    } => cancels.push((
+                        *session,
+                        request.to_raw(),
+                        item.as_ref().map(|i| i.to_string()),
+                        a.clone(),
+                    )),
+                }
+            }
+            delivers.sort_by_key(|(r, _)| *r);
+            cancels.sort_by(|a, b| (a.0, a.1, &a.2).cmp(&(b.0, b.1, &b.2)));
+            (starts, delivers, cancels)
+        };
+        let (es, ed, ec) = split(&engine);
+        let (ms, md, mc) = split(&model);
+        prop_assert_eq!(es, ms, "sessions started differ");
+        prop_assert_eq!(ed, md, "results differ");
+        prop_assert_eq!(ec, mc, "cancels differ");
+        prop_assert_eq!(
+            post.h_views(),
+            self.model.handler_views(),
+            "handlers differ"
+        );
+        prop_assert_eq!(
+            post.s_views(),
+            self.model.session_views(),
+            "sessions differ"
+        );
+        prop_assert_eq!(
+            post.r_views(),
+            self.model.request_views(),
+            "open requests differ"
+        );
+        Ok(())
+    }
+}
+
+impl Harness {
+    fn compare_replies(
+        &self,
+        got: &Result<Reply, Error>,
+        want: &Result<Reply, MError>,
+    ) -> Result<(), TestCaseError> {
+        match (got, want) {
+            (Ok(a), Ok(b)) => prop_assert_eq!(a, b, "replies differ"),
+            (Err(e), Err(m)) => {
+                prop_assert_eq!(&MError::from_engine(e), m, "errors differ");
+                prop_assert_eq!(e.hresult(), m.hresult(), "hresults differ for {:?}", e);
+            }
+            _ => {
+                return Err(TestCaseError::fail(format!(
+                    "engine {got:?}, model {want:?}"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn annotate(e: TestCaseError, call: &Call) -> TestCaseError {
+    TestCaseError::fail(format!("{e}\n  at {call:?}"))
+}
+
+fn mode() -> Mode {
+    if invariants_only() {
+        Mode::InvariantsOnly
+    } else {
+        Mode::Full
+    }
+}
+
+// ----- properties: the engine against the model, and the invariants --------------------------
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// Random operation sequences: the engine and the model decide the same at every call,
+    /// and invariants (a) to (g) hold after every call and at the end.
+    #[test]
+    fn engine_matches_model_and_keeps_the_invariants((u, ops, tail) in scenario()) {
+        let mut h = Harness::new(&u, mode())?;
+        for op in &ops {
+            h.run(op)?;
+        }
+        h.drain(tail == 2)?;
+    }
+
+    /// The same inputs give the same actions, in the same order (SPEC 5 and 8).
+    #[test]
+    fn same_inputs_give_the_same_actions((u, ops, tail) in scenario()) {
+        let mut traces = Vec::new();
+        for _ in 0..2 {
+            let mut h = Harness::new(&u, Mode::Trace)?;
+            for op in &ops {
+                h.run(op)?;
+            }
+            h.drain(tail == 2)?;
+            traces.push(h.trace);
+        }
+        prop_assert_eq!(&traces[0], &traces[1]);
+    }
+}
+
+// ----- laws of the busy handler: one next session, idempotent merging ------------------------
+
+/// What happens to a handler while its one session runs.
+#[derive(Clone, Debug)]
+enum Busy {
+    Request { items: Vec<u8>, join: bool },
+    Cancel { r: u8 },
+    Stop { items: Vec<u8> },
+    Report { item: u8, status: ProgressStatus },
+}
+
+fn busy() -> impl Strategy<Value = Busy> {
+    let items = || prop::collection::vec(any::<u8>(), 1..5);
+    prop_oneof![
+        8 => (items(), any::<bool>()).prop_map(|(items, join)| Busy::Request { items, join }),
+        2 => any::<u8>().prop_map(|r| Busy::Cancel { r }),
+        1 => items().prop_map(|items| Busy::Stop { items }),
+        3 => (any::<u8>(), status()).prop_map(|(item, status)| Busy::Report { item, status }),
+    ]
+}
+
+/// A pending entry as the busy-handler laws track it: the item and its waiting requests.
+type Entries = Vec<(ItemId, Vec<RequestId>)>;
+
+/// One non-concurrent handler `b` with `count` items, and its first session running `first`.
+struct BusyHandler {
+    engine: Engine,
+    handler: HandlerId,
+    items: Vec<ItemId>,
+    session: SessionId,
+    requests: Vec<RequestId>,
+    /// This file's own account of the pending set, in entry order.
+    entries: Entries,
+}
+
+impl BusyHandler {
+    fn new(count: usize, first: &[u8]) -> Result<BusyHandler, TestCaseError> {
+        let handler = hid("b");
+        let items: Vec<ItemId> = NAMES[..count].iter().map(|n| iid(n)).collect();
+        let mut engine = Engine::default();
+        engine
+            .register_handler(HandlerSpec::new(handler.clone()).items(items.clone()))
+            .unwrap();
+        let first: Vec<ItemId> = first
+            .iter()
+            .map(|&i| items[i as usize % count].clone())
+            .collect();
+        let r = engine.start_item_sync(&handler, &first, NONE).unwrap();
+        let session = match engine.drain_actions().collect::<Vec<_>>().as_slice() {
+            [Action::StartSession { session, .. }] => *session,
+            other => {
+                return Err(TestCaseError::fail(format!(
+                    "the first request should start one session: {other:?}"
+                )));
+            }
+        };
+        Ok(BusyHandler {
+            engine,
+            handler,
+            items,
+            session,
+            requests: vec![r.request],
+            entries: Vec::new(),
+        })
+    }
+
+    fn item(&self, sel: u8) -> ItemId {
+        self.items[sel as usize % self.items.len()].clone()
+    }
+
+    /// Sends a request, checking each disposition against the session view and this file's
+    /// pending account taken just before (f, and the dedup of SPEC 5), then records it.
+    fn request(&mut self, items: &[ItemId], join: bool) -> Result<Accepted, TestCaseError> {
+        let before = self.engine.session_view(self.session).unwrap();
+        let acc = self
+            .engine
+            .start_item_sync(&self.handler, items, flags(join))
+            .map_err(|e| TestCaseError::fail(format!("refused: {e:?}")))?;
+        let listed = self.engine.request_items(acc.request).unwrap();
+        let mut distinct: Vec<&ItemId> = Vec::new();
+        for item in items {
+            if !distinct.contains(&item) {
+                distinct.push(item);
+            }
+        }
+        prop_assert!(
+            listed.iter().eq(distinct.iter().copied()),
+            "an item named twice counts once, at its first place: {:?} for {:?}",
+            listed,
+            items
+        );
+        prop_assert_eq!(acc.duplicates, items.len() - distinct.len());
+        for (item, d) in listed.iter().zip(&acc.dispositions) {
+            let at = self.entries.iter().position(|(i, _)| i == item);
+            let expected = match at {
+                _ if join && syncing(&before, item) => Disposition::Joined(self.session),
+                Some(_) => Disposition::Merged,
+                None => Disposition::Queued,
+            };
+            prop_assert_eq!(*d, expected, "(f) {} with flag {}", item, join);
+            match (d, at) {
+                (Disposition::Merged, Some(at)) => self.entries[at].1.push(acc.request),
+                (Disposition::Queued, _) => self.entries.push((item.clone(), vec![acc.request])),
+                _ => {}
+            }
+        }
+        self.requests.push(acc.request);
+        Ok(acc)
+    }
+
+    fn apply(&mut self, op: &Busy) -> Result<(), TestCaseError> {
+        match op {
+            Busy::Request { items, join } => {
+                let items: Vec<ItemId> = items.iter().map(|&i| self.item(i)).collect();
+                let _ = self.request(&items, *join)?;
+            }
+            Busy::Cancel { r } => {
+                let r = self.requests[*r as usize % self.requests.len()];
+                let _ = self.engine.cancel_request(r).unwrap();
+                for (_, waiters) in &mut self.entries {
+                    waiters.retain(|w| *w != r);
+                }
+                self.entries.retain(|(_, w)| !w.is_empty());
+            }
+            Busy::Stop { items } => {
+                let items: Vec<ItemId> = items.iter().map(|&i| self.item(i)).collect();
+                let _ = self.engine.stop_item_sync(&self.handler, &items).unwrap();
+                self.entries.retain(|(i, _)| !items.contains(i));
+            }
+            Busy::Report { item, status } => {
+                let view = self.engine.session_view(self.session).unwrap();
+                let item = view.items[*item as usize % view.items.len()].item.clone();
+                let _ = self
+                    .engine
+                    .report_progress(self.session, &item, *status, "");
+            }
+        }
+        let _ = self.engine.drain_actions().count();
+        prop_assert_eq!(self.engine.check_consistency(), Ok(()));
+        let pending = self.engine.pending_items(&self.handler);
+        let expected: Vec<ItemId> = self.entries.iter().map(|(i, _)| i.clone()).collect();
+        prop_assert_eq!(&pending, &expected, "(c) the pending set after {:?}", op);
+        prop_assert!(
+            self.engine.sessions() == [self.session],
+            "(d) the handler is busy: nothing else may start"
+        );
+        Ok(())
+    }
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// (e) Requests queued while the handler is busy lead to exactly one next session, with
+    /// the union of their items in first-requested order, minus joined items and minus what
+    /// was cancelled or stopped; each item's waiting requests come along.
+    #[test]
+    fn busy_requests_give_one_next_session(
+        count in 3usize..=6,
+        first in prop::collection::vec(any::<u8>(), 1..4),
+        ops in prop::collection::vec(busy(), 1..20),
+        failed in any::<bool>(),
+    ) {
+        let mut b = BusyHandler::new(count, &first)?;
+        for op in &ops {
+            b.apply(op)?;
+        }
+        let end = if failed { SessionEnd::Failed } else { SessionEnd::Returned };
+        let _ = b.engine.session_finished(b.session, end).unwrap();
+        let actions: Vec<Action> = b.engine.drain_actions().collect();
+        let starts: Vec<(SessionId, &Vec<ItemId>)> = actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::StartSession { session, items, .. } => Some((*session, items)),
+                _ => None,
+            })
+            .collect();
+        let expected: Vec<ItemId> = b.entries.iter().map(|(i, _)| i.clone()).collect();
+        if expected.is_empty() {
+            prop_assert!(starts.is_empty(), "(e) nothing was pending, yet {:?} started", starts);
+        } else {
+            prop_assert_eq!(starts.len(), 1, "(e) one next session, not {:?}", starts);
+            let (next, items) = starts[0];
+            prop_assert_eq!(items, &expected, "(e) the next session's items");
+            let view = b.engine.session_view(next).unwrap();
+            for (si, (_, waiters)) in view.items.iter().zip(&b.entries) {
+                prop_assert_eq!(&si.waiting, waiters, "(e) who waits for {}", si.item);
+            }
+        }
+        prop_assert_eq!(b.engine.check_consistency(), Ok(()));
+    }
+
+    /// Merging is idempotent: the same request twice while the handler is busy adds no
+    /// pending entry the second time, and each item ends where it did the first time.
+    #[test]
+    fn merging_is_idempotent(
+        count in 3usize..=6,
+        first in prop::collection::vec(any::<u8>(), 1..4),
+        ops in prop::collection::vec(busy(), 0..10),
+        again in prop::collection::vec(any::<u8>(), 1..6),
+        join in any::<bool>(),
+    ) {
+        let mut b = BusyHandler::new(count, &first)?;
+        for op in &ops {
+            b.apply(op)?;
+        }
+        let items: Vec<ItemId> = again.iter().map(|&i| b.item(i)).collect();
+        let one = b.request(&items, join)?;
+        let pending = b.engine.pending_items(&b.handler);
+        let two = b.request(&items, join)?;
+        prop_assert_eq!(&b.engine.pending_items(&b.handler), &pending, "the pending set grew");
+        prop_assert_eq!(two.queued_new(), 0);
+        prop_assert_eq!(two.duplicates, one.duplicates);
+        for (d1, d2) in one.dispositions.iter().zip(&two.dispositions) {
+            let expected = match d1 {
+                Disposition::Joined(s) => Disposition::Joined(*s),
+                _ => Disposition::Merged,
+            };
+            prop_assert_eq!(*d2, expected);
+        }
+        prop_assert_eq!(
+            b.engine.request_items(one.request),
+            b.engine.request_items(two.request)
+        );
+        prop_assert_eq!(b.engine.check_consistency(), Ok(()));
+    }
+}
+
+// ----- what the properties found in the engine -----------------------------------------------
+
+/// `report_event`/`report_conflict` name an item the handler no longer owns (an update
+/// dropped it) and that the session does not hold. The engine's docs: "an item the handler
+/// does not own is refused" (UnknownItem, as `start_item_sync` says for the same item); the
+/// engine once accepted it because it looked the ID up among every item the handler ever had.
+#[test]
+fn event_for_an_item_removed_by_an_update_is_refused() {
+    let (h, a, b) = (hid("h"), iid("a"), iid("b"));
+    let mut e = Engine::default();
+    e.register_handler(HandlerSpec::new(h.clone()).items([a.clone(), b.clone()]))
+        .unwrap();
+    let _ = e
+        .start_item_sync(&h, std::slice::from_ref(&a), NONE)
+        .unwrap();
+    let Some(Action::StartSession { session, .. }) = e.next_action() else {
+        panic!("a session should start")
+    };
+    let _ = e
+        .update_handler(
+            &h,
+            HandlerCapabilities::empty(),
+            HandlerPolicies::empty(),
+            vec![ItemSpec::new(a)],
+        )
+        .unwrap();
+    assert!(matches!(
+        e.start_item_sync(&h, std::slice::from_ref(&b), NONE),
+        Err(Error::UnknownItem { .. })
+    ));
+    assert!(matches!(
+        e.report_event(session, Some(&b), EventLevel::Error),
+        Err(Error::UnknownItem { .. })
+    ));
+    assert!(matches!(
+        e.report_conflict(session, Some(&b)),
+        Err(Error::UnknownItem { .. })
+    ));
+}
+
+/// `update_handler` drops `SUPPORTS_CONCURRENT_SESSIONS` while two sessions run. SPEC 7 and
+/// DECISIONS 13: running sessions are never touched by state changes, so both go on, and the
+/// engine must still pass its own self-check. (Found by the properties: `check_consistency`
+/// used to report "2 sessions of a non-concurrent handler" here.)
+#[test]
+fn dropping_concurrency_while_two_sessions_run_stays_consistent() {
+    let (h, a, b) = (hid("c"), iid("a"), iid("b"));
+    let mut e = Engine::default();
+    e.register_handler(
+        HandlerSpec::new(h.clone())
+            .items([a.clone(), b.clone()])
+            .with_capabilities(HandlerCapabilities::SUPPORTS_CONCURRENT_SESSIONS),
+    )
+    .unwrap();
+    let _ = e
+        .start_item_sync(&h, std::slice::from_ref(&a), NONE)
+        .unwrap();
+    let _ = e
+        .start_item_sync(&h, std::slice::from_ref(&b), NONE)
+        .unwrap();
+    assert_eq!(e.sessions().len(), 2);
+    let _ = e
+        .update_handler(
+            &h,
+            HandlerCapabilities::empty(),
+            HandlerPolicies::empty(),
+            vec![ItemSpec::new(a), ItemSpec::new(b)],
+        )
+        .unwrap();
+    assert_eq!(e.sessions().len(), 2, "running sessions are never touched");
+    assert_eq!(e.check_consistency(), Ok(()));
+}
