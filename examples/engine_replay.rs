@@ -263,13 +263,13 @@ impl Shell {
         // The request's item list is known only while it is open; one that completed at once
         // shows its items in its result, just below.
         let Some(names) = self.engine.request_items(acc.request) else {
-            let n = acc.dispositions.len();
+            let n = acc.dispositions().len();
             println!("    completed at once ({n} items); no session needed");
             self.stats.settled += n;
             return self.pump();
         };
         let mut placed = Vec::new();
-        for (n, d) in acc.dispositions.iter().enumerate() {
+        for (n, d) in acc.dispositions().iter().enumerate() {
             let name = names.get(n).map_or(String::new(), |i| format!("{i} "));
             placed.push(match d {
                 Disposition::Queued => match self.holder(&acc.handler, names.get(n)) {

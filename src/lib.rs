@@ -112,7 +112,7 @@
 //! assert_eq!(a.queued_new(), 2);
 //! let session = engine.sessions()[0];
 //! assert_eq!(
-//!     b.dispositions.as_slice(),
+//!     b.dispositions(),
 //!     [Disposition::Joined(session), Disposition::Merged, Disposition::Merged]
 //! );
 //! assert_eq!(engine.pending_items(&photos), ids[1..]);

@@ -547,7 +547,7 @@ fn from_accepted(a: &Accepted) -> MAccepted {
         request: a.request.get(),
         handler: a.handler.clone(),
         dispositions: a
-            .dispositions
+            .dispositions()
             .iter()
             .map(|d| match d {
                 Disposition::Queued => MDisposition::Queued,
@@ -1962,7 +1962,7 @@ impl BusyHandler {
             items
         );
         prop_assert_eq!(acc.duplicates, items.len() - distinct.len());
-        for (item, d) in listed.iter().zip(&acc.dispositions) {
+        for (item, d) in listed.iter().zip(acc.dispositions()) {
             let at = self.entries.iter().position(|(i, _)| i == item);
             let expected = match at {
                 _ if join && syncing(&before, item) => Disposition::Joined(self.session),
@@ -2083,7 +2083,7 @@ proptest! {
         prop_assert_eq!(&b.engine.pending_items(&b.handler), &pending, "the pending set grew");
         prop_assert_eq!(two.queued_new(), 0);
         prop_assert_eq!(two.duplicates, one.duplicates);
-        for (d1, d2) in one.dispositions.iter().zip(&two.dispositions) {
+        for (d1, d2) in one.dispositions().iter().zip(two.dispositions()) {
             let expected = match d1 {
                 Disposition::Joined(s) => Disposition::Joined(*s),
                 _ => Disposition::Merged,

@@ -1158,12 +1158,12 @@ impl<'r> Run<'r> {
                 let got: Vec<(String, D)> = req
                     .items
                     .iter()
-                    .zip(&req.accepted.dispositions)
+                    .zip(req.accepted.dispositions())
                     .map(|(i, d)| (i.to_string(), self.disposition(*d)))
                     .collect();
                 let want: Vec<(String, D)> =
                     items.iter().map(|(i, d)| (i.to_string(), *d)).collect();
-                if got != want || req.items.len() != req.accepted.dispositions.len() {
+                if got != want || req.items.len() != req.accepted.dispositions().len() {
                     return Err(self.fail(&format!(
                         "`{tag}` dispositions: expected {want:?}, got {got:?}"
                     )));

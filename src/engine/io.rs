@@ -137,10 +137,8 @@ pub struct Accepted {
     pub request: RequestId,
     /// The handler it is for.
     pub handler: HandlerId,
-    /// One disposition per item of the request, in request order (see
-    /// [`Engine::request_items`](super::Engine::request_items)): duplicates in the input are
-    /// counted once, so this can be shorter than what was asked for.
-    pub dispositions: SmallVec<[Disposition; 8]>,
+    // Inline for small requests: the merge hot path allocates nothing for them.
+    pub(crate) dispositions: SmallVec<[Disposition; 8]>,
     /// How many names in the input were repeats of an earlier one and so counted once.
     pub duplicates: usize,
     /// Whether the request already completed (its result is in the action queue): a
@@ -149,6 +147,13 @@ pub struct Accepted {
 }
 
 impl Accepted {
+    /// One disposition per item of the request, in request order (see
+    /// [`Engine::request_items`](super::Engine::request_items)): duplicates in the input are
+    /// counted once, so this can be shorter than what was asked for.
+    pub fn dispositions(&self) -> &[Disposition] {
+        &self.dispositions
+    }
+
     /// How many items got a new pending entry.
     pub fn queued_new(&self) -> usize {
         self.count(|d| matches!(d, Disposition::Queued))

@@ -137,7 +137,7 @@ fn join_takes_the_running_outcome_and_is_not_queued() {
         .start_item_sync(&h("a"), &ids(&["a1", "a3"]), JOIN)
         .unwrap();
     assert_eq!(
-        r2.dispositions.as_slice(),
+        r2.dispositions(),
         [Disposition::Joined(s), Disposition::Queued]
     );
     assert_eq!(e.pending_items(&h("a")), ids(&["a3"]));
@@ -175,10 +175,7 @@ fn no_stale_join_after_a_terminal_report_or_a_cancel() {
     let r = e
         .start_item_sync(&h("a"), &ids(&["a1", "a2"]), JOIN)
         .unwrap();
-    assert_eq!(
-        r.dispositions.as_slice(),
-        [Disposition::Queued, Disposition::Queued]
-    );
+    assert_eq!(r.dispositions(), [Disposition::Queued, Disposition::Queued]);
 }
 
 #[test]

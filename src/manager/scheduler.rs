@@ -376,7 +376,7 @@ impl Scheduler {
                 reason,
                 items: items
                     .into_iter()
-                    .zip(accepted.dispositions.iter().copied())
+                    .zip(accepted.dispositions().iter().copied())
                     .collect(),
             });
         }
