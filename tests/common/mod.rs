@@ -172,7 +172,12 @@ impl SyncHandler for Driven {
         self.hook(change, flags);
         Ok(())
     }
-    fn enable_item(&self, item: &ItemId, enabled: bool, flags: ControlFlags) -> Result<(), HandlerError> {
+    fn enable_item(
+        &self,
+        item: &ItemId,
+        enabled: bool,
+        flags: ControlFlags,
+    ) -> Result<(), HandlerError> {
         let change = if enabled {
             StateChange::EnableItem(item.clone())
         } else {
