@@ -314,6 +314,7 @@ impl Shell {
                     session,
                     handler,
                     items,
+                    ..
                 } => {
                     self.stats.sessions += 1;
                     println!("    ▶ {session} {handler} starts: {}", join(&items));

@@ -298,7 +298,8 @@ macro_rules! define_id {
 
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
+                // `pad`, not `write_str`, so that width and alignment work: `{:<12}`.
+                f.pad(self.as_str())
             }
         }
 
@@ -539,6 +540,14 @@ mod tests {
         let back = ItemId::try_from(text).unwrap_err().into_input();
         assert_eq!(back.as_ptr(), ptr);
         assert_eq!(ItemId::try_from(String::from("ok")).unwrap().as_str(), "ok");
+    }
+
+    #[test]
+    fn display_honours_width_and_alignment() {
+        let id = ItemId::new("inbox").unwrap();
+        assert_eq!(format!("[{id:<7}]"), "[inbox  ]");
+        assert_eq!(format!("[{id:>7}]"), "[  inbox]");
+        assert_eq!(format!("[{:<12}]", crate::RequestId(3)), "[request#3   ]");
     }
 
     #[test]

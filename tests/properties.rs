@@ -567,11 +567,16 @@ fn from_action(a: &Action) -> MAction {
             session,
             handler,
             items,
-        } => MAction::Start {
-            session: session.get(),
-            handler: handler.clone(),
-            items: items.clone(),
-        },
+            key,
+        } => {
+            // The model knows no merge keys: these properties drive Sync Center requests.
+            assert!(key.is_default(), "a keyed session in a Sync Center run");
+            MAction::Start {
+                session: session.get(),
+                handler: handler.clone(),
+                items: items.clone(),
+            }
+        }
         Action::Deliver(r) => MAction::Deliver(MResult {
             request: r.request.get(),
             handler: r.handler.clone(),
@@ -1628,6 +1633,7 @@ impl Harness {
                     session,
                     handler,
                     items,
+                    ..
                 } => Some((*session, handler, items)),
                 _ => None,
             })

@@ -27,8 +27,8 @@
 use std::fmt::Write as _;
 
 use syncmgr::engine::{
-    Accepted, Action, Changed, Disposition, HandlerSpec, ItemSpec, ProgressAck, SessionEnd,
-    SessionEnded, Stopped, Withdrawn,
+    Accepted, Action, Changed, Disposition, HandlerSpec, ItemSpec, MergeKey, ProgressAck,
+    SessionEnd, SessionEnded, Stopped, Withdrawn,
 };
 use syncmgr::hresult::{CLASS_E_CLASSNOTAVAILABLE, E_ACCESSDENIED, E_INVALIDARG, E_UNEXPECTED};
 use syncmgr::{
@@ -1089,6 +1089,8 @@ impl<'r> Run<'r> {
                     session: self.session(*s).map_err(|e| self.fail(&e))?,
                     handler: hid(handler),
                     items: items.iter().map(|i| iid(i)).collect(),
+                    // The table drives Sync Center requests only.
+                    key: MergeKey::DEFAULT,
                 };
                 self.take(&want)
             }
@@ -1358,6 +1360,7 @@ impl<'r> Run<'r> {
                 session,
                 handler,
                 items,
+                ..
             } => format!(
                 "session {} starts: {handler} [{}]",
                 self.session_number(*session),

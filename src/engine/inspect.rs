@@ -28,7 +28,9 @@ pub struct HandlerView {
     pub session_limit: usize,
     /// Its items with their enabled state, in table order.
     pub items: Vec<(ItemId, bool)>,
-    /// Its pending items, oldest first.
+    /// Its pending items: those of Sync Center requests oldest first, then those of each
+    /// legacy cookie (merge key), oldest key first. An item pending under two keys is listed
+    /// twice.
     pub pending: Vec<ItemId>,
     /// Its running sessions, oldest first.
     pub running: Vec<SessionId>,
@@ -62,6 +64,8 @@ pub struct SessionView {
     pub manual: bool,
     /// Whether `CancelAll` was requested.
     pub cancel_all: bool,
+    /// The merge key of the requests it took from the pending set.
+    pub key: super::MergeKey,
     /// Its items, in session order.
     pub items: Vec<SessionItemView>,
 }
@@ -108,9 +112,9 @@ impl Engine {
                 .filter(|s| !s.removed)
                 .map(|s| (s.id.clone(), s.enabled))
                 .collect(),
-            pending: h
-                .pending
-                .iter()
+            pending: std::iter::once(&h.pending)
+                .chain(h.keyed.iter().map(|k| &k.queue))
+                .flat_map(super::queue::PendingQueue::iter)
                 .map(|(_, e)| h.slot(e.item).id.clone())
                 .collect(),
             running: h.running.to_vec(),
@@ -137,6 +141,7 @@ impl Engine {
             started: s.started,
             manual: s.manual,
             cancel_all: s.cancel_all,
+            key: s.key.clone(),
             items: s
                 .items
                 .iter()
@@ -208,7 +213,7 @@ impl Engine {
     pub fn is_idle(&self) -> bool {
         self.sessions.is_empty()
             && self.requests.is_empty()
-            && self.handlers.values().all(|h| h.pending.is_empty())
+            && self.handlers.values().all(|h| h.nothing_pending())
     }
 
     /// Checks the engine's internal bookkeeping against itself, in time linear in its size:
@@ -242,7 +247,7 @@ impl Engine {
                     return fail(format!("{}: index of {id} points elsewhere", h.id));
                 }
             }
-            if (!h.active || !h.enabled || h.removed) && !h.pending.is_empty() {
+            if (!h.active || !h.enabled || h.removed) && !h.nothing_pending() {
                 return fail(format!(
                     "{}: pending while inactive, disabled or removed",
                     h.id
@@ -271,6 +276,16 @@ impl Engine {
                     startable += 1;
                 }
                 for w in &e.waiters {
+                    if self
+                        .requests
+                        .get(&w.request)
+                        .is_some_and(|r| !r.key.is_default())
+                    {
+                        return fail(format!(
+                            "{}: {} waits under another merge key",
+                            h.id, w.request
+                        ));
+                    }
                     self.check_waiter(*w, *key, e.item, &mut places)?;
                 }
             }
@@ -287,6 +302,37 @@ impl Engine {
                     "{}: startable {} but {} counted",
                     h.id, h.startable, startable
                 ));
+            }
+            for (at, keyed) in h.keyed.iter().enumerate() {
+                if keyed.key.is_default() || keyed.queue.is_empty() {
+                    return fail(format!("{}: keyed queue #{at} is default or empty", h.id));
+                }
+                if h.keyed[..at].iter().any(|k| k.key == keyed.key) {
+                    return fail(format!("{}: two queues for one merge key", h.id));
+                }
+                let mut seen = HashSet::new();
+                for (_, e) in keyed.queue.iter() {
+                    let slot = h.slot(e.item);
+                    if !seen.insert(e.item) || e.waiters.is_empty() || !slot.live_and_enabled() {
+                        return fail(format!(
+                            "{}: keyed entry of {} is a duplicate, empty, disabled or removed",
+                            h.id, slot.id
+                        ));
+                    }
+                    for w in &e.waiters {
+                        if self
+                            .requests
+                            .get(&w.request)
+                            .is_none_or(|r| r.key != keyed.key)
+                        {
+                            return fail(format!(
+                                "{}: {} waits under another merge key",
+                                h.id, w.request
+                            ));
+                        }
+                        self.check_waiter(*w, *key, e.item, &mut places)?;
+                    }
+                }
             }
             for slot in &h.items {
                 if slot.pending != super::state::NOT_PENDING

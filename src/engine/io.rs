@@ -4,7 +4,7 @@
 
 use smallvec::SmallVec;
 
-use super::{RequestId, SessionId};
+use super::{MergeKey, RequestId, SessionId};
 use crate::flags::{
     CancelRequest, HandlerCapabilities, HandlerPolicies, ItemCapabilities, ItemPolicies,
 };
@@ -188,6 +188,8 @@ pub enum Action {
         handler: HandlerId,
         /// The items, in first-requested order.
         items: Vec<ItemId>,
+        /// The merge key of the requests it serves: a legacy session's cookie.
+        key: MergeKey,
     },
     /// Tell a running session that a cancel was requested: the handler will see it through
     /// `report_progress` and `can_continue`, which the engine already answers accordingly.

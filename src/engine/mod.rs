@@ -97,7 +97,8 @@ pub use self::io::{
     Accepted, Action, AdditionalItems, Changed, Disposition, HandlerSpec, ItemSpec, ProgressAck,
     SessionEnd, SessionEnded, StateChange, Stopped, Withdrawn,
 };
-use self::queue::{ItemIdx, Waiter, Waiters};
+pub use self::queue::MergeKey;
+use self::queue::{ItemIdx, KeyedQueue, PendingQueue, Waiter, Waiters};
 use self::state::{Handler, ItemSlot, NOT_PENDING, Request, RequestItem, Session, SessionItem};
 use crate::error::{Denied, Error, TextKind, check_text};
 use crate::flags::{
@@ -123,7 +124,8 @@ macro_rules! sequence_id {
 
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                write!(f, concat!($label, "#{}"), self.0)
+                // `pad` so that width and alignment work: `{:<12}`.
+                f.pad(&format!(concat!($label, "#{}"), self.0))
             }
         }
     };
@@ -267,6 +269,7 @@ impl Engine {
             index: IdMap::default(),
             pending: Default::default(),
             startable: 0,
+            keyed: Vec::new(),
             running: SmallVec::new(),
         };
         handler.session_limit = self.session_limit(&handler);
@@ -547,7 +550,7 @@ impl Engine {
         handler: &HandlerId,
         flags: SyncControlFlags,
     ) -> Result<Accepted, Error> {
-        self.accept(handler, None, flags)
+        self.accept(handler, None, flags, MergeKey::DEFAULT)
     }
 
     /// Requests a sync of named items of a handler (`StartItemSync`). All-or-nothing: see
@@ -560,7 +563,22 @@ impl Engine {
         items: &[ItemId],
         flags: SyncControlFlags,
     ) -> Result<Accepted, Error> {
-        self.accept(handler, Some(items), flags)
+        self.accept(handler, Some(items), flags, MergeKey::DEFAULT)
+    }
+
+    /// The general start call: a handler sync (`items: None`) or an item sync, whose queued
+    /// items merge only with requests of the same [`MergeKey`] and run in sessions of that
+    /// key. The legacy invoke API uses a request's cookie as its key; the other start calls
+    /// use [`MergeKey::DEFAULT`]. Joining a running session
+    /// (`IGNORE_IF_ALREADY_SYNCING`) works across keys: the item is syncing either way.
+    pub fn start_sync(
+        &mut self,
+        handler: &HandlerId,
+        items: Option<&[ItemId]>,
+        flags: SyncControlFlags,
+        key: MergeKey,
+    ) -> Result<Accepted, Error> {
+        self.accept(handler, items, flags, key)
     }
 
     /// Requests a sync of everything (`StartSyncAll`): one handler sync per active, enabled
@@ -585,7 +603,7 @@ impl Engine {
             .collect();
         covered
             .iter()
-            .map(|id| self.accept(id, None, flags))
+            .map(|id| self.accept(id, None, flags, MergeKey::DEFAULT))
             .collect()
     }
 
@@ -594,6 +612,7 @@ impl Engine {
         handler: &HandlerId,
         named: Option<&[ItemId]>,
         flags: SyncControlFlags,
+        merge: MergeKey,
     ) -> Result<Accepted, Error> {
         if self.shut_down {
             return Err(Error::ShutDown);
@@ -607,6 +626,7 @@ impl Engine {
         self.next_request += 1;
         let mut req = Request {
             handler_key: key,
+            key: merge.clone(),
             items: SmallVec::with_capacity(items.len()),
             remaining: 0,
             errors: 0,
@@ -653,6 +673,29 @@ impl Engine {
                         session.served.push(request);
                     }
                     Disposition::Joined(s)
+                } else if !merge.is_default() {
+                    let at = match h.keyed.iter().position(|k| k.key == merge) {
+                        Some(at) => at,
+                        None => {
+                            h.keyed.push(KeyedQueue {
+                                key: merge.clone(),
+                                queue: PendingQueue::default(),
+                            });
+                            h.keyed.len() - 1
+                        }
+                    };
+                    let keyed = &mut h.keyed[at];
+                    match keyed.find(idx).and_then(|e| keyed.queue.get_mut(e)) {
+                        Some(entry) if is_last(&entry.waiters, request) => continue,
+                        Some(entry) => {
+                            entry.waiters.push(waiter);
+                            Disposition::Merged
+                        }
+                        None => {
+                            let _ = keyed.queue.push(idx, waiter);
+                            Disposition::Queued
+                        }
+                    }
                 } else if let Some(entry) = h.pending.get_mut(slot.pending) {
                     if is_last(&entry.waiters, request) {
                         continue;
@@ -703,7 +746,7 @@ impl Engine {
         let Some(req) = self.requests.get(&request) else {
             return Ok(Withdrawn::AlreadyComplete);
         };
-        let key = req.handler_key;
+        let (key, merge) = (req.handler_key, req.key.clone());
         let open: Vec<(usize, ItemIdx)> = req
             .items
             .iter()
@@ -714,18 +757,14 @@ impl Engine {
         let mut settled = Vec::with_capacity(open.len());
         if let Some(h) = self.handlers.get_mut(&key) {
             for (pos, idx) in open {
-                let slot = &mut h.items[idx as usize];
                 let mut outcome = Outcome::Canceled;
-                if let Some(entry) = h.pending.get_mut(slot.pending)
-                    && remove_waiter(&mut entry.waiters, request)
-                {
-                    if entry.waiters.is_empty() {
-                        let _ = h.pending.remove(slot.pending);
-                        slot.pending = NOT_PENDING;
-                        if slot.running.is_none() {
-                            h.startable -= 1;
-                        }
-                    }
+                let was_pending = if merge.is_default() {
+                    withdraw_default(h, idx, request)
+                } else {
+                    withdraw_keyed(h, &merge, idx, request)
+                };
+                let slot = &h.items[idx as usize];
+                if was_pending {
                 } else if let Some((s, spos)) = slot.running
                     && let Some(session) = self.sessions.get_mut(&s)
                 {
@@ -1099,7 +1138,17 @@ impl Engine {
         let h = &self.handlers[&session.handler_key];
         let mut out = AdditionalItems::default();
         let mut seen = HashSet::new();
-        for (_, entry) in h.pending.iter() {
+        // Only the session's own merge key: a legacy session never takes another cookie's
+        // items, and a Sync Center session never takes a legacy one's.
+        let queue = if session.key.is_default() {
+            Some(&h.pending)
+        } else {
+            h.keyed
+                .iter()
+                .find(|k| k.key == session.key)
+                .map(|k| &k.queue)
+        };
+        for (_, entry) in queue.into_iter().flat_map(PendingQueue::iter) {
             let slot = h.slot(entry.item);
             if slot.running.is_some() {
                 continue;
@@ -1137,13 +1186,35 @@ impl Engine {
             Some(_) => return Err(Error::ItemNotPending(item.clone())),
             None => {}
         }
-        let entry = h
-            .pending
-            .remove(slot.pending)
-            .ok_or_else(|| Error::ItemNotPending(item.clone()))?;
-        slot.pending = NOT_PENDING;
+        let entry = if session.key.is_default() {
+            let entry = h
+                .pending
+                .remove(slot.pending)
+                .ok_or_else(|| Error::ItemNotPending(item.clone()))?;
+            slot.pending = NOT_PENDING;
+            h.startable -= 1;
+            entry
+        } else {
+            let at = h
+                .keyed
+                .iter()
+                .position(|k| k.key == session.key)
+                .ok_or_else(|| Error::ItemNotPending(item.clone()))?;
+            let keyed = &mut h.keyed[at];
+            let entry = keyed
+                .find(idx)
+                .and_then(|e| keyed.queue.remove(e))
+                .ok_or_else(|| Error::ItemNotPending(item.clone()))?;
+            if keyed.queue.is_empty() {
+                h.keyed.remove(at);
+            }
+            // Its default-key entry, if any, now waits for this session to end.
+            if slot.pending != NOT_PENDING {
+                h.startable -= 1;
+            }
+            entry
+        };
         slot.running = Some((id, session.items.len() as u32));
-        h.startable -= 1;
         let served = entry.waiters.len();
         link(&mut self.requests, id, session, &entry.waiters);
         session.items.push(SessionItem::new(idx, entry.waiters));
@@ -1265,7 +1336,7 @@ impl Engine {
                     .handlers
                     .iter()
                     .filter(|(_, h)| h.can_start())
-                    .min_by_key(|(key, h)| (h.pending.oldest_request(), **key))
+                    .min_by_key(|(key, h)| (h.oldest_request(), **key))
                     .map(|(key, _)| *key),
             };
             match next {
@@ -1281,22 +1352,59 @@ impl Engine {
         };
         let id = SessionId(self.next_session);
         self.next_session += 1;
-        let items = &mut h.items;
-        // Items another session holds stay queued for the session after it.
-        let taken = h.pending.retain_or_take(|entry, at| {
-            let slot = &mut items[entry.item as usize];
-            if slot.running.is_some() {
-                slot.pending = at;
-                true
-            } else {
-                slot.pending = NOT_PENDING;
-                false
+        // The merge key whose oldest waiting request is oldest goes first.
+        let keyed = h
+            .keyed
+            .iter()
+            .enumerate()
+            .filter(|(_, k)| h.startable_in(&k.queue))
+            .min_by_key(|(_, k)| k.queue.oldest_request())
+            .map(|(at, k)| (at, k.queue.oldest_request()));
+        let keyed = match keyed {
+            Some((at, oldest)) if h.startable == 0 || oldest < h.pending.oldest_request() => {
+                Some(at)
             }
-        });
-        h.startable = 0;
+            _ => None,
+        };
+        let (merge, taken) = match keyed {
+            None => {
+                let items = &mut h.items;
+                // Items another session holds stay queued for the session after it.
+                let taken = h.pending.retain_or_take(|entry, at| {
+                    let slot = &mut items[entry.item as usize];
+                    if slot.running.is_some() {
+                        slot.pending = at;
+                        true
+                    } else {
+                        slot.pending = NOT_PENDING;
+                        false
+                    }
+                });
+                h.startable = 0;
+                (MergeKey::DEFAULT, taken)
+            }
+            Some(at) => {
+                let items = &h.items;
+                let queue = &mut h.keyed[at].queue;
+                let taken =
+                    queue.retain_or_take(|entry, _| items[entry.item as usize].running.is_some());
+                let merge = h.keyed[at].key.clone();
+                if h.keyed[at].queue.is_empty() {
+                    h.keyed.remove(at);
+                }
+                // The default-key entries of what this session takes now wait for it.
+                for entry in &taken {
+                    if h.items[entry.item as usize].pending != NOT_PENDING {
+                        h.startable -= 1;
+                    }
+                }
+                (merge, taken)
+            }
+        };
         h.running.push(id);
         let mut session = Session {
             handler: h.id.clone(),
+            key: merge.clone(),
             handler_key: key,
             started: false,
             manual: false,
@@ -1319,6 +1427,7 @@ impl Engine {
             session: id,
             handler: h.id.clone(),
             items: ids,
+            key: merge,
         });
         self.sessions.insert(id, session);
     }
@@ -1329,20 +1438,31 @@ impl Engine {
         let Some(h) = self.handlers.get(&key) else {
             return 0;
         };
-        let hit: Vec<ItemIdx> = h
-            .pending
-            .iter()
+        let mut hit: Vec<ItemIdx> = std::iter::once(&h.pending)
+            .chain(h.keyed.iter().map(|k| &k.queue))
+            .flat_map(PendingQueue::iter)
             .map(|(_, e)| e.item)
             .filter(|&i| matches(h.slot(i)))
             .collect();
+        hit.sort_unstable();
+        hit.dedup();
         self.cancel_pending_items(key, &hit)
     }
 
+    /// Removes the pending entries of these items (sorted), of every merge key, settling
+    /// their waiters as `Canceled`. Returns how many entries went.
     fn cancel_pending_items(&mut self, key: u64, items: &[ItemIdx]) -> usize {
         let Some(h) = self.handlers.get_mut(&key) else {
             return 0;
         };
         let mut settled = Vec::new();
+        for keyed in &mut h.keyed {
+            let gone = keyed
+                .queue
+                .retain_or_take(|e, _| items.binary_search(&e.item).is_err());
+            settled.extend(gone.into_iter().map(|e| e.waiters));
+        }
+        h.keyed.retain(|k| !k.queue.is_empty());
         for &idx in items {
             let slot = &mut h.items[idx as usize];
             if let Some(entry) = h.pending.remove(slot.pending) {
@@ -1550,6 +1670,50 @@ fn apply_spec(h: &mut Handler, spec: &ItemSpec) {
         slot.policies = spec.policies;
         slot.enabled = spec.enabled;
     }
+}
+
+/// Takes `request` off the item's default-key entry; an entry nobody waits on any more goes.
+/// Says whether the request was waiting there.
+fn withdraw_default(h: &mut Handler, idx: ItemIdx, request: RequestId) -> bool {
+    let slot = &mut h.items[idx as usize];
+    let Some(entry) = h.pending.get_mut(slot.pending) else {
+        return false;
+    };
+    if !remove_waiter(&mut entry.waiters, request) {
+        return false;
+    }
+    if entry.waiters.is_empty() {
+        let _ = h.pending.remove(slot.pending);
+        slot.pending = NOT_PENDING;
+        if slot.running.is_none() {
+            h.startable -= 1;
+        }
+    }
+    true
+}
+
+/// [`withdraw_default`] for a request of another merge key; a key's queue goes when empty.
+fn withdraw_keyed(h: &mut Handler, merge: &MergeKey, idx: ItemIdx, request: RequestId) -> bool {
+    let Some(k) = h.keyed.iter().position(|q| q.key == *merge) else {
+        return false;
+    };
+    let keyed = &mut h.keyed[k];
+    let Some(at) = keyed.find(idx) else {
+        return false;
+    };
+    let Some(entry) = keyed.queue.get_mut(at) else {
+        return false;
+    };
+    if !remove_waiter(&mut entry.waiters, request) {
+        return false;
+    }
+    if entry.waiters.is_empty() {
+        let _ = keyed.queue.remove(at);
+        if keyed.queue.is_empty() {
+            h.keyed.remove(k);
+        }
+    }
+    true
 }
 
 /// Whether `request` is the last waiter: a repeat of an item within one request, since a

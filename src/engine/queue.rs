@@ -5,6 +5,8 @@
 //! leaves a tombstone, so every operation on one entry is O(1) given its index, which the
 //! handler's item slot keeps. Tombstones are dropped when a session takes the queue.
 
+use std::sync::Arc;
+
 use smallvec::SmallVec;
 
 use super::RequestId;
@@ -116,6 +118,52 @@ impl PendingQueue {
         self.entries = kept;
         self.head = 0;
         taken
+    }
+}
+
+/// Which queued requests may share a session. Sync Center requests all have the default key;
+/// a legacy invoke request's key is its cookie, because SPEC section 10 makes the cookie part
+/// of a legacy request's identity: requests with different cookies never share a pending entry
+/// or a session, and neither do legacy and Sync Center requests.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct MergeKey(Option<Arc<[u8]>>);
+
+impl MergeKey {
+    /// The key of every Sync Center request.
+    pub const DEFAULT: MergeKey = MergeKey(None);
+
+    /// The key of a legacy request with this cookie (an empty cookie is a key too, distinct
+    /// from the default).
+    pub fn cookie(bytes: &[u8]) -> MergeKey {
+        MergeKey(Some(bytes.into()))
+    }
+
+    /// The cookie, for a legacy key.
+    pub fn as_cookie(&self) -> Option<&[u8]> {
+        self.0.as_deref()
+    }
+
+    /// Whether this is the default key.
+    pub fn is_default(&self) -> bool {
+        self.0.is_none()
+    }
+}
+
+/// The pending entries of one non-default merge key. Legacy invokes are few and small, so an
+/// item's entry is found by a scan; the default key keeps its index in the item slots.
+#[derive(Debug)]
+pub(crate) struct KeyedQueue {
+    pub key: MergeKey,
+    pub queue: PendingQueue,
+}
+
+impl KeyedQueue {
+    /// The index of the item's live entry.
+    pub fn find(&self, item: ItemIdx) -> Option<u32> {
+        self.queue
+            .iter()
+            .find(|(_, e)| e.item == item)
+            .map(|(at, _)| at)
     }
 }
 

@@ -3,7 +3,7 @@
 
 use smallvec::SmallVec;
 
-use super::queue::{ItemIdx, PendingQueue, Waiters};
+use super::queue::{ItemIdx, KeyedQueue, MergeKey, PendingQueue, Waiters};
 use super::{RequestId, SessionId};
 use crate::flags::{
     HandlerCapabilities, HandlerPolicies, ItemCapabilities, ItemPolicies, ProgressStatus,
@@ -70,9 +70,14 @@ pub(crate) struct Handler {
     pub removed: bool,
     pub items: Vec<ItemSlot>,
     pub index: IdMap<ItemId, ItemIdx>,
+    /// The pending set of the default merge key (Sync Center requests).
     pub pending: PendingQueue,
-    /// Live pending entries whose item no running session holds: what a new session could take.
+    /// Live entries of `pending` whose item no running session holds: what a new session
+    /// could take.
     pub startable: usize,
+    /// The pending sets of other merge keys (legacy cookies), oldest key first; a key's queue
+    /// goes when it empties.
+    pub keyed: Vec<KeyedQueue>,
     pub running: SmallVec<[SessionId; 1]>,
 }
 
@@ -98,8 +103,28 @@ impl Handler {
         !self.removed
             && self.active
             && self.enabled
-            && self.startable > 0
             && self.running.len() < self.session_limit
+            && (self.startable > 0 || self.keyed.iter().any(|k| self.startable_in(&k.queue)))
+    }
+
+    /// Whether a queue has an entry whose item no running session holds.
+    pub fn startable_in(&self, queue: &PendingQueue) -> bool {
+        queue
+            .iter()
+            .any(|(_, e)| self.slot(e.item).running.is_none())
+    }
+
+    /// The oldest request waiting on any pending entry of the handler, of any key.
+    pub fn oldest_request(&self) -> Option<super::RequestId> {
+        std::iter::once(&self.pending)
+            .chain(self.keyed.iter().map(|k| &k.queue))
+            .filter_map(PendingQueue::oldest_request)
+            .min()
+    }
+
+    /// Whether nothing of any key is pending.
+    pub fn nothing_pending(&self) -> bool {
+        self.pending.is_empty() && self.keyed.is_empty()
     }
 }
 
@@ -127,6 +152,8 @@ impl SessionItem {
 #[derive(Debug)]
 pub(crate) struct Session {
     pub handler: HandlerId,
+    /// The merge key whose pending items the session took.
+    pub key: MergeKey,
     /// Key of the handler record (the ID alone is ambiguous once a removed handler's ID is
     /// registered again while its old sessions still run).
     pub handler_key: u64,
@@ -170,6 +197,7 @@ pub(crate) struct RequestItem {
 #[derive(Debug)]
 pub(crate) struct Request {
     pub handler_key: u64,
+    pub key: MergeKey,
     pub items: SmallVec<[RequestItem; 4]>,
     /// Items still without an outcome.
     pub remaining: usize,

@@ -12,8 +12,8 @@ use super::{
     TriggerReason,
 };
 use crate::engine::{
-    Changed, HandlerSpec, ItemSpec, RequestId, SessionEnd, SessionId, StateChange, Stopped,
-    Withdrawn,
+    Changed, HandlerSpec, ItemSpec, MergeKey, RequestId, SessionEnd, SessionId, StateChange,
+    Stopped, Withdrawn,
 };
 use crate::error::Error;
 use crate::flags::{
@@ -21,6 +21,7 @@ use crate::flags::{
     SyncControlFlags, UpdateReason,
 };
 use crate::id::{HandlerId, ItemId};
+use crate::legacy::LegacyHandler;
 
 /// Where the scheduler sends the answer to a command.
 pub(crate) type Reply<T> = Sender<Result<T, Error>>;
@@ -42,6 +43,8 @@ pub(crate) struct Start {
     /// `None` for a handler sync.
     pub items: Option<Vec<ItemId>>,
     pub flags: SyncControlFlags,
+    /// Which queued requests it may merge with: a legacy request's cookie.
+    pub key: MergeKey,
     /// What `is_connected` said on the caller's thread; `None` if the handler was unknown.
     pub connected: Option<bool>,
     pub context: Option<Context>,
@@ -128,6 +131,8 @@ pub(crate) enum Command {
     Register {
         spec: HandlerSpec,
         handler: Arc<dyn SyncHandler>,
+        /// The legacy handler behind `handler`, for one registered with its CLSID.
+        legacy: Option<Arc<dyn LegacyHandler>>,
         reply: Reply<()>,
     },
     Remove {

@@ -34,10 +34,11 @@ pub use self::ticket::{SyncResult, SyncTicket};
 use self::command::{Command, EventQuery, Start, StopTarget, Touch, call};
 use self::scheduler::{Scheduler, SchedulerParts};
 use self::threads::panic_message;
-use crate::engine::{Engine, EngineConfig, HandlerSpec, ItemSpec, StateChange, Stopped};
+use crate::engine::{Engine, EngineConfig, HandlerSpec, ItemSpec, MergeKey, StateChange, Stopped};
 use crate::error::{Denied, Error, TextKind, check_text};
 use crate::flags::{ControlFlags, SyncControlFlags};
 use crate::id::{HandlerId, IdError, ItemId, MAX_SYNCMGR_NAME};
+use crate::legacy::LegacyHandler;
 
 /// Why a request was made. Sync Center requests are `Manual` unless the caller says
 /// otherwise; the legacy invoke API makes `Invoke` requests.
@@ -88,6 +89,11 @@ macro_rules! into_id {
             }
         }
         impl IntoId<$id> for &String {
+            fn into_id(self) -> Result<$id, IdError> {
+                <$id>::new(self)
+            }
+        }
+        impl IntoId<$id> for &&str {
             fn into_id(self) -> Result<$id, IdError> {
                 <$id>::new(self)
             }
@@ -172,6 +178,17 @@ impl SyncRequest {
     }
 }
 
+/// A start call before it is sent (see [`SyncManager::start`]).
+pub(crate) struct StartParts {
+    pub handler: HandlerId,
+    pub items: Option<Vec<ItemId>>,
+    pub flags: SyncControlFlags,
+    pub key: MergeKey,
+    pub reason: TriggerReason,
+    pub context: Option<Context>,
+    pub sink: Option<Box<dyn SyncResult>>,
+}
+
 /// What shutting down did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ShutdownReport {
@@ -184,26 +201,42 @@ pub struct ShutdownReport {
 }
 
 /// Handler objects by ID, shared by the scheduler (which alone changes it) and the callers
-/// (which run hooks and `is_connected` on their own threads).
+/// (which run hooks and `is_connected` on their own threads). A legacy handler is there twice:
+/// as the adapter that the engine's sessions run, and as itself, for the invoke API.
 #[derive(Clone, Default)]
-pub(crate) struct Registry(Arc<RwLock<HashMap<HandlerId, Arc<dyn SyncHandler>>>>);
+pub(crate) struct Registry(Arc<RwLock<HashMap<HandlerId, Entry>>>);
+
+#[derive(Clone)]
+struct Entry {
+    object: Arc<dyn SyncHandler>,
+    legacy: Option<Arc<dyn LegacyHandler>>,
+}
 
 impl Registry {
     // No user code runs under this lock, so poisoning cannot come from a handler; recover
     // from it anyway rather than panic.
-    pub fn get(&self, id: &HandlerId) -> Option<Arc<dyn SyncHandler>> {
-        self.0
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(id)
-            .cloned()
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<HandlerId, Entry>> {
+        self.0.read().unwrap_or_else(PoisonError::into_inner)
     }
 
-    pub fn insert(&self, id: HandlerId, handler: Arc<dyn SyncHandler>) {
+    pub fn get(&self, id: &HandlerId) -> Option<Arc<dyn SyncHandler>> {
+        self.read().get(id).map(|e| e.object.clone())
+    }
+
+    pub fn legacy(&self, id: &HandlerId) -> Option<Arc<dyn LegacyHandler>> {
+        self.read().get(id).and_then(|e| e.legacy.clone())
+    }
+
+    pub fn insert(
+        &self,
+        id: HandlerId,
+        object: Arc<dyn SyncHandler>,
+        legacy: Option<Arc<dyn LegacyHandler>>,
+    ) {
         self.0
             .write()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(id, handler);
+            .insert(id, Entry { object, legacy });
     }
 
     pub fn remove(&self, id: &HandlerId) {
@@ -213,13 +246,16 @@ impl Registry {
             .remove(id);
     }
 
-    fn all(&self) -> Vec<(HandlerId, Arc<dyn SyncHandler>)> {
-        self.0
+    /// Every handler, with its legacy side if it has one, in ID order (so callers that walk
+    /// them do so in the same order every time).
+    fn all(&self) -> Vec<(HandlerId, Entry)> {
+        let mut all: Vec<(HandlerId, Entry)> = self
             .read()
-            .unwrap_or_else(PoisonError::into_inner)
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
-            .collect()
+            .collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all
     }
 }
 
@@ -261,11 +297,17 @@ impl Core {
             .map_err(|_| Error::ShutDown)
     }
 
-    fn register(&self, id: HandlerId, handler: Arc<dyn SyncHandler>) -> Result<(), Error> {
+    fn register(
+        &self,
+        id: HandlerId,
+        handler: Arc<dyn SyncHandler>,
+        legacy: Option<Arc<dyn LegacyHandler>>,
+    ) -> Result<(), Error> {
         let spec = guard(|| describe(&id, &*handler))??;
         call(&self.commands, |reply| Command::Register {
             spec,
             handler,
+            legacy,
             reply,
         })
     }
@@ -472,6 +514,7 @@ impl SyncManagerBuilder {
         let (jobs, job_rx) = crossbeam_channel::unbounded();
         let (deliveries, delivery_rx) = crossbeam_channel::unbounded();
         let (alive, alive_rx) = crossbeam_channel::bounded::<()>(0);
+        let (delivery_done, delivery_done_rx) = crossbeam_channel::bounded::<()>(0);
         let registry = Registry::default();
         let scheduler = Scheduler::new(SchedulerParts {
             engine,
@@ -479,6 +522,7 @@ impl SyncManagerBuilder {
             registry: registry.clone(),
             jobs,
             deliveries,
+            delivery_done: delivery_done_rx,
             event_log_capacity: self.event_log_capacity,
             grace: self.grace,
         });
@@ -494,7 +538,7 @@ impl SyncManagerBuilder {
             },
             {
                 let commands = commands.clone();
-                move |alive| threads::delivery(delivery_rx, commands, alive)
+                move |alive| threads::delivery(delivery_rx, commands, alive, delivery_done)
             },
         );
         let shared = Shared {
@@ -595,9 +639,35 @@ impl SyncManager {
         flags: ControlFlags,
     ) -> Result<(), Error> {
         let id = id.into_id()?;
-        let handler: Arc<dyn SyncHandler> = Arc::new(handler);
+        self.register_object(id, Arc::new(handler), None, flags)
+    }
+
+    /// Registers a handler object, and the legacy handler behind it if it is an adapter.
+    pub(crate) fn register_object(
+        &self,
+        id: HandlerId,
+        handler: Arc<dyn SyncHandler>,
+        legacy: Option<Arc<dyn LegacyHandler>>,
+        flags: ControlFlags,
+    ) -> Result<(), Error> {
+        self.core().state_call(flags, id.clone(), move |core| {
+            core.register(id, handler, legacy)
+        })
+    }
+
+    /// The legacy handler registered under this ID, if it is one.
+    pub(crate) fn legacy_handler(&self, id: &HandlerId) -> Option<Arc<dyn LegacyHandler>> {
+        self.core().registry.legacy(id)
+    }
+
+    /// Every registered handler's ID with its legacy side, if any, in ID order.
+    pub(crate) fn handler_kinds(&self) -> Vec<(HandlerId, Option<Arc<dyn LegacyHandler>>)> {
         self.core()
-            .state_call(flags, id.clone(), move |core| core.register(id, handler))
+            .registry
+            .all()
+            .into_iter()
+            .map(|(id, e)| (id, e.legacy))
+            .collect()
     }
 
     /// Unregisters a handler: its pending requests complete as `Canceled`, its running
@@ -797,14 +867,13 @@ impl SyncManager {
     /// Syncs everything (`StartSyncAll`): one request per active, enabled handler with
     /// something to sync; their tickets.
     pub fn start_sync_all(&self, flags: SyncControlFlags) -> Result<Vec<SyncTicket>, Error> {
-        SyncControlFlags::from_raw(flags.bits())?;
         let connected = self
             .core()
             .registry
             .all()
             .into_iter()
-            .map(|(id, h)| {
-                let up = guard(|| h.is_connected()).unwrap_or(false);
+            .map(|(id, e)| {
+                let up = guard(|| e.object.is_connected()).unwrap_or(false);
                 (id, up)
             })
             .collect();
@@ -817,26 +886,36 @@ impl SyncManager {
 
     /// Runs a [`SyncRequest`].
     pub fn request(&self, request: SyncRequest) -> Result<SyncTicket, Error> {
-        let handler = request.handler?;
-        let items = request.items.transpose()?;
+        self.start(StartParts {
+            handler: request.handler?,
+            items: request.items.transpose()?,
+            flags: request.flags,
+            key: MergeKey::DEFAULT,
+            reason: request.reason,
+            context: request.context,
+            sink: request.sink,
+        })
+    }
+
+    /// Sends a start call: what every start method and the legacy invoke API come down to.
+    pub(crate) fn start(&self, parts: StartParts) -> Result<SyncTicket, Error> {
         // Asked here, on the caller's thread: a slow `is_connected` never stalls the
         // scheduler. A panic counts as disconnected.
         let connected = self
             .core()
             .registry
-            .get(&handler)
+            .get(&parts.handler)
             .map(|h| guard(|| h.is_connected()).unwrap_or(false));
-        let (reason, context, sink, flags) =
-            (request.reason, request.context, request.sink, request.flags);
         call(&self.core().commands, |reply| {
             Command::Start(Box::new(Start {
-                handler,
-                items,
-                flags,
+                handler: parts.handler,
+                items: parts.items,
+                flags: parts.flags,
+                key: parts.key,
                 connected,
-                context,
-                reason,
-                sink,
+                context: parts.context,
+                reason: parts.reason,
+                sink: parts.sink,
                 reply,
             }))
         })

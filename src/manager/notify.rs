@@ -60,6 +60,8 @@ pub enum Notification {
     ItemProgress {
         /// The session.
         session: SessionId,
+        /// Its handler.
+        handler: HandlerId,
         /// The item.
         item: ItemId,
         /// Its status.
@@ -70,6 +72,16 @@ pub enum Notification {
         step: u32,
         /// Steps in all.
         max: u32,
+    },
+    /// A running session pulled a pending item in (`add_item_to_session`): the requests
+    /// that waited for it take its outcome from this session.
+    ItemAdded {
+        /// The session.
+        session: SessionId,
+        /// The item.
+        item: ItemId,
+        /// How many requests were waiting for it.
+        requests: usize,
     },
     /// A handler set its session-wide progress text.
     HandlerProgress {

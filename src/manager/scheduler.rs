@@ -17,7 +17,9 @@ use super::{
     Context, PendingItems, Registry, ServedRequest, ShutdownReport, SyncResult, SyncSession,
     SyncTicket, TriggerReason,
 };
-use crate::engine::{Accepted, Action, Engine, ItemSpec, RequestId, SessionEnd, SessionId};
+use crate::engine::{
+    Accepted, Action, Engine, ItemSpec, MergeKey, RequestId, SessionEnd, SessionId,
+};
 use crate::error::{Error, TextKind, check_text};
 use crate::flags::{EventLevel, ItemCapabilities};
 use crate::id::{HandlerId, ItemId, MAX_SYNCMGR_NAME};
@@ -39,7 +41,10 @@ pub(crate) struct Scheduler {
     /// Handler of each running session, for event records.
     sessions: HashMap<SessionId, HandlerId>,
     jobs: Sender<Job>,
-    deliveries: Sender<Delivery>,
+    /// `None` once shutdown let go of the delivery thread.
+    deliveries: Option<Sender<Delivery>>,
+    /// Disconnects when the delivery thread ends.
+    delivery_done: Receiver<()>,
     events: EventLog,
     subscribers: Subscribers,
     grace: Duration,
@@ -55,6 +60,7 @@ pub(crate) struct SchedulerParts {
     pub registry: Registry,
     pub jobs: Sender<Job>,
     pub deliveries: Sender<Delivery>,
+    pub delivery_done: Receiver<()>,
     pub event_log_capacity: usize,
     pub grace: Duration,
 }
@@ -68,7 +74,8 @@ impl Scheduler {
             open: HashMap::new(),
             sessions: HashMap::new(),
             jobs: parts.jobs,
-            deliveries: parts.deliveries,
+            deliveries: Some(parts.deliveries),
+            delivery_done: parts.delivery_done,
             events: EventLog::new(parts.event_log_capacity),
             subscribers: Subscribers::default(),
             grace: parts.grace,
@@ -102,12 +109,34 @@ impl Scheduler {
                 break;
             }
         }
+        self.drain_deliveries(&commands);
         let report = ShutdownReport {
             abandoned_sessions: self.abandoned,
             detached_threads: 0,
         };
         for reply in self.shutdown_replies.drain(..) {
             let _ = reply.send(report);
+        }
+    }
+
+    /// Lets the delivery thread run the callbacks it still has, for at most one more grace
+    /// period, and keeps serving commands meanwhile, so that what those callbacks cause (a
+    /// panic report, a late session call) is still handled and published.
+    fn drain_deliveries(&mut self, commands: &Receiver<Command>) {
+        self.deliveries = None;
+        let deadline = Instant::now() + self.grace;
+        loop {
+            select! {
+                recv(commands) -> c => match c {
+                    Ok(command) => {
+                        self.handle(command);
+                        self.carry_out();
+                    }
+                    Err(_) => return,
+                },
+                recv(self.delivery_done) -> _ => return,
+                recv(crossbeam_channel::at(deadline)) -> _ => return,
+            }
         }
     }
 
@@ -140,12 +169,13 @@ impl Scheduler {
             Command::Register {
                 spec,
                 handler,
+                legacy,
                 reply,
             } => {
                 let id = spec.id.clone();
                 let result = self.engine.register_handler(spec);
                 if result.is_ok() {
-                    self.registry.insert(id.clone(), handler);
+                    self.registry.insert(id.clone(), handler, legacy);
                     self.publish(|| Notification::HandlerChanged {
                         handler: id,
                         change: HandlerChange::Registered,
@@ -155,6 +185,7 @@ impl Scheduler {
             }
             Command::Remove { handler, reply } => {
                 let result = self.engine.remove_handler(&handler).map(drop);
+                self.carry_out();
                 if result.is_ok() {
                     self.registry.remove(&handler);
                     self.events.forget(&handler);
@@ -180,6 +211,8 @@ impl Scheduler {
                         .map(|a| self.open(a, None, None, TriggerReason::Manual))
                         .collect()
                 });
+                // Results decided at once are in the tickets before the caller has them.
+                self.carry_out();
                 let _ = reply.send(result);
             }
             Command::Stop { target, reply } => {
@@ -188,10 +221,14 @@ impl Scheduler {
                     StopTarget::Items(h, items) => self.engine.stop_item_sync(&h, &items),
                     StopTarget::All => Ok(self.engine.stop_sync_all()),
                 };
+                self.carry_out();
                 let _ = reply.send(result);
             }
             Command::Cancel { request, reply } => {
-                let _ = reply.send(self.engine.cancel_request(request));
+                let result = self.engine.cancel_request(request);
+                // The withdrawn request's ticket is complete before `cancel` returns.
+                self.carry_out();
+                let _ = reply.send(result);
             }
             Command::CheckState {
                 handler,
@@ -222,6 +259,7 @@ impl Scheduler {
                 reply,
             } => {
                 let result = self.engine.apply_state_change(&handler, &change);
+                self.carry_out();
                 if result.is_ok() {
                     self.publish(|| Notification::HandlerChanged {
                         handler,
@@ -240,6 +278,7 @@ impl Scheduler {
                 let result = self
                     .engine
                     .update_handler(&handler, capabilities, policies, items);
+                self.carry_out();
                 if result.is_ok() {
                     self.publish(|| Notification::HandlerChanged {
                         handler,
@@ -261,6 +300,7 @@ impl Scheduler {
                         .remove_item(&handler, &item)
                         .map(|_| crate::flags::UpdateReason::Removed),
                 };
+                self.carry_out();
                 if let Ok(reason) = result {
                     self.publish(|| Notification::HandlerChanged {
                         handler,
@@ -339,13 +379,16 @@ impl Scheduler {
         if let Some(connected) = start.connected {
             let _ = self.engine.set_handler_connected(&start.handler, connected);
         }
-        let accepted = match &start.items {
-            None => self.engine.start_handler_sync(&start.handler, start.flags),
-            Some(items) => self
-                .engine
-                .start_item_sync(&start.handler, items, start.flags),
-        };
+        let accepted = self.engine.start_sync(
+            &start.handler,
+            start.items.as_deref(),
+            start.flags,
+            start.key,
+        );
         let result = accepted.map(|a| self.open(a, start.context, start.sink, start.reason));
+        // A request that completed at once (disconnected, nothing to sync) has its result in
+        // the ticket before the caller gets the ticket.
+        self.carry_out();
         let _ = start.reply.send(result);
     }
 
@@ -408,7 +451,8 @@ impl Scheduler {
                     session,
                     handler,
                     items,
-                } => self.start_session(session, handler, items),
+                    key,
+                } => self.start_session(session, handler, items, key),
                 Action::Cancel {
                     session,
                     request,
@@ -423,7 +467,13 @@ impl Scheduler {
         }
     }
 
-    fn start_session(&mut self, session: SessionId, handler: HandlerId, items: Vec<ItemId>) {
+    fn start_session(
+        &mut self,
+        session: SessionId,
+        handler: HandlerId,
+        items: Vec<ItemId>,
+        key: MergeKey,
+    ) {
         let served = self.served(session);
         let _ = self.engine.session_started(session);
         self.sessions.insert(session, handler.clone());
@@ -435,7 +485,7 @@ impl Scheduler {
         let job = self.registry.get(&handler).map(|object| Job::Session {
             handler: object,
             items,
-            session: SyncSession::new(session, handler, served, self.commands.clone()),
+            session: SyncSession::new(session, handler, served, key, self.commands.clone()),
         });
         let sent = match job {
             Some(job) => self.jobs.send(job).is_ok(),
@@ -481,8 +531,8 @@ impl Scheduler {
         };
         // The ticket first: waiters never depend on a user callback.
         open.completion.complete(result.clone());
-        if let Some(sink) = open.sink {
-            let _ = self.deliveries.send(Delivery { result, sink });
+        if let (Some(sink), Some(deliveries)) = (open.sink, &self.deliveries) {
+            let _ = deliveries.send(Delivery { result, sink });
         }
     }
 
@@ -568,9 +618,13 @@ impl Scheduler {
                     .engine
                     .report_progress(session, &item, status, &text)
                     .map(|ack| ack.cancel);
-                if result.is_ok() {
+                // A running session's handler is always known; the check keeps this panic-free.
+                if result.is_ok()
+                    && let Some(handler) = self.sessions.get(&session).cloned()
+                {
                     self.publish(|| Notification::ItemProgress {
                         session,
+                        handler,
                         item,
                         status,
                         text,
@@ -611,7 +665,15 @@ impl Scheduler {
                 let _ = reply.send(result);
             }
             SessionCall::Add { item, reply } => {
-                let _ = reply.send(self.engine.add_item_to_session(session, &item).map(drop));
+                let result = self.engine.add_item_to_session(session, &item);
+                if let Ok(requests) = result {
+                    self.publish(|| Notification::ItemAdded {
+                        session,
+                        item,
+                        requests,
+                    });
+                }
+                let _ = reply.send(result.map(drop));
             }
             SessionCall::Propose { item, reply } => {
                 let result =

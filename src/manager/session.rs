@@ -6,7 +6,7 @@ use uuid::Uuid;
 use super::command::{Command, Reply, SessionCall};
 use super::events::EventReport;
 use super::{Context, SyncItem, TriggerReason};
-use crate::engine::{RequestId, SessionId};
+use crate::engine::{MergeKey, RequestId, SessionId};
 use crate::error::Error;
 use crate::flags::{CancelRequest, ProgressStatus};
 use crate::id::{HandlerId, ItemId};
@@ -53,6 +53,7 @@ pub struct SyncSession {
     id: SessionId,
     handler: HandlerId,
     requests: Vec<ServedRequest>,
+    key: MergeKey,
     commands: Sender<Command>,
 }
 
@@ -71,12 +72,14 @@ impl SyncSession {
         id: SessionId,
         handler: HandlerId,
         requests: Vec<ServedRequest>,
+        key: MergeKey,
         commands: Sender<Command>,
     ) -> SyncSession {
         SyncSession {
             id,
             handler,
             requests,
+            key,
             commands,
         }
     }
@@ -94,6 +97,12 @@ impl SyncSession {
     /// The requests the session served when it started, with their context values.
     pub fn requests(&self) -> &[ServedRequest] {
         &self.requests
+    }
+
+    /// The cookie of the legacy invoke requests this session serves (every one of them
+    /// carries the same cookie), or `None` for a session of Sync Center requests.
+    pub fn cookie(&self) -> Option<&[u8]> {
+        self.key.as_cookie()
     }
 
     fn call<T>(&self, make: impl FnOnce(Reply<T>) -> SessionCall) -> Result<T, Error> {

@@ -93,11 +93,13 @@ pub(crate) fn worker(jobs: Receiver<Job>, commands: Sender<Command>, _alive: Sen
     }
 }
 
-/// The delivery thread: runs result callbacks in the order results were decided.
+/// The delivery thread: runs result callbacks in the order results were decided. `_done`
+/// tells the scheduler, by going away, that every callback has run.
 pub(crate) fn delivery(
     deliveries: Receiver<Delivery>,
     commands: Sender<Command>,
     _alive: Sender<()>,
+    _done: Sender<()>,
 ) {
     for Delivery { result, sink } in deliveries {
         if let Err(panic) = catch_unwind(AssertUnwindSafe(|| sink.result(&result))) {

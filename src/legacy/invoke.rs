@@ -1,0 +1,213 @@
+//! `ISyncMgrSynchronizeInvoke`: [`SyncManager::update_items`] and
+//! [`SyncManager::update_all`], and the choice an `update_items` without `STARTSYNC` returns.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+
+use uuid::Uuid;
+
+use super::handler::{LegacyAdapter, LegacyHandler, LegacyItem};
+use super::values::{InvokeFlags, ItemState};
+use crate::engine::MergeKey;
+use crate::error::{Error, TextKind, check_text};
+use crate::flags::{ControlFlags, SyncControlFlags};
+use crate::id::{HandlerId, ItemId, MAX_SYNCMGRHANDLERNAME, MAX_SYNCMGRITEMNAME};
+use crate::manager::{StartParts, SyncManager, SyncTicket, TriggerReason};
+
+/// What [`SyncManager::update_items`] did.
+#[derive(Debug)]
+#[must_use = "a choice runs nothing until it is started"]
+pub enum Invoked {
+    /// `STARTSYNC`: the sync of the checked items started; its ticket.
+    Started(SyncTicket),
+    /// No `STARTSYNC`: the items to choose from. Start it with a selection, or drop it and
+    /// nothing runs.
+    Choice(InvokeChoice),
+}
+
+/// The items of a legacy handler to choose from before a sync starts (what
+/// Synchronization Manager shows in its dialog when `UpdateItems` comes without
+/// `SYNCMGRINVOKE_STARTSYNC`). Dropping it runs nothing and keeps nothing.
+#[derive(Debug)]
+pub struct InvokeChoice {
+    manager: SyncManager,
+    clsid: Uuid,
+    cookie: Vec<u8>,
+    items: Vec<LegacyItem>,
+    minimized: bool,
+}
+
+impl InvokeChoice {
+    /// The handler's CLSID.
+    pub fn clsid(&self) -> Uuid {
+        self.clsid
+    }
+
+    /// The handler's items, with their checked state, as `enum_items` gave them.
+    pub fn items(&self) -> &[LegacyItem] {
+        &self.items
+    }
+
+    /// The invoke call's cookie.
+    pub fn cookie(&self) -> &[u8] {
+        &self.cookie
+    }
+
+    /// Whether the call asked for `SYNCMGRINVOKE_MINIMIZED`: a presentation hint for an
+    /// application that shows progress; the manager itself shows nothing.
+    pub fn minimized(&self) -> bool {
+        self.minimized
+    }
+
+    /// Starts a sync of the selected items. Every one must be an item of the handler
+    /// ([`Error::UnknownItem`] otherwise); an empty selection is [`Error::EmptyItemList`].
+    pub fn start(self, selection: &[Uuid]) -> Result<SyncTicket, Error> {
+        let items = selection.iter().map(|g| ItemId::from_guid(*g)).collect();
+        invoke(&self.manager, self.clsid, &self.cookie, items)
+    }
+
+    /// Starts a sync of the checked items, as `STARTSYNC` would have.
+    pub fn start_checked(self) -> Result<SyncTicket, Error> {
+        let checked: Vec<Uuid> = self
+            .items
+            .iter()
+            .filter(|i| i.state == ItemState::Checked)
+            .map(|i| i.id)
+            .collect();
+        self.start(&checked)
+    }
+}
+
+/// Starts an invoke request: the cookie is its merge key, the reason `Invoke`.
+fn invoke(
+    manager: &SyncManager,
+    clsid: Uuid,
+    cookie: &[u8],
+    items: Vec<ItemId>,
+) -> Result<SyncTicket, Error> {
+    manager.start(StartParts {
+        handler: HandlerId::from_clsid(clsid),
+        items: Some(items),
+        flags: SyncControlFlags::NONE,
+        key: MergeKey::cookie(cookie),
+        reason: TriggerReason::Invoke,
+        context: None,
+        sink: None,
+    })
+}
+
+fn checked_items(handler: &dyn LegacyHandler) -> Result<Vec<LegacyItem>, Error> {
+    let items = guard(|| handler.enum_items())?;
+    for item in &items {
+        check_text(&item.name, TextKind::Name, MAX_SYNCMGRITEMNAME)?;
+    }
+    Ok(items)
+}
+
+fn guard<T>(f: impl FnOnce() -> T) -> Result<T, Error> {
+    catch_unwind(AssertUnwindSafe(f))
+        .map_err(|_| Error::HandlerFailed("the legacy handler panicked".into()))
+}
+
+impl SyncManager {
+    /// Registers a legacy handler under its CLSID (its ID is
+    /// [`HandlerId::from_clsid`]`(clsid)`, its items' [`ItemId::from_guid`]). It reads
+    /// `handler_info` (a name over `MAX_SYNCMGRHANDLERNAME` is [`Error::TextTooLong`]) and
+    /// `enum_items` now, and is then scheduled like any handler.
+    pub fn register_legacy_handler(
+        &self,
+        clsid: Uuid,
+        handler: impl LegacyHandler,
+        flags: ControlFlags,
+    ) -> Result<(), Error> {
+        let legacy: Arc<dyn LegacyHandler> = Arc::new(handler);
+        let info = guard(|| legacy.handler_info())?;
+        check_text(&info.name, TextKind::Name, MAX_SYNCMGRHANDLERNAME)?;
+        checked_items(&*legacy)?;
+        let adapter = Arc::new(LegacyAdapter {
+            inner: legacy.clone(),
+        });
+        self.register_object(HandlerId::from_clsid(clsid), adapter, Some(legacy), flags)
+    }
+
+    /// `ISyncMgrSynchronizeInvoke::UpdateItems`. With `STARTSYNC`, starts a sync of the
+    /// handler's checked items now (each session calls `initialize(INVOKE, cookie)` with
+    /// this cookie, byte for byte) and returns its ticket; no checked item is
+    /// [`Error::EmptyItemList`]. Without it, returns the [`InvokeChoice`]. `MINIMIZED` is
+    /// kept on the choice as a hint. Unknown flag bits are [`Error::UnknownFlags`]; a CLSID
+    /// with no legacy handler registered is [`Error::UnknownHandler`]
+    /// (`CLASS_E_CLASSNOTAVAILABLE`).
+    ///
+    /// Queued invoke requests merge only with requests that carry the same cookie.
+    pub fn update_items(
+        &self,
+        flags: InvokeFlags,
+        clsid: Uuid,
+        cookie: &[u8],
+    ) -> Result<Invoked, Error> {
+        InvokeFlags::from_raw(flags.bits())?;
+        let id = HandlerId::from_clsid(clsid);
+        let handler = self
+            .legacy_handler(&id)
+            .ok_or_else(|| Error::UnknownHandler(id.clone()))?;
+        let items = checked_items(&*handler)?;
+        if flags.contains(InvokeFlags::STARTSYNC) {
+            let checked = items
+                .iter()
+                .filter(|i| i.state == ItemState::Checked)
+                .map(|i| ItemId::from_guid(i.id))
+                .collect();
+            return invoke(self, clsid, cookie, checked).map(Invoked::Started);
+        }
+        Ok(Invoked::Choice(InvokeChoice {
+            manager: self.clone(),
+            clsid,
+            cookie: cookie.to_vec(),
+            items,
+            minimized: flags.contains(InvokeFlags::MINIMIZED),
+        }))
+    }
+
+    /// `ISyncMgrSynchronizeInvoke::UpdateAll`: syncs the checked items of every legacy
+    /// handler (as invoke requests with an empty cookie) and the enabled items of every other
+    /// handler (as handler syncs), in ID order, and returns their tickets. Handlers that
+    /// refuse to start (inactive, disabled, a policy) or have nothing to sync are skipped;
+    /// after shutdown it is [`Error::ShutDown`].
+    pub fn update_all(&self) -> Result<Vec<SyncTicket>, Error> {
+        let mut tickets = Vec::new();
+        for (id, legacy) in self.handler_kinds() {
+            let started = match legacy {
+                Some(handler) => {
+                    let checked: Vec<ItemId> = match checked_items(&*handler) {
+                        Ok(items) => items
+                            .iter()
+                            .filter(|i| i.state == ItemState::Checked)
+                            .map(|i| ItemId::from_guid(i.id))
+                            .collect(),
+                        Err(_) => continue,
+                    };
+                    if checked.is_empty() {
+                        continue;
+                    }
+                    self.start(StartParts {
+                        handler: id,
+                        items: Some(checked),
+                        flags: SyncControlFlags::NONE,
+                        key: MergeKey::cookie(&[]),
+                        reason: TriggerReason::Invoke,
+                        context: None,
+                        sink: None,
+                    })
+                }
+                None => self.start_handler_sync(id, SyncControlFlags::NONE, None),
+            };
+            match started {
+                Ok(ticket) => tickets.push(ticket),
+                Err(Error::ShutDown) => return Err(Error::ShutDown),
+                // Removed meanwhile, refused by state or policy: not this handler.
+                Err(_) => {}
+            }
+        }
+        Ok(tickets)
+    }
+}
