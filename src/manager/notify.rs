@@ -83,6 +83,13 @@ pub enum Notification {
         /// How many requests were waiting for it.
         requests: usize,
     },
+    /// A handler marked its session as started by hand (`report_manual_sync`).
+    ManualSync {
+        /// The session.
+        session: SessionId,
+        /// Its handler.
+        handler: HandlerId,
+    },
     /// A handler set its session-wide progress text.
     HandlerProgress {
         /// The session.

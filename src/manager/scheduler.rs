@@ -2,7 +2,7 @@
 //! carries out the engine's [`Action`]s by moving data to the worker and delivery threads.
 //! It runs no user code and holds no lock while it waits.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant, SystemTime};
 
 use crossbeam_channel::{Receiver, Sender, select};
@@ -40,6 +40,10 @@ pub(crate) struct Scheduler {
     open: HashMap<RequestId, Open>,
     /// Handler of each running session, for event records.
     sessions: HashMap<SessionId, HandlerId>,
+    /// Running sessions whose handler was removed: their events are counted and published
+    /// but not kept, so they never land in the log of a handler registered again under the
+    /// same ID.
+    orphans: HashSet<SessionId>,
     jobs: Sender<Job>,
     /// `None` once shutdown let go of the delivery thread.
     deliveries: Option<Sender<Delivery>>,
@@ -73,6 +77,7 @@ impl Scheduler {
             registry: parts.registry,
             open: HashMap::new(),
             sessions: HashMap::new(),
+            orphans: HashSet::new(),
             jobs: parts.jobs,
             deliveries: Some(parts.deliveries),
             delivery_done: parts.delivery_done,
@@ -184,7 +189,11 @@ impl Scheduler {
                 let _ = reply.send(result);
             }
             Command::Remove { handler, reply } => {
+                let running = self.engine.handler_view(&handler).map(|v| v.running);
                 let result = self.engine.remove_handler(&handler).map(drop);
+                if result.is_ok() {
+                    self.orphans.extend(running.into_iter().flatten());
+                }
                 self.carry_out();
                 if result.is_ok() {
                     self.registry.remove(&handler);
@@ -548,6 +557,7 @@ impl Scheduler {
             return;
         };
         self.sessions.remove(&session);
+        self.orphans.remove(&session);
         self.publish(|| Notification::SessionEnded {
             session,
             handler: ended.handler,
@@ -572,7 +582,9 @@ impl Scheduler {
             report,
         };
         let id = event.id;
-        self.events.record(event.clone());
+        if !self.orphans.contains(&session) {
+            self.events.record(event.clone());
+        }
         self.publish(|| Notification::EventReported(event));
         Ok(id)
     }
@@ -694,7 +706,13 @@ impl Scheduler {
                 let _ = reply.send(self.engine.commit_item(session, &item));
             }
             SessionCall::Manual { reply } => {
-                let _ = reply.send(self.engine.report_manual_sync(session));
+                let result = self.engine.report_manual_sync(session);
+                if result.is_ok()
+                    && let Some(handler) = self.sessions.get(&session).cloned()
+                {
+                    self.publish(|| Notification::ManualSync { session, handler });
+                }
+                let _ = reply.send(result);
             }
         }
     }
