@@ -110,6 +110,22 @@ fn guard<T>(f: impl FnOnce() -> T) -> Result<T, Error> {
 }
 
 impl SyncManager {
+    /// The checked items the manager has enabled: disabled ones are left out, as a handler
+    /// sync leaves them out.
+    fn checked_and_enabled(
+        &self,
+        id: &HandlerId,
+        items: &[LegacyItem],
+    ) -> Result<Vec<ItemId>, Error> {
+        let enabled = self.enabled_items(id)?;
+        Ok(items
+            .iter()
+            .filter(|i| i.state == ItemState::Checked)
+            .map(|i| ItemId::from_guid(i.id))
+            .filter(|i| enabled.contains(i))
+            .collect())
+    }
+
     /// Registers a legacy handler under its CLSID (its ID is
     /// [`HandlerId::from_clsid`]`(clsid)`, its items' [`ItemId::from_guid`]). It reads
     /// `handler_info` (a name over `MAX_SYNCMGRHANDLERNAME` is [`Error::TextTooLong`]) and
@@ -131,7 +147,7 @@ impl SyncManager {
     }
 
     /// `ISyncMgrSynchronizeInvoke::UpdateItems`. With `STARTSYNC`, starts a sync of the
-    /// handler's checked items now (each session calls `initialize(INVOKE, cookie)` with
+    /// handler's checked and enabled items now (each session calls `initialize(INVOKE, cookie)` with
     /// this cookie, byte for byte) and returns its ticket; no checked item is
     /// [`Error::EmptyItemList`]. Without it, returns the [`InvokeChoice`]. `MINIMIZED` is
     /// kept on the choice as a hint. Unknown flag bits are [`Error::UnknownFlags`]; a CLSID
@@ -145,18 +161,18 @@ impl SyncManager {
         clsid: Uuid,
         cookie: &[u8],
     ) -> Result<Invoked, Error> {
-        InvokeFlags::from_raw(flags.bits())?;
+        // The start calls' order: shutdown first, then the handler, then the flags.
+        if self.is_shut_down() {
+            return Err(Error::ShutDown);
+        }
         let id = HandlerId::from_clsid(clsid);
         let handler = self
             .legacy_handler(&id)
             .ok_or_else(|| Error::UnknownHandler(id.clone()))?;
+        InvokeFlags::from_raw(flags.bits())?;
         let items = checked_items(&*handler)?;
         if flags.contains(InvokeFlags::STARTSYNC) {
-            let checked = items
-                .iter()
-                .filter(|i| i.state == ItemState::Checked)
-                .map(|i| ItemId::from_guid(i.id))
-                .collect();
+            let checked = self.checked_and_enabled(&id, &items)?;
             return invoke(self, clsid, cookie, checked).map(Invoked::Started);
         }
         Ok(Invoked::Choice(InvokeChoice {
@@ -169,21 +185,23 @@ impl SyncManager {
     }
 
     /// `ISyncMgrSynchronizeInvoke::UpdateAll`: syncs the checked items of every legacy
-    /// handler (as invoke requests with an empty cookie) and the enabled items of every other
+    /// handler (disabled ones left out; as invoke requests with an empty cookie) and the enabled items of every other
     /// handler (as handler syncs), in ID order, and returns their tickets. Handlers that
     /// refuse to start (inactive, disabled, a policy) or have nothing to sync are skipped;
     /// after shutdown it is [`Error::ShutDown`].
     pub fn update_all(&self) -> Result<Vec<SyncTicket>, Error> {
+        if self.is_shut_down() {
+            return Err(Error::ShutDown);
+        }
         let mut tickets = Vec::new();
         for (id, legacy) in self.handler_kinds() {
             let started = match legacy {
                 Some(handler) => {
-                    let checked: Vec<ItemId> = match checked_items(&*handler) {
-                        Ok(items) => items
-                            .iter()
-                            .filter(|i| i.state == ItemState::Checked)
-                            .map(|i| ItemId::from_guid(i.id))
-                            .collect(),
+                    let checked = match checked_items(&*handler)
+                        .and_then(|items| self.checked_and_enabled(&id, &items))
+                    {
+                        Ok(checked) => checked,
+                        Err(Error::ShutDown) => return Err(Error::ShutDown),
                         Err(_) => continue,
                     };
                     if checked.is_empty() {

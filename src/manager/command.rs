@@ -214,6 +214,11 @@ pub(crate) enum Command {
     Check {
         reply: Sender<Result<(), String>>,
     },
+    /// The handler's live, enabled items, in table order.
+    EnabledItems {
+        handler: HandlerId,
+        reply: Reply<Vec<ItemId>>,
+    },
     Shutdown {
         reply: Sender<ShutdownReport>,
     },

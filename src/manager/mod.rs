@@ -655,6 +655,23 @@ impl SyncManager {
         })
     }
 
+    /// Whether [`SyncManager::shutdown`] was called (or has begun).
+    pub fn is_shut_down(&self) -> bool {
+        self.shared
+            .threads
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_none()
+    }
+
+    /// A handler's enabled items, in table order.
+    pub(crate) fn enabled_items(&self, id: &HandlerId) -> Result<Vec<ItemId>, Error> {
+        call(&self.core().commands, |reply| Command::EnabledItems {
+            handler: id.clone(),
+            reply,
+        })
+    }
+
     /// The legacy handler registered under this ID, if it is one.
     pub(crate) fn legacy_handler(&self, id: &HandlerId) -> Option<Arc<dyn LegacyHandler>> {
         self.core().registry.legacy(id)

@@ -370,6 +370,20 @@ impl Scheduler {
             Command::Check { reply } => {
                 let _ = reply.send(self.engine.check_consistency());
             }
+            Command::EnabledItems { handler, reply } => {
+                let result = self
+                    .engine
+                    .handler_view(&handler)
+                    .map(|v| {
+                        v.items
+                            .into_iter()
+                            .filter(|(_, enabled)| *enabled)
+                            .map(|(id, _)| id)
+                            .collect()
+                    })
+                    .ok_or(Error::UnknownHandler(handler));
+                let _ = reply.send(result);
+            }
             Command::Shutdown { reply } => {
                 self.shutdown_replies.push(reply);
                 self.begin_shutdown();
