@@ -1,31 +1,48 @@
-//! Property tests of the pure engine (SPEC section 8, issue 2).
+//! Property tests of the pure engine (SPEC section 8, issue 2; merge keys, SPEC section 10).
 //!
 //! `engine_matches_model_and_keeps_the_invariants` drives `syncmgr::engine::Engine` and the
 //! naive reference model in `model/` with the same random operation sequences (3 or 4
-//! handlers, one plain, one concurrent, one with policies; a global limit of 2 or 3). After
-//! every call it asserts that both decided the same (reply or error with its HRESULT,
-//! sessions started in order, results delivered, cancels sent, and the visible state), that
-//! `Engine::check_consistency` holds, and each invariant of SPEC section 8, checked on its own
-//! from the engine's public views and this file's bookkeeping of the action stream, labelled
-//! (a) to (g) in the failure messages:
+//! handlers, one plain, one concurrent, one with policies; a global limit of 2 or 3). The
+//! start calls mix Sync Center requests (`start_item_sync`, `start_handler_sync`,
+//! `start_sync_all`, all of the default merge key) with keyed ones (`start_sync` under the
+//! default key or the cookie `b""`, `b"a"` or `b"b"`, often repeating the last keyed handler
+//! and cookie, as a legacy application does). After every call it asserts that both decided
+//! the same (reply or error with its HRESULT, sessions started in order with their keys,
+//! results delivered, cancels sent, and the visible state), that `Engine::check_consistency`
+//! holds, and each invariant of SPEC section 8, checked on its own from the engine's public
+//! views and this file's bookkeeping of the action stream, labelled (a) to (h) in the
+//! failure messages:
 //!
 //! - (a) every accepted request gets exactly one result, and only after all its items have
 //!   outcomes (checked at each delivery, and at the end, when every session has finished);
 //! - (b) no item is ever in two running sessions of the same handler;
-//! - (c) the pending set never holds an item twice, and never an item no open request wants;
+//! - (c) the pending set never holds an (item, merge key) twice, and holds exactly the
+//!   entries open requests wait on: each open request's item that no running session serves
+//!   it is pending under the request's key (an item may be pending under several keys);
 //! - (d) a non-concurrent handler never has two running sessions (unless an update took the
 //!   capability away while they ran: they finish, and nothing starts over the new limit);
-//! - (e) requests queued while a handler is busy lead to exactly one next session holding the
-//!   union of their items, minus joined and cancelled ones;
-//! - (f) with `IGNORE_IF_ALREADY_SYNCING` a currently-syncing item is joined, never queued;
-//!   without it, it is always queued;
+//! - (e) requests queued while a handler is busy lead to exactly one next session (per key)
+//!   holding the union of their items, minus joined and cancelled ones;
+//! - (f) with `IGNORE_IF_ALREADY_SYNCING` a currently-syncing item is joined, never queued,
+//!   whatever the keys; without it, it is always queued, merged only into the entry of the
+//!   same item and key;
 //! - (g) no session starts for a disabled, inactive or removed handler, or with a disabled
-//!   item.
+//!   item;
+//! - (h) merge keys (SPEC 10: "queued legacy requests merge only with requests that carry
+//!   the same cookie; different cookies give different sessions"): a session starts with the
+//!   entries of one key, its own, and never with an item another running session holds;
+//!   among the keys with an entry no running session holds it serves the one whose oldest
+//!   waiting request is oldest (the default key counts as a key); every request a running
+//!   session serves has its key unless it joined the item there; `query_for_additional_items`
+//!   and `add_item_to_session` see only the session's key; stops and shutdown remove the
+//!   entries of every key.
 //!
 //! `same_inputs_give_the_same_actions` runs each sequence on two fresh engines and compares
 //! every reply and action. `busy_requests_give_one_next_session` states law (e) with a
-//! targeted generator, and `merging_is_idempotent` that the same request twice while the
-//! handler is busy adds nothing to the pending set.
+//! targeted generator, `busy_requests_over_two_cookies_give_one_session_per_cookie` the same
+//! law over two cookies (one next session per cookie, the cookie with the oldest waiting
+//! request first), and `merging_is_idempotent` that the same request twice while the handler
+//! is busy adds nothing to the pending set, under any key.
 //!
 //! Each property runs 1,000 cases by default; `PROPTEST_CASES` sets another count:
 //!
@@ -43,8 +60,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 use syncmgr::engine::{
-    Accepted, Action, Disposition, Engine, HandlerSpec, HandlerView, ItemSpec, RequestView,
-    SessionEnd, SessionView, Withdrawn,
+    Accepted, Action, Disposition, Engine, HandlerSpec, HandlerView, ItemSpec, MergeKey,
+    RequestView, SessionEnd, SessionView, Withdrawn,
 };
 use syncmgr::{
     CancelRequest, EngineConfig, Error, EventLevel, HandlerCapabilities, HandlerId,
@@ -53,8 +70,8 @@ use syncmgr::{
 };
 
 use model::{
-    HView, MAccepted, MAction, MChanged, MDisposition, MError, MResult, MStopped, Model, RView,
-    SItemView, SView,
+    HView, MAccepted, MAction, MChanged, MDisposition, MError, MKey, MResult, MStopped, Model,
+    RView, SItemView, SView,
 };
 
 fn config() -> ProptestConfig {
@@ -94,6 +111,25 @@ fn start_flags(sel: u8) -> SyncControlFlags {
         0..=247 => flags(sel % 2 == 1),
         _ => SyncControlFlags::from_bits_retain(0x2 | u32::from(sel % 2)),
     }
+}
+
+/// The merge key of a keyed start (`Engine::start_sync`): the default key now and then, else
+/// one of three cookies (the empty cookie is a key of its own, distinct from the default).
+fn merge_key(sel: u8) -> MergeKey {
+    match sel % 8 {
+        0 => MergeKey::DEFAULT,
+        1 => MergeKey::cookie(b""),
+        2..=5 => MergeKey::cookie(b"a"),
+        _ => MergeKey::cookie(b"b"),
+    }
+}
+
+/// See `Op::StartKeyed`.
+const AGAIN: u8 = 96;
+
+/// A merge key in the model's words.
+fn mkey(key: &MergeKey) -> MKey {
+    key.as_cookie().map(<[u8]>::to_vec)
 }
 
 /// Every item name a handler of the universe may ever own: the first 3 to 5 are registered,
@@ -251,6 +287,16 @@ enum Op {
     StartAll {
         flags: u8,
     },
+    /// `Engine::start_sync`: a handler sync (`items: None`) or an item sync, under a key.
+    /// `key` below `AGAIN` repeats the handler and key of the last keyed request accepted (as
+    /// a legacy application invokes its handler with its cookie again and again), so that
+    /// requests of one key meet while a session of that key runs.
+    StartKeyed {
+        h: u8,
+        items: Option<Vec<u8>>,
+        flags: u8,
+        key: u8,
+    },
     SessionStarted {
         s: u8,
     },
@@ -388,6 +434,8 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(h, items, flags)| Op::StartItems { h, items, flags }),
         5 => (h(), any::<u8>()).prop_map(|(h, flags)| Op::StartHandler { h, flags }),
         2 => any::<u8>().prop_map(|flags| Op::StartAll { flags }),
+        14 => (h(), prop::option::weighted(0.75, item_list()), any::<u8>(), any::<u8>())
+            .prop_map(|(h, items, flags, key)| Op::StartKeyed { h, items, flags, key }),
         2 => s().prop_map(|s| Op::SessionStarted { s }),
         12 => (s(), any::<u8>(), status(), any::<u8>())
             .prop_map(|(s, item, status, text)| Op::Progress { s, item, status, text }),
@@ -399,8 +447,8 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (s(), prop::option::of(any::<u8>()))
             .prop_map(|(s, item)| Op::Conflict { s, item }),
         1 => s().prop_map(|s| Op::ManualSync { s }),
-        2 => s().prop_map(|s| Op::Query { s }),
-        4 => (s(), any::<u8>()).prop_map(|(s, pick)| Op::AddItem { s, pick }),
+        3 => s().prop_map(|s| Op::Query { s }),
+        6 => (s(), any::<u8>()).prop_map(|(s, pick)| Op::AddItem { s, pick }),
         2 => (s(), any::<u8>()).prop_map(|(s, name)| Op::Propose { s, name }),
         2 => (s(), any::<u8>()).prop_map(|(s, name)| Op::Commit { s, name }),
         12 => (s(), any::<bool>(), prop::bool::weighted(0.2))
@@ -486,6 +534,7 @@ enum Call {
     StartItems(HandlerId, Vec<ItemId>, SyncControlFlags),
     StartHandler(HandlerId, SyncControlFlags),
     StartAll(SyncControlFlags),
+    StartSync(HandlerId, Option<Vec<ItemId>>, SyncControlFlags, MergeKey),
     Cancel(RequestId),
     StopHandler(HandlerId),
     StopItems(HandlerId, Vec<ItemId>),
@@ -508,7 +557,26 @@ enum Call {
 impl Call {
     fn start_flags(&self) -> Option<SyncControlFlags> {
         match self {
-            Call::StartItems(_, _, f) | Call::StartHandler(_, f) | Call::StartAll(f) => Some(*f),
+            Call::StartItems(_, _, f)
+            | Call::StartHandler(_, f)
+            | Call::StartAll(f)
+            | Call::StartSync(_, _, f, _) => Some(*f),
+            _ => None,
+        }
+    }
+
+    /// The merge key of the requests a start call makes.
+    fn merge_key(&self) -> MergeKey {
+        match self {
+            Call::StartSync(_, _, _, key) => key.clone(),
+            _ => MergeKey::DEFAULT,
+        }
+    }
+
+    /// The items a start call names, if it names them.
+    fn named(&self) -> Option<&[ItemId]> {
+        match self {
+            Call::StartItems(_, items, _) | Call::StartSync(_, Some(items), _, _) => Some(items),
             _ => None,
         }
     }
@@ -568,15 +636,12 @@ fn from_action(a: &Action) -> MAction {
             handler,
             items,
             key,
-        } => {
-            // The model knows no merge keys: these properties drive Sync Center requests.
-            assert!(key.is_default(), "a keyed session in a Sync Center run");
-            MAction::Start {
-                session: session.get(),
-                handler: handler.clone(),
-                items: items.clone(),
-            }
-        }
+        } => MAction::Start {
+            session: session.get(),
+            handler: handler.clone(),
+            items: items.clone(),
+            key: mkey(key),
+        },
         Action::Deliver(r) => MAction::Deliver(MResult {
             request: r.request.get(),
             handler: r.handler.clone(),
@@ -632,6 +697,12 @@ fn on_engine(e: &mut Engine, call: &Call) -> Result<Reply, Error> {
         Call::StartAll(f) => {
             Reply::AcceptedAll(e.start_sync_all(*f)?.iter().map(from_accepted).collect())
         }
+        Call::StartSync(h, items, f, key) => Reply::Accepted(from_accepted(&e.start_sync(
+            h,
+            items.as_deref(),
+            *f,
+            key.clone(),
+        )?)),
         Call::Cancel(r) => Reply::Withdrawn(e.cancel_request(*r)? == Withdrawn::Withdrawn),
         Call::StopHandler(h) => stopped(e.stop_handler_sync(h)?),
         Call::StopItems(h, items) => stopped(e.stop_item_sync(h, items)?),
@@ -701,6 +772,9 @@ fn on_model(m: &mut Model, call: &Call) -> Result<Reply, MError> {
         Call::StartItems(h, items, f) => Reply::Accepted(m.start_item_sync(h, items, *f)?),
         Call::StartHandler(h, f) => Reply::Accepted(m.start_handler_sync(h, *f)?),
         Call::StartAll(f) => Reply::AcceptedAll(m.start_sync_all(*f)?),
+        Call::StartSync(h, items, f, key) => {
+            Reply::Accepted(m.start_sync(h, items.as_deref(), *f, mkey(key))?)
+        }
         Call::Cancel(r) => Reply::Withdrawn(m.cancel_request(r.get())?),
         Call::StopHandler(h) => Reply::Stopped(m.stop_handler_sync(h)?),
         Call::StopItems(h, items) => Reply::Stopped(m.stop_item_sync(h, items)?),
@@ -816,6 +890,7 @@ impl Snapshot {
                 started: s.started,
                 manual: s.manual,
                 cancel_all: s.cancel_all,
+                key: mkey(&s.key),
                 items: s
                     .items
                     .iter()
@@ -879,6 +954,80 @@ struct Issued {
     items: Vec<ItemId>,
     disconnected: bool,
     delivered: u32,
+    /// Its merge key: the default for every start call but `start_sync`.
+    key: MergeKey,
+    /// The items it joined in a running session (`Disposition::Joined`), with the session.
+    joined: Vec<(ItemId, u64)>,
+}
+
+/// A pending entry as this file derives it from the open requests and the running sessions
+/// alone (`Harness::waits`): an item under a merge key, and the requests waiting there.
+#[derive(Clone, Debug)]
+struct Wait {
+    item: ItemId,
+    key: MergeKey,
+    waiters: Vec<RequestId>,
+}
+
+/// Whether a handler view's flat pending list is what `waits` says, in the shape
+/// `HandlerView::pending` documents: the default key's entries first, then each other key's
+/// entries together; within each key no item twice and exactly the items requests wait on
+/// under that key. (The order of the keys, and of the items within a key, is the model's to
+/// compare.)
+fn pending_matches(pending: &[ItemId], waits: &[Wait]) -> bool {
+    /// `slice` holds each item of `group` once, and nothing else.
+    fn same(slice: &[ItemId], group: &[&ItemId]) -> bool {
+        slice.len() == group.len()
+            && slice
+                .iter()
+                .enumerate()
+                .all(|(n, i)| !slice[..n].contains(i) && group.contains(&i))
+    }
+    /// `rest` is the groups one after another, in some order.
+    fn groups(rest: &[ItemId], left: &mut Vec<Vec<&ItemId>>) -> bool {
+        if left.is_empty() {
+            return rest.is_empty();
+        }
+        for g in 0..left.len() {
+            let m = left[g].len();
+            if m <= rest.len() && same(&rest[..m], &left[g]) {
+                let group = left.remove(g);
+                if groups(&rest[m..], left) {
+                    return true;
+                }
+                left.insert(g, group);
+            }
+        }
+        false
+    }
+    let of = |key: &MergeKey| -> Vec<&ItemId> {
+        waits
+            .iter()
+            .filter(|w| w.key == *key)
+            .map(|w| &w.item)
+            .collect()
+    };
+    let default = of(&MergeKey::DEFAULT);
+    if pending.len() < default.len() || !same(&pending[..default.len()], &default) {
+        return false;
+    }
+    let mut keys: Vec<&MergeKey> = Vec::new();
+    for w in waits.iter().filter(|w| !w.key.is_default()) {
+        if !keys.contains(&&w.key) {
+            keys.push(&w.key);
+        }
+    }
+    let mut left: Vec<Vec<&ItemId>> = keys.into_iter().map(of).collect();
+    groups(&pending[default.len()..], &mut left)
+}
+
+/// The oldest request waiting under `key` among these entries.
+fn oldest_under(waits: &[Wait], key: &MergeKey) -> Option<RequestId> {
+    waits
+        .iter()
+        .filter(|w| w.key == *key)
+        .flat_map(|w| w.waiters.iter().copied())
+        .min()
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -904,6 +1053,8 @@ struct Harness {
     over_limit: BTreeSet<(HandlerId, u32)>,
     started: Vec<SessionId>,
     requests: Vec<Issued>,
+    /// The handler and key of the last keyed request accepted (`Op::StartKeyed`).
+    last_keyed: Option<(HandlerId, MergeKey)>,
     trace: Vec<String>,
 }
 
@@ -931,6 +1082,7 @@ impl Harness {
             over_limit: BTreeSet::new(),
             started: Vec::new(),
             requests: Vec::new(),
+            last_keyed: None,
             trace: Vec::new(),
         };
         for spec in &universe.specs {
@@ -1003,6 +1155,22 @@ impl Harness {
                 vec![Call::StartHandler(self.handler(*h), start_flags(*flags))]
             }
             Op::StartAll { flags } => vec![Call::StartAll(start_flags(*flags))],
+            Op::StartKeyed {
+                h,
+                items,
+                flags,
+                key,
+            } => {
+                let (h, key) = match &self.last_keyed {
+                    Some(last) if *key < AGAIN => last.clone(),
+                    _ => (self.handler(*h), merge_key(*key)),
+                };
+                let known = self.items_of(&h);
+                let items = items
+                    .as_ref()
+                    .map(|items| items.iter().map(|&i| Self::pick(i, &known)).collect());
+                vec![Call::StartSync(h, items, start_flags(*flags), key)]
+            }
             Op::SessionStarted { s } => session(*s).map(Call::SessionStarted).into_iter().collect(),
             Op::Progress {
                 s,
@@ -1284,6 +1452,11 @@ impl Harness {
         if let (Call::Register(spec), Ok(_)) = (call, got) {
             *self.generation.entry(spec.id.clone()).or_default() += 1;
         }
+        if let (Call::StartSync(h, _, _, key), Ok(_)) = (call, got)
+            && !key.is_default()
+        {
+            self.last_keyed = Some((h.clone(), key.clone()));
+        }
         if let Ok(reply) = got {
             for acc in reply.accepted() {
                 check!(
@@ -1315,12 +1488,22 @@ impl Harness {
                     }
                 };
                 let connected = pre.handler(&acc.handler).is_some_and(|h| h.connected);
+                let joined = items
+                    .iter()
+                    .zip(&acc.dispositions)
+                    .filter_map(|(item, d)| match d {
+                        MDisposition::Joined(s) => Some((item.clone(), *s)),
+                        _ => None,
+                    })
+                    .collect();
                 self.requests.push(Issued {
                     id,
                     owner: (acc.handler.clone(), self.generation[&acc.handler]),
                     items,
                     disconnected: !connected,
                     delivered: 0,
+                    key: call.merge_key(),
+                    joined,
                 });
             }
         }
@@ -1336,6 +1519,45 @@ impl Harness {
             }
         }
         Ok(())
+    }
+
+    /// The pending entries handler `id` (its current registration) must hold in `snap`,
+    /// derived from the open requests and running sessions alone: an open request's item
+    /// without an outcome that no running session lists it as waiting for waits on the
+    /// pending entry of (that item, the request's key). One entry per (item, key).
+    fn waits(&self, snap: &Snapshot, id: &HandlerId) -> Vec<Wait> {
+        let Some(&generation) = self.generation.get(id) else {
+            return Vec::new();
+        };
+        let mut out: Vec<Wait> = Vec::new();
+        for r in &snap.requests {
+            let issued = &self.requests[r.id.get() as usize - 1];
+            if issued.owner != (id.clone(), generation) {
+                continue;
+            }
+            for (item, outcome) in &r.items {
+                let in_session = snap.sessions.iter().any(|s| {
+                    s.items
+                        .iter()
+                        .any(|si| si.item == *item && si.waiting.contains(&r.id))
+                });
+                if outcome.is_some() || in_session {
+                    continue;
+                }
+                match out
+                    .iter_mut()
+                    .find(|w| w.item == *item && w.key == issued.key)
+                {
+                    Some(w) => w.waiters.push(r.id),
+                    None => out.push(Wait {
+                        item: item.clone(),
+                        key: issued.key.clone(),
+                        waiters: vec![r.id],
+                    }),
+                }
+            }
+        }
+        out
     }
 
     fn check_invariants(
@@ -1574,41 +1796,50 @@ impl Harness {
             );
         }
 
-        // (c) the pending set: no item twice, only items that open requests want.
+        // (c) the pending set: no (item, key) twice, only what open requests wait for. An
+        // item may be pending under several keys (SPEC 10), once under each.
+        let mut post_waits: BTreeMap<HandlerId, Vec<Wait>> = BTreeMap::new();
         for view in &post.handlers {
             let owner = (view.id.clone(), self.generation[&view.id]);
-            let mut wanted: Vec<&ItemId> = Vec::new();
+            let mut wanted: Vec<(&ItemId, &MergeKey)> = Vec::new();
             for r in self
                 .requests
                 .iter()
                 .filter(|r| r.owner == owner && r.delivered == 0)
             {
                 for item in &r.items {
-                    if !wanted.contains(&item) {
-                        wanted.push(item);
+                    if !wanted.contains(&(item, &r.key)) {
+                        wanted.push((item, &r.key));
                     }
                 }
             }
-            for (n, item) in view.pending.iter().enumerate() {
+            for item in &view.pending {
                 check!(
-                    !view.pending[..n].contains(item),
-                    "(c) {} holds {item} twice in {:?}",
-                    view.id,
-                    view.pending
-                );
-                check!(
-                    wanted.contains(&item),
+                    wanted.iter().any(|(i, _)| *i == item),
                     "(c) {} holds {item}, which no open request wants",
                     view.id
                 );
             }
             check!(
                 view.pending.len() <= wanted.len(),
-                "(c) {} holds {} pending items, only {} distinct ones are requested",
+                "(c) {} holds {} pending entries, only {} distinct (item, key) pairs are requested",
                 view.id,
                 view.pending.len(),
                 wanted.len()
             );
+            let waits = self.waits(post, &view.id);
+            check!(
+                pending_matches(&view.pending, &waits),
+                "(c) {} holds {:?}; open requests wait on {:?}: an (item, key) twice, an entry \
+                 nobody waits on, a missing one, or a key's entries not together",
+                view.id,
+                view.pending,
+                waits
+                    .iter()
+                    .map(|w| (w.item.to_string(), w.key.as_cookie().map(<[u8]>::to_vec)))
+                    .collect::<Vec<_>>()
+            );
+            post_waits.insert(view.id.clone(), waits);
             // What is pending can run: else a session would one day start with it (g).
             check!(
                 view.pending.is_empty() || (view.active && view.enabled),
@@ -1624,21 +1855,21 @@ impl Harness {
             }
         }
 
-        // (e) a session takes the union of what is pending and not running elsewhere, and a
-        // non-concurrent handler starts at most one per call.
-        let starts: Vec<(SessionId, &HandlerId, &Vec<ItemId>)> = actions
+        // (e) a session takes the union of what is pending under its key and not running
+        // elsewhere, and a non-concurrent handler starts at most one per call.
+        let starts: Vec<(SessionId, &HandlerId, &Vec<ItemId>, &MergeKey)> = actions
             .iter()
             .filter_map(|a| match a {
                 Action::StartSession {
                     session,
                     handler,
                     items,
-                    ..
-                } => Some((*session, handler, items)),
+                    key,
+                } => Some((*session, handler, items, key)),
                 _ => None,
             })
             .collect();
-        for (session, handler, items) in &starts {
+        for (session, handler, items, key) in &starts {
             let Some(view) = post.handler(handler) else {
                 return Err(TestCaseError::fail(format!(
                     "(g) {session} started for {handler}, which is not registered"
@@ -1677,20 +1908,188 @@ impl Harness {
                 view.running,
                 view.session_limit
             );
-            let count = starts.iter().filter(|(_, h, _)| h == handler).count();
+            let count = starts.iter().filter(|(_, h, _, _)| h == handler).count();
             check!(
                 view.session_limit > 1 || count == 1,
                 "(e) non-concurrent {handler} started {count} sessions in one call"
             );
-            for item in &view.pending {
-                let held = post.sessions.iter().any(|s| {
-                    s.id != *session
-                        && view.running.contains(&s.id)
-                        && s.items.iter().any(|si| si.item == *item)
-                });
+            let held_by = |item: &ItemId| {
+                post.sessions
+                    .iter()
+                    .filter(|s| view.running.contains(&s.id))
+                    .find(|s| s.items.iter().any(|si| si.item == *item))
+                    .map(|s| s.id)
+            };
+            let waits = &post_waits[*handler];
+            for w in waits.iter().filter(|w| w.key == **key) {
                 check!(
-                    held,
-                    "(e) {session} of {handler} left {item} pending though no session held it"
+                    held_by(&w.item).is_some_and(|s| s != *session),
+                    "(e) {session} of {handler} (key {key:?}) left {} pending under its key \
+                     though no other session held it",
+                    w.item
+                );
+            }
+            // (h) it took the entries of one key, its own: every item it holds came with its
+            // waiting requests, all of that key (nothing can join it before the call ends).
+            let Some(started) = post.session(*session) else {
+                return Err(TestCaseError::fail(format!(
+                    "(g) {session} started and is not running"
+                )));
+            };
+            check!(
+                started.key == **key,
+                "(h) {session} started with key {key:?}, its view says {:?}",
+                started.key
+            );
+            for si in &started.items {
+                check!(
+                    !si.waiting.is_empty(),
+                    "(h) {session} took {} with no request waiting for it",
+                    si.item
+                );
+                for r in &si.waiting {
+                    let theirs = &self.requests[r.get() as usize - 1].key;
+                    check!(
+                        theirs == *key,
+                        "(h) {session} of key {key:?} took {} for {r}, of key {theirs:?}",
+                        si.item
+                    );
+                }
+            }
+            // (h) of the keys with an entry no running session holds, it served the one whose
+            // oldest waiting request is oldest (the default key counts as a key). Sessions
+            // start last in a call, so the keys still waiting after it waited when it chose.
+            let mut oldest = oldest_under(waits, key);
+            for si in &started.items {
+                oldest = si.waiting.iter().copied().chain(oldest).min();
+            }
+            for w in waits.iter().filter(|w| w.key != **key) {
+                let other = oldest_under(waits, &w.key);
+                check!(
+                    held_by(&w.item).is_some() || other > oldest,
+                    "(h) {session} of {handler} served key {key:?} (oldest request {oldest:?}), \
+                     but {} waited under {:?} (oldest request {other:?}) and no session held it",
+                    w.item,
+                    w.key
+                );
+            }
+        }
+
+        // (h) requests of different keys never share a session: every request a running
+        // session serves has its key, unless it joined the item there.
+        for s in &post.sessions {
+            for si in &s.items {
+                for r in &si.waiting {
+                    let issued = &self.requests[r.get() as usize - 1];
+                    check!(
+                        issued.key == s.key
+                            || issued.joined.contains(&(si.item.clone(), s.id.get())),
+                        "(h) {} of key {:?} serves {r} (key {:?}) for {} without a join",
+                        s.id,
+                        s.key,
+                        issued.key,
+                        si.item
+                    );
+                }
+            }
+        }
+        // (h) a session sees, and pulls, only what is pending under its own key and held by
+        // no running session.
+        let free_under = |snap: &Snapshot, s: &SessionView| -> Vec<Wait> {
+            let owner = self.owner.get(&s.id.get());
+            let Some(view) = snap.handler(&s.handler) else {
+                return Vec::new();
+            };
+            if owner != Some(&(s.handler.clone(), self.generation[&s.handler])) {
+                return Vec::new(); // a removed registration has nothing pending
+            }
+            self.waits(snap, &s.handler)
+                .into_iter()
+                .filter(|w| w.key == s.key)
+                .filter(|w| {
+                    !snap.sessions.iter().any(|o| {
+                        view.running.contains(&o.id) && o.items.iter().any(|si| si.item == w.item)
+                    })
+                })
+                .collect()
+        };
+        if let (Call::Query(s), Ok(Reply::Additional(items, requests))) = (call, got)
+            && let Some(session) = post.session(*s)
+        {
+            let free = free_under(post, session);
+            let mut expected: Vec<u64> = free
+                .iter()
+                .flat_map(|w| w.waiters.iter().map(|r| r.get()))
+                .collect();
+            expected.sort_unstable();
+            expected.dedup();
+            check!(
+                items.len() == free.len() && free.iter().all(|w| items.contains(&w.item)),
+                "(h) {s} of key {:?} was offered {items:?}; free under its key: {:?}",
+                session.key,
+                free.iter().map(|w| &w.item).collect::<Vec<_>>()
+            );
+            check!(
+                *requests == expected,
+                "(h) {s} was told of requests {requests:?}, not {expected:?}"
+            );
+        }
+        if let Call::AddItem(s, item) = call
+            && let Some(session) = pre.session(*s)
+        {
+            let free = free_under(pre, session);
+            let entry = free.iter().find(|w| w.item == *item);
+            match (got, entry) {
+                (Ok(Reply::Served(n)), Some(w)) => {
+                    let now = post.session(*s).and_then(|v| {
+                        v.items
+                            .iter()
+                            .find(|si| si.item == *item)
+                            .map(|si| si.waiting.clone())
+                    });
+                    check!(
+                        *n == w.waiters.len() && now.as_ref() == Some(&w.waiters),
+                        "(h) {s} pulled {item}: {n} served, now waiting {now:?}, the entry \
+                         under its key had {:?}",
+                        w.waiters
+                    );
+                }
+                (Ok(reply), None) => {
+                    return Err(TestCaseError::fail(format!(
+                        "(h) {s} of key {:?} pulled {item} ({reply:?}), which was not free \
+                         under its key",
+                        session.key
+                    )));
+                }
+                (Err(Error::ItemNotPending(_)), Some(_)) => {
+                    return Err(TestCaseError::fail(format!(
+                        "(h) {s} could not pull {item}, pending under its key {:?} and free",
+                        session.key
+                    )));
+                }
+                _ => {}
+            }
+        }
+
+        // (h) stops and shutdown remove pending entries of every key.
+        if let (Call::StopItems(h, stopped), Ok(_)) = (call, got)
+            && let Some(view) = post.handler(h)
+        {
+            for item in stopped {
+                check!(
+                    !view.pending.contains(item),
+                    "(h) {item} still pending for {h} after a stop named it: {:?}",
+                    view.pending
+                );
+            }
+        }
+        if self.engine.is_shut_down() {
+            for view in &post.handlers {
+                check!(
+                    view.pending.is_empty(),
+                    "(h) {} still has {:?} pending after shutdown",
+                    view.id,
+                    view.pending
                 );
             }
         }
@@ -1699,7 +2098,7 @@ impl Harness {
         // queued or merged into the existing entry.
         if let Some(flags) = call.start_flags() {
             // An item named twice counts once, at its first place (SPEC 4).
-            if let (Call::StartItems(_, asked, _), [acc]) = (call, accepted_now.as_slice()) {
+            if let (Some(asked), [acc]) = (call.named(), accepted_now.as_slice()) {
                 let mut distinct: Vec<&ItemId> = Vec::new();
                 for item in asked {
                     if !distinct.contains(&item) {
@@ -1716,9 +2115,11 @@ impl Harness {
                 );
             }
             let join = flags.contains(JOIN);
+            let key = call.merge_key();
             for acc in &accepted_now {
                 let issued = &self.requests[acc.request as usize - 1];
                 let view = pre.handler(&acc.handler).unwrap();
+                let waits = self.waits(pre, &acc.handler);
                 check!(
                     acc.dispositions.len() == issued.items.len(),
                     "(f) {} dispositions for {} items",
@@ -1731,18 +2132,20 @@ impl Harness {
                         .iter()
                         .filter_map(|s| pre.session(*s))
                         .find(|s| syncing(s, item));
+                    // Joins ignore keys; merging happens only under the request's own key.
                     let expected = if !view.connected {
                         MDisposition::Settled(Outcome::Disconnected)
                     } else if let (true, Some(s)) = (join, running) {
                         MDisposition::Joined(s.id.get())
-                    } else if view.pending.contains(item) {
+                    } else if waits.iter().any(|w| w.item == *item && w.key == key) {
                         MDisposition::Merged
                     } else {
                         MDisposition::Queued
                     };
                     check!(
                         *d == expected,
-                        "(f) {item} of request {} became {d:?}, expected {expected:?} (flag {join})",
+                        "(f) {item} of request {} (key {key:?}) became {d:?}, expected \
+                         {expected:?} (flag {join})",
                         acc.request
                     );
                 }
@@ -1881,24 +2284,59 @@ proptest! {
 /// What happens to a handler while its one session runs.
 #[derive(Clone, Debug)]
 enum Busy {
-    Request { items: Vec<u8>, join: bool },
-    Cancel { r: u8 },
-    Stop { items: Vec<u8> },
-    Report { item: u8, status: ProgressStatus },
+    /// A request; `key` selects its merge key (`busy_key`).
+    Request {
+        items: Vec<u8>,
+        join: bool,
+        key: u8,
+    },
+    Cancel {
+        r: u8,
+    },
+    Stop {
+        items: Vec<u8>,
+    },
+    Report {
+        item: u8,
+        status: ProgressStatus,
+    },
+    /// The running session looks at what it could take (`query_for_additional_items`) and
+    /// pulls an item (`add_item_to_session`): mostly one the query offered, else any item.
+    Pull {
+        pick: u8,
+    },
 }
 
-fn busy() -> impl Strategy<Value = Busy> {
+/// The merge keys of the busy-handler laws: the default key, cookie `a`, cookie `b`.
+fn busy_key(sel: u8) -> MergeKey {
+    match sel % 3 {
+        0 => MergeKey::DEFAULT,
+        1 => MergeKey::cookie(b"a"),
+        _ => MergeKey::cookie(b"b"),
+    }
+}
+
+/// Busy-time operations whose requests draw their key from `keys` (see `busy_key`).
+fn busy_with(keys: impl Strategy<Value = u8> + 'static) -> impl Strategy<Value = Busy> {
     let items = || prop::collection::vec(any::<u8>(), 1..5);
     prop_oneof![
-        8 => (items(), any::<bool>()).prop_map(|(items, join)| Busy::Request { items, join }),
+        8 => (items(), any::<bool>(), keys)
+            .prop_map(|(items, join, key)| Busy::Request { items, join, key }),
         2 => any::<u8>().prop_map(|r| Busy::Cancel { r }),
         1 => items().prop_map(|items| Busy::Stop { items }),
         3 => (any::<u8>(), status()).prop_map(|(item, status)| Busy::Report { item, status }),
+        1 => any::<u8>().prop_map(|pick| Busy::Pull { pick }),
     ]
 }
 
-/// A pending entry as the busy-handler laws track it: the item and its waiting requests.
-type Entries = Vec<(ItemId, Vec<RequestId>)>;
+/// Busy-time operations of Sync Center requests only (the default key).
+fn busy() -> impl Strategy<Value = Busy> {
+    busy_with(Just(0))
+}
+
+/// A pending entry as the busy-handler laws track it: the item, its merge key, and its
+/// waiting requests.
+type Entries = Vec<(ItemId, MergeKey, Vec<RequestId>)>;
 
 /// One non-concurrent handler `b` with `count` items, and its first session running `first`.
 struct BusyHandler {
@@ -1907,12 +2345,18 @@ struct BusyHandler {
     items: Vec<ItemId>,
     session: SessionId,
     requests: Vec<RequestId>,
+    /// Every result delivered so far.
+    delivered: Vec<RequestId>,
     /// This file's own account of the pending set, in entry order.
     entries: Entries,
+    /// The non-default keys in the order their pending sets came into being: the order of
+    /// `HandlerView::pending` ("oldest key first"). Keys with no entry left are skipped.
+    key_order: Vec<MergeKey>,
 }
 
 impl BusyHandler {
-    fn new(count: usize, first: &[u8]) -> Result<BusyHandler, TestCaseError> {
+    /// The first session serves `first` under `key`.
+    fn new(count: usize, first: &[u8], key: MergeKey) -> Result<BusyHandler, TestCaseError> {
         let handler = hid("b");
         let items: Vec<ItemId> = NAMES[..count].iter().map(|n| iid(n)).collect();
         let mut engine = Engine::default();
@@ -1923,12 +2367,18 @@ impl BusyHandler {
             .iter()
             .map(|&i| items[i as usize % count].clone())
             .collect();
-        let r = engine.start_item_sync(&handler, &first, NONE).unwrap();
+        let r = engine
+            .start_sync(&handler, Some(&first), NONE, key.clone())
+            .unwrap();
         let session = match engine.drain_actions().collect::<Vec<_>>().as_slice() {
-            [Action::StartSession { session, .. }] => *session,
+            [
+                Action::StartSession {
+                    session, key: k, ..
+                },
+            ] if *k == key => *session,
             other => {
                 return Err(TestCaseError::fail(format!(
-                    "the first request should start one session: {other:?}"
+                    "the first request should start one session of key {key:?}: {other:?}"
                 )));
             }
         };
@@ -1938,7 +2388,9 @@ impl BusyHandler {
             items,
             session,
             requests: vec![r.request],
+            delivered: Vec::new(),
             entries: Vec::new(),
+            key_order: Vec::new(),
         })
     }
 
@@ -1946,13 +2398,40 @@ impl BusyHandler {
         self.items[sel as usize % self.items.len()].clone()
     }
 
+    /// Takes the engine's actions, noting the results delivered.
+    fn drain(&mut self) -> Vec<Action> {
+        let actions: Vec<Action> = self.engine.drain_actions().collect();
+        for a in &actions {
+            if let Action::Deliver(r) = a {
+                self.delivered.push(r.request);
+            }
+        }
+        actions
+    }
+
+    /// The pending list the engine should show: the default key's entries, then each other
+    /// key's, keys in `key_order`, entries in entry order.
+    fn expected_pending(&self) -> Vec<ItemId> {
+        std::iter::once(&MergeKey::DEFAULT)
+            .chain(&self.key_order)
+            .flat_map(|k| self.entries.iter().filter(move |(_, key, _)| key == k))
+            .map(|(i, _, _)| i.clone())
+            .collect()
+    }
+
     /// Sends a request, checking each disposition against the session view and this file's
-    /// pending account taken just before (f, and the dedup of SPEC 5), then records it.
-    fn request(&mut self, items: &[ItemId], join: bool) -> Result<Accepted, TestCaseError> {
+    /// pending account taken just before (f, and the dedup of SPEC 5 within a key), then
+    /// records it.
+    fn request(
+        &mut self,
+        items: &[ItemId],
+        join: bool,
+        key: &MergeKey,
+    ) -> Result<Accepted, TestCaseError> {
         let before = self.engine.session_view(self.session).unwrap();
         let acc = self
             .engine
-            .start_item_sync(&self.handler, items, flags(join))
+            .start_sync(&self.handler, Some(items), flags(join), key.clone())
             .map_err(|e| TestCaseError::fail(format!("refused: {e:?}")))?;
         let listed = self.engine.request_items(acc.request).unwrap();
         let mut distinct: Vec<&ItemId> = Vec::new();
@@ -1969,16 +2448,37 @@ impl BusyHandler {
         );
         prop_assert_eq!(acc.duplicates, items.len() - distinct.len());
         for (item, d) in listed.iter().zip(acc.dispositions()) {
-            let at = self.entries.iter().position(|(i, _)| i == item);
+            // Joins ignore keys; merging happens only into the entry of the same key.
+            let at = self
+                .entries
+                .iter()
+                .position(|(i, k, _)| i == item && k == key);
             let expected = match at {
                 _ if join && syncing(&before, item) => Disposition::Joined(self.session),
                 Some(_) => Disposition::Merged,
                 None => Disposition::Queued,
             };
-            prop_assert_eq!(*d, expected, "(f) {} with flag {}", item, join);
+            prop_assert_eq!(
+                *d,
+                expected,
+                "(f) {} with flag {} key {:?}",
+                item,
+                join,
+                key
+            );
             match (d, at) {
-                (Disposition::Merged, Some(at)) => self.entries[at].1.push(acc.request),
-                (Disposition::Queued, _) => self.entries.push((item.clone(), vec![acc.request])),
+                (Disposition::Merged, Some(at)) => self.entries[at].2.push(acc.request),
+                (Disposition::Queued, _) => {
+                    // A key whose pending set comes into being goes to the back.
+                    let entries = &self.entries;
+                    self.key_order
+                        .retain(|k| entries.iter().any(|(_, key, _)| key == k));
+                    if !key.is_default() && !self.key_order.contains(key) {
+                        self.key_order.push(key.clone());
+                    }
+                    self.entries
+                        .push((item.clone(), key.clone(), vec![acc.request]));
+                }
                 _ => {}
             }
         }
@@ -1988,22 +2488,23 @@ impl BusyHandler {
 
     fn apply(&mut self, op: &Busy) -> Result<(), TestCaseError> {
         match op {
-            Busy::Request { items, join } => {
+            Busy::Request { items, join, key } => {
                 let items: Vec<ItemId> = items.iter().map(|&i| self.item(i)).collect();
-                let _ = self.request(&items, *join)?;
+                let _ = self.request(&items, *join, &busy_key(*key))?;
             }
             Busy::Cancel { r } => {
                 let r = self.requests[*r as usize % self.requests.len()];
                 let _ = self.engine.cancel_request(r).unwrap();
-                for (_, waiters) in &mut self.entries {
+                for (_, _, waiters) in &mut self.entries {
                     waiters.retain(|w| *w != r);
                 }
-                self.entries.retain(|(_, w)| !w.is_empty());
+                self.entries.retain(|(_, _, w)| !w.is_empty());
             }
             Busy::Stop { items } => {
+                // A stop removes the named items' entries under every key.
                 let items: Vec<ItemId> = items.iter().map(|&i| self.item(i)).collect();
                 let _ = self.engine.stop_item_sync(&self.handler, &items).unwrap();
-                self.entries.retain(|(i, _)| !items.contains(i));
+                self.entries.retain(|(i, _, _)| !items.contains(i));
             }
             Busy::Report { item, status } => {
                 let view = self.engine.session_view(self.session).unwrap();
@@ -2012,12 +2513,74 @@ impl BusyHandler {
                     .engine
                     .report_progress(self.session, &item, *status, "");
             }
+            Busy::Pull { pick } => {
+                // The session sees, and may pull, only the entries of its own key.
+                let view = self.engine.session_view(self.session).unwrap();
+                let held: Vec<ItemId> = view.items.iter().map(|si| si.item.clone()).collect();
+                let extra = self
+                    .engine
+                    .query_for_additional_items(self.session)
+                    .unwrap();
+                let mine: Vec<&(ItemId, MergeKey, Vec<RequestId>)> = self
+                    .entries
+                    .iter()
+                    .filter(|(i, k, _)| *k == view.key && !held.contains(i))
+                    .collect();
+                let items: Vec<ItemId> = mine.iter().map(|(i, _, _)| i.clone()).collect();
+                prop_assert_eq!(
+                    &extra.items,
+                    &items,
+                    "(h) query_for_additional_items of a session of key {:?}",
+                    &view.key
+                );
+                let mut requests: Vec<RequestId> = mine
+                    .iter()
+                    .flat_map(|(_, _, w)| w.iter().copied())
+                    .collect();
+                requests.sort_unstable();
+                requests.dedup();
+                prop_assert_eq!(&extra.requests, &requests, "(h) the requests it reports");
+                let item = if *pick < 128 && !extra.items.is_empty() {
+                    extra.items[*pick as usize % extra.items.len()].clone()
+                } else {
+                    self.item(*pick)
+                };
+                let got = self.engine.add_item_to_session(self.session, &item);
+                let at = self
+                    .entries
+                    .iter()
+                    .position(|(i, k, _)| *i == item && *k == view.key);
+                match at {
+                    _ if held.contains(&item) => prop_assert!(
+                        matches!(got, Err(Error::ItemAlreadyInSession(_))),
+                        "pulling {} again: {:?}",
+                        item,
+                        got
+                    ),
+                    Some(at) => {
+                        let (_, _, waiters) = self.entries.remove(at);
+                        prop_assert_eq!(got.ok(), Some(waiters.len()), "pulling {}", item);
+                    }
+                    None => prop_assert!(
+                        matches!(got, Err(Error::ItemNotPending(_))),
+                        "(h) {} is not pending under {:?} (maybe under another key), yet \
+                         pulling it gave {:?}",
+                        item,
+                        view.key,
+                        got
+                    ),
+                }
+            }
         }
-        let _ = self.engine.drain_actions().count();
+        let _ = self.drain();
         prop_assert_eq!(self.engine.check_consistency(), Ok(()));
         let pending = self.engine.pending_items(&self.handler);
-        let expected: Vec<ItemId> = self.entries.iter().map(|(i, _)| i.clone()).collect();
-        prop_assert_eq!(&pending, &expected, "(c) the pending set after {:?}", op);
+        prop_assert_eq!(
+            &pending,
+            &self.expected_pending(),
+            "(c) the pending set after {:?}",
+            op
+        );
         prop_assert!(
             self.engine.sessions() == [self.session],
             "(d) the handler is busy: nothing else may start"
@@ -2026,12 +2589,29 @@ impl BusyHandler {
     }
 }
 
+/// The `StartSession` actions among these: session, items, key.
+fn session_starts(actions: &[Action]) -> Vec<(SessionId, &Vec<ItemId>, &MergeKey)> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::StartSession {
+                session,
+                items,
+                key,
+                ..
+            } => Some((*session, items, key)),
+            _ => None,
+        })
+        .collect()
+}
+
 proptest! {
     #![proptest_config(config())]
 
     /// (e) Requests queued while the handler is busy lead to exactly one next session, with
     /// the union of their items in first-requested order, minus joined items and minus what
-    /// was cancelled or stopped; each item's waiting requests come along.
+    /// was cancelled, stopped or pulled into the running session; each item's waiting
+    /// requests come along.
     #[test]
     fn busy_requests_give_one_next_session(
         count in 3usize..=6,
@@ -2039,53 +2619,129 @@ proptest! {
         ops in prop::collection::vec(busy(), 1..20),
         failed in any::<bool>(),
     ) {
-        let mut b = BusyHandler::new(count, &first)?;
+        let mut b = BusyHandler::new(count, &first, MergeKey::DEFAULT)?;
         for op in &ops {
             b.apply(op)?;
         }
         let end = if failed { SessionEnd::Failed } else { SessionEnd::Returned };
         let _ = b.engine.session_finished(b.session, end).unwrap();
-        let actions: Vec<Action> = b.engine.drain_actions().collect();
-        let starts: Vec<(SessionId, &Vec<ItemId>)> = actions
-            .iter()
-            .filter_map(|a| match a {
-                Action::StartSession { session, items, .. } => Some((*session, items)),
-                _ => None,
-            })
-            .collect();
-        let expected: Vec<ItemId> = b.entries.iter().map(|(i, _)| i.clone()).collect();
+        let actions = b.drain();
+        let starts = session_starts(&actions);
+        let expected: Vec<ItemId> = b.entries.iter().map(|(i, _, _)| i.clone()).collect();
         if expected.is_empty() {
             prop_assert!(starts.is_empty(), "(e) nothing was pending, yet {:?} started", starts);
         } else {
             prop_assert_eq!(starts.len(), 1, "(e) one next session, not {:?}", starts);
-            let (next, items) = starts[0];
+            let (next, items, _) = starts[0];
             prop_assert_eq!(items, &expected, "(e) the next session's items");
             let view = b.engine.session_view(next).unwrap();
-            for (si, (_, waiters)) in view.items.iter().zip(&b.entries) {
+            for (si, (_, _, waiters)) in view.items.iter().zip(&b.entries) {
                 prop_assert_eq!(&si.waiting, waiters, "(e) who waits for {}", si.item);
             }
         }
         prop_assert_eq!(b.engine.check_consistency(), Ok(()));
     }
 
+    /// (e) and (h), SPEC 10 with SPEC 5: requests over two cookies queued while the handler
+    /// is busy lead to exactly one session per cookie that still has pending items, one
+    /// after the other (the handler is not concurrent), the cookie whose oldest waiting
+    /// request is oldest first. Each takes the union of its cookie's items in
+    /// first-requested order with their waiting requests, and nothing of the other cookie.
+    /// Then the handler is idle and every request has had exactly one result.
+    #[test]
+    fn busy_requests_over_two_cookies_give_one_session_per_cookie(
+        count in 3usize..=6,
+        first in prop::collection::vec(any::<u8>(), 1..4),
+        first_key in 0u8..3,
+        ops in prop::collection::vec(busy_with(1u8..=2), 1..24),
+        failed in any::<bool>(),
+    ) {
+        let mut b = BusyHandler::new(count, &first, busy_key(first_key))?;
+        for op in &ops {
+            b.apply(op)?;
+        }
+        // The cookies that still have pending entries, oldest waiting request first.
+        let mut cookies: Vec<(RequestId, MergeKey)> = Vec::new();
+        for (_, key, waiters) in &b.entries {
+            let oldest = *waiters.iter().min().unwrap();
+            match cookies.iter_mut().find(|(_, k)| k == key) {
+                Some(c) => c.0 = c.0.min(oldest),
+                None => cookies.push((oldest, key.clone())),
+            }
+        }
+        cookies.sort_by_key(|(oldest, _)| *oldest);
+        prop_assert!(cookies.iter().all(|(_, k)| !k.is_default()));
+        let mut running = b.session;
+        let mut end = if failed { SessionEnd::Failed } else { SessionEnd::Returned };
+        for (oldest, key) in &cookies {
+            let _ = b.engine.session_finished(running, end).unwrap();
+            end = SessionEnd::Returned;
+            let actions = b.drain();
+            let starts = session_starts(&actions);
+            prop_assert_eq!(
+                starts.len(),
+                1,
+                "(h) one next session, for cookie {:?} (oldest request {}), not {:?}",
+                key,
+                oldest,
+                starts
+            );
+            let (next, items, started) = starts[0];
+            prop_assert_eq!(
+                started,
+                key,
+                "(h) the cookie whose oldest request waits longest goes first: {:?}",
+                &cookies
+            );
+            let mine: Vec<&(ItemId, MergeKey, Vec<RequestId>)> =
+                b.entries.iter().filter(|(_, k, _)| k == key).collect();
+            let expected: Vec<ItemId> = mine.iter().map(|(i, _, _)| i.clone()).collect();
+            prop_assert_eq!(items, &expected, "(e) the session of {:?} takes its union", key);
+            let view = b.engine.session_view(next).unwrap();
+            prop_assert_eq!(&view.key, key);
+            for (si, (_, _, waiters)) in view.items.iter().zip(mine) {
+                prop_assert_eq!(&si.waiting, waiters, "(e) who waits for {}", si.item);
+            }
+            // The other cookie's entries stay pending, untouched.
+            b.entries.retain(|(_, k, _)| k != key);
+            prop_assert_eq!(b.engine.pending_items(&b.handler), b.expected_pending());
+            prop_assert_eq!(b.engine.check_consistency(), Ok(()));
+            running = next;
+        }
+        let _ = b.engine.session_finished(running, end).unwrap();
+        let actions = b.drain();
+        let starts = session_starts(&actions);
+        prop_assert!(starts.is_empty(), "(h) a session too many: {:?}", starts);
+        prop_assert!(b.engine.is_idle(), "(a) the engine is not idle at the end");
+        for r in &b.requests {
+            let results = b.delivered.iter().filter(|d| *d == r).count();
+            prop_assert_eq!(results, 1, "(a) {} got {} results", r, results);
+        }
+        prop_assert_eq!(b.engine.check_consistency(), Ok(()));
+    }
+
     /// Merging is idempotent: the same request twice while the handler is busy adds no
-    /// pending entry the second time, and each item ends where it did the first time.
+    /// pending entry the second time, and each item ends where it did the first time; under
+    /// any merge key, with the pending set holding entries of several keys.
     #[test]
     fn merging_is_idempotent(
         count in 3usize..=6,
         first in prop::collection::vec(any::<u8>(), 1..4),
-        ops in prop::collection::vec(busy(), 0..10),
+        first_key in 0u8..3,
+        ops in prop::collection::vec(busy_with(0u8..3), 0..10),
         again in prop::collection::vec(any::<u8>(), 1..6),
         join in any::<bool>(),
+        key in 0u8..3,
     ) {
-        let mut b = BusyHandler::new(count, &first)?;
+        let mut b = BusyHandler::new(count, &first, busy_key(first_key))?;
         for op in &ops {
             b.apply(op)?;
         }
+        let key = busy_key(key);
         let items: Vec<ItemId> = again.iter().map(|&i| b.item(i)).collect();
-        let one = b.request(&items, join)?;
+        let one = b.request(&items, join, &key)?;
         let pending = b.engine.pending_items(&b.handler);
-        let two = b.request(&items, join)?;
+        let two = b.request(&items, join, &key)?;
         prop_assert_eq!(&b.engine.pending_items(&b.handler), &pending, "the pending set grew");
         prop_assert_eq!(two.queued_new(), 0);
         prop_assert_eq!(two.duplicates, one.duplicates);

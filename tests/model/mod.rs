@@ -1,5 +1,5 @@
 //! A deliberately naive reference model of `syncmgr::engine::Engine`, written from SPEC.md
-//! (sections 4, 5, 7 and 8) and notes/DECISIONS.md, not from the engine's code.
+//! (sections 4, 5, 7, 8 and 10) and notes/DECISIONS.md, not from the engine's code.
 //!
 //! Everything is a `Vec` scanned from the front:
 //!
@@ -30,6 +30,28 @@
 //! - a session call on a session that is not running is `E_UNEXPECTED`;
 //! - a session may start for a disconnected handler with what was queued before it
 //!   disconnected ("judged when a request is accepted").
+//!
+//! **Merge keys** (SPEC 10: "the cookie is part of a legacy request's identity", and "legacy
+//! and current-API requests for the same handler follow the same rules of section 5"). Every
+//! request has a key, [`MKey`]: `None` for the default key of `start_handler_sync`,
+//! `start_item_sync` and `start_sync_all`, `Some(cookie)` for a keyed `start_sync` (an empty
+//! cookie is a key too). The model reads the rules this way:
+//!
+//! - a pending entry belongs to one (item, key); a queued item merges only into the entry of
+//!   its own item *and* key, so an item can be pending under several keys at once;
+//! - joining a running session (`IGNORE_IF_ALREADY_SYNCING`) ignores keys: the item is
+//!   syncing whoever asked for it;
+//! - the choice among handlers is unchanged (the oldest request waiting on any entry of any
+//!   key); within the chosen handler, a session serves one key: among the keys that have an
+//!   entry no running session holds, the one whose oldest waiting request (on any of its
+//!   entries) is oldest. It takes every entry of that key no running session holds, in entry
+//!   order, and nothing of any other key;
+//! - `query_for_additional_items` and `add_item_to_session` see only the session's key;
+//! - cancels, stops, state changes, updates and shutdown remove the entries of every key.
+//!
+//! The handler view lists the default key's entries first, then each other key's, the keys in
+//! the order their pending sets came into being (a key whose entries all went starts again at
+//! the back): the order the engine's `HandlerView::pending` documents as "oldest key first".
 
 use syncmgr::engine::{HandlerSpec, ItemSpec};
 use syncmgr::{
@@ -168,6 +190,10 @@ pub struct MResult {
     pub items: Vec<(ItemId, Outcome)>,
 }
 
+/// A request's merge key: `None` is the default key (Sync Center requests), `Some(cookie)`
+/// a legacy invoke's cookie, byte for byte.
+pub type MKey = Option<Vec<u8>>;
+
 /// What the shell must do next.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum MAction {
@@ -175,6 +201,7 @@ pub enum MAction {
         session: u64,
         handler: HandlerId,
         items: Vec<ItemId>,
+        key: MKey,
     },
     Deliver(MResult),
     Cancel {
@@ -231,6 +258,7 @@ pub struct SView {
     pub started: bool,
     pub manual: bool,
     pub cancel_all: bool,
+    pub key: MKey,
     pub items: Vec<SItemView>,
 }
 
@@ -259,6 +287,8 @@ struct Item {
 #[derive(Clone, Debug)]
 struct Entry {
     item: ItemId,
+    /// The key of every request waiting here.
+    key: MKey,
     /// Request numbers, in the order they started waiting.
     waiters: Vec<u64>,
 }
@@ -274,7 +304,12 @@ struct Handler {
     max_concurrent: Option<usize>,
     removed: bool,
     items: Vec<Item>,
+    /// Entries of every key, in the order they were made.
     pending: Vec<Entry>,
+    /// The non-default keys in the order their pending sets came into being, for the view
+    /// only. A key with no entry left may linger here until the next new entry or view, which
+    /// skip it (`tidy_keys`).
+    key_order: Vec<MKey>,
 }
 
 #[derive(Clone, Debug)]
@@ -290,6 +325,8 @@ struct SessionItem {
 struct Session {
     /// Index of the handler registration in `Model::handlers`.
     handler: usize,
+    /// The key whose entries it took.
+    key: MKey,
     ended: bool,
     started: bool,
     manual: bool,
@@ -301,6 +338,7 @@ struct Session {
 #[derive(Clone, Debug)]
 struct Request {
     handler: usize,
+    key: MKey,
     items: Vec<(ItemId, Option<Outcome>)>,
     errors: u32,
     conflicts: u32,
@@ -516,8 +554,18 @@ impl Model {
         self.actions.push(MAction::Deliver(result));
     }
 
-    /// Removes handler `h`'s pending entries whose item matches; their waiters record
-    /// `Canceled`. Returns how many entries went.
+    /// Forgets the keys of handler `h` that have no entry left, so that a key whose pending
+    /// set comes into being again goes to the back of `key_order`.
+    fn tidy_keys(&mut self, h: usize) {
+        let handler = &mut self.handlers[h];
+        let pending = &handler.pending;
+        handler
+            .key_order
+            .retain(|k| pending.iter().any(|e| e.key == *k));
+    }
+
+    /// Removes handler `h`'s pending entries whose item matches, under every key; their
+    /// waiters record `Canceled`. Returns how many entries went.
     fn cancel_pending(&mut self, h: usize, matches: impl Fn(&Model, &ItemId) -> bool) -> usize {
         let mut gone = Vec::new();
         let mut kept = Vec::new();
@@ -538,8 +586,9 @@ impl Model {
     // ----- scheduling ------------------------------------------------------------------------
 
     /// Starts sessions while the global limit allows: the startable handler whose oldest
-    /// request still waiting on one of its pending entries is oldest (ties: earlier
-    /// registration) takes every pending item that no running session of it holds.
+    /// request still waiting on one of its pending entries (of any key) is oldest (ties:
+    /// earlier registration) takes every pending item of one key (`next_key`) that no running
+    /// session of it holds.
     fn schedule(&mut self) {
         if self.shut_down {
             return;
@@ -578,11 +627,38 @@ impl Model {
         }
     }
 
+    /// The oldest request waiting on any entry of handler `h` under `key`.
+    fn oldest_of_key(&self, h: usize, key: &MKey) -> Option<u64> {
+        self.handlers[h]
+            .pending
+            .iter()
+            .filter(|e| e.key == *key)
+            .flat_map(|e| e.waiters.iter().copied())
+            .min()
+    }
+
+    /// The key a new session of handler `h` serves: among the keys with an entry no running
+    /// session holds, the one whose oldest waiting request is oldest.
+    fn next_key(&self, h: usize) -> Option<MKey> {
+        let mut best: Option<(u64, MKey)> = None;
+        for entry in &self.handlers[h].pending {
+            if self.holder(h, &entry.item).is_some() {
+                continue;
+            }
+            let oldest = self.oldest_of_key(h, &entry.key).unwrap();
+            if best.as_ref().is_none_or(|(o, _)| oldest < *o) {
+                best = Some((oldest, entry.key.clone()));
+            }
+        }
+        best.map(|(_, key)| key)
+    }
+
     fn start_session(&mut self, h: usize) {
+        let key = self.next_key(h).unwrap();
         let mut taken = Vec::new();
         let mut kept = Vec::new();
         for entry in self.handlers[h].pending.clone() {
-            if self.holder(h, &entry.item).is_some() {
+            if entry.key != key || self.holder(h, &entry.item).is_some() {
                 kept.push(entry);
             } else {
                 taken.push(entry);
@@ -594,9 +670,11 @@ impl Model {
             session: number,
             handler: self.handlers[h].id.clone(),
             items: taken.iter().map(|e| e.item.clone()).collect(),
+            key: key.clone(),
         });
         self.sessions.push(Session {
             handler: h,
+            key,
             ended: false,
             started: false,
             manual: false,
@@ -656,6 +734,7 @@ impl Model {
                 })
                 .collect(),
             pending: Vec::new(),
+            key_order: Vec::new(),
         });
         Ok(())
     }
@@ -892,7 +971,7 @@ impl Model {
         id: &HandlerId,
         flags: SyncControlFlags,
     ) -> Result<MAccepted, MError> {
-        self.accept(id, None, flags)
+        self.accept(id, None, flags, None)
     }
 
     pub fn start_item_sync(
@@ -901,7 +980,18 @@ impl Model {
         items: &[ItemId],
         flags: SyncControlFlags,
     ) -> Result<MAccepted, MError> {
-        self.accept(id, Some(items), flags)
+        self.accept(id, Some(items), flags, None)
+    }
+
+    /// A handler sync (`None`) or an item sync under a merge key.
+    pub fn start_sync(
+        &mut self,
+        id: &HandlerId,
+        items: Option<&[ItemId]>,
+        flags: SyncControlFlags,
+        key: MKey,
+    ) -> Result<MAccepted, MError> {
+        self.accept(id, items, flags, key)
     }
 
     pub fn start_sync_all(&mut self, flags: SyncControlFlags) -> Result<Vec<MAccepted>, MError> {
@@ -927,7 +1017,7 @@ impl Model {
             .collect();
         let mut out = Vec::new();
         for id in covered {
-            out.push(self.accept(&id, None, flags)?);
+            out.push(self.accept(&id, None, flags, None)?);
         }
         Ok(out)
     }
@@ -937,6 +1027,7 @@ impl Model {
         id: &HandlerId,
         named: Option<&[ItemId]>,
         flags: SyncControlFlags,
+        key: MKey,
     ) -> Result<MAccepted, MError> {
         // DECISIONS 1: the validation order; the first failure wins and nothing changes.
         if self.shut_down {
@@ -1003,6 +1094,7 @@ impl Model {
         let duplicates = asked.len() - distinct.len();
         let mut request = Request {
             handler: h,
+            key: key.clone(),
             items: Vec::new(),
             errors: 0,
             conflicts: 0,
@@ -1036,8 +1128,14 @@ impl Model {
                         MDisposition::Joined(s as u64 + 1)
                     }
                     _ => {
+                        // Only the entry of the same item under the same key takes it. A key
+                        // whose pending set comes into being goes to the back of the order.
+                        self.tidy_keys(h);
+                        if key.is_some() && !self.handlers[h].key_order.contains(&key) {
+                            self.handlers[h].key_order.push(key.clone());
+                        }
                         let pending = &mut self.handlers[h].pending;
-                        match pending.iter_mut().find(|e| e.item == item) {
+                        match pending.iter_mut().find(|e| e.item == item && e.key == key) {
                             Some(entry) => {
                                 entry.waiters.push(number);
                                 MDisposition::Merged
@@ -1045,6 +1143,7 @@ impl Model {
                             None => {
                                 pending.push(Entry {
                                     item: item.clone(),
+                                    key: key.clone(),
                                     waiters: vec![number],
                                 });
                                 MDisposition::Queued
@@ -1091,7 +1190,7 @@ impl Model {
             let pending = &mut self.handlers[h].pending;
             if let Some(at) = pending
                 .iter()
-                .position(|e| e.item == *item && e.waiters.contains(&r))
+                .position(|e| e.item == *item && e.key == req.key && e.waiters.contains(&r))
             {
                 pending[at].waiters.retain(|w| *w != r);
                 if pending[at].waiters.is_empty() {
@@ -1382,15 +1481,16 @@ impl Model {
         Ok(())
     }
 
-    /// The pending items no running session of the handler holds, oldest first, and the
-    /// requests waiting on them, each once, in number order.
+    /// The pending items of the session's key that no running session of the handler holds,
+    /// oldest first, and the requests waiting on them, each once, in number order.
     pub fn query_for_additional_items(&self, s: u64) -> Result<(Vec<ItemId>, Vec<u64>), MError> {
         let s = self.session(s)?;
         let h = self.sessions[s].handler;
+        let key = &self.sessions[s].key;
         let mut items = Vec::new();
         let mut requests: Vec<u64> = Vec::new();
         for entry in &self.handlers[h].pending {
-            if self.holder(h, &entry.item).is_some() {
+            if entry.key != *key || self.holder(h, &entry.item).is_some() {
                 continue;
             }
             items.push(entry.item.clone());
@@ -1419,8 +1519,13 @@ impl Model {
             Some(_) => return Err(MError::ItemNotPending(item.clone())),
             None => {}
         }
+        let key = &self.sessions[s].key;
         let pending = &mut self.handlers[h].pending;
-        let Some(at) = pending.iter().position(|e| e.item == *item) else {
+        let Some(at) = pending
+            .iter()
+            .position(|e| e.item == *item && e.key == *key)
+        else {
+            // Pending under another key only: not for this session.
             return Err(MError::ItemNotPending(item.clone()));
         };
         let entry = pending.remove(at);
@@ -1541,7 +1646,11 @@ impl Model {
                         .filter(|i| i.live)
                         .map(|i| (i.id.clone(), i.enabled))
                         .collect(),
-                    pending: handler.pending.iter().map(|e| e.item.clone()).collect(),
+                    pending: std::iter::once(&None)
+                        .chain(&handler.key_order)
+                        .flat_map(|k| handler.pending.iter().filter(move |e| e.key == *k))
+                        .map(|e| e.item.clone())
+                        .collect(),
                     running: self
                         .running_of(h)
                         .into_iter()
@@ -1564,6 +1673,7 @@ impl Model {
                     started: session.started,
                     manual: session.manual,
                     cancel_all: session.cancel_all,
+                    key: session.key.clone(),
                     items: session
                         .items
                         .iter()
