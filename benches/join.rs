@@ -1,0 +1,400 @@
+//! The "share the running result" path (issue 5, item 4): callers that ask for an item while
+//! it syncs join the running session (`SyncControlFlags::IGNORE_IF_ALREADY_SYNCING`) instead
+//! of queueing another, against the two singleflight crates, `async_singleflight` and
+//! `singleflight-async`, on the same workload in the same group.
+//!
+//! Workload (`join/{K}_keys/{N}_callers`): for each of K keys, the first caller starts the
+//! work, which a gate holds open (never a sleep); the other N-1 callers of every key arrive
+//! while it is held; then the gate opens and every caller takes the result. Timed from the
+//! first caller to the last result; reported per caller (N×K elements). Every iteration
+//! checks that every caller got exactly one result, the right one, and that the work ran
+//! exactly once per key.
+//!
+//! syncmgr's callers are `start_item_sync` calls from the bench thread (each a round trip to
+//! the manager's scheduler thread), its keys the items of one handler that may run a session
+//! per item at once. The singleflight callers are tasks on a current-thread tokio runtime on
+//! the bench thread: their cheapest setting, with no thread hand-offs at all.
+//!
+//! Run with `cargo bench --bench join` (about 80 s on 2 cores);
+//! `SYNCMGR_BENCH_QUICK=1 cargo bench --bench join` drops N = 1000 and shortens the sample
+//! times (about 17 s). `benches/README.md` defines the workloads and records the figures.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use criterion::{
+    BenchmarkGroup, Criterion, SamplingMode, Throughput, criterion_group, criterion_main,
+    measurement::WallTime,
+};
+use crossbeam_channel::{Receiver, Sender};
+use syncmgr::{
+    ControlFlags, HandlerCapabilities, HandlerError, HandlerId, ItemId, Outcome, ProgressStatus,
+    SyncControlFlags, SyncHandler, SyncItem, SyncManager, SyncSession,
+};
+use tokio::runtime::Runtime;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+const KEYS: [usize; 2] = [1, 8];
+
+/// How long a check waits for something already on its way before it fails the bench.
+const PATIENCE: Duration = Duration::from_secs(30);
+
+struct Settings {
+    callers: &'static [usize],
+    warm_up: Duration,
+    measurement: Duration,
+}
+
+impl Settings {
+    /// `SYNCMGR_BENCH_QUICK=1` (any value but empty or `0`) shrinks everything.
+    fn from_env() -> Settings {
+        let quick = std::env::var("SYNCMGR_BENCH_QUICK").is_ok_and(|v| !v.is_empty() && v != "0");
+        if quick {
+            Settings {
+                callers: &[1, 10, 100],
+                warm_up: Duration::from_millis(200),
+                measurement: Duration::from_millis(500),
+            }
+        } else {
+            Settings {
+                callers: &[1, 10, 100, 1000],
+                warm_up: Duration::from_millis(500),
+                measurement: Duration::from_secs(2),
+            }
+        }
+    }
+
+    fn group<'a>(&self, c: &'a mut Criterion, name: &str) -> BenchmarkGroup<'a, WallTime> {
+        let mut group = c.benchmark_group(name);
+        group
+            .sampling_mode(SamplingMode::Flat)
+            .sample_size(10)
+            .warm_up_time(self.warm_up)
+            .measurement_time(self.measurement);
+        group
+    }
+}
+
+/// Counts how often the work ran for each key; every iteration ends by checking (and
+/// resetting) that it ran exactly once for each.
+struct Runs(Vec<AtomicUsize>);
+
+impl Runs {
+    fn new(keys: usize) -> Runs {
+        Runs((0..keys).map(|_| AtomicUsize::new(0)).collect())
+    }
+
+    fn ran(&self, key: usize) {
+        self.0[key].fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn started(&self) -> usize {
+        self.0.iter().map(|r| r.load(Ordering::SeqCst)).sum()
+    }
+
+    fn check_once_each(&self) {
+        for (key, runs) in self.0.iter().enumerate() {
+            assert_eq!(
+                runs.swap(0, Ordering::SeqCst),
+                1,
+                "the work ran once for key {key}"
+            );
+        }
+    }
+}
+
+/// Checks that every key's callers all got their result: `per_key[k] == callers`.
+fn check_all_answered(per_key: &[usize], callers: usize) {
+    assert!(
+        per_key.iter().all(|&c| c == callers),
+        "every caller gets exactly one result: {per_key:?}, expected {callers} each"
+    );
+}
+
+// ----- syncmgr -------------------------------------------------------------------------------
+
+/// A handler whose sessions are held by the bench: each session that finds a hold armed
+/// says so and waits for the hold's gate; then it reports its items `Succeeded`. It may run
+/// several sessions at once (one per key).
+struct Held {
+    items: Vec<ItemId>,
+    index: HashMap<ItemId, usize>,
+    runs: Runs,
+    armed: Receiver<Receiver<()>>,
+    entered: Sender<()>,
+}
+
+impl SyncHandler for Held {
+    fn capabilities(&self) -> HandlerCapabilities {
+        HandlerCapabilities::SUPPORTS_CONCURRENT_SESSIONS
+    }
+
+    fn items(&self) -> Vec<SyncItem> {
+        self.items
+            .iter()
+            .map(|id| SyncItem::new(id.clone(), id.as_str()))
+            .collect()
+    }
+
+    fn synchronize(&self, items: &[ItemId], session: &SyncSession) -> Result<(), HandlerError> {
+        for item in items {
+            self.runs.ran(self.index[item]);
+        }
+        // A session that finds no hold (one that should not have run) goes straight on, so
+        // the runs check fails instead of the bench hanging.
+        if let Ok(gate) = self.armed.try_recv() {
+            let _ = self.entered.send(());
+            let _ = gate.recv();
+        }
+        for item in items {
+            session.report_progress(item, "", ProgressStatus::Succeeded, 1, 1)?;
+        }
+        Ok(())
+    }
+}
+
+struct Syncmgr {
+    manager: SyncManager,
+    handler: HandlerId,
+    object: Arc<Held>,
+    arm: Sender<Receiver<()>>,
+    entered: Receiver<()>,
+}
+
+impl Syncmgr {
+    /// A manager that can run one session per key at once, and the handler with the keys as
+    /// its items.
+    fn new(keys: usize) -> Syncmgr {
+        let items: Vec<ItemId> = (0..keys)
+            .map(|k| ItemId::new(format!("key-{k}")).unwrap())
+            .collect();
+        let (arm, armed) = crossbeam_channel::unbounded();
+        let (entered_tx, entered) = crossbeam_channel::unbounded();
+        let object = Arc::new(Held {
+            index: items.iter().cloned().zip(0..).collect(),
+            items,
+            runs: Runs::new(keys),
+            armed,
+            entered: entered_tx,
+        });
+        let manager = SyncManager::builder()
+            .max_sessions(keys)
+            .concurrent_sessions(keys)
+            .build()
+            .expect("the manager starts");
+        let handler = HandlerId::new("bench").unwrap();
+        manager
+            .register_handler(&handler, object.clone(), ControlFlags::WAIT)
+            .expect("the handler registers");
+        Syncmgr {
+            manager,
+            handler,
+            object,
+            arm,
+            entered,
+        }
+    }
+
+    fn call(&self, key: usize) -> syncmgr::SyncTicket {
+        self.manager
+            .start_item_sync(
+                &self.handler,
+                [&self.object.items[key]],
+                SyncControlFlags::IGNORE_IF_ALREADY_SYNCING,
+                None,
+            )
+            .expect("the request is accepted")
+    }
+
+    /// One iteration: N callers on each of the keys, from this thread.
+    fn run(&self, callers: usize) -> Duration {
+        let keys = self.object.items.len();
+        let (open, gate) = crossbeam_channel::bounded::<()>(0);
+        for _ in 0..keys {
+            self.arm.send(gate.clone()).unwrap();
+        }
+        drop(gate);
+
+        let start = Instant::now();
+        let mut tickets = Vec::with_capacity(callers * keys);
+        // The first caller of each key starts its session...
+        tickets.extend((0..keys).map(|k| (self.call(k), k)));
+        for _ in 0..keys {
+            self.entered
+                .recv_timeout(PATIENCE)
+                .expect("the session should have started");
+        }
+        // ... the others join it while the gate holds it ...
+        for _ in 1..callers {
+            tickets.extend((0..keys).map(|k| (self.call(k), k)));
+        }
+        // ... then it ends and everyone takes the result.
+        drop(open);
+        let mut per_key = vec![0; keys];
+        for (ticket, k) in &tickets {
+            let result = ticket
+                .wait_timeout(PATIENCE)
+                .expect("the ticket should resolve");
+            assert_eq!(result.request, ticket.request());
+            let item = &self.object.items[*k];
+            assert!(matches!(&result.items[..], [(id, Outcome::Succeeded)] if id == item));
+            per_key[*k] += 1;
+        }
+        let elapsed = start.elapsed();
+
+        check_all_answered(&per_key, callers);
+        self.object.runs.check_once_each();
+        let mut ids: Vec<u64> = tickets.iter().map(|(t, _)| t.request().get()).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), callers * keys, "one request per caller");
+        elapsed
+    }
+}
+
+// ----- the singleflight crates ---------------------------------------------------------------
+
+/// A current-thread tokio runtime: all callers are tasks on the bench thread, the setting
+/// that costs the singleflight crates least (no cross-thread wake-ups).
+fn runtime() -> Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("the runtime starts")
+}
+
+/// Yields until `done()` holds: every spawned task polled so far has had its turn.
+async fn settle(done: impl Fn() -> bool) {
+    let deadline = Instant::now() + PATIENCE;
+    while !done() {
+        assert!(Instant::now() < deadline, "the tasks should have run");
+        tokio::task::yield_now().await;
+    }
+}
+
+/// The shape of one singleflight iteration, for either crate: `work(key, gated)` is the
+/// call of a caller whose work (if it runs) waits for the gate; `work(key, None)` one whose
+/// work, if it ever ran, would return at once (so a caller that failed to join shows up in
+/// the runs check, not as a hang).
+async fn singleflight_run<F, Fut>(
+    keys: usize,
+    callers: usize,
+    runs: &Arc<Runs>,
+    work: F,
+) -> Duration
+where
+    F: Fn(usize, Option<Arc<Semaphore>>) -> Fut,
+    Fut: Future<Output = (usize, u64)> + Send + 'static,
+{
+    let gate = Arc::new(Semaphore::new(0));
+    let joined = Arc::new(AtomicUsize::new(0));
+    let start = Instant::now();
+    let mut set = JoinSet::new();
+    // The first caller of each key starts the work; it runs until it waits for the gate.
+    for k in 0..keys {
+        set.spawn(work(k, Some(gate.clone())));
+    }
+    settle(|| runs.started() == keys).await;
+    // The others join while it is held. Each counts itself just before its call, which
+    // registers it with the running work within the same poll, before the task yields.
+    for _ in 1..callers {
+        for k in 0..keys {
+            let call = work(k, None);
+            let joined = joined.clone();
+            set.spawn(async move {
+                joined.fetch_add(1, Ordering::SeqCst);
+                call.await
+            });
+        }
+    }
+    let followers = (callers - 1) * keys;
+    settle(|| joined.load(Ordering::SeqCst) == followers).await;
+    gate.add_permits(keys);
+    let mut per_key = vec![0; keys];
+    while let Some(answer) = set.join_next().await {
+        let (k, value) = answer.expect("no caller panics");
+        assert_eq!(value, k as u64, "the result of its own key");
+        per_key[k] += 1;
+    }
+    let elapsed = start.elapsed();
+    check_all_answered(&per_key, callers);
+    runs.check_once_each();
+    elapsed
+}
+
+/// The held work of one key: counts its run, waits for the gate if it has one, returns the
+/// key's value.
+async fn held_work(k: usize, runs: Arc<Runs>, gate: Option<Arc<Semaphore>>) -> u64 {
+    runs.ran(k);
+    if let Some(gate) = gate {
+        let _permit = gate.acquire().await.expect("the gate is never closed");
+    }
+    k as u64
+}
+
+fn keys_of(keys: usize) -> Vec<Arc<str>> {
+    (0..keys).map(|k| Arc::from(format!("key-{k}"))).collect()
+}
+
+/// `async_singleflight::Group` (`work(&key, future) -> Result<T, Option<E>>`), String keys.
+fn async_singleflight_run(rt: &Runtime, keys: usize, callers: usize, runs: &Arc<Runs>) -> Duration {
+    let group = Arc::new(async_singleflight::Group::<String, u64, ()>::new());
+    let names = keys_of(keys);
+    rt.block_on(singleflight_run(keys, callers, runs, |k, gate| {
+        let (group, name, runs) = (group.clone(), names[k].clone(), runs.clone());
+        async move {
+            let value = group
+                .work(&*name, async move { Ok(held_work(k, runs, gate).await) })
+                .await
+                .expect("the leader succeeds");
+            (k, value)
+        }
+    }))
+}
+
+/// `singleflight_async::SingleFlight` (`work(key, || future) -> T`), `Arc<str>` keys (a
+/// clone per call is a reference-count increment).
+fn singleflight_async_run(rt: &Runtime, keys: usize, callers: usize, runs: &Arc<Runs>) -> Duration {
+    let group = Arc::new(singleflight_async::SingleFlight::<Arc<str>, u64>::new());
+    let names = keys_of(keys);
+    rt.block_on(singleflight_run(keys, callers, runs, |k, gate| {
+        let (group, name, runs) = (group.clone(), names[k].clone(), runs.clone());
+        async move {
+            let value = group.work(name, || held_work(k, runs, gate)).await;
+            (k, value)
+        }
+    }))
+}
+
+// ----- groups --------------------------------------------------------------------------------
+
+fn timed(b: &mut criterion::Bencher<'_>, mut run: impl FnMut() -> Duration) {
+    b.iter_custom(|iters| (0..iters).map(|_| run()).sum());
+}
+
+fn join(c: &mut Criterion) {
+    let settings = Settings::from_env();
+    let rt = runtime();
+    for keys in KEYS {
+        let syncmgr = Syncmgr::new(keys);
+        let runs = Arc::new(Runs::new(keys));
+        for &callers in settings.callers {
+            let mut group = settings.group(c, &format!("join/{keys}_keys/{callers}_callers"));
+            group.throughput(Throughput::Elements((callers * keys) as u64));
+            group.bench_function("syncmgr", |b| timed(b, || syncmgr.run(callers)));
+            group.bench_function("async_singleflight", |b| {
+                timed(b, || async_singleflight_run(&rt, keys, callers, &runs))
+            });
+            group.bench_function("singleflight_async", |b| {
+                timed(b, || singleflight_async_run(&rt, keys, callers, &runs))
+            });
+            group.finish();
+        }
+        syncmgr.manager.check_consistency().unwrap();
+    }
+}
+
+criterion_group!(benches, join);
+criterion_main!(benches);

@@ -1,0 +1,686 @@
+//! The threaded manager end to end (issue 5, item 3): submit to result through
+//! `SyncManager`, against the coalescer an application would write by hand (a
+//! `Mutex<HashMap<String, Vec<mpsc::Sender<_>>>>` and a `std::sync::mpsc` wake-up), on the same
+//! workload in the same group.
+//!
+//! - `manager/noop/stream_{1,2}_thread(s)`: a stream of one-item requests from one or two
+//!   submitting threads, to a handler that reports every item `Succeeded` at once. Requests/s
+//!   from criterion; each request's submit→result latency measured here with `Instant` and
+//!   printed as percentiles after the group.
+//! - `manager/noop/one_at_a_time`: the same requests, each sent once the previous one has its
+//!   result: the latency of the path alone, with nothing queued ahead.
+//! - `manager/gate/{N}_while_busy`: a session held open behind a gate, N requests while it
+//!   is held, then the gate opens; time until all N have their result. Exactly one more
+//!   session (or batch) must run for the N.
+//!
+//! Every iteration checks that every request got exactly one result. `benches/README.md`
+//! defines the workloads and records the figures.
+//!
+//! Run with `cargo bench --bench manager` (about 45 s on 2 cores);
+//! `SYNCMGR_BENCH_QUICK=1 cargo bench --bench manager` shrinks the streams, drops N = 1000
+//! and shortens the sample times (about 10 s).
+
+use std::collections::HashMap;
+use std::hint::black_box;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier, Mutex, PoisonError, mpsc};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use criterion::{
+    BenchmarkGroup, Criterion, SamplingMode, Throughput, criterion_group, criterion_main,
+    measurement::WallTime,
+};
+use crossbeam_channel::{Receiver, Sender};
+use syncmgr::{
+    ControlFlags, HandlerError, HandlerId, ItemId, Outcome, ProgressStatus, SyncControlFlags,
+    SyncHandler, SyncItem, SyncManager, SyncSession, SyncTicket,
+};
+
+/// Items of the one handler (and keys of the baseline); requests name one each.
+const ITEMS: usize = 64;
+
+/// How long a check waits for something already on its way before it fails the bench: a
+/// guard against hanging, never a way to let time pass.
+const PATIENCE: Duration = Duration::from_secs(30);
+
+// ----- settings ------------------------------------------------------------------------------
+
+struct Settings {
+    /// Requests per stream (one iteration of a `noop` bench).
+    stream: usize,
+    /// N of the `gate` benches.
+    gate_sizes: &'static [usize],
+    warm_up: Duration,
+    measurement: Duration,
+}
+
+impl Settings {
+    /// `SYNCMGR_BENCH_QUICK=1` (any value but empty or `0`) shrinks everything.
+    fn from_env() -> Settings {
+        let quick = std::env::var("SYNCMGR_BENCH_QUICK").is_ok_and(|v| !v.is_empty() && v != "0");
+        if quick {
+            Settings {
+                stream: 400,
+                gate_sizes: &[100],
+                warm_up: Duration::from_millis(200),
+                measurement: Duration::from_millis(800),
+            }
+        } else {
+            Settings {
+                stream: 2000,
+                gate_sizes: &[100, 1000],
+                warm_up: Duration::from_millis(500),
+                measurement: Duration::from_secs(3),
+            }
+        }
+    }
+
+    /// Iterations take milliseconds (a whole stream or a whole gate cycle): few samples, each
+    /// a whole number of iterations.
+    fn group<'a>(&self, c: &'a mut Criterion, name: &str) -> BenchmarkGroup<'a, WallTime> {
+        let mut group = c.benchmark_group(name);
+        group
+            .sampling_mode(SamplingMode::Flat)
+            .sample_size(10)
+            .warm_up_time(self.warm_up)
+            .measurement_time(self.measurement);
+        group
+    }
+}
+
+/// xorshift64: deterministic, no dependency; picks the item of each request.
+fn picks(seed: u64, n: usize) -> Vec<usize> {
+    let mut x = seed;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x % ITEMS as u64) as usize
+        })
+        .collect()
+}
+
+// ----- holding a run open --------------------------------------------------------------------
+
+/// The runner's side of a gate: a run (a manager session, a baseline batch) that finds a
+/// hold armed says so on `entered` and blocks until the hold's gate opens. Runs that find
+/// none go straight through, so a run that should not be held never hangs the bench.
+#[derive(Clone)]
+struct Holds {
+    armed: Receiver<Receiver<()>>,
+    entered: Sender<()>,
+}
+
+impl Holds {
+    fn pass(&self) {
+        if let Ok(gate) = self.armed.try_recv() {
+            let _ = self.entered.send(());
+            // Opening is the sender going away: `recv` then returns `Err`.
+            let _ = gate.recv();
+        }
+    }
+}
+
+/// The bench's side of a gate.
+struct Gate {
+    arm: Sender<Receiver<()>>,
+    entered: Receiver<()>,
+}
+
+impl Gate {
+    fn new() -> (Gate, Holds) {
+        let (arm, armed) = crossbeam_channel::unbounded();
+        let (entered_tx, entered) = crossbeam_channel::unbounded();
+        let gate = Gate { arm, entered };
+        let holds = Holds {
+            armed,
+            entered: entered_tx,
+        };
+        (gate, holds)
+    }
+
+    /// Arms one hold; dropping the returned sender opens it.
+    fn arm(&self) -> Sender<()> {
+        let (open, gate) = crossbeam_channel::bounded(0);
+        self.arm.send(gate).expect("the runner is alive");
+        open
+    }
+
+    fn wait_entered(&self) {
+        self.entered
+            .recv_timeout(PATIENCE)
+            .expect("the held run should have started");
+    }
+}
+
+// ----- the two systems -----------------------------------------------------------------------
+
+/// What both systems offer the workloads: submit a request for one item, wait for its result.
+trait Coalescer: Sync {
+    /// What a submitted request is held by: a ticket, a receiver.
+    type Pending: Send;
+    fn submit(&self, item: usize) -> Self::Pending;
+    /// Blocks until the request's result arrives and checks it.
+    fn wait(&self, pending: &Self::Pending, item: usize);
+    /// After `wait`, outside the timed path (it may block): checks that no other result can
+    /// come, and returns the request's ID if the system issues one (the caller checks that
+    /// no two results share one).
+    fn finish(&self, pending: Self::Pending) -> Option<u64>;
+    /// Sessions (manager) or batches (baseline) run so far.
+    fn runs(&self) -> usize;
+}
+
+/// The no-op handler: reports every item `Succeeded` at once (one `report_progress` each,
+/// as a real handler would), unless the bench holds the session first.
+struct NoOp {
+    items: Vec<ItemId>,
+    sessions: AtomicUsize,
+    holds: Holds,
+}
+
+impl SyncHandler for NoOp {
+    fn items(&self) -> Vec<SyncItem> {
+        self.items
+            .iter()
+            .map(|id| SyncItem::new(id.clone(), id.as_str()))
+            .collect()
+    }
+
+    fn synchronize(&self, items: &[ItemId], session: &SyncSession) -> Result<(), HandlerError> {
+        self.sessions.fetch_add(1, Ordering::SeqCst);
+        self.holds.pass();
+        for item in items {
+            session.report_progress(item, "", ProgressStatus::Succeeded, 1, 1)?;
+        }
+        Ok(())
+    }
+}
+
+/// `SyncManager` with default limits and one `NoOp` handler of `ITEMS` items.
+struct Managed {
+    manager: SyncManager,
+    handler: HandlerId,
+    items: Vec<ItemId>,
+    object: Arc<NoOp>,
+}
+
+impl Managed {
+    fn new(holds: Holds) -> Managed {
+        let items: Vec<ItemId> = (0..ITEMS)
+            .map(|i| ItemId::new(format!("item-{i:02}")).unwrap())
+            .collect();
+        let object = Arc::new(NoOp {
+            items: items.clone(),
+            sessions: AtomicUsize::new(0),
+            holds,
+        });
+        let manager = SyncManager::new().expect("the manager starts");
+        let handler = HandlerId::new("bench").unwrap();
+        manager
+            .register_handler(&handler, object.clone(), ControlFlags::WAIT)
+            .expect("the handler registers");
+        Managed {
+            manager,
+            handler,
+            items,
+            object,
+        }
+    }
+}
+
+impl Coalescer for Managed {
+    type Pending = SyncTicket;
+
+    fn submit(&self, item: usize) -> SyncTicket {
+        self.manager
+            .start_item_sync(
+                &self.handler,
+                [&self.items[item]],
+                SyncControlFlags::NONE,
+                None,
+            )
+            .expect("the request is accepted")
+    }
+
+    fn wait(&self, ticket: &SyncTicket, item: usize) {
+        let result = ticket
+            .wait_timeout(PATIENCE)
+            .expect("the ticket should resolve");
+        assert_eq!(result.request, ticket.request());
+        assert_eq!(result.status, Outcome::Succeeded);
+        assert!(matches!(&result.items[..], [(id, Outcome::Succeeded)] if *id == self.items[item]));
+    }
+
+    fn finish(&self, ticket: SyncTicket) -> Option<u64> {
+        // A ticket is one-shot: its one result is in, and it is this request's.
+        assert!(ticket.is_complete());
+        Some(ticket.request().get())
+    }
+
+    fn runs(&self) -> usize {
+        self.object.sessions.load(Ordering::SeqCst)
+    }
+}
+
+/// What the baseline answers each waiter: the outcome of its key's sync.
+type Waiters = Vec<mpsc::Sender<Outcome>>;
+
+/// The coalescer an application would write by hand. A request parks an `mpsc::Sender` under
+/// its key in a `Mutex<HashMap>` and, if the map was empty, wakes the worker over an `mpsc`
+/// channel (one wake per batch, not per request). The worker takes the whole map, "syncs"
+/// each key once (the no-op: `Succeeded`) and answers every waiter.
+struct HandRolled {
+    pending: Arc<Mutex<HashMap<String, Waiters>>>,
+    wake: Option<mpsc::Sender<()>>,
+    worker: Option<JoinHandle<()>>,
+    batches: Arc<AtomicUsize>,
+    keys: Vec<String>,
+}
+
+impl HandRolled {
+    fn new(holds: Holds) -> HandRolled {
+        let pending: Arc<Mutex<HashMap<String, Waiters>>> = Arc::default();
+        let batches = Arc::new(AtomicUsize::new(0));
+        let (wake, woken) = mpsc::channel::<()>();
+        let worker = {
+            let (pending, batches) = (pending.clone(), batches.clone());
+            thread::spawn(move || {
+                for () in woken {
+                    let batch = std::mem::take(
+                        &mut *pending.lock().unwrap_or_else(PoisonError::into_inner),
+                    );
+                    if batch.is_empty() {
+                        continue;
+                    }
+                    batches.fetch_add(1, Ordering::SeqCst);
+                    holds.pass();
+                    for (key, waiters) in batch {
+                        let outcome = sync_noop(&key);
+                        for waiter in waiters {
+                            let _ = waiter.send(outcome);
+                        }
+                    }
+                }
+            })
+        };
+        HandRolled {
+            pending,
+            wake: Some(wake),
+            worker: Some(worker),
+            batches,
+            keys: (0..ITEMS).map(|i| format!("item-{i:02}")).collect(),
+        }
+    }
+
+    fn request(&self, key: &str) -> mpsc::Receiver<Outcome> {
+        let (tx, rx) = mpsc::channel();
+        let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        let was_idle = pending.is_empty();
+        pending.entry(key.to_owned()).or_default().push(tx);
+        drop(pending);
+        if was_idle {
+            self.wake
+                .as_ref()
+                .expect("alive")
+                .send(())
+                .expect("the worker is alive");
+        }
+        rx
+    }
+}
+
+/// The baseline's no-op sync of one key.
+fn sync_noop(key: &str) -> Outcome {
+    black_box(key);
+    Outcome::Succeeded
+}
+
+impl Drop for HandRolled {
+    fn drop(&mut self) {
+        drop(self.wake.take());
+        if let Some(worker) = self.worker.take() {
+            worker.join().expect("the worker ends cleanly");
+        }
+    }
+}
+
+impl Coalescer for HandRolled {
+    type Pending = mpsc::Receiver<Outcome>;
+
+    fn submit(&self, item: usize) -> mpsc::Receiver<Outcome> {
+        self.request(&self.keys[item])
+    }
+
+    fn wait(&self, rx: &mpsc::Receiver<Outcome>, _item: usize) {
+        assert_eq!(rx.recv_timeout(PATIENCE), Ok(Outcome::Succeeded));
+    }
+
+    fn finish(&self, rx: mpsc::Receiver<Outcome>) -> Option<u64> {
+        // No second result: the worker sends once, then drops the sender.
+        assert_eq!(
+            rx.recv_timeout(PATIENCE),
+            Err(mpsc::RecvTimeoutError::Disconnected)
+        );
+        None
+    }
+
+    fn runs(&self) -> usize {
+        self.batches.load(Ordering::SeqCst)
+    }
+}
+
+/// Checks that the request IDs the results carried are all different (manager), or that
+/// there are none (baseline, whose channels are checked one by one).
+fn check_distinct(mut ids: Vec<u64>, requests: usize) {
+    if ids.is_empty() {
+        return;
+    }
+    assert_eq!(ids.len(), requests);
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), requests, "two results for one request");
+}
+
+// ----- workloads -----------------------------------------------------------------------------
+
+/// One stream: `picks` split into `threads` contiguous shares, each submitted back to back
+/// by its own thread; each submitter hands (request, submit instant) to its own waiter
+/// thread, which waits for the results in submission order (per handler, results come in
+/// that order) and stamps each as it arrives. Elapsed: first submit to last result.
+fn stream<C: Coalescer>(system: &C, picks: &[usize], threads: usize) -> (Duration, Vec<Duration>) {
+    let start_line = Barrier::new(threads);
+    let share = picks.len().div_ceil(threads);
+    let (firsts, waited): (Vec<Instant>, Vec<_>) = thread::scope(|s| {
+        let start_line = &start_line;
+        let lanes: Vec<_> = picks
+            .chunks(share)
+            .map(|share| {
+                let (tx, rx) = crossbeam_channel::unbounded::<(C::Pending, usize, Instant)>();
+                let waiter = s.spawn(move || {
+                    let mut latencies = Vec::with_capacity(share.len());
+                    let mut answered = Vec::with_capacity(share.len());
+                    let mut last = None;
+                    for (pending, item, submitted) in rx {
+                        system.wait(&pending, item);
+                        let done = Instant::now();
+                        latencies.push(done - submitted);
+                        last = Some(done);
+                        answered.push(pending);
+                    }
+                    // After the last stamp: `finish` may block (the baseline's check waits
+                    // for the worker to drop the sender), which is no part of the path.
+                    let ids: Vec<u64> = answered
+                        .into_iter()
+                        .filter_map(|p| system.finish(p))
+                        .collect();
+                    (latencies, ids, last.expect("a share is never empty"))
+                });
+                let submitter = s.spawn(move || {
+                    start_line.wait();
+                    let first = Instant::now();
+                    for &item in share {
+                        let submitted = Instant::now();
+                        let pending = system.submit(item);
+                        tx.send((pending, item, submitted)).expect("waiter alive");
+                    }
+                    first
+                });
+                (submitter, waiter)
+            })
+            .collect();
+        lanes
+            .into_iter()
+            .map(|(submitter, waiter)| (submitter.join().unwrap(), waiter.join().unwrap()))
+            .unzip()
+    });
+    let first = firsts.into_iter().min().expect("one thread at least");
+    let mut latencies = Vec::with_capacity(picks.len());
+    let mut ids = Vec::new();
+    let mut last = first;
+    for (l, i, done) in waited {
+        latencies.extend(l);
+        ids.extend(i);
+        last = last.max(done);
+    }
+    // Every request got exactly one result.
+    assert_eq!(latencies.len(), picks.len());
+    check_distinct(ids, picks.len());
+    (last - first, latencies)
+}
+
+/// The same requests one at a time from this thread: each submitted once the previous one
+/// has its result, so each latency is the path alone, with no queue ahead of it.
+fn one_at_a_time<C: Coalescer>(system: &C, picks: &[usize]) -> (Duration, Vec<Duration>) {
+    let mut latencies = Vec::with_capacity(picks.len());
+    let mut answered = Vec::with_capacity(picks.len());
+    let first = Instant::now();
+    for &item in picks {
+        let submitted = Instant::now();
+        let pending = system.submit(item);
+        system.wait(&pending, item);
+        latencies.push(submitted.elapsed());
+        answered.push(pending);
+    }
+    let elapsed = first.elapsed();
+    // Untimed, as in `stream`.
+    let ids = answered
+        .into_iter()
+        .filter_map(|p| system.finish(p))
+        .collect();
+    check_distinct(ids, picks.len());
+    (elapsed, latencies)
+}
+
+/// One gate cycle: a request for item 0 starts a run that the gate holds; `picks` arrive
+/// while it is held; the gate opens. Returns (submitting the N, from opening the gate to
+/// the last of the N results). Checks that exactly one more run served the N.
+fn gate_cycle<C: Coalescer>(system: &C, gate: &Gate, picks: &[usize]) -> (Duration, Duration) {
+    let before = system.runs();
+    let open = gate.arm();
+    let busy = system.submit(0);
+    gate.wait_entered();
+
+    let start = Instant::now();
+    let pending: Vec<(C::Pending, usize)> = picks
+        .iter()
+        .map(|&item| (system.submit(item), item))
+        .collect();
+    let submitted = Instant::now();
+    drop(open);
+    for (p, item) in &pending {
+        system.wait(p, *item);
+    }
+    let done = Instant::now();
+
+    system.wait(&busy, 0);
+    let mut ids: Vec<u64> = system.finish(busy).into_iter().collect();
+    ids.extend(pending.into_iter().filter_map(|(p, _)| system.finish(p)));
+    check_distinct(ids, picks.len() + 1);
+    assert_eq!(
+        system.runs(),
+        before + 2,
+        "the held run, then exactly one run for all that came while it was held"
+    );
+    (submitted - start, done - submitted)
+}
+
+// ----- reporting -----------------------------------------------------------------------------
+
+fn percentile(sorted: &[Duration], p: usize) -> Duration {
+    sorted[(sorted.len() * p / 100).min(sorted.len() - 1)]
+}
+
+fn micros(d: Duration) -> String {
+    format!("{:.1} µs", d.as_secs_f64() * 1e6)
+}
+
+fn print_latencies(name: &str, mut latencies: Vec<Duration>) {
+    if latencies.is_empty() {
+        return;
+    }
+    latencies.sort_unstable();
+    println!(
+        "{name}: latency submit→result over {} requests: p50 {}, p90 {}, p99 {}, max {}",
+        latencies.len(),
+        micros(percentile(&latencies, 50)),
+        micros(percentile(&latencies, 90)),
+        micros(percentile(&latencies, 99)),
+        micros(*latencies.last().unwrap()),
+    );
+}
+
+fn print_split(name: &str, mut splits: Vec<(Duration, Duration)>) {
+    if splits.is_empty() {
+        return;
+    }
+    let n = splits.len();
+    splits.sort_unstable_by_key(|s| s.0);
+    let submit = splits[n / 2].0;
+    splits.sort_unstable_by_key(|s| s.1);
+    let drain = splits[n / 2].1;
+    println!(
+        "{name}: over {n} cycles, median submit of the N {}, median gate-open→last result {}",
+        micros(submit),
+        micros(drain),
+    );
+}
+
+// ----- groups --------------------------------------------------------------------------------
+
+/// How the `noop` requests are sent.
+#[derive(Clone, Copy)]
+enum Shape {
+    /// An open stream from this many submitting threads ([`stream`]).
+    Stream(usize),
+    /// Each request after the previous result ([`one_at_a_time`]).
+    OneAtATime,
+}
+
+impl Shape {
+    fn label(self) -> String {
+        match self {
+            Shape::Stream(1) => "manager/noop/stream_1_thread".into(),
+            Shape::Stream(n) => format!("manager/noop/stream_{n}_threads"),
+            Shape::OneAtATime => "manager/noop/one_at_a_time".into(),
+        }
+    }
+
+    fn run<C: Coalescer>(self, system: &C, picks: &[usize]) -> (Duration, Vec<Duration>) {
+        match self {
+            Shape::Stream(threads) => stream(system, picks, threads),
+            Shape::OneAtATime => one_at_a_time(system, picks),
+        }
+    }
+}
+
+fn bench_noop<C: Coalescer>(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    shape: Shape,
+    name: &str,
+    system: &C,
+    picks: &[usize],
+) {
+    // Every request of every iteration, warm-up included: the percentiles' population.
+    let latencies = Mutex::new(Vec::new());
+    let runs_before = system.runs();
+    group.bench_function(name, |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let (elapsed, l) = shape.run(system, picks);
+                total += elapsed;
+                latencies.lock().unwrap().extend(l);
+            }
+            total
+        });
+    });
+    let latencies = latencies.into_inner().unwrap();
+    let label = format!("{}/{name}", shape.label());
+    let runs = system.runs() - runs_before;
+    println!(
+        "{label}: {runs} sessions or batches for {} requests",
+        latencies.len()
+    );
+    print_latencies(&label, latencies);
+}
+
+fn noop(c: &mut Criterion) {
+    let settings = Settings::from_env();
+    for shape in [Shape::Stream(1), Shape::Stream(2), Shape::OneAtATime] {
+        let picks = match shape {
+            Shape::OneAtATime => picks(0x9E37_79B9_7F4A_7C15, settings.stream / 4),
+            Shape::Stream(_) => picks(0x9E37_79B9_7F4A_7C15, settings.stream),
+        };
+        let mut group = settings.group(c, &shape.label());
+        group.throughput(Throughput::Elements(picks.len() as u64));
+        {
+            let (_gate, holds) = Gate::new();
+            let managed = Managed::new(holds);
+            bench_noop(&mut group, shape, "syncmgr", &managed, &picks);
+            managed.manager.check_consistency().unwrap();
+        }
+        {
+            let (_gate, holds) = Gate::new();
+            let baseline = HandRolled::new(holds);
+            bench_noop(&mut group, shape, "baseline_mutex_mpsc", &baseline, &picks);
+        }
+        group.finish();
+    }
+}
+
+fn bench_gate<C: Coalescer>(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    label: &str,
+    name: &str,
+    system: &C,
+    gate: &Gate,
+    picks: &[usize],
+) {
+    let splits = Mutex::new(Vec::new());
+    group.bench_function(name, |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let (submit, drain) = gate_cycle(system, gate, picks);
+                total += submit + drain;
+                splits.lock().unwrap().push((submit, drain));
+            }
+            total
+        });
+    });
+    print_split(&format!("{label}/{name}"), splits.into_inner().unwrap());
+}
+
+fn gate(c: &mut Criterion) {
+    let settings = Settings::from_env();
+    for &n in settings.gate_sizes {
+        let picks = picks(0xD1B5_4A32_D192_ED03, n);
+        let label = format!("manager/gate/{n}_while_busy");
+        let mut group = settings.group(c, &label);
+        group.throughput(Throughput::Elements(n as u64));
+        {
+            let (gate, holds) = Gate::new();
+            let managed = Managed::new(holds);
+            bench_gate(&mut group, &label, "syncmgr", &managed, &gate, &picks);
+            managed.manager.check_consistency().unwrap();
+        }
+        {
+            let (gate, holds) = Gate::new();
+            let baseline = HandRolled::new(holds);
+            bench_gate(
+                &mut group,
+                &label,
+                "baseline_mutex_mpsc",
+                &baseline,
+                &gate,
+                &picks,
+            );
+        }
+        group.finish();
+    }
+}
+
+criterion_group!(benches, noop, gate);
+criterion_main!(benches);

@@ -1,0 +1,243 @@
+//! Memory of the pending set (SPEC section 9, issue 5 item 2): a million single-item requests
+//! over 10,000 items hold exactly 10,000 pending entries; the bytes each pending entry and
+//! each open request cost, counted by a global allocator that wraps the system's.
+//!
+//! Knob: `SYNCMGR_MEMORY_FULL=1` makes the full 1,000,000 requests (some 350 MB and a few
+//! seconds in release); the default is 100,000, cheap enough for every `cargo test`. The
+//! figures print with `--nocapture` (`benches/README.md` records them):
+//!
+//! ```sh
+//! SYNCMGR_MEMORY_FULL=1 cargo test --release --test memory -- --nocapture
+//! ```
+//!
+//! Bytes are what the engine asked the allocator for (`Layout::size`), live at the moment of
+//! measurement: the allocator's own rounding and headers are not counted. This file holds one
+//! test, so no other test allocates while it measures.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+
+use syncmgr::engine::{Action, Engine, HandlerSpec, SessionEnd};
+use syncmgr::{HandlerId, ItemId, SyncControlFlags};
+
+/// The system allocator, counting the bytes live and the allocations made.
+struct Counting;
+
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: every method forwards to `System` with the caller's arguments unchanged, and only
+// adds to or subtracts from counters.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: the caller's contract for `alloc` is `System.alloc`'s.
+        let p = unsafe { System.alloc(layout) };
+        if !p.is_null() {
+            LIVE.fetch_add(layout.size(), Relaxed);
+            ALLOCATIONS.fetch_add(1, Relaxed);
+        }
+        p
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: as for `alloc`.
+        let p = unsafe { System.alloc_zeroed(layout) };
+        if !p.is_null() {
+            LIVE.fetch_add(layout.size(), Relaxed);
+            ALLOCATIONS.fetch_add(1, Relaxed);
+        }
+        p
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr` came from this allocator, that is from `System`, with `layout`.
+        unsafe { System.dealloc(ptr, layout) };
+        LIVE.fetch_sub(layout.size(), Relaxed);
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: as for `dealloc`, and `new_size` is the caller's to check.
+        let p = unsafe { System.realloc(ptr, layout, new_size) };
+        if !p.is_null() {
+            LIVE.fetch_add(new_size, Relaxed);
+            LIVE.fetch_sub(layout.size(), Relaxed);
+            ALLOCATIONS.fetch_add(1, Relaxed);
+        }
+        p
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+fn live() -> usize {
+    LIVE.load(Relaxed)
+}
+
+const ITEMS: usize = 10_000;
+
+fn requests() -> usize {
+    match std::env::var("SYNCMGR_MEMORY_FULL") {
+        Ok(v) if !v.is_empty() && v != "0" => 1_000_000,
+        _ => 100_000,
+    }
+}
+
+/// xorshift64, as in the benches: deterministic, no dependency.
+struct XorShift(u64);
+
+impl XorShift {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+/// `n` distinct ASCII IDs of 8–40 bytes (the benches' generator).
+fn item_ids(rng: &mut XorShift, n: usize) -> Vec<ItemId> {
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_";
+    let mut seen = HashSet::with_capacity(n);
+    let mut ids = Vec::with_capacity(n);
+    while ids.len() < n {
+        let len = 8 + rng.below(33);
+        let text: String = (0..len)
+            .map(|_| char::from(ALPHABET[rng.below(ALPHABET.len())]))
+            .collect();
+        if seen.insert(text.clone()) {
+            ids.push(ItemId::new(text).unwrap());
+        }
+    }
+    ids
+}
+
+/// An engine whose handler owns `items` plus `held`, with a session running on `held`: every
+/// later request for `items` waits in the pending set.
+fn busy_engine(handler: &HandlerId, items: &[ItemId], held: &ItemId) -> Engine {
+    let mut engine = Engine::default();
+    let spec = HandlerSpec::new(handler.clone()).items(items.iter().chain([held]).cloned());
+    engine.register_handler(spec).unwrap();
+    let _ = engine
+        .start_item_sync(handler, std::slice::from_ref(held), SyncControlFlags::NONE)
+        .unwrap();
+    assert!(matches!(
+        engine.drain_actions().collect::<Vec<_>>()[..],
+        [Action::StartSession { .. }]
+    ));
+    engine
+}
+
+/// Ends the engine's only running session and returns the actions that follows from it.
+fn finish_session(engine: &mut Engine) -> Vec<Action> {
+    let [session] = engine.sessions()[..] else {
+        panic!("one session runs");
+    };
+    let _ = engine
+        .session_finished(session, SessionEnd::Returned)
+        .unwrap();
+    engine.drain_actions().collect()
+}
+
+#[test]
+fn requests_over_10k_items_hold_10k_pending_entries() {
+    let n = requests();
+    let handler = HandlerId::new("memory").unwrap();
+    let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
+    let items = item_ids(&mut rng, ITEMS);
+    let held = ItemId::new("held-by-the-running-session").unwrap();
+    // Every item once, in a shuffled order (so that all 10,000 are pending), then uniform
+    // picks: the later requests all merge.
+    let mut refs: Vec<usize> = (0..ITEMS).collect();
+    for i in (1..ITEMS).rev() {
+        refs.swap(i, rng.below(i + 1));
+    }
+    refs.extend((ITEMS..n).map(|_| rng.below(ITEMS)));
+
+    // What one pending entry costs: one request naming all 10,000 items, so the request's own
+    // record is shared by all of them (its per-item part, one index and one outcome slot,
+    // remains in the figure).
+    let per_entry = {
+        let mut engine = busy_engine(&handler, &items, &held);
+        let before = live();
+        let accepted = engine
+            .start_item_sync(&handler, &items, SyncControlFlags::NONE)
+            .unwrap();
+        assert_eq!(accepted.queued_new(), ITEMS);
+        drop(accepted);
+        let bytes = live() - before;
+        assert_eq!(engine.pending_items(&handler).len(), ITEMS);
+        bytes as f64 / ITEMS as f64
+    };
+
+    // The claim: `n` single-item requests over the 10,000 items.
+    let mut engine = busy_engine(&handler, &items, &held);
+    let base = live();
+    let allocations = ALLOCATIONS.load(Relaxed);
+    let mut queued = 0;
+    let mut at_first_pass = 0;
+    for (count, &i) in refs.iter().enumerate() {
+        let accepted = engine
+            .start_item_sync(&handler, &items[i..=i], SyncControlFlags::NONE)
+            .unwrap();
+        queued += accepted.queued_new();
+        if count + 1 == ITEMS {
+            at_first_pass = live();
+        }
+    }
+    let total = live() - base;
+    let allocations = ALLOCATIONS.load(Relaxed) - allocations;
+    assert_eq!(queued, ITEMS, "only first sightings add an entry");
+    assert_eq!(engine.pending_items(&handler).len(), ITEMS);
+    assert_eq!(
+        engine.open_requests().len(),
+        n + 1,
+        "the held session's request too"
+    );
+    assert_eq!(engine.pending_actions().count(), 0);
+    engine.check_consistency().unwrap();
+    let first_pass = (at_first_pass - base) as f64 / ITEMS as f64;
+    let per_request = (live() - at_first_pass) as f64 / (n - ITEMS) as f64;
+
+    // Both sessions end: every request gets its result and nothing stays pending or open.
+    let after_first = finish_session(&mut engine);
+    assert!(matches!(
+        after_first[..],
+        [Action::Deliver(_), Action::StartSession { ref items, .. }] if items.len() == ITEMS
+    ));
+    let results = finish_session(&mut engine);
+    assert_eq!(results.len(), n);
+    drop((after_first, results));
+    assert!(engine.is_idle());
+    let retained = live() - base;
+
+    println!("{n} single-item requests over {ITEMS} items: {ITEMS} pending entries");
+    println!("  per pending entry (one 10,000-item request): {per_entry:.1} bytes");
+    println!("  per first request of an item (entry + request): {first_pass:.1} bytes");
+    println!("  per further open request (merged into an entry): {per_request:.1} bytes");
+    println!(
+        "  engine total: {:.1} MB, {:.1} bytes per request, {:.0} bytes per pending entry, \
+         {:.2} allocations per request",
+        total as f64 / 1e6,
+        total as f64 / n as f64,
+        total as f64 / ITEMS as f64,
+        allocations as f64 / n as f64,
+    );
+    println!(
+        "  kept after every result was delivered: {:.1} MB (capacity of emptied tables)",
+        retained as f64 / 1e6
+    );
+
+    // Tripwires, not targets: a pending entry or an open request that grew past these has
+    // changed representation, and `benches/README.md` should say why.
+    assert!(per_entry < 128.0, "{per_entry:.1} bytes per pending entry");
+    assert!(
+        per_request < 512.0,
+        "{per_request:.1} bytes per open request"
+    );
+}
