@@ -150,7 +150,10 @@ impl Engine {
                     last: si.last,
                     terminal: si.terminal,
                     cancel_requested: si.cancel,
-                    waiting: si.waiters.iter().map(|w| w.request).collect(),
+                    waiting: super::waiters_of(&si.list, &self.requests)
+                        .into_iter()
+                        .map(|w| w.request)
+                        .collect(),
                 })
                 .collect(),
         })
@@ -269,13 +272,16 @@ impl Engine {
                         h.id, slot.id
                     ));
                 }
-                if e.waiters.is_empty() {
-                    return fail(format!("{}: {} pending with no waiter", h.id, slot.id));
+                if slot.waiting.is_empty() || !e.list.is_empty() {
+                    return fail(format!(
+                        "{}: {} pending with no waiter, or with its list in the entry",
+                        h.id, slot.id
+                    ));
                 }
                 if slot.running.is_none() {
                     startable += 1;
                 }
-                for w in &e.waiters {
+                for w in self.check_list(&slot.waiting, *key, e.item, &mut places)? {
                     if self
                         .requests
                         .get(&w.request)
@@ -286,7 +292,6 @@ impl Engine {
                             h.id, w.request
                         ));
                     }
-                    self.check_waiter(*w, *key, e.item, &mut places)?;
                 }
             }
             if seen.len() != h.pending.len() {
@@ -313,13 +318,13 @@ impl Engine {
                 let mut seen = HashSet::new();
                 for (_, e) in keyed.queue.iter() {
                     let slot = h.slot(e.item);
-                    if !seen.insert(e.item) || e.waiters.is_empty() || !slot.live_and_enabled() {
+                    if !seen.insert(e.item) || e.list.is_empty() || !slot.live_and_enabled() {
                         return fail(format!(
                             "{}: keyed entry of {} is a duplicate, empty, disabled or removed",
                             h.id, slot.id
                         ));
                     }
-                    for w in &e.waiters {
+                    for w in self.check_list(&e.list, *key, e.item, &mut places)? {
                         if self
                             .requests
                             .get(&w.request)
@@ -330,11 +335,13 @@ impl Engine {
                                 h.id, w.request
                             ));
                         }
-                        self.check_waiter(*w, *key, e.item, &mut places)?;
                     }
                 }
             }
             for slot in &h.items {
+                if slot.pending == super::state::NOT_PENDING && !slot.waiting.is_empty() {
+                    return fail(format!("{}: {} has waiters but no entry", h.id, slot.id));
+                }
                 if slot.pending != super::state::NOT_PENDING
                     && h.pending.get(slot.pending).is_none()
                 {
@@ -370,9 +377,7 @@ impl Engine {
                         h.slot(si.item).id
                     ));
                 }
-                for w in &si.waiters {
-                    self.check_waiter(*w, s.handler_key, si.item, &mut places)?;
-                }
+                self.check_list(&si.list, s.handler_key, si.item, &mut places)?;
             }
         }
         for (rid, r) in &self.requests {
@@ -399,6 +404,37 @@ impl Engine {
             ));
         }
         Ok(())
+    }
+
+    /// Walks a wait list, checking each waiter and that the list's ends and length match
+    /// the walk. Returns the waiters, oldest first.
+    fn check_list(
+        &self,
+        list: &super::queue::WaitList,
+        key: u64,
+        item: super::queue::ItemIdx,
+        places: &mut HashSet<(RequestId, u32)>,
+    ) -> Result<Vec<super::queue::Waiter>, String> {
+        let walk = super::waiters_of(list, &self.requests);
+        let (oldest, newest) = (walk.first().copied(), walk.last().copied());
+        let none = super::queue::Waiter::NONE;
+        if walk.len() != list.len as usize
+            || newest.unwrap_or(none) != list.tail
+            || oldest.unwrap_or(none) != list.head
+        {
+            return Err(format!(
+                "a wait list of {} says {} waiters, head {:?}, tail {:?}; the walk finds {}",
+                item,
+                list.len,
+                list.head,
+                list.tail,
+                walk.len()
+            ));
+        }
+        for w in &walk {
+            self.check_waiter(*w, key, item, places)?;
+        }
+        Ok(walk)
     }
 
     fn check_waiter(

@@ -98,7 +98,7 @@ pub use self::io::{
     SessionEnd, SessionEnded, StateChange, Stopped, Withdrawn,
 };
 pub use self::queue::MergeKey;
-use self::queue::{ItemIdx, KeyedQueue, PendingQueue, Waiter, Waiters};
+use self::queue::{ItemIdx, KeyedQueue, PendingQueue, WaitList, Waiter};
 use self::state::{Handler, ItemSlot, NOT_PENDING, Request, RequestItem, Session, SessionItem};
 use crate::error::{Denied, Error, TextKind, check_text};
 use crate::flags::{
@@ -632,90 +632,80 @@ impl Engine {
             errors: 0,
             conflicts: 0,
             disconnected: false,
-            sessions: SmallVec::new(),
         };
         let mut dispositions = SmallVec::with_capacity(items.len());
         let h = self.handlers.get_mut(&key).ok_or(Error::ShutDown)?;
-        if !h.connected {
-            req.disconnected = true;
-            let mut seen = HashSet::with_capacity(items.len());
-            for &idx in items.iter().filter(|&&i| seen.insert(i)) {
+        let join = flags.contains(SyncControlFlags::IGNORE_IF_ALREADY_SYNCING);
+        // Disconnected: every item settles at once, and the status says so even with none.
+        req.disconnected = !h.connected;
+        for &idx in &items {
+            let slot = &mut h.items[idx as usize];
+            // A repeat within this request: counted once.
+            if slot.last_request == request.0 {
+                continue;
+            }
+            slot.last_request = request.0;
+            let me = Waiter {
+                request,
+                pos: req.items.len() as u32,
+            };
+            if req.disconnected {
                 req.items.push(RequestItem {
                     item: idx,
                     outcome: Some(Outcome::Disconnected),
+                    prev: Waiter::NONE,
                 });
                 dispositions.push(Disposition::Settled(Outcome::Disconnected));
+                continue;
             }
-        } else {
-            let join = flags.contains(SyncControlFlags::IGNORE_IF_ALREADY_SYNCING);
-            for &idx in &items {
-                let waiter = Waiter {
-                    request,
-                    pos: req.items.len() as u32,
+            let running = match slot.running {
+                Some((s, pos)) if join => self
+                    .sessions
+                    .get_mut(&s)
+                    .filter(|session| session.joinable(pos as usize))
+                    .map(|session| (s, session, pos)),
+                _ => None,
+            };
+            let (disposition, prev) = if let Some((s, session, pos)) = running {
+                let prev = session.items[pos as usize].list.push(me);
+                (Disposition::Joined(s), prev)
+            } else if !merge.is_default() {
+                let at = match h.keyed.iter().position(|k| k.key == merge) {
+                    Some(at) => at,
+                    None => {
+                        h.keyed.push(KeyedQueue {
+                            key: merge.clone(),
+                            queue: PendingQueue::default(),
+                        });
+                        h.keyed.len() - 1
+                    }
                 };
-                let slot = &mut h.items[idx as usize];
-                let running = match slot.running {
-                    Some((s, pos)) if join => self
-                        .sessions
-                        .get_mut(&s)
-                        .filter(|session| session.joinable(pos as usize))
-                        .map(|session| (s, session, pos)),
-                    _ => None,
-                };
-                let disposition = if let Some((s, session, pos)) = running {
-                    let sitem = &mut session.items[pos as usize];
-                    if is_last(&sitem.waiters, request) {
-                        continue;
+                let keyed = &mut h.keyed[at];
+                match keyed.find(idx).and_then(|e| keyed.queue.get_mut(e)) {
+                    Some(entry) => (Disposition::Merged, entry.list.push(me)),
+                    None => {
+                        let mut list = WaitList::default();
+                        let prev = list.push(me);
+                        let _ = keyed.queue.push(idx, list);
+                        (Disposition::Queued, prev)
                     }
-                    sitem.waiters.push(waiter);
-                    if !req.sessions.contains(&s) {
-                        req.sessions.push(s);
-                        session.served.push(request);
-                    }
-                    Disposition::Joined(s)
-                } else if !merge.is_default() {
-                    let at = match h.keyed.iter().position(|k| k.key == merge) {
-                        Some(at) => at,
-                        None => {
-                            h.keyed.push(KeyedQueue {
-                                key: merge.clone(),
-                                queue: PendingQueue::default(),
-                            });
-                            h.keyed.len() - 1
-                        }
-                    };
-                    let keyed = &mut h.keyed[at];
-                    match keyed.find(idx).and_then(|e| keyed.queue.get_mut(e)) {
-                        Some(entry) if is_last(&entry.waiters, request) => continue,
-                        Some(entry) => {
-                            entry.waiters.push(waiter);
-                            Disposition::Merged
-                        }
-                        None => {
-                            let _ = keyed.queue.push(idx, waiter);
-                            Disposition::Queued
-                        }
-                    }
-                } else if let Some(entry) = h.pending.get_mut(slot.pending) {
-                    if is_last(&entry.waiters, request) {
-                        continue;
-                    }
-                    entry.waiters.push(waiter);
-                    Disposition::Merged
-                } else {
-                    slot.pending = h.pending.push(idx, waiter);
-                    if slot.running.is_none() {
-                        h.startable += 1;
-                    }
-                    Disposition::Queued
-                };
-                req.items.push(RequestItem {
-                    item: idx,
-                    outcome: None,
-                });
-                req.remaining += 1;
-                dispositions.push(disposition);
-            }
+                }
+            } else if slot.pending != NOT_PENDING {
+                (Disposition::Merged, slot.waiting.push(me))
+            } else {
+                slot.pending = h.pending.push(idx, WaitList::default());
+                if slot.running.is_none() {
+                    h.startable += 1;
+                }
+                (Disposition::Queued, slot.waiting.push(me))
+            };
+            req.items.push(RequestItem {
+                item: idx,
+                outcome: None,
+                prev,
+            });
+            req.remaining += 1;
+            dispositions.push(disposition);
         }
         let requested = named.map_or(items.len(), <[ItemId]>::len);
         let duplicates = requested - req.items.len();
@@ -747,40 +737,42 @@ impl Engine {
             return Ok(Withdrawn::AlreadyComplete);
         };
         let (key, merge) = (req.handler_key, req.key.clone());
-        let open: Vec<(usize, ItemIdx)> = req
+        let open: Vec<(u32, ItemIdx)> = req
             .items
             .iter()
             .enumerate()
             .filter(|(_, ri)| ri.outcome.is_none())
-            .map(|(pos, ri)| (pos, ri.item))
+            .map(|(pos, ri)| (pos as u32, ri.item))
             .collect();
         let mut settled = Vec::with_capacity(open.len());
         if let Some(h) = self.handlers.get_mut(&key) {
             for (pos, idx) in open {
+                let me = Waiter { request, pos };
                 let mut outcome = Outcome::Canceled;
                 let was_pending = if merge.is_default() {
-                    withdraw_default(h, idx, request)
+                    withdraw_default(h, idx, me, &mut self.requests)
                 } else {
-                    withdraw_keyed(h, &merge, idx, request)
+                    withdraw_keyed(h, &merge, idx, me, &mut self.requests)
                 };
-                let slot = &h.items[idx as usize];
-                if was_pending {
-                } else if let Some((s, spos)) = slot.running
+                if !was_pending
+                    && let Some((s, spos)) = h.items[idx as usize].running
                     && let Some(session) = self.sessions.get_mut(&s)
                 {
+                    let cancel_all = session.cancel_all;
                     let sitem = &mut session.items[spos as usize];
-                    if remove_waiter(&mut sitem.waiters, request) {
+                    if unlink(&mut sitem.list, me, &mut self.requests) {
                         outcome = sitem.terminal.unwrap_or(Outcome::Canceled);
-                        if sitem.waiters.is_empty()
+                        // Nobody else wants it: ask the session to stop it.
+                        if sitem.list.is_empty()
                             && sitem.terminal.is_none()
                             && !sitem.cancel
-                            && !session.cancel_all
+                            && !cancel_all
                         {
                             sitem.cancel = true;
                             self.actions.push_back(Action::Cancel {
                                 session: s,
                                 request: CancelRequest::CancelItem,
-                                item: Some(slot.id.clone()),
+                                item: Some(h.items[idx as usize].id.clone()),
                             });
                         }
                     }
@@ -790,14 +782,9 @@ impl Engine {
         }
         if let Some(req) = self.requests.get_mut(&request) {
             for (pos, outcome) in settled {
-                req.items[pos].outcome = Some(outcome);
+                req.items[pos as usize].outcome = Some(outcome);
             }
             req.remaining = 0;
-            for s in req.sessions.clone() {
-                if let Some(session) = self.sessions.get_mut(&s) {
-                    session.served.retain(|r| *r != request);
-                }
-            }
         }
         self.complete(request);
         Ok(Withdrawn::Withdrawn)
@@ -1107,15 +1094,23 @@ impl Engine {
     fn event_targets(&self, id: SessionId, item: Option<&ItemId>) -> Result<Vec<RequestId>, Error> {
         let session = self.session(id)?;
         let Some(item) = item else {
-            return Ok(session.served.clone());
+            // Every request the session serves, once.
+            let mut all: Vec<RequestId> = session
+                .items
+                .iter()
+                .flat_map(|si| waiters_of(&si.list, &self.requests))
+                .map(|w| w.request)
+                .collect();
+            all.sort_unstable();
+            all.dedup();
+            return Ok(all);
         };
         let h = &self.handlers[&session.handler_key];
         // An item the session holds counts even if an update removed it meanwhile; any other
         // item must still belong to the handler.
         match self.position(id, item) {
-            Ok(pos) => Ok(session.items[pos]
-                .waiters
-                .iter()
+            Ok(pos) => Ok(waiters_of(&session.items[pos].list, &self.requests)
+                .into_iter()
                 .map(|w| w.request)
                 .collect()),
             Err(_) if h.find(item).is_none() => Err(unknown_item(&h.id, item)),
@@ -1154,10 +1149,14 @@ impl Engine {
                 continue;
             }
             out.items.push(slot.id.clone());
+            let list = if session.key.is_default() {
+                &slot.waiting
+            } else {
+                &entry.list
+            };
             out.requests.extend(
-                entry
-                    .waiters
-                    .iter()
+                waiters_of(list, &self.requests)
+                    .into_iter()
                     .map(|w| w.request)
                     .filter(|r| seen.insert(*r)),
             );
@@ -1186,14 +1185,14 @@ impl Engine {
             Some(_) => return Err(Error::ItemNotPending(item.clone())),
             None => {}
         }
-        let entry = if session.key.is_default() {
-            let entry = h
+        let list = if session.key.is_default() {
+            let _ = h
                 .pending
                 .remove(slot.pending)
                 .ok_or_else(|| Error::ItemNotPending(item.clone()))?;
             slot.pending = NOT_PENDING;
             h.startable -= 1;
-            entry
+            slot.waiting.take()
         } else {
             let at = h
                 .keyed
@@ -1212,12 +1211,11 @@ impl Engine {
             if slot.pending != NOT_PENDING {
                 h.startable -= 1;
             }
-            entry
+            entry.list
         };
         slot.running = Some((id, session.items.len() as u32));
-        let served = entry.waiters.len();
-        link(&mut self.requests, id, session, &entry.waiters);
-        session.items.push(SessionItem::new(idx, entry.waiters));
+        let served = list.len as usize;
+        session.items.push(SessionItem::new(idx, list));
         Ok(served)
     }
 
@@ -1272,7 +1270,9 @@ impl Engine {
         apply_spec(h, &spec);
         let idx = h.index[item];
         h.slot_mut(idx).running = Some((id, session.items.len() as u32));
-        session.items.push(SessionItem::new(idx, Waiters::new()));
+        session
+            .items
+            .push(SessionItem::new(idx, WaitList::default()));
         Ok(())
     }
 
@@ -1302,7 +1302,8 @@ impl Engine {
                     h.startable += 1;
                 }
                 outcomes.push((slot.id.clone(), outcome));
-                settled.push((si.waiters, outcome));
+                // Walk every list before settling any: settling may complete a request.
+                settled.push((waiters_of(&si.list, &self.requests), outcome));
             }
             h.running.retain(|s| *s != id);
         }
@@ -1358,12 +1359,10 @@ impl Engine {
             .iter()
             .enumerate()
             .filter(|(_, k)| h.startable_in(&k.queue))
-            .min_by_key(|(_, k)| k.queue.oldest_request())
-            .map(|(at, k)| (at, k.queue.oldest_request()));
+            .map(|(at, k)| (at, Handler::oldest_in(&k.queue)))
+            .min_by_key(|&(_, oldest)| oldest);
         let keyed = match keyed {
-            Some((at, oldest)) if h.startable == 0 || oldest < h.pending.oldest_request() => {
-                Some(at)
-            }
+            Some((at, oldest)) if h.startable == 0 || oldest < h.oldest_default() => Some(at),
             _ => None,
         };
         let (merge, taken) = match keyed {
@@ -1410,7 +1409,6 @@ impl Engine {
             manual: false,
             cancel_all: false,
             items: Vec::with_capacity(taken.len()),
-            served: Vec::new(),
             proposed: Vec::new(),
         };
         let mut ids = Vec::with_capacity(taken.len());
@@ -1418,10 +1416,13 @@ impl Engine {
             let slot = &mut h.items[entry.item as usize];
             slot.running = Some((id, session.items.len() as u32));
             ids.push(slot.id.clone());
-            link(&mut self.requests, id, &mut session, &entry.waiters);
-            session
-                .items
-                .push(SessionItem::new(entry.item, entry.waiters));
+            // The wait list moves whole: O(1), whoever waits on it.
+            let list = if merge.is_default() {
+                slot.waiting.take()
+            } else {
+                entry.list
+            };
+            session.items.push(SessionItem::new(entry.item, list));
         }
         self.actions.push_back(Action::StartSession {
             session: id,
@@ -1455,25 +1456,30 @@ impl Engine {
         let Some(h) = self.handlers.get_mut(&key) else {
             return 0;
         };
-        let mut settled = Vec::new();
+        let mut lists = Vec::new();
         for keyed in &mut h.keyed {
             let gone = keyed
                 .queue
                 .retain_or_take(|e, _| items.binary_search(&e.item).is_err());
-            settled.extend(gone.into_iter().map(|e| e.waiters));
+            lists.extend(gone.into_iter().map(|e| e.list));
         }
         h.keyed.retain(|k| !k.queue.is_empty());
         for &idx in items {
             let slot = &mut h.items[idx as usize];
-            if let Some(entry) = h.pending.remove(slot.pending) {
+            if h.pending.remove(slot.pending).is_some() {
                 slot.pending = NOT_PENDING;
                 if slot.running.is_none() {
                     h.startable -= 1;
                 }
-                settled.push(entry.waiters);
+                lists.push(slot.waiting.take());
             }
         }
-        let count = settled.len();
+        let count = lists.len();
+        // Walk every list before settling any: settling may complete a request.
+        let settled: Vec<Vec<Waiter>> = lists
+            .iter()
+            .map(|list| waiters_of(list, &self.requests))
+            .collect();
         for waiters in settled {
             self.settle(&waiters, Outcome::Canceled);
         }
@@ -1489,6 +1495,7 @@ impl Engine {
             let ri = &mut req.items[w.pos as usize];
             if ri.outcome.is_none() {
                 ri.outcome = Some(outcome);
+                ri.prev = Waiter::NONE;
                 req.remaining -= 1;
                 if req.remaining == 0 {
                     self.complete(w.request);
@@ -1672,17 +1679,19 @@ fn apply_spec(h: &mut Handler, spec: &ItemSpec) {
     }
 }
 
-/// Takes `request` off the item's default-key entry; an entry nobody waits on any more goes.
+/// Takes `me` off the item's default-key wait list; an entry nobody waits on any more goes.
 /// Says whether the request was waiting there.
-fn withdraw_default(h: &mut Handler, idx: ItemIdx, request: RequestId) -> bool {
+fn withdraw_default(
+    h: &mut Handler,
+    idx: ItemIdx,
+    me: Waiter,
+    requests: &mut IdMap<RequestId, Request>,
+) -> bool {
     let slot = &mut h.items[idx as usize];
-    let Some(entry) = h.pending.get_mut(slot.pending) else {
-        return false;
-    };
-    if !remove_waiter(&mut entry.waiters, request) {
+    if slot.pending == NOT_PENDING || !unlink(&mut slot.waiting, me, requests) {
         return false;
     }
-    if entry.waiters.is_empty() {
+    if slot.waiting.is_empty() {
         let _ = h.pending.remove(slot.pending);
         slot.pending = NOT_PENDING;
         if slot.running.is_none() {
@@ -1693,7 +1702,13 @@ fn withdraw_default(h: &mut Handler, idx: ItemIdx, request: RequestId) -> bool {
 }
 
 /// [`withdraw_default`] for a request of another merge key; a key's queue goes when empty.
-fn withdraw_keyed(h: &mut Handler, merge: &MergeKey, idx: ItemIdx, request: RequestId) -> bool {
+fn withdraw_keyed(
+    h: &mut Handler,
+    merge: &MergeKey,
+    idx: ItemIdx,
+    me: Waiter,
+    requests: &mut IdMap<RequestId, Request>,
+) -> bool {
     let Some(k) = h.keyed.iter().position(|q| q.key == *merge) else {
         return false;
     };
@@ -1704,10 +1719,10 @@ fn withdraw_keyed(h: &mut Handler, merge: &MergeKey, idx: ItemIdx, request: Requ
     let Some(entry) = keyed.queue.get_mut(at) else {
         return false;
     };
-    if !remove_waiter(&mut entry.waiters, request) {
+    if !unlink(&mut entry.list, me, requests) {
         return false;
     }
-    if entry.waiters.is_empty() {
+    if entry.list.is_empty() {
         let _ = keyed.queue.remove(at);
         if keyed.queue.is_empty() {
             h.keyed.remove(k);
@@ -1716,37 +1731,72 @@ fn withdraw_keyed(h: &mut Handler, merge: &MergeKey, idx: ItemIdx, request: Requ
     true
 }
 
-/// Whether `request` is the last waiter: a repeat of an item within one request, since a
-/// request's items are placed one after another.
-fn is_last(waiters: &Waiters, request: RequestId) -> bool {
-    waiters.last().is_some_and(|w| w.request == request)
+/// The link from a waiter to the one before it.
+fn prev_of(requests: &IdMap<RequestId, Request>, w: Waiter) -> Option<Waiter> {
+    requests
+        .get(&w.request)
+        .and_then(|r| r.items.get(w.pos as usize))
+        .map(|ri| ri.prev)
 }
 
-fn remove_waiter(waiters: &mut Waiters, request: RequestId) -> bool {
-    match waiters.iter().position(|w| w.request == request) {
-        Some(at) => {
-            waiters.remove(at);
-            true
+/// Every waiter of a list, oldest first (the order results then come out in), following the
+/// links through the requests.
+fn waiters_of(list: &WaitList, requests: &IdMap<RequestId, Request>) -> Vec<Waiter> {
+    let mut out = Vec::with_capacity(list.len as usize);
+    let mut at = list.tail;
+    while !at.is_none() {
+        out.push(at);
+        match prev_of(requests, at) {
+            Some(prev) => at = prev,
+            None => {
+                // A waiter in a list always has its open request (ARCHITECTURE); stop
+                // rather than loop if that ever breaks.
+                debug_assert!(false, "a wait list links to a request that is gone");
+                break;
+            }
         }
-        None => false,
     }
+    out.reverse();
+    out
 }
 
-/// Records that `session` serves the requests of `waiters`.
-fn link(
-    requests: &mut IdMap<RequestId, Request>,
-    id: SessionId,
-    session: &mut Session,
-    waiters: &[Waiter],
-) {
-    for w in waiters {
-        if let Some(req) = requests.get_mut(&w.request)
-            && !req.sessions.contains(&id)
-        {
-            req.sessions.push(id);
-            session.served.push(w.request);
+/// Takes `target` out of `list`, mending the link of the waiter after it. Walks from the
+/// tail: O(list length), paid only by a withdrawal. Says whether `target` was there.
+fn unlink(list: &mut WaitList, target: Waiter, requests: &mut IdMap<RequestId, Request>) -> bool {
+    let Some(before) = prev_of(requests, target) else {
+        return false;
+    };
+    let mut after = Waiter::NONE;
+    let mut at = list.tail;
+    while at != target {
+        if at.is_none() {
+            return false;
+        }
+        after = at;
+        match prev_of(requests, at) {
+            Some(prev) => at = prev,
+            None => return false,
         }
     }
+    if after.is_none() {
+        list.tail = before;
+    } else if let Some(ri) = requests
+        .get_mut(&after.request)
+        .and_then(|r| r.items.get_mut(after.pos as usize))
+    {
+        ri.prev = before;
+    }
+    if list.head == target {
+        list.head = after;
+    }
+    list.len -= 1;
+    if let Some(ri) = requests
+        .get_mut(&target.request)
+        .and_then(|r| r.items.get_mut(target.pos as usize))
+    {
+        ri.prev = Waiter::NONE;
+    }
+    true
 }
 
 #[cfg(test)]

@@ -1,13 +1,17 @@
-//! A handler's pending set: items waiting for a session, in first-requested order, each with
-//! the requests that wait for it.
+//! A handler's pending set (items waiting for a session, in first-requested order) and the
+//! wait lists that say which requests wait for an item.
 //!
 //! Entries live in a `Vec` in arrival order. Removing one from the middle (a stop, a cancel)
 //! leaves a tombstone, so every operation on one entry is O(1) given its index, which the
 //! handler's item slot keeps. Tombstones are dropped when a session takes the queue.
+//!
+//! A [`WaitList`] is threaded through the requests themselves: each `RequestItem` holds a link
+//! to the waiter before it, and the list keeps only its two ends and its length. Merging a
+//! request into a pending item therefore writes the new request and the list's header, and
+//! nothing else: no per-item vector grows, no other request is touched. Walking a list (to
+//! settle it, or to take one request out) follows the links through the request map.
 
 use std::sync::Arc;
-
-use smallvec::SmallVec;
 
 use super::RequestId;
 
@@ -15,21 +19,75 @@ use super::RequestId;
 pub(crate) type ItemIdx = u32;
 
 /// A request waiting for one item: which request, and where the item sits in its item list.
+/// `Waiter::NONE` (request 0, never issued) ends a list.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Waiter {
     pub request: RequestId,
     pub pos: u32,
 }
 
-/// The requests waiting for one item. Most items are wanted by one request at a time.
-pub(crate) type Waiters = SmallVec<[Waiter; 1]>;
+impl Waiter {
+    pub const NONE: Waiter = Waiter {
+        request: RequestId(0),
+        pos: 0,
+    };
+
+    pub fn is_none(self) -> bool {
+        self.request.0 == 0
+    }
+}
+
+/// The requests waiting for one item in one place (a pending entry or a session item).
+/// Requests join at the tail, so from `head` to `tail` they are in increasing request order;
+/// the links run backwards, from each waiter to the one before it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct WaitList {
+    /// The oldest waiter.
+    pub head: Waiter,
+    /// The newest waiter.
+    pub tail: Waiter,
+    pub len: u32,
+}
+
+impl Default for WaitList {
+    fn default() -> Self {
+        WaitList {
+            head: Waiter::NONE,
+            tail: Waiter::NONE,
+            len: 0,
+        }
+    }
+}
+
+impl WaitList {
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Puts `waiter` at the tail and returns the link its `RequestItem::prev` must hold.
+    pub fn push(&mut self, waiter: Waiter) -> Waiter {
+        let prev = self.tail;
+        if self.len == 0 {
+            self.head = waiter;
+        }
+        self.tail = waiter;
+        self.len += 1;
+        prev
+    }
+
+    /// Empties the list, returning what it held.
+    pub fn take(&mut self) -> WaitList {
+        std::mem::take(self)
+    }
+}
 
 #[derive(Debug)]
 pub(crate) struct Entry {
     pub item: ItemIdx,
-    /// Never empty, and in increasing request order (a request places all its items before
-    /// the next request is accepted), so the first waiter is the oldest.
-    pub waiters: Waiters,
+    /// Who waits for the item under a non-default merge key. Default-key entries keep their
+    /// list in the item slot instead (`ItemSlot::waiting`), so that merging touches only the
+    /// slot it has already looked up; for them this stays empty.
+    pub list: WaitList,
 }
 
 #[derive(Debug, Default)]
@@ -49,20 +107,9 @@ impl PendingQueue {
         self.live == 0
     }
 
-    /// The oldest request still waiting on any entry. It orders handlers that compete for a
-    /// global session slot, so it is computed only then: O(entries).
-    pub fn oldest_request(&self) -> Option<RequestId> {
-        self.iter()
-            .filter_map(|(_, e)| e.waiters.first())
-            .map(|w| w.request)
-            .min()
-    }
-
     /// Appends a new entry and returns its index.
-    pub fn push(&mut self, item: ItemIdx, first: Waiter) -> u32 {
-        let mut waiters = Waiters::new();
-        waiters.push(first);
-        self.entries.push(Some(Entry { item, waiters }));
+    pub fn push(&mut self, item: ItemIdx, list: WaitList) -> u32 {
+        self.entries.push(Some(Entry { item, list }));
         self.live += 1;
         (self.entries.len() - 1) as u32
     }
@@ -181,17 +228,11 @@ mod tests {
     #[test]
     fn tombstones_keep_indices_and_order() {
         let mut q = PendingQueue::default();
-        let a = q.push(10, w(1));
-        let b = q.push(11, w(3));
-        let c = q.push(12, w(2));
+        let a = q.push(10, WaitList::default());
+        let b = q.push(11, WaitList::default());
+        let c = q.push(12, WaitList::default());
         assert_eq!(q.len(), 3);
-        assert_eq!(q.oldest_request(), Some(RequestId(1)));
         assert_eq!(q.remove(a).map(|e| e.item), Some(10));
-        assert_eq!(
-            q.oldest_request(),
-            Some(RequestId(2)),
-            "the oldest waiter, not the oldest entry"
-        );
         assert!(q.remove(a).is_none(), "a tombstone cannot be removed twice");
         assert_eq!(q.get(c).map(|e| e.item), Some(12));
         let order: Vec<_> = q.iter().map(|(_, e)| e.item).collect();
@@ -199,14 +240,13 @@ mod tests {
         assert_eq!(q.remove(b).map(|e| e.item), Some(11));
         assert_eq!(q.remove(c).map(|e| e.item), Some(12));
         assert!(q.is_empty());
-        assert_eq!(q.oldest_request(), None);
     }
 
     #[test]
     fn retain_or_take_takes_in_order_and_reindexes_the_rest() {
         let mut q = PendingQueue::default();
         for i in 0..5 {
-            q.push(i, w(u64::from(i) + 1));
+            q.push(i, WaitList::default());
         }
         let _ = q.remove(0);
         let mut moves = Vec::new();
@@ -222,6 +262,20 @@ mod tests {
         assert_eq!(moves, [(1, 0), (3, 1)]);
         assert_eq!(q.len(), 2);
         assert_eq!(q.get(1).map(|e| e.item), Some(3));
-        assert_eq!(q.oldest_request(), Some(RequestId(2)));
+    }
+
+    #[test]
+    fn a_wait_list_keeps_its_ends_and_length() {
+        let mut list = WaitList::default();
+        assert!(list.is_empty());
+        assert!(
+            list.push(w(1)).is_none(),
+            "the first waiter has nobody before it"
+        );
+        assert_eq!(list.push(w(2)), w(1));
+        assert_eq!((list.head, list.tail, list.len), (w(1), w(2), 2));
+        let taken = list.take();
+        assert_eq!(taken.len, 2);
+        assert!(list.is_empty() && list.head.is_none() && list.tail.is_none());
     }
 }

@@ -3,8 +3,8 @@
 
 use smallvec::SmallVec;
 
-use super::queue::{ItemIdx, KeyedQueue, MergeKey, PendingQueue, Waiters};
-use super::{RequestId, SessionId};
+use super::SessionId;
+use super::queue::{ItemIdx, KeyedQueue, MergeKey, PendingQueue, WaitList, Waiter};
 use crate::flags::{
     HandlerCapabilities, HandlerPolicies, ItemCapabilities, ItemPolicies, ProgressStatus,
 };
@@ -23,8 +23,14 @@ pub(crate) struct ItemSlot {
     /// Removed by an update; the slot stays so indices held by requests stay valid, and a
     /// later re-add revives it.
     pub removed: bool,
-    /// Index of its entry in the handler's pending queue, or [`NOT_PENDING`].
+    /// Index of its entry in the handler's default-key pending queue, or [`NOT_PENDING`].
     pub pending: u32,
+    /// The requests waiting on that entry (empty when not pending). Kept here rather than in
+    /// the entry so that merging a request touches only this slot.
+    pub waiting: WaitList,
+    /// The last request that named the item: a repeat within one request is skipped by
+    /// comparing with it (requests place all their items before the next is accepted).
+    pub last_request: u64,
     /// The running session that holds the item and the item's index in it. Per-item
     /// non-reentrancy makes this at most one.
     pub running: Option<(SessionId, u32)>,
@@ -44,6 +50,8 @@ impl ItemSlot {
             enabled,
             removed: false,
             pending: NOT_PENDING,
+            waiting: WaitList::default(),
+            last_request: 0,
             running: None,
         }
     }
@@ -114,11 +122,41 @@ impl Handler {
             .any(|(_, e)| self.slot(e.item).running.is_none())
     }
 
-    /// The oldest request waiting on any pending entry of the handler, of any key.
+    /// The oldest request waiting on any pending entry of the handler, of any key. It orders
+    /// handlers that compete for a global session slot, so it is computed only then.
     pub fn oldest_request(&self) -> Option<super::RequestId> {
-        std::iter::once(&self.pending)
-            .chain(self.keyed.iter().map(|k| &k.queue))
-            .filter_map(PendingQueue::oldest_request)
+        let default = self
+            .pending
+            .iter()
+            .map(|(_, e)| self.slot(e.item).waiting.head);
+        let keyed = self
+            .keyed
+            .iter()
+            .flat_map(|k| k.queue.iter().map(|(_, e)| e.list.head));
+        default
+            .chain(keyed)
+            .filter(|w| !w.is_none())
+            .map(|w| w.request)
+            .min()
+    }
+
+    /// The oldest request waiting in one keyed queue.
+    pub fn oldest_in(queue: &PendingQueue) -> Option<super::RequestId> {
+        queue
+            .iter()
+            .map(|(_, e)| e.list.head)
+            .filter(|w| !w.is_none())
+            .map(|w| w.request)
+            .min()
+    }
+
+    /// The oldest request waiting in the default-key queue.
+    pub fn oldest_default(&self) -> Option<super::RequestId> {
+        self.pending
+            .iter()
+            .map(|(_, e)| self.slot(e.item).waiting.head)
+            .filter(|w| !w.is_none())
+            .map(|w| w.request)
             .min()
     }
 
@@ -134,17 +172,18 @@ pub(crate) struct SessionItem {
     pub last: Option<ProgressStatus>,
     pub terminal: Option<Outcome>,
     pub cancel: bool,
-    pub waiters: Waiters,
+    /// The requests that take the item's outcome from this session.
+    pub list: WaitList,
 }
 
 impl SessionItem {
-    pub fn new(item: ItemIdx, waiters: Waiters) -> Self {
+    pub fn new(item: ItemIdx, list: WaitList) -> Self {
         SessionItem {
             item,
             last: None,
             terminal: None,
             cancel: false,
-            waiters,
+            list,
         }
     }
 }
@@ -161,8 +200,6 @@ pub(crate) struct Session {
     pub manual: bool,
     pub cancel_all: bool,
     pub items: Vec<SessionItem>,
-    /// Requests this session serves, each once: they count handler-wide events.
-    pub served: Vec<RequestId>,
     /// Items proposed with `propose_item` and not yet committed.
     pub proposed: Vec<super::ItemSpec>,
 }
@@ -192,6 +229,9 @@ impl Session {
 pub(crate) struct RequestItem {
     pub item: ItemIdx,
     pub outcome: Option<Outcome>,
+    /// The waiter before this one in the wait list the item is on (`Waiter::NONE` at the
+    /// head, and once the item has an outcome).
+    pub prev: Waiter,
 }
 
 #[derive(Debug)]
@@ -206,6 +246,4 @@ pub(crate) struct Request {
     /// The handler was disconnected when the request came: the status is at least
     /// `Disconnected` even with no items.
     pub disconnected: bool,
-    /// Sessions that served the request.
-    pub sessions: SmallVec<[SessionId; 1]>,
 }
