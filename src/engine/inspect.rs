@@ -241,7 +241,8 @@ impl Engine {
         }
         // Every place a request waits, to be matched against the requests below.
         let mut places: HashSet<(RequestId, u32)> = HashSet::new();
-        for (key, h) in &self.handlers {
+        for (key, h) in self.handlers.iter() {
+            let key = &key;
             if h.removed && self.by_id.get(&h.id) == Some(key) {
                 return fail(format!("removed handler {} still indexed", h.id));
             }

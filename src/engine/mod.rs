@@ -99,7 +99,9 @@ pub use self::io::{
 };
 pub use self::queue::MergeKey;
 use self::queue::{ItemIdx, KeyedQueue, PendingQueue, WaitList, Waiter};
-use self::state::{Handler, ItemSlot, NOT_PENDING, Request, RequestItem, Session, SessionItem};
+use self::state::{
+    Handler, HandlerTable, ItemSlot, NOT_PENDING, Request, RequestItem, Session, SessionItem,
+};
 use crate::error::{Denied, Error, TextKind, check_text};
 use crate::flags::{
     CancelRequest, EventLevel, HandlerCapabilities, HandlerPolicies, ItemCapabilities,
@@ -166,7 +168,7 @@ impl Default for EngineConfig {
 pub struct Engine {
     config: EngineConfig,
     /// Handler records by key, in registration order (keys only grow).
-    handlers: BTreeMap<u64, Handler>,
+    handlers: HandlerTable,
     /// Live handlers by ID. A removed handler whose sessions still run is in `handlers` only.
     by_id: IdMap<HandlerId, u64>,
     next_handler: u64,
@@ -182,7 +184,7 @@ impl Default for Engine {
     fn default() -> Self {
         Engine {
             config: EngineConfig::default(),
-            handlers: BTreeMap::new(),
+            handlers: HandlerTable::default(),
             by_id: IdMap::default(),
             next_handler: 1,
             sessions: BTreeMap::new(),
@@ -848,7 +850,7 @@ impl Engine {
             .handlers
             .iter()
             .filter(|(_, h)| !h.removed && !h.policies.contains(HandlerPolicies::PREVENT_STOP_SYNC))
-            .map(|(k, _)| *k)
+            .map(|(k, _)| k)
             .collect();
         let mut total = Stopped::default();
         for key in keys {
@@ -942,7 +944,7 @@ impl Engine {
     /// end; once they have, every result has been delivered.
     pub fn shutdown(&mut self) -> Stopped {
         self.shut_down = true;
-        let keys: Vec<u64> = self.handlers.keys().copied().collect();
+        let keys: Vec<u64> = self.handlers.keys().collect();
         let canceled_pending = keys
             .into_iter()
             .map(|k| self.cancel_pending(k, |_| true))
@@ -1327,18 +1329,20 @@ impl Engine {
             return;
         }
         while self.sessions.len() < self.config.max_sessions {
-            let mut ready = self.handlers.iter().filter(|(_, h)| h.can_start());
-            let first = ready.next().map(|(key, _)| *key);
             // Several handlers compete for the slot: the one whose oldest waiting request
             // is oldest wins (ties: earlier registration). Withdrawn requests do not count.
-            let next = match ready.next() {
-                None => first,
-                Some(_) => self
-                    .handlers
-                    .iter()
-                    .filter(|(_, h)| h.can_start())
-                    .min_by_key(|(key, h)| (h.oldest_request(), **key))
-                    .map(|(key, _)| *key),
+            let next = {
+                let mut ready = self.handlers.iter().filter(|(_, h)| h.can_start());
+                let first = ready.next().map(|(key, _)| key);
+                match ready.next() {
+                    None => first,
+                    Some(_) => self
+                        .handlers
+                        .iter()
+                        .filter(|(_, h)| h.can_start())
+                        .min_by_key(|&(key, h)| (h.oldest_request(), key))
+                        .map(|(key, _)| key),
+                }
             };
             match next {
                 Some(key) => self.start_session(key),
