@@ -7,6 +7,9 @@
 //!
 //! Run with `cargo bench --bench ids` (about a minute on 2 cores).
 
+mod common;
+
+use common::{PassThroughBuild, SEED, XorShift, distinct_texts};
 use std::collections::HashSet;
 use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher, RandomState};
 use std::time::Duration;
@@ -25,23 +28,6 @@ const CHUNK: usize = 8;
 
 // ----- workload ------------------------------------------------------------------------------
 
-/// xorshift64: deterministic, no dependency, plenty for picking lengths and indices.
-struct XorShift(u64);
-
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    /// Uniform enough in `0..n` for small `n` (the modulo bias is below 2^-40).
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
-
 struct Workload {
     /// The distinct ID texts, in creation order.
     texts: Vec<String>,
@@ -51,19 +37,8 @@ struct Workload {
 
 impl Workload {
     fn new() -> Workload {
-        const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_";
-        let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
-        let mut seen = HashSet::with_capacity(DISTINCT);
-        let mut texts = Vec::with_capacity(DISTINCT);
-        while texts.len() < DISTINCT {
-            let len = 8 + rng.below(33);
-            let text: String = (0..len)
-                .map(|_| char::from(ALPHABET[rng.below(ALPHABET.len())]))
-                .collect();
-            if seen.insert(text.clone()) {
-                texts.push(text);
-            }
-        }
+        let mut rng = XorShift(SEED);
+        let texts = distinct_texts(&mut rng, DISTINCT);
         let refs: Vec<u32> = (0..REFERENCES)
             .map(|_| rng.below(DISTINCT) as u32)
             .collect();
@@ -83,38 +58,6 @@ impl Workload {
 }
 
 // ----- the alternatives ----------------------------------------------------------------------
-
-/// The pass-through idea of the crate's private `IdBuildHasher` (src/id.rs): an `ItemId`
-/// feeds its precomputed keyed hash as one `write_u64`, which is folded once (one 64x64->128
-/// multiply), not hashed again. Same fold as the crate's `IdHasher` at the time of writing.
-#[derive(Clone, Copy, Default)]
-struct PassThroughBuild;
-
-struct PassThrough(u64);
-
-impl BuildHasher for PassThroughBuild {
-    type Hasher = PassThrough;
-
-    fn build_hasher(&self) -> PassThrough {
-        PassThrough(0)
-    }
-}
-
-impl Hasher for PassThrough {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write_u64(&mut self, v: u64) {
-        let product = u128::from(self.0 ^ v) * 0x9E37_79B9_7F4A_7C15;
-        self.0 = (product as u64) ^ ((product >> 64) as u64);
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        // Not reached by `ItemId` keys; here only to make the hasher total.
-        bytes.iter().for_each(|&b| self.write_u64(u64::from(b)));
-    }
-}
 
 /// FxHash (rustc-hash 1.x style): a fast, unkeyed multiply-rotate over the bytes, paid on every
 /// hash. The "fast-hash string set" alternative of issue 2.

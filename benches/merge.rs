@@ -12,8 +12,10 @@
 //! shrinks the reference counts and the measurement time (about a minute);
 //! `cargo bench --bench merge -- --test` runs every routine and its checks once.
 
+mod common;
+
+use common::{PassThroughBuild, SEED, XorShift, distinct_texts};
 use std::collections::HashSet;
-use std::hash::{BuildHasher, Hasher};
 use std::time::Duration;
 
 use criterion::{
@@ -83,23 +85,6 @@ impl Settings {
 
 // ----- workload ------------------------------------------------------------------------------
 
-/// xorshift64, as in `benches/ids.rs`: deterministic, no dependency.
-struct XorShift(u64);
-
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    /// Uniform enough in `0..n` for small `n` (the modulo bias is below 2^-40).
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
-
 /// One universe of distinct IDs and the references drawn from it.
 struct Universe {
     /// `1k_distinct`, `10k_distinct`, `100k_distinct`.
@@ -116,19 +101,8 @@ impl Universe {
     /// The generator of `benches/ids.rs` (same seed and alphabet), so the 10k universe is
     /// that bench's workload exactly, and each smaller universe is a prefix of a larger one.
     fn new(distinct: usize, references: usize) -> Universe {
-        const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_";
-        let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
-        let mut seen = HashSet::with_capacity(distinct);
-        let mut texts = Vec::with_capacity(distinct);
-        while texts.len() < distinct {
-            let len = 8 + rng.below(33);
-            let text: String = (0..len)
-                .map(|_| char::from(ALPHABET[rng.below(ALPHABET.len())]))
-                .collect();
-            if seen.insert(text.clone()) {
-                texts.push(text);
-            }
-        }
+        let mut rng = XorShift(SEED);
+        let texts = distinct_texts(&mut rng, distinct);
         let refs = (0..references)
             .map(|_| rng.below(distinct) as u32)
             .collect();
@@ -288,37 +262,6 @@ fn verify(
 }
 
 // ----- the alternatives ----------------------------------------------------------------------
-
-/// The floor's hasher (as `d_ItemId_passthrough` in `benches/ids.rs`): an `ItemId` feeds its
-/// precomputed keyed hash as one `write_u64`, folded once (one 64x64->128 multiply).
-#[derive(Clone, Copy, Default)]
-struct PassThroughBuild;
-
-struct PassThrough(u64);
-
-impl BuildHasher for PassThroughBuild {
-    type Hasher = PassThrough;
-
-    fn build_hasher(&self) -> PassThrough {
-        PassThrough(0)
-    }
-}
-
-impl Hasher for PassThrough {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write_u64(&mut self, v: u64) {
-        let product = u128::from(self.0 ^ v) * 0x9E37_79B9_7F4A_7C15;
-        self.0 = (product as u64) ^ ((product >> 64) as u64);
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        // Not reached by `ItemId` keys; here only to make the hasher total.
-        bytes.iter().for_each(|&b| self.write_u64(u64::from(b)));
-    }
-}
 
 type FloorSet = HashSet<ItemId, PassThroughBuild>;
 

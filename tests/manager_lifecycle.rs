@@ -12,7 +12,7 @@ mod common;
 use std::cell::RefCell;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 use syncmgr::engine::{StateChange, Stopped, Withdrawn};
@@ -60,22 +60,6 @@ fn start_with(
     manager
         .start_item_sync(H, items.iter().copied(), SyncControlFlags::NONE, sink)
         .expect("the request is accepted")
-}
-
-/// Reads notifications until `pick` accepts one; fails the test if none comes.
-fn wait_for<T>(
-    notes: &Receiver<Notification>,
-    mut pick: impl FnMut(Notification) -> Option<T>,
-) -> T {
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        let note = notes
-            .recv_deadline(deadline)
-            .expect("the notification should have come");
-        if let Some(found) = pick(note) {
-            return found;
-        }
-    }
 }
 
 /// Waits until the manager asked this session to cancel everything.

@@ -7,8 +7,6 @@
 
 mod common;
 
-use std::time::Instant;
-
 use crossbeam_channel::Receiver;
 use syncmgr::engine::{Disposition, Stopped};
 use syncmgr::*;
@@ -37,22 +35,6 @@ fn start(manager: &SyncManager, items: &[&str]) -> SyncTicket {
     manager
         .start_item_sync(H, items.iter().copied(), SyncControlFlags::NONE, None)
         .expect("the request is accepted")
-}
-
-/// Reads notifications until `pick` accepts one; fails the test if none comes.
-fn wait_for<T>(
-    notes: &Receiver<Notification>,
-    mut pick: impl FnMut(Notification) -> Option<T>,
-) -> T {
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        let note = notes
-            .recv_deadline(deadline)
-            .expect("the notification should have come");
-        if let Some(found) = pick(note) {
-            return found;
-        }
-    }
 }
 
 /// The outcomes a `SessionEnded` notification gives for this session, and its error.

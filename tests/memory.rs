@@ -14,9 +14,12 @@
 //! measurement: the allocator's own rounding and headers are not counted. This file holds one
 //! test, so no other test allocates while it measures.
 
+#[path = "../benches/common/mod.rs"]
+mod workload;
+
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use workload::{XorShift, distinct_texts};
 
 use syncmgr::engine::{Action, Engine, HandlerSpec, SessionEnd};
 use syncmgr::{HandlerId, ItemId, SyncControlFlags};
@@ -84,37 +87,12 @@ fn requests() -> usize {
     }
 }
 
-/// xorshift64, as in the benches: deterministic, no dependency.
-struct XorShift(u64);
-
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
-
 /// `n` distinct ASCII IDs of 8–40 bytes (the benches' generator).
 fn item_ids(rng: &mut XorShift, n: usize) -> Vec<ItemId> {
-    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_";
-    let mut seen = HashSet::with_capacity(n);
-    let mut ids = Vec::with_capacity(n);
-    while ids.len() < n {
-        let len = 8 + rng.below(33);
-        let text: String = (0..len)
-            .map(|_| char::from(ALPHABET[rng.below(ALPHABET.len())]))
-            .collect();
-        if seen.insert(text.clone()) {
-            ids.push(ItemId::new(text).unwrap());
-        }
-    }
-    ids
+    distinct_texts(rng, n)
+        .into_iter()
+        .map(|t| ItemId::new(t).unwrap())
+        .collect()
 }
 
 /// An engine whose handler owns `items` plus `held`, with a session running on `held`: every

@@ -299,6 +299,33 @@ pub enum StateChange {
 }
 
 impl StateChange {
+    /// `Activate` or `Deactivate`.
+    pub fn activation(active: bool) -> StateChange {
+        if active {
+            StateChange::Activate
+        } else {
+            StateChange::Deactivate
+        }
+    }
+
+    /// `Enable` or `Disable`.
+    pub fn enabling(enabled: bool) -> StateChange {
+        if enabled {
+            StateChange::Enable
+        } else {
+            StateChange::Disable
+        }
+    }
+
+    /// `EnableItem` or `DisableItem`.
+    pub fn item_enabling(item: ItemId, enabled: bool) -> StateChange {
+        if enabled {
+            StateChange::EnableItem(item)
+        } else {
+            StateChange::DisableItem(item)
+        }
+    }
+
     /// The handler policy that forbids this change (empty for item changes).
     pub fn handler_policy(&self) -> HandlerPolicies {
         match self {

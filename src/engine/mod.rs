@@ -343,23 +343,13 @@ impl Engine {
     /// call (even when it would change nothing). Deactivating cancels the handler's pending
     /// requests, as disabling does: an inactive handler never starts a session.
     pub fn set_handler_active(&mut self, id: &HandlerId, active: bool) -> Result<Changed, Error> {
-        let change = if active {
-            StateChange::Activate
-        } else {
-            StateChange::Deactivate
-        };
-        self.apply_state_change(id, &change)
+        self.apply_state_change(id, &StateChange::activation(active))
     }
 
     /// Enables or disables a handler. `PREVENT_ENABLE`/`PREVENT_DISABLE` refuse the call.
     /// Disabling cancels the handler's pending requests; running sessions finish normally.
     pub fn set_handler_enabled(&mut self, id: &HandlerId, enabled: bool) -> Result<Changed, Error> {
-        let change = if enabled {
-            StateChange::Enable
-        } else {
-            StateChange::Disable
-        };
-        self.apply_state_change(id, &change)
+        self.apply_state_change(id, &StateChange::enabling(enabled))
     }
 
     /// Enables or disables one item. The item's `PREVENT_ENABLE`/`PREVENT_DISABLE` refuse the
@@ -370,12 +360,7 @@ impl Engine {
         item: &ItemId,
         enabled: bool,
     ) -> Result<Changed, Error> {
-        let change = if enabled {
-            StateChange::EnableItem(item.clone())
-        } else {
-            StateChange::DisableItem(item.clone())
-        };
-        self.apply_state_change(handler, &change)
+        self.apply_state_change(handler, &StateChange::item_enabling(item.clone(), enabled))
     }
 
     /// Says whether a state change would be refused, without making it: shutdown, unknown

@@ -710,12 +710,7 @@ impl SyncManager {
         active: bool,
         flags: ControlFlags,
     ) -> Result<(), Error> {
-        let change = if active {
-            StateChange::Activate
-        } else {
-            StateChange::Deactivate
-        };
-        self.change_state(id.into_id()?, change, flags)
+        self.change_state(id.into_id()?, StateChange::activation(active), flags)
     }
 
     /// Enables or disables a handler (`EnableHandler`).
@@ -725,12 +720,7 @@ impl SyncManager {
         enabled: bool,
         flags: ControlFlags,
     ) -> Result<(), Error> {
-        let change = if enabled {
-            StateChange::Enable
-        } else {
-            StateChange::Disable
-        };
-        self.change_state(id.into_id()?, change, flags)
+        self.change_state(id.into_id()?, StateChange::enabling(enabled), flags)
     }
 
     /// Enables or disables an item (`EnableItem`).
@@ -741,12 +731,7 @@ impl SyncManager {
         enabled: bool,
         flags: ControlFlags,
     ) -> Result<(), Error> {
-        let item = item.into_id()?;
-        let change = if enabled {
-            StateChange::EnableItem(item)
-        } else {
-            StateChange::DisableItem(item)
-        };
+        let change = StateChange::item_enabling(item.into_id()?, enabled);
         self.change_state(id.into_id()?, change, flags)
     }
 

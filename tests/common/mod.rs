@@ -155,21 +155,11 @@ impl SyncHandler for Driven {
         self.agree.load(Ordering::SeqCst)
     }
     fn activate(&self, active: bool, flags: ControlFlags) -> Result<(), HandlerError> {
-        let change = if active {
-            StateChange::Activate
-        } else {
-            StateChange::Deactivate
-        };
-        self.hook(change, flags);
+        self.hook(StateChange::activation(active), flags);
         Ok(())
     }
     fn enable(&self, enabled: bool, flags: ControlFlags) -> Result<(), HandlerError> {
-        let change = if enabled {
-            StateChange::Enable
-        } else {
-            StateChange::Disable
-        };
-        self.hook(change, flags);
+        self.hook(StateChange::enabling(enabled), flags);
         Ok(())
     }
     fn enable_item(
@@ -178,12 +168,7 @@ impl SyncHandler for Driven {
         enabled: bool,
         flags: ControlFlags,
     ) -> Result<(), HandlerError> {
-        let change = if enabled {
-            StateChange::EnableItem(item.clone())
-        } else {
-            StateChange::DisableItem(item.clone())
-        };
-        self.hook(change, flags);
+        self.hook(StateChange::item_enabling(item.clone(), enabled), flags);
         Ok(())
     }
     fn synchronize(&self, items: &[ItemId], session: &SyncSession) -> Result<(), HandlerError> {
@@ -201,6 +186,22 @@ impl SyncHandler for Driven {
             Finish::Return => Ok(()),
             Finish::Error(message) => Err(message.into()),
             Finish::Panic(message) => panic!("{message}"),
+        }
+    }
+}
+
+/// Reads notifications until `pick` accepts one; fails the test if none comes.
+pub fn wait_for<T>(
+    notes: &Receiver<Notification>,
+    mut pick: impl FnMut(Notification) -> Option<T>,
+) -> T {
+    let deadline = std::time::Instant::now() + PATIENCE;
+    loop {
+        let note = notes
+            .recv_deadline(deadline)
+            .expect("the notification should have come");
+        if let Some(found) = pick(note) {
+            return found;
         }
     }
 }
