@@ -2424,7 +2424,6 @@ fn scheduler_ended(stream: &Receiver<Notification>) -> bool {
 /// std's `catch_unwind` docs warn about this; the fix is to drop payloads inside a second
 /// `catch_unwind` (or `mem::forget` them after taking the message).
 #[test]
-#[ignore = "manager bug: a panic payload whose Drop panics kills the worker thread (threads.rs)"]
 fn a_panic_payload_that_panics_when_dropped_does_not_kill_the_worker() {
     let rig = Rig::build(
         SyncManager::builder()
@@ -2446,7 +2445,6 @@ fn a_panic_payload_that_panics_when_dropped_does_not_kill_the_worker() {
 /// The same hole in the delivery thread: a callback panicking with such a payload kills it,
 /// and every later result callback is silently never run (the tickets still resolve).
 #[test]
-#[ignore = "manager bug: a panic payload whose Drop panics kills the delivery thread (threads.rs)"]
 fn a_callback_panic_payload_that_panics_when_dropped_does_not_stop_later_callbacks() {
     let rig = Rig::new();
     let first = rig.ledger.track(
@@ -2593,7 +2591,6 @@ fn a_context_whose_drop_panics_does_not_kill_the_scheduler() {
 /// thread, outside the lock. The other tests in this file break the cycle themselves with a
 /// `Slot` they empty.
 #[test]
-#[ignore = "manager bug: shutdown keeps handlers (and through them the manager) alive forever"]
 fn shutdown_lets_go_of_handlers_that_hold_a_manager_handle() {
     struct Holder {
         _manager: SyncManager,

@@ -33,7 +33,7 @@ pub use self::ticket::{SyncResult, SyncTicket};
 
 use self::command::{Command, EventQuery, Start, StopTarget, Touch, call};
 use self::scheduler::{Scheduler, SchedulerParts};
-use self::threads::panic_message;
+use self::threads::panic_text;
 use crate::engine::{Engine, EngineConfig, HandlerSpec, ItemSpec, MergeKey, StateChange, Stopped};
 use crate::error::{Denied, Error, TextKind, check_text};
 use crate::flags::{ControlFlags, SyncControlFlags};
@@ -239,6 +239,11 @@ impl Registry {
             .insert(id, Entry { object, legacy });
     }
 
+    /// Takes every handler out, for shutdown: the caller drops them outside the lock.
+    fn take_all(&self) -> HashMap<HandlerId, Entry> {
+        std::mem::take(&mut *self.0.write().unwrap_or_else(PoisonError::into_inner))
+    }
+
     pub fn remove(&self, id: &HandlerId) {
         self.0
             .write()
@@ -268,9 +273,15 @@ struct Core {
 
 impl Core {
     fn handler(&self, id: &HandlerId) -> Result<Arc<dyn SyncHandler>, Error> {
-        self.registry
-            .get(id)
-            .ok_or_else(|| Error::UnknownHandler(id.clone()))
+        self.registry.get(id).ok_or_else(|| {
+            // Shutdown empties the registry: after it, every call says `ShutDown`, as the
+            // scheduler would. A scheduler that still takes commands means the ID is unknown.
+            let (reply, _answer) = crossbeam_channel::bounded(1);
+            match self.commands.send(Command::Check { reply }) {
+                Ok(()) => Error::UnknownHandler(id.clone()),
+                Err(_) => Error::ShutDown,
+            }
+        })
     }
 
     /// Runs `work` now (`WAIT`) or on a worker, reporting a failure as a notification.
@@ -349,9 +360,8 @@ impl Core {
 
 /// Runs user code, turning a panic into [`Error::HandlerFailed`].
 fn guard<T>(f: impl FnOnce() -> T) -> Result<T, Error> {
-    catch_unwind(AssertUnwindSafe(f)).map_err(|panic| {
-        Error::HandlerFailed(format!("handler panicked: {}", panic_message(&*panic)))
-    })
+    catch_unwind(AssertUnwindSafe(f))
+        .map_err(|panic| Error::HandlerFailed(format!("handler panicked: {}", panic_text(panic))))
 }
 
 /// Reads what the engine needs from a handler object.
@@ -416,6 +426,13 @@ impl Shared {
             threads.alive.recv_deadline(deadline),
             Err(RecvTimeoutError::Disconnected)
         );
+        // Let go of the handler objects: one that holds a `SyncManager` would otherwise keep
+        // the whole manager alive forever. Dropped here, outside the lock; a panicking
+        // `Drop` is the handler's and is not let out.
+        let handlers = self.core.registry.take_all();
+        if let Err(again) = catch_unwind(AssertUnwindSafe(move || drop(handlers))) {
+            std::mem::forget(again);
+        }
         for handle in threads.handles {
             // Once every token is gone every thread is past user code, so joining is quick
             // even for one that is not quite finished yet.

@@ -32,6 +32,17 @@ pub(crate) struct Delivery {
     pub sink: Box<dyn SyncResult>,
 }
 
+/// The text of a caught panic, dropping its payload safely: a payload whose own `Drop`
+/// panics must not unwind the thread that caught it (std's `catch_unwind` docs warn of this),
+/// so it is dropped under a second `catch_unwind`, and forgotten if even that panics.
+pub(crate) fn panic_text(payload: Box<dyn Any + Send>) -> String {
+    let text = panic_message(&*payload);
+    if let Err(again) = catch_unwind(AssertUnwindSafe(move || drop(payload))) {
+        std::mem::forget(again);
+    }
+    text
+}
+
 /// The text of a caught panic.
 pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
     if let Some(s) = payload.downcast_ref::<&str>() {
@@ -76,7 +87,7 @@ pub(crate) fn worker(jobs: Receiver<Job>, commands: Sender<Command>, _alive: Sen
                     Ok(Err(e)) => (SessionEnd::Failed, Some(e.to_string())),
                     Err(panic) => (
                         SessionEnd::Failed,
-                        Some(format!("handler panicked: {}", panic_message(&*panic))),
+                        Some(format!("handler panicked: {}", panic_text(panic))),
                     ),
                 };
                 let _ = commands.send(Command::SessionFinished {
@@ -105,7 +116,7 @@ pub(crate) fn delivery(
         if let Err(panic) = catch_unwind(AssertUnwindSafe(|| sink.result(&result))) {
             let _ = commands.send(Command::CallbackPanicked {
                 request: result.request,
-                message: panic_message(&*panic),
+                message: panic_text(panic),
             });
         }
     }
