@@ -2474,7 +2474,6 @@ fn a_callback_panic_payload_that_panics_when_dropped_does_not_stop_later_callbac
 /// context holds a manager handle, pending behind a running session; the caller drops its
 /// own handle and withdraws the request through its ticket.
 #[test]
-#[ignore = "manager bug: a context dropping the last SyncManager on the scheduler thread deadlocks it"]
 fn a_context_holding_the_last_manager_handle_does_not_deadlock_the_scheduler() {
     quiet();
     let manager = SyncManager::builder()
@@ -2520,7 +2519,6 @@ fn a_context_holding_the_last_manager_handle_does_not_deadlock_the_scheduler() {
 /// removal drops the handler on the scheduler thread, under the registry's write lock, and
 /// with it the last `SyncManager`.
 #[test]
-#[ignore = "manager bug: a removed handler dropping the last SyncManager on the scheduler thread deadlocks it"]
 fn removing_a_handler_that_holds_the_last_manager_handle_does_not_deadlock() {
     struct Holder {
         _manager: SyncManager,
@@ -2558,7 +2556,6 @@ fn removing_a_handler_that_holds_the_last_manager_handle_does_not_deadlock() {
 /// whose reply was due is told `ShutDown` too, although its request was accepted and its
 /// callback runs.
 #[test]
-#[ignore = "manager bug: a context whose Drop panics kills the scheduler thread"]
 fn a_context_whose_drop_panics_does_not_kill_the_scheduler() {
     struct Grenade;
     impl Drop for Grenade {

@@ -221,5 +221,8 @@ pub(crate) enum Command {
     },
     Shutdown {
         reply: Sender<ShutdownReport>,
+        /// Asked from one of the manager's own threads (user code dropping the last handle
+        /// there): nobody waits for that thread, so the scheduler does not either.
+        from_inside: bool,
     },
 }

@@ -207,7 +207,7 @@ pub struct ShutdownReport {
 pub(crate) struct Registry(Arc<RwLock<HashMap<HandlerId, Entry>>>);
 
 #[derive(Clone)]
-struct Entry {
+pub(crate) struct Entry {
     object: Arc<dyn SyncHandler>,
     legacy: Option<Arc<dyn LegacyHandler>>,
 }
@@ -244,11 +244,12 @@ impl Registry {
         std::mem::take(&mut *self.0.write().unwrap_or_else(PoisonError::into_inner))
     }
 
-    pub fn remove(&self, id: &HandlerId) {
+    /// Takes a handler out and hands it back, so the caller drops it outside the lock.
+    pub fn remove(&self, id: &HandlerId) -> Option<Entry> {
         self.0
             .write()
             .unwrap_or_else(PoisonError::into_inner)
-            .remove(id);
+            .remove(id)
     }
 
     /// Every handler, with its legacy side if it has one, in ID order (so callers that walk
@@ -410,8 +411,13 @@ impl Shared {
         else {
             return ShutdownReport::default();
         };
+        // User code on one of our own threads can drop the last handle: that thread cannot
+        // wait for itself, so it waits for nothing and the threads finish on their own.
+        let me = std::thread::current().id();
+        let from_inside = threads.handles.iter().any(|h| h.thread().id() == me);
         let (reply, answer) = crossbeam_channel::bounded(1);
-        let mut report = match self.core.commands.send(Command::Shutdown { reply }) {
+        let command = Command::Shutdown { reply, from_inside };
+        let mut report = match self.core.commands.send(command) {
             Ok(()) => answer.recv().unwrap_or_default(),
             Err(_) => ShutdownReport::default(),
         };
@@ -422,10 +428,25 @@ impl Shared {
         let deadline = Instant::now() + self.grace.max(Duration::from_millis(200));
         // Nobody sends on `alive`: this returns when every thread has dropped its sender, or
         // at the deadline.
-        let all_ended = matches!(
-            threads.alive.recv_deadline(deadline),
-            Err(RecvTimeoutError::Disconnected)
-        );
+        let all_ended = if from_inside {
+            // Our own thread holds a sender too: wait for the others instead, checking each
+            // few milliseconds (the channel's timeout is the pause).
+            loop {
+                let others_done = threads
+                    .handles
+                    .iter()
+                    .all(|h| h.thread().id() == me || h.is_finished());
+                if others_done || Instant::now() >= deadline {
+                    break false;
+                }
+                let _ = threads.alive.recv_timeout(Duration::from_millis(5));
+            }
+        } else {
+            matches!(
+                threads.alive.recv_deadline(deadline),
+                Err(RecvTimeoutError::Disconnected)
+            )
+        };
         // Let go of the handler objects: one that holds a `SyncManager` would otherwise keep
         // the whole manager alive forever. Dropped here, outside the lock; a panicking
         // `Drop` is the handler's and is not let out.

@@ -3,6 +3,7 @@
 //! It runs no user code and holds no lock while it waits.
 
 use std::collections::{HashMap, HashSet};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::{Duration, Instant, SystemTime};
 
 use crossbeam_channel::{Receiver, Sender, select};
@@ -55,6 +56,8 @@ pub(crate) struct Scheduler {
     /// Set by shutdown: running sessions past it are abandoned.
     deadline: Option<Instant>,
     shutdown_replies: Vec<Sender<ShutdownReport>>,
+    /// Shutdown was asked from a manager thread, which may be the delivery thread itself.
+    from_inside: bool,
     abandoned: usize,
 }
 
@@ -86,6 +89,7 @@ impl Scheduler {
             grace: parts.grace,
             deadline: None,
             shutdown_replies: Vec::new(),
+            from_inside: false,
             abandoned: 0,
         }
     }
@@ -129,6 +133,10 @@ impl Scheduler {
     /// panic report, a late session call) is still handled and published.
     fn drain_deliveries(&mut self, commands: &Receiver<Command>) {
         self.deliveries = None;
+        if self.from_inside {
+            // The delivery thread may be the one waiting for this answer.
+            return;
+        }
         let deadline = Instant::now() + self.grace;
         loop {
             select! {
@@ -196,7 +204,8 @@ impl Scheduler {
                 }
                 self.carry_out();
                 if result.is_ok() {
-                    self.registry.remove(&handler);
+                    let object = self.registry.remove(&handler);
+                    self.release(object);
                     self.events.forget(&handler);
                     self.publish(|| Notification::HandlerChanged {
                         handler,
@@ -384,8 +393,9 @@ impl Scheduler {
                     .ok_or(Error::UnknownHandler(handler));
                 let _ = reply.send(result);
             }
-            Command::Shutdown { reply } => {
+            Command::Shutdown { reply, from_inside } => {
                 self.shutdown_replies.push(reply);
+                self.from_inside |= from_inside;
                 self.begin_shutdown();
             }
         }
@@ -555,7 +565,25 @@ impl Scheduler {
         // The ticket first: waiters never depend on a user callback.
         open.completion.complete(result.clone());
         if let (Some(sink), Some(deliveries)) = (open.sink, &self.deliveries) {
-            let _ = deliveries.send(Delivery { result, sink });
+            let _ = deliveries.send(Delivery::Result { result, sink });
+        }
+        self.release(open.context);
+    }
+
+    /// Hands user values to the delivery thread to drop (see `Delivery::Release`). Once that
+    /// thread is let go at shutdown they are dropped here, under `catch_unwind`.
+    fn release<T: Send + 'static>(&self, values: T) {
+        let values: Box<dyn Send> = Box::new(values);
+        let values = match &self.deliveries {
+            Some(deliveries) => match deliveries.send(Delivery::Release(values)) {
+                Ok(()) => return,
+                Err(crossbeam_channel::SendError(Delivery::Release(values))) => values,
+                Err(_) => return,
+            },
+            None => values,
+        };
+        if let Err(panic) = catch_unwind(AssertUnwindSafe(move || drop(values))) {
+            let _ = super::threads::panic_text(panic);
         }
     }
 

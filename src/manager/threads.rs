@@ -27,9 +27,16 @@ pub(crate) enum Job {
 }
 
 /// A result on its way to its callback.
-pub(crate) struct Delivery {
-    pub result: RequestResult,
-    pub sink: Box<dyn SyncResult>,
+pub(crate) enum Delivery {
+    /// Run a result callback.
+    Result {
+        result: RequestResult,
+        sink: Box<dyn SyncResult>,
+    },
+    /// Drop user values (a request's context, a removed handler object) here rather than on
+    /// the scheduler thread: their `Drop` is user code, which may panic, or drop the last
+    /// `SyncManager` and so run a shutdown that waits for the scheduler.
+    Release(Box<dyn Send>),
 }
 
 /// The text of a caught panic, dropping its payload safely: a payload whose own `Drop`
@@ -112,7 +119,16 @@ pub(crate) fn delivery(
     _alive: Sender<()>,
     _done: Sender<()>,
 ) {
-    for Delivery { result, sink } in deliveries {
+    for delivery in deliveries {
+        let (result, sink) = match delivery {
+            Delivery::Result { result, sink } => (result, sink),
+            Delivery::Release(values) => {
+                if let Err(panic) = catch_unwind(AssertUnwindSafe(move || drop(values))) {
+                    let _ = panic_text(panic);
+                }
+                continue;
+            }
+        };
         if let Err(panic) = catch_unwind(AssertUnwindSafe(|| sink.result(&result))) {
             let _ = commands.send(Command::CallbackPanicked {
                 request: result.request,
