@@ -284,6 +284,32 @@
 //! result callbacks. Calls wait for the scheduler's answer, so a start call is refused or
 //! accepted synchronously. No user code runs on the scheduler thread or under a lock.
 //!
+//! Handlers and result callbacks run on other threads, so they must be `Send` (handlers also
+//! `Sync`); anything else is refused at compile time:
+//!
+//! ```compile_fail,E0277
+//! use std::rc::Rc;
+//! use syncmgr::{ControlFlags, HandlerError, ItemId, SyncHandler, SyncManager, SyncSession};
+//!
+//! struct NotThreadSafe(Rc<u32>);
+//!
+//! impl SyncHandler for NotThreadSafe {
+//!     fn synchronize(&self, _: &[ItemId], _: &SyncSession) -> Result<(), HandlerError> {
+//!         Ok(())
+//!     }
+//! }
+//! ```
+//!
+//! ```compile_fail,E0277
+//! use std::rc::Rc;
+//! use syncmgr::{RequestResult, SyncControlFlags, SyncManager, SyncResult};
+//!
+//! let manager = SyncManager::new().unwrap();
+//! let local = Rc::new(0);
+//! let sink: Box<dyn SyncResult> = Box::new(move |_: &RequestResult| drop(local));
+//! let _ = manager.start_handler_sync("mail", SyncControlFlags::NONE, Some(sink));
+//! ```
+//!
 //! **Panics.** A handler that panics in `synchronize` ends its session with an error event and
 //! `Failed` outcomes for its unreported items; a panic in a hook fails the call that ran it
 //! with [`Error::HandlerFailed`]; a panicking result callback is reported as
