@@ -1258,6 +1258,10 @@ fn soak(default_ops: u64) {
     let threads = env_number("SYNCMGR_SOAK_THREADS", 3).max(1) as usize;
     println!("soak: seed {seed:#x}, {ops} operations on {threads} threads");
 
+    // Read before anything of this test starts a thread. (A thread an earlier test joined
+    // can still be counted for a moment, see `thread_count_down_to`: that only makes this
+    // figure higher, never lower.)
+    let threads_before = thread_count();
     // Warm up what lives for the whole process (std's and crossbeam's lazy statics, the
     // panic hook, the ID hasher's key), so that the baseline already has it.
     {
@@ -1265,7 +1269,6 @@ fn soak(default_ops: u64) {
         let _ = warm.subscribe();
         let _ = warm.shutdown();
     }
-    let threads_before = thread_count();
     let live_before = LIVE.load(SeqCst);
     PEAK.store(live_before, SeqCst);
     let began = Instant::now();
@@ -1491,9 +1494,9 @@ fn soak(default_ops: u64) {
         "seed {seed:#x}: {} bytes more live after shutdown than before the manager (slack {SLACK})",
         live_after - live_before
     );
-    assert_eq!(
-        threads_after, threads_before,
-        "seed {seed:#x}: threads left behind"
+    assert!(
+        threads_after <= threads_before,
+        "seed {seed:#x}: threads left behind: {threads_after:?} after, {threads_before:?} before"
     );
 }
 
