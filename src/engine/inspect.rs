@@ -161,7 +161,7 @@ impl Engine {
 
     /// The open requests (accepted, result not yet decided), oldest first.
     pub fn open_requests(&self) -> Vec<RequestId> {
-        let mut ids: Vec<RequestId> = self.requests.keys().copied().collect();
+        let mut ids: Vec<RequestId> = self.requests.iter().map(|(id, _)| id).collect();
         ids.sort_unstable();
         ids
     }
@@ -381,7 +381,7 @@ impl Engine {
                 self.check_list(&si.list, s.handler_key, si.item, &mut places)?;
             }
         }
-        for (rid, r) in &self.requests {
+        for (rid, r) in self.requests.iter() {
             let open = r.items.iter().filter(|ri| ri.outcome.is_none()).count();
             if open != r.remaining || open == 0 {
                 return fail(format!(
@@ -390,7 +390,7 @@ impl Engine {
                 ));
             }
             for (pos, ri) in r.items.iter().enumerate() {
-                if ri.outcome.is_none() && !places.contains(&(*rid, pos as u32)) {
+                if ri.outcome.is_none() && !places.contains(&(rid, pos as u32)) {
                     return fail(format!("{rid}: open item #{pos} waits nowhere"));
                 }
             }

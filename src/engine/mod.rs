@@ -85,6 +85,7 @@
 mod inspect;
 mod io;
 mod queue;
+mod requests;
 mod state;
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
@@ -99,8 +100,10 @@ pub use self::io::{
 };
 pub use self::queue::MergeKey;
 use self::queue::{ItemIdx, KeyedQueue, PendingQueue, WaitList, Waiter};
+use self::requests::RequestTable;
 use self::state::{
-    Handler, HandlerTable, ItemSlot, NOT_PENDING, Request, RequestItem, Session, SessionItem,
+    Handler, HandlerTable, ItemSlot, NOT_PENDING, Request, RequestItem, Scratch, Session,
+    SessionItem,
 };
 use crate::error::{Denied, Error, TextKind, check_text};
 use crate::flags::{
@@ -174,10 +177,13 @@ pub struct Engine {
     next_handler: u64,
     sessions: BTreeMap<SessionId, Session>,
     next_session: u64,
-    requests: IdMap<RequestId, Request>,
+    requests: RequestTable,
     next_request: u64,
     actions: VecDeque<Action>,
     shut_down: bool,
+    /// The validated items of the start call being accepted, kept between calls so that
+    /// accepting a request allocates nothing for them.
+    scratch: Scratch,
 }
 
 impl Default for Engine {
@@ -189,10 +195,11 @@ impl Default for Engine {
             next_handler: 1,
             sessions: BTreeMap::new(),
             next_session: 1,
-            requests: IdMap::default(),
+            requests: RequestTable::default(),
             next_request: 1,
             actions: VecDeque::new(),
             shut_down: false,
+            scratch: Scratch::default(),
         }
     }
 }
@@ -604,27 +611,26 @@ impl Engine {
         if self.shut_down {
             return Err(Error::ShutDown);
         }
-        let (key, h) = self.live(handler)?;
+        let key = self.key(handler)?;
         // Typed flags can still carry unknown bits (`from_bits_retain`): refuse them too.
         SyncControlFlags::from_raw(flags.bits())?;
-        let items = validate_start(handler, h, named)?;
+        let mut items = std::mem::take(&mut self.scratch.0);
+        items.clear();
+        let h = &self.handlers[&key];
+        if let Err(e) = validate_start(handler, h, named, &mut items) {
+            self.scratch.0 = items;
+            return Err(e);
+        }
 
         let request = RequestId(self.next_request);
         self.next_request += 1;
-        let mut req = Request {
-            handler_key: key,
-            key: merge.clone(),
-            items: SmallVec::with_capacity(items.len()),
-            remaining: 0,
-            errors: 0,
-            conflicts: 0,
-            disconnected: false,
-        };
+        let mut placed: SmallVec<[RequestItem; 1]> = SmallVec::with_capacity(items.len());
         let mut dispositions = SmallVec::with_capacity(items.len());
         let h = self.handlers.get_mut(&key).ok_or(Error::ShutDown)?;
         let join = flags.contains(SyncControlFlags::IGNORE_IF_ALREADY_SYNCING);
         // Disconnected: every item settles at once, and the status says so even with none.
-        req.disconnected = !h.connected;
+        let disconnected = !h.connected;
+        let mut remaining = 0;
         for &idx in &items {
             let slot = &mut h.items[idx as usize];
             // A repeat within this request: counted once.
@@ -632,12 +638,8 @@ impl Engine {
                 continue;
             }
             slot.last_request = request.0;
-            let me = Waiter {
-                request,
-                pos: req.items.len() as u32,
-            };
-            if req.disconnected {
-                req.items.push(RequestItem {
+            if disconnected {
+                placed.push(RequestItem {
                     item: idx,
                     outcome: Some(Outcome::Disconnected),
                     prev: Waiter::NONE,
@@ -645,63 +647,39 @@ impl Engine {
                 dispositions.push(Disposition::Settled(Outcome::Disconnected));
                 continue;
             }
-            let running = match slot.running {
-                Some((s, pos)) if join => self
-                    .sessions
-                    .get_mut(&s)
-                    .filter(|session| session.joinable(pos as usize))
-                    .map(|session| (s, session, pos)),
-                _ => None,
+            let me = Waiter {
+                request,
+                pos: placed.len() as u32,
             };
-            let (disposition, prev) = if let Some((s, session, pos)) = running {
-                let prev = session.items[pos as usize].list.push(me);
-                (Disposition::Joined(s), prev)
-            } else if !merge.is_default() {
-                let at = match h.keyed.iter().position(|k| k.key == merge) {
-                    Some(at) => at,
-                    None => {
-                        h.keyed.push(KeyedQueue {
-                            key: merge.clone(),
-                            queue: PendingQueue::default(),
-                        });
-                        h.keyed.len() - 1
-                    }
-                };
-                let keyed = &mut h.keyed[at];
-                match keyed.find(idx).and_then(|e| keyed.queue.get_mut(e)) {
-                    Some(entry) => (Disposition::Merged, entry.list.push(me)),
-                    None => {
-                        let mut list = WaitList::default();
-                        let prev = list.push(me);
-                        let _ = keyed.queue.push(idx, list);
-                        (Disposition::Queued, prev)
-                    }
-                }
-            } else if slot.pending != NOT_PENDING {
-                (Disposition::Merged, slot.waiting.push(me))
-            } else {
-                slot.pending = h.pending.push(idx, WaitList::default());
-                if slot.running.is_none() {
-                    h.startable += 1;
-                }
-                (Disposition::Queued, slot.waiting.push(me))
-            };
-            req.items.push(RequestItem {
+            let (disposition, prev) = place(h, &mut self.sessions, idx, me, join, &merge);
+            placed.push(RequestItem {
                 item: idx,
                 outcome: None,
                 prev,
             });
-            req.remaining += 1;
+            remaining += 1;
             dispositions.push(disposition);
         }
         let requested = named.map_or(items.len(), <[ItemId]>::len);
-        let duplicates = requested - req.items.len();
-        let completed = req.remaining == 0;
-        self.requests.insert(request, req);
+        let duplicates = requested - placed.len();
+        let req = Request {
+            handler_key: key,
+            key: merge,
+            items: placed,
+            remaining,
+            errors: 0,
+            conflicts: 0,
+            disconnected,
+        };
+        self.scratch.0 = items;
+        let completed = remaining == 0;
+        if self.requests.insert(request, req).is_err() {
+            debug_assert!(false, "request IDs are issued in increasing order");
+        }
         if completed {
             self.complete(request);
         } else {
-            self.schedule();
+            self.schedule_handler(key);
         }
         Ok(Accepted {
             request,
@@ -1336,6 +1314,20 @@ impl Engine {
         }
     }
 
+    /// [`Engine::schedule`] after a change that can only have made handler `key` ready (a
+    /// request for it was queued): every other handler was already as far as it could go, so
+    /// there is nobody to rank against and no need to look at them.
+    fn schedule_handler(&mut self, key: u64) {
+        if self.shut_down {
+            return;
+        }
+        while self.sessions.len() < self.config.max_sessions
+            && self.handlers.get(&key).is_some_and(Handler::can_start)
+        {
+            self.start_session(key);
+        }
+    }
+
     fn start_session(&mut self, key: u64) {
         let Some(h) = self.handlers.get_mut(&key) else {
             return;
@@ -1538,12 +1530,69 @@ impl Engine {
     }
 }
 
+/// Puts one item of a new request where it goes: onto the running session's item (a join),
+/// or onto the pending entry of its merge key, made if there is none. Returns what became of
+/// it and the link its `RequestItem::prev` must hold.
+#[inline]
+fn place(
+    h: &mut Handler,
+    sessions: &mut BTreeMap<SessionId, Session>,
+    idx: ItemIdx,
+    me: Waiter,
+    join: bool,
+    merge: &MergeKey,
+) -> (Disposition, Waiter) {
+    let slot = &mut h.items[idx as usize];
+    if join
+        && let Some((s, pos)) = slot.running
+        && let Some(session) = sessions.get_mut(&s)
+        && session.joinable(pos as usize)
+    {
+        return (
+            Disposition::Joined(s),
+            session.items[pos as usize].list.push(me),
+        );
+    }
+    if !merge.is_default() {
+        let at = match h.keyed.iter().position(|k| k.key == *merge) {
+            Some(at) => at,
+            None => {
+                h.keyed.push(KeyedQueue {
+                    key: merge.clone(),
+                    queue: PendingQueue::default(),
+                });
+                h.keyed.len() - 1
+            }
+        };
+        let keyed = &mut h.keyed[at];
+        return match keyed.find(idx).and_then(|e| keyed.queue.get_mut(e)) {
+            Some(entry) => (Disposition::Merged, entry.list.push(me)),
+            None => {
+                let mut list = WaitList::default();
+                let prev = list.push(me);
+                let _ = keyed.queue.push(idx, list);
+                (Disposition::Queued, prev)
+            }
+        };
+    }
+    if slot.pending != NOT_PENDING {
+        return (Disposition::Merged, slot.waiting.push(me));
+    }
+    slot.pending = h.pending.push(idx, WaitList::default());
+    if slot.running.is_none() {
+        h.startable += 1;
+    }
+    (Disposition::Queued, slot.waiting.push(me))
+}
+
 /// The items of a start call, validated all-or-nothing, as indices into the handler's table.
+/// Writes them to `items` (empty on entry); on an error, what it holds means nothing.
 fn validate_start(
     id: &HandlerId,
     h: &Handler,
     named: Option<&[ItemId]>,
-) -> Result<SmallVec<[ItemIdx; 16]>, Error> {
+    items: &mut Vec<ItemIdx>,
+) -> Result<(), Error> {
     if named.is_some_and(<[ItemId]>::is_empty) {
         return Err(Error::EmptyItemList);
     }
@@ -1559,11 +1608,12 @@ fn validate_start(
         return Err(denied(Denied::HandlerDisabled));
     }
     let Some(named) = named else {
-        return Ok((0..h.items.len() as ItemIdx)
-            .filter(|&i| startable_by_handler_sync(h.slot(i)))
-            .collect());
+        items.extend(
+            (0..h.items.len() as ItemIdx).filter(|&i| startable_by_handler_sync(h.slot(i))),
+        );
+        return Ok(());
     };
-    let mut items = SmallVec::with_capacity(named.len());
+    items.reserve(named.len());
     for item in named {
         let idx = h.find(item).ok_or_else(|| unknown_item(id, item))?;
         let slot = h.slot(idx);
@@ -1578,7 +1628,7 @@ fn validate_start(
         }
         items.push(idx);
     }
-    Ok(items)
+    Ok(())
 }
 
 fn startable_by_handler_sync(slot: &ItemSlot) -> bool {
@@ -1674,7 +1724,7 @@ fn withdraw_default(
     h: &mut Handler,
     idx: ItemIdx,
     me: Waiter,
-    requests: &mut IdMap<RequestId, Request>,
+    requests: &mut RequestTable,
 ) -> bool {
     let slot = &mut h.items[idx as usize];
     if slot.pending == NOT_PENDING || !unlink(&mut slot.waiting, me, requests) {
@@ -1696,7 +1746,7 @@ fn withdraw_keyed(
     merge: &MergeKey,
     idx: ItemIdx,
     me: Waiter,
-    requests: &mut IdMap<RequestId, Request>,
+    requests: &mut RequestTable,
 ) -> bool {
     let Some(k) = h.keyed.iter().position(|q| q.key == *merge) else {
         return false;
@@ -1721,7 +1771,7 @@ fn withdraw_keyed(
 }
 
 /// The link from a waiter to the one before it.
-fn prev_of(requests: &IdMap<RequestId, Request>, w: Waiter) -> Option<Waiter> {
+fn prev_of(requests: &RequestTable, w: Waiter) -> Option<Waiter> {
     requests
         .get(&w.request)
         .and_then(|r| r.items.get(w.pos as usize))
@@ -1730,7 +1780,7 @@ fn prev_of(requests: &IdMap<RequestId, Request>, w: Waiter) -> Option<Waiter> {
 
 /// Every waiter of a list, oldest first (the order results then come out in), following the
 /// links through the requests.
-fn waiters_of(list: &WaitList, requests: &IdMap<RequestId, Request>) -> Vec<Waiter> {
+fn waiters_of(list: &WaitList, requests: &RequestTable) -> Vec<Waiter> {
     let mut out = Vec::with_capacity(list.len as usize);
     let mut at = list.tail;
     while !at.is_none() {
@@ -1751,7 +1801,7 @@ fn waiters_of(list: &WaitList, requests: &IdMap<RequestId, Request>) -> Vec<Wait
 
 /// Takes `target` out of `list`, mending the link of the waiter after it. Walks from the
 /// tail: O(list length), paid only by a withdrawal. Says whether `target` was there.
-fn unlink(list: &mut WaitList, target: Waiter, requests: &mut IdMap<RequestId, Request>) -> bool {
+fn unlink(list: &mut WaitList, target: Waiter, requests: &mut RequestTable) -> bool {
     let Some(before) = prev_of(requests, target) else {
         return false;
     };

@@ -99,6 +99,7 @@ impl Handler {
     }
 
     /// The live item with this ID.
+    #[inline]
     pub fn find(&self, id: &ItemId) -> Option<ItemIdx> {
         self.index
             .get(id)
@@ -308,5 +309,18 @@ impl std::ops::Index<&u64> for HandlerTable {
             Some(h) => h,
             None => panic!("no handler record for key {key}: an engine invariant broke"),
         }
+    }
+}
+
+/// A buffer the engine reuses between start calls (the validated items of the call), so
+/// that accepting a request allocates only what it keeps. Its contents mean nothing between
+/// calls, so `Debug` shows none of them: an engine's `Debug` text is its state (the tests
+/// compare it to prove that a refused call changed nothing).
+#[derive(Default)]
+pub(crate) struct Scratch(pub Vec<ItemIdx>);
+
+impl std::fmt::Debug for Scratch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Scratch")
     }
 }

@@ -844,3 +844,39 @@ fn keyed_requests_cancel_stop_and_join_like_any_other() {
     assert_eq!(res, [first.request, join.request]);
     assert!(e.is_idle());
 }
+
+#[test]
+fn a_request_open_while_thousands_complete_keeps_its_place_and_its_result() {
+    // Request 1 runs in a session that stays open while 5,000 later requests complete at
+    // once (a disconnected handler), so the request table moves it out of its window: it
+    // must still be found, joined, withdrawn from and completed like any other.
+    let mut e = engine();
+    e.register_handler(HandlerSpec {
+        connected: false,
+        ..HandlerSpec::new(h("off")).items(ids(&["o1"]))
+    })
+    .unwrap();
+    let first = e.start_item_sync(&h("a"), &ids(&["a1"]), NONE).unwrap();
+    let (s, _) = only_start(&mut e);
+    let queued = e.start_item_sync(&h("a"), &ids(&["a2"]), NONE).unwrap();
+    for _ in 0..5_000 {
+        let acc = e.start_item_sync(&h("off"), &ids(&["o1"]), NONE).unwrap();
+        assert!(acc.completed);
+    }
+    assert_eq!(results(&actions(&mut e)).len(), 5_000);
+    assert_eq!(e.open_requests(), [first.request, queued.request]);
+    assert!(e.request_view(first.request).is_some());
+    let joined = e.start_item_sync(&h("a"), &ids(&["a1"]), JOIN).unwrap();
+    assert_eq!(joined.joined(), 1);
+    assert_eq!(
+        e.cancel_request(queued.request).unwrap(),
+        Withdrawn::Withdrawn
+    );
+    succeed(&mut e, s, &["a1"]);
+    let _ = e.session_finished(s, SessionEnd::Returned).unwrap();
+    let res = results(&actions(&mut e));
+    let done: Vec<RequestId> = res.iter().map(|r| r.request).collect();
+    assert_eq!(done, [queued.request, first.request, joined.request]);
+    assert!(res[1..].iter().all(|r| r.status == Outcome::Succeeded));
+    assert!(e.is_idle());
+}

@@ -1,0 +1,249 @@
+//! The open requests, by ID.
+//!
+//! Request IDs are issued 1, 2, 3, … and most requests complete roughly in that order, so the
+//! table is a window of slots indexed by `id - base`: opening a request appends, finding one
+//! is an index, and completed slots at the front are dropped as they go. No hashing, no
+//! rehash of every open request as the table grows, and new records are written where the
+//! last one was.
+//!
+//! One request that stays open while thousands after it complete would pin the front and
+//! keep every slot behind it. So once at least half the window (of at least
+//! [`MIN_WINDOW`] slots) is completed slots, the open requests at its front move to a small
+//! map of stragglers, until the front is dense again. Each request moves at most once, so the
+//! cost stays O(1) amortised, and the window never holds more than about twice the open
+//! requests in it (or [`MIN_WINDOW`] slots).
+
+use std::collections::VecDeque;
+
+use super::RequestId;
+use super::state::Request;
+use crate::id::IdMap;
+
+/// Below this many slots the window is never thinned: small windows cost little.
+pub(crate) const MIN_WINDOW: usize = 1024;
+
+#[derive(Debug, Default)]
+pub(crate) struct RequestTable {
+    /// Slot `i` holds request `base + i`; `None` once it completed (or moved to `old`).
+    window: VecDeque<Option<Request>>,
+    /// The ID of `window[0]`.
+    base: u64,
+    /// Open requests in the window.
+    open_in_window: usize,
+    /// Open requests older than `base`.
+    old: IdMap<RequestId, Request>,
+}
+
+impl RequestTable {
+    /// Records a new request. IDs must come in increasing order (the engine issues them so);
+    /// an ID already passed is refused, and the request handed back.
+    pub fn insert(&mut self, id: RequestId, request: Request) -> Result<(), Request> {
+        if self.window.is_empty() {
+            self.base = id.0;
+        }
+        let Some(at) = id.0.checked_sub(self.base).map(|at| at as usize) else {
+            return Err(request);
+        };
+        if at < self.window.len() {
+            return Err(request);
+        }
+        // IDs issued but never opened (none today) leave empty slots.
+        self.window.resize_with(at, || None);
+        self.window.push_back(Some(request));
+        self.open_in_window += 1;
+        Ok(())
+    }
+
+    fn slot(&self, id: RequestId) -> Option<usize> {
+        let at = usize::try_from(id.0.checked_sub(self.base)?).ok()?;
+        (at < self.window.len()).then_some(at)
+    }
+
+    pub fn get(&self, id: &RequestId) -> Option<&Request> {
+        match self.slot(*id) {
+            Some(at) => self.window[at].as_ref(),
+            None => self.old.get(id),
+        }
+    }
+
+    pub fn get_mut(&mut self, id: &RequestId) -> Option<&mut Request> {
+        match self.slot(*id) {
+            Some(at) => self.window[at].as_mut(),
+            None => self.old.get_mut(id),
+        }
+    }
+
+    /// Takes a request out (it completed).
+    pub fn remove(&mut self, id: &RequestId) -> Option<Request> {
+        let Some(at) = self.slot(*id) else {
+            let request = self.old.remove(id);
+            if self.old.is_empty() {
+                self.old = IdMap::default();
+            }
+            return request;
+        };
+        let request = self.window[at].take()?;
+        self.open_in_window -= 1;
+        self.trim();
+        Some(request)
+    }
+
+    /// Drops completed slots at the front; moves open ones out of a mostly-empty window.
+    fn trim(&mut self) {
+        loop {
+            let thin =
+                self.window.len() >= MIN_WINDOW && self.open_in_window * 2 < self.window.len();
+            match self.window.front_mut() {
+                None => break,
+                Some(None) => {}
+                Some(Some(_)) if !thin => break,
+                Some(front) => {
+                    if let Some(request) = front.take() {
+                        self.open_in_window -= 1;
+                        self.old.insert(RequestId(self.base), request);
+                    }
+                }
+            }
+            self.window.pop_front();
+            self.base += 1;
+        }
+        // After a burst, give the memory back rather than keep the peak for good.
+        if self.window.is_empty() && self.window.capacity() > MIN_WINDOW {
+            self.window = VecDeque::new();
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.open_in_window == 0 && self.old.is_empty()
+    }
+
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.open_in_window + self.old.len()
+    }
+
+    /// Every open request, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = (RequestId, &Request)> {
+        let base = self.base;
+        let window = self
+            .window
+            .iter()
+            .enumerate()
+            .filter_map(move |(i, r)| r.as_ref().map(|r| (RequestId(base + i as u64), r)));
+        self.old.iter().map(|(id, r)| (*id, r)).chain(window)
+    }
+
+    /// How many slots the window has (open or not): what its memory is sized by.
+    #[cfg(test)]
+    pub fn window_len(&self) -> usize {
+        self.window.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::queue::MergeKey;
+    use smallvec::SmallVec;
+
+    fn request(handler_key: u64) -> Request {
+        Request {
+            handler_key,
+            key: MergeKey::DEFAULT,
+            items: SmallVec::new(),
+            remaining: 0,
+            errors: 0,
+            conflicts: 0,
+            disconnected: false,
+        }
+    }
+
+    fn id(n: u64) -> RequestId {
+        RequestId(n)
+    }
+
+    #[test]
+    fn requests_are_found_by_id_and_removed_once() {
+        let mut t = RequestTable::default();
+        for n in 1..=5 {
+            assert!(t.insert(id(n), request(n)).is_ok());
+        }
+        assert_eq!(t.len(), 5);
+        assert_eq!(t.get(&id(3)).map(|r| r.handler_key), Some(3));
+        assert_eq!(t.remove(&id(3)).map(|r| r.handler_key), Some(3));
+        assert!(t.remove(&id(3)).is_none(), "removed twice");
+        assert!(t.get(&id(3)).is_none());
+        assert!(t.get(&id(6)).is_none() && t.get(&id(0)).is_none());
+        let mut ids: Vec<u64> = t.iter().map(|(i, _)| i.0).collect();
+        ids.sort_unstable();
+        assert_eq!(ids, [1, 2, 4, 5]);
+        for n in [1, 2, 4, 5] {
+            assert!(t.remove(&id(n)).is_some());
+        }
+        assert!(t.is_empty());
+        assert_eq!(
+            t.window_len(),
+            0,
+            "completed slots at the front are dropped"
+        );
+    }
+
+    #[test]
+    fn an_id_already_passed_is_refused() {
+        let mut t = RequestTable::default();
+        assert!(t.insert(id(5), request(5)).is_ok());
+        assert!(t.insert(id(5), request(0)).is_err());
+        assert!(t.insert(id(4), request(0)).is_err());
+        assert_eq!(t.get(&id(5)).map(|r| r.handler_key), Some(5));
+        // A gap is allowed: issued IDs that never opened.
+        assert!(t.insert(id(8), request(8)).is_ok());
+        assert!(t.get(&id(7)).is_none());
+        assert_eq!(t.len(), 2);
+    }
+
+    #[test]
+    fn one_long_lived_request_does_not_pin_the_window() {
+        let mut t = RequestTable::default();
+        assert!(t.insert(id(1), request(1)).is_ok());
+        for n in 2..100_000 {
+            assert!(t.insert(id(n), request(n)).is_ok());
+            assert!(t.remove(&id(n)).is_some());
+            assert!(
+                t.window_len() <= MIN_WINDOW + 1,
+                "window of {} slots for 1 open request",
+                t.window_len()
+            );
+        }
+        assert_eq!(t.len(), 1);
+        assert_eq!(
+            t.get(&id(1)).map(|r| r.handler_key),
+            Some(1),
+            "the straggler is still found"
+        );
+        assert_eq!(t.iter().map(|(i, _)| i.0).collect::<Vec<_>>(), [1]);
+        assert!(t.get_mut(&id(1)).is_some());
+        assert!(t.remove(&id(1)).is_some());
+        assert!(t.is_empty());
+    }
+
+    #[test]
+    fn the_window_stays_within_twice_its_open_requests() {
+        // Every third request stays open; the others complete at once.
+        let mut t = RequestTable::default();
+        let mut open = Vec::new();
+        for n in 1..30_000u64 {
+            assert!(t.insert(id(n), request(n)).is_ok());
+            if n % 3 == 0 {
+                open.push(n);
+            } else {
+                assert!(t.remove(&id(n)).is_some());
+            }
+            assert!(t.window_len() <= (2 * t.len()).max(MIN_WINDOW) + 1);
+        }
+        assert_eq!(t.len(), open.len());
+        for n in open {
+            assert_eq!(t.remove(&id(n)).map(|r| r.handler_key), Some(n));
+        }
+        assert!(t.is_empty());
+    }
+}
