@@ -278,11 +278,13 @@
 //!
 //! # Threading model
 //!
-//! A [`SyncManager`] runs one scheduler thread that owns the engine and applies one command at
-//! a time, worker threads that run `synchronize` and state-change hooks (as many as the global
-//! session limit by default, see [`SyncManagerBuilder`]), and one delivery thread that runs
-//! result callbacks. Calls wait for the scheduler's answer, so a start call is refused or
-//! accepted synchronously. No user code runs on the scheduler thread or under a lock.
+//! A [`SyncManager`] keeps the engine behind one lock and applies one command at a time: a
+//! call applies its own command on the calling thread, so a start call is refused or accepted
+//! synchronously and costs no thread hand-off. It runs worker threads for `synchronize` and
+//! state-change hooks (as many as the global session limit by default, see
+//! [`SyncManagerBuilder`]), one delivery thread for result callbacks, and a scheduler thread
+//! that takes over the commands once shutdown begins. No user code runs under the lock or on
+//! the scheduler thread.
 //!
 //! Handlers and result callbacks run on other threads, so they must be `Send` (handlers also
 //! `Sync`); anything else is refused at compile time:

@@ -1,12 +1,13 @@
 //! Everything that can wake the scheduler thread is one variant of [`Command`].
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use crossbeam_channel::Sender;
 use uuid::Uuid;
 
 use super::events::{EventReport, HandlerEvent};
 use super::notify::Notification;
+use super::scheduler::{Applied, Scheduler};
 use super::{
     Context, PendingItems, ShutdownReport, SyncHandler, SyncItem, SyncResult, SyncTicket,
     TriggerReason,
@@ -26,14 +27,62 @@ use crate::legacy::LegacyHandler;
 /// Where the scheduler sends the answer to a command.
 pub(crate) type Reply<T> = Sender<Result<T, Error>>;
 
+/// The way to the scheduler, held by every handle that makes calls: the manager, tickets,
+/// sessions and the manager's own threads.
+///
+/// A command is applied on the calling thread, under the scheduler's lock, whenever it can
+/// be: a start call or a progress report is then a lock and an engine step, not two thread
+/// hand-offs (`benches/manager.rs`). Once shutdown has begun, and for the shutdown command
+/// itself, commands go over the channel to the scheduler thread, which alone waits for
+/// deadlines. Either way one command is applied at a time, in the order the lock or the
+/// channel gives them, and the scheduler never runs user code, so no user code runs under
+/// the lock.
+#[derive(Clone)]
+pub(crate) struct Link {
+    commands: Sender<Command>,
+    scheduler: Weak<Mutex<Scheduler>>,
+}
+
+impl std::fmt::Debug for Link {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Link")
+    }
+}
+
+impl Link {
+    pub fn new(commands: Sender<Command>, scheduler: Weak<Mutex<Scheduler>>) -> Link {
+        Link {
+            commands,
+            scheduler,
+        }
+    }
+
+    /// Applies or queues a command. `Err(ShutDown)` when the scheduler is gone.
+    pub fn send(&self, command: Command) -> Result<(), Error> {
+        // The scheduler thread holds the only strong reference: once it ended, this fails.
+        let command = match self.scheduler.upgrade() {
+            Some(scheduler) => {
+                let applied = scheduler
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .apply(command);
+                match applied {
+                    Applied::Done => return Ok(()),
+                    Applied::Broken => return Err(Error::ShutDown),
+                    Applied::Deferred(command) => command,
+                }
+            }
+            None => command,
+        };
+        self.commands.send(command).map_err(|_| Error::ShutDown)
+    }
+}
+
 /// Sends a command and waits for its answer. A scheduler that is gone means the manager was
 /// shut down.
-pub(crate) fn call<T>(
-    commands: &Sender<Command>,
-    make: impl FnOnce(Reply<T>) -> Command,
-) -> Result<T, Error> {
+pub(crate) fn call<T>(link: &Link, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, Error> {
     let (reply, answer) = crossbeam_channel::bounded(1);
-    commands.send(make(reply)).map_err(|_| Error::ShutDown)?;
+    link.send(make(reply))?;
     answer.recv().map_err(|_| Error::ShutDown)?
 }
 

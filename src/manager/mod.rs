@@ -1,10 +1,11 @@
 //! The threaded [`SyncManager`]: the Rust form of `ISyncMgrControl`, a thin shell around the
 //! pure [`Engine`](crate::Engine).
 //!
-//! One scheduler thread owns the engine and acts on one [`Command`](command::Command) at a
-//! time; worker threads run handler sessions and state-change hooks; a delivery thread runs
-//! result callbacks. Callers talk to the scheduler over a channel and wait for its answer, so
-//! every start call is validated synchronously, against the state of that moment.
+//! A scheduler behind one lock owns the engine and applies one [`Command`](command::Command)
+//! at a time; callers apply theirs on their own thread (see [`Link`]), and a scheduler thread
+//! takes over once shutdown begins. Worker threads run handler sessions and state-change
+//! hooks; a delivery thread runs result callbacks. Every start call is validated
+//! synchronously, against the state of that moment.
 
 mod command;
 mod events;
@@ -31,7 +32,7 @@ pub use self::notify::{HandlerChange, Notification};
 pub use self::session::{PendingItems, ServedRequest, SyncSession};
 pub use self::ticket::{SyncResult, SyncTicket};
 
-use self::command::{Command, EventQuery, Start, StopTarget, Touch, call};
+use self::command::{Command, EventQuery, Link, Start, StopTarget, Touch, call};
 use self::scheduler::{Scheduler, SchedulerParts};
 use self::threads::panic_text;
 use crate::engine::{Engine, EngineConfig, HandlerSpec, ItemSpec, MergeKey, StateChange, Stopped};
@@ -268,7 +269,7 @@ impl Registry {
 /// What callers and queued state changes need: the way to the scheduler and the handlers.
 #[derive(Clone)]
 struct Core {
-    commands: Sender<Command>,
+    commands: Link,
     registry: Registry,
 }
 
@@ -554,21 +555,26 @@ impl SyncManagerBuilder {
         let (alive, alive_rx) = crossbeam_channel::bounded::<()>(0);
         let (delivery_done, delivery_done_rx) = crossbeam_channel::bounded::<()>(0);
         let registry = Registry::default();
-        let scheduler = Scheduler::new(SchedulerParts {
-            engine,
-            commands: commands.clone(),
-            registry: registry.clone(),
-            jobs,
-            deliveries,
-            delivery_done: delivery_done_rx,
-            event_log_capacity: self.event_log_capacity,
-            grace: self.grace,
+        let scheduler = Arc::new_cyclic(|me| {
+            Mutex::new(Scheduler::new(SchedulerParts {
+                engine,
+                link: Link::new(commands.clone(), me.clone()),
+                registry: registry.clone(),
+                jobs,
+                deliveries,
+                delivery_done: delivery_done_rx,
+                event_log_capacity: self.event_log_capacity,
+                grace: self.grace,
+            }))
         });
+        // The scheduler thread holds the only strong reference: when it ends, every link
+        // finds the scheduler gone.
+        let commands = Link::new(commands, Arc::downgrade(&scheduler));
         let mut handles = Vec::with_capacity(workers + 2);
         let spawned = spawn_threads(
             &mut handles,
             alive,
-            || scheduler.run(command_rx),
+            move || Scheduler::run(scheduler, command_rx),
             workers,
             |alive| {
                 let (jobs, commands) = (job_rx.clone(), commands.clone());

@@ -1,18 +1,22 @@
-//! The scheduler thread: owns the [`Engine`] by value, applies each [`Command`] to it, and
-//! carries out the engine's [`Action`]s by moving data to the worker and delivery threads.
-//! It runs no user code and holds no lock while it waits.
+//! The scheduler: owns the [`Engine`] by value, applies each [`Command`] to it, and carries
+//! out the engine's [`Action`]s by moving data to the worker and delivery threads. It sits
+//! behind one lock: callers apply their commands themselves under it (see
+//! [`Link`](super::command::Link)), and the scheduler thread applies what comes over the
+//! channel and keeps the shutdown deadline. It runs no user code, and its thread holds no
+//! lock while it waits.
 
 use std::collections::{HashMap, HashSet};
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
 use crossbeam_channel::{Receiver, Sender, select};
 use uuid::Uuid;
 
-use super::command::{Command, EventQuery, Queries, SessionCall, Start, StopTarget, Touch};
+use super::command::{Command, EventQuery, Link, Queries, SessionCall, Start, StopTarget, Touch};
 use super::events::{EventLog, EventReport, HandlerEvent};
 use super::notify::{HandlerChange, Notification, Subscribers};
-use super::threads::{Delivery, Job};
+use super::threads::{Delivery, Job, panic_text};
 use super::ticket::Completion;
 use super::{
     Context, PendingItems, Registry, ServedRequest, ShutdownReport, SyncResult, SyncSession,
@@ -36,7 +40,7 @@ struct Open {
 
 pub(crate) struct Scheduler {
     engine: Engine,
-    commands: Sender<Command>,
+    link: Link,
     registry: Registry,
     open: HashMap<RequestId, Open>,
     /// Handler of each running session, for event records.
@@ -59,11 +63,23 @@ pub(crate) struct Scheduler {
     /// Shutdown was asked from a manager thread, which may be the delivery thread itself.
     from_inside: bool,
     abandoned: usize,
+    /// Applying a command panicked (a bug in this crate): the state may be half changed, so
+    /// every later call fails with `ShutDown`, as if the scheduler had died.
+    broken: bool,
+}
+
+/// What [`Scheduler::apply`] did with a command.
+pub(crate) enum Applied {
+    Done,
+    /// Shutdown has begun (or this is the shutdown command): send it to the scheduler
+    /// thread, which keeps the deadline.
+    Deferred(Command),
+    Broken,
 }
 
 pub(crate) struct SchedulerParts {
     pub engine: Engine,
-    pub commands: Sender<Command>,
+    pub link: Link,
     pub registry: Registry,
     pub jobs: Sender<Job>,
     pub deliveries: Sender<Delivery>,
@@ -76,7 +92,7 @@ impl Scheduler {
     pub fn new(parts: SchedulerParts) -> Scheduler {
         Scheduler {
             engine: parts.engine,
-            commands: parts.commands,
+            link: parts.link,
             registry: parts.registry,
             open: HashMap::new(),
             sessions: HashMap::new(),
@@ -91,39 +107,74 @@ impl Scheduler {
             shutdown_replies: Vec::new(),
             from_inside: false,
             abandoned: 0,
+            broken: false,
         }
     }
 
-    /// The loop: one command at a time, until shutdown has ended every session.
-    pub fn run(mut self, commands: Receiver<Command>) {
+    /// Applies a command on the caller's thread and carries out what it decided.
+    pub fn apply(&mut self, command: Command) -> Applied {
+        if self.broken {
+            return Applied::Broken;
+        }
+        if self.deadline.is_some() || matches!(command, Command::Shutdown { .. }) {
+            return Applied::Deferred(command);
+        }
+        self.guarded(|s| s.handle(command));
+        if self.broken {
+            Applied::Broken
+        } else {
+            Applied::Done
+        }
+    }
+
+    /// Runs one step and carries out what it decided. A panic here is a bug in this crate:
+    /// it marks the scheduler broken instead of unwinding into a caller or poisoning the lock.
+    fn guarded(&mut self, step: impl FnOnce(&mut Scheduler)) {
+        if let Err(panic) = catch_unwind(AssertUnwindSafe(|| {
+            step(self);
+            self.carry_out();
+        })) {
+            let _ = panic_text(panic);
+            self.broken = true;
+        }
+    }
+
+    /// The scheduler thread's loop: what comes over the channel, one command at a time,
+    /// until shutdown has ended every session. It holds the lock only to apply a command.
+    pub fn run(scheduler: Arc<Mutex<Scheduler>>, commands: Receiver<Command>) {
+        enum Woken {
+            Command(Command),
+            Closed,
+            Deadline,
+        }
         loop {
-            let command = match self.deadline {
-                None => commands.recv().ok(),
+            let deadline = lock(&scheduler).deadline;
+            let woken = match deadline {
+                None => commands.recv().map_or(Woken::Closed, Woken::Command),
                 Some(deadline) => select! {
-                    recv(commands) -> c => c.ok(),
-                    recv(crossbeam_channel::at(deadline)) -> _ => {
-                        self.abandon_sessions();
-                        None
-                    }
+                    recv(commands) -> c => c.map_or(Woken::Closed, Woken::Command),
+                    recv(crossbeam_channel::at(deadline)) -> _ => Woken::Deadline,
                 },
             };
-            match command {
-                Some(command) => self.handle(command),
+            let mut s = lock(&scheduler);
+            s.guarded(|s| match woken {
+                Woken::Command(command) => s.handle(command),
                 // Every sender is gone: nobody can ask for anything any more.
-                None if self.deadline.is_none() => self.begin_shutdown(),
-                None => {}
-            }
-            self.carry_out();
-            if self.deadline.is_some() && self.engine.session_count() == 0 {
+                Woken::Closed if s.deadline.is_none() => s.begin_shutdown(),
+                Woken::Closed => {}
+                Woken::Deadline => s.abandon_sessions(),
+            });
+            if s.broken || (s.deadline.is_some() && s.engine.session_count() == 0) {
                 break;
             }
         }
-        self.drain_deliveries(&commands);
+        Self::drain_deliveries(&scheduler, &commands);
+        let mut s = lock(&scheduler);
         let report = ShutdownReport {
-            abandoned_sessions: self.abandoned,
+            abandoned_sessions: s.abandoned,
             detached_threads: 0,
         };
-        for reply in self.shutdown_replies.drain(..) {
+        for reply in s.shutdown_replies.drain(..) {
             let _ = reply.send(report);
         }
     }
@@ -131,23 +182,31 @@ impl Scheduler {
     /// Lets the delivery thread run the callbacks it still has, for at most one more grace
     /// period, and keeps serving commands meanwhile, so that what those callbacks cause (a
     /// panic report, a late session call) is still handled and published.
-    fn drain_deliveries(&mut self, commands: &Receiver<Command>) {
-        self.deliveries = None;
-        if self.from_inside {
-            // The delivery thread may be the one waiting for this answer.
-            return;
-        }
-        let deadline = Instant::now() + self.grace;
+    fn drain_deliveries(scheduler: &Mutex<Scheduler>, commands: &Receiver<Command>) {
+        let (delivery_done, grace) = {
+            let mut s = lock(scheduler);
+            s.deliveries = None;
+            if s.from_inside {
+                // The delivery thread may be the one waiting for this answer.
+                return;
+            }
+            (s.delivery_done.clone(), s.grace)
+        };
+        let deadline = Instant::now() + grace;
         loop {
             select! {
                 recv(commands) -> c => match c {
-                    Ok(command) => {
-                        self.handle(command);
-                        self.carry_out();
-                    }
+                    Ok(command) => lock(scheduler).guarded(|s| s.handle(command)),
                     Err(_) => return,
                 },
-                recv(self.delivery_done) -> _ => return,
+                recv(delivery_done) -> _ => {
+                    // `select!` picks at random among ready arms: what the delivery thread
+                    // sent before it ended (a callback's panic report) may still be queued.
+                    for command in commands.try_iter() {
+                        lock(scheduler).guarded(|s| s.handle(command));
+                    }
+                    return;
+                }
                 recv(crossbeam_channel::at(deadline)) -> _ => return,
             }
         }
@@ -456,7 +515,7 @@ impl Scheduler {
                     .collect(),
             });
         }
-        SyncTicket::new(request, accepted.handler, slot, self.commands.clone())
+        SyncTicket::new(request, accepted.handler, slot, self.link.clone())
     }
 
     /// The items of a just-accepted request: from the engine, or, for one that completed at
@@ -518,7 +577,7 @@ impl Scheduler {
         let job = self.registry.get(&handler).map(|object| Job::Session {
             handler: object,
             items,
-            session: SyncSession::new(session, handler, served, key, self.commands.clone()),
+            session: SyncSession::new(session, handler, served, key, self.link.clone()),
         });
         let sent = match job {
             Some(job) => self.jobs.send(job).is_ok(),
@@ -758,4 +817,10 @@ impl Scheduler {
             }
         }
     }
+}
+
+/// The scheduler's lock. It is never poisoned: every step runs under `catch_unwind` (see
+/// `Scheduler::guarded`), and a step that panicked marks the scheduler broken instead.
+fn lock(scheduler: &Mutex<Scheduler>) -> MutexGuard<'_, Scheduler> {
+    scheduler.lock().unwrap_or_else(PoisonError::into_inner)
 }

@@ -1,9 +1,8 @@
 //! The handler's side of a session: [`SyncSession`], the Rust form of `ISyncMgrSyncCallback`.
 
-use crossbeam_channel::Sender;
 use uuid::Uuid;
 
-use super::command::{Command, Reply, SessionCall};
+use super::command::{Command, Link, Reply, SessionCall};
 use super::events::EventReport;
 use super::{Context, SyncItem, TriggerReason};
 use crate::engine::{MergeKey, RequestId, SessionId};
@@ -54,7 +53,7 @@ pub struct SyncSession {
     handler: HandlerId,
     requests: Vec<ServedRequest>,
     key: MergeKey,
-    commands: Sender<Command>,
+    commands: Link,
 }
 
 impl std::fmt::Debug for SyncSession {
@@ -73,7 +72,7 @@ impl SyncSession {
         handler: HandlerId,
         requests: Vec<ServedRequest>,
         key: MergeKey,
-        commands: Sender<Command>,
+        commands: Link,
     ) -> SyncSession {
         SyncSession {
             id,

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use crossbeam_channel::{Receiver, Sender};
 
-use super::command::Command;
+use super::command::{Command, Link};
 use super::{SyncHandler, SyncResult, SyncSession};
 use crate::engine::SessionEnd;
 use crate::id::ItemId;
@@ -63,7 +63,7 @@ pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
 
 /// A worker: runs jobs until the scheduler drops the job channel. `_alive` is dropped when
 /// the thread ends, which is how shutdown knows.
-pub(crate) fn worker(jobs: Receiver<Job>, commands: Sender<Command>, _alive: Sender<()>) {
+pub(crate) fn worker(jobs: Receiver<Job>, commands: Link, _alive: Sender<()>) {
     for job in jobs {
         match job {
             Job::Session {
@@ -115,7 +115,7 @@ pub(crate) fn worker(jobs: Receiver<Job>, commands: Sender<Command>, _alive: Sen
 /// tells the scheduler, by going away, that every callback has run.
 pub(crate) fn delivery(
     deliveries: Receiver<Delivery>,
-    commands: Sender<Command>,
+    commands: Link,
     _alive: Sender<()>,
     _done: Sender<()>,
 ) {

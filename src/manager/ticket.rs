@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
-use super::command::{Command, call};
+use super::command::{Command, Link, call};
 use crate::engine::{RequestId, Withdrawn};
 use crate::error::Error;
 use crate::id::HandlerId;
@@ -85,7 +85,7 @@ pub struct SyncTicket {
     request: RequestId,
     handler: HandlerId,
     slot: Arc<TicketSlot>,
-    commands: Sender<Command>,
+    commands: Link,
 }
 
 impl SyncTicket {
@@ -93,7 +93,7 @@ impl SyncTicket {
         request: RequestId,
         handler: HandlerId,
         slot: Arc<TicketSlot>,
-        commands: Sender<Command>,
+        commands: Link,
     ) -> SyncTicket {
         SyncTicket {
             request,
