@@ -2578,6 +2578,90 @@ fn a_context_whose_drop_panics_does_not_kill_the_scheduler() {
     rig.finish(ShutdownReport::default());
 }
 
+/// A start call is applied on the caller's thread under the scheduler's lock. A refused one
+/// must not drop the caller's context or result callback there: a `Drop` that panics would
+/// break the scheduler, and one that calls the manager would wait for the lock it runs
+/// under. Both are handed to the delivery thread, like every other user value.
+#[test]
+fn a_refused_start_does_not_drop_its_context_or_callback_under_the_lock() {
+    struct Grenade;
+    impl Drop for Grenade {
+        fn drop(&mut self) {
+            panic!("{DELIBERATE} the context's drop panicked");
+        }
+    }
+    /// A callback whose drop calls into the manager, then says so.
+    struct Caller(SyncManager, Sender<Result<(), Error>>);
+    impl Drop for Caller {
+        fn drop(&mut self) {
+            let answer = self.0.enable_item(H, "a", true, ControlFlags::WAIT);
+            let _ = self.1.send(answer);
+        }
+    }
+    let rig = Rig::new();
+    let (handler, _) = Driven::new(&["a"]);
+    // Disconnected: an accepted request completes at once, so the check below needs no
+    // session.
+    handler.connected.store(false, SeqCst);
+    rig.register(H, handler);
+    let (called_tx, called) = crossbeam_channel::bounded(1);
+    let caller = Caller(rig.manager.clone(), called_tx);
+    let refused = rig.manager.request(
+        SyncRequest::handler(H)
+            .items(["not-an-item"])
+            .context(Grenade)
+            .on_result(move |_: &RequestResult| {
+                let _keep = &caller;
+            }),
+    );
+    assert!(
+        matches!(refused, Err(Error::UnknownItem { .. })),
+        "{refused:?}"
+    );
+    assert_eq!(
+        called.recv_timeout(PATIENCE),
+        Ok(Ok(())),
+        "the callback was dropped off the lock, and its call into the manager went through"
+    );
+    // The scheduler is not broken: the manager still works.
+    let ticket = rig
+        .ledger
+        .request(&rig.manager, SyncRequest::handler(H))
+        .expect("accepted");
+    assert_eq!(result(&ticket).status, Outcome::Disconnected);
+    rig.finish(ShutdownReport::default());
+}
+
+/// The same for a registration the engine refuses (the ID is taken): the refused handler
+/// object is not dropped under the scheduler's lock, so its `Drop` may call the manager.
+#[test]
+fn a_refused_registration_does_not_drop_the_handler_under_the_lock() {
+    struct Calls(SyncManager, Sender<Result<(), Error>>);
+    impl SyncHandler for Calls {
+        fn synchronize(&self, _: &[ItemId], _: &SyncSession) -> Result<(), HandlerError> {
+            Ok(())
+        }
+    }
+    impl Drop for Calls {
+        fn drop(&mut self) {
+            let answer = self.0.enable_item(H, "a", true, ControlFlags::WAIT);
+            let _ = self.1.send(answer);
+        }
+    }
+    let rig = Rig::new();
+    let (handler, _) = Driven::new(&["a"]);
+    rig.register(H, handler);
+    let (called_tx, called) = crossbeam_channel::bounded(1);
+    let second = Calls(rig.manager.clone(), called_tx);
+    let refused = rig.manager.register_handler(H, second, ControlFlags::WAIT);
+    assert!(
+        matches!(refused, Err(Error::HandlerExists(_))),
+        "{refused:?}"
+    );
+    assert_eq!(called.recv_timeout(PATIENCE), Ok(Ok(())));
+    rig.finish(ShutdownReport::default());
+}
+
 /// rustdoc of `SyncManager`: "A handler that keeps a clone keeps the manager alive: call
 /// `shutdown` explicitly then." But `shutdown` does not let go of the handlers: the registry
 /// (in `Shared::core`) keeps every handler object, the handler keeps the `SyncManager`, and

@@ -252,6 +252,9 @@ impl Scheduler {
                         handler: id,
                         change: HandlerChange::Registered,
                     });
+                } else {
+                    // User values: never dropped here (see `release`).
+                    self.release((handler, legacy));
                 }
                 let _ = reply.send(result);
             }
@@ -477,7 +480,14 @@ impl Scheduler {
             start.flags,
             start.key,
         );
-        let result = accepted.map(|a| self.open(a, start.context, start.sink, start.reason));
+        let result = match accepted {
+            Ok(a) => Ok(self.open(a, start.context, start.sink, start.reason)),
+            Err(e) => {
+                // User values: never dropped here (see `release`).
+                self.release((start.context, start.sink));
+                Err(e)
+            }
+        };
         // A request that completed at once (disconnected, nothing to sync) has its result in
         // the ticket before the caller gets the ticket.
         self.carry_out();
