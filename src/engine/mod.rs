@@ -232,12 +232,25 @@ impl Engine {
 
     /// Takes the oldest action the engine decided and the shell has not yet taken.
     pub fn next_action(&mut self) -> Option<Action> {
-        self.actions.pop_front()
+        let next = self.actions.pop_front();
+        if next.is_none() {
+            self.release_idle_actions();
+        }
+        next
     }
 
-    /// Takes every action decided so far, oldest first.
+    /// Takes every action decided so far, oldest first. The queue's memory goes with them,
+    /// so a burst of results does not leave a large empty queue behind.
     pub fn drain_actions(&mut self) -> impl Iterator<Item = Action> + '_ {
-        self.actions.drain(..)
+        std::mem::take(&mut self.actions).into_iter()
+    }
+
+    /// Gives back the memory of an empty action queue that a burst made large (a million
+    /// results at once would otherwise keep 80 MB for good). Small queues keep their room.
+    fn release_idle_actions(&mut self) {
+        if self.actions.is_empty() && self.actions.capacity() > 4096 {
+            self.actions = VecDeque::new();
+        }
     }
 
     /// Whether [`Engine::shutdown`] was called.
