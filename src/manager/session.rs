@@ -45,7 +45,8 @@ pub struct PendingItems {
 /// The handle a handler reports through while it synchronizes (`ISyncMgrSyncCallback`).
 ///
 /// It is cheap to clone and may be used from any thread, also threads the handler starts
-/// itself. Every call goes to the manager's scheduler and waits for its answer. Once the
+/// itself. Every call is applied by the manager's scheduler before it returns (on the
+/// calling thread, under the scheduler's lock; no handler code runs under it). Once the
 /// session has ended, calls fail with [`Error::UnknownSession`].
 #[derive(Clone)]
 pub struct SyncSession {
