@@ -637,8 +637,15 @@ impl Engine {
 
         let request = RequestId(self.next_request);
         self.next_request += 1;
-        let mut placed: SmallVec<[RequestItem; 1]> = SmallVec::with_capacity(items.len());
-        let mut dispositions = SmallVec::with_capacity(items.len());
+        let mut placed: SmallVec<[RequestItem; 1]> = SmallVec::new();
+        let mut dispositions: SmallVec<[Disposition; 8]> = SmallVec::new();
+        // Reserving is not free even when it has nothing to do: most requests fit inline.
+        if items.len() > placed.inline_size() {
+            placed.reserve_exact(items.len());
+        }
+        if items.len() > dispositions.inline_size() {
+            dispositions.reserve_exact(items.len());
+        }
         let h = self.handlers.get_mut(&key).ok_or(Error::ShutDown)?;
         let join = flags.contains(SyncControlFlags::IGNORE_IF_ALREADY_SYNCING);
         // Disconnected: every item settles at once, and the status says so even with none.
@@ -1334,10 +1341,11 @@ impl Engine {
         if self.shut_down {
             return;
         }
-        while self.sessions.len() < self.config.max_sessions
-            && self.handlers.get(&key).is_some_and(Handler::can_start)
-        {
-            self.start_session(key);
+        while self.sessions.len() < self.config.max_sessions {
+            match self.handlers.get(&key) {
+                Some(h) if h.can_start() => self.start_session(key),
+                _ => break,
+            }
         }
     }
 

@@ -47,8 +47,10 @@ impl RequestTable {
         if at < self.window.len() {
             return Err(request);
         }
-        // IDs issued but never opened (none today) leave empty slots.
-        self.window.resize_with(at, || None);
+        if at > self.window.len() {
+            // IDs issued but never opened (none today) leave empty slots.
+            self.window.resize_with(at, || None);
+        }
         self.window.push_back(Some(request));
         self.open_in_window += 1;
         Ok(())
