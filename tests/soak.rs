@@ -39,17 +39,17 @@
 //! and outcomes exactly under load; this test checks that nothing is lost or kept over a long
 //! run.
 
-#[path = "common/rng.rs"]
-mod rng;
+#[path = "common/randomized.rs"]
+mod randomized;
 
-use rng::{Rng, env_number};
+use randomized::{Rng, env_number, quiet_deliberate_panics};
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::VecDeque;
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
-use std::sync::{Arc, Barrier, Mutex, MutexGuard, Once, PoisonError};
+use std::sync::{Arc, Barrier, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -145,7 +145,7 @@ fn thread_count_down_to(target: Option<usize>) -> Option<usize> {
 
 // ----- randomness and knobs --------------------------------------------------------------------
 
-// `Rng` and `env_number` are in `common/rng.rs`.
+// `Rng`, `env_number` and `quiet_deliberate_panics` are in `common/randomized.rs`.
 
 const DEFAULT_SEED: u64 = 0x50A4_0006;
 /// A failure guard for waits that end on their own; never a way to let time pass.
@@ -155,24 +155,6 @@ const DELIBERATE: &str = "soak: deliberate";
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// Keeps the deliberate panics (thousands a run) off the terminal; real ones still print.
-fn quiet_deliberate_panics() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let default = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            let payload = info.payload();
-            let message = payload
-                .downcast_ref::<String>()
-                .map(String::as_str)
-                .or_else(|| payload.downcast_ref::<&str>().copied());
-            if !message.is_some_and(|m| m.starts_with(DELIBERATE)) {
-                default(info);
-            }
-        }));
-    });
 }
 
 // ----- the books -------------------------------------------------------------------------------
@@ -1214,7 +1196,7 @@ static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 fn soak(default_ops: u64) {
     let _one = lock(&ONE_AT_A_TIME);
-    quiet_deliberate_panics();
+    quiet_deliberate_panics(DELIBERATE);
     let seed = env_number("SYNCMGR_SOAK_SEED", DEFAULT_SEED);
     let ops = env_number("SYNCMGR_SOAK_OPS", default_ops) as usize;
     let threads = env_number("SYNCMGR_SOAK_THREADS", 3).max(1) as usize;

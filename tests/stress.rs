@@ -23,14 +23,14 @@
 //!
 //! The two manager bugs these runs found are reduced to regression tests at the end.
 
-#[path = "common/rng.rs"]
-mod rng;
+#[path = "common/randomized.rs"]
+mod randomized;
 
-use rng::{Rng, env_number};
+use randomized::{Rng, env_number, quiet_deliberate_panics};
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
-use std::sync::{Arc, Barrier, Condvar, Mutex, MutexGuard, Once, OnceLock, PoisonError};
+use std::sync::{Arc, Barrier, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -57,25 +57,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 // ----- randomness --------------------------------------------------------------------------
 
-// `Rng` and `env_number` are in `common/rng.rs`.
-
-/// Keeps the deliberate panics (over a hundred a run) off the terminal; real ones still print.
-fn quiet_deliberate_panics() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let default = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            let payload = info.payload();
-            let message = payload
-                .downcast_ref::<String>()
-                .map(String::as_str)
-                .or_else(|| payload.downcast_ref::<&str>().copied());
-            if !message.is_some_and(|m| m.starts_with(DELIBERATE)) {
-                default(info);
-            }
-        }));
-    });
-}
+// `Rng`, `env_number` and `quiet_deliberate_panics` are in `common/randomized.rs`.
 
 // ----- the handlers ------------------------------------------------------------------------
 
@@ -1243,7 +1225,7 @@ enum Ending {
 
 fn run(ending: Ending) {
     let _one_at_a_time = lock(&HEAVY);
-    quiet_deliberate_panics();
+    quiet_deliberate_panics(DELIBERATE);
     let seed = env_number("SYNCMGR_STRESS_SEED", DEFAULT_SEED);
     let ops = env_number("SYNCMGR_STRESS_OPS", DEFAULT_OPS as u64) as usize;
     println!(
@@ -1623,7 +1605,7 @@ fn a_withdrawn_ticket_is_complete_when_cancel_returns() {
 /// the scheduler's last iteration.
 #[test]
 fn a_callback_panic_during_shutdown_is_reported() {
-    quiet_deliberate_panics();
+    quiet_deliberate_panics(DELIBERATE);
     /// Syncs until it is asked to stop.
     struct UntilCanceled(Sender<()>);
     impl SyncHandler for UntilCanceled {

@@ -1,7 +1,10 @@
-//! What the randomized tests (`tests/stress.rs`, `tests/soak.rs`) share: a seeded generator
-//! and their knobs from the environment. Included with `#[path]`.
+//! What the randomized tests (`tests/stress.rs`, `tests/soak.rs`) share: a seeded generator,
+//! their knobs from the environment, and a panic hook that keeps their deliberate panics quiet.
+//! Included with `#[path]`.
 
 #![allow(dead_code)] // each test file uses a different part
+
+use std::sync::Once;
 
 /// xorshift64 (13, 7, 17), seeded through splitmix64 so that neighbouring seeds diverge.
 pub struct Rng(u64);
@@ -49,4 +52,24 @@ pub fn env_number(name: &str, default: u64) -> u64 {
         None => text.parse(),
     };
     parsed.unwrap_or_else(|_| panic!("{name}={text} is not a number"))
+}
+
+/// Keeps deliberate panics (those whose message starts with `prefix`; a run makes hundreds or
+/// thousands) off the terminal; every other panic still prints. The first call's prefix holds
+/// for the process.
+pub fn quiet_deliberate_panics(prefix: &'static str) {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let payload = info.payload();
+            let message = payload
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| payload.downcast_ref::<&str>().copied());
+            if !message.is_some_and(|m| m.starts_with(prefix)) {
+                default(info);
+            }
+        }));
+    });
 }
