@@ -1,4 +1,5 @@
-//! Everything that can wake the scheduler thread is one variant of [`Command`].
+//! Everything the scheduler applies is one variant of [`Command`], and [`Link`] is how it
+//! gets there.
 
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 

@@ -269,7 +269,7 @@ impl Registry {
 /// What callers and queued state changes need: the way to the scheduler and the handlers.
 #[derive(Clone)]
 struct Core {
-    commands: Link,
+    link: Link,
     registry: Registry,
 }
 
@@ -279,7 +279,7 @@ impl Core {
             // Shutdown empties the registry: after it, every call says `ShutDown`, as the
             // scheduler would. A scheduler that still takes commands means the ID is unknown.
             let (reply, _answer) = crossbeam_channel::bounded(1);
-            match self.commands.send(Command::Check { reply }) {
+            match self.link.send(Command::Check { reply }) {
                 Ok(()) => Error::UnknownHandler(id.clone()),
                 Err(_) => Error::ShutDown,
             }
@@ -301,11 +301,11 @@ impl Core {
         let task = Box::new(move || {
             if let Err(error) = work(&core) {
                 let _ = core
-                    .commands
+                    .link
                     .send(Command::StateChangeFailed { handler, error });
             }
         });
-        self.commands
+        self.link
             .send(Command::RunTask(task))
             .map_err(|_| Error::ShutDown)
     }
@@ -317,7 +317,7 @@ impl Core {
         legacy: Option<Arc<dyn LegacyHandler>>,
     ) -> Result<(), Error> {
         let spec = guard(|| describe(&id, &*handler))??;
-        call(&self.commands, |reply| Command::Register {
+        call(&self.link, |reply| Command::Register {
             spec,
             handler,
             legacy,
@@ -331,7 +331,7 @@ impl Core {
         change: StateChange,
         flags: ControlFlags,
     ) -> Result<(), Error> {
-        let queries = call(&self.commands, |reply| Command::CheckState {
+        let queries = call(&self.link, |reply| Command::CheckState {
             handler: handler.clone(),
             change: change.clone(),
             reply,
@@ -351,7 +351,7 @@ impl Core {
             StateChange::DisableItem(item) => object.enable_item(item, false, flags),
         })?;
         hook.map_err(|e| Error::HandlerFailed(e.to_string()))?;
-        call(&self.commands, |reply| Command::ApplyState {
+        call(&self.link, |reply| Command::ApplyState {
             handler: handler.clone(),
             change,
             reply,
@@ -418,7 +418,7 @@ impl Shared {
         let from_inside = threads.handles.iter().any(|h| h.thread().id() == me);
         let (reply, answer) = crossbeam_channel::bounded(1);
         let command = Command::Shutdown { reply, from_inside };
-        let mut report = match self.core.commands.send(command) {
+        let mut report = match self.core.link.send(command) {
             Ok(()) => answer.recv().unwrap_or_default(),
             Err(_) => ShutdownReport::default(),
         };
@@ -569,7 +569,7 @@ impl SyncManagerBuilder {
         });
         // The scheduler thread holds the only strong reference: when it ends, every link
         // finds the scheduler gone.
-        let commands = Link::new(commands, Arc::downgrade(&scheduler));
+        let link = Link::new(commands, Arc::downgrade(&scheduler));
         let mut handles = Vec::with_capacity(workers + 2);
         let spawned = spawn_threads(
             &mut handles,
@@ -577,16 +577,16 @@ impl SyncManagerBuilder {
             move || Scheduler::run(scheduler, command_rx),
             workers,
             |alive| {
-                let (jobs, commands) = (job_rx.clone(), commands.clone());
-                move || threads::worker(jobs, commands, alive)
+                let (jobs, link) = (job_rx.clone(), link.clone());
+                move || threads::worker(jobs, link, alive)
             },
             {
-                let commands = commands.clone();
-                move |alive| threads::delivery(delivery_rx, commands, alive, delivery_done)
+                let link = link.clone();
+                move |alive| threads::delivery(delivery_rx, link, alive, delivery_done)
             },
         );
         let shared = Shared {
-            core: Core { commands, registry },
+            core: Core { link, registry },
             threads: Mutex::new(Some(Threads {
                 handles,
                 alive: alive_rx,
@@ -710,7 +710,7 @@ impl SyncManager {
 
     /// A handler's enabled items, in table order.
     pub(crate) fn enabled_items(&self, id: &HandlerId) -> Result<Vec<ItemId>, Error> {
-        call(&self.core().commands, |reply| Command::EnabledItems {
+        call(&self.core().link, |reply| Command::EnabledItems {
             handler: id.clone(),
             reply,
         })
@@ -740,10 +740,7 @@ impl SyncManager {
     ) -> Result<(), Error> {
         let id = id.into_id()?;
         self.core().state_call(flags, id.clone(), move |core| {
-            call(&core.commands, |reply| Command::Remove {
-                handler: id,
-                reply,
-            })
+            call(&core.link, |reply| Command::Remove { handler: id, reply })
         })
     }
 
@@ -803,7 +800,7 @@ impl SyncManager {
         self.core().state_call(flags, id.clone(), move |core| {
             let object = core.handler(&id)?;
             let spec = guard(|| describe(&id, &*object))??;
-            call(&core.commands, |reply| Command::UpdateHandler {
+            call(&core.link, |reply| Command::UpdateHandler {
                 handler: id,
                 capabilities: spec.capabilities,
                 policies: spec.policies,
@@ -833,7 +830,7 @@ impl SyncManager {
                 }
                 None => None,
             };
-            call(&core.commands, |reply| Command::UpdateItem {
+            call(&core.link, |reply| Command::UpdateItem {
                 handler: id,
                 item,
                 spec,
@@ -873,7 +870,7 @@ impl SyncManager {
         flags: ControlFlags,
     ) -> Result<(), Error> {
         self.core().state_call(flags, id.clone(), move |core| {
-            call(&core.commands, |reply| Command::Touched {
+            call(&core.link, |reply| Command::Touched {
                 handler: id,
                 item,
                 what,
@@ -923,7 +920,7 @@ impl SyncManager {
                 (id, up)
             })
             .collect();
-        call(&self.core().commands, |reply| Command::StartAll {
+        call(&self.core().link, |reply| Command::StartAll {
             flags,
             connected,
             reply,
@@ -952,7 +949,7 @@ impl SyncManager {
             .registry
             .get(&parts.handler)
             .map(|h| guard(|| h.is_connected()).unwrap_or(false));
-        call(&self.core().commands, |reply| {
+        call(&self.core().link, |reply| {
             Command::Start(Box::new(Start {
                 handler: parts.handler,
                 items: parts.items,
@@ -972,10 +969,7 @@ impl SyncManager {
     /// Stops a handler's syncs (`StopHandlerSync`).
     pub fn stop_handler_sync(&self, handler: impl IntoId<HandlerId>) -> Result<Stopped, Error> {
         let target = StopTarget::Handler(handler.into_id()?);
-        call(&self.core().commands, |reply| Command::Stop {
-            target,
-            reply,
-        })
+        call(&self.core().link, |reply| Command::Stop { target, reply })
     }
 
     /// Stops named items (`StopItemSync`).
@@ -985,15 +979,12 @@ impl SyncManager {
         items: impl IntoIterator<Item = I>,
     ) -> Result<Stopped, Error> {
         let target = StopTarget::Items(handler.into_id()?, item_ids(items)?);
-        call(&self.core().commands, |reply| Command::Stop {
-            target,
-            reply,
-        })
+        call(&self.core().link, |reply| Command::Stop { target, reply })
     }
 
     /// Stops everything that may be stopped (`StopSyncAll`).
     pub fn stop_sync_all(&self) -> Result<Stopped, Error> {
-        call(&self.core().commands, |reply| Command::Stop {
+        call(&self.core().link, |reply| Command::Stop {
             target: StopTarget::All,
             reply,
         })
@@ -1004,7 +995,7 @@ impl SyncManager {
     /// A handler's kept events, oldest first.
     pub fn events(&self, handler: impl IntoId<HandlerId>) -> Result<Vec<HandlerEvent>, Error> {
         let handler = handler.into_id()?;
-        call(&self.core().commands, |reply| Command::Events {
+        call(&self.core().link, |reply| Command::Events {
             handler,
             query: EventQuery::List(reply),
         })
@@ -1017,7 +1008,7 @@ impl SyncManager {
         id: Uuid,
     ) -> Result<Option<HandlerEvent>, Error> {
         let handler = handler.into_id()?;
-        call(&self.core().commands, |reply| Command::Events {
+        call(&self.core().link, |reply| Command::Events {
             handler,
             query: EventQuery::Get(id, reply),
         })
@@ -1026,7 +1017,7 @@ impl SyncManager {
     /// Removes one kept event; says whether it was there.
     pub fn remove_event(&self, handler: impl IntoId<HandlerId>, id: Uuid) -> Result<bool, Error> {
         let handler = handler.into_id()?;
-        call(&self.core().commands, |reply| Command::Events {
+        call(&self.core().link, |reply| Command::Events {
             handler,
             query: EventQuery::Remove(id, reply),
         })
@@ -1038,7 +1029,7 @@ impl SyncManager {
     /// the receiver unsubscribes.
     pub fn subscribe(&self) -> Receiver<Notification> {
         let (subscriber, rx) = crossbeam_channel::bounded(self.notification_capacity);
-        let _ = self.core().commands.send(Command::Subscribe { subscriber });
+        let _ = self.core().link.send(Command::Subscribe { subscriber });
         rx
     }
 
@@ -1059,7 +1050,7 @@ impl SyncManager {
     pub fn check_consistency(&self) -> Result<(), String> {
         let (reply, answer) = crossbeam_channel::bounded(1);
         self.core()
-            .commands
+            .link
             .send(Command::Check { reply })
             .map_err(|_| "the manager was shut down".to_owned())?;
         answer

@@ -54,7 +54,7 @@ pub struct SyncSession {
     handler: HandlerId,
     requests: Vec<ServedRequest>,
     key: MergeKey,
-    commands: Link,
+    link: Link,
 }
 
 impl std::fmt::Debug for SyncSession {
@@ -73,14 +73,14 @@ impl SyncSession {
         handler: HandlerId,
         requests: Vec<ServedRequest>,
         key: MergeKey,
-        commands: Link,
+        link: Link,
     ) -> SyncSession {
         SyncSession {
             id,
             handler,
             requests,
             key,
-            commands,
+            link,
         }
     }
 
@@ -112,7 +112,7 @@ impl SyncSession {
             call: make(reply),
         };
         // A scheduler that is gone has ended every session.
-        self.commands
+        self.link
             .send(command)
             .map_err(|_| Error::UnknownSession(self.id))?;
         answer.recv().map_err(|_| Error::UnknownSession(self.id))?

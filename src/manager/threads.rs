@@ -63,7 +63,7 @@ pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
 
 /// A worker: runs jobs until the scheduler drops the job channel. `_alive` is dropped when
 /// the thread ends, which is how shutdown knows.
-pub(crate) fn worker(jobs: Receiver<Job>, commands: Link, _alive: Sender<()>) {
+pub(crate) fn worker(jobs: Receiver<Job>, link: Link, _alive: Sender<()>) {
     for job in jobs {
         match job {
             Job::Session {
@@ -78,7 +78,7 @@ pub(crate) fn worker(jobs: Receiver<Job>, commands: Link, _alive: Sender<()>) {
                 match session.can_continue(None) {
                     Ok(true) => {}
                     Ok(false) => {
-                        let _ = commands.send(Command::SessionFinished {
+                        let _ = link.send(Command::SessionFinished {
                             session: id,
                             end: SessionEnd::Returned,
                             error: None,
@@ -97,7 +97,7 @@ pub(crate) fn worker(jobs: Receiver<Job>, commands: Link, _alive: Sender<()>) {
                         Some(format!("handler panicked: {}", panic_text(panic))),
                     ),
                 };
-                let _ = commands.send(Command::SessionFinished {
+                let _ = link.send(Command::SessionFinished {
                     session: id,
                     end,
                     error,
@@ -115,7 +115,7 @@ pub(crate) fn worker(jobs: Receiver<Job>, commands: Link, _alive: Sender<()>) {
 /// tells the scheduler, by going away, that every callback has run.
 pub(crate) fn delivery(
     deliveries: Receiver<Delivery>,
-    commands: Link,
+    link: Link,
     _alive: Sender<()>,
     _done: Sender<()>,
 ) {
@@ -130,7 +130,7 @@ pub(crate) fn delivery(
             }
         };
         if let Err(panic) = catch_unwind(AssertUnwindSafe(|| sink.result(&result))) {
-            let _ = commands.send(Command::CallbackPanicked {
+            let _ = link.send(Command::CallbackPanicked {
                 request: result.request,
                 message: panic_text(panic),
             });

@@ -85,7 +85,7 @@ pub struct SyncTicket {
     request: RequestId,
     handler: HandlerId,
     slot: Arc<TicketSlot>,
-    commands: Link,
+    link: Link,
 }
 
 impl SyncTicket {
@@ -93,13 +93,13 @@ impl SyncTicket {
         request: RequestId,
         handler: HandlerId,
         slot: Arc<TicketSlot>,
-        commands: Link,
+        link: Link,
     ) -> SyncTicket {
         SyncTicket {
             request,
             handler,
             slot,
-            commands,
+            link,
         }
     }
 
@@ -149,7 +149,7 @@ impl SyncTicket {
         if self.is_complete() {
             return Ok(Withdrawn::AlreadyComplete);
         }
-        call(&self.commands, |reply| Command::Cancel {
+        call(&self.link, |reply| Command::Cancel {
             request: self.request,
             reply,
         })
