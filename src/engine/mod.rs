@@ -1636,8 +1636,7 @@ fn validate_start(
     };
     items.reserve(named.len());
     for item in named {
-        let idx = h.find(item).ok_or_else(|| unknown_item(id, item))?;
-        let slot = h.slot(idx);
+        let (idx, slot) = h.find_slot(item).ok_or_else(|| unknown_item(id, item))?;
         if slot.policies.contains(ItemPolicies::PREVENT_START_SYNC) {
             return Err(denied(Denied::ItemPolicy {
                 item: item.clone(),
