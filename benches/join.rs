@@ -19,14 +19,15 @@
 //! `SYNCMGR_BENCH_QUICK=1 cargo bench --bench join` drops N = 1000 and shortens the sample
 //! times (about 17 s). `benches/README.md` defines the workloads and records the figures.
 
+mod common;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::{
-    BenchmarkGroup, Criterion, SamplingMode, Throughput, criterion_group, criterion_main,
-    measurement::WallTime,
+    BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main, measurement::WallTime,
 };
 use crossbeam_channel::{Receiver, Sender};
 use syncmgr::{
@@ -36,6 +37,8 @@ use syncmgr::{
 use tokio::runtime::Runtime;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
+
+use common::{flat_group, quick_mode};
 
 const KEYS: [usize; 2] = [1, 8];
 
@@ -51,8 +54,7 @@ struct Settings {
 impl Settings {
     /// `SYNCMGR_BENCH_QUICK=1` (any value but empty or `0`) shrinks everything.
     fn from_env() -> Settings {
-        let quick = std::env::var("SYNCMGR_BENCH_QUICK").is_ok_and(|v| !v.is_empty() && v != "0");
-        if quick {
+        if quick_mode() {
             Settings {
                 callers: &[1, 10, 100],
                 warm_up: Duration::from_millis(200),
@@ -68,13 +70,7 @@ impl Settings {
     }
 
     fn group<'a>(&self, c: &'a mut Criterion, name: &str) -> BenchmarkGroup<'a, WallTime> {
-        let mut group = c.benchmark_group(name);
-        group
-            .sampling_mode(SamplingMode::Flat)
-            .sample_size(10)
-            .warm_up_time(self.warm_up)
-            .measurement_time(self.measurement);
-        group
+        flat_group(c, name, self.warm_up, self.measurement)
     }
 }
 

@@ -20,6 +20,8 @@
 //! `SYNCMGR_BENCH_QUICK=1 cargo bench --bench manager` shrinks the streams, drops N = 1000
 //! and shortens the sample times (about 10 s).
 
+mod common;
+
 use std::collections::HashMap;
 use std::hint::black_box;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -28,8 +30,7 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use criterion::{
-    BenchmarkGroup, Criterion, SamplingMode, Throughput, criterion_group, criterion_main,
-    measurement::WallTime,
+    BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main, measurement::WallTime,
 };
 use crossbeam_channel::{Receiver, Sender};
 use syncmgr::{
@@ -38,6 +39,8 @@ use syncmgr::{
 };
 
 /// Items of the one handler (and keys of the baseline); requests name one each.
+use common::{XorShift, flat_group, quick_mode};
+
 const ITEMS: usize = 64;
 
 /// How long a check waits for something already on its way before it fails the bench: a
@@ -58,8 +61,7 @@ struct Settings {
 impl Settings {
     /// `SYNCMGR_BENCH_QUICK=1` (any value but empty or `0`) shrinks everything.
     fn from_env() -> Settings {
-        let quick = std::env::var("SYNCMGR_BENCH_QUICK").is_ok_and(|v| !v.is_empty() && v != "0");
-        if quick {
+        if quick_mode() {
             Settings {
                 stream: 400,
                 gate_sizes: &[100],
@@ -76,30 +78,15 @@ impl Settings {
         }
     }
 
-    /// Iterations take milliseconds (a whole stream or a whole gate cycle): few samples, each
-    /// a whole number of iterations.
     fn group<'a>(&self, c: &'a mut Criterion, name: &str) -> BenchmarkGroup<'a, WallTime> {
-        let mut group = c.benchmark_group(name);
-        group
-            .sampling_mode(SamplingMode::Flat)
-            .sample_size(10)
-            .warm_up_time(self.warm_up)
-            .measurement_time(self.measurement);
-        group
+        flat_group(c, name, self.warm_up, self.measurement)
     }
 }
 
-/// xorshift64: deterministic, no dependency; picks the item of each request.
+/// The item of each request, from the benches' shared generator.
 fn picks(seed: u64, n: usize) -> Vec<usize> {
-    let mut x = seed;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x % ITEMS as u64) as usize
-        })
-        .collect()
+    let mut rng = XorShift(seed);
+    (0..n).map(|_| rng.below(ITEMS)).collect()
 }
 
 // ----- holding a run open --------------------------------------------------------------------

@@ -14,13 +14,13 @@
 
 mod common;
 
-use common::{PassThroughBuild, SEED, XorShift, distinct_texts};
+use common::{PassThroughBuild, SEED, XorShift, distinct_texts, flat_group, quick_mode};
 use std::collections::HashSet;
 use std::time::Duration;
 
 use criterion::{
-    BatchSize, BenchmarkGroup, BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group,
-    criterion_main, measurement::WallTime,
+    BatchSize, BenchmarkGroup, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main,
+    measurement::WallTime,
 };
 use syncmgr::engine::{Action, Disposition, Engine, HandlerSpec};
 use syncmgr::{HandlerId, ItemId, SyncControlFlags};
@@ -51,8 +51,7 @@ struct Settings {
 
 impl Settings {
     fn from_env() -> Settings {
-        let quick = std::env::var("SYNCMGR_BENCH_QUICK").is_ok_and(|v| !v.is_empty() && v != "0");
-        if quick {
+        if quick_mode() {
             Settings {
                 references: 100_000,
                 vec_comparisons: 5_000_000,
@@ -71,15 +70,8 @@ impl Settings {
         }
     }
 
-    /// Few samples of whole iterations: one iteration is milliseconds to hundreds of them.
     fn group<'a>(&self, c: &'a mut Criterion, name: &str) -> BenchmarkGroup<'a, WallTime> {
-        let mut group = c.benchmark_group(name);
-        group
-            .sampling_mode(SamplingMode::Flat)
-            .sample_size(10)
-            .warm_up_time(self.warm_up)
-            .measurement_time(self.measurement);
-        group
+        flat_group(c, name, self.warm_up, self.measurement)
     }
 }
 
