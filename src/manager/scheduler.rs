@@ -436,7 +436,10 @@ impl Scheduler {
             },
             Command::Subscribe { subscriber } => self.subscribers.add(subscriber),
             Command::RunTask(task) => {
-                let _ = self.jobs.send(Job::Task(task));
+                if let Err(crossbeam_channel::SendError(job)) = self.jobs.send(Job::Task(task)) {
+                    // No worker left: the task (a hook and what it holds) is a user value.
+                    self.release(job);
+                }
             }
             Command::Check { reply } => {
                 let _ = reply.send(self.engine.check_consistency());
