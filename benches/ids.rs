@@ -5,7 +5,7 @@
 //! for dedup and merge, per ID for clone and construct. `benches/README.md` defines each
 //! workload and records the figures.
 //!
-//! Run with `cargo bench --bench ids` (about a minute on 2 cores).
+//! Run with `cargo bench --bench ids` in `benches/` (about a minute on 2 cores).
 
 mod common;
 

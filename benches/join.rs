@@ -15,11 +15,12 @@
 //! per item at once. The singleflight callers are tasks on a current-thread tokio runtime on
 //! the bench thread: their cheapest setting, with no thread hand-offs at all.
 //!
-//! Run with `cargo bench --bench join` (about 80 s on 2 cores);
+//! Run with `cargo bench --bench join` in `benches/` (about 80 s on 2 cores);
 //! `SYNCMGR_BENCH_QUICK=1 cargo bench --bench join` drops N = 1000 and shortens the sample
 //! times (about 17 s). `benches/README.md` defines the workloads and records the figures.
 
-mod common;
+#[path = "common/group.rs"]
+mod group;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -38,7 +39,7 @@ use tokio::runtime::Runtime;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use common::{flat_group, quick_mode};
+use group::{flat_group, quick_mode};
 
 const KEYS: [usize; 2] = [1, 8];
 

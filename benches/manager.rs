@@ -16,11 +16,13 @@
 //! Every iteration checks that every request got exactly one result. `benches/README.md`
 //! defines the workloads and records the figures.
 //!
-//! Run with `cargo bench --bench manager` (about 45 s on 2 cores);
+//! Run with `cargo bench --bench manager` in `benches/` (about 45 s on 2 cores);
 //! `SYNCMGR_BENCH_QUICK=1 cargo bench --bench manager` shrinks the streams, drops N = 1000
 //! and shortens the sample times (about 10 s).
 
 mod common;
+#[path = "common/group.rs"]
+mod group;
 
 use std::collections::HashMap;
 use std::hint::black_box;
@@ -39,7 +41,8 @@ use syncmgr::{
 };
 
 /// Items of the one handler (and keys of the baseline); requests name one each.
-use common::{XorShift, flat_group, quick_mode};
+use common::XorShift;
+use group::{flat_group, quick_mode};
 
 const ITEMS: usize = 64;
 

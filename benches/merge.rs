@@ -8,13 +8,16 @@
 //! reference (`Throughput::Elements`). `benches/README.md` defines each workload and records
 //! the figures.
 //!
-//! Run with `cargo bench --bench merge` (about 3 minutes on 2 cores). `SYNCMGR_BENCH_QUICK=1`
-//! shrinks the reference counts and the measurement time (about a minute);
-//! `cargo bench --bench merge -- --test` runs every routine and its checks once.
+//! Run with `cargo bench --bench merge` in `benches/` (about 3 minutes on 2 cores).
+//! `SYNCMGR_BENCH_QUICK=1` shrinks the reference counts and the measurement time (about a
+//! minute); `cargo bench --bench merge -- --test` runs every routine and its checks once.
 
 mod common;
+#[path = "common/group.rs"]
+mod group;
 
-use common::{PassThroughBuild, SEED, XorShift, distinct_texts, flat_group, quick_mode};
+use common::{PassThroughBuild, SEED, XorShift, distinct_texts};
+use group::{flat_group, quick_mode};
 use std::collections::HashSet;
 use std::time::Duration;
 

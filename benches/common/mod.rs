@@ -1,37 +1,13 @@
-//! What the benches (and `tests/memory.rs`) share: the seeded workload generator, the
-//! floor's hasher, the quick-mode switch and the shape of every group. Every bench that uses
-//! `SEED` sees the same IDs, so figures compare.
+//! The workload the benches (and `tests/memory.rs`) share: the seeded generator and the
+//! floor's hasher. Every bench that uses `SEED` sees the same IDs, so figures compare.
+//!
+//! No criterion here: `tests/memory.rs` includes this file with `#[path]` and builds without
+//! the benches' dependencies. The criterion settings are in `group.rs`.
 
 #![allow(dead_code)] // each bench uses a different part
 
 use std::collections::HashSet;
 use std::hash::{BuildHasher, Hasher};
-use std::time::Duration;
-
-use criterion::measurement::WallTime;
-use criterion::{BenchmarkGroup, Criterion, SamplingMode};
-
-/// Whether `SYNCMGR_BENCH_QUICK` asks for the quick look: any value but empty or `0`.
-pub fn quick_mode() -> bool {
-    std::env::var("SYNCMGR_BENCH_QUICK").is_ok_and(|v| !v.is_empty() && v != "0")
-}
-
-/// A group as every bench here takes it: an iteration is milliseconds or more (a million
-/// references, a whole stream, a gate cycle), so 10 flat samples of whole iterations.
-pub fn flat_group<'a>(
-    c: &'a mut Criterion,
-    name: &str,
-    warm_up: Duration,
-    measurement: Duration,
-) -> BenchmarkGroup<'a, WallTime> {
-    let mut group = c.benchmark_group(name);
-    group
-        .sampling_mode(SamplingMode::Flat)
-        .sample_size(10)
-        .warm_up_time(warm_up)
-        .measurement_time(measurement);
-    group
-}
 
 /// The seed of every workload.
 pub const SEED: u64 = 0x9E37_79B9_7F4A_7C15;
