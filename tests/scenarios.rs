@@ -2540,7 +2540,9 @@ fn results_and_aggregation_rows() -> Vec<Row> {
                 start("r1", "a", &["a1"]),
                 started(1, "a", &["a1"]),
                 start("r2", "a", &["a2"]),
-                event(1, None, ERROR), // before the pull: r1 only
+                // Before the pull, and still counted for r2: a request shares the result of
+                // the whole session that serves it, however late it joined.
+                event(1, None, ERROR),
                 add_to_session(1, "a2"),
                 served(1),
                 event(1, None, ERROR),       // r1, r2
@@ -2549,7 +2551,7 @@ fn results_and_aggregation_rows() -> Vec<Row> {
                 succeed(1, "a2"),
                 finish(1),
                 delivers_counted("r1", S, &[("a1", S)], 2, 0),
-                delivers_counted("r2", S, &[("a2", S)], 2, 0),
+                delivers_counted("r2", S, &[("a2", S)], 3, 0),
                 nothing_else(),
             ],
         ),

@@ -166,10 +166,42 @@ impl Engine {
         ids
     }
 
+    /// What a request's result would count now: what the sessions it left credited, plus
+    /// what the sessions still serving it counted so far. O(what those sessions serve).
+    fn counts_so_far(&self, id: RequestId) -> super::state::Counts {
+        let Some(r) = self.requests.get(&id) else {
+            return super::state::Counts::default();
+        };
+        let mut counts = r.counts;
+        let Some(h) = self.handlers.get(&r.handler_key) else {
+            return counts;
+        };
+        for s in &h.running {
+            let Some(session) = self.sessions.get(s) else {
+                continue;
+            };
+            let mut served = false;
+            for si in &session.items {
+                if super::waiters_of(&si.list, &self.requests)
+                    .iter()
+                    .any(|w| w.request == id)
+                {
+                    served = true;
+                    counts.add(si.counts);
+                }
+            }
+            if served {
+                counts.add(session.counts);
+            }
+        }
+        counts
+    }
+
     /// A copy of an open request's state.
     pub fn request_view(&self, id: RequestId) -> Option<RequestView> {
         let r = self.requests.get(&id)?;
         let h = self.handlers.get(&r.handler_key)?;
+        let counts = self.counts_so_far(id);
         Some(RequestView {
             id,
             handler: h.id.clone(),
@@ -178,8 +210,8 @@ impl Engine {
                 .iter()
                 .map(|ri| (h.slot(ri.item).id.clone(), ri.outcome))
                 .collect(),
-            errors: r.errors,
-            conflicts: r.conflicts,
+            errors: counts.errors,
+            conflicts: counts.conflicts,
         })
     }
 

@@ -102,7 +102,7 @@ pub use self::queue::MergeKey;
 use self::queue::{ItemIdx, KeyedQueue, PendingQueue, WaitList, Waiter};
 use self::requests::RequestTable;
 use self::state::{
-    Handler, HandlerTable, ItemSlot, NOT_PENDING, Request, RequestItem, Scratch, Session,
+    Counts, Handler, HandlerTable, ItemSlot, NOT_PENDING, Request, RequestItem, Scratch, Session,
     SessionItem,
 };
 use crate::error::{Denied, Error, TextKind, check_text};
@@ -687,8 +687,7 @@ impl Engine {
             key: merge,
             items: placed,
             remaining,
-            errors: 0,
-            conflicts: 0,
+            counts: Counts::default(),
             disconnected,
         };
         self.scratch.0 = items;
@@ -730,6 +729,10 @@ impl Engine {
             .map(|(pos, ri)| (pos as u32, ri.item))
             .collect();
         let mut settled = Vec::with_capacity(open.len());
+        // The running sessions the request leaves, each credited once for its handler-wide
+        // counts.
+        let mut credited: SmallVec<[SessionId; 1]> = SmallVec::new();
+        let mut credit = Counts::default();
         if let Some(h) = self.handlers.get_mut(&key) {
             for (pos, idx) in open {
                 let me = Waiter { request, pos };
@@ -746,6 +749,12 @@ impl Engine {
                     let cancel_all = session.cancel_all;
                     let sitem = &mut session.items[spos as usize];
                     if unlink(&mut sitem.list, me, &mut self.requests) {
+                        // Leaving the session: what it counted so far is the request's.
+                        credit.add(sitem.counts);
+                        if !credited.contains(&s) {
+                            credited.push(s);
+                            credit.add(session.counts);
+                        }
                         outcome = sitem.terminal.unwrap_or(Outcome::Canceled);
                         // Nobody else wants it: ask the session to stop it.
                         if sitem.list.is_empty()
@@ -770,6 +779,7 @@ impl Engine {
                 req.items[pos as usize].outcome = Some(outcome);
             }
             req.remaining = 0;
+            req.counts.add(credit);
         }
         self.complete(request);
         Ok(Withdrawn::Withdrawn)
@@ -1044,23 +1054,25 @@ impl Engine {
         }
     }
 
-    /// Records an event reported by a session. `Error`-level events count towards the
+    /// Records an event reported by a session. An `Error`-level event counts towards the
     /// `errors` of every request the session serves for that item, or of every request the
-    /// session serves when `item` is `None`. An item of the handler that is not in the
-    /// session counts for no request; an item the handler does not own is refused.
+    /// session serves when `item` is `None`: all of them, including those that join the item
+    /// or are pulled into the session after the event, because a request that shares a run
+    /// shares its result. The counts are credited when a request leaves the session (it
+    /// ends, or the request is withdrawn), so this costs O(1) however many requests wait.
+    /// An item of the handler that is not in the session counts for no request; an item
+    /// the handler does not own is refused.
     pub fn report_event(
         &mut self,
         id: SessionId,
         item: Option<&ItemId>,
         level: EventLevel,
     ) -> Result<(), Error> {
-        let targets = self.event_targets(id, item)?;
-        if level == EventLevel::Error {
-            for r in targets {
-                if let Some(req) = self.requests.get_mut(&r) {
-                    req.errors += 1;
-                }
-            }
+        let counts = self.event_counts(id, item)?;
+        if level == EventLevel::Error
+            && let Some(counts) = counts
+        {
+            counts.errors += 1;
         }
         Ok(())
     }
@@ -1068,38 +1080,43 @@ impl Engine {
     /// Records a conflict reported by a session, counted like an `Error` event into the
     /// `conflicts` of the requests it concerns.
     pub fn report_conflict(&mut self, id: SessionId, item: Option<&ItemId>) -> Result<(), Error> {
-        for r in self.event_targets(id, item)? {
-            if let Some(req) = self.requests.get_mut(&r) {
-                req.conflicts += 1;
-            }
+        if let Some(counts) = self.event_counts(id, item)? {
+            counts.conflicts += 1;
         }
         Ok(())
     }
 
-    fn event_targets(&self, id: SessionId, item: Option<&ItemId>) -> Result<Vec<RequestId>, Error> {
-        let session = self.session(id)?;
+    /// The counts an event for `item` (or the whole handler) goes into, if any.
+    fn event_counts(
+        &mut self,
+        id: SessionId,
+        item: Option<&ItemId>,
+    ) -> Result<Option<&mut Counts>, Error> {
         let Some(item) = item else {
-            // Every request the session serves, once.
-            let mut all: Vec<RequestId> = session
-                .items
-                .iter()
-                .flat_map(|si| waiters_of(&si.list, &self.requests))
-                .map(|w| w.request)
-                .collect();
-            all.sort_unstable();
-            all.dedup();
-            return Ok(all);
+            let session = self
+                .sessions
+                .get_mut(&id)
+                .ok_or(Error::UnknownSession(id))?;
+            return Ok(Some(&mut session.counts));
         };
-        let h = &self.handlers[&session.handler_key];
         // An item the session holds counts even if an update removed it meanwhile; any other
         // item must still belong to the handler.
         match self.position(id, item) {
-            Ok(pos) => Ok(waiters_of(&session.items[pos].list, &self.requests)
-                .into_iter()
-                .map(|w| w.request)
-                .collect()),
-            Err(_) if h.find(item).is_none() => Err(unknown_item(&h.id, item)),
-            Err(_) => Ok(Vec::new()),
+            Ok(pos) => {
+                let session = self
+                    .sessions
+                    .get_mut(&id)
+                    .ok_or(Error::UnknownSession(id))?;
+                Ok(Some(&mut session.items[pos].counts))
+            }
+            Err(_) => {
+                let session = self.session(id)?;
+                let h = &self.handlers[&session.handler_key];
+                match h.find(item) {
+                    None => Err(unknown_item(&h.id, item)),
+                    Some(_) => Ok(None),
+                }
+            }
         }
     }
 
@@ -1288,11 +1305,13 @@ impl Engine {
                 }
                 outcomes.push((slot.id.clone(), outcome));
                 // Walk every list before settling any: settling may complete a request.
-                settled.push((waiters_of(&si.list, &self.requests), outcome));
+                settled.push((waiters_of(&si.list, &self.requests), outcome, si.counts));
             }
             h.running.retain(|s| *s != id);
         }
-        for (waiters, outcome) in settled {
+        // Every request the session served takes what it counted, before any completes.
+        credit_session(&mut self.requests, session.counts, &settled);
+        for (waiters, outcome, _) in settled {
             self.settle(&waiters, outcome);
         }
         self.drop_if_retired(key);
@@ -1411,6 +1430,7 @@ impl Engine {
             manual: false,
             cancel_all: false,
             items: Vec::with_capacity(taken.len()),
+            counts: Counts::default(),
             proposed: Vec::new(),
         };
         let mut ids = Vec::with_capacity(taken.len());
@@ -1533,8 +1553,8 @@ impl Engine {
             request,
             handler: h.id.clone(),
             status,
-            errors: req.errors,
-            conflicts: req.conflicts,
+            errors: req.counts.errors,
+            conflicts: req.counts.conflicts,
             items,
         }));
     }
@@ -1800,6 +1820,40 @@ fn prev_of(requests: &RequestTable, w: Waiter) -> Option<Waiter> {
 
 /// Every waiter of a list, oldest first (the order results then come out in), following the
 /// links through the requests.
+/// Credits the requests an ending session served with what it counted: each request its
+/// items' counts for the items it waited on there, and the handler-wide counts once. The
+/// once needs a deduplicated list of requests, built only when there is something to credit.
+fn credit_session(
+    requests: &mut RequestTable,
+    handler_wide: Counts,
+    items: &[(Vec<Waiter>, Outcome, Counts)],
+) {
+    for (waiters, _, counts) in items {
+        if counts.is_zero() {
+            continue;
+        }
+        for w in waiters {
+            if let Some(req) = requests.get_mut(&w.request) {
+                req.counts.add(*counts);
+            }
+        }
+    }
+    if handler_wide.is_zero() {
+        return;
+    }
+    let mut served: Vec<RequestId> = items
+        .iter()
+        .flat_map(|(waiters, _, _)| waiters.iter().map(|w| w.request))
+        .collect();
+    served.sort_unstable();
+    served.dedup();
+    for r in served {
+        if let Some(req) = requests.get_mut(&r) {
+            req.counts.add(handler_wide);
+        }
+    }
+}
+
 fn waiters_of(list: &WaitList, requests: &RequestTable) -> Vec<Waiter> {
     let mut out = Vec::with_capacity(list.len as usize);
     let mut at = list.tail;

@@ -149,13 +149,13 @@ mod tests {
     use smallvec::SmallVec;
 
     fn request(handler_key: u64) -> Request {
+        use crate::engine::state::Counts;
         Request {
             handler_key,
             key: MergeKey::DEFAULT,
             items: SmallVec::new(),
             remaining: 0,
-            errors: 0,
-            conflicts: 0,
+            counts: Counts::default(),
             disconnected: false,
         }
     }

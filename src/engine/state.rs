@@ -180,6 +180,10 @@ pub(crate) struct SessionItem {
     pub cancel: bool,
     /// The requests that take the item's outcome from this session.
     pub list: WaitList,
+    /// Error events and conflicts reported for this item in this session. Every request
+    /// the item serves here is credited with them when it leaves the session, however late
+    /// it joined.
+    pub counts: Counts,
 }
 
 impl SessionItem {
@@ -190,7 +194,27 @@ impl SessionItem {
             terminal: None,
             cancel: false,
             list,
+            counts: Counts::default(),
         }
+    }
+}
+
+/// Error events and conflicts, as a result counts them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Counts {
+    pub errors: u32,
+    pub conflicts: u32,
+}
+
+impl Counts {
+    pub fn is_zero(self) -> bool {
+        self == Counts::default()
+    }
+
+    /// Adds `other`, saturating: a count never wraps.
+    pub fn add(&mut self, other: Counts) {
+        self.errors = self.errors.saturating_add(other.errors);
+        self.conflicts = self.conflicts.saturating_add(other.conflicts);
     }
 }
 
@@ -206,6 +230,9 @@ pub(crate) struct Session {
     pub manual: bool,
     pub cancel_all: bool,
     pub items: Vec<SessionItem>,
+    /// Error events and conflicts reported for the handler as a whole in this session: every
+    /// request the session serves is credited with them once.
+    pub counts: Counts,
     /// Items proposed with `propose_item` and not yet committed.
     pub proposed: Vec<super::ItemSpec>,
 }
@@ -249,8 +276,8 @@ pub(crate) struct Request {
     pub items: SmallVec<[RequestItem; 1]>,
     /// Items still without an outcome.
     pub remaining: usize,
-    pub errors: u32,
-    pub conflicts: u32,
+    /// What the sessions that served the request counted for it so far.
+    pub counts: Counts,
     /// The handler was disconnected when the request came: the status is at least
     /// `Disconnected` even with no items.
     pub disconnected: bool,

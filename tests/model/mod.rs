@@ -333,6 +333,9 @@ struct Session {
     cancel_all: bool,
     items: Vec<SessionItem>,
     proposed: Vec<ItemSpec>,
+    /// Every error event and conflict the session counted, in order: the item it named
+    /// (`None` for the handler as a whole) and whether it was a conflict.
+    log: Vec<(Option<ItemId>, bool)>,
 }
 
 #[derive(Clone, Debug)]
@@ -690,6 +693,7 @@ impl Model {
                 })
                 .collect(),
             proposed: Vec::new(),
+            log: Vec::new(),
         });
     }
 
@@ -1180,6 +1184,11 @@ impl Model {
             return Ok(false);
         }
         let h = req.handler;
+        for s in 0..self.sessions.len() {
+            if !self.sessions[s].ended {
+                self.credit(r, s);
+            }
+        }
         let mut outcomes = Vec::new();
         for (item, outcome) in &req.items {
             if outcome.is_some() {
@@ -1428,35 +1437,20 @@ impl Model {
     /// take the item's outcome from this session, or for `None` every request the session
     /// serves. An item of the handler that is not in the session counts for nobody; an item
     /// the handler does not own is refused.
-    fn event_targets(&self, s: u64, item: Option<&ItemId>) -> Result<Vec<u64>, MError> {
+    fn counted(&self, s: u64, item: Option<&ItemId>) -> Result<bool, MError> {
         let s = self.session(s)?;
         let session = &self.sessions[s];
-        let mut targets: Vec<u64> = Vec::new();
         match item {
-            None => {
-                for si in &session.items {
-                    for &r in &si.waiters {
-                        if !targets.contains(&r) {
-                            targets.push(r);
-                        }
-                    }
-                }
-            }
+            None => Ok(true),
             Some(item) => match session.items.iter().find(|si| si.item == *item) {
-                Some(si) => targets = si.waiters.clone(),
-                None if self.live_item(session.handler, item).is_some() => {}
-                None => {
-                    return Err(MError::UnknownItem {
-                        handler: self.handlers[session.handler].id.clone(),
-                        item: item.clone(),
-                    });
-                }
+                Some(_) => Ok(true),
+                None if self.live_item(session.handler, item).is_some() => Ok(false),
+                None => Err(MError::UnknownItem {
+                    handler: self.handlers[session.handler].id.clone(),
+                    item: item.clone(),
+                }),
             },
         }
-        Ok(targets
-            .into_iter()
-            .filter(|&r| !self.requests[r as usize - 1].done)
-            .collect())
     }
 
     pub fn report_event(
@@ -1465,20 +1459,56 @@ impl Model {
         item: Option<&ItemId>,
         level: EventLevel,
     ) -> Result<(), MError> {
-        let targets = self.event_targets(s, item)?;
-        if level == EventLevel::Error {
-            for r in targets {
-                self.requests[r as usize - 1].errors += 1;
-            }
+        let counted = self.counted(s, item)?;
+        if level == EventLevel::Error && counted {
+            let s = self.session(s)?;
+            self.sessions[s].log.push((item.cloned(), false));
         }
         Ok(())
     }
 
     pub fn report_conflict(&mut self, s: u64, item: Option<&ItemId>) -> Result<(), MError> {
-        for r in self.event_targets(s, item)? {
-            self.requests[r as usize - 1].conflicts += 1;
+        if self.counted(s, item)? {
+            let s = self.session(s)?;
+            self.sessions[s].log.push((item.cloned(), true));
         }
         Ok(())
+    }
+
+    /// What a request takes from a session that served it: every logged error and conflict
+    /// for the handler as a whole or for an item it waited on there, whenever it was logged.
+    fn session_counts(&self, r: u64, s: usize) -> (u32, u32) {
+        let session = &self.sessions[s];
+        let mine: Vec<&ItemId> = session
+            .items
+            .iter()
+            .filter(|si| si.waiters.contains(&r))
+            .map(|si| &si.item)
+            .collect();
+        if mine.is_empty() {
+            return (0, 0);
+        }
+        let (mut errors, mut conflicts) = (0, 0);
+        for (item, conflict) in &session.log {
+            let counts = match item {
+                None => true,
+                Some(item) => mine.contains(&item),
+            };
+            if counts && *conflict {
+                conflicts += 1;
+            } else if counts {
+                errors += 1;
+            }
+        }
+        (errors, conflicts)
+    }
+
+    /// Adds what session `s` counted for request `r` to its result.
+    fn credit(&mut self, r: u64, s: usize) {
+        let (errors, conflicts) = self.session_counts(r, s);
+        let req = &mut self.requests[r as usize - 1];
+        req.errors += errors;
+        req.conflicts += conflicts;
     }
 
     /// The pending items of the session's key that no running session of the handler holds,
@@ -1619,6 +1649,19 @@ impl Model {
             });
             outcomes.push((si.item.clone(), outcome));
         }
+        let mut served: Vec<u64> = Vec::new();
+        for si in &session.items {
+            for &r in &si.waiters {
+                if !served.contains(&r) {
+                    served.push(r);
+                }
+            }
+        }
+        for r in served {
+            if !self.requests[r as usize - 1].done {
+                self.credit(r, s);
+            }
+        }
         for (si, (_, outcome)) in session.items.iter().zip(&outcomes) {
             self.settle(&si.item, &si.waiters, *outcome);
         }
@@ -1696,12 +1739,16 @@ impl Model {
             .filter(|&r| !self.requests[r].done)
             .map(|r| {
                 let req = &self.requests[r];
+                let so_far = (0..self.sessions.len())
+                    .filter(|&s| !self.sessions[s].ended)
+                    .map(|s| self.session_counts(r as u64 + 1, s))
+                    .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
                 RView {
                     id: r as u64 + 1,
                     handler: self.handlers[req.handler].id.clone(),
                     items: req.items.clone(),
-                    errors: req.errors,
-                    conflicts: req.conflicts,
+                    errors: req.errors + so_far.0,
+                    conflicts: req.conflicts + so_far.1,
                 }
             })
             .collect()
