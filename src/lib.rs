@@ -337,6 +337,7 @@ mod id;
 pub mod legacy;
 mod manager;
 mod result;
+mod unwind;
 
 pub use crate::engine::{Engine, EngineConfig, RequestId, SessionId};
 pub use crate::error::{Denied, Error, TextKind, hresult};

@@ -1,7 +1,6 @@
 //! The legacy handler protocol (`ISyncMgrSynchronize`), its callback
 //! (`ISyncMgrSynchronizeCallback`), and the adapter that runs it as a [`SyncHandler`].
 
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
 
@@ -16,6 +15,7 @@ use crate::id::ItemId;
 use crate::manager::{
     EventReport, HandlerError, SyncHandler, SyncItem, SyncSession, TriggerReason,
 };
+use crate::unwind;
 
 /// What a legacy handler says about itself (`SYNCMGRHANDLERINFO`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -145,9 +145,11 @@ impl LegacyCallback {
         if cancel == CancelRequest::CancelItem && self.first_skip(item) {
             let handler = &self.handler;
             // A panic here is the handler's; the progress report itself went through.
-            let _ = catch_unwind(AssertUnwindSafe(|| {
-                handler.set_item_status(item, SyncMgrStatus::Skipped)
-            }));
+            if let Ok(Err(e)) =
+                unwind::run(|| handler.set_item_status(item, SyncMgrStatus::Skipped))
+            {
+                unwind::dispose(e);
+            }
         }
         Ok(cancel)
     }

@@ -1,7 +1,7 @@
 //! `ISyncMgrSynchronizeInvoke`: [`SyncManager::update_items`] and
 //! [`SyncManager::update_all`], and the choice an `update_items` without `STARTSYNC` returns.
 
-use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use uuid::Uuid;
@@ -13,6 +13,7 @@ use crate::error::{Error, TextKind, check_text};
 use crate::flags::{ControlFlags, SyncControlFlags};
 use crate::id::{HandlerId, ItemId, MAX_SYNCMGRHANDLERNAME, MAX_SYNCMGRITEMNAME};
 use crate::manager::{StartParts, SyncManager, SyncTicket, TriggerReason};
+use crate::unwind;
 
 /// What [`SyncManager::update_items`] did.
 #[derive(Debug)]
@@ -105,24 +106,34 @@ fn checked_items(handler: &dyn LegacyHandler) -> Result<Vec<LegacyItem>, Error> 
 }
 
 fn guard<T>(f: impl FnOnce() -> T) -> Result<T, Error> {
-    catch_unwind(AssertUnwindSafe(f))
-        .map_err(|_| Error::HandlerFailed("the legacy handler panicked".into()))
+    unwind::run(f)
+        .map_err(|panic| Error::HandlerFailed(format!("the legacy handler panicked: {panic}")))
 }
 
 impl SyncManager {
     /// The checked items the manager has enabled: disabled ones are left out, as a handler
-    /// sync leaves them out.
+    /// sync leaves them out. A checked item the manager does not know yet (the handler's
+    /// `enum_items` grew since it was registered or last updated) makes the manager re-read
+    /// the handler first, as [`SyncManager::update_handler`] does, so that it is synced
+    /// rather than silently left out. Costs O(items), whatever their number.
     fn checked_and_enabled(
         &self,
         id: &HandlerId,
         items: &[LegacyItem],
     ) -> Result<Vec<ItemId>, Error> {
-        let enabled = self.enabled_items(id)?;
-        Ok(items
+        let checked: Vec<ItemId> = items
             .iter()
             .filter(|i| i.state == ItemState::Checked)
             .map(|i| ItemId::from_guid(i.id))
-            .filter(|i| enabled.contains(i))
+            .collect();
+        let mut known: HashMap<ItemId, bool> = self.item_states(id)?.into_iter().collect();
+        if checked.iter().any(|i| !known.contains_key(i)) {
+            self.update_handler(id, ControlFlags::WAIT)?;
+            known = self.item_states(id)?.into_iter().collect();
+        }
+        Ok(checked
+            .into_iter()
+            .filter(|i| known.get(i).copied().unwrap_or(false))
             .collect())
     }
 
@@ -185,10 +196,16 @@ impl SyncManager {
     }
 
     /// `ISyncMgrSynchronizeInvoke::UpdateAll`: syncs the checked items of every legacy
-    /// handler (disabled ones left out; as invoke requests with an empty cookie) and the enabled items of every other
-    /// handler (as handler syncs), in ID order, and returns their tickets. Handlers that
-    /// refuse to start (inactive, disabled, a policy) or have nothing to sync are skipped;
-    /// after shutdown it is [`Error::ShutDown`].
+    /// handler (disabled ones left out; as invoke requests with an empty cookie) and the
+    /// enabled items of every other handler (as handler syncs), in ID order, and returns
+    /// their tickets. Handlers that refuse to start (inactive, disabled, a policy) or have
+    /// nothing to sync are skipped.
+    ///
+    /// It makes one request per handler, so a shutdown can begin part way through. It then
+    /// returns exactly the tickets of the requests it made before (they complete like any
+    /// other, as `Canceled` if the shutdown cancels them): no accepted request is ever
+    /// without its ticket. Only a call that made no request at all because the manager was
+    /// shut down is [`Error::ShutDown`].
     pub fn update_all(&self) -> Result<Vec<SyncTicket>, Error> {
         if self.is_shut_down() {
             return Err(Error::ShutDown);
@@ -197,31 +214,29 @@ impl SyncManager {
         for (id, legacy) in self.handler_kinds() {
             let started = match legacy {
                 Some(handler) => {
-                    let checked = match checked_items(&*handler)
-                        .and_then(|items| self.checked_and_enabled(&id, &items))
-                    {
-                        Ok(checked) => checked,
-                        Err(Error::ShutDown) => return Err(Error::ShutDown),
-                        Err(_) => continue,
-                    };
-                    if checked.is_empty() {
-                        continue;
+                    let checked = checked_items(&*handler)
+                        .and_then(|items| self.checked_and_enabled(&id, &items));
+                    match checked {
+                        Ok(checked) if checked.is_empty() => continue,
+                        Ok(checked) => self.start(StartParts {
+                            handler: id,
+                            items: Some(checked),
+                            flags: SyncControlFlags::NONE,
+                            key: MergeKey::cookie(&[]),
+                            reason: TriggerReason::Invoke,
+                            context: None,
+                            sink: None,
+                        }),
+                        Err(e) => Err(e),
                     }
-                    self.start(StartParts {
-                        handler: id,
-                        items: Some(checked),
-                        flags: SyncControlFlags::NONE,
-                        key: MergeKey::cookie(&[]),
-                        reason: TriggerReason::Invoke,
-                        context: None,
-                        sink: None,
-                    })
                 }
                 None => self.start_handler_sync(id, SyncControlFlags::NONE, None),
             };
             match started {
                 Ok(ticket) => tickets.push(ticket),
-                Err(Error::ShutDown) => return Err(Error::ShutDown),
+                Err(Error::ShutDown) if tickets.is_empty() => return Err(Error::ShutDown),
+                // The tickets already made are returned: their requests were accepted.
+                Err(Error::ShutDown) => return Ok(tickets),
                 // Removed meanwhile, refused by state or policy: not this handler.
                 Err(_) => {}
             }

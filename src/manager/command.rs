@@ -1,14 +1,14 @@
 //! Everything the scheduler applies is one variant of [`Command`], and [`Link`] is how it
 //! gets there.
 
-use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::sync::{Arc, Mutex, Weak};
 
 use crossbeam_channel::Sender;
 use uuid::Uuid;
 
 use super::events::{EventReport, HandlerEvent};
 use super::notify::Notification;
-use super::scheduler::{Applied, Scheduler};
+use super::scheduler::{Applied, Scheduler, lock};
 use super::{
     Context, PendingItems, ShutdownReport, SyncHandler, SyncItem, SyncResult, SyncTicket,
     TriggerReason,
@@ -24,6 +24,7 @@ use crate::flags::{
 };
 use crate::id::{HandlerId, ItemId};
 use crate::legacy::LegacyHandler;
+use crate::unwind::{self, User};
 
 /// Where the scheduler sends the answer to a command.
 pub(crate) type Reply<T> = Sender<Result<T, Error>>;
@@ -58,15 +59,26 @@ impl Link {
         }
     }
 
+    /// Whether the scheduler still takes commands: a cheap check (one lock, no engine work)
+    /// for callers that must tell "unknown" from "shut down".
+    pub fn is_alive(&self) -> bool {
+        self.scheduler
+            .upgrade()
+            .is_some_and(|scheduler| !lock(&scheduler).is_broken())
+    }
+
     /// Applies or queues a command. `Err(ShutDown)` when the scheduler is gone.
     pub fn send(&self, command: Command) -> Result<(), Error> {
         // The scheduler thread holds the only strong reference: once it ended, this fails.
         let command = match self.scheduler.upgrade() {
             Some(scheduler) => {
-                let applied = scheduler
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .apply(command);
+                let (applied, released) = {
+                    let mut s = lock(&scheduler);
+                    let applied = s.apply(command);
+                    (applied, s.take_released())
+                };
+                // Dropped here, on the caller's thread, with the lock released.
+                unwind::dispose(released);
                 match applied {
                     Applied::Done => return Ok(()),
                     Applied::Broken => return Err(Error::ShutDown),
@@ -97,9 +109,9 @@ pub(crate) struct Start {
     pub key: MergeKey,
     /// What `is_connected` said on the caller's thread; `None` if the handler was unknown.
     pub connected: Option<bool>,
-    pub context: Option<Context>,
+    pub context: Option<User<Context>>,
     pub reason: TriggerReason,
-    pub sink: Option<Box<dyn SyncResult>>,
+    pub sink: Option<User<Box<dyn SyncResult>>>,
     pub reply: Reply<SyncTicket>,
 }
 
@@ -264,10 +276,10 @@ pub(crate) enum Command {
     Check {
         reply: Sender<Result<(), String>>,
     },
-    /// The handler's live, enabled items, in table order.
-    EnabledItems {
+    /// The handler's live items and whether each is enabled, in table order.
+    ItemStates {
         handler: HandlerId,
-        reply: Reply<Vec<ItemId>>,
+        reply: Reply<Vec<(ItemId, bool)>>,
     },
     Shutdown {
         reply: Sender<ShutdownReport>,

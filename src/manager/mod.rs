@@ -18,9 +18,8 @@ mod ticket;
 
 use std::any::Any;
 use std::collections::HashMap;
-use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
-use std::thread::JoinHandle;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, RwLock};
+use std::thread::{JoinHandle, ThreadId};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
@@ -33,13 +32,13 @@ pub use self::session::{PendingItems, ServedRequest, SyncSession};
 pub use self::ticket::{SyncResult, SyncTicket};
 
 use self::command::{Command, EventQuery, Link, Start, StopTarget, Touch, call};
-use self::scheduler::{Scheduler, SchedulerParts};
-use self::threads::panic_text;
+use self::scheduler::{Scheduler, SchedulerParts, deadline_after};
 use crate::engine::{Engine, EngineConfig, HandlerSpec, ItemSpec, MergeKey, StateChange, Stopped};
 use crate::error::{Denied, Error, TextKind, check_text};
 use crate::flags::{ControlFlags, SyncControlFlags};
 use crate::id::{HandlerId, IdError, ItemId, MAX_SYNCMGR_NAME};
 use crate::legacy::LegacyHandler;
+use crate::unwind::{self, User};
 
 /// Why a request was made. Sync Center requests are `Manual` unless the caller says
 /// otherwise; the legacy invoke API makes `Invoke` requests.
@@ -278,10 +277,10 @@ impl Core {
         self.registry.get(id).ok_or_else(|| {
             // Shutdown empties the registry: after it, every call says `ShutDown`, as the
             // scheduler would. A scheduler that still takes commands means the ID is unknown.
-            let (reply, _answer) = crossbeam_channel::bounded(1);
-            match self.link.send(Command::Check { reply }) {
-                Ok(()) => Error::UnknownHandler(id.clone()),
-                Err(_) => Error::ShutDown,
+            if self.link.is_alive() {
+                Error::UnknownHandler(id.clone())
+            } else {
+                Error::ShutDown
             }
         })
     }
@@ -350,7 +349,12 @@ impl Core {
             StateChange::EnableItem(item) => object.enable_item(item, true, flags),
             StateChange::DisableItem(item) => object.enable_item(item, false, flags),
         })?;
-        hook.map_err(|e| Error::HandlerFailed(e.to_string()))?;
+        if let Err(e) = hook {
+            // The error is user code: its text and its drop are contained.
+            let text = unwind::error_chain(&*e);
+            unwind::dispose(e);
+            return Err(Error::HandlerFailed(text));
+        }
         call(&self.link, |reply| Command::ApplyState {
             handler: handler.clone(),
             change,
@@ -362,8 +366,7 @@ impl Core {
 
 /// Runs user code, turning a panic into [`Error::HandlerFailed`].
 fn guard<T>(f: impl FnOnce() -> T) -> Result<T, Error> {
-    catch_unwind(AssertUnwindSafe(f))
-        .map_err(|panic| Error::HandlerFailed(format!("handler panicked: {}", panic_text(panic))))
+    unwind::run(f).map_err(|panic| Error::HandlerFailed(format!("handler panicked: {panic}")))
 }
 
 /// Reads what the engine needs from a handler object.
@@ -396,26 +399,71 @@ struct Threads {
     alive: Receiver<()>,
 }
 
+/// Where the manager is in its life. Shutdown moves it from `Running` to `Stopping` (the
+/// thread doing the work) to `Stopped` (the report every later caller gets).
+enum Life {
+    Running(Threads),
+    Stopping { by: ThreadId },
+    Stopped(ShutdownReport),
+}
+
 struct Shared {
     core: Core,
-    threads: Mutex<Option<Threads>>,
+    life: Mutex<Life>,
+    /// Signalled when `life` becomes `Stopped`.
+    stopped: Condvar,
+    /// The manager's own threads: user code on them must never wait for the shutdown, which
+    /// waits for them.
+    own: Vec<ThreadId>,
     grace: Duration,
 }
 
 impl Shared {
+    fn life(&self) -> MutexGuard<'_, Life> {
+        self.life.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Every caller returns only once every result is delivered, however many shut down at
+    /// once: the first does the work, the others wait for its report. The exceptions are
+    /// callers that the work waits for (user code on the manager's own threads, or a `Drop`
+    /// that the shutting-down thread runs): waiting would wait for itself, so they return
+    /// at once with an empty report while the shutdown goes on.
     fn shutdown(&self) -> ShutdownReport {
-        let Some(threads) = self
-            .threads
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take()
-        else {
-            return ShutdownReport::default();
+        let me = std::thread::current().id();
+        let threads = {
+            let mut life = self.life();
+            loop {
+                match &*life {
+                    Life::Stopped(report) => return *report,
+                    Life::Stopping { by } if *by == me || self.own.contains(&me) => {
+                        return ShutdownReport::default();
+                    }
+                    Life::Stopping { .. } => {
+                        life = self
+                            .stopped
+                            .wait(life)
+                            .unwrap_or_else(PoisonError::into_inner);
+                    }
+                    Life::Running(_) => {
+                        if let Life::Running(threads) =
+                            std::mem::replace(&mut *life, Life::Stopping { by: me })
+                        {
+                            break threads;
+                        }
+                    }
+                }
+            }
         };
+        let report = self.stop(threads, me);
+        *self.life() = Life::Stopped(report);
+        self.stopped.notify_all();
+        report
+    }
+
+    fn stop(&self, threads: Threads, me: ThreadId) -> ShutdownReport {
         // User code on one of our own threads can drop the last handle: that thread cannot
         // wait for itself, so it waits for nothing and the threads finish on their own.
-        let me = std::thread::current().id();
-        let from_inside = threads.handles.iter().any(|h| h.thread().id() == me);
+        let from_inside = self.own.contains(&me);
         let (reply, answer) = crossbeam_channel::bounded(1);
         let command = Command::Shutdown { reply, from_inside };
         let mut report = match self.core.link.send(command) {
@@ -426,7 +474,7 @@ impl Shared {
         // more grace period, then leave them to finish on their own.
         // Idle threads end within microseconds of the scheduler; a zero grace still gives
         // them a moment.
-        let deadline = Instant::now() + self.grace.max(Duration::from_millis(200));
+        let deadline = deadline_after(self.grace.max(Duration::from_millis(200)));
         // Nobody sends on `alive`: this returns when every thread has dropped its sender, or
         // at the deadline.
         let all_ended = if from_inside {
@@ -449,12 +497,9 @@ impl Shared {
             )
         };
         // Let go of the handler objects: one that holds a `SyncManager` would otherwise keep
-        // the whole manager alive forever. Dropped here, outside the lock; a panicking
+        // the whole manager alive forever. Dropped here, outside every lock; a panicking
         // `Drop` is the handler's and is not let out.
-        let handlers = self.core.registry.take_all();
-        if let Err(again) = catch_unwind(AssertUnwindSafe(move || drop(handlers))) {
-            std::mem::forget(again);
-        }
+        unwind::dispose(self.core.registry.take_all());
         for handle in threads.handles {
             // Once every token is gone every thread is past user code, so joining is quick
             // even for one that is not quite finished yet.
@@ -473,6 +518,11 @@ impl Drop for Shared {
         let _ = self.shutdown();
     }
 }
+
+/// Worker threads started when the builder is not told how many.
+const DEFAULT_WORKERS_CAP: usize = 64;
+/// The most worker threads a manager starts.
+const MAX_WORKERS: usize = 4096;
 
 /// Builds a [`SyncManager`] with limits other than the defaults.
 #[derive(Clone, Debug)]
@@ -510,15 +560,18 @@ impl SyncManagerBuilder {
         self
     }
 
-    /// Worker threads (default: `max_sessions`, so every running session has one). With
-    /// fewer, started sessions wait for a free worker.
+    /// Worker threads (default: `max_sessions`, so every running session has one, but at
+    /// most 64: a large `max_sessions` does not start hundreds of threads). With fewer
+    /// workers than running sessions, started sessions wait for a free worker. More than
+    /// 4096 is [`Error::InvalidConfig`].
     pub fn worker_threads(mut self, n: usize) -> Self {
         self.workers = Some(n);
         self
     }
 
     /// How long shutdown waits for running sessions to honour their cancel before it
-    /// abandons them (default 5 s).
+    /// abandons them (default 5 s). Any `Duration` works: one too long to add to the clock
+    /// (`Duration::MAX`) means "wait as long as it takes".
     pub fn shutdown_grace(mut self, grace: Duration) -> Self {
         self.grace = grace;
         self
@@ -540,9 +593,14 @@ impl SyncManagerBuilder {
     /// that cannot be started is [`Error::Spawn`].
     pub fn build(self) -> Result<SyncManager, Error> {
         let engine = Engine::new(self.engine)?;
-        let workers = self.workers.unwrap_or(self.engine.max_sessions);
+        let workers = self
+            .workers
+            .unwrap_or(self.engine.max_sessions.min(DEFAULT_WORKERS_CAP));
         if workers == 0 {
             return Err(Error::InvalidConfig("worker_threads must be at least 1"));
+        }
+        if workers > MAX_WORKERS {
+            return Err(Error::InvalidConfig("worker_threads must be at most 4096"));
         }
         if self.notification_capacity == 0 {
             return Err(Error::InvalidConfig(
@@ -587,10 +645,12 @@ impl SyncManagerBuilder {
         );
         let shared = Shared {
             core: Core { link, registry },
-            threads: Mutex::new(Some(Threads {
+            own: handles.iter().map(|h| h.thread().id()).collect(),
+            life: Mutex::new(Life::Running(Threads {
                 handles,
                 alive: alive_rx,
             })),
+            stopped: Condvar::new(),
             grace: self.grace,
         };
         // On failure `shared` drops here, which shuts down whatever did start.
@@ -701,16 +761,12 @@ impl SyncManager {
 
     /// Whether [`SyncManager::shutdown`] was called (or has begun).
     pub fn is_shut_down(&self) -> bool {
-        self.shared
-            .threads
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .is_none()
+        !matches!(*self.shared.life(), Life::Running(_))
     }
 
-    /// A handler's enabled items, in table order.
-    pub(crate) fn enabled_items(&self, id: &HandlerId) -> Result<Vec<ItemId>, Error> {
-        call(&self.core().link, |reply| Command::EnabledItems {
+    /// A handler's live items with whether each is enabled, in table order.
+    pub(crate) fn item_states(&self, id: &HandlerId) -> Result<Vec<(ItemId, bool)>, Error> {
+        call(&self.core().link, |reply| Command::ItemStates {
             handler: id.clone(),
             reply,
         })
@@ -956,9 +1012,9 @@ impl SyncManager {
                 flags: parts.flags,
                 key: parts.key,
                 connected,
-                context: parts.context,
+                context: parts.context.map(User::new),
                 reason: parts.reason,
-                sink: parts.sink,
+                sink: parts.sink.map(User::new),
                 reply,
             }))
         })
@@ -1038,8 +1094,14 @@ impl SyncManager {
     /// Stops accepting requests, cancels what is pending, asks running sessions to cancel,
     /// waits for them up to the grace period, delivers every outstanding result and joins
     /// the manager's threads. Threads still inside a handler or a result callback after a
-    /// second grace period are left to finish on their own and counted in the report. Later
-    /// calls (and dropping the manager) do nothing more.
+    /// second grace period are left to finish on their own and counted in the report.
+    ///
+    /// Every call returns only after every result is delivered: a call made while another
+    /// shutdown runs waits for it, and every later call (and dropping the manager) returns
+    /// the same report. The one exception is a call that the shutdown itself waits for: from
+    /// user code that runs on the manager's threads (a handler, a hook, a result callback, or
+    /// a `Drop` those run), or from a `Drop` the shutdown runs. It cannot wait for itself, so
+    /// it starts the shutdown (or leaves it running) and returns at once with an empty report.
     pub fn shutdown(&self) -> ShutdownReport {
         self.shared.shutdown()
     }

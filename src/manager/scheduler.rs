@@ -6,6 +6,7 @@
 //! lock while it waits.
 
 use std::collections::{HashMap, HashSet};
+use std::ops::{Deref, DerefMut};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
@@ -16,7 +17,7 @@ use uuid::Uuid;
 use super::command::{Command, EventQuery, Link, Queries, SessionCall, Start, StopTarget, Touch};
 use super::events::{EventLog, EventReport, HandlerEvent};
 use super::notify::{HandlerChange, Notification, Subscribers};
-use super::threads::{Delivery, Job, panic_text};
+use super::threads::{Delivery, Job};
 use super::ticket::Completion;
 use super::{
     Context, PendingItems, Registry, ServedRequest, ShutdownReport, SyncResult, SyncSession,
@@ -29,12 +30,13 @@ use crate::error::{Error, TextKind, check_text};
 use crate::flags::{EventLevel, ItemCapabilities};
 use crate::id::{HandlerId, ItemId, MAX_SYNCMGR_NAME};
 use crate::result::RequestResult;
+use crate::unwind::{self, Locked, User};
 
 /// What the scheduler keeps for an open request besides what the engine keeps.
 struct Open {
     completion: Completion,
-    sink: Option<Box<dyn SyncResult>>,
-    context: Option<Context>,
+    sink: Option<User<Box<dyn SyncResult>>>,
+    context: Option<User<Context>>,
     reason: TriggerReason,
 }
 
@@ -66,6 +68,9 @@ pub(crate) struct Scheduler {
     /// Applying a command panicked (a bug in this crate): the state may be half changed, so
     /// every later call fails with `ShutDown`, as if the scheduler had died.
     broken: bool,
+    /// User values let go of while no delivery thread could take them, waiting for the lock
+    /// to be released (see `release`).
+    released: Vec<Box<dyn Send>>,
 }
 
 /// What [`Scheduler::apply`] did with a command.
@@ -108,6 +113,7 @@ impl Scheduler {
             from_inside: false,
             abandoned: 0,
             broken: false,
+            released: Vec::new(),
         }
     }
 
@@ -134,7 +140,7 @@ impl Scheduler {
             step(self);
             self.carry_out();
         })) {
-            let _ = panic_text(panic);
+            let _ = unwind::panic_text(panic);
             self.broken = true;
         }
     }
@@ -169,14 +175,35 @@ impl Scheduler {
             }
         }
         Self::drain_deliveries(&scheduler, &commands);
-        let mut s = lock(&scheduler);
-        let report = ShutdownReport {
-            abandoned_sessions: s.abandoned,
-            detached_threads: 0,
+        let late = {
+            let mut s = lock(&scheduler);
+            let report = ShutdownReport {
+                abandoned_sessions: s.abandoned,
+                detached_threads: 0,
+            };
+            for reply in s.shutdown_replies.drain(..) {
+                let _ = reply.send(report);
+            }
+            s.take_released()
         };
-        for reply in s.shutdown_replies.drain(..) {
-            let _ = reply.send(report);
-        }
+        // What was let go of on this thread once the delivery thread was gone. Dropped last,
+        // with the scheduler and its channel gone first: a `Drop` that calls the manager then
+        // gets `ShutDown` at once instead of waiting for this very thread.
+        let unread: Vec<Command> = commands.try_iter().collect();
+        drop(commands);
+        drop(scheduler);
+        unwind::dispose(unread);
+        unwind::dispose(late);
+    }
+
+    /// Whether a step panicked (see `guarded`).
+    pub fn is_broken(&self) -> bool {
+        self.broken
+    }
+
+    /// The user values released since the last call, to drop once the lock is released.
+    pub fn take_released(&mut self) -> Vec<Box<dyn Send>> {
+        std::mem::take(&mut self.released)
     }
 
     /// Lets the delivery thread run the callbacks it still has, for at most one more grace
@@ -192,7 +219,7 @@ impl Scheduler {
             }
             (s.delivery_done.clone(), s.grace)
         };
-        let deadline = Instant::now() + grace;
+        let deadline = deadline_after(grace);
         loop {
             select! {
                 recv(commands) -> c => match c {
@@ -215,7 +242,7 @@ impl Scheduler {
     fn begin_shutdown(&mut self) {
         if self.deadline.is_none() {
             let _ = self.engine.shutdown();
-            self.deadline = Some(Instant::now() + self.grace);
+            self.deadline = Some(deadline_after(self.grace));
         }
     }
 
@@ -285,10 +312,11 @@ impl Scheduler {
                 for (handler, connected) in &connected {
                     let _ = self.engine.set_handler_connected(handler, *connected);
                 }
+                let mut settled = None;
                 let result = self.engine.start_sync_all(flags).map(|accepted| {
                     accepted
                         .into_iter()
-                        .map(|a| self.open(a, None, None, TriggerReason::Manual))
+                        .map(|a| self.open(a, None, None, TriggerReason::Manual, &mut settled))
                         .collect()
                 });
                 // Results decided at once are in the tickets before the caller has them.
@@ -444,17 +472,11 @@ impl Scheduler {
             Command::Check { reply } => {
                 let _ = reply.send(self.engine.check_consistency());
             }
-            Command::EnabledItems { handler, reply } => {
+            Command::ItemStates { handler, reply } => {
                 let result = self
                     .engine
                     .handler_view(&handler)
-                    .map(|v| {
-                        v.items
-                            .into_iter()
-                            .filter(|(_, enabled)| *enabled)
-                            .map(|(id, _)| id)
-                            .collect()
-                    })
+                    .map(|v| v.items)
                     .ok_or(Error::UnknownHandler(handler));
                 let _ = reply.send(result);
             }
@@ -484,7 +506,7 @@ impl Scheduler {
             start.key,
         );
         let result = match accepted {
-            Ok(a) => Ok(self.open(a, start.context, start.sink, start.reason)),
+            Ok(a) => Ok(self.open(a, start.context, start.sink, start.reason, &mut None)),
             Err(e) => {
                 // User values: never dropped here (see `release`).
                 self.release((start.context, start.sink));
@@ -497,13 +519,15 @@ impl Scheduler {
         let _ = start.reply.send(result);
     }
 
-    /// Records an accepted request and makes its ticket.
+    /// Records an accepted request and makes its ticket. `settled` caches the items of the
+    /// requests that completed at once, for a call that opens many (see `request_items`).
     fn open(
         &mut self,
         accepted: Accepted,
-        context: Option<Context>,
-        sink: Option<Box<dyn SyncResult>>,
+        context: Option<User<Context>>,
+        sink: Option<User<Box<dyn SyncResult>>>,
         reason: TriggerReason,
+        settled: &mut Option<HashMap<RequestId, Vec<ItemId>>>,
     ) -> SyncTicket {
         let (completion, slot) = Completion::new();
         let request = accepted.request;
@@ -517,7 +541,7 @@ impl Scheduler {
             },
         );
         if !self.subscribers.is_empty() {
-            let items = self.request_items(&accepted);
+            let items = self.request_items(&accepted, settled);
             self.publish(|| Notification::RequestAccepted {
                 request,
                 handler: accepted.handler.clone(),
@@ -532,20 +556,29 @@ impl Scheduler {
     }
 
     /// The items of a just-accepted request: from the engine, or, for one that completed at
-    /// once, from its result waiting in the action queue.
-    fn request_items(&mut self, accepted: &Accepted) -> Vec<ItemId> {
+    /// once, from its result waiting in the action queue. The queue is read once per call
+    /// into `settled`, so a call that opens many requests (`start_sync_all`) costs in
+    /// proportion to its requests, not their square.
+    fn request_items(
+        &mut self,
+        accepted: &Accepted,
+        settled: &mut Option<HashMap<RequestId, Vec<ItemId>>>,
+    ) -> Vec<ItemId> {
         if let Some(items) = self.engine.request_items(accepted.request) {
             return items;
         }
-        self.engine
-            .pending_actions()
-            .find_map(|a| match a {
-                Action::Deliver(r) if r.request == accepted.request => {
-                    Some(r.items.iter().map(|(i, _)| i.clone()).collect())
-                }
-                _ => None,
-            })
-            .unwrap_or_default()
+        let settled = settled.get_or_insert_with(|| {
+            self.engine
+                .pending_actions()
+                .filter_map(|a| match a {
+                    Action::Deliver(r) => {
+                        Some((r.request, r.items.iter().map(|(i, _)| i.clone()).collect()))
+                    }
+                    _ => None,
+                })
+                .collect()
+        });
+        settled.remove(&accepted.request).unwrap_or_default()
     }
 
     /// Carries out what the engine decided.
@@ -623,7 +656,7 @@ impl Scheduler {
         let open = self.open.get(&request);
         ServedRequest {
             request,
-            context: open.and_then(|o| o.context.clone()),
+            context: open.and_then(|o| o.context.as_ref()?.get().cloned()),
             reason: open.map_or(TriggerReason::Manual, |o| o.reason),
         }
     }
@@ -636,27 +669,37 @@ impl Scheduler {
         };
         // The ticket first: waiters never depend on a user callback.
         open.completion.complete(result.clone());
-        if let (Some(sink), Some(deliveries)) = (open.sink, &self.deliveries) {
-            let _ = deliveries.send(Delivery::Result { result, sink });
+        if let Some(sink) = open.sink {
+            let undelivered = match &self.deliveries {
+                Some(deliveries) => match deliveries.send(Delivery::Result { result, sink }) {
+                    Ok(()) => None,
+                    Err(crossbeam_channel::SendError(undelivered)) => Some(undelivered),
+                },
+                None => Some(Delivery::Result { result, sink }),
+            };
+            // Only after shutdown let go of the delivery thread, which has run every
+            // callback of a request decided before: the callback is dropped, not called.
+            self.release(undelivered);
         }
         self.release(open.context);
     }
 
-    /// Hands user values to the delivery thread to drop (see `Delivery::Release`). Once that
-    /// thread is let go at shutdown they are dropped here, under `catch_unwind`.
-    fn release<T: Send + 'static>(&self, values: T) {
-        let values: Box<dyn Send> = Box::new(values);
+    /// Lets go of user values without dropping them here, under the lock: their `Drop` is
+    /// user code, which may panic or call the manager (and so want this lock). They go to the
+    /// delivery thread, after the callbacks already queued; once shutdown has let go of that
+    /// thread they wait in `released` until the lock is released: a caller's thread drops
+    /// them as soon as its command is applied, the scheduler thread after it has ended.
+    fn release<T: Send + 'static>(&mut self, values: T) {
+        let values: Box<dyn Send> = Box::new(User::new(values));
         let values = match &self.deliveries {
             Some(deliveries) => match deliveries.send(Delivery::Release(values)) {
                 Ok(()) => return,
                 Err(crossbeam_channel::SendError(Delivery::Release(values))) => values,
-                Err(_) => return,
+                Err(crossbeam_channel::SendError(other)) => Box::new(other),
             },
             None => values,
         };
-        if let Err(panic) = catch_unwind(AssertUnwindSafe(move || drop(values))) {
-            let _ = super::threads::panic_text(panic);
-        }
+        self.released.push(values);
     }
 
     fn finish_session(&mut self, session: SessionId, end: SessionEnd, error: Option<String>) {
@@ -832,8 +875,44 @@ impl Scheduler {
     }
 }
 
+/// The instant `grace` from now, or the far future if that overflows `Instant` (a grace of
+/// `Duration::MAX` means "wait as long as it takes").
+pub(crate) fn deadline_after(grace: Duration) -> Instant {
+    let now = Instant::now();
+    // About thirty years: later than any wait that matters, and representable everywhere.
+    const FAR: Duration = Duration::from_secs(30 * 365 * 24 * 3600);
+    now.checked_add(grace)
+        .or_else(|| now.checked_add(FAR))
+        .unwrap_or(now)
+}
+
 /// The scheduler's lock. It is never poisoned: every step runs under `catch_unwind` (see
-/// `Scheduler::guarded`), and a step that panicked marks the scheduler broken instead.
-fn lock(scheduler: &Mutex<Scheduler>) -> MutexGuard<'_, Scheduler> {
-    scheduler.lock().unwrap_or_else(PoisonError::into_inner)
+/// `Scheduler::guarded`), and a step that panicked marks the scheduler broken instead. While
+/// it is held the thread is marked (see [`Locked`]), so that user code reached under it fails
+/// the debug-build check of the panic policy.
+pub(crate) fn lock(scheduler: &Mutex<Scheduler>) -> SchedulerGuard<'_> {
+    let guard = scheduler.lock().unwrap_or_else(PoisonError::into_inner);
+    SchedulerGuard {
+        guard,
+        _mark: Locked::mark(),
+    }
+}
+
+/// The held scheduler lock, with the thread's mark.
+pub(crate) struct SchedulerGuard<'a> {
+    guard: MutexGuard<'a, Scheduler>,
+    _mark: Locked,
+}
+
+impl Deref for SchedulerGuard<'_> {
+    type Target = Scheduler;
+    fn deref(&self) -> &Scheduler {
+        &self.guard
+    }
+}
+
+impl DerefMut for SchedulerGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Scheduler {
+        &mut self.guard
+    }
 }

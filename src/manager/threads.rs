@@ -2,8 +2,6 @@
 //! delivery thread runs result callbacks. Each catches panics, so user code can never take a
 //! thread of the manager down.
 
-use std::any::Any;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
 use crossbeam_channel::{Receiver, Sender};
@@ -13,6 +11,7 @@ use super::{SyncHandler, SyncResult, SyncSession};
 use crate::engine::SessionEnd;
 use crate::id::ItemId;
 use crate::result::RequestResult;
+use crate::unwind::{self, User};
 
 /// Work for a worker thread.
 pub(crate) enum Job {
@@ -31,34 +30,12 @@ pub(crate) enum Delivery {
     /// Run a result callback.
     Result {
         result: RequestResult,
-        sink: Box<dyn SyncResult>,
+        sink: User<Box<dyn SyncResult>>,
     },
     /// Drop user values (a request's context, a removed handler object) here rather than on
     /// the scheduler thread: their `Drop` is user code, which may panic, or drop the last
     /// `SyncManager` and so run a shutdown that waits for the scheduler.
     Release(Box<dyn Send>),
-}
-
-/// The text of a caught panic, dropping its payload safely: a payload whose own `Drop`
-/// panics must not unwind the thread that caught it (std's `catch_unwind` docs warn of this),
-/// so it is dropped under a second `catch_unwind`, and forgotten if even that panics.
-pub(crate) fn panic_text(payload: Box<dyn Any + Send>) -> String {
-    let text = panic_message(&*payload);
-    if let Err(again) = catch_unwind(AssertUnwindSafe(move || drop(payload))) {
-        std::mem::forget(again);
-    }
-    text
-}
-
-/// The text of a caught panic.
-pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_owned()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "a panic with a non-text payload".to_owned()
-    }
 }
 
 /// A worker: runs jobs until the scheduler drops the job channel. `_alive` is dropped when
@@ -75,28 +52,31 @@ pub(crate) fn worker(jobs: Receiver<Job>, link: Link, _alive: Sender<()>) {
                 // A session can wait here for a free worker. If it was asked to cancel
                 // everything meanwhile, or already ended (abandoned at shutdown), the handler
                 // is not started at all: its items settle as `Canceled`.
-                match session.can_continue(None) {
-                    Ok(true) => {}
-                    Ok(false) => {
-                        let _ = link.send(Command::SessionFinished {
-                            session: id,
-                            end: SessionEnd::Returned,
-                            error: None,
-                        });
+                let outcome = match session.can_continue(None) {
+                    Ok(true) => unwind::run(|| handler.synchronize(&items, &session)),
+                    Ok(false) => Ok(Ok(())),
+                    Err(_) => {
+                        unwind::dispose((handler, items, session));
                         continue;
                     }
-                    Err(_) => continue,
-                }
-                let outcome =
-                    catch_unwind(AssertUnwindSafe(|| handler.synchronize(&items, &session)));
+                };
                 let (end, error) = match outcome {
                     Ok(Ok(())) => (SessionEnd::Returned, None),
-                    Ok(Err(e)) => (SessionEnd::Failed, Some(e.to_string())),
+                    Ok(Err(e)) => {
+                        // The error is user code too: its text and its drop are contained.
+                        let text = unwind::error_chain(&*e);
+                        unwind::dispose(e);
+                        (SessionEnd::Failed, Some(text))
+                    }
                     Err(panic) => (
                         SessionEnd::Failed,
-                        Some(format!("handler panicked: {}", panic_text(panic))),
+                        Some(format!("handler panicked: {panic}")),
                     ),
                 };
+                // The handler object may be the last reference to a removed handler, and the
+                // session holds the served requests' contexts: user values, whose `Drop` must
+                // not take this thread down before the session's end is reported.
+                unwind::dispose((handler, items, session));
                 let _ = link.send(Command::SessionFinished {
                     session: id,
                     end,
@@ -105,7 +85,7 @@ pub(crate) fn worker(jobs: Receiver<Job>, link: Link, _alive: Sender<()>) {
             }
             Job::Task(task) => {
                 // A task reports its own errors; a panic in it was a hook's, already caught.
-                let _ = catch_unwind(AssertUnwindSafe(task));
+                let _ = unwind::run(task);
             }
         }
     }
@@ -123,16 +103,18 @@ pub(crate) fn delivery(
         let (result, sink) = match delivery {
             Delivery::Result { result, sink } => (result, sink),
             Delivery::Release(values) => {
-                if let Err(panic) = catch_unwind(AssertUnwindSafe(move || drop(values))) {
-                    let _ = panic_text(panic);
-                }
+                unwind::dispose(values);
                 continue;
             }
         };
-        if let Err(panic) = catch_unwind(AssertUnwindSafe(|| sink.result(&result))) {
+        let Some(sink) = sink.into_inner() else {
+            continue;
+        };
+        // The callback consumes itself, so its `Drop` runs inside `run` too.
+        if let Err(message) = unwind::run(|| sink.result(&result)) {
             let _ = link.send(Command::CallbackPanicked {
                 request: result.request,
-                message: panic_text(panic),
+                message,
             });
         }
     }
