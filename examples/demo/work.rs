@@ -1,0 +1,117 @@
+//! The handlers' simulated work: steps reported as progress, now and then a failure or a
+//! conflict, decided by a xorshift seeded per item and per run of the item.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
+use std::thread;
+use std::time::Duration;
+
+use syncmgr::{
+    CancelRequest, EventLevel, EventReport, HandlerError, ItemId, ProgressStatus, SyncSession,
+};
+
+/// How a handler's simulated work behaves.
+pub struct Work {
+    pub handler: &'static str,
+    pub unit: &'static str,
+    /// Units of work per item (inclusive range), and milliseconds per unit.
+    pub units: (u32, u32),
+    pub pace_ms: (u32, u32),
+    /// One item sync in `fail_one_in` fails, somewhere past its halfway mark.
+    pub fail_one_in: u32,
+    pub failure: &'static str,
+    /// One item sync in `conflict_one_in` finds a conflict (0: never).
+    pub conflict_one_in: u32,
+    pub seed: u64,
+    /// How many times each item has synced: each run of an item has its own seed, so the
+    /// story does not depend on which thread runs first.
+    pub runs: Mutex<HashMap<ItemId, u64>>,
+}
+
+impl Work {
+    fn rng(&self, item: &ItemId) -> XorShift {
+        // Nothing that can leave the map half-changed runs under this lock: if a panic
+        // elsewhere poisoned it, its counts are still good.
+        let mut runs = self.runs.lock().unwrap_or_else(PoisonError::into_inner);
+        let run = runs.entry(item.clone()).or_insert(0);
+        *run += 1;
+        XorShift::seeded(self.seed ^ fnv(self.handler) ^ fnv(item.as_str()).rotate_left(17) ^ *run)
+    }
+
+    /// Syncs one item: `units` steps of simulated work, reported as it goes.
+    pub fn sync(&self, session: &SyncSession, item: &ItemId) -> Result<(), HandlerError> {
+        let mut rng = self.rng(item);
+        let total = rng.between(self.units.0, self.units.1);
+        let fail_at = rng
+            .one_in(self.fail_one_in)
+            .then(|| rng.between(total / 2, total - 1));
+        let conflict_at = rng
+            .one_in(self.conflict_one_in)
+            .then(|| rng.between(1, total - 1));
+        for step in 0..total {
+            let text = format!("{step}/{total} {}", self.unit);
+            let cancel =
+                session.report_progress(item, &text, ProgressStatus::Updating, step, total)?;
+            if cancel != CancelRequest::None {
+                let text = format!("stopped after {step} {}", self.unit);
+                session.report_progress(item, &text, ProgressStatus::Canceled, step, total)?;
+                return Ok(());
+            }
+            if conflict_at == Some(step) {
+                session.report_conflict(Some(item))?;
+                let event = EventReport::new(EventLevel::Warning, "edited on both sides")
+                    .item(item.clone())
+                    .description("both versions were kept");
+                session.report_event(event)?;
+            }
+            if fail_at == Some(step) {
+                let event = EventReport::new(EventLevel::Error, self.failure).item(item.clone());
+                session.report_event(event)?;
+                session.report_progress(item, self.failure, ProgressStatus::Failed, step, total)?;
+                return Ok(());
+            }
+            let pause = rng.between(self.pace_ms.0, self.pace_ms.1);
+            thread::sleep(Duration::from_millis(pause.into())); // the simulated work
+        }
+        let text = format!("{total} {}", self.unit);
+        session.report_progress(item, &text, ProgressStatus::Succeeded, total, total)?;
+        Ok(())
+    }
+}
+
+/// Marsaglia's xorshift64: tiny, and plenty for a demo.
+struct XorShift(u64);
+
+impl XorShift {
+    fn seeded(seed: u64) -> XorShift {
+        // SplitMix64's finaliser spreads neighbouring seeds apart; the state must not be 0.
+        let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        XorShift((z ^ (z >> 31)) | 1)
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// A number in `lo..=hi`.
+    fn between(&mut self, lo: u32, hi: u32) -> u32 {
+        let span = u64::from(hi.saturating_sub(lo)) + 1;
+        lo + (self.next_u64() % span) as u32
+    }
+
+    /// True once in `n` times; never for 0.
+    fn one_in(&mut self, n: u32) -> bool {
+        n > 0 && self.next_u64().is_multiple_of(u64::from(n))
+    }
+}
+
+fn fnv(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x100_0000_01b3)
+    })
+}
