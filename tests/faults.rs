@@ -2383,7 +2383,7 @@ fn subscribing_after_shutdown_gives_a_stream_that_is_already_over() {
     rig.verify(report, ShutdownReport::default());
 }
 
-// ----- manager defects these tests found (ignored until fixed) ---------------------------------
+// ----- manager defects these tests found, now fixed ----------------------------------------------
 
 /// A panic payload whose `Drop` panics.
 struct Bomb;
@@ -2704,4 +2704,631 @@ fn shutdown_lets_go_of_handlers_that_hold_a_manager_handle() {
         Ok(()),
         "the handler (and the manager it holds) was freed"
     );
+}
+
+// ----- adversarial use: user values that panic in Display, source or Drop ----------------------
+//
+// The crate's panic policy: every place where user code runs, or a user value is formatted or
+// dropped, contains a panic, and none of it happens while an internal lock is held. A request
+// still gets exactly one result and the manager keeps working, whatever these values do.
+
+/// An error whose `Display`, `Debug`, `source` and `Drop` each panic when asked to.
+struct Hostile {
+    display: bool,
+    debug: bool,
+    source: bool,
+    drop: bool,
+}
+
+impl Hostile {
+    fn all() -> Hostile {
+        Hostile {
+            display: true,
+            debug: true,
+            source: true,
+            drop: true,
+        }
+    }
+
+    fn only_display() -> Hostile {
+        Hostile {
+            display: true,
+            debug: false,
+            source: false,
+            drop: false,
+        }
+    }
+
+    fn only_drop() -> Hostile {
+        Hostile {
+            display: false,
+            debug: false,
+            source: false,
+            drop: true,
+        }
+    }
+}
+
+impl std::fmt::Display for Hostile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.display {
+            panic!("{DELIBERATE} Display");
+        }
+        f.write_str("hostile error")
+    }
+}
+
+impl std::fmt::Debug for Hostile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.debug {
+            panic!("{DELIBERATE} Debug");
+        }
+        f.write_str("Hostile")
+    }
+}
+
+impl std::error::Error for Hostile {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        if self.source {
+            panic!("{DELIBERATE} source");
+        }
+        None
+    }
+}
+
+impl Drop for Hostile {
+    fn drop(&mut self) {
+        if self.drop && !thread::panicking() {
+            panic!("{DELIBERATE} Drop");
+        }
+    }
+}
+
+/// A value whose `Drop` panics (a context, a handler's capture, a callback's capture).
+struct Grenade;
+
+impl Drop for Grenade {
+    fn drop(&mut self) {
+        if !thread::panicking() {
+            panic!("{DELIBERATE} Drop of a user value");
+        }
+    }
+}
+
+/// A handler error whose `Display` or `Drop` panics was formatted and dropped on the worker
+/// outside any `catch_unwind`: the worker died, the session never ended, and with one worker
+/// every later session failed with "no worker could run the session". Now the session ends
+/// `Failed` with a text that says what happened, and the one worker serves the next session.
+#[test]
+fn a_handler_error_whose_display_or_drop_panics_fails_the_items_and_keeps_the_worker() {
+    let rig = Rig::build(
+        SyncManager::builder()
+            .worker_threads(1)
+            .shutdown_grace(SHORT_GRACE),
+    );
+    let calls = Arc::new(AtomicUsize::new(0));
+    let count = calls.clone();
+    rig.register(
+        H,
+        Scripted::new(&["a"], move |_, _| {
+            let error = match count.fetch_add(1, SeqCst) {
+                0 => Hostile::only_display(),
+                1 => Hostile::only_drop(),
+                _ => Hostile::all(),
+            };
+            Err(Box::new(error))
+        }),
+    );
+    let sessions = rig.manager.subscribe();
+    for _ in 0..3 {
+        let ticket = rig.start(H, &["a"]);
+        assert_eq!(
+            ticket.wait_timeout(PATIENCE).map(|r| r.items),
+            Some(outcomes(&[("a", Outcome::Failed)])),
+            "the session ended Failed"
+        );
+    }
+    let texts: Vec<Option<String>> = (0..3)
+        .map(|_| {
+            wait_for(&sessions, |note| match note {
+                Notification::SessionEnded { handler, error, .. } if handler.as_str() == H => {
+                    Some(error)
+                }
+                _ => None,
+            })
+        })
+        .collect();
+    assert!(
+        texts[0]
+            .as_deref()
+            .is_some_and(|t| t.contains("Display panicked")),
+        "{texts:?}"
+    );
+    assert_eq!(texts[1].as_deref(), Some("hostile error"));
+    assert!(
+        texts[2]
+            .as_deref()
+            .is_some_and(|t| t.contains("Display panicked"))
+    );
+    rig.finish(ShutdownReport::default());
+}
+
+/// The legacy path: an error from `prepare_for_sync` reaches the worker the same way.
+#[test]
+fn a_legacy_prepare_for_sync_error_that_panics_fails_the_items_and_keeps_the_worker() {
+    use syncmgr::legacy::{
+        InvokeFlags, Invoked, LegacyCallback, LegacyHandler, LegacyHandlerInfo, LegacyItem,
+        SyncMgrFlag,
+    };
+    struct Refuses;
+    impl LegacyHandler for Refuses {
+        fn initialize(&self, _: SyncMgrFlag, _: &[u8]) -> bool {
+            true
+        }
+        fn handler_info(&self) -> LegacyHandlerInfo {
+            LegacyHandlerInfo::new("refuses")
+        }
+        fn enum_items(&self) -> Vec<LegacyItem> {
+            vec![LegacyItem::new(uuid::Uuid::from_u128(7), "seven")]
+        }
+        fn prepare_for_sync(&self, _: &[uuid::Uuid]) -> Result<(), HandlerError> {
+            Err(Box::new(Hostile::all()))
+        }
+        fn synchronize(&self, _: &[uuid::Uuid], _: &LegacyCallback) -> Result<(), HandlerError> {
+            Ok(())
+        }
+    }
+    let rig = Rig::build(
+        SyncManager::builder()
+            .worker_threads(1)
+            .shutdown_grace(SHORT_GRACE),
+    );
+    let clsid = uuid::Uuid::from_u128(1);
+    rig.manager
+        .register_legacy_handler(clsid, Refuses, ControlFlags::WAIT)
+        .unwrap();
+    for _ in 0..2 {
+        let Ok(Invoked::Started(ticket)) =
+            rig.manager
+                .update_items(InvokeFlags::STARTSYNC, clsid, b"cookie")
+        else {
+            panic!("the invoke starts");
+        };
+        let ticket = rig.ledger.track(ticket);
+        assert_eq!(
+            ticket.wait_timeout(PATIENCE).map(|r| r.status),
+            Some(Outcome::Failed)
+        );
+    }
+    rig.finish(ShutdownReport::default());
+}
+
+/// A handler removed while its session runs is dropped by the worker that ends the session
+/// (it holds the last reference). A `Drop` that panics there killed the worker; so did a
+/// request context whose last reference the worker's session held.
+#[test]
+fn a_removed_handler_or_a_context_whose_drop_panics_does_not_kill_the_worker() {
+    struct Doomed {
+        _grenade: Grenade,
+        gate: Gate,
+    }
+    impl SyncHandler for Doomed {
+        fn items(&self) -> Vec<SyncItem> {
+            vec![SyncItem::new(id("a"), "A")]
+        }
+        fn synchronize(&self, items: &[ItemId], session: &SyncSession) -> Result<(), HandlerError> {
+            self.gate.pass();
+            for item in items {
+                session.report_progress(item, "", ProgressStatus::Succeeded, 1, 1)?;
+            }
+            Ok(())
+        }
+    }
+    let rig = Rig::build(
+        SyncManager::builder()
+            .worker_threads(1)
+            .shutdown_grace(SHORT_GRACE),
+    );
+    let (gate, keeper) = gate();
+    rig.register(
+        H,
+        Doomed {
+            _grenade: Grenade,
+            gate,
+        },
+    );
+    let ticket = rig
+        .ledger
+        .request(&rig.manager, SyncRequest::handler(H).context(Grenade))
+        .unwrap();
+    keeper.reached();
+    rig.manager.remove_handler(H, ControlFlags::WAIT).unwrap();
+    keeper.open();
+    assert_eq!(result(&ticket).status, Outcome::Succeeded);
+    // One worker: it survived both drops if the next session runs.
+    rig.finish(ShutdownReport::default());
+}
+
+/// A hook error whose `Display` panics: with `WAIT` the panic escaped into the caller (the
+/// error was formatted outside the guard); without it the state change failed silently, with
+/// no `StateChangeFailed` notification. Now both say `HandlerFailed`, and nothing changed.
+#[test]
+fn a_hook_error_whose_display_panics_is_a_handler_failure_with_and_without_wait() {
+    let rig = Rig::new();
+    rig.register(
+        H,
+        Scripted::new(&["a"], |_, _| Ok(())).with_hook(|_| Err(Box::new(Hostile::all()))),
+    );
+    let notes = rig.manager.subscribe();
+    let waited = rig.manager.enable_handler(H, false, ControlFlags::WAIT);
+    assert!(
+        matches!(&waited, Err(e) if failed_with(e, "Display panicked")),
+        "{waited:?}"
+    );
+    rig.manager
+        .activate_handler(H, false, ControlFlags::NOWAIT)
+        .unwrap();
+    let (handler, error) = state_change_failed(&notes);
+    assert_eq!(handler, HandlerId::new(H).unwrap());
+    assert!(failed_with(&error, "Display panicked"), "{error:?}");
+    // Nothing changed: the handler still syncs.
+    let ticket = rig.start(H, &["a"]);
+    assert_eq!(result(&ticket).items, outcomes(&[("a", Outcome::Failed)]));
+    rig.finish(ShutdownReport::default());
+}
+
+/// While `shutdown` waits for a busy delivery thread, a start call arrives whose result
+/// callback's `Drop` calls the manager. The refused callback was dropped under the scheduler
+/// lock, and its call into the manager waited for that lock on the same thread: neither the
+/// start call nor `shutdown` ever returned. Now the refused callback waits until the lock is
+/// released, and its call is told `ShutDown`.
+#[test]
+fn a_callback_whose_drop_calls_the_manager_during_the_shutdown_drain_does_not_deadlock() {
+    struct CallsBack(SyncManager, Sender<Result<Stopped, Error>>);
+    impl Drop for CallsBack {
+        fn drop(&mut self) {
+            let _ = self.1.send(self.0.stop_sync_all());
+        }
+    }
+    quiet();
+    let manager = SyncManager::builder()
+        .shutdown_grace(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let notes = manager.subscribe();
+    let (driven, sessions) = Driven::new(&["a"]);
+    manager
+        .register_handler(H, driven, ControlFlags::WAIT)
+        .unwrap();
+    // The delivery thread is busy in a callback until the test opens the gate.
+    let (gate, busy) = gate();
+    let first = manager
+        .start_item_sync(
+            H,
+            ["a"],
+            SyncControlFlags::NONE,
+            Some(Box::new(move |_: &RequestResult| gate.pass())),
+        )
+        .unwrap();
+    next_session(&sessions).succeed_all();
+    busy.reached();
+    // A session that runs while shutdown begins: its end is the scheduler's last step before
+    // it waits for the delivery thread.
+    let _second = manager
+        .start_item_sync(H, ["a"], SyncControlFlags::NONE, None)
+        .unwrap();
+    let run = next_session(&sessions);
+    let stopper = {
+        let manager = manager.clone();
+        thread::spawn(move || manager.shutdown())
+    };
+    let session = run.session.id();
+    wait_for_cancel_all(&notes, session);
+    run.end(Finish::Return);
+    wait_for(&notes, |note| match note {
+        Notification::SessionEnded { session: s, .. } if s == session => Some(()),
+        _ => None,
+    });
+    // The scheduler is now draining the delivery thread. A start call from another thread:
+    let (called_tx, called) = crossbeam_channel::bounded(1);
+    let late = {
+        let manager = manager.clone();
+        let callback = CallsBack(manager.clone(), called_tx);
+        thread::spawn(move || {
+            manager
+                .start_item_sync(
+                    H,
+                    ["a"],
+                    SyncControlFlags::NONE,
+                    Some(Box::new(move |_: &RequestResult| {
+                        let _keep = &callback;
+                    })),
+                )
+                .map(drop)
+        })
+    };
+    let (late_tx, late_answer) = crossbeam_channel::bounded(1);
+    thread::spawn(move || {
+        let _ = late_tx.send(late.join());
+    });
+    assert!(
+        matches!(
+            late_answer.recv_timeout(PATIENCE),
+            Ok(Ok(Err(Error::ShutDown)))
+        ),
+        "the start call during the drain returns"
+    );
+    busy.open();
+    let report = stopper.join().unwrap();
+    assert_eq!(report, ShutdownReport::default());
+    assert_eq!(
+        called.recv_timeout(PATIENCE),
+        Ok(Err(Error::ShutDown)),
+        "the callback's drop ran, off the lock, and its call was answered"
+    );
+    assert!(first.is_complete());
+}
+
+/// Two `shutdown()` calls at once: the second returned at once with an empty report while
+/// results were still outstanding. Now it waits for the first and returns its report, so
+/// both return only after every result is delivered.
+#[test]
+fn a_second_shutdown_during_the_first_waits_for_every_result() {
+    quiet();
+    let manager = SyncManager::builder()
+        .shutdown_grace(SHORT_GRACE)
+        .build()
+        .unwrap();
+    let notes = manager.subscribe();
+    let (driven, sessions) = Driven::new(&["a"]);
+    manager
+        .register_handler(H, driven, ControlFlags::WAIT)
+        .unwrap();
+    let ticket = manager
+        .start_item_sync(H, ["a"], SyncControlFlags::NONE, None)
+        .unwrap();
+    // Ignores the cancel: the first shutdown abandons it after the grace period.
+    let run = next_session(&sessions);
+    let first = {
+        let manager = manager.clone();
+        thread::spawn(move || manager.shutdown())
+    };
+    wait_for_cancel_all(&notes, run.session.id());
+    let second = manager.shutdown();
+    assert!(
+        ticket.is_complete(),
+        "the second call returned only after the result"
+    );
+    assert_eq!(second.abandoned_sessions, 1);
+    assert_eq!(first.join().unwrap(), second, "both report the same");
+    run.end(Finish::Return);
+}
+
+/// `shutdown_grace(Duration::MAX)` overflowed `Instant` and panicked on the scheduler
+/// thread; tickets then stayed incomplete forever. Any grace the builder accepts works: one
+/// too long for the clock means "wait as long as it takes".
+#[test]
+fn a_grace_too_long_for_the_clock_waits_as_long_as_it_takes() {
+    quiet();
+    let manager = SyncManager::builder()
+        .shutdown_grace(Duration::MAX)
+        .build()
+        .unwrap();
+    let notes = manager.subscribe();
+    let (driven, sessions) = Driven::new(&["a", "b"]);
+    manager
+        .register_handler(H, driven, ControlFlags::WAIT)
+        .unwrap();
+    let running = manager
+        .start_item_sync(H, ["a"], SyncControlFlags::NONE, None)
+        .unwrap();
+    let run = next_session(&sessions);
+    let pending = manager
+        .start_item_sync(H, ["b"], SyncControlFlags::NONE, None)
+        .unwrap();
+    let stopper = {
+        let manager = manager.clone();
+        thread::spawn(move || manager.shutdown())
+    };
+    wait_for_cancel_all(&notes, run.session.id());
+    run.end(Finish::Return); // honours the cancel
+    assert_eq!(stopper.join().unwrap(), ShutdownReport::default());
+    assert_eq!(result(&running).status, Outcome::Canceled);
+    assert_eq!(result(&pending).status, Outcome::Canceled);
+}
+
+/// `update_all` racing shutdown returned `Err(ShutDown)` after some of its requests were
+/// accepted, and dropped their tickets. Now it returns exactly the tickets it made.
+#[test]
+fn update_all_racing_shutdown_returns_the_tickets_it_made() {
+    /// A handler whose `is_connected` (asked on the caller's thread by a start call) waits
+    /// at a gate.
+    /// (Only once armed: registration asks too.)
+    struct Slow(Gate, Arc<AtomicBool>);
+    impl SyncHandler for Slow {
+        fn items(&self) -> Vec<SyncItem> {
+            vec![SyncItem::new(id("s"), "S")]
+        }
+        fn is_connected(&self) -> bool {
+            if self.1.load(SeqCst) {
+                self.0.pass();
+            }
+            true
+        }
+        fn synchronize(&self, _: &[ItemId], _: &SyncSession) -> Result<(), HandlerError> {
+            Ok(())
+        }
+    }
+    quiet();
+    let manager = SyncManager::builder()
+        .shutdown_grace(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let notes = manager.subscribe();
+    let (driven, sessions) = Driven::new(&["a"]);
+    // Handlers go in ID order: "a-first" is accepted, then "b-slow" waits in `is_connected`.
+    manager
+        .register_handler("a-first", driven, ControlFlags::WAIT)
+        .unwrap();
+    let (gate, slow) = gate();
+    let armed = Arc::new(AtomicBool::new(false));
+    manager
+        .register_handler("b-slow", Slow(gate, armed.clone()), ControlFlags::WAIT)
+        .unwrap();
+    armed.store(true, SeqCst);
+    let caller = {
+        let manager = manager.clone();
+        thread::spawn(move || manager.update_all())
+    };
+    let run = next_session(&sessions);
+    slow.reached();
+    let stopper = {
+        let manager = manager.clone();
+        thread::spawn(move || manager.shutdown())
+    };
+    wait_for_cancel_all(&notes, run.session.id());
+    slow.open();
+    let tickets = caller
+        .join()
+        .unwrap()
+        .expect("the accepted request's ticket");
+    assert_eq!(tickets.len(), 1, "exactly the request it made");
+    run.end(Finish::Return);
+    stopper.join().unwrap();
+    assert_eq!(result(&tickets[0]).status, Outcome::Canceled);
+    assert_eq!(manager.update_all().map(|t| t.len()), Err(Error::ShutDown));
+}
+
+/// A request that joins a running item (`IGNORE_IF_ALREADY_SYNCING`) shares that run, so it
+/// shares its counts: the error event and conflict reported before it joined count for it
+/// as they do for the leader.
+#[test]
+fn a_request_that_joins_a_running_item_gets_the_counts_of_the_whole_session() {
+    let rig = Rig::new();
+    let (driven, sessions) = Driven::new(&["k"]);
+    rig.register(H, driven);
+    let leader = rig.start(H, &["k"]);
+    let run = next_session(&sessions);
+    run.session
+        .report_event(EventReport::new(EventLevel::Error, "broken").item(id("k")))
+        .unwrap();
+    rig.manager
+        .update_conflicts(H, Some(id("k")), ControlFlags::WAIT)
+        .unwrap();
+    let joiner = rig
+        .ledger
+        .request(
+            &rig.manager,
+            SyncRequest::handler(H)
+                .items(["k"])
+                .flags(SyncControlFlags::IGNORE_IF_ALREADY_SYNCING),
+        )
+        .unwrap();
+    run.report(&["k"], ProgressStatus::Failed);
+    run.end(Finish::Return);
+    let (leader, joiner) = (result(&leader), result(&joiner));
+    assert_eq!(
+        (leader.status, leader.errors, leader.conflicts),
+        (Outcome::Failed, 1, 1)
+    );
+    assert_eq!(
+        (joiner.status, joiner.errors, joiner.conflicts),
+        (Outcome::Failed, 1, 1)
+    );
+    rig.finish(ShutdownReport::default());
+}
+
+/// One walk over every place user code runs or a user value is formatted or dropped, each
+/// with a hostile value: handler errors and hooks whose `Display`, `Debug`, `source` and
+/// `Drop` panic; contexts, callbacks and handler objects whose `Drop` panics; callbacks that
+/// panic with a payload whose `Drop` panics. Every request gets one result (the rig checks
+/// tickets, callbacks and the stream), and the manager keeps serving throughout.
+#[test]
+fn every_user_code_boundary_contains_a_hostile_value() {
+    struct Mine {
+        _grenade: Grenade,
+    }
+    impl SyncHandler for Mine {
+        fn items(&self) -> Vec<SyncItem> {
+            vec![SyncItem::new(id("a"), "A"), SyncItem::new(id("b"), "B")]
+        }
+        fn activate(&self, _: bool, _: ControlFlags) -> Result<(), HandlerError> {
+            Err(Box::new(Hostile::all()))
+        }
+        fn enable(&self, _: bool, _: ControlFlags) -> Result<(), HandlerError> {
+            Err(Box::new(Hostile::all()))
+        }
+        fn enable_item(&self, _: &ItemId, _: bool, _: ControlFlags) -> Result<(), HandlerError> {
+            Err(Box::new(Hostile::all()))
+        }
+        fn synchronize(&self, items: &[ItemId], session: &SyncSession) -> Result<(), HandlerError> {
+            session.report_progress(&items[0], "", ProgressStatus::Succeeded, 1, 1)?;
+            Err(Box::new(Hostile::all()))
+        }
+    }
+    let rig = Rig::build(
+        SyncManager::builder()
+            .worker_threads(1)
+            .shutdown_grace(SHORT_GRACE),
+    );
+    rig.register(H, Mine { _grenade: Grenade });
+    // Hooks, with and without WAIT.
+    for flags in [ControlFlags::WAIT, ControlFlags::NOWAIT] {
+        let answers = [
+            rig.manager.activate_handler(H, false, flags),
+            rig.manager.enable_handler(H, false, flags),
+            rig.manager.enable_item(H, "a", false, flags),
+        ];
+        for answer in answers {
+            assert!(
+                answer.is_ok() || matches!(&answer, Err(e) if failed_with(e, "panicked")),
+                "{answer:?}"
+            );
+        }
+    }
+    // Sessions: an error, a context and a callback that all explode.
+    for _ in 0..3 {
+        let ticket = rig.ledger.track(
+            rig.manager
+                .request(
+                    SyncRequest::handler(H)
+                        .items(["a", "b"])
+                        .context(Grenade)
+                        .on_result({
+                            let grenade = Grenade;
+                            move |_: &RequestResult| {
+                                let _keep = &grenade;
+                                std::panic::panic_any(Bomb)
+                            }
+                        }),
+                )
+                .unwrap(),
+        );
+        let got = result(&ticket);
+        assert_eq!(
+            got.items,
+            outcomes(&[("a", Outcome::Succeeded), ("b", Outcome::Failed)])
+        );
+        assert_eq!(got.errors, 1, "the error event of the failed synchronize");
+        rig.healthy();
+    }
+    // A refused start whose context and callback explode.
+    let refused = rig.manager.request(
+        SyncRequest::handler(H)
+            .items(["nope"])
+            .context(Grenade)
+            .on_result({
+                let grenade = Grenade;
+                move |_: &RequestResult| {
+                    let _keep = &grenade;
+                }
+            }),
+    );
+    assert!(
+        matches!(refused, Err(Error::UnknownItem { .. })),
+        "{refused:?}"
+    );
+    // The handler object explodes when removed.
+    rig.manager.remove_handler(H, ControlFlags::WAIT).unwrap();
+    rig.finish(ShutdownReport::default());
 }
