@@ -10,8 +10,8 @@
 //! the same (reply or error with its HRESULT, sessions started in order with their keys,
 //! results delivered, cancels sent, and the visible state), that `Engine::check_consistency`
 //! holds, and each invariant of SPEC section 8, checked on its own from the engine's public
-//! views and this file's bookkeeping of the action stream, labelled (a) to (h) in the
-//! failure messages:
+//! views and this file's bookkeeping of the action stream (`properties/invariants.rs`, one
+//! function per invariant), labelled (a) to (h) in the failure messages:
 //!
 //! - (a) every accepted request gets exactly one result, and only after all its items have
 //!   outcomes (checked at each delivery, and at the end, when every session has finished);
@@ -57,20 +57,34 @@
 mod driver;
 mod model;
 
+/// Fails the case with a message that names the invariant.
+macro_rules! check {
+    ($cond:expr, $($fmt:tt)+) => {
+        if !$cond {
+            return Err(TestCaseError::fail(format!($($fmt)+)));
+        }
+    };
+}
+
+// After the macro, which it uses.
+#[path = "properties/invariants.rs"]
+mod invariants;
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 use syncmgr::engine::{
-    Accepted, Action, Disposition, Engine, HandlerSpec, ItemSpec, MergeKey, SessionEnd, SessionView,
+    Accepted, Action, Disposition, Engine, HandlerSpec, ItemSpec, MergeKey, SessionEnd,
 };
 use syncmgr::{
     EngineConfig, Error, EventLevel, HandlerCapabilities, HandlerId, HandlerPolicies, ItemId,
-    ItemPolicies, Outcome, ProgressStatus, RequestId, SessionId, SyncControlFlags,
+    ItemPolicies, ProgressStatus, RequestId, SessionId, SyncControlFlags,
 };
 
-use driver::{Call, Reply, Snapshot, aggregate, from_action, on_engine, on_model, syncing};
-use model::{MAccepted, MAction, MDisposition, MError, Model};
+use driver::{Call, Reply, Snapshot, from_action, on_engine, on_model, syncing};
+use invariants::Step;
+use model::{MAction, MDisposition, MError, Model};
 
 fn config() -> ProptestConfig {
     let cases = std::env::var("PROPTEST_CASES")
@@ -522,76 +536,6 @@ struct Issued {
     joined: Vec<(ItemId, u64)>,
 }
 
-/// A pending entry as this file derives it from the open requests and the running sessions
-/// alone (`Harness::waits`): an item under a merge key, and the requests waiting there.
-#[derive(Clone, Debug)]
-struct Wait {
-    item: ItemId,
-    key: MergeKey,
-    waiters: Vec<RequestId>,
-}
-
-/// Whether a handler view's flat pending list is what `waits` says, in the shape
-/// `HandlerView::pending` documents: the default key's entries first, then each other key's
-/// entries together; within each key no item twice and exactly the items requests wait on
-/// under that key. (The order of the keys, and of the items within a key, is the model's to
-/// compare.)
-fn pending_matches(pending: &[ItemId], waits: &[Wait]) -> bool {
-    /// `slice` holds each item of `group` once, and nothing else.
-    fn same(slice: &[ItemId], group: &[&ItemId]) -> bool {
-        slice.len() == group.len()
-            && slice
-                .iter()
-                .enumerate()
-                .all(|(n, i)| !slice[..n].contains(i) && group.contains(&i))
-    }
-    /// `rest` is the groups one after another, in some order.
-    fn groups(rest: &[ItemId], left: &mut Vec<Vec<&ItemId>>) -> bool {
-        if left.is_empty() {
-            return rest.is_empty();
-        }
-        for g in 0..left.len() {
-            let m = left[g].len();
-            if m <= rest.len() && same(&rest[..m], &left[g]) {
-                let group = left.remove(g);
-                if groups(&rest[m..], left) {
-                    return true;
-                }
-                left.insert(g, group);
-            }
-        }
-        false
-    }
-    let of = |key: &MergeKey| -> Vec<&ItemId> {
-        waits
-            .iter()
-            .filter(|w| w.key == *key)
-            .map(|w| &w.item)
-            .collect()
-    };
-    let default = of(&MergeKey::DEFAULT);
-    if pending.len() < default.len() || !same(&pending[..default.len()], &default) {
-        return false;
-    }
-    let mut keys: Vec<&MergeKey> = Vec::new();
-    for w in waits.iter().filter(|w| !w.key.is_default()) {
-        if !keys.contains(&&w.key) {
-            keys.push(&w.key);
-        }
-    }
-    let mut left: Vec<Vec<&ItemId>> = keys.into_iter().map(of).collect();
-    groups(&pending[default.len()..], &mut left)
-}
-
-/// The oldest request waiting under `key` among these entries.
-fn oldest_under(waits: &[Wait], key: &MergeKey) -> Option<RequestId> {
-    waits
-        .iter()
-        .filter(|w| w.key == *key)
-        .flat_map(|w| w.waiters.iter().copied())
-        .min()
-}
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Mode {
     /// Model comparison, `check_consistency` and the invariants.
@@ -618,15 +562,6 @@ struct Harness {
     /// The handler and key of the last keyed request accepted (`Op::StartKeyed`).
     last_keyed: Option<(HandlerId, MergeKey)>,
     trace: Vec<String>,
-}
-
-/// Fails the case with a message that names the invariant.
-macro_rules! check {
-    ($cond:expr, $($fmt:tt)+) => {
-        if !$cond {
-            return Err(TestCaseError::fail(format!($($fmt)+)));
-        }
-    };
 }
 
 impl Harness {
@@ -988,7 +923,14 @@ impl Harness {
         if self.mode == Mode::Trace {
             return Ok(());
         }
-        self.check_invariants(&call, &got, &actions, &pre, &post)
+        let step = Step {
+            call: &call,
+            got: &got,
+            actions: &actions,
+            pre: &pre,
+            post: &post,
+        };
+        self.check_invariants(&step)
             .map_err(|e| annotate(e, &call))?;
         if self.mode == Mode::Full {
             if let Err(what) = self.engine.check_consistency() {
@@ -1078,639 +1020,6 @@ impl Harness {
                 self.owner
                     .insert(session.get(), (handler.clone(), generation));
                 self.started.push(*session);
-            }
-        }
-        Ok(())
-    }
-
-    /// The pending entries handler `id` (its current registration) must hold in `snap`,
-    /// derived from the open requests and running sessions alone: an open request's item
-    /// without an outcome that no running session lists it as waiting for waits on the
-    /// pending entry of (that item, the request's key). One entry per (item, key).
-    fn waits(&self, snap: &Snapshot, id: &HandlerId) -> Vec<Wait> {
-        let Some(&generation) = self.generation.get(id) else {
-            return Vec::new();
-        };
-        let mut out: Vec<Wait> = Vec::new();
-        for r in &snap.requests {
-            let issued = &self.requests[r.id.get() as usize - 1];
-            if issued.owner != (id.clone(), generation) {
-                continue;
-            }
-            for (item, outcome) in &r.items {
-                let in_session = snap.sessions.iter().any(|s| {
-                    s.items
-                        .iter()
-                        .any(|si| si.item == *item && si.waiting.contains(&r.id))
-                });
-                if outcome.is_some() || in_session {
-                    continue;
-                }
-                match out
-                    .iter_mut()
-                    .find(|w| w.item == *item && w.key == issued.key)
-                {
-                    Some(w) => w.waiters.push(r.id),
-                    None => out.push(Wait {
-                        item: item.clone(),
-                        key: issued.key.clone(),
-                        waiters: vec![r.id],
-                    }),
-                }
-            }
-        }
-        out
-    }
-
-    fn check_invariants(
-        &mut self,
-        call: &Call,
-        got: &Result<Reply, Error>,
-        actions: &[Action],
-        pre: &Snapshot,
-        post: &Snapshot,
-    ) -> Result<(), TestCaseError> {
-        // A refused call changes nothing (SPEC 4, "all-or-nothing"); the terminal rule is the
-        // one documented exception.
-        if let Err(e) = got
-            && !matches!(
-                e,
-                Error::AccessDenied(syncmgr::Denied::TerminalState { .. })
-            )
-        {
-            check!(
-                actions.is_empty() && pre == post,
-                "a refused call ({e:?}) changed the engine: {actions:?}"
-            );
-        }
-
-        let accepted_now: Vec<&MAccepted> = got.as_ref().map(Reply::accepted).unwrap_or_default();
-        let live_sessions: Vec<SessionId> = post.sessions.iter().map(|s| s.id).collect();
-
-        // (a) every accepted request gets exactly one result, only once all its items have
-        // outcomes.
-        for a in actions {
-            let Action::Deliver(res) = a else { continue };
-            let n = res.request.get();
-            check!(
-                n >= 1 && n as usize <= self.requests.len(),
-                "(a) result for a request never accepted: {n}"
-            );
-            let issued = &mut self.requests[n as usize - 1];
-            issued.delivered += 1;
-            check!(
-                issued.delivered == 1,
-                "(a) request {n} got a second result: {res:?}"
-            );
-            let issued = issued.clone();
-            let ids: Vec<ItemId> = res.items.iter().map(|(i, _)| i.clone()).collect();
-            check!(
-                ids == issued.items,
-                "(a) result of {n} lists {ids:?}, the request had {:?}",
-                issued.items
-            );
-            let mut status = aggregate(res.items.iter().map(|(_, o)| *o));
-            if issued.disconnected {
-                status = aggregate([status, Outcome::Disconnected]);
-            }
-            check!(
-                res.status == status,
-                "(a) result of {n} has status {:?}, its items say {status:?}",
-                res.status
-            );
-            if let Some(acc) = accepted_now.iter().find(|a| a.request == n) {
-                check!(
-                    acc.completed,
-                    "(a) request {n} delivered in its own start call but not `completed`"
-                );
-                continue;
-            }
-            let Some(before) = pre.request(n) else {
-                return Err(TestCaseError::fail(format!(
-                    "(a) request {n} delivered but it was not open"
-                )));
-            };
-            for ((item, was), (_, now)) in before.items.iter().zip(&res.items) {
-                check!(
-                    was.is_none_or(|w| w == *now),
-                    "(a) {n}: {item} had {was:?}, its result says {now:?}"
-                );
-            }
-            if matches!(call, Call::Cancel(r) if r.get() == n) {
-                continue;
-            }
-            for (item, was) in &before.items {
-                if was.is_some() {
-                    continue;
-                }
-                let serving: Vec<&SessionView> = pre
-                    .sessions
-                    .iter()
-                    .filter(|s| {
-                        s.items
-                            .iter()
-                            .any(|si| si.item == *item && si.waiting.iter().any(|r| r.get() == n))
-                    })
-                    .collect();
-                for s in &serving {
-                    check!(
-                        !live_sessions.contains(&s.id),
-                        "(a) {n} delivered while {item} is still running in {}",
-                        s.id
-                    );
-                }
-                if serving.is_empty()
-                    && self.generation.get(&issued.owner.0) == Some(&issued.owner.1)
-                    && let Some(h) = post.handler(&issued.owner.0)
-                {
-                    check!(
-                        !h.pending.contains(item),
-                        "(a) {n} delivered while {item} is still pending"
-                    );
-                }
-            }
-        }
-        for acc in &accepted_now {
-            if acc.completed {
-                check!(
-                    self.requests[acc.request as usize - 1].delivered == 1,
-                    "(a) request {} is `completed` but got no result",
-                    acc.request
-                );
-            }
-        }
-        // (a) When a session ends, each item's outcome is its terminal report, else Canceled
-        // if a cancel was asked, else Failed (SPEC 6), and every request that waited for it
-        // there takes that outcome (SPEC 5).
-        if let (Call::Finish(s, _), Ok(Reply::Ended(_, _, outcomes))) = (call, got)
-            && let Some(ended) = pre.session(*s)
-        {
-            check!(
-                outcomes.len() == ended.items.len(),
-                "(a) {s} held {} items, ended with {outcomes:?}",
-                ended.items.len()
-            );
-            for (si, (item, outcome)) in ended.items.iter().zip(outcomes) {
-                let expected = si
-                    .terminal
-                    .unwrap_or(if ended.cancel_all || si.cancel_requested {
-                        Outcome::Canceled
-                    } else {
-                        Outcome::Failed
-                    });
-                check!(
-                    si.item == *item && expected == *outcome,
-                    "(a) {s} ended {item} as {outcome:?}; it held {} with {:?}",
-                    si.item,
-                    si
-                );
-                for r in &si.waiting {
-                    let delivered = actions.iter().find_map(|a| match a {
-                        Action::Deliver(res) if res.request == *r => res.outcome_of(item),
-                        _ => None,
-                    });
-                    let recorded = delivered.or_else(|| {
-                        let view = post.request(r.get())?;
-                        view.items.iter().find(|(i, _)| i == item)?.1
-                    });
-                    check!(
-                        recorded == Some(*outcome),
-                        "(a) {r} recorded {recorded:?} for {item}, which {s} ended {outcome:?}"
-                    );
-                }
-            }
-        }
-        let open = self.engine.open_requests();
-        for r in &self.requests {
-            check!(
-                open.contains(&r.id) != (r.delivered == 1),
-                "(a) {} is open: {}, delivered {} times",
-                r.id,
-                open.contains(&r.id),
-                r.delivered
-            );
-        }
-
-        // (b) and (d): sessions grouped by handler registration.
-        check!(
-            post.sessions.len() <= self.universe.config.max_sessions,
-            "(d) {} sessions run, the global limit is {}",
-            post.sessions.len(),
-            self.universe.config.max_sessions
-        );
-        let mut by_owner: BTreeMap<(HandlerId, u32), Vec<&SessionView>> = BTreeMap::new();
-        for s in &post.sessions {
-            let owner = self.owner.get(&s.id.get()).cloned();
-            check!(owner.is_some(), "session {} never started", s.id);
-            by_owner.entry(owner.unwrap()).or_default().push(s);
-        }
-        for ((handler, _), sessions) in &by_owner {
-            let mut held: Vec<&ItemId> = Vec::new();
-            for s in sessions {
-                for si in &s.items {
-                    check!(
-                        !held.contains(&&si.item),
-                        "(b) {} is in two running sessions of {handler}: {:?}",
-                        si.item,
-                        sessions.iter().map(|s| s.id).collect::<Vec<_>>()
-                    );
-                    held.push(&si.item);
-                }
-            }
-        }
-        for view in &post.handlers {
-            let ids: Vec<SessionId> = by_owner
-                .get(&(view.id.clone(), self.generation[&view.id]))
-                .map(|list| list.iter().map(|s| s.id).collect())
-                .unwrap_or_default();
-            check!(
-                view.running == ids,
-                "(d) {} says it runs {:?}, the sessions started for it are {ids:?}",
-                view.id,
-                view.running
-            );
-            // An update may lower the limit under running sessions: they finish (DECISIONS
-            // 13), and nothing starts until the handler is back under its limit (checked at
-            // each start below).
-            let owner = (view.id.clone(), self.generation[&view.id]);
-            let over = view.running.len() > view.session_limit;
-            if !over {
-                self.over_limit.remove(&owner);
-            } else if matches!(call, Call::Update(h, ..) if *h == view.id) {
-                self.over_limit.insert(owner.clone());
-            }
-            let excused = self.over_limit.contains(&owner);
-            let concurrent = view
-                .capabilities
-                .contains(HandlerCapabilities::SUPPORTS_CONCURRENT_SESSIONS);
-            check!(
-                concurrent || view.running.len() <= 1 || excused,
-                "(d) non-concurrent {} runs {:?}",
-                view.id,
-                view.running
-            );
-            check!(
-                !over || excused,
-                "(d) {} runs {:?} over its limit {}",
-                view.id,
-                view.running,
-                view.session_limit
-            );
-        }
-
-        // (c) the pending set: no (item, key) twice, only what open requests wait for. An
-        // item may be pending under several keys (SPEC 10), once under each.
-        let mut post_waits: BTreeMap<HandlerId, Vec<Wait>> = BTreeMap::new();
-        for view in &post.handlers {
-            let owner = (view.id.clone(), self.generation[&view.id]);
-            let mut wanted: Vec<(&ItemId, &MergeKey)> = Vec::new();
-            for r in self
-                .requests
-                .iter()
-                .filter(|r| r.owner == owner && r.delivered == 0)
-            {
-                for item in &r.items {
-                    if !wanted.contains(&(item, &r.key)) {
-                        wanted.push((item, &r.key));
-                    }
-                }
-            }
-            for item in &view.pending {
-                check!(
-                    wanted.iter().any(|(i, _)| *i == item),
-                    "(c) {} holds {item}, which no open request wants",
-                    view.id
-                );
-            }
-            check!(
-                view.pending.len() <= wanted.len(),
-                "(c) {} holds {} pending entries, only {} distinct (item, key) pairs are requested",
-                view.id,
-                view.pending.len(),
-                wanted.len()
-            );
-            let waits = self.waits(post, &view.id);
-            check!(
-                pending_matches(&view.pending, &waits),
-                "(c) {} holds {:?}; open requests wait on {:?}: an (item, key) twice, an entry \
-                 nobody waits on, a missing one, or a key's entries not together",
-                view.id,
-                view.pending,
-                waits
-                    .iter()
-                    .map(|w| (w.item.to_string(), w.key.as_cookie().map(<[u8]>::to_vec)))
-                    .collect::<Vec<_>>()
-            );
-            post_waits.insert(view.id.clone(), waits);
-            // What is pending can run: else a session would one day start with it (g).
-            check!(
-                view.pending.is_empty() || (view.active && view.enabled),
-                "(g) {} has pending items while inactive or disabled",
-                view.id
-            );
-            for item in &view.pending {
-                check!(
-                    view.items.contains(&(item.clone(), true)),
-                    "(g) {} holds {item} pending while it is disabled or gone",
-                    view.id
-                );
-            }
-        }
-
-        // (e) a session takes the union of what is pending under its key and not running
-        // elsewhere, and a non-concurrent handler starts at most one per call.
-        let starts: Vec<(SessionId, &HandlerId, &Vec<ItemId>, &MergeKey)> = actions
-            .iter()
-            .filter_map(|a| match a {
-                Action::StartSession {
-                    session,
-                    handler,
-                    items,
-                    key,
-                } => Some((*session, handler, items, key)),
-                _ => None,
-            })
-            .collect();
-        for (session, handler, items, key) in &starts {
-            let Some(view) = post.handler(handler) else {
-                return Err(TestCaseError::fail(format!(
-                    "(g) {session} started for {handler}, which is not registered"
-                )));
-            };
-            // (g) the state at the start is the state after the call: scheduling is the last
-            // thing every call does.
-            check!(
-                view.running.contains(session),
-                "(g) {session} started for a removed registration of {handler}"
-            );
-            check!(
-                view.active && view.enabled,
-                "(g) {session} started for {handler}, active {} enabled {}",
-                view.active,
-                view.enabled
-            );
-            check!(
-                !self.engine.is_shut_down(),
-                "(g) {session} started after shutdown"
-            );
-            check!(!items.is_empty(), "(e) {session} started with no item");
-            for (n, item) in items.iter().enumerate() {
-                check!(
-                    view.items.contains(&(item.clone(), true)),
-                    "(g) {session} started with {item}, disabled or not an item of {handler}"
-                );
-                check!(
-                    !items[..n].contains(item),
-                    "(e) {session} holds {item} twice"
-                );
-            }
-            check!(
-                view.running.len() <= view.session_limit,
-                "(d) {session} started for {handler}, which now runs {:?}, over its limit {}",
-                view.running,
-                view.session_limit
-            );
-            let count = starts.iter().filter(|(_, h, _, _)| h == handler).count();
-            check!(
-                view.session_limit > 1 || count == 1,
-                "(e) non-concurrent {handler} started {count} sessions in one call"
-            );
-            let held_by = |item: &ItemId| {
-                post.sessions
-                    .iter()
-                    .filter(|s| view.running.contains(&s.id))
-                    .find(|s| s.items.iter().any(|si| si.item == *item))
-                    .map(|s| s.id)
-            };
-            let waits = &post_waits[*handler];
-            for w in waits.iter().filter(|w| w.key == **key) {
-                check!(
-                    held_by(&w.item).is_some_and(|s| s != *session),
-                    "(e) {session} of {handler} (key {key:?}) left {} pending under its key \
-                     though no other session held it",
-                    w.item
-                );
-            }
-            // (h) it took the entries of one key, its own: every item it holds came with its
-            // waiting requests, all of that key (nothing can join it before the call ends).
-            let Some(started) = post.session(*session) else {
-                return Err(TestCaseError::fail(format!(
-                    "(g) {session} started and is not running"
-                )));
-            };
-            check!(
-                started.key == **key,
-                "(h) {session} started with key {key:?}, its view says {:?}",
-                started.key
-            );
-            for si in &started.items {
-                check!(
-                    !si.waiting.is_empty(),
-                    "(h) {session} took {} with no request waiting for it",
-                    si.item
-                );
-                for r in &si.waiting {
-                    let theirs = &self.requests[r.get() as usize - 1].key;
-                    check!(
-                        theirs == *key,
-                        "(h) {session} of key {key:?} took {} for {r}, of key {theirs:?}",
-                        si.item
-                    );
-                }
-            }
-            // (h) of the keys with an entry no running session holds, it served the one whose
-            // oldest waiting request is oldest (the default key counts as a key). Sessions
-            // start last in a call, so the keys still waiting after it waited when it chose.
-            let mut oldest = oldest_under(waits, key);
-            for si in &started.items {
-                oldest = si.waiting.iter().copied().chain(oldest).min();
-            }
-            for w in waits.iter().filter(|w| w.key != **key) {
-                let other = oldest_under(waits, &w.key);
-                check!(
-                    held_by(&w.item).is_some() || other > oldest,
-                    "(h) {session} of {handler} served key {key:?} (oldest request {oldest:?}), \
-                     but {} waited under {:?} (oldest request {other:?}) and no session held it",
-                    w.item,
-                    w.key
-                );
-            }
-        }
-
-        // (h) requests of different keys never share a session: every request a running
-        // session serves has its key, unless it joined the item there.
-        for s in &post.sessions {
-            for si in &s.items {
-                for r in &si.waiting {
-                    let issued = &self.requests[r.get() as usize - 1];
-                    check!(
-                        issued.key == s.key
-                            || issued.joined.contains(&(si.item.clone(), s.id.get())),
-                        "(h) {} of key {:?} serves {r} (key {:?}) for {} without a join",
-                        s.id,
-                        s.key,
-                        issued.key,
-                        si.item
-                    );
-                }
-            }
-        }
-        // (h) a session sees, and pulls, only what is pending under its own key and held by
-        // no running session.
-        let free_under = |snap: &Snapshot, s: &SessionView| -> Vec<Wait> {
-            let owner = self.owner.get(&s.id.get());
-            let Some(view) = snap.handler(&s.handler) else {
-                return Vec::new();
-            };
-            if owner != Some(&(s.handler.clone(), self.generation[&s.handler])) {
-                return Vec::new(); // a removed registration has nothing pending
-            }
-            self.waits(snap, &s.handler)
-                .into_iter()
-                .filter(|w| w.key == s.key)
-                .filter(|w| {
-                    !snap.sessions.iter().any(|o| {
-                        view.running.contains(&o.id) && o.items.iter().any(|si| si.item == w.item)
-                    })
-                })
-                .collect()
-        };
-        if let (Call::Query(s), Ok(Reply::Additional(items, requests))) = (call, got)
-            && let Some(session) = post.session(*s)
-        {
-            let free = free_under(post, session);
-            let mut expected: Vec<u64> = free
-                .iter()
-                .flat_map(|w| w.waiters.iter().map(|r| r.get()))
-                .collect();
-            expected.sort_unstable();
-            expected.dedup();
-            check!(
-                items.len() == free.len() && free.iter().all(|w| items.contains(&w.item)),
-                "(h) {s} of key {:?} was offered {items:?}; free under its key: {:?}",
-                session.key,
-                free.iter().map(|w| &w.item).collect::<Vec<_>>()
-            );
-            check!(
-                *requests == expected,
-                "(h) {s} was told of requests {requests:?}, not {expected:?}"
-            );
-        }
-        if let Call::AddItem(s, item) = call
-            && let Some(session) = pre.session(*s)
-        {
-            let free = free_under(pre, session);
-            let entry = free.iter().find(|w| w.item == *item);
-            match (got, entry) {
-                (Ok(Reply::Served(n)), Some(w)) => {
-                    let now = post.session(*s).and_then(|v| {
-                        v.items
-                            .iter()
-                            .find(|si| si.item == *item)
-                            .map(|si| si.waiting.clone())
-                    });
-                    check!(
-                        *n == w.waiters.len() && now.as_ref() == Some(&w.waiters),
-                        "(h) {s} pulled {item}: {n} served, now waiting {now:?}, the entry \
-                         under its key had {:?}",
-                        w.waiters
-                    );
-                }
-                (Ok(reply), None) => {
-                    return Err(TestCaseError::fail(format!(
-                        "(h) {s} of key {:?} pulled {item} ({reply:?}), which was not free \
-                         under its key",
-                        session.key
-                    )));
-                }
-                (Err(Error::ItemNotPending(_)), Some(_)) => {
-                    return Err(TestCaseError::fail(format!(
-                        "(h) {s} could not pull {item}, pending under its key {:?} and free",
-                        session.key
-                    )));
-                }
-                _ => {}
-            }
-        }
-
-        // (h) stops and shutdown remove pending entries of every key.
-        if let (Call::StopItems(h, stopped), Ok(_)) = (call, got)
-            && let Some(view) = post.handler(h)
-        {
-            for item in stopped {
-                check!(
-                    !view.pending.contains(item),
-                    "(h) {item} still pending for {h} after a stop named it: {:?}",
-                    view.pending
-                );
-            }
-        }
-        if self.engine.is_shut_down() {
-            for view in &post.handlers {
-                check!(
-                    view.pending.is_empty(),
-                    "(h) {} still has {:?} pending after shutdown",
-                    view.id,
-                    view.pending
-                );
-            }
-        }
-
-        // (f) joined exactly when the flag is set and the item is currently syncing; else
-        // queued or merged into the existing entry.
-        if let Some(flags) = call.start_flags() {
-            // An item named twice counts once, at its first place (SPEC 4).
-            if let (Some(asked), [acc]) = (call.named(), accepted_now.as_slice()) {
-                let mut distinct: Vec<&ItemId> = Vec::new();
-                for item in asked {
-                    if !distinct.contains(&item) {
-                        distinct.push(item);
-                    }
-                }
-                let issued = &self.requests[acc.request as usize - 1];
-                check!(
-                    issued.items.iter().eq(distinct.iter().copied())
-                        && acc.duplicates == asked.len() - distinct.len(),
-                    "(c) {asked:?} became {:?} with {} duplicates",
-                    issued.items,
-                    acc.duplicates
-                );
-            }
-            let join = flags.contains(JOIN);
-            let key = call.merge_key();
-            for acc in &accepted_now {
-                let issued = &self.requests[acc.request as usize - 1];
-                let view = pre.handler(&acc.handler).unwrap();
-                let waits = self.waits(pre, &acc.handler);
-                check!(
-                    acc.dispositions.len() == issued.items.len(),
-                    "(f) {} dispositions for {} items",
-                    acc.dispositions.len(),
-                    issued.items.len()
-                );
-                for (item, d) in issued.items.iter().zip(&acc.dispositions) {
-                    let running = view
-                        .running
-                        .iter()
-                        .filter_map(|s| pre.session(*s))
-                        .find(|s| syncing(s, item));
-                    // Joins ignore keys; merging happens only under the request's own key.
-                    let expected = if !view.connected {
-                        MDisposition::Settled(Outcome::Disconnected)
-                    } else if let (true, Some(s)) = (join, running) {
-                        MDisposition::Joined(s.id.get())
-                    } else if waits.iter().any(|w| w.item == *item && w.key == key) {
-                        MDisposition::Merged
-                    } else {
-                        MDisposition::Queued
-                    };
-                    check!(
-                        *d == expected,
-                        "(f) {item} of request {} (key {key:?}) became {d:?}, expected \
-                         {expected:?} (flag {join})",
-                        acc.request
-                    );
-                }
             }
         }
         Ok(())
