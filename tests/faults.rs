@@ -3332,3 +3332,61 @@ fn every_user_code_boundary_contains_a_hostile_value() {
     rig.manager.remove_handler(H, ControlFlags::WAIT).unwrap();
     rig.finish(ShutdownReport::default());
 }
+
+/// A legacy handler whose `enum_items` grows after registration: `update_items(STARTSYNC)`
+/// synced only the items the manager already knew, and left the new one out without a word.
+/// Now the manager re-reads the handler first, so the new item is synced too.
+#[test]
+fn update_items_syncs_an_item_the_legacy_handler_listed_after_registration() {
+    use syncmgr::legacy::{
+        InvokeFlags, Invoked, LegacyCallback, LegacyHandler, LegacyHandlerInfo, LegacyItem,
+        SyncMgrFlag,
+    };
+    struct Growing(Arc<Mutex<Vec<LegacyItem>>>);
+    impl LegacyHandler for Growing {
+        fn initialize(&self, _: SyncMgrFlag, _: &[u8]) -> bool {
+            true
+        }
+        fn handler_info(&self) -> LegacyHandlerInfo {
+            LegacyHandlerInfo::new("growing")
+        }
+        fn enum_items(&self) -> Vec<LegacyItem> {
+            lock(&self.0).clone()
+        }
+        fn synchronize(
+            &self,
+            items: &[uuid::Uuid],
+            cb: &LegacyCallback,
+        ) -> Result<(), HandlerError> {
+            for item in items {
+                cb.progress(*item, syncmgr::legacy::SyncMgrStatus::Succeeded, "", 1, 1)?;
+            }
+            Ok(())
+        }
+    }
+    let rig = Rig::new();
+    let items = Arc::new(Mutex::new(vec![LegacyItem::new(
+        uuid::Uuid::from_u128(1),
+        "one",
+    )]));
+    let clsid = uuid::Uuid::from_u128(0xC);
+    rig.manager
+        .register_legacy_handler(clsid, Growing(items.clone()), ControlFlags::WAIT)
+        .unwrap();
+    lock(&items).push(LegacyItem::new(uuid::Uuid::from_u128(2), "two"));
+    let Ok(Invoked::Started(ticket)) = rig.manager.update_items(InvokeFlags::STARTSYNC, clsid, b"")
+    else {
+        panic!("the invoke starts");
+    };
+    let got = result(&rig.ledger.track(ticket));
+    let synced: Vec<ItemId> = got.items.iter().map(|(i, _)| i.clone()).collect();
+    assert_eq!(
+        synced,
+        [
+            ItemId::from_guid(uuid::Uuid::from_u128(1)),
+            ItemId::from_guid(uuid::Uuid::from_u128(2))
+        ]
+    );
+    assert_eq!(got.status, Outcome::Succeeded);
+    rig.finish(ShutdownReport::default());
+}

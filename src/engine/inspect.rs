@@ -113,7 +113,7 @@ impl Engine {
                 .map(|s| (s.id.clone(), s.enabled))
                 .collect(),
             pending: std::iter::once(&h.pending)
-                .chain(h.keyed.iter().map(|k| &k.queue))
+                .chain(h.keyed.iter().map(|k| k.queue()))
                 .flat_map(super::queue::PendingQueue::iter)
                 .map(|(_, e)| h.slot(e.item).id.clone())
                 .collect(),
@@ -239,6 +239,12 @@ impl Engine {
         h.find(item).map(|idx| h.slot(idx).capabilities)
     }
 
+    /// Whether a live item of a live handler is enabled; `None` if either is unknown.
+    pub fn item_enabled(&self, handler: &HandlerId, item: &ItemId) -> Option<bool> {
+        let h = &self.handlers[self.by_id.get(handler)?];
+        h.find(item).map(|idx| h.slot(idx).enabled)
+    }
+
     /// The actions decided and not yet taken, oldest first, without taking them.
     pub fn pending_actions(&self) -> impl Iterator<Item = &super::Action> {
         self.actions.iter()
@@ -342,14 +348,17 @@ impl Engine {
                 ));
             }
             for (at, keyed) in h.keyed.iter().enumerate() {
-                if keyed.key.is_default() || keyed.queue.is_empty() {
+                if keyed.key.is_default() || keyed.queue().is_empty() {
                     return fail(format!("{}: keyed queue #{at} is default or empty", h.id));
                 }
                 if h.keyed[..at].iter().any(|k| k.key == keyed.key) {
                     return fail(format!("{}: two queues for one merge key", h.id));
                 }
+                if !keyed.index_matches() {
+                    return fail(format!("{}: keyed queue #{at}'s index is off", h.id));
+                }
                 let mut seen = HashSet::new();
-                for (_, e) in keyed.queue.iter() {
+                for (_, e) in keyed.queue().iter() {
                     let slot = h.slot(e.item);
                     if !seen.insert(e.item) || e.list.is_empty() || !slot.live_and_enabled() {
                         return fail(format!(
@@ -433,6 +442,17 @@ impl Engine {
         {
             return fail(format!(
                 "{} could start but the scheduler left it waiting",
+                h.id
+            ));
+        }
+        if !self.shut_down
+            && let Some((key, h)) = self
+                .handlers
+                .iter()
+                .find(|(key, h)| h.can_start() && !self.waiting_for_slot.contains(key))
+        {
+            return fail(format!(
+                "{} (key {key}) could start but is not among the handlers waiting for a slot",
                 h.id
             ));
         }

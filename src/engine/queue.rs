@@ -11,6 +11,7 @@
 //! nothing else: no per-item vector grows, no other request is touched. Walking a list (to
 //! settle it, or to take one request out) follows the links through the request map.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::RequestId;
@@ -201,16 +202,75 @@ impl MergeKey {
 #[derive(Debug)]
 pub(crate) struct KeyedQueue {
     pub key: MergeKey,
-    pub queue: PendingQueue,
+    queue: PendingQueue,
+    /// Each live entry's index, by item: finding an item's entry is one lookup, so an invoke
+    /// request of k items costs O(k) however large the queue is.
+    index: HashMap<ItemIdx, u32>,
 }
 
 impl KeyedQueue {
+    pub fn new(key: MergeKey) -> KeyedQueue {
+        KeyedQueue {
+            key,
+            queue: PendingQueue::default(),
+            index: HashMap::new(),
+        }
+    }
+
+    /// The entries, for walks.
+    pub fn queue(&self) -> &PendingQueue {
+        &self.queue
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+
     /// The index of the item's live entry.
     pub fn find(&self, item: ItemIdx) -> Option<u32> {
-        self.queue
-            .iter()
-            .find(|(_, e)| e.item == item)
-            .map(|(at, _)| at)
+        self.index.get(&item).copied()
+    }
+
+    pub fn get_mut(&mut self, at: u32) -> Option<&mut Entry> {
+        self.queue.get_mut(at)
+    }
+
+    pub fn push(&mut self, item: ItemIdx, list: WaitList) -> u32 {
+        let at = self.queue.push(item, list);
+        self.index.insert(item, at);
+        at
+    }
+
+    pub fn remove(&mut self, at: u32) -> Option<Entry> {
+        let entry = self.queue.remove(at)?;
+        self.index.remove(&entry.item);
+        Some(entry)
+    }
+
+    /// Whether the index holds exactly the live entries, each at its place (for
+    /// `Engine::check_consistency`).
+    pub fn index_matches(&self) -> bool {
+        self.index.len() == self.queue.len()
+            && self
+                .queue
+                .iter()
+                .all(|(at, e)| self.index.get(&e.item) == Some(&at))
+    }
+
+    /// [`PendingQueue::retain_or_take`], keeping the index in step.
+    pub fn retain_or_take(&mut self, mut keep: impl FnMut(&Entry) -> bool) -> Vec<Entry> {
+        let index = &mut self.index;
+        let taken = self.queue.retain_or_take(|entry, at| {
+            let kept = keep(entry);
+            if kept {
+                index.insert(entry.item, at);
+            }
+            kept
+        });
+        for entry in &taken {
+            index.remove(&entry.item);
+        }
+        taken
     }
 }
 

@@ -1,7 +1,6 @@
 //! `ISyncMgrSynchronizeInvoke`: [`SyncManager::update_items`] and
 //! [`SyncManager::update_all`], and the choice an `update_items` without `STARTSYNC` returns.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use uuid::Uuid;
@@ -121,20 +120,19 @@ impl SyncManager {
         id: &HandlerId,
         items: &[LegacyItem],
     ) -> Result<Vec<ItemId>, Error> {
-        let checked: Vec<ItemId> = items
-            .iter()
-            .filter(|i| i.state == ItemState::Checked)
-            .map(|i| ItemId::from_guid(i.id))
-            .collect();
-        let mut known: HashMap<ItemId, bool> = self.item_states(id)?.into_iter().collect();
-        if checked.iter().any(|i| !known.contains_key(i)) {
-            self.update_handler(id, ControlFlags::WAIT)?;
-            known = self.item_states(id)?.into_iter().collect();
+        let checked = || {
+            items
+                .iter()
+                .filter(|i| i.state == ItemState::Checked)
+                .map(|i| ItemId::from_guid(i.id))
+                .collect()
+        };
+        let (enabled, unknown) = self.enabled_among(id, checked())?;
+        if !unknown {
+            return Ok(enabled);
         }
-        Ok(checked
-            .into_iter()
-            .filter(|i| known.get(i).copied().unwrap_or(false))
-            .collect())
+        self.update_handler(id, ControlFlags::WAIT)?;
+        Ok(self.enabled_among(id, checked())?.0)
     }
 
     /// Registers a legacy handler under its CLSID (its ID is

@@ -270,16 +270,19 @@ pub(crate) enum Command {
     },
     Subscribe {
         subscriber: Sender<Notification>,
+        capacity: usize,
     },
     /// Hand a state change queued without `WAIT` to a worker.
     RunTask(Box<dyn FnOnce() + Send>),
     Check {
         reply: Sender<Result<(), String>>,
     },
-    /// The handler's live items and whether each is enabled, in table order.
-    ItemStates {
+    /// Which of these items of the handler are enabled, in the order given, and whether any
+    /// is unknown to it.
+    EnabledAmong {
         handler: HandlerId,
-        reply: Reply<Vec<(ItemId, bool)>>,
+        items: Vec<ItemId>,
+        reply: Reply<(Vec<ItemId>, bool)>,
     },
     Shutdown {
         reply: Sender<ShutdownReport>,

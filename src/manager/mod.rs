@@ -531,6 +531,7 @@ pub struct SyncManagerBuilder {
     workers: Option<usize>,
     grace: Duration,
     event_log_capacity: usize,
+    event_log_bytes: usize,
     notification_capacity: usize,
 }
 
@@ -541,6 +542,7 @@ impl Default for SyncManagerBuilder {
             workers: None,
             grace: Duration::from_secs(5),
             event_log_capacity: 1000,
+            event_log_bytes: 1 << 20,
             notification_capacity: 4096,
         }
     }
@@ -583,7 +585,18 @@ impl SyncManagerBuilder {
         self
     }
 
+    /// Bytes kept per handler in the event log, counting each event's texts and record; the
+    /// oldest go first (default 1 MiB). Event texts have no length limit of their own, so
+    /// this is what bounds the log's memory, and what one [`SyncManager::events`] call
+    /// copies. An event larger than the whole budget is published and counted, not kept.
+    pub fn event_log_bytes(mut self, n: usize) -> Self {
+        self.event_log_bytes = n;
+        self
+    }
+
     /// Notifications buffered per subscriber before it starts missing some (default 4096).
+    /// Memory is taken for what is buffered, not for the whole capacity up front, so a large
+    /// capacity costs nothing until a subscriber falls behind.
     pub fn notification_capacity(mut self, n: usize) -> Self {
         self.notification_capacity = n;
         self
@@ -622,6 +635,7 @@ impl SyncManagerBuilder {
                 deliveries,
                 delivery_done: delivery_done_rx,
                 event_log_capacity: self.event_log_capacity,
+                event_log_bytes: self.event_log_bytes,
                 grace: self.grace,
             }))
         });
@@ -764,10 +778,16 @@ impl SyncManager {
         !matches!(*self.shared.life(), Life::Running(_))
     }
 
-    /// A handler's live items with whether each is enabled, in table order.
-    pub(crate) fn item_states(&self, id: &HandlerId) -> Result<Vec<(ItemId, bool)>, Error> {
-        call(&self.core().link, |reply| Command::ItemStates {
+    /// Which of these items of a handler are enabled, in the order given, and whether any is
+    /// unknown to the handler.
+    pub(crate) fn enabled_among(
+        &self,
+        id: &HandlerId,
+        items: Vec<ItemId>,
+    ) -> Result<(Vec<ItemId>, bool), Error> {
+        call(&self.core().link, |reply| Command::EnabledAmong {
             handler: id.clone(),
+            items,
             reply,
         })
     }
@@ -1048,7 +1068,8 @@ impl SyncManager {
 
     // ----- events and notifications ----------------------------------------------------------
 
-    /// A handler's kept events, oldest first.
+    /// A handler's kept events, oldest first: at most the builder's `event_log_capacity`
+    /// events and `event_log_bytes` bytes of them, which bounds what one call copies.
     pub fn events(&self, handler: impl IntoId<HandlerId>) -> Result<Vec<HandlerEvent>, Error> {
         let handler = handler.into_id()?;
         call(&self.core().link, |reply| Command::Events {
@@ -1079,13 +1100,18 @@ impl SyncManager {
         })
     }
 
-    /// A stream of everything that happens from now on. The channel is bounded: a
+    /// A stream of everything that happens from now on. It holds at most the builder's
+    /// `notification_capacity` notifications, taking memory only for those it holds: a
     /// subscriber that does not keep up misses notifications (it gets
     /// [`Notification::Lagged`] with the count) and never slows the manager down; dropping
     /// the receiver unsubscribes.
     pub fn subscribe(&self) -> Receiver<Notification> {
-        let (subscriber, rx) = crossbeam_channel::bounded(self.notification_capacity);
-        let _ = self.core().link.send(Command::Subscribe { subscriber });
+        let (subscriber, rx) = crossbeam_channel::unbounded();
+        let capacity = self.notification_capacity;
+        let _ = self.core().link.send(Command::Subscribe {
+            subscriber,
+            capacity,
+        });
         rx
     }
 
@@ -1146,5 +1172,27 @@ mod tests {
         ] {
             assert!(matches!(builder.build(), Err(Error::InvalidConfig(_))));
         }
+    }
+
+    #[test]
+    fn worker_threads_are_capped_and_refused_past_the_limit() {
+        // `usize::MAX` workers overflowed in debug builds; now it is a clear error.
+        let refused = SyncManager::builder().worker_threads(usize::MAX).build();
+        assert!(
+            matches!(refused, Err(Error::InvalidConfig(_))),
+            "{refused:?}"
+        );
+        // A huge session limit no longer starts a thread per session: the default stops at
+        // 64 workers (plus the scheduler and the delivery thread).
+        let manager = SyncManager::builder()
+            .max_sessions(usize::MAX)
+            .build()
+            .unwrap();
+        let threads = match &*manager.shared.life() {
+            Life::Running(threads) => threads.handles.len(),
+            _ => 0,
+        };
+        assert_eq!(threads, DEFAULT_WORKERS_CAP + 2);
+        manager.shutdown();
     }
 }

@@ -90,6 +90,7 @@ pub(crate) struct SchedulerParts {
     pub deliveries: Sender<Delivery>,
     pub delivery_done: Receiver<()>,
     pub event_log_capacity: usize,
+    pub event_log_bytes: usize,
     pub grace: Duration,
 }
 
@@ -105,7 +106,7 @@ impl Scheduler {
             jobs: parts.jobs,
             deliveries: Some(parts.deliveries),
             delivery_done: parts.delivery_done,
-            events: EventLog::new(parts.event_log_capacity),
+            events: EventLog::new(parts.event_log_capacity, parts.event_log_bytes),
             subscribers: Subscribers::default(),
             grace: parts.grace,
             deadline: None,
@@ -462,7 +463,10 @@ impl Scheduler {
                     let _ = reply.send(result);
                 }
             },
-            Command::Subscribe { subscriber } => self.subscribers.add(subscriber),
+            Command::Subscribe {
+                subscriber,
+                capacity,
+            } => self.subscribers.add(subscriber, capacity),
             Command::RunTask(task) => {
                 if let Err(crossbeam_channel::SendError(job)) = self.jobs.send(Job::Task(task)) {
                     // No worker left: the task (a hook and what it holds) is a user value.
@@ -472,12 +476,12 @@ impl Scheduler {
             Command::Check { reply } => {
                 let _ = reply.send(self.engine.check_consistency());
             }
-            Command::ItemStates { handler, reply } => {
-                let result = self
-                    .engine
-                    .handler_view(&handler)
-                    .map(|v| v.items)
-                    .ok_or(Error::UnknownHandler(handler));
+            Command::EnabledAmong {
+                handler,
+                items,
+                reply,
+            } => {
+                let result = self.enabled_among(handler, items);
                 let _ = reply.send(result);
             }
             Command::Shutdown { reply, from_inside } => {
@@ -486,6 +490,28 @@ impl Scheduler {
                 self.begin_shutdown();
             }
         }
+    }
+
+    /// The items of `items` the handler has enabled, and whether any is unknown to it: one
+    /// lookup per item.
+    fn enabled_among(
+        &self,
+        handler: HandlerId,
+        items: Vec<ItemId>,
+    ) -> Result<(Vec<ItemId>, bool), Error> {
+        self.known(&handler)?;
+        let mut unknown = false;
+        let enabled = items
+            .into_iter()
+            .filter(|item| match self.engine.item_enabled(&handler, item) {
+                Some(enabled) => enabled,
+                None => {
+                    unknown = true;
+                    false
+                }
+            })
+            .collect();
+        Ok((enabled, unknown))
     }
 
     fn known(&self, handler: &HandlerId) -> Result<(), Error> {
