@@ -24,8 +24,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use syncmgr::legacy::{
-    InvokeFlags, Invoked, LegacyCallback, LegacyHandler, LegacyHandlerInfo, LegacyItem,
-    SyncMgrFlag,
+    InvokeFlags, Invoked, LegacyCallback, LegacyHandler, LegacyHandlerInfo, LegacyItem, SyncMgrFlag,
 };
 use syncmgr::{
     ControlFlags, Error, HandlerError, HandlerId, ItemId, Outcome, ProgressStatus,
@@ -223,7 +222,10 @@ fn unknown_id(c: &mut Criterion) {
     let mut group = flat_group(c, "scaling/unknown_id", warm_up, measurement);
     let call = |manager: &SyncManager| {
         let answer = manager.update_handler("nobody", ControlFlags::WAIT);
-        assert!(matches!(answer, Err(Error::UnknownHandler(_))), "{answer:?}");
+        assert!(
+            matches!(answer, Err(Error::UnknownHandler(_))),
+            "{answer:?}"
+        );
     };
     group.bench_function("empty_manager", |b| b.iter(|| call(&empty)));
     group.bench_function("200k_pending", |b| b.iter(|| call(&loaded)));
@@ -263,7 +265,12 @@ fn idle_handlers(c: &mut Criterion) {
             .unwrap();
     }
     let (warm_up, measurement) = times();
-    let mut group = flat_group(c, "scaling/request_with_100k_handlers", warm_up, measurement);
+    let mut group = flat_group(
+        c,
+        "scaling/request_with_100k_handlers",
+        warm_up,
+        measurement,
+    );
     let run = |manager: &SyncManager| {
         for _ in 0..100 {
             let ticket = manager

@@ -88,7 +88,7 @@ mod queue;
 mod requests;
 mod state;
 
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 use std::fmt;
 
 use smallvec::SmallVec;
@@ -181,6 +181,11 @@ pub struct Engine {
     next_request: u64,
     actions: VecDeque<Action>,
     shut_down: bool,
+    /// Handlers that could start a session but found every slot under `max_sessions` taken,
+    /// by key. A freed slot can only go to one of them (or to the handler whose session
+    /// ended), so scheduling looks at these instead of every handler: its cost does not grow
+    /// with idle handlers. May hold keys that can no longer start; `schedule` drops them.
+    waiting_for_slot: BTreeSet<u64>,
     /// The validated items of the start call being accepted, kept between calls so that
     /// accepting a request allocates nothing for them.
     scratch: Scratch,
@@ -199,6 +204,7 @@ impl Default for Engine {
             next_request: 1,
             actions: VecDeque::new(),
             shut_down: false,
+            waiting_for_slot: BTreeSet::new(),
             scratch: Scratch::default(),
         }
     }
@@ -352,7 +358,7 @@ impl Engine {
             h.removed = true;
         }
         self.drop_if_retired(key);
-        self.schedule();
+        self.schedule(key);
         Ok(Changed {
             changed: true,
             canceled_pending,
@@ -448,7 +454,7 @@ impl Engine {
             StateChange::DisableItem(item) => self.cancel_pending(key, |s| s.id == *item),
             _ => self.cancel_pending(key, |_| true),
         };
-        self.schedule();
+        self.schedule(key);
         Ok(Changed {
             changed,
             canceled_pending,
@@ -505,7 +511,7 @@ impl Engine {
             h.session_limit = limit;
         }
         let canceled_pending = self.cancel_pending(key, |s| !s.live_and_enabled());
-        self.schedule();
+        self.schedule(key);
         Ok(Changed {
             changed,
             canceled_pending,
@@ -1143,7 +1149,7 @@ impl Engine {
             h.keyed
                 .iter()
                 .find(|k| k.key == session.key)
-                .map(|k| &k.queue)
+                .map(|k| k.queue())
         };
         for (_, entry) in queue.into_iter().flat_map(PendingQueue::iter) {
             let slot = h.slot(entry.item);
@@ -1204,9 +1210,9 @@ impl Engine {
             let keyed = &mut h.keyed[at];
             let entry = keyed
                 .find(idx)
-                .and_then(|e| keyed.queue.remove(e))
+                .and_then(|e| keyed.remove(e))
                 .ok_or_else(|| Error::ItemNotPending(item.clone()))?;
-            if keyed.queue.is_empty() {
+            if keyed.is_empty() {
                 h.keyed.remove(at);
             }
             // Its default-key entry, if any, now waits for this session to end.
@@ -1315,7 +1321,7 @@ impl Engine {
             self.settle(&waiters, outcome);
         }
         self.drop_if_retired(key);
-        self.schedule();
+        self.schedule(key);
         Ok(SessionEnded {
             session: id,
             handler: session.handler,
@@ -1325,45 +1331,58 @@ impl Engine {
 
     // ----- internals -------------------------------------------------------------------------
 
-    /// Starts sessions while the global limit allows, oldest waiting handler first.
-    fn schedule(&mut self) {
+    /// Starts sessions while the global limit allows, oldest waiting handler first, after a
+    /// change to handler `key` (a state change, an update, a removal, or the end of one of
+    /// its sessions). Only `key` and the handlers already waiting for a slot can start now:
+    /// every other handler was as far as it could go before the change. Costs O(waiting
+    /// handlers) per start, however many handlers are registered.
+    fn schedule(&mut self, key: u64) {
         if self.shut_down {
             return;
         }
+        self.waiting_for_slot.insert(key);
         while self.sessions.len() < self.config.max_sessions {
+            let handlers = &self.handlers;
+            self.waiting_for_slot
+                .retain(|k| handlers.get(k).is_some_and(Handler::can_start));
             // Several handlers compete for the slot: the one whose oldest waiting request
             // is oldest wins (ties: earlier registration). Withdrawn requests do not count.
-            let next = {
-                let mut ready = self.handlers.iter().filter(|(_, h)| h.can_start());
-                let first = ready.next().map(|(key, _)| key);
-                match ready.next() {
-                    None => first,
-                    Some(_) => self
-                        .handlers
-                        .iter()
-                        .filter(|(_, h)| h.can_start())
-                        .min_by_key(|&(key, h)| (h.oldest_request(), key))
-                        .map(|(key, _)| key),
-                }
+            let next = match self.waiting_for_slot.len() {
+                0 => None,
+                1 => self.waiting_for_slot.first().copied(),
+                _ => self
+                    .waiting_for_slot
+                    .iter()
+                    .filter_map(|&k| Some((handlers.get(&k)?.oldest_request(), k)))
+                    .min()
+                    .map(|(_, k)| k),
             };
             match next {
                 Some(key) => self.start_session(key),
-                None => break,
+                None => return,
             }
         }
     }
 
     /// [`Engine::schedule`] after a change that can only have made handler `key` ready (a
     /// request for it was queued): every other handler was already as far as it could go, so
-    /// there is nobody to rank against and no need to look at them.
+    /// there is nobody to rank against and no need to look at them. If the global limit
+    /// keeps it from starting, it waits for a slot with the others.
     fn schedule_handler(&mut self, key: u64) {
         if self.shut_down {
             return;
         }
-        while self.sessions.len() < self.config.max_sessions {
+        loop {
             match self.handlers.get(&key) {
-                Some(h) if h.can_start() => self.start_session(key),
-                _ => break,
+                Some(h) if h.can_start() => {
+                    if self.sessions.len() < self.config.max_sessions {
+                        self.start_session(key);
+                    } else {
+                        self.waiting_for_slot.insert(key);
+                        return;
+                    }
+                }
+                _ => return,
             }
         }
     }
@@ -1379,8 +1398,8 @@ impl Engine {
             .keyed
             .iter()
             .enumerate()
-            .filter(|(_, k)| h.startable_in(&k.queue))
-            .map(|(at, k)| (at, Handler::oldest_in(&k.queue)))
+            .filter(|(_, k)| h.startable_in(k.queue()))
+            .map(|(at, k)| (at, Handler::oldest_in(k.queue())))
             .min_by_key(|&(_, oldest)| oldest);
         let keyed = match keyed {
             Some((at, oldest)) if h.startable == 0 || oldest < h.oldest_default() => Some(at),
@@ -1405,11 +1424,10 @@ impl Engine {
             }
             Some(at) => {
                 let items = &h.items;
-                let queue = &mut h.keyed[at].queue;
-                let taken =
-                    queue.retain_or_take(|entry, _| items[entry.item as usize].running.is_some());
+                let taken = h.keyed[at]
+                    .retain_or_take(|entry| items[entry.item as usize].running.is_some());
                 let merge = h.keyed[at].key.clone();
-                if h.keyed[at].queue.is_empty() {
+                if h.keyed[at].is_empty() {
                     h.keyed.remove(at);
                 }
                 // The default-key entries of what this session takes now wait for it.
@@ -1462,7 +1480,7 @@ impl Engine {
             return 0;
         };
         let mut hit: Vec<ItemIdx> = std::iter::once(&h.pending)
-            .chain(h.keyed.iter().map(|k| &k.queue))
+            .chain(h.keyed.iter().map(|k| k.queue()))
             .flat_map(PendingQueue::iter)
             .map(|(_, e)| e.item)
             .filter(|&i| matches(h.slot(i)))
@@ -1480,12 +1498,10 @@ impl Engine {
         };
         let mut lists = Vec::new();
         for keyed in &mut h.keyed {
-            let gone = keyed
-                .queue
-                .retain_or_take(|e, _| items.binary_search(&e.item).is_err());
+            let gone = keyed.retain_or_take(|e| items.binary_search(&e.item).is_err());
             lists.extend(gone.into_iter().map(|e| e.list));
         }
-        h.keyed.retain(|k| !k.queue.is_empty());
+        h.keyed.retain(|k| !k.is_empty());
         for &idx in items {
             let slot = &mut h.items[idx as usize];
             if h.pending.remove(slot.pending).is_some() {
@@ -1598,20 +1614,17 @@ fn place(
         let at = match h.keyed.iter().position(|k| k.key == *merge) {
             Some(at) => at,
             None => {
-                h.keyed.push(KeyedQueue {
-                    key: merge.clone(),
-                    queue: PendingQueue::default(),
-                });
+                h.keyed.push(KeyedQueue::new(merge.clone()));
                 h.keyed.len() - 1
             }
         };
         let keyed = &mut h.keyed[at];
-        return match keyed.find(idx).and_then(|e| keyed.queue.get_mut(e)) {
+        return match keyed.find(idx).and_then(|e| keyed.get_mut(e)) {
             Some(entry) => (Disposition::Merged, entry.list.push(me)),
             None => {
                 let mut list = WaitList::default();
                 let prev = list.push(me);
-                let _ = keyed.queue.push(idx, list);
+                let _ = keyed.push(idx, list);
                 (Disposition::Queued, prev)
             }
         };
@@ -1795,15 +1808,15 @@ fn withdraw_keyed(
     let Some(at) = keyed.find(idx) else {
         return false;
     };
-    let Some(entry) = keyed.queue.get_mut(at) else {
+    let Some(entry) = keyed.get_mut(at) else {
         return false;
     };
     if !unlink(&mut entry.list, me, requests) {
         return false;
     }
     if entry.list.is_empty() {
-        let _ = keyed.queue.remove(at);
-        if keyed.queue.is_empty() {
+        let _ = keyed.remove(at);
+        if keyed.is_empty() {
             h.keyed.remove(k);
         }
     }

@@ -118,7 +118,7 @@ impl Handler {
             && self.active
             && self.enabled
             && self.running.len() < self.session_limit
-            && (self.startable > 0 || self.keyed.iter().any(|k| self.startable_in(&k.queue)))
+            && (self.startable > 0 || self.keyed.iter().any(|k| self.startable_in(k.queue())))
     }
 
     /// Whether a queue has an entry whose item no running session holds.
@@ -138,7 +138,7 @@ impl Handler {
         let keyed = self
             .keyed
             .iter()
-            .flat_map(|k| k.queue.iter().map(|(_, e)| e.list.head));
+            .flat_map(|k| k.queue().iter().map(|(_, e)| e.list.head));
         default
             .chain(keyed)
             .filter(|w| !w.is_none())
