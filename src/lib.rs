@@ -312,10 +312,27 @@
 //! let _ = manager.start_handler_sync("mail", SyncControlFlags::NONE, Some(sink));
 //! ```
 //!
-//! **Panics.** A handler that panics in `synchronize` ends its session with an error event and
-//! `Failed` outcomes for its unreported items; a panic in a hook fails the call that ran it
-//! with [`Error::HandlerFailed`]; a panicking result callback is reported as
-//! [`Notification::CallbackPanicked`]. The manager keeps working in every case.
+//! **Panics: the one policy.** Everything an application hands the manager is user code:
+//! handler methods and hooks, the errors they return (their `Display`, `Debug`, `source` and
+//! `Drop`), result callbacks, request contexts, handler objects, and the payloads of the
+//! panics all of these raise. Wherever the manager runs such code, or formats or drops such a
+//! value, a panic is caught there and turned into something you can see, and the manager
+//! keeps working:
+//!
+//! - a handler that panics in `synchronize`, or returns an error, ends its session with an
+//!   error event (the error's text and its `source()` chain) and `Failed` outcomes for its
+//!   unreported items; an error whose `Display` panics is named as such;
+//! - a panic in a hook, or a hook error, fails the call that ran it with
+//!   [`Error::HandlerFailed`] (with `ControlFlags::WAIT`), or is reported as
+//!   [`Notification::StateChangeFailed`] (without it);
+//! - a panicking result callback is reported as [`Notification::CallbackPanicked`];
+//! - a `Drop` that panics (a context, a callback, a handler object, a panic payload) is
+//!   contained where the value is dropped.
+//!
+//! None of this user code runs while the manager holds its internal lock, so a `Drop` or a
+//! callback may call the manager back. User values the manager lets go of are dropped on
+//! the delivery thread after the callbacks queued before them, or, once shutdown has let go
+//! of that thread, on the caller's thread after its call is applied.
 //!
 //! **Shutdown.** [`SyncManager::shutdown`] (or dropping the last handle) refuses new work,
 //! cancels what is pending, asks running sessions to cancel, waits for them up to a grace

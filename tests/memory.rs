@@ -12,7 +12,8 @@
 //!
 //! Bytes are what the engine asked the allocator for (`Layout::size`), live at the moment of
 //! measurement: the allocator's own rounding and headers are not counted. This file holds one
-//! test, so no other test allocates while it measures.
+//! test, so no other test allocates while it measures. It also checks that a subscriber to
+//! the manager's notifications takes memory for what it holds, not for its whole capacity.
 
 #[path = "../benches/common/mod.rs"]
 mod workload;
@@ -22,7 +23,7 @@ use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use workload::{XorShift, distinct_texts};
 
 use syncmgr::engine::{Action, Engine, HandlerSpec, SessionEnd};
-use syncmgr::{HandlerId, ItemId, SyncControlFlags};
+use syncmgr::{HandlerId, ItemId, SyncControlFlags, SyncManager};
 
 /// The system allocator, counting the bytes live and the allocations made.
 struct Counting;
@@ -122,7 +123,14 @@ fn finish_session(engine: &mut Engine) -> Vec<Action> {
     engine.drain_actions().collect()
 }
 
+/// The figures of this file, one after the other in one test, so that no other test
+/// allocates while they measure.
 #[test]
+fn memory_figures() {
+    requests_over_10k_items_hold_10k_pending_entries();
+    a_subscriber_takes_memory_for_what_it_holds_not_for_its_capacity();
+}
+
 fn requests_over_10k_items_hold_10k_pending_entries() {
     let n = requests();
     let handler = HandlerId::new("memory").unwrap();
@@ -224,4 +232,22 @@ fn requests_over_10k_items_hold_10k_pending_entries() {
         per_request < 512.0,
         "{per_request:.1} bytes per open request"
     );
+}
+
+/// A subscription with room for 2^20 notifications used to allocate all of it up front (a
+/// bounded channel's slots: some 240 MB). It now takes memory only for what it holds.
+fn a_subscriber_takes_memory_for_what_it_holds_not_for_its_capacity() {
+    let manager = SyncManager::builder()
+        .notification_capacity(1 << 20)
+        .worker_threads(1)
+        .build()
+        .unwrap();
+    // The manager's threads are idle now: nothing else allocates while this measures.
+    let before = live();
+    let stream = manager.subscribe();
+    let bytes = live().saturating_sub(before);
+    println!("a subscription with room for 2^20 notifications: {bytes} bytes");
+    assert!(bytes < 64 * 1024, "{bytes} bytes for an empty subscription");
+    drop(stream);
+    manager.shutdown();
 }

@@ -88,51 +88,88 @@ pub struct HandlerEvent {
 /// Events per handler, oldest first, at most `capacity` each (the oldest go first).
 #[derive(Debug)]
 pub(crate) struct EventLog {
+    /// Events kept per handler.
     capacity: usize,
-    by_handler: HashMap<HandlerId, VecDeque<HandlerEvent>>,
+    /// Bytes kept per handler (see [`HandlerEvent::bytes`]).
+    byte_budget: usize,
+    by_handler: HashMap<HandlerId, Kept>,
+}
+
+#[derive(Debug, Default)]
+struct Kept {
+    events: VecDeque<HandlerEvent>,
+    bytes: usize,
+}
+
+impl HandlerEvent {
+    /// What keeping the event costs: its record and its texts.
+    fn bytes(&self) -> usize {
+        let r = &self.report;
+        std::mem::size_of::<HandlerEvent>()
+            + r.name.len()
+            + r.description.len()
+            + r.link_text.len()
+            + r.link_ref.len()
+            + r.context.len()
+    }
 }
 
 impl EventLog {
-    pub fn new(capacity: usize) -> EventLog {
+    pub fn new(capacity: usize, byte_budget: usize) -> EventLog {
         EventLog {
             capacity,
+            byte_budget,
             by_handler: HashMap::new(),
         }
     }
 
+    /// Keeps an event, dropping the handler's oldest while it has more than `capacity`
+    /// events or `byte_budget` bytes. An event larger than the whole budget is not kept.
     pub fn record(&mut self, event: HandlerEvent) {
-        if self.capacity == 0 {
+        let bytes = event.bytes();
+        if self.capacity == 0 || bytes > self.byte_budget {
             return;
         }
-        let events = self.by_handler.entry(event.handler.clone()).or_default();
-        if events.len() == self.capacity {
-            events.pop_front();
+        let kept = self.by_handler.entry(event.handler.clone()).or_default();
+        while kept.events.len() >= self.capacity || kept.bytes + bytes > self.byte_budget {
+            match kept.events.pop_front() {
+                Some(old) => kept.bytes -= old.bytes(),
+                None => break,
+            }
         }
-        events.push_back(event);
+        kept.bytes += bytes;
+        kept.events.push_back(event);
     }
 
     pub fn list(&self, handler: &HandlerId) -> Vec<HandlerEvent> {
         self.by_handler
             .get(handler)
-            .map(|e| e.iter().cloned().collect())
+            .map(|k| k.events.iter().cloned().collect())
             .unwrap_or_default()
     }
 
     pub fn get(&self, handler: &HandlerId, id: Uuid) -> Option<HandlerEvent> {
         self.by_handler
             .get(handler)?
+            .events
             .iter()
             .find(|e| e.id == id)
             .cloned()
     }
 
     pub fn remove(&mut self, handler: &HandlerId, id: Uuid) -> bool {
-        let Some(events) = self.by_handler.get_mut(handler) else {
+        let Some(kept) = self.by_handler.get_mut(handler) else {
             return false;
         };
-        let before = events.len();
-        events.retain(|e| e.id != id);
-        before != events.len()
+        match kept.events.iter().position(|e| e.id == id) {
+            Some(at) => {
+                if let Some(gone) = kept.events.remove(at) {
+                    kept.bytes -= gone.bytes();
+                }
+                true
+            }
+            None => false,
+        }
     }
 
     /// Forgets a removed handler's events.
@@ -157,7 +194,7 @@ mod tests {
 
     #[test]
     fn keeps_the_newest_up_to_capacity() {
-        let mut log = EventLog::new(2);
+        let mut log = EventLog::new(2, usize::MAX);
         let h = HandlerId::new("h").unwrap();
         for n in 1..=3 {
             log.record(event(n));
@@ -168,5 +205,33 @@ mod tests {
         assert!(log.remove(&h, Uuid::from_u128(2)));
         assert!(!log.remove(&h, Uuid::from_u128(2)));
         assert_eq!(log.list(&h).len(), 1);
+    }
+
+    #[test]
+    fn keeps_the_newest_within_the_byte_budget() {
+        let big = |n: u128| {
+            let mut e = event(n);
+            e.report.description = "x".repeat(1000);
+            e
+        };
+        let one = big(0).bytes();
+        // Room for three (names differ by a byte or two), not four.
+        let mut log = EventLog::new(1000, 3 * one + 16);
+        let h = HandlerId::new("h").unwrap();
+        for n in 1..=10 {
+            log.record(big(n));
+        }
+        let ids: Vec<u128> = log.list(&h).iter().map(|e| e.id.as_u128()).collect();
+        assert_eq!(ids, [8, 9, 10], "the oldest went first");
+        // Larger than the whole budget: not kept, and nothing else goes for it.
+        let mut huge = event(11);
+        huge.report.description = "x".repeat(4 * one);
+        log.record(huge);
+        assert_eq!(log.list(&h).len(), 3);
+        assert!(log.remove(&h, Uuid::from_u128(9)));
+        log.record(big(12));
+        log.record(big(13));
+        let ids: Vec<u128> = log.list(&h).iter().map(|e| e.id.as_u128()).collect();
+        assert_eq!(ids, [10, 12, 13], "removing gives its bytes back");
     }
 }

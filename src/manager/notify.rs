@@ -151,7 +151,32 @@ pub enum Notification {
 
 struct Subscriber {
     tx: Sender<Notification>,
+    /// The most notifications it may have waiting.
+    capacity: usize,
     missed: u64,
+}
+
+impl Subscriber {
+    /// Sends unless `capacity` notifications already wait. The channel itself is unbounded,
+    /// so a subscriber costs memory for what waits in it, not for its whole capacity up
+    /// front (a bounded channel allocates every slot when it is made).
+    fn offer(&self, note: Notification) -> Offer {
+        if self.tx.len() >= self.capacity {
+            return Offer::Full;
+        }
+        match self.tx.try_send(note) {
+            Ok(()) => Offer::Taken,
+            Err(TrySendError::Full(_)) => Offer::Full,
+            Err(TrySendError::Disconnected(_)) => Offer::Gone,
+        }
+    }
+}
+
+/// What became of a notification offered to a subscriber.
+enum Offer {
+    Taken,
+    Full,
+    Gone,
 }
 
 /// The subscribers. Sending never blocks: a full subscriber loses notifications (and is told
@@ -162,8 +187,12 @@ pub(crate) struct Subscribers {
 }
 
 impl Subscribers {
-    pub fn add(&mut self, tx: Sender<Notification>) {
-        self.list.push(Subscriber { tx, missed: 0 });
+    pub fn add(&mut self, tx: Sender<Notification>, capacity: usize) {
+        self.list.push(Subscriber {
+            tx,
+            capacity,
+            missed: 0,
+        });
     }
 
     pub fn is_empty(&self) -> bool {
@@ -177,22 +206,22 @@ impl Subscribers {
         let note = make();
         self.list.retain_mut(|s| {
             if s.missed > 0 {
-                match s.tx.try_send(Notification::Lagged { missed: s.missed }) {
-                    Ok(()) => s.missed = 0,
-                    Err(TrySendError::Full(_)) => {
+                match s.offer(Notification::Lagged { missed: s.missed }) {
+                    Offer::Taken => s.missed = 0,
+                    Offer::Full => {
                         s.missed += 1;
                         return true;
                     }
-                    Err(TrySendError::Disconnected(_)) => return false,
+                    Offer::Gone => return false,
                 }
             }
-            match s.tx.try_send(note.clone()) {
-                Ok(()) => true,
-                Err(TrySendError::Full(_)) => {
+            match s.offer(note.clone()) {
+                Offer::Taken => true,
+                Offer::Full => {
                     s.missed += 1;
                     true
                 }
-                Err(TrySendError::Disconnected(_)) => false,
+                Offer::Gone => false,
             }
         });
     }
@@ -212,10 +241,10 @@ mod tests {
     #[test]
     fn a_full_subscriber_is_told_what_it_missed_and_a_dropped_one_is_forgotten() {
         let mut subs = Subscribers::default();
-        let (tx, rx) = crossbeam_channel::bounded(1);
-        let (gone, gone_rx) = crossbeam_channel::bounded(1);
-        subs.add(tx);
-        subs.add(gone);
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let (gone, gone_rx) = crossbeam_channel::unbounded();
+        subs.add(tx, 1);
+        subs.add(gone, 1);
         drop(gone_rx);
         subs.publish(note);
         subs.publish(note); // full: missed

@@ -1,5 +1,7 @@
 //! The handler's side of a session: [`SyncSession`], the Rust form of `ISyncMgrSyncCallback`.
 
+use std::sync::Arc;
+
 use uuid::Uuid;
 
 use super::command::{Command, Link, Reply, SessionCall};
@@ -44,7 +46,8 @@ pub struct PendingItems {
 
 /// The handle a handler reports through while it synchronizes (`ISyncMgrSyncCallback`).
 ///
-/// It is cheap to clone and may be used from any thread, also threads the handler starts
+/// It is cheap to clone (a few reference counts, whatever the session serves) and may be used
+/// from any thread, also threads the handler starts
 /// itself. Every call is applied by the manager's scheduler before it returns (on the
 /// calling thread, under the scheduler's lock; no handler code runs under it). Once the
 /// session has ended, calls fail with [`Error::UnknownSession`].
@@ -52,7 +55,8 @@ pub struct PendingItems {
 pub struct SyncSession {
     id: SessionId,
     handler: HandlerId,
-    requests: Vec<ServedRequest>,
+    /// Shared by every clone, so a clone costs the same however many requests it serves.
+    requests: Arc<[ServedRequest]>,
     key: MergeKey,
     link: Link,
 }
@@ -78,7 +82,7 @@ impl SyncSession {
         SyncSession {
             id,
             handler,
-            requests,
+            requests: requests.into(),
             key,
             link,
         }
