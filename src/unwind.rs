@@ -66,6 +66,14 @@ pub(crate) fn run<T>(f: impl FnOnce() -> T) -> Result<T, String> {
     catch_unwind(AssertUnwindSafe(f)).map_err(panic_text)
 }
 
+/// Runs one of the crate's own steps where a panic would be a bug (the scheduler applying a
+/// command under its lock): the panic is contained and its text returned, so the caller can
+/// mark itself broken instead of unwinding into a user's thread or poisoning the lock. No
+/// lock check: this is not user code.
+pub(crate) fn contain<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+    catch_unwind(AssertUnwindSafe(f)).map_err(panic_text)
+}
+
 /// A user value's `Display`, formatted safely: a `Display` that panics gives a placeholder
 /// that says so, with the panic's text.
 #[track_caller]

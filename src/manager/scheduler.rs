@@ -7,7 +7,6 @@
 
 use std::collections::{HashMap, HashSet};
 use std::ops::{Deref, DerefMut};
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -137,11 +136,12 @@ impl Scheduler {
     /// Runs one step and carries out what it decided. A panic here is a bug in this crate:
     /// it marks the scheduler broken instead of unwinding into a caller or poisoning the lock.
     fn guarded(&mut self, step: impl FnOnce(&mut Scheduler)) {
-        if let Err(panic) = catch_unwind(AssertUnwindSafe(|| {
+        if unwind::contain(|| {
             step(self);
             self.carry_out();
-        })) {
-            let _ = unwind::panic_text(panic);
+        })
+        .is_err()
+        {
             self.broken = true;
         }
     }
