@@ -5,9 +5,8 @@
 //! components, or logs in their terms, means the same thing by it.
 
 use crate::Outcome;
-use crate::engine::{RequestId, SessionId};
 use crate::flags::{HandlerPolicies, ItemPolicies, ProgressStatus};
-use crate::id::{HandlerId, IdError, ItemId};
+use crate::id::{HandlerId, IdError, ItemId, RequestId, SessionId};
 
 /// HRESULT values of the Windows SDK that this crate's errors and legacy codes map to.
 ///

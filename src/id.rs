@@ -455,6 +455,44 @@ impl Hasher for IdHasher {
 /// A `HashMap` keyed by IDs that reuses each ID's precomputed hash.
 pub(crate) type IdMap<K, V> = std::collections::HashMap<K, V, IdBuildHasher>;
 
+// ----- sequence numbers ---------------------------------------------------------------------
+
+/// Defines a sequence number issued by the engine: opaque outside the crate, ordered by issue.
+/// They live here, with the other IDs, so that the vocabulary (errors, results) never needs
+/// the engine.
+macro_rules! sequence_id {
+    ($(#[$doc:meta])* $name:ident, $label:literal) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub struct $name(pub(crate) u64);
+
+        impl $name {
+            /// The number behind the ID: its place in issue order, from 1.
+            pub fn get(self) -> u64 {
+                self.0
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                // `pad` so that width and alignment work: `{:<12}`.
+                f.pad(&format!(concat!($label, "#{}"), self.0))
+            }
+        }
+    };
+}
+
+sequence_id!(
+    /// Identifies one accepted request. Issued in increasing order, never reused.
+    RequestId,
+    "request"
+);
+sequence_id!(
+    /// Identifies one session. Issued in increasing order, never reused.
+    SessionId,
+    "session"
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,8 +1,7 @@
 //! What a request ends with: per-item [`Outcome`]s aggregated into one [`RequestResult`].
 
-use crate::engine::RequestId;
 use crate::flags::ProgressStatus;
-use crate::id::{HandlerId, ItemId};
+use crate::id::{HandlerId, ItemId, RequestId};
 
 /// The terminal state of an item, and the aggregate status of a request.
 ///

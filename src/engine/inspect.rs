@@ -150,7 +150,7 @@ impl Engine {
                     last: si.last,
                     terminal: si.terminal,
                     cancel_requested: si.cancel,
-                    waiting: super::waiters_of(&si.list, &self.requests)
+                    waiting: super::queue::waiters_of(&si.list, &self.requests)
                         .into_iter()
                         .map(|w| w.request)
                         .collect(),
@@ -182,7 +182,7 @@ impl Engine {
             };
             let mut served = false;
             for si in &session.items {
-                if super::waiters_of(&si.list, &self.requests)
+                if super::queue::waiters_of(&si.list, &self.requests)
                     .iter()
                     .any(|w| w.request == id)
                 {
@@ -468,7 +468,7 @@ impl Engine {
         item: super::queue::ItemIdx,
         places: &mut HashSet<(RequestId, u32)>,
     ) -> Result<Vec<super::queue::Waiter>, String> {
-        let walk = super::waiters_of(list, &self.requests);
+        let walk = super::queue::waiters_of(list, &self.requests);
         let (oldest, newest) = (walk.first().copied(), walk.last().copied());
         let none = super::queue::Waiter::NONE;
         if walk.len() != list.len as usize

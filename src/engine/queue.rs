@@ -15,6 +15,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::RequestId;
+use super::requests::RequestTable;
 
 /// Index of an item in its handler's item table. Stable for the handler's lifetime.
 pub(crate) type ItemIdx = u32;
@@ -272,6 +273,74 @@ impl KeyedQueue {
         }
         taken
     }
+}
+
+// ----- walking a wait list through the requests --------------------------------------------
+
+/// The link from a waiter to the one before it.
+pub(crate) fn prev_of(requests: &RequestTable, w: Waiter) -> Option<Waiter> {
+    requests
+        .get(&w.request)
+        .and_then(|r| r.items.get(w.pos as usize))
+        .map(|ri| ri.prev)
+}
+/// Every waiter of a list, oldest first (the order results then come out in), following the
+/// links through the requests.
+pub(crate) fn waiters_of(list: &WaitList, requests: &RequestTable) -> Vec<Waiter> {
+    let mut out = Vec::with_capacity(list.len as usize);
+    let mut at = list.tail;
+    while !at.is_none() {
+        out.push(at);
+        match prev_of(requests, at) {
+            Some(prev) => at = prev,
+            None => {
+                // A waiter in a list always has its open request (ARCHITECTURE); stop
+                // rather than loop if that ever breaks.
+                debug_assert!(false, "a wait list links to a request that is gone");
+                break;
+            }
+        }
+    }
+    out.reverse();
+    out
+}
+/// Takes `target` out of `list`, mending the link of the waiter after it. Walks from the
+/// tail: O(list length), paid only by a withdrawal. Says whether `target` was there.
+pub(crate) fn unlink(list: &mut WaitList, target: Waiter, requests: &mut RequestTable) -> bool {
+    let Some(before) = prev_of(requests, target) else {
+        return false;
+    };
+    let mut after = Waiter::NONE;
+    let mut at = list.tail;
+    while at != target {
+        if at.is_none() {
+            return false;
+        }
+        after = at;
+        match prev_of(requests, at) {
+            Some(prev) => at = prev,
+            None => return false,
+        }
+    }
+    if after.is_none() {
+        list.tail = before;
+    } else if let Some(ri) = requests
+        .get_mut(&after.request)
+        .and_then(|r| r.items.get_mut(after.pos as usize))
+    {
+        ri.prev = before;
+    }
+    if list.head == target {
+        list.head = after;
+    }
+    list.len -= 1;
+    if let Some(ri) = requests
+        .get_mut(&target.request)
+        .and_then(|r| r.items.get_mut(target.pos as usize))
+    {
+        ri.prev = Waiter::NONE;
+    }
+    true
 }
 
 #[cfg(test)]

@@ -3,6 +3,12 @@
 
 use super::*;
 use crate::flags::HandlerCapabilities as Caps;
+use crate::flags::{
+    CancelRequest, EventLevel, HandlerPolicies, ItemPolicies, ProgressStatus, SyncControlFlags,
+    UpdateReason,
+};
+use crate::id::ItemId;
+use crate::result::{Outcome, RequestResult};
 
 const NONE: SyncControlFlags = SyncControlFlags::NONE;
 const JOIN: SyncControlFlags = SyncControlFlags::IGNORE_IF_ALREADY_SYNCING;

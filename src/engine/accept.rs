@@ -1,0 +1,436 @@
+//! Accepting requests: a start call is validated whole, then each item joins a running
+//! session, merges into a pending entry or queues anew; and withdrawing one request.
+
+use std::collections::BTreeMap;
+
+use smallvec::SmallVec;
+
+use super::Accepted;
+use super::Action;
+use super::Disposition;
+use super::Engine;
+use super::MergeKey;
+use super::RequestId;
+use super::SessionId;
+use super::Withdrawn;
+use super::denied;
+use super::queue::ItemIdx;
+use super::queue::KeyedQueue;
+use super::queue::WaitList;
+use super::queue::Waiter;
+use super::queue::unlink;
+use super::requests::RequestTable;
+use super::state::Counts;
+use super::state::Handler;
+use super::state::ItemSlot;
+use super::state::NOT_PENDING;
+use super::state::Request;
+use super::state::RequestItem;
+use super::state::Session;
+use crate::error::Denied;
+use crate::error::Error;
+use crate::flags::CancelRequest;
+use crate::flags::HandlerPolicies;
+use crate::flags::ItemPolicies;
+use crate::flags::SyncControlFlags;
+use crate::id::HandlerId;
+use crate::id::ItemId;
+use crate::result::Outcome;
+
+impl Engine {
+    /// Requests a sync of every enabled item of a handler (`StartHandlerSync`). Disabled
+    /// items, and items whose policy is `PREVENT_START_SYNC`, are left out; with none left
+    /// the request completes at once as `Succeeded` with no items.
+    pub fn start_handler_sync(
+        &mut self,
+        handler: &HandlerId,
+        flags: SyncControlFlags,
+    ) -> Result<Accepted, Error> {
+        self.accept(handler, None, flags, MergeKey::DEFAULT)
+    }
+
+    /// Requests a sync of named items of a handler (`StartItemSync`). All-or-nothing: see
+    /// SPEC section 4 for the checks, made in this order: shutdown, unknown handler, empty
+    /// list, handler policy, handler inactive, handler disabled, then each item in turn
+    /// (unknown, `PREVENT_START_SYNC`, disabled). An item named twice is counted once.
+    pub fn start_item_sync(
+        &mut self,
+        handler: &HandlerId,
+        items: &[ItemId],
+        flags: SyncControlFlags,
+    ) -> Result<Accepted, Error> {
+        self.accept(handler, Some(items), flags, MergeKey::DEFAULT)
+    }
+
+    /// The general start call: a handler sync (`items: None`) or an item sync, whose queued
+    /// items merge only with requests of the same [`MergeKey`] and run in sessions of that
+    /// key. The legacy invoke API uses a request's cookie as its key; the other start calls
+    /// use [`MergeKey::DEFAULT`]. Joining a running session
+    /// (`IGNORE_IF_ALREADY_SYNCING`) works across keys: the item is syncing either way.
+    pub fn start_sync(
+        &mut self,
+        handler: &HandlerId,
+        items: Option<&[ItemId]>,
+        flags: SyncControlFlags,
+        key: MergeKey,
+    ) -> Result<Accepted, Error> {
+        self.accept(handler, items, flags, key)
+    }
+
+    /// Requests a sync of everything (`StartSyncAll`): one handler sync per active, enabled
+    /// handler without `PREVENT_START_SYNC` that has at least one item to sync, in
+    /// registration order.
+    pub fn start_sync_all(&mut self, flags: SyncControlFlags) -> Result<Vec<Accepted>, Error> {
+        if self.shut_down {
+            return Err(Error::ShutDown);
+        }
+        SyncControlFlags::from_raw(flags.bits())?;
+        let covered: Vec<HandlerId> = self
+            .handlers
+            .values()
+            .filter(|h| {
+                !h.removed
+                    && h.active
+                    && h.enabled
+                    && !h.policies.contains(HandlerPolicies::PREVENT_START_SYNC)
+                    && h.items.iter().any(startable_by_handler_sync)
+            })
+            .map(|h| h.id.clone())
+            .collect();
+        covered
+            .iter()
+            .map(|id| self.accept(id, None, flags, MergeKey::DEFAULT))
+            .collect()
+    }
+
+    pub(super) fn accept(
+        &mut self,
+        handler: &HandlerId,
+        named: Option<&[ItemId]>,
+        flags: SyncControlFlags,
+        merge: MergeKey,
+    ) -> Result<Accepted, Error> {
+        if self.shut_down {
+            return Err(Error::ShutDown);
+        }
+        let key = self.key(handler)?;
+        // Typed flags can still carry unknown bits (`from_bits_retain`): refuse them too.
+        SyncControlFlags::from_raw(flags.bits())?;
+        let mut items = std::mem::take(&mut self.scratch.0);
+        items.clear();
+        let h = &self.handlers[&key];
+        if let Err(e) = validate_start(handler, h, named, &mut items) {
+            self.scratch.0 = items;
+            return Err(e);
+        }
+
+        let request = RequestId(self.next_request);
+        self.next_request += 1;
+        let mut placed: SmallVec<[RequestItem; 1]> = SmallVec::new();
+        let mut dispositions: SmallVec<[Disposition; 8]> = SmallVec::new();
+        // Reserving is not free even when it has nothing to do: most requests fit inline.
+        if items.len() > placed.inline_size() {
+            placed.reserve_exact(items.len());
+        }
+        if items.len() > dispositions.inline_size() {
+            dispositions.reserve_exact(items.len());
+        }
+        let h = self.handlers.get_mut(&key).ok_or(Error::ShutDown)?;
+        let join = flags.contains(SyncControlFlags::IGNORE_IF_ALREADY_SYNCING);
+        // Disconnected: every item settles at once, and the status says so even with none.
+        let disconnected = !h.connected;
+        let mut remaining = 0;
+        for &idx in &items {
+            let slot = &mut h.items[idx as usize];
+            // A repeat within this request: counted once.
+            if slot.last_request == request.0 {
+                continue;
+            }
+            slot.last_request = request.0;
+            if disconnected {
+                placed.push(RequestItem {
+                    item: idx,
+                    outcome: Some(Outcome::Disconnected),
+                    prev: Waiter::NONE,
+                });
+                dispositions.push(Disposition::Settled(Outcome::Disconnected));
+                continue;
+            }
+            let me = Waiter {
+                request,
+                pos: placed.len() as u32,
+            };
+            let (disposition, prev) = place(h, &mut self.sessions, idx, me, join, &merge);
+            placed.push(RequestItem {
+                item: idx,
+                outcome: None,
+                prev,
+            });
+            remaining += 1;
+            dispositions.push(disposition);
+        }
+        let requested = named.map_or(items.len(), <[ItemId]>::len);
+        let duplicates = requested - placed.len();
+        let req = Request {
+            handler_key: key,
+            key: merge,
+            items: placed,
+            remaining,
+            counts: Counts::default(),
+            disconnected,
+        };
+        self.scratch.0 = items;
+        let completed = remaining == 0;
+        if self.requests.insert(request, req).is_err() {
+            debug_assert!(false, "request IDs are issued in increasing order");
+        }
+        if completed {
+            self.complete(request);
+        } else {
+            self.schedule_handler(key);
+        }
+        Ok(Accepted {
+            request,
+            handler: handler.clone(),
+            dispositions,
+            duplicates,
+            completed,
+        })
+    }
+
+    /// Withdraws one request's interest (a Rust addition, SPEC section 7). Items other
+    /// requests still wait for keep going; items nobody else wants leave the pending set, or
+    /// get a `CancelItem` if running. The request completes now: items that already reached
+    /// a terminal state keep it, every other item is `Canceled`.
+    pub fn cancel_request(&mut self, request: RequestId) -> Result<Withdrawn, Error> {
+        if request.0 == 0 || request.0 >= self.next_request {
+            return Err(Error::UnknownRequest(request));
+        }
+        let Some(req) = self.requests.get(&request) else {
+            return Ok(Withdrawn::AlreadyComplete);
+        };
+        let (key, merge) = (req.handler_key, req.key.clone());
+        let open: Vec<(u32, ItemIdx)> = req
+            .items
+            .iter()
+            .enumerate()
+            .filter(|(_, ri)| ri.outcome.is_none())
+            .map(|(pos, ri)| (pos as u32, ri.item))
+            .collect();
+        let mut settled = Vec::with_capacity(open.len());
+        // The running sessions the request leaves, each credited once for its handler-wide
+        // counts.
+        let mut credited: SmallVec<[SessionId; 1]> = SmallVec::new();
+        let mut credit = Counts::default();
+        if let Some(h) = self.handlers.get_mut(&key) {
+            for (pos, idx) in open {
+                let me = Waiter { request, pos };
+                let mut outcome = Outcome::Canceled;
+                let was_pending = if merge.is_default() {
+                    withdraw_default(h, idx, me, &mut self.requests)
+                } else {
+                    withdraw_keyed(h, &merge, idx, me, &mut self.requests)
+                };
+                if !was_pending
+                    && let Some((s, spos)) = h.items[idx as usize].running
+                    && let Some(session) = self.sessions.get_mut(&s)
+                {
+                    let cancel_all = session.cancel_all;
+                    let sitem = &mut session.items[spos as usize];
+                    if unlink(&mut sitem.list, me, &mut self.requests) {
+                        // Leaving the session: what it counted so far is the request's.
+                        credit.add(sitem.counts);
+                        if !credited.contains(&s) {
+                            credited.push(s);
+                            credit.add(session.counts);
+                        }
+                        outcome = sitem.terminal.unwrap_or(Outcome::Canceled);
+                        // Nobody else wants it: ask the session to stop it.
+                        if sitem.list.is_empty()
+                            && sitem.terminal.is_none()
+                            && !sitem.cancel
+                            && !cancel_all
+                        {
+                            sitem.cancel = true;
+                            self.actions.push_back(Action::Cancel {
+                                session: s,
+                                request: CancelRequest::CancelItem,
+                                item: Some(h.items[idx as usize].id.clone()),
+                            });
+                        }
+                    }
+                }
+                settled.push((pos, outcome));
+            }
+        }
+        if let Some(req) = self.requests.get_mut(&request) {
+            for (pos, outcome) in settled {
+                req.items[pos as usize].outcome = Some(outcome);
+            }
+            req.remaining = 0;
+            req.counts.add(credit);
+        }
+        self.complete(request);
+        Ok(Withdrawn::Withdrawn)
+    }
+}
+
+/// Puts one item of a new request where it goes: onto the running session's item (a join),
+/// or onto the pending entry of its merge key, made if there is none. Returns what became of
+/// it and the link its `RequestItem::prev` must hold.
+#[inline]
+pub(super) fn place(
+    h: &mut Handler,
+    sessions: &mut BTreeMap<SessionId, Session>,
+    idx: ItemIdx,
+    me: Waiter,
+    join: bool,
+    merge: &MergeKey,
+) -> (Disposition, Waiter) {
+    let slot = &mut h.items[idx as usize];
+    if join
+        && let Some((s, pos)) = slot.running
+        && let Some(session) = sessions.get_mut(&s)
+        && session.joinable(pos as usize)
+    {
+        return (
+            Disposition::Joined(s),
+            session.items[pos as usize].list.push(me),
+        );
+    }
+    if !merge.is_default() {
+        let at = match h.keyed.iter().position(|k| k.key == *merge) {
+            Some(at) => at,
+            None => {
+                h.keyed.push(KeyedQueue::new(merge.clone()));
+                h.keyed.len() - 1
+            }
+        };
+        let keyed = &mut h.keyed[at];
+        return match keyed.find(idx).and_then(|e| keyed.get_mut(e)) {
+            Some(entry) => (Disposition::Merged, entry.list.push(me)),
+            None => {
+                let mut list = WaitList::default();
+                let prev = list.push(me);
+                let _ = keyed.push(idx, list);
+                (Disposition::Queued, prev)
+            }
+        };
+    }
+    if slot.pending != NOT_PENDING {
+        return (Disposition::Merged, slot.waiting.push(me));
+    }
+    slot.pending = h.pending.push(idx, WaitList::default());
+    if slot.running.is_none() {
+        h.startable += 1;
+    }
+    (Disposition::Queued, slot.waiting.push(me))
+}
+
+/// The items of a start call, validated all-or-nothing, as indices into the handler's table.
+/// Writes them to `items` (empty on entry); on an error, what it holds means nothing.
+pub(super) fn validate_start(
+    id: &HandlerId,
+    h: &Handler,
+    named: Option<&[ItemId]>,
+    items: &mut Vec<ItemIdx>,
+) -> Result<(), Error> {
+    if named.is_some_and(<[ItemId]>::is_empty) {
+        return Err(Error::EmptyItemList);
+    }
+    if h.policies.contains(HandlerPolicies::PREVENT_START_SYNC) {
+        return Err(denied(Denied::HandlerPolicy(
+            HandlerPolicies::PREVENT_START_SYNC,
+        )));
+    }
+    if !h.active {
+        return Err(denied(Denied::HandlerInactive));
+    }
+    if !h.enabled {
+        return Err(denied(Denied::HandlerDisabled));
+    }
+    let Some(named) = named else {
+        items.extend(
+            (0..h.items.len() as ItemIdx).filter(|&i| startable_by_handler_sync(h.slot(i))),
+        );
+        return Ok(());
+    };
+    items.reserve(named.len());
+    for item in named {
+        let (idx, slot) = h.find_slot(item).ok_or_else(|| unknown_item(id, item))?;
+        if slot.policies.contains(ItemPolicies::PREVENT_START_SYNC) {
+            return Err(denied(Denied::ItemPolicy {
+                item: item.clone(),
+                policy: ItemPolicies::PREVENT_START_SYNC,
+            }));
+        }
+        if !slot.enabled {
+            return Err(denied(Denied::ItemDisabled(item.clone())));
+        }
+        items.push(idx);
+    }
+    Ok(())
+}
+
+pub(super) fn startable_by_handler_sync(slot: &ItemSlot) -> bool {
+    slot.live_and_enabled() && !slot.policies.contains(ItemPolicies::PREVENT_START_SYNC)
+}
+
+pub(super) fn unknown_item(handler: &HandlerId, item: &ItemId) -> Error {
+    Error::UnknownItem {
+        handler: handler.clone(),
+        item: item.clone(),
+    }
+}
+
+/// Takes `me` off the item's default-key wait list; an entry nobody waits on any more goes.
+/// Says whether the request was waiting there.
+pub(super) fn withdraw_default(
+    h: &mut Handler,
+    idx: ItemIdx,
+    me: Waiter,
+    requests: &mut RequestTable,
+) -> bool {
+    let slot = &mut h.items[idx as usize];
+    if slot.pending == NOT_PENDING || !unlink(&mut slot.waiting, me, requests) {
+        return false;
+    }
+    if slot.waiting.is_empty() {
+        let _ = h.pending.remove(slot.pending);
+        slot.pending = NOT_PENDING;
+        if slot.running.is_none() {
+            h.startable -= 1;
+        }
+    }
+    true
+}
+
+/// [`withdraw_default`] for a request of another merge key; a key's queue goes when empty.
+pub(super) fn withdraw_keyed(
+    h: &mut Handler,
+    merge: &MergeKey,
+    idx: ItemIdx,
+    me: Waiter,
+    requests: &mut RequestTable,
+) -> bool {
+    let Some(k) = h.keyed.iter().position(|q| q.key == *merge) else {
+        return false;
+    };
+    let keyed = &mut h.keyed[k];
+    let Some(at) = keyed.find(idx) else {
+        return false;
+    };
+    let Some(entry) = keyed.get_mut(at) else {
+        return false;
+    };
+    if !unlink(&mut entry.list, me, requests) {
+        return false;
+    }
+    if entry.list.is_empty() {
+        let _ = keyed.remove(at);
+        if keyed.is_empty() {
+            h.keyed.remove(k);
+        }
+    }
+    true
+}

@@ -1,0 +1,155 @@
+//! Scheduling: which handler starts a session next, with which pending items.
+
+use super::Action;
+use super::Engine;
+use super::MergeKey;
+use super::SessionId;
+use super::state::Counts;
+use super::state::Handler;
+use super::state::NOT_PENDING;
+use super::state::Session;
+use super::state::SessionItem;
+
+impl Engine {
+    /// Starts sessions while the global limit allows, oldest waiting handler first, after a
+    /// change to handler `key` (a state change, an update, a removal, or the end of one of
+    /// its sessions). Only `key` and the handlers already waiting for a slot can start now:
+    /// every other handler was as far as it could go before the change. Costs O(waiting
+    /// handlers) per start, however many handlers are registered.
+    pub(super) fn schedule(&mut self, key: u64) {
+        if self.shut_down {
+            return;
+        }
+        self.waiting_for_slot.insert(key);
+        while self.sessions.len() < self.config.max_sessions {
+            let handlers = &self.handlers;
+            self.waiting_for_slot
+                .retain(|k| handlers.get(k).is_some_and(Handler::can_start));
+            // Several handlers compete for the slot: the one whose oldest waiting request
+            // is oldest wins (ties: earlier registration). Withdrawn requests do not count.
+            let next = match self.waiting_for_slot.len() {
+                0 => None,
+                1 => self.waiting_for_slot.first().copied(),
+                _ => self
+                    .waiting_for_slot
+                    .iter()
+                    .filter_map(|&k| Some((handlers.get(&k)?.oldest_request(), k)))
+                    .min()
+                    .map(|(_, k)| k),
+            };
+            match next {
+                Some(key) => self.start_session(key),
+                None => return,
+            }
+        }
+    }
+
+    /// [`Engine::schedule`] after a change that can only have made handler `key` ready (a
+    /// request for it was queued): every other handler was already as far as it could go, so
+    /// there is nobody to rank against and no need to look at them. If the global limit
+    /// keeps it from starting, it waits for a slot with the others.
+    pub(super) fn schedule_handler(&mut self, key: u64) {
+        if self.shut_down {
+            return;
+        }
+        loop {
+            match self.handlers.get(&key) {
+                Some(h) if h.can_start() => {
+                    if self.sessions.len() < self.config.max_sessions {
+                        self.start_session(key);
+                    } else {
+                        self.waiting_for_slot.insert(key);
+                        return;
+                    }
+                }
+                _ => return,
+            }
+        }
+    }
+
+    pub(super) fn start_session(&mut self, key: u64) {
+        let Some(h) = self.handlers.get_mut(&key) else {
+            return;
+        };
+        let id = SessionId(self.next_session);
+        self.next_session += 1;
+        // The merge key whose oldest waiting request is oldest goes first.
+        let keyed = h
+            .keyed
+            .iter()
+            .enumerate()
+            .filter(|(_, k)| h.startable_in(k.queue()))
+            .map(|(at, k)| (at, Handler::oldest_in(k.queue())))
+            .min_by_key(|&(_, oldest)| oldest);
+        let keyed = match keyed {
+            Some((at, oldest)) if h.startable == 0 || oldest < h.oldest_default() => Some(at),
+            _ => None,
+        };
+        let (merge, taken) = match keyed {
+            None => {
+                let items = &mut h.items;
+                // Items another session holds stay queued for the session after it.
+                let taken = h.pending.retain_or_take(|entry, at| {
+                    let slot = &mut items[entry.item as usize];
+                    if slot.running.is_some() {
+                        slot.pending = at;
+                        true
+                    } else {
+                        slot.pending = NOT_PENDING;
+                        false
+                    }
+                });
+                h.startable = 0;
+                (MergeKey::DEFAULT, taken)
+            }
+            Some(at) => {
+                let items = &h.items;
+                let taken = h.keyed[at]
+                    .retain_or_take(|entry| items[entry.item as usize].running.is_some());
+                let merge = h.keyed[at].key.clone();
+                if h.keyed[at].is_empty() {
+                    h.keyed.remove(at);
+                }
+                // The default-key entries of what this session takes now wait for it.
+                for entry in &taken {
+                    if h.items[entry.item as usize].pending != NOT_PENDING {
+                        h.startable -= 1;
+                    }
+                }
+                (merge, taken)
+            }
+        };
+        h.running.push(id);
+        let mut session = Session {
+            handler: h.id.clone(),
+            key: merge.clone(),
+            handler_key: key,
+            started: false,
+            manual: false,
+            cancel_all: false,
+            items: Vec::with_capacity(taken.len()),
+            counts: Counts::default(),
+            proposed: Vec::new(),
+        };
+        let mut ids = Vec::with_capacity(taken.len());
+        for entry in taken {
+            let slot = &mut h.items[entry.item as usize];
+            slot.running = Some((id, session.items.len() as u32));
+            ids.push(slot.id.clone());
+            // The wait list moves whole: O(1), whoever waits on it.
+            let list = if merge.is_default() {
+                slot.waiting.take()
+            } else {
+                entry.list
+            };
+            session.items.push(SessionItem::new(entry.item, list));
+        }
+        self.actions.push_back(Action::StartSession {
+            session: id,
+            handler: h.id.clone(),
+            items: ids,
+            key: merge,
+        });
+        self.sessions.insert(id, session);
+    }
+}

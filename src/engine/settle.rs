@@ -1,0 +1,161 @@
+//! Settling and completing: a session's end gives each item its outcome, credits the
+//! requests it served with its counts, and delivers the requests that are done.
+
+use super::Action;
+use super::Engine;
+use super::RequestId;
+use super::SessionEnd;
+use super::SessionEnded;
+use super::SessionId;
+use super::queue::Waiter;
+use super::queue::waiters_of;
+use super::requests::RequestTable;
+use super::state::Counts;
+use super::state::NOT_PENDING;
+use crate::error::Error;
+use crate::id::ItemId;
+use crate::result::Outcome;
+use crate::result::RequestResult;
+
+impl Engine {
+    /// Ends a session (`synchronize` returned, failed or was abandoned). Every item without a
+    /// terminal report gets one: `Canceled` if a cancel was requested for it, else `Failed`.
+    /// Requests whose items all have outcomes get their results; then the handler may start
+    /// its next session.
+    pub fn session_finished(
+        &mut self,
+        id: SessionId,
+        _end: SessionEnd,
+    ) -> Result<SessionEnded, Error> {
+        let session = self.sessions.remove(&id).ok_or(Error::UnknownSession(id))?;
+        let key = session.handler_key;
+        let mut outcomes = Vec::with_capacity(session.items.len());
+        let mut settled = Vec::with_capacity(session.items.len());
+        if let Some(h) = self.handlers.get_mut(&key) {
+            for si in session.items {
+                let outcome = si.terminal.unwrap_or(if session.cancel_all || si.cancel {
+                    Outcome::Canceled
+                } else {
+                    Outcome::Failed
+                });
+                let slot = &mut h.items[si.item as usize];
+                slot.running = None;
+                if slot.pending != NOT_PENDING {
+                    h.startable += 1;
+                }
+                outcomes.push((slot.id.clone(), outcome));
+                // Walk every list before settling any: settling may complete a request.
+                settled.push((waiters_of(&si.list, &self.requests), outcome, si.counts));
+            }
+            h.running.retain(|s| *s != id);
+        }
+        // Every request the session served takes what it counted, before any completes.
+        credit_session(&mut self.requests, session.counts, &settled);
+        for (waiters, outcome, _) in settled {
+            self.settle(&waiters, outcome);
+        }
+        self.drop_if_retired(key);
+        self.schedule(key);
+        Ok(SessionEnded {
+            session: id,
+            handler: session.handler,
+            outcomes,
+        })
+    }
+
+    /// Records an item's outcome for the requests waiting on it; completes those that are done.
+    pub(super) fn settle(&mut self, waiters: &[Waiter], outcome: Outcome) {
+        for w in waiters {
+            let Some(req) = self.requests.get_mut(&w.request) else {
+                continue;
+            };
+            let ri = &mut req.items[w.pos as usize];
+            if ri.outcome.is_none() {
+                ri.outcome = Some(outcome);
+                ri.prev = Waiter::NONE;
+                req.remaining -= 1;
+                if req.remaining == 0 {
+                    self.complete(w.request);
+                }
+            }
+        }
+    }
+
+    /// Delivers the result of a request whose items all have outcomes.
+    pub(super) fn complete(&mut self, request: RequestId) {
+        let Some(req) = self.requests.remove(&request) else {
+            return;
+        };
+        let Some(h) = self.handlers.get(&req.handler_key) else {
+            debug_assert!(false, "an open request outlived its handler record");
+            return;
+        };
+        let items: Vec<(ItemId, Outcome)> = req
+            .items
+            .iter()
+            .map(|ri| {
+                (
+                    h.slot(ri.item).id.clone(),
+                    ri.outcome.unwrap_or(Outcome::Canceled),
+                )
+            })
+            .collect();
+        let mut status = Outcome::aggregate(items.iter().map(|(_, o)| *o));
+        if req.disconnected {
+            status = status.max(Outcome::Disconnected);
+        }
+        self.actions.push_back(Action::Deliver(RequestResult {
+            request,
+            handler: h.id.clone(),
+            status,
+            errors: req.counts.errors,
+            conflicts: req.counts.conflicts,
+            items,
+        }));
+    }
+
+    /// Forgets a removed handler once its last session ended.
+    pub(super) fn drop_if_retired(&mut self, key: u64) {
+        if self
+            .handlers
+            .get(&key)
+            .is_some_and(|h| h.removed && h.running.is_empty())
+        {
+            self.handlers.remove(&key);
+        }
+    }
+}
+
+/// Credits the requests an ending session served with what it counted: each request its
+/// items' counts for the items it waited on there, and the handler-wide counts once. The
+/// once needs a deduplicated list of requests, built only when there is something to credit.
+pub(super) fn credit_session(
+    requests: &mut RequestTable,
+    handler_wide: Counts,
+    items: &[(Vec<Waiter>, Outcome, Counts)],
+) {
+    for (waiters, _, counts) in items {
+        if counts.is_zero() {
+            continue;
+        }
+        for w in waiters {
+            if let Some(req) = requests.get_mut(&w.request) {
+                req.counts.add(*counts);
+            }
+        }
+    }
+    if handler_wide.is_zero() {
+        return;
+    }
+    let mut served: Vec<RequestId> = items
+        .iter()
+        .flat_map(|(waiters, _, _)| waiters.iter().map(|w| w.request))
+        .collect();
+    served.sort_unstable();
+    served.dedup();
+    for r in served {
+        if let Some(req) = requests.get_mut(&r) {
+            req.counts.add(handler_wide);
+        }
+    }
+}
