@@ -1,0 +1,74 @@
+//! The handler objects by ID, shared by the scheduler (which alone changes them) and the
+//! callers (which run hooks and `is_connected` on their own threads).
+
+use std::collections::HashMap;
+use std::sync::{Arc, PoisonError, RwLock};
+
+use super::SyncHandler;
+use crate::id::HandlerId;
+use crate::legacy::LegacyHandler;
+
+/// Handler objects by ID, shared by the scheduler (which alone changes it) and the callers
+/// (which run hooks and `is_connected` on their own threads). A legacy handler is there twice:
+/// as the adapter that the engine's sessions run, and as itself, for the invoke API.
+#[derive(Clone, Default)]
+pub(crate) struct Registry(Arc<RwLock<HashMap<HandlerId, Entry>>>);
+
+#[derive(Clone)]
+pub(crate) struct Entry {
+    pub(super) object: Arc<dyn SyncHandler>,
+    pub(super) legacy: Option<Arc<dyn LegacyHandler>>,
+}
+
+impl Registry {
+    // No user code runs under this lock, so poisoning cannot come from a handler; recover
+    // from it anyway rather than panic.
+    pub(super) fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<HandlerId, Entry>> {
+        self.0.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub fn get(&self, id: &HandlerId) -> Option<Arc<dyn SyncHandler>> {
+        self.read().get(id).map(|e| e.object.clone())
+    }
+
+    pub fn legacy(&self, id: &HandlerId) -> Option<Arc<dyn LegacyHandler>> {
+        self.read().get(id).and_then(|e| e.legacy.clone())
+    }
+
+    pub fn insert(
+        &self,
+        id: HandlerId,
+        object: Arc<dyn SyncHandler>,
+        legacy: Option<Arc<dyn LegacyHandler>>,
+    ) {
+        self.0
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(id, Entry { object, legacy });
+    }
+
+    /// Takes every handler out, for shutdown: the caller drops them outside the lock.
+    pub(super) fn take_all(&self) -> HashMap<HandlerId, Entry> {
+        std::mem::take(&mut *self.0.write().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Takes a handler out and hands it back, so the caller drops it outside the lock.
+    pub fn remove(&self, id: &HandlerId) -> Option<Entry> {
+        self.0
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(id)
+    }
+
+    /// Every handler, with its legacy side if it has one, in ID order (so callers that walk
+    /// them do so in the same order every time).
+    pub(super) fn all(&self) -> Vec<(HandlerId, Entry)> {
+        let mut all: Vec<(HandlerId, Entry)> = self
+            .read()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all
+    }
+}

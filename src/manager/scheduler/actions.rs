@@ -1,0 +1,240 @@
+//! Carrying out what the engine decided: opening requests and their tickets, starting
+//! sessions on the workers, delivering results, ending sessions and recording their events.
+
+use std::collections::HashMap;
+use std::time::SystemTime;
+
+use uuid::Uuid;
+
+use super::{Open, Scheduler};
+use crate::engine::{Accepted, Action, MergeKey, RequestId, SessionEnd, SessionId};
+use crate::error::Error;
+use crate::flags::EventLevel;
+use crate::id::{HandlerId, ItemId};
+use crate::manager::events::{EventReport, HandlerEvent};
+use crate::manager::notify::Notification;
+use crate::manager::threads::{Delivery, Job};
+use crate::manager::ticket::Completion;
+use crate::manager::{Context, ServedRequest, SyncResult, SyncSession, SyncTicket, TriggerReason};
+use crate::result::RequestResult;
+use crate::unwind::User;
+
+impl Scheduler {
+    /// Records an accepted request and makes its ticket. `settled` caches the items of the
+    /// requests that completed at once, for a call that opens many (see `request_items`).
+    pub(super) fn open(
+        &mut self,
+        accepted: Accepted,
+        context: Option<User<Context>>,
+        sink: Option<User<Box<dyn SyncResult>>>,
+        reason: TriggerReason,
+        settled: &mut Option<HashMap<RequestId, Vec<ItemId>>>,
+    ) -> SyncTicket {
+        let (completion, slot) = Completion::new();
+        let request = accepted.request;
+        self.open.insert(
+            request,
+            Open {
+                completion,
+                sink,
+                context,
+                reason,
+            },
+        );
+        if !self.subscribers.is_empty() {
+            let items = self.request_items(&accepted, settled);
+            self.publish(|| Notification::RequestAccepted {
+                request,
+                handler: accepted.handler.clone(),
+                reason,
+                items: items
+                    .into_iter()
+                    .zip(accepted.dispositions().iter().copied())
+                    .collect(),
+            });
+        }
+        SyncTicket::new(request, accepted.handler, slot, self.link.clone())
+    }
+
+    /// The items of a just-accepted request: from the engine, or, for one that completed at
+    /// once, from its result waiting in the action queue. The queue is read once per call
+    /// into `settled`, so a call that opens many requests (`start_sync_all`) costs in
+    /// proportion to its requests, not their square.
+    pub(super) fn request_items(
+        &mut self,
+        accepted: &Accepted,
+        settled: &mut Option<HashMap<RequestId, Vec<ItemId>>>,
+    ) -> Vec<ItemId> {
+        if let Some(items) = self.engine.request_items(accepted.request) {
+            return items;
+        }
+        let settled = settled.get_or_insert_with(|| {
+            self.engine
+                .pending_actions()
+                .filter_map(|a| match a {
+                    Action::Deliver(r) => {
+                        Some((r.request, r.items.iter().map(|(i, _)| i.clone()).collect()))
+                    }
+                    _ => None,
+                })
+                .collect()
+        });
+        settled.remove(&accepted.request).unwrap_or_default()
+    }
+
+    /// Carries out what the engine decided.
+    pub(super) fn carry_out(&mut self) {
+        while let Some(action) = self.engine.next_action() {
+            match action {
+                Action::StartSession {
+                    session,
+                    handler,
+                    items,
+                    key,
+                } => self.start_session(session, handler, items, key),
+                Action::Cancel {
+                    session,
+                    request,
+                    item,
+                } => self.publish(|| Notification::CancelRequested {
+                    session,
+                    request,
+                    item,
+                }),
+                Action::Deliver(result) => self.deliver(result),
+            }
+        }
+    }
+
+    pub(super) fn start_session(
+        &mut self,
+        session: SessionId,
+        handler: HandlerId,
+        items: Vec<ItemId>,
+        key: MergeKey,
+    ) {
+        let served = self.served(session);
+        let _ = self.engine.session_started(session);
+        self.sessions.insert(session, handler.clone());
+        self.publish(|| Notification::SessionStarted {
+            session,
+            handler: handler.clone(),
+            items: items.clone(),
+        });
+        let job = self.registry.get(&handler).map(|object| Job::Session {
+            handler: object,
+            items,
+            session: SyncSession::new(session, handler, served, key, self.link.clone()),
+        });
+        let sent = match job {
+            Some(job) => self.jobs.send(job).is_ok(),
+            None => false,
+        };
+        if !sent {
+            // No handler object or no worker left: end the session at once rather than let
+            // its requests wait forever.
+            self.finish_session(
+                session,
+                SessionEnd::Failed,
+                Some("no worker could run the session".into()),
+            );
+        }
+    }
+
+    /// The requests a session serves, with what their callers passed.
+    pub(super) fn served(&self, session: SessionId) -> Vec<ServedRequest> {
+        let mut ids: Vec<RequestId> = self
+            .engine
+            .session_view(session)
+            .map(|v| v.items.into_iter().flat_map(|i| i.waiting).collect())
+            .unwrap_or_default();
+        ids.sort_unstable();
+        ids.dedup();
+        ids.into_iter().map(|r| self.describe(r)).collect()
+    }
+
+    pub(super) fn describe(&self, request: RequestId) -> ServedRequest {
+        let open = self.open.get(&request);
+        ServedRequest {
+            request,
+            context: open.and_then(|o| o.context.as_ref()?.get().cloned()),
+            reason: open.map_or(TriggerReason::Manual, |o| o.reason),
+        }
+    }
+
+    pub(super) fn deliver(&mut self, result: RequestResult) {
+        let open = self.open.remove(&result.request);
+        self.publish(|| Notification::RequestCompleted(result.clone()));
+        let Some(open) = open else {
+            return;
+        };
+        // The ticket first: waiters never depend on a user callback.
+        open.completion.complete(result.clone());
+        if let Some(sink) = open.sink {
+            let undelivered = match &self.deliveries {
+                Some(deliveries) => match deliveries.send(Delivery::Result { result, sink }) {
+                    Ok(()) => None,
+                    Err(crossbeam_channel::SendError(undelivered)) => Some(undelivered),
+                },
+                None => Some(Delivery::Result { result, sink }),
+            };
+            // Only after shutdown let go of the delivery thread, which has run every
+            // callback of a request decided before: the callback is dropped, not called.
+            self.release(undelivered);
+        }
+        self.release(open.context);
+    }
+
+    pub(super) fn finish_session(
+        &mut self,
+        session: SessionId,
+        end: SessionEnd,
+        error: Option<String>,
+    ) {
+        if let Some(message) = &error {
+            // Counted before the session ends, so the requests it served see the error.
+            let report = EventReport::new(EventLevel::Error, "synchronize failed")
+                .description(message.clone());
+            let _ = self.record_event(session, report);
+        }
+        let Ok(ended) = self.engine.session_finished(session, end) else {
+            // Already ended: an abandoned session whose handler returned late.
+            return;
+        };
+        self.sessions.remove(&session);
+        self.orphans.remove(&session);
+        self.publish(|| Notification::SessionEnded {
+            session,
+            handler: ended.handler,
+            outcomes: ended.outcomes,
+            error,
+        });
+    }
+
+    pub(super) fn record_event(
+        &mut self,
+        session: SessionId,
+        report: EventReport,
+    ) -> Result<Uuid, Error> {
+        self.engine
+            .report_event(session, report.item.as_ref(), report.level)?;
+        let handler = self
+            .sessions
+            .get(&session)
+            .cloned()
+            .ok_or(Error::UnknownSession(session))?;
+        let event = HandlerEvent {
+            id: Uuid::new_v4(),
+            handler,
+            session: Some(session),
+            time: SystemTime::now(),
+            report,
+        };
+        let id = event.id;
+        if !self.orphans.contains(&session) {
+            self.events.record(event.clone());
+        }
+        self.publish(|| Notification::EventReported(event));
+        Ok(id)
+    }
+}

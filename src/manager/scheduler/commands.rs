@@ -1,0 +1,495 @@
+//! Applying commands: one method per command family, and the session calls.
+
+use crossbeam_channel::Sender;
+
+use super::Scheduler;
+use crate::engine::{ItemSpec, SessionId};
+use crate::error::{Error, TextKind, check_text};
+use crate::flags::ItemCapabilities;
+use crate::id::{HandlerId, ItemId, MAX_SYNCMGR_NAME};
+use crate::manager::command::{
+    Command, EventQuery, Queries, SessionCall, Start, StopTarget, Touch,
+};
+use crate::manager::notify::{HandlerChange, Notification};
+use crate::manager::threads::Job;
+use crate::manager::{PendingItems, ShutdownReport, TriggerReason};
+
+impl Scheduler {
+    /// Applies one command: each family has its method.
+    pub(super) fn handle(&mut self, command: Command) {
+        match command {
+            c @ (Command::Register { .. } | Command::Remove { .. }) => self.handlers(c),
+            c @ (Command::Start(_) | Command::StartAll { .. }) => self.starts(c),
+            c @ (Command::Stop { .. } | Command::Cancel { .. }) => self.stops(c),
+            c @ (Command::CheckState { .. }
+            | Command::ApplyState { .. }
+            | Command::UpdateHandler { .. }
+            | Command::UpdateItem { .. }
+            | Command::Touched { .. }
+            | Command::StateChangeFailed { .. }
+            | Command::RunTask { .. }) => self.state(c),
+            c @ (Command::Session { .. } | Command::SessionFinished { .. }) => self.sessions(c),
+            c @ (Command::CallbackPanicked { .. }
+            | Command::Events { .. }
+            | Command::Subscribe { .. }
+            | Command::Check { .. }
+            | Command::EnabledAmong { .. }) => self.observers(c),
+            Command::Shutdown { reply, from_inside } => self.shutdown_command(reply, from_inside),
+        }
+    }
+
+    /// Registering and removing handlers.
+    pub(super) fn handlers(&mut self, command: Command) {
+        match command {
+            Command::Register {
+                spec,
+                handler,
+                legacy,
+                reply,
+            } => {
+                let id = spec.id.clone();
+                let result = self.engine.register_handler(spec);
+                if result.is_ok() {
+                    self.registry.insert(id.clone(), handler, legacy);
+                    self.publish(|| Notification::HandlerChanged {
+                        handler: id,
+                        change: HandlerChange::Registered,
+                    });
+                } else {
+                    // User values: never dropped here (see `release`).
+                    self.release((handler, legacy));
+                }
+                let _ = reply.send(result);
+            }
+            Command::Remove { handler, reply } => {
+                let running = self.engine.handler_view(&handler).map(|v| v.running);
+                let result = self.engine.remove_handler(&handler).map(drop);
+                if result.is_ok() {
+                    self.orphans.extend(running.into_iter().flatten());
+                }
+                self.carry_out();
+                if result.is_ok() {
+                    let object = self.registry.remove(&handler);
+                    self.release(object);
+                    self.events.forget(&handler);
+                    self.publish(|| Notification::HandlerChanged {
+                        handler,
+                        change: HandlerChange::Removed,
+                    });
+                }
+                let _ = reply.send(result);
+            }
+            // `handle` routes only this family here.
+            _ => {}
+        }
+    }
+
+    /// Start calls: one request, or one per handler for `start_sync_all`.
+    pub(super) fn starts(&mut self, command: Command) {
+        match command {
+            Command::Start(start) => self.start(*start),
+            Command::StartAll {
+                flags,
+                connected,
+                reply,
+            } => {
+                for (handler, connected) in &connected {
+                    let _ = self.engine.set_handler_connected(handler, *connected);
+                }
+                let mut settled = None;
+                let result = self.engine.start_sync_all(flags).map(|accepted| {
+                    accepted
+                        .into_iter()
+                        .map(|a| self.open(a, None, None, TriggerReason::Manual, &mut settled))
+                        .collect()
+                });
+                // Results decided at once are in the tickets before the caller has them.
+                self.carry_out();
+                let _ = reply.send(result);
+            }
+            // `handle` routes only this family here.
+            _ => {}
+        }
+    }
+
+    /// Stops and per-request cancels.
+    pub(super) fn stops(&mut self, command: Command) {
+        match command {
+            Command::Stop { target, reply } => {
+                let result = match target {
+                    StopTarget::Handler(h) => self.engine.stop_handler_sync(&h),
+                    StopTarget::Items(h, items) => self.engine.stop_item_sync(&h, &items),
+                    StopTarget::All => Ok(self.engine.stop_sync_all()),
+                };
+                self.carry_out();
+                let _ = reply.send(result);
+            }
+            Command::Cancel { request, reply } => {
+                let result = self.engine.cancel_request(request);
+                // The withdrawn request's ticket is complete before `cancel` returns.
+                self.carry_out();
+                let _ = reply.send(result);
+            }
+            // `handle` routes only this family here.
+            _ => {}
+        }
+    }
+
+    /// State changes, updates and what a state change queued without `WAIT` needs.
+    pub(super) fn state(&mut self, command: Command) {
+        match command {
+            Command::CheckState {
+                handler,
+                change,
+                reply,
+            } => {
+                let result = self.engine.check_state_change(&handler, &change).map(|()| {
+                    let item = match &change {
+                        crate::engine::StateChange::EnableItem(item)
+                        | crate::engine::StateChange::DisableItem(item) => self
+                            .engine
+                            .item_capabilities(&handler, item)
+                            .unwrap_or(ItemCapabilities::empty()),
+                        _ => ItemCapabilities::empty(),
+                    };
+                    let handler = self
+                        .engine
+                        .handler_view(&handler)
+                        .map(|h| h.capabilities)
+                        .unwrap_or_default();
+                    Queries { handler, item }
+                });
+                let _ = reply.send(result);
+            }
+            Command::ApplyState {
+                handler,
+                change,
+                reply,
+            } => {
+                let result = self.engine.apply_state_change(&handler, &change);
+                self.carry_out();
+                if result.is_ok() {
+                    self.publish(|| Notification::HandlerChanged {
+                        handler,
+                        change: HandlerChange::State(change),
+                    });
+                }
+                let _ = reply.send(result);
+            }
+            Command::UpdateHandler {
+                handler,
+                capabilities,
+                policies,
+                items,
+                reply,
+            } => {
+                let result = self
+                    .engine
+                    .update_handler(&handler, capabilities, policies, items);
+                self.carry_out();
+                if result.is_ok() {
+                    self.publish(|| Notification::HandlerChanged {
+                        handler,
+                        change: HandlerChange::Updated,
+                    });
+                }
+                let _ = reply.send(result);
+            }
+            Command::UpdateItem {
+                handler,
+                item,
+                spec,
+                reply,
+            } => {
+                let result = match spec {
+                    Some(spec) => self.engine.upsert_item(&handler, spec),
+                    None => self
+                        .engine
+                        .remove_item(&handler, &item)
+                        .map(|_| crate::flags::UpdateReason::Removed),
+                };
+                self.carry_out();
+                if let Ok(reason) = result {
+                    self.publish(|| Notification::HandlerChanged {
+                        handler,
+                        change: HandlerChange::ItemUpdated(item, reason),
+                    });
+                }
+                let _ = reply.send(result);
+            }
+            Command::Touched {
+                handler,
+                item,
+                what,
+                reply,
+            } => {
+                let result = self.touched(&handler, item.as_ref(), what);
+                if result.is_ok() {
+                    self.publish(|| Notification::HandlerChanged {
+                        handler,
+                        change: match what {
+                            Touch::Events => HandlerChange::EventsUpdated(item),
+                            Touch::Conflicts => HandlerChange::ConflictsUpdated(item),
+                        },
+                    });
+                }
+                let _ = reply.send(result);
+            }
+            Command::StateChangeFailed { handler, error } => {
+                self.publish(|| Notification::StateChangeFailed { handler, error });
+            }
+            Command::RunTask(task) => {
+                if let Err(crossbeam_channel::SendError(job)) = self.jobs.send(Job::Task(task)) {
+                    // No worker left: the task (a hook and what it holds) is a user value.
+                    self.release(job);
+                }
+            }
+            // `handle` routes only this family here.
+            _ => {}
+        }
+    }
+
+    /// What a running session reports, and its end.
+    pub(super) fn sessions(&mut self, command: Command) {
+        match command {
+            Command::Session { session, call } => self.session_call(session, call),
+            Command::SessionFinished {
+                session,
+                end,
+                error,
+            } => self.finish_session(session, end, error),
+            // `handle` routes only this family here.
+            _ => {}
+        }
+    }
+
+    /// Questions and reports that change no engine state: the event log, subscribers,
+    /// callback panics, checks.
+    pub(super) fn observers(&mut self, command: Command) {
+        match command {
+            Command::CallbackPanicked { request, message } => {
+                self.publish(|| Notification::CallbackPanicked { request, message });
+            }
+            Command::Events { handler, query } => match query {
+                EventQuery::List(reply) => {
+                    let _ = reply.send(self.known(&handler).map(|()| self.events.list(&handler)));
+                }
+                EventQuery::Get(id, reply) => {
+                    let _ =
+                        reply.send(self.known(&handler).map(|()| self.events.get(&handler, id)));
+                }
+                EventQuery::Remove(id, reply) => {
+                    let result = self
+                        .known(&handler)
+                        .map(|()| self.events.remove(&handler, id));
+                    let _ = reply.send(result);
+                }
+            },
+            Command::Subscribe {
+                subscriber,
+                capacity,
+            } => self.subscribers.add(subscriber, capacity),
+            Command::Check { reply } => {
+                let _ = reply.send(self.engine.check_consistency());
+            }
+            Command::EnabledAmong {
+                handler,
+                items,
+                reply,
+            } => {
+                let result = self.enabled_among(handler, items);
+                let _ = reply.send(result);
+            }
+            // `handle` routes only this family here.
+            _ => {}
+        }
+    }
+
+    /// The shutdown command: begins the shutdown; the reply goes out once it is over.
+    pub(super) fn shutdown_command(&mut self, reply: Sender<ShutdownReport>, from_inside: bool) {
+        self.shutdown_replies.push(reply);
+        self.from_inside |= from_inside;
+        self.begin_shutdown();
+    }
+
+    /// The items of `items` the handler has enabled, and whether any is unknown to it: one
+    /// lookup per item.
+    pub(super) fn enabled_among(
+        &self,
+        handler: HandlerId,
+        items: Vec<ItemId>,
+    ) -> Result<(Vec<ItemId>, bool), Error> {
+        self.known(&handler)?;
+        let mut unknown = false;
+        let enabled = items
+            .into_iter()
+            .filter(|item| match self.engine.item_enabled(&handler, item) {
+                Some(enabled) => enabled,
+                None => {
+                    unknown = true;
+                    false
+                }
+            })
+            .collect();
+        Ok((enabled, unknown))
+    }
+
+    pub(super) fn known(&self, handler: &HandlerId) -> Result<(), Error> {
+        match self.engine.handler_view(handler) {
+            Some(_) => Ok(()),
+            None => Err(Error::UnknownHandler(handler.clone())),
+        }
+    }
+
+    pub(super) fn start(&mut self, start: Start) {
+        if let Some(connected) = start.connected {
+            let _ = self.engine.set_handler_connected(&start.handler, connected);
+        }
+        let accepted = self.engine.start_sync(
+            &start.handler,
+            start.items.as_deref(),
+            start.flags,
+            start.key,
+        );
+        let result = match accepted {
+            Ok(a) => Ok(self.open(a, start.context, start.sink, start.reason, &mut None)),
+            Err(e) => {
+                // User values: never dropped here (see `release`).
+                self.release((start.context, start.sink));
+                Err(e)
+            }
+        };
+        // A request that completed at once (disconnected, nothing to sync) has its result in
+        // the ticket before the caller gets the ticket.
+        self.carry_out();
+        let _ = start.reply.send(result);
+    }
+
+    pub(super) fn touched(
+        &mut self,
+        handler: &HandlerId,
+        item: Option<&ItemId>,
+        what: Touch,
+    ) -> Result<(), Error> {
+        let view = self
+            .engine
+            .handler_view(handler)
+            .ok_or_else(|| Error::UnknownHandler(handler.clone()))?;
+        if let Some(item) = item
+            && !view.items.iter().any(|(i, _)| i == item)
+        {
+            return Err(Error::UnknownItem {
+                handler: handler.clone(),
+                item: item.clone(),
+            });
+        }
+        if let Touch::Conflicts = what {
+            // New conflicts count for the requests the handler's running sessions serve.
+            for session in view.running {
+                let _ = self.engine.report_conflict(session, item);
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn session_call(&mut self, session: SessionId, call: SessionCall) {
+        match call {
+            SessionCall::Progress {
+                item,
+                text,
+                status,
+                step,
+                max,
+                reply,
+            } => {
+                let result = self
+                    .engine
+                    .report_progress(session, &item, status, &text)
+                    .map(|ack| ack.cancel);
+                // A running session's handler is always known; the check keeps this panic-free.
+                if result.is_ok()
+                    && let Some(handler) = self.sessions.get(&session).cloned()
+                {
+                    self.publish(|| Notification::ItemProgress {
+                        session,
+                        handler,
+                        item,
+                        status,
+                        text,
+                        step,
+                        max,
+                    });
+                }
+                let _ = reply.send(result);
+            }
+            SessionCall::HandlerText { text, reply } => {
+                let result = self.engine.set_handler_progress_text(session, &text);
+                if result.is_ok() {
+                    self.publish(|| Notification::HandlerProgress { session, text });
+                }
+                let _ = reply.send(result);
+            }
+            SessionCall::Event { report, reply } => {
+                let _ = reply.send(self.record_event(session, report));
+            }
+            SessionCall::Conflict { item, reply } => {
+                let _ = reply.send(self.engine.report_conflict(session, item.as_ref()));
+            }
+            SessionCall::CanContinue { item, reply } => {
+                let _ = reply.send(self.engine.can_continue(session, item.as_ref()));
+            }
+            SessionCall::Query { reply } => {
+                let result = self
+                    .engine
+                    .query_for_additional_items(session)
+                    .map(|extra| PendingItems {
+                        items: extra.items,
+                        requests: extra
+                            .requests
+                            .into_iter()
+                            .map(|r| self.describe(r))
+                            .collect(),
+                    });
+                let _ = reply.send(result);
+            }
+            SessionCall::Add { item, reply } => {
+                let result = self.engine.add_item_to_session(session, &item);
+                if let Ok(requests) = result {
+                    self.publish(|| Notification::ItemAdded {
+                        session,
+                        item,
+                        requests,
+                    });
+                }
+                let _ = reply.send(result.map(drop));
+            }
+            SessionCall::Propose { item, reply } => {
+                let result =
+                    check_text(&item.name, TextKind::Name, MAX_SYNCMGR_NAME).and_then(|()| {
+                        self.engine.propose_item(
+                            session,
+                            ItemSpec {
+                                id: item.id,
+                                capabilities: item.capabilities,
+                                policies: item.policies,
+                                enabled: item.enabled,
+                            },
+                        )
+                    });
+                let _ = reply.send(result);
+            }
+            SessionCall::Commit { item, reply } => {
+                let _ = reply.send(self.engine.commit_item(session, &item));
+            }
+            SessionCall::Manual { reply } => {
+                let result = self.engine.report_manual_sync(session);
+                if result.is_ok()
+                    && let Some(handler) = self.sessions.get(&session).cloned()
+                {
+                    self.publish(|| Notification::ManualSync { session, handler });
+                }
+                let _ = reply.send(result);
+            }
+        }
+    }
+}

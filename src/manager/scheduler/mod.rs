@@ -1,0 +1,320 @@
+//! The scheduler: owns the [`Engine`] by value, applies each [`Command`] to it, and carries
+//! out the engine's [`Action`]s by moving data to the worker and delivery threads. It sits
+//! behind one lock: callers apply their commands themselves under it (see
+//! [`Link`](super::command::Link)), and the scheduler thread applies what comes over the
+//! channel and keeps the shutdown deadline. It runs no user code, and its thread holds no
+//! lock while it waits.
+
+mod actions;
+mod commands;
+
+use std::collections::{HashMap, HashSet};
+use std::ops::{Deref, DerefMut};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender, select};
+
+use super::command::{Command, Link};
+use super::events::EventLog;
+use super::notify::{Notification, Subscribers};
+use super::threads::{Delivery, Job};
+use super::ticket::Completion;
+use super::{Context, Registry, ShutdownReport, SyncResult, TriggerReason};
+use crate::engine::{Engine, RequestId, SessionEnd, SessionId};
+use crate::id::HandlerId;
+use crate::unwind::{self, Locked, User};
+
+/// What the scheduler keeps for an open request besides what the engine keeps.
+struct Open {
+    completion: Completion,
+    sink: Option<User<Box<dyn SyncResult>>>,
+    context: Option<User<Context>>,
+    reason: TriggerReason,
+}
+
+pub(crate) struct Scheduler {
+    engine: Engine,
+    link: Link,
+    registry: Registry,
+    open: HashMap<RequestId, Open>,
+    /// Handler of each running session, for event records.
+    sessions: HashMap<SessionId, HandlerId>,
+    /// Running sessions whose handler was removed: their events are counted and published
+    /// but not kept, so they never land in the log of a handler registered again under the
+    /// same ID.
+    orphans: HashSet<SessionId>,
+    jobs: Sender<Job>,
+    /// `None` once shutdown let go of the delivery thread.
+    deliveries: Option<Sender<Delivery>>,
+    /// Disconnects when the delivery thread ends.
+    delivery_done: Receiver<()>,
+    events: EventLog,
+    subscribers: Subscribers,
+    grace: Duration,
+    /// Set by shutdown: running sessions past it are abandoned.
+    deadline: Option<Instant>,
+    shutdown_replies: Vec<Sender<ShutdownReport>>,
+    /// Shutdown was asked from a manager thread, which may be the delivery thread itself.
+    from_inside: bool,
+    abandoned: usize,
+    /// Applying a command panicked (a bug in this crate): the state may be half changed, so
+    /// every later call fails with `ShutDown`, as if the scheduler had died.
+    broken: bool,
+    /// User values let go of while no delivery thread could take them, waiting for the lock
+    /// to be released (see `release`).
+    released: Vec<Box<dyn Send>>,
+}
+
+/// What [`Scheduler::apply`] did with a command.
+pub(crate) enum Applied {
+    Done,
+    /// Shutdown has begun (or this is the shutdown command): send it to the scheduler
+    /// thread, which keeps the deadline.
+    Deferred(Command),
+    Broken,
+}
+
+pub(crate) struct SchedulerParts {
+    pub engine: Engine,
+    pub link: Link,
+    pub registry: Registry,
+    pub jobs: Sender<Job>,
+    pub deliveries: Sender<Delivery>,
+    pub delivery_done: Receiver<()>,
+    pub event_log_capacity: usize,
+    pub event_log_bytes: usize,
+    pub grace: Duration,
+}
+
+impl Scheduler {
+    pub fn new(parts: SchedulerParts) -> Scheduler {
+        Scheduler {
+            engine: parts.engine,
+            link: parts.link,
+            registry: parts.registry,
+            open: HashMap::new(),
+            sessions: HashMap::new(),
+            orphans: HashSet::new(),
+            jobs: parts.jobs,
+            deliveries: Some(parts.deliveries),
+            delivery_done: parts.delivery_done,
+            events: EventLog::new(parts.event_log_capacity, parts.event_log_bytes),
+            subscribers: Subscribers::default(),
+            grace: parts.grace,
+            deadline: None,
+            shutdown_replies: Vec::new(),
+            from_inside: false,
+            abandoned: 0,
+            broken: false,
+            released: Vec::new(),
+        }
+    }
+
+    /// Applies a command on the caller's thread and carries out what it decided.
+    pub fn apply(&mut self, command: Command) -> Applied {
+        if self.broken {
+            return Applied::Broken;
+        }
+        if self.deadline.is_some() || matches!(command, Command::Shutdown { .. }) {
+            return Applied::Deferred(command);
+        }
+        self.guarded(|s| s.handle(command));
+        if self.broken {
+            Applied::Broken
+        } else {
+            Applied::Done
+        }
+    }
+
+    /// Runs one step and carries out what it decided. A panic here is a bug in this crate:
+    /// it marks the scheduler broken instead of unwinding into a caller or poisoning the lock.
+    fn guarded(&mut self, step: impl FnOnce(&mut Scheduler)) {
+        if unwind::contain(|| {
+            step(self);
+            self.carry_out();
+        })
+        .is_err()
+        {
+            self.broken = true;
+        }
+    }
+
+    /// The scheduler thread's loop: what comes over the channel, one command at a time,
+    /// until shutdown has ended every session. It holds the lock only to apply a command.
+    pub fn run(scheduler: Arc<Mutex<Scheduler>>, commands: Receiver<Command>) {
+        enum Woken {
+            Command(Command),
+            Closed,
+            Deadline,
+        }
+        loop {
+            let deadline = lock(&scheduler).deadline;
+            let woken = match deadline {
+                None => commands.recv().map_or(Woken::Closed, Woken::Command),
+                Some(deadline) => select! {
+                    recv(commands) -> c => c.map_or(Woken::Closed, Woken::Command),
+                    recv(crossbeam_channel::at(deadline)) -> _ => Woken::Deadline,
+                },
+            };
+            let mut s = lock(&scheduler);
+            s.guarded(|s| match woken {
+                Woken::Command(command) => s.handle(command),
+                // Every sender is gone: nobody can ask for anything any more.
+                Woken::Closed if s.deadline.is_none() => s.begin_shutdown(),
+                Woken::Closed => {}
+                Woken::Deadline => s.abandon_sessions(),
+            });
+            if s.broken || (s.deadline.is_some() && s.engine.session_count() == 0) {
+                break;
+            }
+        }
+        Self::drain_deliveries(&scheduler, &commands);
+        let late = {
+            let mut s = lock(&scheduler);
+            let report = ShutdownReport {
+                abandoned_sessions: s.abandoned,
+                detached_threads: 0,
+            };
+            for reply in s.shutdown_replies.drain(..) {
+                let _ = reply.send(report);
+            }
+            s.take_released()
+        };
+        // What was let go of on this thread once the delivery thread was gone. Dropped last,
+        // with the scheduler and its channel gone first: a `Drop` that calls the manager then
+        // gets `ShutDown` at once instead of waiting for this very thread.
+        let unread: Vec<Command> = commands.try_iter().collect();
+        drop(commands);
+        drop(scheduler);
+        unwind::dispose(unread);
+        unwind::dispose(late);
+    }
+
+    /// Whether a step panicked (see `guarded`).
+    pub fn is_broken(&self) -> bool {
+        self.broken
+    }
+
+    /// The user values released since the last call, to drop once the lock is released.
+    pub fn take_released(&mut self) -> Vec<Box<dyn Send>> {
+        std::mem::take(&mut self.released)
+    }
+
+    /// Lets the delivery thread run the callbacks it still has, for at most one more grace
+    /// period, and keeps serving commands meanwhile, so that what those callbacks cause (a
+    /// panic report, a late session call) is still handled and published.
+    fn drain_deliveries(scheduler: &Mutex<Scheduler>, commands: &Receiver<Command>) {
+        let (delivery_done, grace) = {
+            let mut s = lock(scheduler);
+            s.deliveries = None;
+            if s.from_inside {
+                // The delivery thread may be the one waiting for this answer.
+                return;
+            }
+            (s.delivery_done.clone(), s.grace)
+        };
+        let deadline = deadline_after(grace);
+        loop {
+            select! {
+                recv(commands) -> c => match c {
+                    Ok(command) => lock(scheduler).guarded(|s| s.handle(command)),
+                    Err(_) => return,
+                },
+                recv(delivery_done) -> _ => {
+                    // `select!` picks at random among ready arms: what the delivery thread
+                    // sent before it ended (a callback's panic report) may still be queued.
+                    for command in commands.try_iter() {
+                        lock(scheduler).guarded(|s| s.handle(command));
+                    }
+                    return;
+                }
+                recv(crossbeam_channel::at(deadline)) -> _ => return,
+            }
+        }
+    }
+
+    fn begin_shutdown(&mut self) {
+        if self.deadline.is_none() {
+            let _ = self.engine.shutdown();
+            self.deadline = Some(deadline_after(self.grace));
+        }
+    }
+
+    /// Ends the sessions still running at the grace deadline; their handlers may still be
+    /// running, but their requests get results now.
+    fn abandon_sessions(&mut self) {
+        for session in self.engine.sessions() {
+            self.abandoned += 1;
+            self.finish_session(
+                session,
+                SessionEnd::Failed,
+                Some("abandoned: still running at the end of the shutdown grace period".into()),
+            );
+        }
+    }
+
+    fn publish(&mut self, make: impl FnOnce() -> Notification) {
+        self.subscribers.publish(make);
+    }
+
+    /// Lets go of user values without dropping them here, under the lock: their `Drop` is
+    /// user code, which may panic or call the manager (and so want this lock). They go to the
+    /// delivery thread, after the callbacks already queued; once shutdown has let go of that
+    /// thread they wait in `released` until the lock is released: a caller's thread drops
+    /// them as soon as its command is applied, the scheduler thread after it has ended.
+    fn release<T: Send + 'static>(&mut self, values: T) {
+        let values: Box<dyn Send> = Box::new(User::new(values));
+        let values = match &self.deliveries {
+            Some(deliveries) => match deliveries.send(Delivery::Release(values)) {
+                Ok(()) => return,
+                Err(crossbeam_channel::SendError(Delivery::Release(values))) => values,
+                Err(crossbeam_channel::SendError(other)) => Box::new(other),
+            },
+            None => values,
+        };
+        self.released.push(values);
+    }
+}
+
+/// The instant `grace` from now, or the far future if that overflows `Instant` (a grace of
+/// `Duration::MAX` means "wait as long as it takes").
+pub(crate) fn deadline_after(grace: Duration) -> Instant {
+    let now = Instant::now();
+    // About thirty years: later than any wait that matters, and representable everywhere.
+    const FAR: Duration = Duration::from_secs(30 * 365 * 24 * 3600);
+    now.checked_add(grace)
+        .or_else(|| now.checked_add(FAR))
+        .unwrap_or(now)
+}
+
+/// The scheduler's lock. It is never poisoned: every step runs under `catch_unwind` (see
+/// `Scheduler::guarded`), and a step that panicked marks the scheduler broken instead. While
+/// it is held the thread is marked (see [`Locked`]), so that user code reached under it fails
+/// the debug-build check of the panic policy.
+pub(crate) fn lock(scheduler: &Mutex<Scheduler>) -> SchedulerGuard<'_> {
+    let guard = scheduler.lock().unwrap_or_else(PoisonError::into_inner);
+    SchedulerGuard {
+        guard,
+        _mark: Locked::mark(),
+    }
+}
+
+/// The held scheduler lock, with the thread's mark.
+pub(crate) struct SchedulerGuard<'a> {
+    guard: MutexGuard<'a, Scheduler>,
+    _mark: Locked,
+}
+
+impl Deref for SchedulerGuard<'_> {
+    type Target = Scheduler;
+    fn deref(&self) -> &Scheduler {
+        &self.guard
+    }
+}
+
+impl DerefMut for SchedulerGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Scheduler {
+        &mut self.guard
+    }
+}
