@@ -4,6 +4,7 @@
 
 use std::collections::HashSet;
 
+use super::state::Handler;
 use super::{Engine, RequestId, SessionId};
 use crate::flags::{HandlerCapabilities, HandlerPolicies, ItemCapabilities, ProgressStatus};
 use crate::id::{HandlerId, ItemId};
@@ -280,130 +281,7 @@ impl Engine {
         // Every place a request waits, to be matched against the requests below.
         let mut places: HashSet<(RequestId, u32)> = HashSet::new();
         for (key, h) in self.handlers.iter() {
-            let key = &key;
-            if h.removed && self.by_id.get(&h.id) == Some(key) {
-                return fail(format!("removed handler {} still indexed", h.id));
-            }
-            for (id, &idx) in &h.index {
-                if h.slot(idx).id != *id {
-                    return fail(format!("{}: index of {id} points elsewhere", h.id));
-                }
-            }
-            if (!h.active || !h.enabled || h.removed) && !h.nothing_pending() {
-                return fail(format!(
-                    "{}: pending while inactive, disabled or removed",
-                    h.id
-                ));
-            }
-            let mut seen = HashSet::new();
-            let mut startable = 0;
-            for (at, e) in h.pending.iter() {
-                let slot = h.slot(e.item);
-                if !seen.insert(e.item) {
-                    return fail(format!("{}: {} pending twice", h.id, slot.id));
-                }
-                if slot.pending != at {
-                    return fail(format!("{}: {} pending index out of date", h.id, slot.id));
-                }
-                if !slot.live_and_enabled() {
-                    return fail(format!(
-                        "{}: {} pending while disabled or removed",
-                        h.id, slot.id
-                    ));
-                }
-                if slot.waiting.is_empty() || !e.list.is_empty() {
-                    return fail(format!(
-                        "{}: {} pending with no waiter, or with its list in the entry",
-                        h.id, slot.id
-                    ));
-                }
-                if slot.running.is_none() {
-                    startable += 1;
-                }
-                for w in self.check_list(&slot.waiting, *key, e.item, &mut places)? {
-                    if self
-                        .requests
-                        .get(&w.request)
-                        .is_some_and(|r| !r.key.is_default())
-                    {
-                        return fail(format!(
-                            "{}: {} waits under another merge key",
-                            h.id, w.request
-                        ));
-                    }
-                }
-            }
-            if seen.len() != h.pending.len() {
-                return fail(format!(
-                    "{}: {} live entries counted as {}",
-                    h.id,
-                    seen.len(),
-                    h.pending.len()
-                ));
-            }
-            if startable != h.startable {
-                return fail(format!(
-                    "{}: startable {} but {} counted",
-                    h.id, h.startable, startable
-                ));
-            }
-            for (at, keyed) in h.keyed.iter().enumerate() {
-                if keyed.key.is_default() || keyed.queue().is_empty() {
-                    return fail(format!("{}: keyed queue #{at} is default or empty", h.id));
-                }
-                if h.keyed[..at].iter().any(|k| k.key == keyed.key) {
-                    return fail(format!("{}: two queues for one merge key", h.id));
-                }
-                if !keyed.index_matches() {
-                    return fail(format!("{}: keyed queue #{at}'s index is off", h.id));
-                }
-                let mut seen = HashSet::new();
-                for (_, e) in keyed.queue().iter() {
-                    let slot = h.slot(e.item);
-                    if !seen.insert(e.item) || e.list.is_empty() || !slot.live_and_enabled() {
-                        return fail(format!(
-                            "{}: keyed entry of {} is a duplicate, empty, disabled or removed",
-                            h.id, slot.id
-                        ));
-                    }
-                    for w in self.check_list(&e.list, *key, e.item, &mut places)? {
-                        if self
-                            .requests
-                            .get(&w.request)
-                            .is_none_or(|r| r.key != keyed.key)
-                        {
-                            return fail(format!(
-                                "{}: {} waits under another merge key",
-                                h.id, w.request
-                            ));
-                        }
-                    }
-                }
-            }
-            for slot in &h.items {
-                if slot.pending == super::state::NOT_PENDING && !slot.waiting.is_empty() {
-                    return fail(format!("{}: {} has waiters but no entry", h.id, slot.id));
-                }
-                if slot.pending != super::state::NOT_PENDING
-                    && h.pending.get(slot.pending).is_none()
-                {
-                    return fail(format!("{}: {} points at no entry", h.id, slot.id));
-                }
-                if let Some((s, pos)) = slot.running {
-                    let ok = self.sessions.get(&s).is_some_and(|session| {
-                        session.handler_key == *key
-                            && session
-                                .items
-                                .get(pos as usize)
-                                .is_some_and(|si| si.item == h.index[&slot.id])
-                    });
-                    if !ok {
-                        return fail(format!("{}: {} running record is stale", h.id, slot.id));
-                    }
-                }
-            }
-            // More sessions than the limit run only if an update lowered the limit while
-            // they ran (they finish normally); `Handler::can_start` keeps new ones out.
+            self.check_handler(key, h, &mut places)?;
         }
         for (sid, s) in &self.sessions {
             let Some(h) = self.handlers.get(&s.handler_key) else {
@@ -456,6 +334,169 @@ impl Engine {
                 h.id
             ));
         }
+        Ok(())
+    }
+
+    /// A handler record: its index, and that it holds nothing while it may not sync.
+    fn check_handler(
+        &self,
+        key: u64,
+        h: &Handler,
+        places: &mut HashSet<(RequestId, u32)>,
+    ) -> Result<(), String> {
+        let fail = |what: String| Err(what);
+        let key = &key;
+        if h.removed && self.by_id.get(&h.id) == Some(key) {
+            return fail(format!("removed handler {} still indexed", h.id));
+        }
+        for (id, &idx) in &h.index {
+            if h.slot(idx).id != *id {
+                return fail(format!("{}: index of {id} points elsewhere", h.id));
+            }
+        }
+        if (!h.active || !h.enabled || h.removed) && !h.nothing_pending() {
+            return fail(format!(
+                "{}: pending while inactive, disabled or removed",
+                h.id
+            ));
+        }
+        self.check_default_queue(*key, h, places)?;
+        self.check_keyed_queues(*key, h, places)?;
+        self.check_slots(*key, h)
+    }
+
+    /// The default key's pending entries, their wait lists and the `startable` count.
+    fn check_default_queue(
+        &self,
+        key: u64,
+        h: &Handler,
+        places: &mut HashSet<(RequestId, u32)>,
+    ) -> Result<(), String> {
+        let fail = |what: String| Err(what);
+        let mut seen = HashSet::new();
+        let mut startable = 0;
+        for (at, e) in h.pending.iter() {
+            let slot = h.slot(e.item);
+            if !seen.insert(e.item) {
+                return fail(format!("{}: {} pending twice", h.id, slot.id));
+            }
+            if slot.pending != at {
+                return fail(format!("{}: {} pending index out of date", h.id, slot.id));
+            }
+            if !slot.live_and_enabled() {
+                return fail(format!(
+                    "{}: {} pending while disabled or removed",
+                    h.id, slot.id
+                ));
+            }
+            if slot.waiting.is_empty() || !e.list.is_empty() {
+                return fail(format!(
+                    "{}: {} pending with no waiter, or with its list in the entry",
+                    h.id, slot.id
+                ));
+            }
+            if slot.running.is_none() {
+                startable += 1;
+            }
+            for w in self.check_list(&slot.waiting, key, e.item, places)? {
+                if self
+                    .requests
+                    .get(&w.request)
+                    .is_some_and(|r| !r.key.is_default())
+                {
+                    return fail(format!(
+                        "{}: {} waits under another merge key",
+                        h.id, w.request
+                    ));
+                }
+            }
+        }
+        if seen.len() != h.pending.len() {
+            return fail(format!(
+                "{}: {} live entries counted as {}",
+                h.id,
+                seen.len(),
+                h.pending.len()
+            ));
+        }
+        if startable != h.startable {
+            return fail(format!(
+                "{}: startable {} but {} counted",
+                h.id, h.startable, startable
+            ));
+        }
+        Ok(())
+    }
+
+    /// The legacy cookies' pending entries and their wait lists.
+    fn check_keyed_queues(
+        &self,
+        key: u64,
+        h: &Handler,
+        places: &mut HashSet<(RequestId, u32)>,
+    ) -> Result<(), String> {
+        let fail = |what: String| Err(what);
+        for (at, keyed) in h.keyed.iter().enumerate() {
+            if keyed.key.is_default() || keyed.queue().is_empty() {
+                return fail(format!("{}: keyed queue #{at} is default or empty", h.id));
+            }
+            if h.keyed[..at].iter().any(|k| k.key == keyed.key) {
+                return fail(format!("{}: two queues for one merge key", h.id));
+            }
+            if !keyed.index_matches() {
+                return fail(format!("{}: keyed queue #{at}'s index is off", h.id));
+            }
+            let mut seen = HashSet::new();
+            for (_, e) in keyed.queue().iter() {
+                let slot = h.slot(e.item);
+                if !seen.insert(e.item) || e.list.is_empty() || !slot.live_and_enabled() {
+                    return fail(format!(
+                        "{}: keyed entry of {} is a duplicate, empty, disabled or removed",
+                        h.id, slot.id
+                    ));
+                }
+                for w in self.check_list(&e.list, key, e.item, places)? {
+                    if self
+                        .requests
+                        .get(&w.request)
+                        .is_none_or(|r| r.key != keyed.key)
+                    {
+                        return fail(format!(
+                            "{}: {} waits under another merge key",
+                            h.id, w.request
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Each item slot's pending index and running record point at what holds it.
+    fn check_slots(&self, key: u64, h: &Handler) -> Result<(), String> {
+        let fail = |what: String| Err(what);
+        for slot in &h.items {
+            if slot.pending == super::state::NOT_PENDING && !slot.waiting.is_empty() {
+                return fail(format!("{}: {} has waiters but no entry", h.id, slot.id));
+            }
+            if slot.pending != super::state::NOT_PENDING && h.pending.get(slot.pending).is_none() {
+                return fail(format!("{}: {} points at no entry", h.id, slot.id));
+            }
+            if let Some((s, pos)) = slot.running {
+                let ok = self.sessions.get(&s).is_some_and(|session| {
+                    session.handler_key == key
+                        && session
+                            .items
+                            .get(pos as usize)
+                            .is_some_and(|si| si.item == h.index[&slot.id])
+                });
+                if !ok {
+                    return fail(format!("{}: {} running record is stale", h.id, slot.id));
+                }
+            }
+        }
+        // More sessions than the limit run only if an update lowered the limit while
+        // they ran (they finish normally); `Handler::can_start` keeps new ones out.
         Ok(())
     }
 
