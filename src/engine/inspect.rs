@@ -240,6 +240,28 @@ impl Engine {
         h.find(item).map(|idx| h.slot(idx).capabilities)
     }
 
+    /// Which of `items` the handler has enabled, in the order given, and whether any of them
+    /// is not an item of the handler. `None` if the handler is unknown. One lookup per item.
+    pub(crate) fn enabled_among(
+        &self,
+        handler: &HandlerId,
+        items: Vec<ItemId>,
+    ) -> Option<(Vec<ItemId>, bool)> {
+        let h = &self.handlers[self.by_id.get(handler)?];
+        let mut unknown = false;
+        let enabled = items
+            .into_iter()
+            .filter(|item| match h.find(item) {
+                Some(idx) => h.slot(idx).enabled,
+                None => {
+                    unknown = true;
+                    false
+                }
+            })
+            .collect();
+        Some((enabled, unknown))
+    }
+
     /// Whether a live item of a live handler is enabled; `None` if either is unknown.
     pub fn item_enabled(&self, handler: &HandlerId, item: &ItemId) -> Option<bool> {
         let h = &self.handlers[self.by_id.get(handler)?];

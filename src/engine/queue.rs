@@ -11,11 +11,11 @@
 //! nothing else: no per-item vector grows, no other request is touched. Walking a list (to
 //! settle it, or to take one request out) follows the links through the request map.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::RequestId;
 use super::requests::RequestTable;
+use crate::id::IdMap;
 
 /// Index of an item in its handler's item table. Stable for the handler's lifetime.
 pub(crate) type ItemIdx = u32;
@@ -206,7 +206,7 @@ pub(crate) struct KeyedQueue {
     queue: PendingQueue,
     /// Each live entry's index, by item: finding an item's entry is one lookup, so an invoke
     /// request of k items costs O(k) however large the queue is.
-    index: HashMap<ItemIdx, u32>,
+    index: IdMap<ItemIdx, u32>,
 }
 
 impl KeyedQueue {
@@ -214,7 +214,7 @@ impl KeyedQueue {
         KeyedQueue {
             key,
             queue: PendingQueue::default(),
-            index: HashMap::new(),
+            index: IdMap::default(),
         }
     }
 

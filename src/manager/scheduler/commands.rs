@@ -312,26 +312,15 @@ impl Scheduler {
         self.begin_shutdown();
     }
 
-    /// The items of `items` the handler has enabled, and whether any is unknown to it: one
-    /// lookup per item.
+    /// The items of `items` the handler has enabled, and whether any is unknown to it.
     pub(super) fn enabled_among(
         &self,
         handler: HandlerId,
         items: Vec<ItemId>,
     ) -> Result<(Vec<ItemId>, bool), Error> {
-        self.known(&handler)?;
-        let mut unknown = false;
-        let enabled = items
-            .into_iter()
-            .filter(|item| match self.engine.item_enabled(&handler, item) {
-                Some(enabled) => enabled,
-                None => {
-                    unknown = true;
-                    false
-                }
-            })
-            .collect();
-        Ok((enabled, unknown))
+        self.engine
+            .enabled_among(&handler, items)
+            .ok_or(Error::UnknownHandler(handler))
     }
 
     pub(super) fn known(&self, handler: &HandlerId) -> Result<(), Error> {
