@@ -60,7 +60,7 @@ pub enum Denied {
     /// The handler, asked first because of a `QUERY_BEFORE_*` capability, refused the change.
     Refused,
     /// The item already reached a terminal state in this session; only `Failed` is still
-    /// accepted, so the item is now marked `Failed` (SPEC section 6, the terminal rule).
+    /// accepted, so the item is now marked `Failed` (Sync Center's terminal rule).
     TerminalState {
         /// The item.
         item: ItemId,
@@ -107,8 +107,8 @@ pub enum TextKind {
 /// The error of every fallible call in `syncmgr`.
 ///
 /// Each variant documents the calls that return it and the HRESULT that [`Error::hresult`]
-/// maps it to. A call that returns an error has changed nothing, with the one exception the
-/// SPEC requires: [`Denied::TerminalState`] marks the item `Failed`.
+/// maps it to. A call that returns an error has changed nothing, with one exception, Sync
+/// Center's terminal rule: [`Denied::TerminalState`] marks the item `Failed`.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -239,7 +239,7 @@ pub enum Error {
 }
 
 impl Error {
-    /// The HRESULT this error stands for (SPEC section 3).
+    /// The HRESULT this error stands for, with the Windows SDK's value.
     ///
     /// ```
     /// use syncmgr::{hresult, Error};

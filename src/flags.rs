@@ -1,5 +1,4 @@
-//! Flags and enums of the current Sync Center API (`syncmgr.h`), with the SDK's exact values
-//! (SPEC section 3).
+//! Flags and enums of the current Sync Center API (`syncmgr.h`), with the SDK's exact values.
 //!
 //! Every type converts from raw `u32` values with `from_raw`, which rejects what the SDK does
 //! not define (never truncates), and back with `to_raw`. A value written by this crate means the

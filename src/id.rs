@@ -1,4 +1,5 @@
-//! Handler and item identifiers, and the SDK's text limits (SPEC section 2).
+//! Handler and item identifiers, the engine's request and session numbers, and the SDK's
+//! text limits.
 //!
 //! [`HandlerId`] and [`ItemId`] are validated, immutable strings that are cheap to clone
 //! (one reference-count increment) and cheap to hash (a `u64` computed once, when the ID is

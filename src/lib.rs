@@ -258,7 +258,7 @@
 //! One [`Error`] enum serves every call; each variant documents the calls that return it, and
 //! [`Error::hresult`] gives the HRESULT a Windows component would return (`E_INVALIDARG`,
 //! `E_ACCESSDENIED`, `CLASS_E_CLASSNOTAVAILABLE`, …; see [`hresult`]). A refused call changes
-//! nothing, with the one exception the SPEC asks for: a status reported after a terminal one
+//! nothing, with one exception, Sync Center's terminal rule: a status reported after a terminal one
 //! marks the item `Failed` as it is refused.
 //!
 //! ```

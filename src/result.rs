@@ -6,7 +6,7 @@ use crate::id::{HandlerId, ItemId, RequestId};
 /// The terminal state of an item, and the aggregate status of a request.
 ///
 /// These are the four terminal values of [`ProgressStatus`]. When several items are folded
-/// into one request status the worst wins, in this order (SPEC section 7):
+/// into one request status the worst wins, in this order:
 /// `Failed` > `Disconnected` > `Canceled` > `Succeeded`. The derived `Ord` follows it, so
 /// `max` is the fold.
 ///

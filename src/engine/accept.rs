@@ -49,8 +49,8 @@ impl Engine {
         self.accept(handler, None, flags, MergeKey::DEFAULT)
     }
 
-    /// Requests a sync of named items of a handler (`StartItemSync`). All-or-nothing: see
-    /// SPEC section 4 for the checks, made in this order: shutdown, unknown handler, empty
+    /// Requests a sync of named items of a handler (`StartItemSync`). All-or-nothing: a
+    /// refused call changes nothing. The checks, in this order: shutdown, unknown handler, empty
     /// list, handler policy, handler inactive, handler disabled, then each item in turn
     /// (unknown, `PREVENT_START_SYNC`, disabled). An item named twice is counted once.
     pub fn start_item_sync(
@@ -198,7 +198,8 @@ impl Engine {
         })
     }
 
-    /// Withdraws one request's interest (a Rust addition, SPEC section 7). Items other
+    /// Withdraws one request's interest (a Rust addition: Sync Center has no per-request
+    /// cancel). Items other
     /// requests still wait for keep going; items nobody else wants leave the pending set, or
     /// get a `CancelItem` if running. The request completes now: items that already reached
     /// a terminal state keep it, every other item is `Canceled`.

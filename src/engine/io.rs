@@ -114,7 +114,8 @@ impl HandlerSpec {
     }
 }
 
-/// What became of one item of an accepted request (SPEC section 5).
+/// What became of one item of an accepted request: it joined a running session, merged into
+/// a pending entry, was queued anew, or was settled at once.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Disposition {
     /// The item was not pending: a new entry was added to the handler's pending set.
@@ -242,8 +243,9 @@ pub enum SessionEnd {
     /// `synchronize` returned normally.
     Returned,
     /// `synchronize` returned an error, panicked, or was abandoned after the grace period.
-    /// Items are settled by the same rule as [`SessionEnd::Returned`] (SPEC section 6); the
-    /// difference is for notifications.
+    /// Items are settled by the same rule as [`SessionEnd::Returned`] (a terminal report
+    /// stands; otherwise `Canceled` if a cancel was asked, else `Failed`); the difference is
+    /// for notifications.
     Failed,
 }
 

@@ -2,8 +2,8 @@
 //!
 //! [`Engine`] is a deterministic state machine. It owns the registered handlers (their items,
 //! capabilities, policies and state), each handler's pending set, the running sessions with
-//! their per-item states, and every open request. Its methods are the inputs of SPEC sections
-//! 4–7; each returns a `#[must_use]` value naming what happened, and queues the follow-up
+//! their per-item states, and every open request. Its methods are the inputs of a sync system
+//! (a start call, a session's reports and end, a stop, a state change); each returns a `#[must_use]` value naming what happened, and queues the follow-up
 //! [`Action`]s (start this session, deliver this result, send this cancel) that the caller
 //! takes with [`Engine::next_action`]. It spawns no thread, reads no clock, takes no lock and
 //! calls no callback, so the same inputs always give the same actions in the same order.
@@ -37,9 +37,10 @@
 //! # Ok(()) }
 //! ```
 //!
-//! # Rules where the SPEC is silent
+//! # Decisions beyond Sync Center's documentation
 //!
-//! The engine follows `SPEC.md` sections 4–8. Where the SPEC leaves a choice open, it does this:
+//! The engine follows Sync Center's documented rules. Where they leave a choice open, it does
+//! this:
 //!
 //! - **Validation order** of a start call (the first failure is returned, nothing changes):
 //!   shutdown, unknown handler, flags with undefined bits, empty item list, handler

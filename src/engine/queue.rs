@@ -171,8 +171,8 @@ impl PendingQueue {
 }
 
 /// Which queued requests may share a session. Sync Center requests all have the default key;
-/// a legacy invoke request's key is its cookie, because SPEC section 10 makes the cookie part
-/// of a legacy request's identity: requests with different cookies never share a pending entry
+/// a legacy invoke request's key is its cookie, because the Synchronization Manager makes the
+/// cookie part of a legacy request's identity (`initialize` gets it back byte for byte): requests with different cookies never share a pending entry
 /// or a session, and neither do legacy and Sync Center requests.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct MergeKey(Option<Arc<[u8]>>);

@@ -1,4 +1,4 @@
-//! The legacy API's flags and enums, with the SDK's exact values (SPEC section 3).
+//! The legacy API's flags and enums, with the SDK's exact values.
 
 use std::fmt;
 
@@ -66,7 +66,7 @@ sdk_flags! {
 
 impl SyncMgrFlag {
     /// The event code in the low byte. An unknown code (0, or 7 to 0xFF) is read as
-    /// [`SyncEvent::Manual`], as the SPEC requires.
+    /// [`SyncEvent::Manual`], as Synchronization Manager treats a request it cannot place.
     pub fn event(self) -> SyncEvent {
         SyncEvent::from_raw(self.bits() & Self::EVENTMASK.bits()).unwrap_or(SyncEvent::Manual)
     }

@@ -293,7 +293,8 @@ impl SyncManager {
     // ----- starting --------------------------------------------------------------------------
 
     /// Syncs every enabled item of a handler (`StartHandlerSync`). Returns at once with a
-    /// ticket, or with the reason the request was refused (SPEC section 4).
+    /// ticket, or with the reason the request was refused (an unknown handler, a policy, a
+    /// disabled or inactive handler: see [`Error`]); a refused call changes nothing.
     pub fn start_handler_sync(
         &self,
         handler: impl IntoId<HandlerId>,
