@@ -351,6 +351,8 @@ pub mod engine;
 mod error;
 mod flags;
 mod id;
+// Before `legacy`, so the manager's own methods come first on its docs page and the legacy
+// API's (`update_items`, `update_all`, `register_legacy_handler`) after them.
 pub mod legacy;
 mod manager;
 mod result;

@@ -11,7 +11,7 @@ use crate::engine::MergeKey;
 use crate::error::{Error, TextKind, check_text};
 use crate::flags::{ControlFlags, SyncControlFlags};
 use crate::id::{HandlerId, ItemId, MAX_SYNCMGRHANDLERNAME, MAX_SYNCMGRITEMNAME};
-use crate::manager::{StartParts, SyncManager, SyncTicket, TriggerReason};
+use crate::manager::{Extra, StartParts, SyncManager, SyncTicket, TriggerReason};
 use crate::unwind;
 
 /// What [`SyncManager::update_items`] did.
@@ -96,6 +96,12 @@ fn invoke(
     })
 }
 
+/// The legacy handler kept with a handler registered by [`SyncManager::register_legacy_handler`];
+/// `None` for any other handler.
+fn legacy_of(extra: Option<Extra>) -> Option<Arc<dyn LegacyHandler>> {
+    extra?.downcast_ref::<Arc<dyn LegacyHandler>>().cloned()
+}
+
 fn checked_items(handler: &dyn LegacyHandler) -> Result<Vec<LegacyItem>, Error> {
     let items = guard(|| handler.enum_items())?;
     for item in &items {
@@ -152,7 +158,9 @@ impl SyncManager {
         let adapter = Arc::new(LegacyAdapter {
             inner: legacy.clone(),
         });
-        self.register_object(HandlerId::from_clsid(clsid), adapter, Some(legacy), flags)
+        // Kept with the adapter, for the invoke API to find (see `legacy_of`).
+        let extra: Extra = Arc::new(legacy);
+        self.register_object(HandlerId::from_clsid(clsid), adapter, Some(extra), flags)
     }
 
     /// `ISyncMgrSynchronizeInvoke::UpdateItems`. With `STARTSYNC`, starts a sync of the
@@ -175,9 +183,8 @@ impl SyncManager {
             return Err(Error::ShutDown);
         }
         let id = HandlerId::from_clsid(clsid);
-        let handler = self
-            .legacy_handler(&id)
-            .ok_or_else(|| Error::UnknownHandler(id.clone()))?;
+        let handler =
+            legacy_of(self.handler_extra(&id)).ok_or_else(|| Error::UnknownHandler(id.clone()))?;
         InvokeFlags::from_raw(flags.bits())?;
         let items = checked_items(&*handler)?;
         if flags.contains(InvokeFlags::STARTSYNC) {
@@ -209,8 +216,8 @@ impl SyncManager {
             return Err(Error::ShutDown);
         }
         let mut tickets = Vec::new();
-        for (id, legacy) in self.handler_kinds() {
-            let started = match legacy {
+        for (id, extra) in self.handler_extras() {
+            let started = match legacy_of(extra) {
                 Some(handler) => {
                     let checked = checked_items(&*handler)
                         .and_then(|items| self.checked_and_enabled(&id, &items));

@@ -5,13 +5,13 @@
 use std::sync::Arc;
 
 use super::command::{Command, Link, call};
+use super::registry::Extra;
 use super::registry::Registry;
 use super::{SyncHandler, SyncItem};
 use crate::engine::{HandlerSpec, ItemSpec, StateChange};
 use crate::error::{Denied, Error, TextKind, check_text};
 use crate::flags::ControlFlags;
 use crate::id::{HandlerId, MAX_SYNCMGR_NAME};
-use crate::legacy::LegacyHandler;
 use crate::unwind::{self};
 
 /// What callers and queued state changes need: the way to the scheduler and the handlers.
@@ -62,13 +62,13 @@ impl Access {
         &self,
         id: HandlerId,
         handler: Arc<dyn SyncHandler>,
-        legacy: Option<Arc<dyn LegacyHandler>>,
+        extra: Option<Extra>,
     ) -> Result<(), Error> {
         let spec = guard(|| describe(&id, &*handler))??;
         call(&self.link, |reply| Command::Register {
             spec,
             handler,
-            legacy,
+            extra,
             reply,
         })
     }

@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use super::events::{EventReport, HandlerEvent};
 use super::notify::Notification;
+use super::registry::Extra;
 use super::scheduler::{Applied, Scheduler, lock};
 use super::{
     Context, PendingItems, ShutdownReport, SyncHandler, SyncItem, SyncResult, SyncTicket,
@@ -23,7 +24,6 @@ use crate::flags::{
     SyncControlFlags, UpdateReason,
 };
 use crate::id::{HandlerId, ItemId};
-use crate::legacy::LegacyHandler;
 use crate::unwind::{self, User};
 
 /// Where the scheduler sends the answer to a command.
@@ -193,8 +193,8 @@ pub(crate) enum Command {
     Register {
         spec: HandlerSpec,
         handler: Arc<dyn SyncHandler>,
-        /// The legacy handler behind `handler`, for one registered with its CLSID.
-        legacy: Option<Arc<dyn LegacyHandler>>,
+        /// What a layer above keeps with the handler (the legacy API: its `LegacyHandler`).
+        extra: Option<Extra>,
         reply: Reply<()>,
     },
     Remove {

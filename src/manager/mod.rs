@@ -35,7 +35,7 @@ pub use self::ticket::{SyncResult, SyncTicket};
 
 use self::access::{Access, describe, guard, item_spec};
 use self::lifecycle::{Life, Shared};
-pub(crate) use self::registry::Registry;
+pub(crate) use self::registry::{Extra, Registry};
 pub(crate) use self::request::StartParts;
 use self::request::item_ids;
 
@@ -44,7 +44,6 @@ use crate::engine::{MergeKey, StateChange, Stopped};
 use crate::error::{Error, TextKind, check_text};
 use crate::flags::{ControlFlags, SyncControlFlags};
 use crate::id::{HandlerId, ItemId, MAX_SYNCMGR_NAME};
-use crate::legacy::LegacyHandler;
 use crate::unwind::User;
 
 /// The sync manager: register handlers, start and stop syncs, change state, and get exactly
@@ -95,16 +94,16 @@ impl SyncManager {
         self.register_object(id, Arc::new(handler), None, flags)
     }
 
-    /// Registers a handler object, and the legacy handler behind it if it is an adapter.
+    /// Registers a handler object, with what a layer above keeps with it (see [`Extra`]).
     pub(crate) fn register_object(
         &self,
         id: HandlerId,
         handler: Arc<dyn SyncHandler>,
-        legacy: Option<Arc<dyn LegacyHandler>>,
+        extra: Option<Extra>,
         flags: ControlFlags,
     ) -> Result<(), Error> {
         self.core().state_call(flags, id.clone(), move |core| {
-            core.register(id, handler, legacy)
+            core.register(id, handler, extra)
         })
     }
 
@@ -127,18 +126,18 @@ impl SyncManager {
         })
     }
 
-    /// The legacy handler registered under this ID, if it is one.
-    pub(crate) fn legacy_handler(&self, id: &HandlerId) -> Option<Arc<dyn LegacyHandler>> {
-        self.core().registry.legacy(id)
+    /// What a layer above keeps with this handler, if anything.
+    pub(crate) fn handler_extra(&self, id: &HandlerId) -> Option<Extra> {
+        self.core().registry.extra(id)
     }
 
-    /// Every registered handler's ID with its legacy side, if any, in ID order.
-    pub(crate) fn handler_kinds(&self) -> Vec<(HandlerId, Option<Arc<dyn LegacyHandler>>)> {
+    /// Every registered handler's ID with what a layer above keeps with it, in ID order.
+    pub(crate) fn handler_extras(&self) -> Vec<(HandlerId, Option<Extra>)> {
         self.core()
             .registry
             .all()
             .into_iter()
-            .map(|(id, e)| (id, e.legacy))
+            .map(|(id, e)| (id, e.extra))
             .collect()
     }
 

@@ -6,18 +6,21 @@ use std::sync::{Arc, PoisonError, RwLock};
 
 use super::SyncHandler;
 use crate::id::HandlerId;
-use crate::legacy::LegacyHandler;
+
+/// A value a layer built on the manager keeps with a handler, opaque to the manager: the
+/// legacy API keeps its `LegacyHandler` here and downcasts it back, so the manager never
+/// names a type of the layer above it.
+pub(crate) type Extra = Arc<dyn std::any::Any + Send + Sync>;
 
 /// Handler objects by ID, shared by the scheduler (which alone changes it) and the callers
-/// (which run hooks and `is_connected` on their own threads). A legacy handler is there twice:
-/// as the adapter that the engine's sessions run, and as itself, for the invoke API.
+/// (which run hooks and `is_connected` on their own threads), each with its [`Extra`], if any.
 #[derive(Clone, Default)]
 pub(crate) struct Registry(Arc<RwLock<HashMap<HandlerId, Entry>>>);
 
 #[derive(Clone)]
 pub(crate) struct Entry {
     pub(super) object: Arc<dyn SyncHandler>,
-    pub(super) legacy: Option<Arc<dyn LegacyHandler>>,
+    pub(super) extra: Option<Extra>,
 }
 
 impl Registry {
@@ -31,20 +34,16 @@ impl Registry {
         self.read().get(id).map(|e| e.object.clone())
     }
 
-    pub fn legacy(&self, id: &HandlerId) -> Option<Arc<dyn LegacyHandler>> {
-        self.read().get(id).and_then(|e| e.legacy.clone())
+    /// The extra value kept with a handler, if any.
+    pub fn extra(&self, id: &HandlerId) -> Option<Extra> {
+        self.read().get(id).and_then(|e| e.extra.clone())
     }
 
-    pub fn insert(
-        &self,
-        id: HandlerId,
-        object: Arc<dyn SyncHandler>,
-        legacy: Option<Arc<dyn LegacyHandler>>,
-    ) {
+    pub fn insert(&self, id: HandlerId, object: Arc<dyn SyncHandler>, extra: Option<Extra>) {
         self.0
             .write()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(id, Entry { object, legacy });
+            .insert(id, Entry { object, extra });
     }
 
     /// Takes every handler out, for shutdown: the caller drops them outside the lock.
@@ -60,7 +59,7 @@ impl Registry {
             .remove(id)
     }
 
-    /// Every handler, with its legacy side if it has one, in ID order (so callers that walk
+    /// Every handler, with its extra value if it has one, in ID order (so callers that walk
     /// them do so in the same order every time).
     pub(super) fn all(&self) -> Vec<(HandlerId, Entry)> {
         let mut all: Vec<(HandlerId, Entry)> = self

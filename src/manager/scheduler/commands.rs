@@ -44,20 +44,20 @@ impl Scheduler {
             Command::Register {
                 spec,
                 handler,
-                legacy,
+                extra,
                 reply,
             } => {
                 let id = spec.id.clone();
                 let result = self.engine.register_handler(spec);
                 if result.is_ok() {
-                    self.registry.insert(id.clone(), handler, legacy);
+                    self.registry.insert(id.clone(), handler, extra);
                     self.publish(|| Notification::HandlerChanged {
                         handler: id,
                         change: HandlerChange::Registered,
                     });
                 } else {
                     // User values: never dropped here (see `release`).
-                    self.release((handler, legacy));
+                    self.release((handler, extra));
                 }
                 let _ = reply.send(result);
             }
