@@ -5,6 +5,7 @@
 use std::collections::HashSet;
 
 use super::state::Handler;
+use super::state::HandlerKey;
 use super::{Engine, RequestId, SessionId};
 use crate::flags::{HandlerCapabilities, HandlerPolicies, ItemCapabilities, ProgressStatus};
 use crate::id::{HandlerId, ItemId};
@@ -362,7 +363,7 @@ impl Engine {
     /// A handler record: its index, and that it holds nothing while it may not sync.
     fn check_handler(
         &self,
-        key: u64,
+        key: HandlerKey,
         h: &Handler,
         places: &mut HashSet<(RequestId, u32)>,
     ) -> Result<(), String> {
@@ -390,7 +391,7 @@ impl Engine {
     /// The default key's pending entries, their wait lists and the `startable` count.
     fn check_default_queue(
         &self,
-        key: u64,
+        key: HandlerKey,
         h: &Handler,
         places: &mut HashSet<(RequestId, u32)>,
     ) -> Result<(), String> {
@@ -453,7 +454,7 @@ impl Engine {
     /// The legacy cookies' pending entries and their wait lists.
     fn check_keyed_queues(
         &self,
-        key: u64,
+        key: HandlerKey,
         h: &Handler,
         places: &mut HashSet<(RequestId, u32)>,
     ) -> Result<(), String> {
@@ -495,7 +496,7 @@ impl Engine {
     }
 
     /// Each item slot's pending index and running record point at what holds it.
-    fn check_slots(&self, key: u64, h: &Handler) -> Result<(), String> {
+    fn check_slots(&self, key: HandlerKey, h: &Handler) -> Result<(), String> {
         let fail = |what: String| Err(what);
         for slot in &h.items {
             if slot.pending == super::state::NOT_PENDING && !slot.waiting.is_empty() {
@@ -527,7 +528,7 @@ impl Engine {
     fn check_list(
         &self,
         list: &super::queue::WaitList,
-        key: u64,
+        key: HandlerKey,
         item: super::queue::ItemIdx,
         places: &mut HashSet<(RequestId, u32)>,
     ) -> Result<Vec<super::queue::Waiter>, String> {
@@ -556,7 +557,7 @@ impl Engine {
     fn check_waiter(
         &self,
         w: super::queue::Waiter,
-        key: u64,
+        key: HandlerKey,
         item: super::queue::ItemIdx,
         places: &mut HashSet<(RequestId, u32)>,
     ) -> Result<(), String> {

@@ -104,7 +104,7 @@ pub use self::io::{
 };
 pub use self::queue::MergeKey;
 use self::requests::RequestTable;
-use self::state::{HandlerTable, Scratch, Session};
+use self::state::{HandlerKey, HandlerTable, Scratch, Session};
 use crate::error::{Denied, Error};
 use crate::id::{HandlerId, IdMap};
 pub use crate::id::{RequestId, SessionId};
@@ -135,8 +135,8 @@ pub struct Engine {
     /// Handler records by key, in registration order (keys only grow).
     handlers: HandlerTable,
     /// Live handlers by ID. A removed handler whose sessions still run is in `handlers` only.
-    by_id: IdMap<HandlerId, u64>,
-    next_handler: u64,
+    by_id: IdMap<HandlerId, HandlerKey>,
+    next_handler: HandlerKey,
     sessions: BTreeMap<SessionId, Session>,
     next_session: u64,
     requests: RequestTable,
@@ -147,7 +147,7 @@ pub struct Engine {
     /// by key. A freed slot can only go to one of them (or to the handler whose session
     /// ended), so scheduling looks at these instead of every handler: its cost does not grow
     /// with idle handlers. May hold keys that can no longer start; `schedule` drops them.
-    waiting_for_slot: BTreeSet<u64>,
+    waiting_for_slot: BTreeSet<HandlerKey>,
     /// The validated items of the start call being accepted, kept between calls so that
     /// accepting a request allocates nothing for them.
     scratch: Scratch,
@@ -159,7 +159,7 @@ impl Default for Engine {
             config: EngineConfig::default(),
             handlers: HandlerTable::default(),
             by_id: IdMap::default(),
-            next_handler: 1,
+            next_handler: HandlerKey::FIRST,
             sessions: BTreeMap::new(),
             next_session: 1,
             requests: RequestTable::default(),

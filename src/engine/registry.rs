@@ -14,6 +14,7 @@ use super::accept::unknown_item;
 use super::denied;
 use super::queue::ItemIdx;
 use super::state::Handler;
+use super::state::HandlerKey;
 use super::state::ItemSlot;
 use crate::error::Denied;
 use crate::error::Error;
@@ -73,7 +74,7 @@ impl Engine {
             ));
         }
         let key = self.next_handler;
-        self.next_handler += 1;
+        self.next_handler = key.next();
         self.by_id.insert(spec.id, key);
         self.handlers.insert(key, handler);
         Ok(())
@@ -90,19 +91,19 @@ impl Engine {
         }
     }
 
-    pub(super) fn key(&self, id: &HandlerId) -> Result<u64, Error> {
+    pub(super) fn key(&self, id: &HandlerId) -> Result<HandlerKey, Error> {
         self.by_id
             .get(id)
             .copied()
             .ok_or_else(|| Error::UnknownHandler(id.clone()))
     }
 
-    pub(super) fn live(&self, id: &HandlerId) -> Result<(u64, &Handler), Error> {
+    pub(super) fn live(&self, id: &HandlerId) -> Result<(HandlerKey, &Handler), Error> {
         let key = self.key(id)?;
         Ok((key, &self.handlers[&key]))
     }
 
-    pub(super) fn writable(&self, id: &HandlerId) -> Result<u64, Error> {
+    pub(super) fn writable(&self, id: &HandlerId) -> Result<HandlerKey, Error> {
         if self.shut_down {
             return Err(Error::ShutDown);
         }

@@ -146,9 +146,11 @@ impl RequestTable {
 mod tests {
     use super::*;
     use crate::engine::queue::MergeKey;
+    use crate::engine::state::HandlerKey;
     use smallvec::SmallVec;
 
-    fn request(handler_key: u64) -> Request {
+    fn request(tag: u64) -> Request {
+        let handler_key = HandlerKey::tag(tag);
         use crate::engine::state::Counts;
         Request {
             handler_key,
@@ -171,8 +173,14 @@ mod tests {
             assert!(t.insert(id(n), request(n)).is_ok());
         }
         assert_eq!(t.len(), 5);
-        assert_eq!(t.get(&id(3)).map(|r| r.handler_key), Some(3));
-        assert_eq!(t.remove(&id(3)).map(|r| r.handler_key), Some(3));
+        assert_eq!(
+            t.get(&id(3)).map(|r| r.handler_key),
+            Some(HandlerKey::tag(3))
+        );
+        assert_eq!(
+            t.remove(&id(3)).map(|r| r.handler_key),
+            Some(HandlerKey::tag(3))
+        );
         assert!(t.remove(&id(3)).is_none(), "removed twice");
         assert!(t.get(&id(3)).is_none());
         assert!(t.get(&id(6)).is_none() && t.get(&id(0)).is_none());
@@ -196,7 +204,10 @@ mod tests {
         assert!(t.insert(id(5), request(5)).is_ok());
         assert!(t.insert(id(5), request(0)).is_err());
         assert!(t.insert(id(4), request(0)).is_err());
-        assert_eq!(t.get(&id(5)).map(|r| r.handler_key), Some(5));
+        assert_eq!(
+            t.get(&id(5)).map(|r| r.handler_key),
+            Some(HandlerKey::tag(5))
+        );
         // A gap is allowed: issued IDs that never opened.
         assert!(t.insert(id(8), request(8)).is_ok());
         assert!(t.get(&id(7)).is_none());
@@ -219,7 +230,7 @@ mod tests {
         assert_eq!(t.len(), 1);
         assert_eq!(
             t.get(&id(1)).map(|r| r.handler_key),
-            Some(1),
+            Some(HandlerKey::tag(1)),
             "the straggler is still found"
         );
         assert_eq!(t.iter().map(|(i, _)| i.0).collect::<Vec<_>>(), [1]);
@@ -244,7 +255,10 @@ mod tests {
         }
         assert_eq!(t.len(), open.len());
         for n in open {
-            assert_eq!(t.remove(&id(n)).map(|r| r.handler_key), Some(n));
+            assert_eq!(
+                t.remove(&id(n)).map(|r| r.handler_key),
+                Some(HandlerKey::tag(n))
+            );
         }
         assert!(t.is_empty());
     }

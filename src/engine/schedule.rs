@@ -6,6 +6,7 @@ use super::MergeKey;
 use super::SessionId;
 use super::state::Counts;
 use super::state::Handler;
+use super::state::HandlerKey;
 use super::state::NOT_PENDING;
 use super::state::Session;
 use super::state::SessionItem;
@@ -16,7 +17,7 @@ impl Engine {
     /// its sessions). Only `key` and the handlers already waiting for a slot can start now:
     /// every other handler was as far as it could go before the change. Costs O(waiting
     /// handlers) per start, however many handlers are registered.
-    pub(super) fn schedule(&mut self, key: u64) {
+    pub(super) fn schedule(&mut self, key: HandlerKey) {
         if self.shut_down {
             return;
         }
@@ -48,7 +49,7 @@ impl Engine {
     /// request for it was queued): every other handler was already as far as it could go, so
     /// there is nobody to rank against and no need to look at them. If the global limit
     /// keeps it from starting, it waits for a slot with the others.
-    pub(super) fn schedule_handler(&mut self, key: u64) {
+    pub(super) fn schedule_handler(&mut self, key: HandlerKey) {
         if self.shut_down {
             return;
         }
@@ -67,7 +68,7 @@ impl Engine {
         }
     }
 
-    pub(super) fn start_session(&mut self, key: u64) {
+    pub(super) fn start_session(&mut self, key: HandlerKey) {
         let Some(h) = self.handlers.get_mut(&key) else {
             return;
         };

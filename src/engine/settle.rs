@@ -11,6 +11,7 @@ use super::queue::Waiter;
 use super::queue::waiters_of;
 use super::requests::RequestTable;
 use super::state::Counts;
+use super::state::HandlerKey;
 use super::state::NOT_PENDING;
 use crate::error::Error;
 use crate::id::ItemId;
@@ -115,7 +116,7 @@ impl Engine {
     }
 
     /// Forgets a removed handler once its last session ended.
-    pub(super) fn drop_if_retired(&mut self, key: u64) {
+    pub(super) fn drop_if_retired(&mut self, key: HandlerKey) {
         if self
             .handlers
             .get(&key)

@@ -225,7 +225,7 @@ pub(crate) struct Session {
     pub key: MergeKey,
     /// Key of the handler record (the ID alone is ambiguous once a removed handler's ID is
     /// registered again while its old sessions still run).
-    pub handler_key: u64,
+    pub handler_key: HandlerKey,
     pub started: bool,
     pub manual: bool,
     pub cancel_all: bool,
@@ -269,7 +269,7 @@ pub(crate) struct RequestItem {
 
 #[derive(Debug)]
 pub(crate) struct Request {
-    pub handler_key: u64,
+    pub handler_key: HandlerKey,
     pub key: MergeKey,
     /// Inline for one item: most requests name one, and a smaller record keeps a million
     /// open requests at about half the memory (tests/memory.rs).
@@ -283,6 +283,39 @@ pub(crate) struct Request {
     pub disconnected: bool,
 }
 
+/// A handler record's key: issued 1, 2, 3, … at registration and never reused, so a
+/// re-registered ID gets a new record while the old one's sessions finish. Sessions and
+/// requests find their handler by key, never by ID.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) struct HandlerKey(u64);
+
+impl HandlerKey {
+    /// The first key issued.
+    pub const FIRST: HandlerKey = HandlerKey(1);
+
+    /// The key issued after this one.
+    pub fn next(self) -> HandlerKey {
+        HandlerKey(self.0 + 1)
+    }
+
+    /// A key made up for a unit test that uses it as a tag.
+    #[cfg(test)]
+    pub fn tag(n: u64) -> HandlerKey {
+        HandlerKey(n)
+    }
+
+    /// The key of the record in slot `i` of a [`HandlerTable`].
+    fn of_slot(i: usize) -> HandlerKey {
+        HandlerKey(i as u64 + 1)
+    }
+}
+
+impl std::fmt::Display for HandlerKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
 /// Handler records by registration key. Keys are issued 1, 2, 3, … and never reused, so a
 /// `Vec` indexed by key gives registration order and O(1) lookups; a removed handler leaves
 /// an empty slot of one pointer.
@@ -292,38 +325,38 @@ pub(crate) struct HandlerTable {
 }
 
 impl HandlerTable {
-    fn index(key: u64) -> Option<usize> {
-        usize::try_from(key).ok()?.checked_sub(1)
+    fn index(key: HandlerKey) -> Option<usize> {
+        usize::try_from(key.0).ok()?.checked_sub(1)
     }
 
-    pub fn get(&self, key: &u64) -> Option<&Handler> {
+    pub fn get(&self, key: &HandlerKey) -> Option<&Handler> {
         self.slots.get(Self::index(*key)?)?.as_deref()
     }
 
-    pub fn get_mut(&mut self, key: &u64) -> Option<&mut Handler> {
+    pub fn get_mut(&mut self, key: &HandlerKey) -> Option<&mut Handler> {
         self.slots.get_mut(Self::index(*key)?)?.as_deref_mut()
     }
 
     /// Adds the record of the next key (keys are issued in order).
-    pub fn insert(&mut self, key: u64, handler: Handler) {
+    pub fn insert(&mut self, key: HandlerKey, handler: Handler) {
         debug_assert_eq!(Self::index(key), Some(self.slots.len()));
         self.slots.push(Some(Box::new(handler)));
     }
 
-    pub fn remove(&mut self, key: &u64) -> Option<Handler> {
+    pub fn remove(&mut self, key: &HandlerKey) -> Option<Handler> {
         let slot = self.slots.get_mut(Self::index(*key)?)?;
         slot.take().map(|h| *h)
     }
 
     /// Live records with their keys, in registration order.
-    pub fn iter(&self) -> impl Iterator<Item = (u64, &Handler)> {
+    pub fn iter(&self) -> impl Iterator<Item = (HandlerKey, &Handler)> {
         self.slots
             .iter()
             .enumerate()
-            .filter_map(|(i, h)| h.as_deref().map(|h| (i as u64 + 1, h)))
+            .filter_map(|(i, h)| h.as_deref().map(|h| (HandlerKey::of_slot(i), h)))
     }
 
-    pub fn keys(&self) -> impl Iterator<Item = u64> + '_ {
+    pub fn keys(&self) -> impl Iterator<Item = HandlerKey> + '_ {
         self.iter().map(|(k, _)| k)
     }
 
@@ -332,11 +365,11 @@ impl HandlerTable {
     }
 }
 
-impl std::ops::Index<&u64> for HandlerTable {
+impl std::ops::Index<&HandlerKey> for HandlerTable {
     type Output = Handler;
 
     /// The record of a key that must exist (one taken from `by_id`, a session or a request).
-    fn index(&self, key: &u64) -> &Handler {
+    fn index(&self, key: &HandlerKey) -> &Handler {
         match self.get(key) {
             Some(h) => h,
             None => panic!("no handler record for key {key}: an engine invariant broke"),

@@ -11,6 +11,7 @@ use super::queue::ItemIdx;
 use super::queue::PendingQueue;
 use super::queue::Waiter;
 use super::queue::waiters_of;
+use super::state::HandlerKey;
 use super::state::ItemSlot;
 use super::state::NOT_PENDING;
 use crate::error::Denied;
@@ -75,7 +76,7 @@ impl Engine {
     /// Stops everything that may be stopped (`StopSyncAll`): every handler without
     /// `PREVENT_STOP_SYNC`, as [`Engine::stop_handler_sync`] does. Never fails.
     pub fn stop_sync_all(&mut self) -> Stopped {
-        let keys: Vec<u64> = self
+        let keys: Vec<HandlerKey> = self
             .handlers
             .iter()
             .filter(|(_, h)| !h.removed && !h.policies.contains(HandlerPolicies::PREVENT_STOP_SYNC))
@@ -91,7 +92,7 @@ impl Engine {
     }
 
     /// Stops the items of `named` (sorted), or all stoppable items of the handler.
-    pub(super) fn stop(&mut self, key: u64, named: Option<&[ItemIdx]>) -> Stopped {
+    pub(super) fn stop(&mut self, key: HandlerKey, named: Option<&[ItemIdx]>) -> Stopped {
         let Some(h) = self.handlers.get(&key) else {
             return Stopped::default();
         };
@@ -173,7 +174,7 @@ impl Engine {
     /// end; once they have, every result has been delivered.
     pub fn shutdown(&mut self) -> Stopped {
         self.shut_down = true;
-        let keys: Vec<u64> = self.handlers.keys().collect();
+        let keys: Vec<HandlerKey> = self.handlers.keys().collect();
         let canceled_pending = keys
             .into_iter()
             .map(|k| self.cancel_pending(k, |_| true))
@@ -198,7 +199,7 @@ impl Engine {
     /// as `Canceled`. Returns how many entries went.
     pub(super) fn cancel_pending(
         &mut self,
-        key: u64,
+        key: HandlerKey,
         matches: impl Fn(&ItemSlot) -> bool,
     ) -> usize {
         let Some(h) = self.handlers.get(&key) else {
@@ -217,7 +218,7 @@ impl Engine {
 
     /// Removes the pending entries of these items (sorted), of every merge key, settling
     /// their waiters as `Canceled`. Returns how many entries went.
-    pub(super) fn cancel_pending_items(&mut self, key: u64, items: &[ItemIdx]) -> usize {
+    pub(super) fn cancel_pending_items(&mut self, key: HandlerKey, items: &[ItemIdx]) -> usize {
         let Some(h) = self.handlers.get_mut(&key) else {
             return 0;
         };
