@@ -23,7 +23,6 @@ use super::requests::RequestTable;
 use super::state::Counts;
 use super::state::Handler;
 use super::state::ItemSlot;
-use super::state::NOT_PENDING;
 use super::state::Request;
 use super::state::RequestItem;
 use super::state::Session;
@@ -233,7 +232,7 @@ impl Engine {
                     withdraw_keyed(h, &merge, idx, me, &mut self.requests)
                 };
                 if !was_pending
-                    && let Some((s, spos)) = h.items[idx as usize].running
+                    && let Some((s, spos)) = h.items[idx as usize].held
                     && let Some(session) = self.sessions.get_mut(&s)
                 {
                     let cancel_all = session.cancel_all;
@@ -290,7 +289,7 @@ pub(super) fn place(
 ) -> (Disposition, Waiter) {
     let slot = &mut h.items[idx as usize];
     if join
-        && let Some((s, pos)) = slot.running
+        && let Some((s, pos)) = slot.held
         && let Some(session) = sessions.get_mut(&s)
         && session.joinable(pos as usize)
     {
@@ -318,11 +317,11 @@ pub(super) fn place(
             }
         };
     }
-    if slot.pending != NOT_PENDING {
+    if slot.entry.is_some() {
         return (Disposition::Merged, slot.waiting.push(me));
     }
-    slot.pending = h.pending.push(idx, WaitList::default());
-    if slot.running.is_none() {
+    slot.entry = Some(h.pending.push(idx, WaitList::default()));
+    if slot.held.is_none() {
         h.startable += 1;
     }
     (Disposition::Queued, slot.waiting.push(me))
@@ -393,13 +392,14 @@ pub(super) fn withdraw_default(
     requests: &mut RequestTable,
 ) -> bool {
     let slot = &mut h.items[idx as usize];
-    if slot.pending == NOT_PENDING || !unlink(&mut slot.waiting, me, requests) {
+    if slot.entry.is_none() || !unlink(&mut slot.waiting, me, requests) {
         return false;
     }
     if slot.waiting.is_empty() {
-        let _ = h.pending.remove(slot.pending);
-        slot.pending = NOT_PENDING;
-        if slot.running.is_none() {
+        if let Some(at) = slot.entry.take() {
+            let _ = h.pending.remove(at);
+        }
+        if slot.held.is_none() {
             h.startable -= 1;
         }
     }

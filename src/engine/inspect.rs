@@ -143,7 +143,7 @@ impl Engine {
             started: s.started,
             manual: s.manual,
             cancel_all: s.cancel_all,
-            key: s.key.clone(),
+            key: s.merge.clone(),
             items: s
                 .items
                 .iter()
@@ -314,7 +314,7 @@ impl Engine {
                 return fail(format!("{sid}: not listed as running by {}", h.id));
             }
             for (pos, si) in s.items.iter().enumerate() {
-                if h.slot(si.item).running != Some((*sid, pos as u32)) {
+                if h.slot(si.item).held != Some((*sid, pos as u32)) {
                     return fail(format!(
                         "{sid}: item {} not marked as held by it",
                         h.slot(si.item).id
@@ -403,7 +403,7 @@ impl Engine {
             if !seen.insert(e.item) {
                 return fail(format!("{}: {} pending twice", h.id, slot.id));
             }
-            if slot.pending != at {
+            if slot.entry != Some(at) {
                 return fail(format!("{}: {} pending index out of date", h.id, slot.id));
             }
             if !slot.live_and_enabled() {
@@ -418,7 +418,7 @@ impl Engine {
                     h.id, slot.id
                 ));
             }
-            if slot.running.is_none() {
+            if slot.held.is_none() {
                 startable += 1;
             }
             for w in self.check_list(&slot.waiting, key, e.item, places)? {
@@ -499,13 +499,13 @@ impl Engine {
     fn check_slots(&self, key: HandlerKey, h: &Handler) -> Result<(), String> {
         let fail = |what: String| Err(what);
         for slot in &h.items {
-            if slot.pending == super::state::NOT_PENDING && !slot.waiting.is_empty() {
+            if slot.entry.is_none() && !slot.waiting.is_empty() {
                 return fail(format!("{}: {} has waiters but no entry", h.id, slot.id));
             }
-            if slot.pending != super::state::NOT_PENDING && h.pending.get(slot.pending).is_none() {
+            if slot.entry.is_some_and(|at| h.pending.get(at).is_none()) {
                 return fail(format!("{}: {} points at no entry", h.id, slot.id));
             }
-            if let Some((s, pos)) = slot.running {
+            if let Some((s, pos)) = slot.held {
                 let ok = self.sessions.get(&s).is_some_and(|session| {
                     session.handler_key == key
                         && session

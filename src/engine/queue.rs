@@ -83,6 +83,23 @@ impl WaitList {
     }
 }
 
+/// An entry's index in its [`PendingQueue`]. Valid until the queue compacts
+/// (`retain_or_take`), which hands every kept entry its new index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) struct EntryIdx(u32);
+
+impl EntryIdx {
+    fn of(i: usize) -> EntryIdx {
+        // A queue never holds more entries than a handler has items, and item indices are
+        // `u32` too.
+        EntryIdx(u32::try_from(i).unwrap_or(u32::MAX))
+    }
+
+    fn get(self) -> usize {
+        self.0 as usize
+    }
+}
+
 #[derive(Debug)]
 pub(crate) struct Entry {
     pub item: ItemIdx,
@@ -110,25 +127,23 @@ impl PendingQueue {
     }
 
     /// Appends a new entry and returns its index.
-    pub fn push(&mut self, item: ItemIdx, list: WaitList) -> u32 {
+    pub fn push(&mut self, item: ItemIdx, list: WaitList) -> EntryIdx {
         self.entries.push(Some(Entry { item, list }));
         self.live += 1;
-        (self.entries.len() - 1) as u32
+        EntryIdx::of(self.entries.len() - 1)
     }
 
-    pub fn get(&self, index: u32) -> Option<&Entry> {
-        self.entries.get(index as usize).and_then(Option::as_ref)
+    pub fn get(&self, index: EntryIdx) -> Option<&Entry> {
+        self.entries.get(index.get()).and_then(Option::as_ref)
     }
 
-    pub fn get_mut(&mut self, index: u32) -> Option<&mut Entry> {
-        self.entries
-            .get_mut(index as usize)
-            .and_then(Option::as_mut)
+    pub fn get_mut(&mut self, index: EntryIdx) -> Option<&mut Entry> {
+        self.entries.get_mut(index.get()).and_then(Option::as_mut)
     }
 
     /// Removes the entry at `index`, leaving a tombstone.
-    pub fn remove(&mut self, index: u32) -> Option<Entry> {
-        let entry = self.entries.get_mut(index as usize)?.take()?;
+    pub fn remove(&mut self, index: EntryIdx) -> Option<Entry> {
+        let entry = self.entries.get_mut(index.get())?.take()?;
         self.live -= 1;
         if self.live == 0 {
             self.entries.clear();
@@ -142,22 +157,22 @@ impl PendingQueue {
     }
 
     /// Live entries with their indices, oldest first.
-    pub fn iter(&self) -> impl Iterator<Item = (u32, &Entry)> {
+    pub fn iter(&self) -> impl Iterator<Item = (EntryIdx, &Entry)> {
         self.entries
             .iter()
             .enumerate()
             .skip(self.head)
-            .filter_map(|(i, e)| e.as_ref().map(|e| (i as u32, e)))
+            .filter_map(|(i, e)| e.as_ref().map(|e| (EntryIdx::of(i), e)))
     }
 
     /// Walks the live entries oldest first: `keep(entry, at)` says whether the entry stays,
     /// and `at` is the index it will have if it does (so the caller can update its item slot
     /// in the same pass). Returns the entries not kept, in order, and compacts the rest.
-    pub fn retain_or_take(&mut self, mut keep: impl FnMut(&Entry, u32) -> bool) -> Vec<Entry> {
+    pub fn retain_or_take(&mut self, mut keep: impl FnMut(&Entry, EntryIdx) -> bool) -> Vec<Entry> {
         let mut taken = Vec::with_capacity(self.live);
         let mut kept = Vec::new();
         for entry in self.entries.drain(self.head..).flatten() {
-            if keep(&entry, kept.len() as u32) {
+            if keep(&entry, EntryIdx::of(kept.len())) {
                 kept.push(Some(entry));
             } else {
                 taken.push(entry);
@@ -206,7 +221,7 @@ pub(crate) struct KeyedQueue {
     queue: PendingQueue,
     /// Each live entry's index, by item: finding an item's entry is one lookup, so an invoke
     /// request of k items costs O(k) however large the queue is.
-    index: IdMap<ItemIdx, u32>,
+    index: IdMap<ItemIdx, EntryIdx>,
 }
 
 impl KeyedQueue {
@@ -228,21 +243,21 @@ impl KeyedQueue {
     }
 
     /// The index of the item's live entry.
-    pub fn find(&self, item: ItemIdx) -> Option<u32> {
+    pub fn find(&self, item: ItemIdx) -> Option<EntryIdx> {
         self.index.get(&item).copied()
     }
 
-    pub fn get_mut(&mut self, at: u32) -> Option<&mut Entry> {
+    pub fn get_mut(&mut self, at: EntryIdx) -> Option<&mut Entry> {
         self.queue.get_mut(at)
     }
 
-    pub fn push(&mut self, item: ItemIdx, list: WaitList) -> u32 {
+    pub fn push(&mut self, item: ItemIdx, list: WaitList) -> EntryIdx {
         let at = self.queue.push(item, list);
         self.index.insert(item, at);
         at
     }
 
-    pub fn remove(&mut self, at: u32) -> Option<Entry> {
+    pub fn remove(&mut self, at: EntryIdx) -> Option<Entry> {
         let entry = self.queue.remove(at)?;
         self.index.remove(&entry.item);
         Some(entry)
@@ -377,7 +392,7 @@ mod tests {
         for i in 0..5 {
             q.push(i, WaitList::default());
         }
-        let _ = q.remove(0);
+        let _ = q.remove(EntryIdx(0));
         let mut moves = Vec::new();
         let taken = q.retain_or_take(|e, at| {
             let keep = e.item % 2 == 1;
@@ -388,9 +403,9 @@ mod tests {
         });
         let taken: Vec<_> = taken.iter().map(|e| e.item).collect();
         assert_eq!(taken, [2, 4]);
-        assert_eq!(moves, [(1, 0), (3, 1)]);
+        assert_eq!(moves, [(1, EntryIdx(0)), (3, EntryIdx(1))]);
         assert_eq!(q.len(), 2);
-        assert_eq!(q.get(1).map(|e| e.item), Some(3));
+        assert_eq!(q.get(EntryIdx(1)).map(|e| e.item), Some(3));
     }
 
     #[test]

@@ -349,7 +349,7 @@ pub(super) fn check_unique_items(handler: &HandlerId, items: &[ItemSpec]) -> Res
 pub(super) fn id_taken(h: &Handler, id: &ItemId) -> bool {
     h.index
         .get(id)
-        .is_some_and(|&i| !h.slot(i).removed || h.slot(i).running.is_some())
+        .is_some_and(|&i| !h.slot(i).removed || h.slot(i).held.is_some())
 }
 
 /// Makes sure the handler has a live slot for the item; says whether it was added or known.

@@ -7,7 +7,6 @@ use super::SessionId;
 use super::state::Counts;
 use super::state::Handler;
 use super::state::HandlerKey;
-use super::state::NOT_PENDING;
 use super::state::Session;
 use super::state::SessionItem;
 
@@ -92,11 +91,11 @@ impl Engine {
                 // Items another session holds stay queued for the session after it.
                 let taken = h.pending.retain_or_take(|entry, at| {
                     let slot = &mut items[entry.item as usize];
-                    if slot.running.is_some() {
-                        slot.pending = at;
+                    if slot.held.is_some() {
+                        slot.entry = Some(at);
                         true
                     } else {
-                        slot.pending = NOT_PENDING;
+                        slot.entry = None;
                         false
                     }
                 });
@@ -105,15 +104,15 @@ impl Engine {
             }
             Some(at) => {
                 let items = &h.items;
-                let taken = h.keyed[at]
-                    .retain_or_take(|entry| items[entry.item as usize].running.is_some());
+                let taken =
+                    h.keyed[at].retain_or_take(|entry| items[entry.item as usize].held.is_some());
                 let merge = h.keyed[at].key.clone();
                 if h.keyed[at].is_empty() {
                     h.keyed.remove(at);
                 }
                 // The default-key entries of what this session takes now wait for it.
                 for entry in &taken {
-                    if h.items[entry.item as usize].pending != NOT_PENDING {
+                    if h.items[entry.item as usize].entry.is_some() {
                         h.startable -= 1;
                     }
                 }
@@ -123,7 +122,7 @@ impl Engine {
         h.running.push(id);
         let mut session = Session {
             handler: h.id.clone(),
-            key: merge.clone(),
+            merge: merge.clone(),
             handler_key: key,
             started: false,
             manual: false,
@@ -135,7 +134,7 @@ impl Engine {
         let mut ids = Vec::with_capacity(taken.len());
         for entry in taken {
             let slot = &mut h.items[entry.item as usize];
-            slot.running = Some((id, session.items.len() as u32));
+            slot.held = Some((id, session.items.len() as u32));
             ids.push(slot.id.clone());
             // The wait list moves whole: O(1), whoever waits on it.
             let list = if merge.is_default() {

@@ -18,7 +18,6 @@ use super::registry::check_spec_bits;
 use super::registry::id_taken;
 use super::registry::upsert;
 use super::state::Counts;
-use super::state::NOT_PENDING;
 use super::state::Session;
 use super::state::SessionItem;
 use crate::error::Denied;
@@ -45,7 +44,7 @@ impl Engine {
         let h = &self.handlers[&session.handler_key];
         h.index
             .get(item)
-            .and_then(|&idx| match h.slot(idx).running {
+            .and_then(|&idx| match h.slot(idx).held {
                 Some((s, pos)) if s == id => Some(pos as usize),
                 _ => None,
             })
@@ -212,21 +211,21 @@ impl Engine {
         let mut seen = HashSet::new();
         // Only the session's own merge key: a legacy session never takes another cookie's
         // items, and a Sync Center session never takes a legacy one's.
-        let queue = if session.key.is_default() {
+        let queue = if session.merge.is_default() {
             Some(&h.pending)
         } else {
             h.keyed
                 .iter()
-                .find(|k| k.key == session.key)
+                .find(|k| k.key == session.merge)
                 .map(|k| k.queue())
         };
         for (_, entry) in queue.into_iter().flat_map(PendingQueue::iter) {
             let slot = h.slot(entry.item);
-            if slot.running.is_some() {
+            if slot.held.is_some() {
                 continue;
             }
             out.items.push(slot.id.clone());
-            let list = if session.key.is_default() {
+            let list = if session.merge.is_default() {
                 &slot.waiting
             } else {
                 &entry.list
@@ -257,24 +256,24 @@ impl Engine {
             .ok_or(Error::UnknownSession(id))?;
         let idx = h.find(item).ok_or_else(|| unknown_item(&h.id, item))?;
         let slot = &mut h.items[idx as usize];
-        match slot.running {
+        match slot.held {
             Some((s, _)) if s == id => return Err(Error::ItemAlreadyInSession(item.clone())),
             Some(_) => return Err(Error::ItemNotPending(item.clone())),
             None => {}
         }
-        let list = if session.key.is_default() {
-            let _ = h
-                .pending
-                .remove(slot.pending)
+        let list = if session.merge.is_default() {
+            let _ = slot
+                .entry
+                .take()
+                .and_then(|at| h.pending.remove(at))
                 .ok_or_else(|| Error::ItemNotPending(item.clone()))?;
-            slot.pending = NOT_PENDING;
             h.startable -= 1;
             slot.waiting.take()
         } else {
             let at = h
                 .keyed
                 .iter()
-                .position(|k| k.key == session.key)
+                .position(|k| k.key == session.merge)
                 .ok_or_else(|| Error::ItemNotPending(item.clone()))?;
             let keyed = &mut h.keyed[at];
             let entry = keyed
@@ -285,12 +284,12 @@ impl Engine {
                 h.keyed.remove(at);
             }
             // Its default-key entry, if any, now waits for this session to end.
-            if slot.pending != NOT_PENDING {
+            if slot.entry.is_some() {
                 h.startable -= 1;
             }
             entry.list
         };
-        slot.running = Some((id, session.items.len() as u32));
+        slot.held = Some((id, session.items.len() as u32));
         let served = list.len as usize;
         session.items.push(SessionItem::new(idx, list));
         Ok(served)
@@ -346,7 +345,7 @@ impl Engine {
         let _ = upsert(h, &spec);
         apply_spec(h, &spec);
         let idx = h.index[item];
-        h.slot_mut(idx).running = Some((id, session.items.len() as u32));
+        h.slot_mut(idx).held = Some((id, session.items.len() as u32));
         session
             .items
             .push(SessionItem::new(idx, WaitList::default()));

@@ -12,7 +12,6 @@ use super::queue::waiters_of;
 use super::requests::RequestTable;
 use super::state::Counts;
 use super::state::HandlerKey;
-use super::state::NOT_PENDING;
 use crate::error::Error;
 use crate::id::ItemId;
 use crate::result::Outcome;
@@ -40,8 +39,8 @@ impl Engine {
                     Outcome::Failed
                 });
                 let slot = &mut h.items[si.item as usize];
-                slot.running = None;
-                if slot.pending != NOT_PENDING {
+                slot.held = None;
+                if slot.entry.is_some() {
                     h.startable += 1;
                 }
                 outcomes.push((slot.id.clone(), outcome));

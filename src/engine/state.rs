@@ -4,15 +4,12 @@
 use smallvec::SmallVec;
 
 use super::SessionId;
-use super::queue::{ItemIdx, KeyedQueue, MergeKey, PendingQueue, WaitList, Waiter};
+use super::queue::{EntryIdx, ItemIdx, KeyedQueue, MergeKey, PendingQueue, WaitList, Waiter};
 use crate::flags::{
     HandlerCapabilities, HandlerPolicies, ItemCapabilities, ItemPolicies, ProgressStatus,
 };
 use crate::id::{HandlerId, IdMap, ItemId};
 use crate::result::Outcome;
-
-/// "No pending entry" in [`ItemSlot::pending`].
-pub(crate) const NOT_PENDING: u32 = u32::MAX;
 
 #[derive(Debug)]
 pub(crate) struct ItemSlot {
@@ -23,17 +20,17 @@ pub(crate) struct ItemSlot {
     /// Removed by an update; the slot stays so indices held by requests stay valid, and a
     /// later re-add revives it.
     pub removed: bool,
-    /// Index of its entry in the handler's default-key pending queue, or [`NOT_PENDING`].
-    pub pending: u32,
+    /// Its entry in the handler's default-key pending queue, if it is pending there.
+    pub entry: Option<EntryIdx>,
     /// The requests waiting on that entry (empty when not pending). Kept here rather than in
     /// the entry so that merging a request touches only this slot.
     pub waiting: WaitList,
     /// The last request that named the item: a repeat within one request is skipped by
     /// comparing with it (requests place all their items before the next is accepted).
     pub last_request: u64,
-    /// The running session that holds the item and the item's index in it. Per-item
+    /// The running session that holds the item and the item's position in it. Per-item
     /// non-reentrancy makes this at most one.
-    pub running: Option<(SessionId, u32)>,
+    pub held: Option<(SessionId, u32)>,
 }
 
 impl ItemSlot {
@@ -49,10 +46,10 @@ impl ItemSlot {
             policies,
             enabled,
             removed: false,
-            pending: NOT_PENDING,
+            entry: None,
             waiting: WaitList::default(),
             last_request: 0,
-            running: None,
+            held: None,
         }
     }
 
@@ -123,9 +120,7 @@ impl Handler {
 
     /// Whether a queue has an entry whose item no running session holds.
     pub fn startable_in(&self, queue: &PendingQueue) -> bool {
-        queue
-            .iter()
-            .any(|(_, e)| self.slot(e.item).running.is_none())
+        queue.iter().any(|(_, e)| self.slot(e.item).held.is_none())
     }
 
     /// The oldest request waiting on any pending entry of the handler, of any key. It orders
@@ -222,7 +217,7 @@ impl Counts {
 pub(crate) struct Session {
     pub handler: HandlerId,
     /// The merge key whose pending items the session took.
-    pub key: MergeKey,
+    pub merge: MergeKey,
     /// Key of the handler record (the ID alone is ambiguous once a removed handler's ID is
     /// registered again while its old sessions still run).
     pub handler_key: HandlerKey,

@@ -13,7 +13,6 @@ use super::queue::Waiter;
 use super::queue::waiters_of;
 use super::state::HandlerKey;
 use super::state::ItemSlot;
-use super::state::NOT_PENDING;
 use crate::error::Denied;
 use crate::error::Error;
 use crate::flags::CancelRequest;
@@ -230,9 +229,10 @@ impl Engine {
         h.keyed.retain(|k| !k.is_empty());
         for &idx in items {
             let slot = &mut h.items[idx as usize];
-            if h.pending.remove(slot.pending).is_some() {
-                slot.pending = NOT_PENDING;
-                if slot.running.is_none() {
+            if let Some(at) = slot.entry.take()
+                && h.pending.remove(at).is_some()
+            {
+                if slot.held.is_none() {
                     h.startable -= 1;
                 }
                 lists.push(slot.waiting.take());
