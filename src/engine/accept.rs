@@ -140,7 +140,7 @@ impl Engine {
         let disconnected = !h.connected;
         let mut remaining = 0;
         for &idx in &items {
-            let slot = &mut h.items[idx as usize];
+            let slot = &mut h.items[idx];
             // A repeat within this request: counted once.
             if slot.last_request == request.0 {
                 continue;
@@ -232,7 +232,7 @@ impl Engine {
                     withdraw_keyed(h, &merge, idx, me, &mut self.requests)
                 };
                 if !was_pending
-                    && let Some((s, spos)) = h.items[idx as usize].held
+                    && let Some((s, spos)) = h.items[idx].held
                     && let Some(session) = self.sessions.get_mut(&s)
                 {
                     let cancel_all = session.cancel_all;
@@ -255,7 +255,7 @@ impl Engine {
                             self.actions.push_back(Action::Cancel {
                                 session: s,
                                 request: CancelRequest::CancelItem,
-                                item: Some(h.items[idx as usize].id.clone()),
+                                item: Some(h.items[idx].id.clone()),
                             });
                         }
                     }
@@ -287,7 +287,7 @@ pub(super) fn place(
     join: bool,
     merge: &MergeKey,
 ) -> (Disposition, Waiter) {
-    let slot = &mut h.items[idx as usize];
+    let slot = &mut h.items[idx];
     if join
         && let Some((s, pos)) = slot.held
         && let Some(session) = sessions.get_mut(&s)
@@ -351,7 +351,9 @@ pub(super) fn validate_start(
     }
     let Some(named) = named else {
         items.extend(
-            (0..h.items.len() as ItemIdx).filter(|&i| startable_by_handler_sync(h.slot(i))),
+            (0..h.items.len())
+                .map(ItemIdx::of)
+                .filter(|&i| startable_by_handler_sync(h.slot(i))),
         );
         return Ok(());
     };
@@ -391,7 +393,7 @@ pub(super) fn withdraw_default(
     me: Waiter,
     requests: &mut RequestTable,
 ) -> bool {
-    let slot = &mut h.items[idx as usize];
+    let slot = &mut h.items[idx];
     if slot.entry.is_none() || !unlink(&mut slot.waiting, me, requests) {
         return false;
     }

@@ -540,8 +540,8 @@ impl Engine {
             || oldest.unwrap_or(none) != list.head
         {
             return Err(format!(
-                "a wait list of {} says {} waiters, head {:?}, tail {:?}; the walk finds {}",
-                item,
+                "a wait list of item #{} says {} waiters, head {:?}, tail {:?}; the walk finds {}",
+                item.get(),
                 list.len,
                 list.head,
                 list.tail,

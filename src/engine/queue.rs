@@ -18,7 +18,34 @@ use super::requests::RequestTable;
 use crate::id::IdMap;
 
 /// Index of an item in its handler's item table. Stable for the handler's lifetime.
-pub(crate) type ItemIdx = u32;
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) struct ItemIdx(u32);
+
+impl ItemIdx {
+    /// The index of slot `i` of a handler's item table.
+    pub fn of(i: usize) -> ItemIdx {
+        // A handler's items are counted in `u32` (four billion items is far past any use).
+        ItemIdx(u32::try_from(i).unwrap_or(u32::MAX))
+    }
+
+    /// The slot's place in the item table.
+    pub fn get(self) -> usize {
+        self.0 as usize
+    }
+}
+
+impl std::ops::Index<ItemIdx> for Vec<super::state::ItemSlot> {
+    type Output = super::state::ItemSlot;
+    fn index(&self, idx: ItemIdx) -> &super::state::ItemSlot {
+        &self[idx.get()]
+    }
+}
+
+impl std::ops::IndexMut<ItemIdx> for Vec<super::state::ItemSlot> {
+    fn index_mut(&mut self, idx: ItemIdx) -> &mut super::state::ItemSlot {
+        &mut self[idx.get()]
+    }
+}
 
 /// A request waiting for one item: which request, and where the item sits in its item list.
 /// `Waiter::NONE` (request 0, never issued) ends a list.
@@ -372,17 +399,17 @@ mod tests {
     #[test]
     fn tombstones_keep_indices_and_order() {
         let mut q = PendingQueue::default();
-        let a = q.push(10, WaitList::default());
-        let b = q.push(11, WaitList::default());
-        let c = q.push(12, WaitList::default());
+        let a = q.push(ItemIdx::of(10), WaitList::default());
+        let b = q.push(ItemIdx::of(11), WaitList::default());
+        let c = q.push(ItemIdx::of(12), WaitList::default());
         assert_eq!(q.len(), 3);
-        assert_eq!(q.remove(a).map(|e| e.item), Some(10));
+        assert_eq!(q.remove(a).map(|e| e.item.get()), Some(10));
         assert!(q.remove(a).is_none(), "a tombstone cannot be removed twice");
-        assert_eq!(q.get(c).map(|e| e.item), Some(12));
-        let order: Vec<_> = q.iter().map(|(_, e)| e.item).collect();
+        assert_eq!(q.get(c).map(|e| e.item.get()), Some(12));
+        let order: Vec<_> = q.iter().map(|(_, e)| e.item.get()).collect();
         assert_eq!(order, [11, 12]);
-        assert_eq!(q.remove(b).map(|e| e.item), Some(11));
-        assert_eq!(q.remove(c).map(|e| e.item), Some(12));
+        assert_eq!(q.remove(b).map(|e| e.item.get()), Some(11));
+        assert_eq!(q.remove(c).map(|e| e.item.get()), Some(12));
         assert!(q.is_empty());
     }
 
@@ -390,22 +417,22 @@ mod tests {
     fn retain_or_take_takes_in_order_and_reindexes_the_rest() {
         let mut q = PendingQueue::default();
         for i in 0..5 {
-            q.push(i, WaitList::default());
+            q.push(ItemIdx::of(i), WaitList::default());
         }
         let _ = q.remove(EntryIdx(0));
         let mut moves = Vec::new();
         let taken = q.retain_or_take(|e, at| {
-            let keep = e.item % 2 == 1;
+            let keep = e.item.get() % 2 == 1;
             if keep {
-                moves.push((e.item, at));
+                moves.push((e.item.get(), at));
             }
             keep
         });
-        let taken: Vec<_> = taken.iter().map(|e| e.item).collect();
+        let taken: Vec<_> = taken.iter().map(|e| e.item.get()).collect();
         assert_eq!(taken, [2, 4]);
         assert_eq!(moves, [(1, EntryIdx(0)), (3, EntryIdx(1))]);
         assert_eq!(q.len(), 2);
-        assert_eq!(q.get(EntryIdx(1)).map(|e| e.item), Some(3));
+        assert_eq!(q.get(EntryIdx(1)).map(|e| e.item.get()), Some(3));
     }
 
     #[test]

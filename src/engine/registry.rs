@@ -64,7 +64,7 @@ impl Engine {
         };
         handler.session_limit = self.session_limit(&handler);
         for item in spec.items {
-            let idx = handler.items.len() as ItemIdx;
+            let idx = ItemIdx::of(handler.items.len());
             handler.index.insert(item.id.clone(), idx);
             handler.items.push(ItemSlot::new(
                 item.id,
@@ -361,7 +361,7 @@ pub(super) fn upsert(h: &mut Handler, spec: &ItemSpec) -> UpdateReason {
             UpdateReason::Added
         }
         None => {
-            let idx = h.items.len() as ItemIdx;
+            let idx = ItemIdx::of(h.items.len());
             h.index.insert(spec.id.clone(), idx);
             h.items.push(ItemSlot::new(
                 spec.id.clone(),

@@ -90,7 +90,7 @@ impl Engine {
                 let items = &mut h.items;
                 // Items another session holds stay queued for the session after it.
                 let taken = h.pending.retain_or_take(|entry, at| {
-                    let slot = &mut items[entry.item as usize];
+                    let slot = &mut items[entry.item];
                     if slot.held.is_some() {
                         slot.entry = Some(at);
                         true
@@ -104,15 +104,14 @@ impl Engine {
             }
             Some(at) => {
                 let items = &h.items;
-                let taken =
-                    h.keyed[at].retain_or_take(|entry| items[entry.item as usize].held.is_some());
+                let taken = h.keyed[at].retain_or_take(|entry| items[entry.item].held.is_some());
                 let merge = h.keyed[at].key.clone();
                 if h.keyed[at].is_empty() {
                     h.keyed.remove(at);
                 }
                 // The default-key entries of what this session takes now wait for it.
                 for entry in &taken {
-                    if h.items[entry.item as usize].entry.is_some() {
+                    if h.items[entry.item].entry.is_some() {
                         h.startable -= 1;
                     }
                 }
@@ -133,7 +132,7 @@ impl Engine {
         };
         let mut ids = Vec::with_capacity(taken.len());
         for entry in taken {
-            let slot = &mut h.items[entry.item as usize];
+            let slot = &mut h.items[entry.item];
             slot.held = Some((id, session.items.len() as u32));
             ids.push(slot.id.clone());
             // The wait list moves whole: O(1), whoever waits on it.

@@ -255,7 +255,7 @@ impl Engine {
             .get_mut(&session.handler_key)
             .ok_or(Error::UnknownSession(id))?;
         let idx = h.find(item).ok_or_else(|| unknown_item(&h.id, item))?;
-        let slot = &mut h.items[idx as usize];
+        let slot = &mut h.items[idx];
         match slot.held {
             Some((s, _)) if s == id => return Err(Error::ItemAlreadyInSession(item.clone())),
             Some(_) => return Err(Error::ItemNotPending(item.clone())),

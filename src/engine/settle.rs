@@ -38,7 +38,7 @@ impl Engine {
                 } else {
                     Outcome::Failed
                 });
-                let slot = &mut h.items[si.item as usize];
+                let slot = &mut h.items[si.item];
                 slot.held = None;
                 if slot.entry.is_some() {
                     h.startable += 1;

@@ -88,11 +88,11 @@ pub(crate) struct Handler {
 
 impl Handler {
     pub fn slot(&self, item: ItemIdx) -> &ItemSlot {
-        &self.items[item as usize]
+        &self.items[item]
     }
 
     pub fn slot_mut(&mut self, item: ItemIdx) -> &mut ItemSlot {
-        &mut self.items[item as usize]
+        &mut self.items[item]
     }
 
     /// The live item with this ID.
@@ -105,7 +105,7 @@ impl Handler {
     #[inline]
     pub fn find_slot(&self, id: &ItemId) -> Option<(ItemIdx, &ItemSlot)> {
         let i = *self.index.get(id)?;
-        let slot = self.items.get(i as usize)?;
+        let slot = self.items.get(i.get())?;
         (!slot.removed).then_some((i, slot))
     }
 

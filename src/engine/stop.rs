@@ -228,7 +228,7 @@ impl Engine {
         }
         h.keyed.retain(|k| !k.is_empty());
         for &idx in items {
-            let slot = &mut h.items[idx as usize];
+            let slot = &mut h.items[idx];
             if let Some(at) = slot.entry.take()
                 && h.pending.remove(at).is_some()
             {
