@@ -320,6 +320,11 @@ impl SyncManager {
 
     /// Syncs everything (`StartSyncAll`): one request per active, enabled handler with
     /// something to sync; their tickets.
+    ///
+    /// All or nothing: the requests are made in one step of the scheduler, so either every
+    /// one of them is accepted and its ticket returned, or (the manager was shut down) none
+    /// is. Each handler's connectivity is asked first, on the calling thread. It costs in
+    /// proportion to the handlers it covers, with or without subscribers.
     pub fn start_sync_all(&self, flags: SyncControlFlags) -> Result<Vec<SyncTicket>, Error> {
         let connected = self
             .core()
