@@ -39,11 +39,19 @@ impl Registry {
         self.read().get(id).and_then(|e| e.extra.clone())
     }
 
-    pub fn insert(&self, id: HandlerId, object: Arc<dyn SyncHandler>, extra: Option<Extra>) {
+    /// Adds a handler. Hands back the entry it displaced (none, as long as the engine keeps
+    /// IDs unique), so that the caller lets go of it outside this lock.
+    #[must_use = "a displaced entry holds user values: release it, never drop it under a lock"]
+    pub fn insert(
+        &self,
+        id: HandlerId,
+        object: Arc<dyn SyncHandler>,
+        extra: Option<Extra>,
+    ) -> Option<Entry> {
         self.0
             .write()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(id, Entry { object, extra });
+            .insert(id, Entry { object, extra })
     }
 
     /// Takes every handler out, for shutdown: the caller drops them outside the lock.

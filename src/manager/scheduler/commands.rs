@@ -50,7 +50,8 @@ impl Scheduler {
                 let id = spec.id.clone();
                 let result = self.engine.register_handler(spec);
                 if result.is_ok() {
-                    self.registry.insert(id.clone(), handler, extra);
+                    let displaced = self.registry.insert(id.clone(), handler, extra);
+                    self.release(displaced);
                     self.publish(|| Notification::HandlerChanged {
                         handler: id,
                         change: HandlerChange::Registered,
