@@ -1,0 +1,118 @@
+//! SPEC section 7: shutdown
+
+use crate::lang::*;
+use crate::run::check_all;
+
+fn shutdown_rows() -> Vec<Row> {
+    const S: O = O::Succeeded;
+    const F: O = O::Failed;
+    const C: O = O::Canceled;
+    vec![
+        row(
+            "shutdown_cancels_pending_asks_sessions_to_cancel_and_refuses_new_work",
+            vec![
+                reg(a()),
+                reg(b()),
+                start("r1", "a", &["a1"]),
+                started(1, "a", &["a1"]),
+                start("r2", "a", &["a2"]),
+                start("r3", "b", &["b1"]),
+                started(2, "b", &["b1"]),
+                join("r4", "b", &["b1", "b2"]),
+                accepted("r4", &[("b1", Joined(2)), ("b2", Queued)]),
+                shutdown(),
+                stops(2, 2),
+                delivers("r2", C, &[("a2", C)]),
+                sends_cancel_all(1),
+                sends_cancel_all(2),
+                pending("a", &[]),
+                pending("b", &[]),
+                start("r5", "a", &["a1"]),
+                fails(E_UNEXPECTED, Error::ShutDown),
+                unchanged(),
+                sync_all(&[]),
+                fails(E_UNEXPECTED, Error::ShutDown),
+                unchanged(),
+                reg(c()),
+                fails(E_UNEXPECTED, Error::ShutDown),
+                unchanged(),
+                enable("a", false),
+                fails(E_UNEXPECTED, Error::ShutDown),
+                unchanged(),
+                activate("a", false),
+                fails(E_UNEXPECTED, Error::ShutDown),
+                unchanged(),
+                enable_item("a", "a1", false),
+                fails(E_UNEXPECTED, Error::ShutDown),
+                unchanged(),
+                connect("a", false),
+                fails(E_UNEXPECTED, Error::ShutDown),
+                unchanged(),
+                update("a", &["a1"]),
+                fails(E_UNEXPECTED, Error::ShutDown),
+                unchanged(),
+                update_item("a", "a9", true),
+                fails(E_UNEXPECTED, Error::ShutDown),
+                unchanged(),
+                remove_item("a", "a1"),
+                fails(E_UNEXPECTED, Error::ShutDown),
+                unchanged(),
+                remove("a"),
+                fails(E_UNEXPECTED, Error::ShutDown),
+                unchanged(),
+                // Session calls keep working so the sessions can end.
+                succeed(1, "a1"),
+                acks(CancelRequest::CancelAll, true),
+                event(2, None, EventLevel::Error),
+                finish(1),
+                delivers("r1", S, &[("a1", S)]),
+                nothing_else(),
+                finish(2),
+                ends_with(&[("b1", C)]),
+                delivers_counted("r3", C, &[("b1", C)], 1, 0),
+                delivers_counted("r4", C, &[("b1", C), ("b2", C)], 1, 0),
+                nothing_else(),
+                idle(),
+            ],
+        ),
+        row(
+            "stops_cancels_and_session_calls_keep_working_after_shutdown",
+            vec![
+                reg(a()),
+                start("r1", "a", &["a1", "a2"]),
+                started(1, "a", &["a1", "a2"]),
+                join("r2", "a", &["a2"]),
+                shutdown(),
+                stops(0, 1),
+                sends_cancel_all(1),
+                shutdown(),
+                stops(0, 0),
+                unchanged(),
+                stop_all(),
+                stops(0, 0),
+                unchanged(),
+                stop_handler("a"),
+                stops(0, 0),
+                unchanged(),
+                stop_items("a", &["a1"]),
+                stops(0, 0),
+                unchanged(),
+                cancel_request("r2"),
+                withdraws(Withdrawn::Withdrawn),
+                delivers("r2", C, &[("a2", C)]),
+                report(1, "a1", PS::Failed),
+                acks(CancelRequest::CancelAll, true),
+                can_continue(1, None, false),
+                finish(1),
+                ends_with(&[("a1", F), ("a2", C)]),
+                delivers("r1", F, &[("a1", F), ("a2", C)]),
+                idle(),
+            ],
+        ),
+    ]
+}
+
+#[test]
+fn shutting_down() {
+    check_all(shutdown_rows());
+}
