@@ -42,7 +42,7 @@
 #[path = "common/randomized.rs"]
 mod randomized;
 
-use randomized::{Rng, env_number, quiet_deliberate_panics};
+use randomized::{XorShift, env_number, quiet_deliberate_panics};
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::VecDeque;
@@ -145,7 +145,7 @@ fn thread_count_down_to(target: Option<usize>) -> Option<usize> {
 
 // ----- randomness and knobs --------------------------------------------------------------------
 
-// `Rng`, `env_number` and `quiet_deliberate_panics` are in `common/randomized.rs`.
+// `XorShift`, `env_number` and `quiet_deliberate_panics` are in `common/randomized.rs`.
 
 const DEFAULT_SEED: u64 = 0x50A4_0006;
 /// A failure guard for waits that end on their own; never a way to let time pass.
@@ -258,7 +258,7 @@ impl World {
     }
 
     /// A result callback: records its call; some panic, some start a request.
-    fn callback(self: &Arc<World>, rng: &mut Rng) -> impl SyncResult + use<> {
+    fn callback(self: &Arc<World>, rng: &mut XorShift) -> impl SyncResult + use<> {
         let world = self.clone();
         let fate = rng.below(100);
         let seed = rng.next();
@@ -278,7 +278,7 @@ impl World {
                 5..10 => {
                     if let Some(manager) = world.manager() {
                         bump(&world.counters.callback_starts);
-                        let mut rng = Rng::new(seed);
+                        let mut rng = XorShift::seeded(seed);
                         let (handler, items) = rng.pick(&world.stable);
                         let item = rng.pick(items).clone();
                         world.start_extra(&manager, handler, Some(vec![item]), &mut rng);
@@ -295,7 +295,7 @@ impl World {
         manager: &SyncManager,
         handler: &HandlerId,
         items: Option<Vec<ItemId>>,
-        rng: &mut Rng,
+        rng: &mut XorShift,
     ) {
         let mut request = SyncRequest::handler(handler);
         if let Some(items) = items {
@@ -378,7 +378,7 @@ impl Soaker {
             return false;
         }
         let n = self.draws.fetch_add(1, Relaxed);
-        Rng::new(self.seed ^ n.wrapping_mul(0xA24B_AED4_963E_E407)).per_mille(per_mille)
+        XorShift::seeded(self.seed ^ n.wrapping_mul(0xA24B_AED4_963E_E407)).per_mille(per_mille)
     }
 
     /// A hook fault, only on the way off (so a handler never stays off for good).
@@ -413,7 +413,7 @@ impl Soaker {
     }
 
     /// One item, the ordinary way: maybe progress, an event, a cancel check, then an outcome.
-    fn sync_item(&self, session: &SyncSession, item: &ItemId, rng: &mut Rng) -> bool {
+    fn sync_item(&self, session: &SyncSession, item: &ItemId, rng: &mut XorShift) -> bool {
         let counters = &self.world.counters;
         if rng.per_mille(300) {
             bump(&counters.session_calls);
@@ -469,7 +469,7 @@ impl Soaker {
     }
 
     /// Reports twice; the second is refused unless it is `Failed` (the terminal rule).
-    fn report_twice(&self, session: &SyncSession, item: &ItemId, rng: &mut Rng) {
+    fn report_twice(&self, session: &SyncSession, item: &ItemId, rng: &mut XorShift) {
         self.report(session, item, ProgressStatus::Succeeded);
         let again = *rng.pick(&[
             ProgressStatus::Succeeded,
@@ -518,7 +518,7 @@ impl Soaker {
     }
 
     /// Calls back into the manager from inside `synchronize`.
-    fn reenter(&self, session: &SyncSession, rng: &mut Rng) {
+    fn reenter(&self, session: &SyncSession, rng: &mut XorShift) {
         let Some(manager) = self.world.manager() else {
             return;
         };
@@ -556,7 +556,7 @@ impl Soaker {
     }
 
     /// Pulls a pending item in, if there is one.
-    fn pull(&self, session: &SyncSession, todo: &mut Vec<ItemId>, rng: &mut Rng) {
+    fn pull(&self, session: &SyncSession, todo: &mut Vec<ItemId>, rng: &mut XorShift) {
         bump(&self.world.counters.session_calls);
         let Ok(pending) = session.query_for_additional_items() else {
             return;
@@ -617,7 +617,7 @@ impl SyncHandler for Soaker {
         let counters = &self.world.counters;
         bump(&counters.sessions);
         let id = session.id();
-        let mut rng = Rng::new(self.seed ^ id.get().wrapping_mul(0xD1B5_4A32_D192_ED03));
+        let mut rng = XorShift::seeded(self.seed ^ id.get().wrapping_mul(0xD1B5_4A32_D192_ED03));
         if self.kind == Kind::Reentrant && rng.per_mille(300) {
             self.reenter(session, &mut rng);
         }
@@ -824,7 +824,7 @@ struct Submitter<'a> {
     manager: &'a SyncManager,
     thread: usize,
     op: usize,
-    rng: Rng,
+    rng: XorShift,
     open: VecDeque<Open>,
     transient: VecDeque<(HandlerId, Vec<ItemId>)>,
     registered: usize,
@@ -1225,7 +1225,7 @@ fn soak(default_ops: u64) {
         .build()
         .expect("the manager starts");
     let collector = collect(manager.subscribe());
-    let mut rng = Rng::new(seed ^ 0x50A4_5EED);
+    let mut rng = XorShift::seeded(seed ^ 0x50A4_5EED);
     let stable: Vec<(HandlerId, Vec<ItemId>)> = STABLE
         .iter()
         .map(|(name, _, count)| {
@@ -1271,7 +1271,7 @@ fn soak(default_ops: u64) {
                             manager,
                             thread: t,
                             op: 0,
-                            rng: Rng::new(seed),
+                            rng: XorShift::seeded(seed),
                             open: VecDeque::new(),
                             transient: VecDeque::new(),
                             registered: 0,

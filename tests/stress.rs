@@ -26,7 +26,7 @@
 #[path = "common/randomized.rs"]
 mod randomized;
 
-use randomized::{Rng, env_number, quiet_deliberate_panics};
+use randomized::{XorShift, env_number, quiet_deliberate_panics};
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
@@ -57,7 +57,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 // ----- randomness --------------------------------------------------------------------------
 
-// `Rng`, `env_number` and `quiet_deliberate_panics` are in `common/randomized.rs`.
+// `XorShift`, `env_number` and `quiet_deliberate_panics` are in `common/randomized.rs`.
 
 // ----- the handlers ------------------------------------------------------------------------
 
@@ -202,7 +202,7 @@ impl Drop for Entered<'_> {
 }
 
 /// A small random amount of work that never sleeps.
-fn work(rng: &mut Rng) {
+fn work(rng: &mut XorShift) {
     for _ in 0..rng.below(8) {
         thread::yield_now();
     }
@@ -267,7 +267,7 @@ impl Chaos {
         session: &SyncSession,
         entered: &mut Entered<'_>,
         todo: &mut Vec<ItemId>,
-        rng: &mut Rng,
+        rng: &mut XorShift,
     ) {
         let pending = match session.query_for_additional_items() {
             Ok(pending) => pending,
@@ -298,7 +298,7 @@ impl Chaos {
         }
     }
 
-    fn sync_item(&self, session: &SyncSession, item: &ItemId, rng: &mut Rng) -> Flow {
+    fn sync_item(&self, session: &SyncSession, item: &ItemId, rng: &mut XorShift) -> Flow {
         let probe = &self.probe;
         let fail = |what: String| {
             probe.violation(format!("{}: {item} in {}: {what}", self.name, session.id()));
@@ -416,7 +416,7 @@ impl SyncHandler for Chaos {
 
     fn synchronize(&self, items: &[ItemId], session: &SyncSession) -> Result<(), HandlerError> {
         let id = session.id();
-        let mut rng = Rng::new(self.seed ^ id.get().wrapping_mul(0xD1B5_4A32_D192_ED03));
+        let mut rng = XorShift::seeded(self.seed ^ id.get().wrapping_mul(0xD1B5_4A32_D192_ED03));
         let mut entered = self.enter(items, id);
         Probe::count(&self.probe.sessions);
         let fate = rng.below(1000);
@@ -504,7 +504,7 @@ fn setup(seed: u64) -> (SyncManager, Arc<World>, Receiver<Notification>) {
         .expect("the manager starts");
     let notes = manager.subscribe();
     let probe = Arc::new(Probe::default());
-    let mut rng = Rng::new(seed ^ 0x0057_0A7C_5E7F_0000);
+    let mut rng = XorShift::seeded(seed ^ 0x0057_0A7C_5E7F_0000);
     let mut targets = Vec::new();
     for plan in plans() {
         let count = 5 + rng.below(16);
@@ -807,7 +807,7 @@ struct Submitter<'a> {
     manager: &'a SyncManager,
     thread: usize,
     op: usize,
-    rng: Rng,
+    rng: XorShift,
     issued: Vec<Issued>,
     tally: Tally,
 }
@@ -1157,7 +1157,7 @@ fn submit(
         manager,
         thread,
         op: 0,
-        rng: Rng::new(world.seed ^ (thread as u64 + 1).wrapping_mul(0xA24B_AED4_963E_E407)),
+        rng: XorShift::seeded(world.seed ^ (thread as u64 + 1).wrapping_mul(0xA24B_AED4_963E_E407)),
         issued: Vec::new(),
         tally: Tally::default(),
     };
@@ -1235,7 +1235,7 @@ fn run(ending: Ending) {
     let (manager, world, notes) = setup(seed);
     let (seen, collector) = collect(notes, &world);
 
-    let mut rng = Rng::new(seed ^ 0x000E_1D0F_5107);
+    let mut rng = XorShift::seeded(seed ^ 0x000E_1D0F_5107);
     let mark_at = match ending {
         Ending::Drain => None,
         // Somewhere in the last quarter, or (at `ops`) right after the last submission.

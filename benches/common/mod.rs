@@ -1,5 +1,6 @@
-//! The workload the benches (and `tests/memory.rs`) share: the seeded generator and the
-//! floor's hasher. Every bench that uses `SEED` sees the same IDs, so figures compare.
+//! The workload the benches (and `tests/memory.rs`) share: the seeded generator (the one of
+//! `tests/common/rng.rs`) and the floor's hasher. Every bench that uses `SEED` sees the same
+//! IDs, so figures compare.
 //!
 //! No criterion here: `tests/memory.rs` includes this file with `#[path]` and builds without
 //! the benches' dependencies. The criterion settings are in `group.rs`.
@@ -12,22 +13,11 @@ use std::hash::{BuildHasher, Hasher};
 /// The seed of every workload.
 pub const SEED: u64 = 0x9E37_79B9_7F4A_7C15;
 
-/// xorshift64: deterministic, no dependency, plenty for picking lengths and indices.
-pub struct XorShift(pub u64);
-
-impl XorShift {
-    pub fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    /// Uniform enough in `0..n` for small `n` (the modulo bias is below 2^-40).
-    pub fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
+// The generator is the one the tests and the demo use; the workloads start it from the raw
+// state `XorShift(SEED)`.
+#[path = "../../tests/common/rng.rs"]
+mod rng;
+pub use rng::XorShift;
 
 /// `n` distinct ASCII ID texts of 8–40 bytes (letters, digits, `-`, `_`), in creation order.
 /// A smaller `n` from the same generator state is a prefix of a larger one.

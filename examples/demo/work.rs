@@ -10,6 +10,11 @@ use syncmgr::{
     CancelRequest, EventLevel, EventReport, HandlerError, ItemId, ProgressStatus, SyncSession,
 };
 
+// The seeded generator the crate's tests and benches use too (xorshift64, no dependency).
+#[path = "../../tests/common/rng.rs"]
+mod rng;
+use rng::XorShift;
+
 /// How a handler's simulated work behaves.
 pub struct Work {
     pub handler: &'static str,
@@ -76,37 +81,6 @@ impl Work {
         let text = format!("{total} {}", self.unit);
         session.report_progress(item, &text, ProgressStatus::Succeeded, total, total)?;
         Ok(())
-    }
-}
-
-/// Marsaglia's xorshift64: tiny, and plenty for a demo.
-struct XorShift(u64);
-
-impl XorShift {
-    fn seeded(seed: u64) -> XorShift {
-        // SplitMix64's finaliser spreads neighbouring seeds apart; the state must not be 0.
-        let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        XorShift((z ^ (z >> 31)) | 1)
-    }
-
-    fn next_u64(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    /// A number in `lo..=hi`.
-    fn between(&mut self, lo: u32, hi: u32) -> u32 {
-        let span = u64::from(hi.saturating_sub(lo)) + 1;
-        lo + (self.next_u64() % span) as u32
-    }
-
-    /// True once in `n` times; never for 0.
-    fn one_in(&mut self, n: u32) -> bool {
-        n > 0 && self.next_u64().is_multiple_of(u64::from(n))
     }
 }
 

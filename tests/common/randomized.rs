@@ -1,44 +1,14 @@
-//! What the randomized tests (`tests/stress.rs`, `tests/soak.rs`) share: a seeded generator,
-//! their knobs from the environment, and a panic hook that keeps their deliberate panics quiet.
-//! Included with `#[path]`.
+//! What the randomized tests (`tests/stress.rs`, `tests/soak.rs`) share: the seeded generator
+//! (`rng.rs`, re-exported), their knobs from the environment, and a panic hook that keeps their
+//! deliberate panics quiet. Included with `#[path]`.
 
 #![allow(dead_code)] // each test file uses a different part
 
 use std::sync::Once;
 
-/// xorshift64 (13, 7, 17), seeded through splitmix64 so that neighbouring seeds diverge.
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        Rng((z ^ (z >> 31)).max(1))
-    }
-
-    pub fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-
-    /// Uniform in `0..n` (the modulo bias is irrelevant here).
-    pub fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    pub fn per_mille(&mut self, p: usize) -> bool {
-        self.below(1000) < p
-    }
-
-    pub fn pick<'a, T>(&mut self, list: &'a [T]) -> &'a T {
-        &list[self.below(list.len())]
-    }
-}
+#[path = "rng.rs"]
+mod rng;
+pub use rng::XorShift;
 
 /// A number from the environment (decimal, or hex with `0x`; `_` separators allowed), or
 /// `default` when the variable is unset. A malformed value fails the test.
