@@ -17,7 +17,7 @@ use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use common::{Driven, Finish, PATIENCE, next_session, result};
+use common::{Driven, Finish, PATIENCE, World, next_session, result};
 use crossbeam_channel::{Receiver, Sender};
 use syncmgr::engine::Disposition::{self, Joined, Merged, Queued};
 use syncmgr::hresult::{
@@ -474,22 +474,8 @@ fn same_bytes(got: &[u8], want: &[u8], what: &str) {
 // The manager side
 // =============================================================================================
 
-/// A manager and a subscription to everything it publishes.
-struct World {
-    manager: SyncManager,
-    notes: Receiver<Notification>,
-}
-
+/// The legacy calls, on the one `World` of the manager tests (`tests/common/world.rs`).
 impl World {
-    fn new() -> World {
-        World::with(common::manager())
-    }
-
-    fn with(manager: SyncManager) -> World {
-        let notes = manager.subscribe();
-        World { manager, notes }
-    }
-
     /// A world with the standard legacy handler registered under [`CLSID`].
     fn standard() -> (World, Probe) {
         let world = World::new();
@@ -526,33 +512,6 @@ impl World {
             Invoked::Choice(choice) => choice,
             Invoked::Started(ticket) => panic!("{flags:?} started {}", ticket.request()),
         }
-    }
-
-    /// Everything published since the last call. A round trip through the scheduler comes
-    /// first (and checks the engine's bookkeeping), so every earlier command is in.
-    fn happened(&self) -> Vec<Notification> {
-        self.manager
-            .check_consistency()
-            .expect("the engine is consistent");
-        self.notes.try_iter().collect()
-    }
-
-    /// Makes a call that must be refused with this HRESULT, and checks that it published
-    /// nothing (no request, no session) and left the engine consistent.
-    fn refused<T: fmt::Debug>(
-        &self,
-        hresult: i32,
-        call: impl FnOnce(&SyncManager) -> Result<T, Error>,
-    ) -> Error {
-        let _earlier = self.happened();
-        let error = call(&self.manager).expect_err("the call must be refused");
-        assert_eq!(error.hresult(), hresult, "{error:?}");
-        let after = self.happened();
-        assert!(
-            after.is_empty(),
-            "a refused call changed something: {after:#?}"
-        );
-        error
     }
 }
 

@@ -20,9 +20,6 @@ use syncmgr::*;
 
 use common::*;
 
-/// The ID most tests register their driven handler under.
-const H: &str = "driven";
-
 /// A manager whose shutdown waits as long as the tests' own failure guard: a session that
 /// honours its cancel always ends long before, so nothing depends on timing.
 fn patient_manager() -> SyncManager {
@@ -32,23 +29,10 @@ fn patient_manager() -> SyncManager {
         .expect("the manager starts")
 }
 
-/// A manager with one `Driven` handler owning `items` as `H`, and its sessions.
-fn setup(items: &[&str]) -> (SyncManager, Receiver<Running>) {
-    let manager = manager();
-    let (handler, sessions) = Driven::new(items);
-    register(&manager, H, handler);
-    (manager, sessions)
-}
-
 fn register(manager: &SyncManager, name: &str, handler: impl SyncHandler) {
     manager
         .register_handler(name, handler, ControlFlags::WAIT)
         .expect("the handler registers");
-}
-
-/// Starts a sync of these items of `H`.
-fn start(manager: &SyncManager, items: &[&str]) -> SyncTicket {
-    start_with(manager, items, None)
 }
 
 /// Starts a sync of these items of `H` with a result callback.

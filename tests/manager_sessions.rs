@@ -13,28 +13,8 @@ use syncmgr::*;
 
 use common::*;
 
-/// The ID every test registers its driven handler under.
-const H: &str = "driven";
-
 fn handler_id() -> HandlerId {
     HandlerId::new(H).expect("a valid handler ID")
-}
-
-/// A manager with one `Driven` handler owning `items`, and the receiver of its sessions.
-fn setup(items: &[&str]) -> (SyncManager, Receiver<Running>) {
-    let manager = manager();
-    let (handler, sessions) = Driven::new(items);
-    manager
-        .register_handler(H, handler, ControlFlags::WAIT)
-        .expect("the handler registers");
-    (manager, sessions)
-}
-
-/// Starts a sync of these items of `H`.
-fn start(manager: &SyncManager, items: &[&str]) -> SyncTicket {
-    manager
-        .start_item_sync(H, items.iter().copied(), SyncControlFlags::NONE, None)
-        .expect("the request is accepted")
 }
 
 /// The outcomes a `SessionEnded` notification gives for this session, and its error.

@@ -2,7 +2,8 @@
 //!
 //! [`Driven`] is a handler whose sessions the test drives from its own thread: each session
 //! hands the test a [`Running`] (its items and its `SyncSession`) and then waits until the
-//! test says how `synchronize` ends. Nothing sleeps: every step is a channel message.
+//! test says how `synchronize` ends. Nothing sleeps: every step is a channel message. The
+//! manager around it is a [`World`] or comes from [`setup`] (`world.rs`).
 
 #![allow(dead_code)] // each test file uses a different part
 
@@ -13,6 +14,10 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, Sender};
 use syncmgr::engine::StateChange;
 use syncmgr::*;
+
+mod world;
+#[allow(unused_imports)] // not every test file uses the manager fixtures
+pub use world::*;
 
 /// How long a test waits for something that should already be on its way before it calls
 /// the test failed. A failure guard, never a way to let time pass.
@@ -231,7 +236,12 @@ pub fn sink() -> (Option<Box<dyn SyncResult>>, Receiver<RequestResult>) {
 
 /// A manager with the default limits (test-sized grace period).
 pub fn manager() -> SyncManager {
-    SyncManager::builder()
+    built(SyncManager::builder())
+}
+
+/// A manager from this builder, with the test-sized grace period.
+pub fn built(builder: SyncManagerBuilder) -> SyncManager {
+    builder
         .shutdown_grace(Duration::from_millis(200))
         .build()
         .expect("the manager starts")
