@@ -84,8 +84,9 @@
 //! read a clock.
 
 mod accept;
+mod inputs;
 mod inspect;
-mod io;
+mod outputs;
 mod queue;
 mod registry;
 mod requests;
@@ -97,10 +98,11 @@ mod stop;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
+pub use self::inputs::{HandlerSpec, ItemSpec, SessionEnd, StateChange};
 pub use self::inspect::{HandlerView, RequestView, SessionItemView, SessionView};
-pub use self::io::{
-    Accepted, Action, AdditionalItems, Changed, Disposition, HandlerSpec, ItemSpec, ProgressAck,
-    SessionEnd, SessionEnded, StateChange, Stopped, Withdrawn,
+pub use self::outputs::{
+    Accepted, Action, AdditionalItems, Changed, Disposition, ProgressAck, SessionEnded, Stopped,
+    Withdrawn,
 };
 pub use self::queue::MergeKey;
 use self::requests::RequestTable;

@@ -1,15 +1,9 @@
-//! The engine's inputs that carry data (handler and item descriptions) and its outputs: the
-//! `#[must_use]` values that name what a transition did, and the [`Action`]s it asks the shell
-//! to carry out.
+//! The engine's inputs that carry data: how a handler and its items are described
+//! ([`HandlerSpec`], [`ItemSpec`]), a state change ([`StateChange`]) and how a session ended
+//! ([`SessionEnd`]).
 
-use smallvec::SmallVec;
-
-use super::{MergeKey, RequestId, SessionId};
-use crate::flags::{
-    CancelRequest, HandlerCapabilities, HandlerPolicies, ItemCapabilities, ItemPolicies,
-};
+use crate::flags::{HandlerCapabilities, HandlerPolicies, ItemCapabilities, ItemPolicies};
 use crate::id::{HandlerId, ItemId};
-use crate::result::{Outcome, RequestResult};
 
 /// An item as its handler describes it to the engine.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -114,129 +108,6 @@ impl HandlerSpec {
     }
 }
 
-/// What became of one item of an accepted request: it joined a running session, merged into
-/// a pending entry, was queued anew, or was settled at once.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Disposition {
-    /// The item was not pending: a new entry was added to the handler's pending set.
-    Queued,
-    /// The item was already pending: the request waits on the existing entry (dedup).
-    Merged,
-    /// The request had `IGNORE_IF_ALREADY_SYNCING` and the item was syncing in this session:
-    /// the request takes the item's outcome from it.
-    Joined(SessionId),
-    /// The item was settled at once with this outcome (the handler was disconnected).
-    Settled(Outcome),
-}
-
-/// What an accepted start call did (it is `#[must_use]` because the manager reports exactly
-/// this in its notifications).
-#[must_use = "an accepted request says how its items were queued, merged or joined"]
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Accepted {
-    /// The new request's ID; its result arrives later as [`Action::Deliver`].
-    pub request: RequestId,
-    /// The handler it is for.
-    pub handler: HandlerId,
-    // Inline for small requests: the merge hot path allocates nothing for them.
-    pub(crate) dispositions: SmallVec<[Disposition; 8]>,
-    /// How many names in the input were repeats of an earlier one and so counted once.
-    pub duplicates: usize,
-    /// Whether the request already completed (its result is in the action queue): a
-    /// disconnected handler, or a handler sync with no enabled items.
-    pub completed: bool,
-}
-
-impl Accepted {
-    /// One disposition per item of the request, in request order (see
-    /// [`Engine::request_items`](super::Engine::request_items)): duplicates in the input are
-    /// counted once, so this can be shorter than what was asked for.
-    pub fn dispositions(&self) -> &[Disposition] {
-        &self.dispositions
-    }
-
-    /// How many items got a new pending entry.
-    pub fn queued_new(&self) -> usize {
-        self.count(|d| matches!(d, Disposition::Queued))
-    }
-
-    /// How many items merged into an existing pending entry.
-    pub fn merged(&self) -> usize {
-        self.count(|d| matches!(d, Disposition::Merged))
-    }
-
-    /// How many items joined a running session.
-    pub fn joined(&self) -> usize {
-        self.count(|d| matches!(d, Disposition::Joined(_)))
-    }
-
-    fn count(&self, f: impl Fn(&Disposition) -> bool) -> usize {
-        self.dispositions.iter().filter(|d| f(d)).count()
-    }
-}
-
-/// Something the shell must do, produced by a transition and taken with
-/// [`Engine::next_action`](super::Engine::next_action). Actions come out in the order they
-/// were decided.
-#[must_use = "an action is a decision the shell must carry out"]
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Action {
-    /// Run `synchronize` for these items of this handler, in this order, as this session.
-    StartSession {
-        /// The new session.
-        session: SessionId,
-        /// Its handler.
-        handler: HandlerId,
-        /// The items, in first-requested order.
-        items: Vec<ItemId>,
-        /// The merge key of the requests it serves: a legacy session's cookie.
-        key: MergeKey,
-    },
-    /// Tell a running session that a cancel was requested: the handler will see it through
-    /// `report_progress` and `can_continue`, which the engine already answers accordingly.
-    Cancel {
-        /// The session.
-        session: SessionId,
-        /// `CancelItem` for one item, `CancelAll` for the whole session.
-        request: CancelRequest,
-        /// The item, for `CancelItem`.
-        item: Option<ItemId>,
-    },
-    /// Hand this result to the request's caller. Each accepted request gets exactly one.
-    Deliver(RequestResult),
-}
-
-/// What a state change did.
-#[must_use = "a state change says whether anything changed and what it canceled"]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Changed {
-    /// Whether the state differs from before the call.
-    pub changed: bool,
-    /// How many pending entries the change removed (their waiting requests record
-    /// `Canceled` for those items).
-    pub canceled_pending: usize,
-}
-
-/// What a stop did.
-#[must_use = "a stop says what it removed from the queue and what it asked to cancel"]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Stopped {
-    /// Pending entries removed (their requests record `Canceled` for them).
-    pub canceled_pending: usize,
-    /// Cancel requests sent to running sessions (each is also an [`Action::Cancel`]).
-    pub cancel_requests: usize,
-}
-
-/// What cancelling one request did.
-#[must_use = "a cancel says whether the request was still open"]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Withdrawn {
-    /// The request was open: it now completes with `Canceled` for every unfinished item.
-    Withdrawn,
-    /// The request had already completed; nothing changed.
-    AlreadyComplete,
-}
-
 /// How a session's `synchronize` ended, as the shell saw it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SessionEnd {
@@ -247,39 +118,6 @@ pub enum SessionEnd {
     /// stands; otherwise `Canceled` if a cancel was asked, else `Failed`); the difference is
     /// for notifications.
     Failed,
-}
-
-/// What ending a session decided.
-#[must_use = "a finished session says each item's final outcome"]
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SessionEnded {
-    /// The session.
-    pub session: SessionId,
-    /// Its handler.
-    pub handler: HandlerId,
-    /// Every item of the session with its final outcome, in session order.
-    pub outcomes: Vec<(ItemId, Outcome)>,
-}
-
-/// What a running handler sees of its pending set (`query_for_additional_items`).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct AdditionalItems {
-    /// Pending items that this session could take with `add_item_to_session`, oldest first
-    /// (items held by another running session are left out).
-    pub items: Vec<ItemId>,
-    /// The requests waiting on those items, each once, oldest first. The shell maps them to
-    /// the context values the callers passed.
-    pub requests: Vec<RequestId>,
-}
-
-/// What a progress report did.
-#[must_use = "a progress report returns the cancel request the handler must honour"]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ProgressAck {
-    /// The cancel request pending for the item or session (`SYNCMGR_CR_*`).
-    pub cancel: CancelRequest,
-    /// Whether this report moved the item to a terminal state.
-    pub terminal: bool,
 }
 
 /// A change of a handler's or an item's state that a policy may forbid and a handler with a
