@@ -1,0 +1,164 @@
+//! Inside a session: the terminal rule, unreported items, pulled and proposed items, counts.
+
+use super::*;
+
+#[test]
+fn terminal_rule_accepts_only_failed_and_marks_failed_otherwise() {
+    let mut e = engine();
+    let _ = e
+        .start_item_sync(&h("a"), &ids(&["a1", "a2"]), NONE)
+        .unwrap();
+    let (s, _) = only_start(&mut e);
+    succeed(&mut e, s, &["a1", "a2"]);
+    let err = e
+        .report_progress(s, &i("a1"), ProgressStatus::Updating, "")
+        .unwrap_err();
+    assert_eq!(err.hresult(), crate::hresult::E_ACCESSDENIED);
+    let ack = e
+        .report_progress(s, &i("a2"), ProgressStatus::Failed, "")
+        .unwrap();
+    assert!(ack.terminal);
+    assert!(matches!(
+        e.report_progress(s, &i("a3"), ProgressStatus::Updating, ""),
+        Err(Error::ItemNotInSession(_))
+    ));
+    assert!(matches!(
+        e.report_progress(s, &i("a1"), ProgressStatus::Failed, &"x".repeat(260)),
+        Err(Error::TextTooLong { .. })
+    ));
+    let ended = e.session_finished(s, SessionEnd::Returned).unwrap();
+    assert_eq!(
+        ended.outcomes,
+        [(i("a1"), Outcome::Failed), (i("a2"), Outcome::Failed)]
+    );
+}
+
+#[test]
+fn unreported_items_fail_and_canceled_ones_cancel() {
+    let mut e = engine();
+    let _ = e
+        .start_item_sync(&h("a"), &ids(&["a1", "a2", "a3"]), NONE)
+        .unwrap();
+    let (s, _) = only_start(&mut e);
+    succeed(&mut e, s, &["a1"]);
+    let stopped = e.stop_item_sync(&h("a"), &ids(&["a2"])).unwrap();
+    assert_eq!(stopped.cancel_requests, 1);
+    assert!(!e.can_continue(s, Some(&i("a2"))).unwrap());
+    assert!(e.can_continue(s, Some(&i("a3"))).unwrap());
+    let ack = e
+        .report_progress(s, &i("a2"), ProgressStatus::Updating, "")
+        .unwrap();
+    assert_eq!(ack.cancel, CancelRequest::CancelItem);
+    let ended = e.session_finished(s, SessionEnd::Failed).unwrap();
+    assert_eq!(
+        ended.outcomes,
+        [
+            (i("a1"), Outcome::Succeeded),
+            (i("a2"), Outcome::Canceled),
+            (i("a3"), Outcome::Failed)
+        ]
+    );
+}
+
+#[test]
+fn running_handler_pulls_pending_items_into_its_session() {
+    let mut e = engine();
+    let _ = e.start_item_sync(&h("a"), &ids(&["a1"]), NONE).unwrap();
+    let (s, _) = only_start(&mut e);
+    let r2 = e
+        .start_item_sync(&h("a"), &ids(&["a2", "a3"]), NONE)
+        .unwrap();
+    let r3 = e.start_item_sync(&h("a"), &ids(&["a3"]), NONE).unwrap();
+    let extra = e.query_for_additional_items(s).unwrap();
+    assert_eq!(extra.items, ids(&["a2", "a3"]));
+    assert_eq!(extra.requests, [r2.request, r3.request]);
+    assert_eq!(e.add_item_to_session(s, &i("a3")).unwrap(), 2);
+    assert!(matches!(
+        e.add_item_to_session(s, &i("a3")),
+        Err(Error::ItemAlreadyInSession(_))
+    ));
+    assert!(matches!(
+        e.add_item_to_session(s, &i("a4")),
+        Err(Error::ItemNotPending(_))
+    ));
+    succeed(&mut e, s, &["a1", "a3"]);
+    let _ = e.session_finished(s, SessionEnd::Returned).unwrap();
+    let acts = actions(&mut e);
+    let done: Vec<RequestId> = results(&acts).iter().map(|r| r.request).collect();
+    assert!(
+        done.contains(&r3.request),
+        "r3 was served by the running session"
+    );
+    assert!(!done.contains(&r2.request), "r2 still waits for a2");
+    assert_eq!(starts(&acts)[0].1, ["a2"]);
+}
+
+#[test]
+fn proposed_items_join_the_handler_once_committed() {
+    let mut e = engine();
+    let _ = e.start_item_sync(&h("b"), &ids(&["b1"]), NONE).unwrap();
+    let (s, _) = only_start(&mut e);
+    assert!(matches!(
+        e.commit_item(s, &i("b9")),
+        Err(Error::ItemNotProposed(_))
+    ));
+    e.propose_item(s, ItemSpec::new(i("b9"))).unwrap();
+    assert!(matches!(
+        e.propose_item(s, ItemSpec::new(i("b1"))),
+        Err(Error::ItemExists { .. })
+    ));
+    e.commit_item(s, &i("b9")).unwrap();
+    let _ = e
+        .report_progress(s, &i("b9"), ProgressStatus::Succeeded, "")
+        .unwrap();
+    assert!(
+        e.handler_view(&h("b"))
+            .unwrap()
+            .items
+            .contains(&(i("b9"), true))
+    );
+    let ended = e.session_finished(s, SessionEnd::Returned).unwrap();
+    assert_eq!(ended.outcomes[1], (i("b9"), Outcome::Succeeded));
+}
+
+#[test]
+fn errors_and_conflicts_count_for_the_requests_a_session_serves() {
+    let mut e = engine();
+    let r1 = e
+        .start_item_sync(&h("a"), &ids(&["a1", "a2"]), NONE)
+        .unwrap();
+    let (s, _) = only_start(&mut e);
+    let r2 = e.start_item_sync(&h("a"), &ids(&["a2"]), JOIN).unwrap();
+    e.report_event(s, Some(&i("a1")), EventLevel::Error)
+        .unwrap();
+    e.report_event(s, Some(&i("a2")), EventLevel::Error)
+        .unwrap();
+    e.report_event(s, Some(&i("a2")), EventLevel::Warning)
+        .unwrap();
+    e.report_event(s, None, EventLevel::Error).unwrap();
+    e.report_conflict(s, Some(&i("a2"))).unwrap();
+    assert!(matches!(
+        e.report_event(s, Some(&i("nope")), EventLevel::Error),
+        Err(Error::UnknownItem { .. })
+    ));
+    let _ = e.session_finished(s, SessionEnd::Returned).unwrap();
+    let res = results(&actions(&mut e));
+    let r1 = res.iter().find(|r| r.request == r1.request).unwrap();
+    let r2 = res.iter().find(|r| r.request == r2.request).unwrap();
+    assert_eq!((r1.errors, r1.conflicts), (3, 1));
+    assert_eq!((r2.errors, r2.conflicts), (2, 1));
+}
+
+#[test]
+fn session_calls_on_unknown_sessions_are_refused() {
+    let mut e = engine();
+    let s = SessionId(42);
+    assert_eq!(
+        e.session_finished(s, SessionEnd::Returned).unwrap_err(),
+        Error::UnknownSession(s)
+    );
+    assert!(e.can_continue(s, None).is_err());
+    assert!(e.query_for_additional_items(s).is_err());
+    assert!(e.report_manual_sync(s).is_err());
+    assert!(e.session_started(s).is_err());
+}
