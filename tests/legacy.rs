@@ -17,7 +17,7 @@ use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use common::{Driven, Finish, PATIENCE, World, next_session, result};
+use common::{Driven, Finish, PATIENCE, World, completed, next_session, result};
 use crossbeam_channel::{Receiver, Sender};
 use syncmgr::engine::Disposition::{self, Joined, Merged, Queued};
 use syncmgr::hresult::{
@@ -552,17 +552,6 @@ fn reasons(notes: &[Notification]) -> Vec<(HandlerId, TriggerReason)> {
             Notification::RequestAccepted {
                 handler, reason, ..
             } => Some((handler.clone(), *reason)),
-            _ => None,
-        })
-        .collect()
-}
-
-/// The requests completed, in order.
-fn completed(notes: &[Notification]) -> Vec<RequestId> {
-    notes
-        .iter()
-        .filter_map(|n| match n {
-            Notification::RequestCompleted(r) => Some(r.request),
             _ => None,
         })
         .collect()

@@ -46,18 +46,6 @@ fn start_with(
         .expect("the request is accepted")
 }
 
-/// Waits until the manager asked this session to cancel everything.
-fn wait_for_cancel_all(notes: &Receiver<Notification>, session: SessionId) {
-    wait_for(notes, |note| match note {
-        Notification::CancelRequested {
-            session: s,
-            request: CancelRequest::CancelAll,
-            ..
-        } if s == session => Some(()),
-        _ => None,
-    });
-}
-
 /// The callback's results so far (all of them once the manager has shut down).
 fn delivered(callback: &Receiver<RequestResult>) -> Vec<RequestResult> {
     callback.try_iter().collect()

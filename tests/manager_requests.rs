@@ -103,17 +103,6 @@ fn accepted_ids(notes: &[Notification]) -> Vec<RequestId> {
         .collect()
 }
 
-/// The requests completed, in order.
-fn completed(notes: &[Notification]) -> Vec<RequestId> {
-    notes
-        .iter()
-        .filter_map(|n| match n {
-            Notification::RequestCompleted(r) => Some(r.request),
-            _ => None,
-        })
-        .collect()
-}
-
 /// Each ended session's items with their outcomes, in order.
 fn ended(notes: &[Notification]) -> Vec<Vec<(&str, O)>> {
     notes

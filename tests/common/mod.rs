@@ -211,6 +211,18 @@ pub fn wait_for<T>(
     }
 }
 
+/// Waits until the manager asked this session to cancel everything.
+pub fn wait_for_cancel_all(notes: &Receiver<Notification>, session: SessionId) {
+    wait_for(notes, |note| match note {
+        Notification::CancelRequested {
+            session: s,
+            request: CancelRequest::CancelAll,
+            ..
+        } if s == session => Some(()),
+        _ => None,
+    });
+}
+
 /// Takes the next session, failing the test if none comes.
 pub fn next_session(sessions: &Receiver<Running>) -> Running {
     sessions

@@ -121,3 +121,14 @@ impl World {
         error
     }
 }
+
+/// The requests completed in these notifications, in order.
+pub fn completed(notes: &[Notification]) -> Vec<RequestId> {
+    notes
+        .iter()
+        .filter_map(|n| match n {
+            Notification::RequestCompleted(r) => Some(r.request),
+            _ => None,
+        })
+        .collect()
+}
