@@ -3,7 +3,7 @@
 
 use smallvec::SmallVec;
 
-use super::{MergeKey, RequestId, SessionId};
+use super::{MergeKey, RequestId, SessionEnd, SessionId};
 use crate::flags::CancelRequest;
 use crate::id::{HandlerId, ItemId};
 use crate::result::{Outcome, RequestResult};
@@ -141,6 +141,9 @@ pub struct SessionEnded {
     pub handler: HandlerId,
     /// Every item of the session with its final outcome, in session order.
     pub outcomes: Vec<(ItemId, Outcome)>,
+    /// How the shell said the session ended. Outcomes are settled the same way either way;
+    /// it is carried through for the shell's notifications and logs.
+    pub end: SessionEnd,
 }
 
 /// What a running handler sees of its pending set (`query_for_additional_items`).

@@ -25,7 +25,7 @@ impl Engine {
     pub fn session_finished(
         &mut self,
         id: SessionId,
-        _end: SessionEnd,
+        end: SessionEnd,
     ) -> Result<SessionEnded, Error> {
         let session = self.sessions.remove(&id).ok_or(Error::UnknownSession(id))?;
         let key = session.handler_key;
@@ -60,6 +60,7 @@ impl Engine {
             session: id,
             handler: session.handler,
             outcomes,
+            end,
         })
     }
 
