@@ -83,17 +83,6 @@ fn quiet() {
     });
 }
 
-fn wait_for_cancel_all(notes: &Receiver<Notification>, session: SessionId) {
-    wait_for(notes, |note| match note {
-        Notification::CancelRequested {
-            session: s,
-            request: CancelRequest::CancelAll,
-            ..
-        } if s == session => Some(()),
-        _ => None,
-    });
-}
-
 fn state_change_failed(notes: &Receiver<Notification>) -> (HandlerId, Error) {
     wait_for(notes, |note| match note {
         Notification::StateChangeFailed { handler, error } => Some((handler, error)),
