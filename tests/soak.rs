@@ -35,9 +35,9 @@
 //! stop itself, disable and re-enable itself or an item with `WAIT`, queue an update); hooks
 //! that panic or fail on the way off, `is_connected` that panics, `items()` that panics at
 //! update; result callbacks that panic or start requests; subscribers that stop reading and
-//! are dropped; handlers registered and removed all along. `tests/stress.rs` checks scheduling
-//! and outcomes exactly under load; this test checks that nothing is lost or kept over a long
-//! run.
+//! are dropped; handlers registered and removed all along. `tests/integration/stress.rs`
+//! checks scheduling and outcomes exactly under load; this test checks that nothing is lost
+//! or kept over a long run.
 
 #[path = "common/randomized.rs"]
 mod randomized;

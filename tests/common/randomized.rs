@@ -1,6 +1,6 @@
-//! What the randomized tests (`tests/stress.rs`, `tests/soak.rs`) share: the seeded generator
-//! (`rng.rs`, re-exported), their knobs from the environment, and a panic hook that keeps their
-//! deliberate panics quiet. Included with `#[path]`.
+//! What the randomized tests (`tests/integration/stress.rs`, `tests/soak.rs`) share: the
+//! seeded generator (`rng.rs`, re-exported), their knobs from the environment, and a panic hook
+//! that keeps their deliberate panics quiet. Included with `#[path]`.
 
 #![allow(dead_code)] // each test file uses a different part
 

@@ -9,7 +9,7 @@ use syncmgr::engine::{
 };
 use syncmgr::{Engine, RequestId, RequestResult, SessionId};
 
-use crate::lang::*;
+use super::lang::*;
 
 /// Runs every row of a group; panics once, listing every failing row.
 pub fn check_all(rows: Vec<Row>) {

@@ -5,7 +5,7 @@
 //! when `synchronize` returns. Nothing sleeps; `PATIENCE` only bounds how long a test waits
 //! for something that is already on its way.
 
-mod common;
+use crate::common;
 
 use crossbeam_channel::Receiver;
 use syncmgr::engine::{Disposition, Stopped};

@@ -1,7 +1,7 @@
 //! SPEC section 7: state changes
 
-use crate::lang::*;
-use crate::run::check_all;
+use super::lang::*;
+use super::run::check_all;
 
 fn state_change_rows() -> Vec<Row> {
     use HandlerPolicies as HP;

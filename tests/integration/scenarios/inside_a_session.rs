@@ -1,7 +1,7 @@
 //! SPEC section 6: inside a session (the engine's side of it)
 
-use crate::lang::*;
-use crate::run::check_all;
+use super::lang::*;
+use super::run::check_all;
 
 fn inside_a_session_rows() -> Vec<Row> {
     const S: O = O::Succeeded;

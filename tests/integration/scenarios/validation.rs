@@ -1,7 +1,7 @@
 //! SPEC section 4: starting a sync (the validation table)
 
-use crate::lang::*;
-use crate::run::check_all;
+use super::lang::*;
+use super::run::check_all;
 
 /// 64 UTF-16 units: one more than an ID may hold.
 const LONG_ID: &str = "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx";

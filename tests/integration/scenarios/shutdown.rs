@@ -1,7 +1,7 @@
 //! SPEC section 7: shutdown
 
-use crate::lang::*;
-use crate::run::check_all;
+use super::lang::*;
+use super::run::check_all;
 
 fn shutdown_rows() -> Vec<Row> {
     const S: O = O::Succeeded;

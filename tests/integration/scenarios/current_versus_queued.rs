@@ -1,7 +1,7 @@
 //! SPEC section 5: current versus queued
 
-use crate::lang::*;
-use crate::run::check_all;
+use super::lang::*;
+use super::run::check_all;
 
 fn current_versus_queued_rows() -> Vec<Row> {
     const S: O = O::Succeeded;

@@ -9,7 +9,7 @@
 //! the time the round trip returns, so "no session started" is an exact statement rather than
 //! a guess after a pause. `PATIENCE` (in the fixture) is only a failure guard.
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Barrier, Mutex};

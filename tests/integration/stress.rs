@@ -18,12 +18,12 @@
 //!
 //! ```sh
 //! SYNCMGR_STRESS_SEED=0x5eed SYNCMGR_STRESS_OPS=30000 \
-//!     cargo test --release --test stress -- --nocapture
+//!     cargo test --release --test integration stress:: -- --nocapture
 //! ```
 //!
 //! The two manager bugs these runs found are reduced to regression tests at the end.
 
-#[path = "common/randomized.rs"]
+#[path = "../common/randomized.rs"]
 mod randomized;
 
 use randomized::{XorShift, env_number, quiet_deliberate_panics};
@@ -57,7 +57,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 // ----- randomness --------------------------------------------------------------------------
 
-// `XorShift`, `env_number` and `quiet_deliberate_panics` are in `common/randomized.rs`.
+// `XorShift`, `env_number` and `quiet_deliberate_panics` are in `tests/common/randomized.rs`.
 
 // ----- the handlers ------------------------------------------------------------------------
 

@@ -1,7 +1,7 @@
 //! SPEC section 7: stopping
 
-use crate::lang::*;
-use crate::run::check_all;
+use super::lang::*;
+use super::run::check_all;
 
 fn stopping_rows() -> Vec<Row> {
     use HandlerPolicies as HP;

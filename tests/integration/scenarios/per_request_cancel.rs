@@ -1,7 +1,7 @@
 //! SPEC section 7: per-request cancel
 
-use crate::lang::*;
-use crate::run::check_all;
+use super::lang::*;
+use super::run::check_all;
 
 fn per_request_cancel_rows() -> Vec<Row> {
     const S: O = O::Succeeded;

@@ -1,7 +1,7 @@
 //! Where the engine and SPEC disagree: rows kept with the SPEC-correct expectation
 
-use crate::lang::*;
-use crate::run::check_all;
+use super::lang::*;
+use super::run::check_all;
 
 /// SPEC section 7 (and DECISIONS 13): `update_handler` re-reads capabilities, and running
 /// sessions finish normally. Dropping `SUPPORTS_CONCURRENT_SESSIONS` while two sessions run

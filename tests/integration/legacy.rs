@@ -11,7 +11,7 @@
 //! stream after a round trip through it ([`World::happened`]), so "nothing started" is an
 //! exact statement. `PATIENCE` (tests/common) is only a failure guard.
 
-mod common;
+use crate::common;
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};

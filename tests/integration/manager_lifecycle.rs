@@ -7,7 +7,7 @@
 //! for something that is already on its way, and a short `shutdown_grace` is the manager's
 //! own timer.
 
-mod common;
+use crate::common;
 
 use std::cell::RefCell;
 use std::sync::atomic::Ordering;

@@ -1,7 +1,7 @@
 //! SPEC section 7: results (status precedence, error and conflict counts)
 
-use crate::lang::*;
-use crate::run::check_all;
+use super::lang::*;
+use super::run::check_all;
 
 fn results_and_aggregation_rows() -> Vec<Row> {
     use EventLevel::{Error as ERROR, Information, Warning};

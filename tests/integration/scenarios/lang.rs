@@ -1,7 +1,7 @@
 //! The scenario language: what a row is made of. Steps call the engine, expectations say
 //! what must have happened; both are [`Op`]s built by the functions below, next to the
 //! handlers most rows register and the errors they expect. A rule family's file imports it
-//! whole (`use crate::lang::*`), with the crate's vocabulary its rows name (`O` for
+//! whole (`use super::lang::*`), with the crate's vocabulary its rows name (`O` for
 //! `Outcome`, `PS` for `ProgressStatus`, the dispositions `Queued`, `Merged`, `Joined(n)` and
 //! `Settled(outcome)`).
 
