@@ -11,14 +11,14 @@
 //! Nothing is lost and nothing deadlocks. What the SPEC and the rustdoc promise for each fault
 //! is quoted above its test; where they are silent, the test says what the manager does.
 //!
-//! Cases `tests/manager_lifecycle.rs` and `tests/manager_sessions.rs` already pin exactly (a
-//! panic after the first of two reports, an error from `synchronize`, a handler that never
-//! reports, the terminal rule, a session that ignores the shutdown cancel, a callback that
-//! panics or starts a request, a subscriber that never reads or was dropped) are not
-//! repeated; these tests combine them, add threads and re-entrancy, and cover the other
-//! methods. `tests/stress.rs` throws random faults at the manager; here each fault is
-//! deterministic. The manager defects these tests found are at the end, `#[ignore]`d until
-//! they are fixed.
+//! Cases `tests/integration/manager_lifecycle.rs` and `manager_sessions.rs` already pin
+//! exactly (a panic after the first of two reports, an error from `synchronize`, a handler
+//! that never reports, the terminal rule, a session that ignores the shutdown cancel, a
+//! callback that panics or starts a request, a subscriber that never reads or was dropped)
+//! are not repeated; these tests combine them, add threads and re-entrancy, and cover the
+//! other methods. `tests/integration/stress.rs` throws random faults at the manager; here each
+//! fault is deterministic. The manager defects these tests found, and the holes adversarial
+//! use found later, are at the end, each with the fix it pins.
 //!
 //! Nothing sleeps: every wait is on a channel, a barrier, a ticket or a notification, and
 //! `PATIENCE` only bounds how long a test waits for something already on its way. Short
