@@ -236,7 +236,7 @@ impl Engine {
                     && let Some(session) = self.sessions.get_mut(&s)
                 {
                     let cancel_all = session.cancel_all;
-                    let sitem = &mut session.items[spos as usize];
+                    let sitem = &mut session.items[spos.get()];
                     if unlink(&mut sitem.list, me, &mut self.requests) {
                         // Leaving the session: what it counted so far is the request's.
                         credit.add(sitem.counts);
@@ -291,11 +291,11 @@ pub(super) fn place(
     if join
         && let Some((s, pos)) = slot.held
         && let Some(session) = sessions.get_mut(&s)
-        && session.joinable(pos as usize)
+        && session.joinable(pos.get())
     {
         return (
             Disposition::Joined(s),
-            session.items[pos as usize].list.push(me),
+            session.items[pos.get()].list.push(me),
         );
     }
     if !merge.is_default() {

@@ -6,6 +6,7 @@ use std::collections::HashSet;
 
 use super::state::Handler;
 use super::state::HandlerKey;
+use super::state::SessionPos;
 use super::{Engine, RequestId, SessionId};
 use crate::flags::{HandlerCapabilities, HandlerPolicies, ItemCapabilities, ProgressStatus};
 use crate::id::{HandlerId, ItemId};
@@ -314,7 +315,7 @@ impl Engine {
                 return fail(format!("{sid}: not listed as running by {}", h.id));
             }
             for (pos, si) in s.items.iter().enumerate() {
-                if h.slot(si.item).held != Some((*sid, pos as u32)) {
+                if h.slot(si.item).held != Some((*sid, SessionPos::of(pos))) {
                     return fail(format!(
                         "{sid}: item {} not marked as held by it",
                         h.slot(si.item).id
@@ -510,7 +511,7 @@ impl Engine {
                     session.handler_key == key
                         && session
                             .items
-                            .get(pos as usize)
+                            .get(pos.get())
                             .is_some_and(|si| si.item == h.index[&slot.id])
                 });
                 if !ok {

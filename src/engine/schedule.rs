@@ -9,6 +9,7 @@ use super::state::Handler;
 use super::state::HandlerKey;
 use super::state::Session;
 use super::state::SessionItem;
+use super::state::SessionPos;
 
 impl Engine {
     /// Starts sessions while the global limit allows, oldest waiting handler first, after a
@@ -133,7 +134,7 @@ impl Engine {
         let mut ids = Vec::with_capacity(taken.len());
         for entry in taken {
             let slot = &mut h.items[entry.item];
-            slot.held = Some((id, session.items.len() as u32));
+            slot.held = Some((id, SessionPos::next_of(&session.items)));
             ids.push(slot.id.clone());
             // The wait list moves whole: O(1), whoever waits on it.
             let list = if merge.is_default() {

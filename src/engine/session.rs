@@ -20,6 +20,7 @@ use super::registry::upsert;
 use super::state::Counts;
 use super::state::Session;
 use super::state::SessionItem;
+use super::state::SessionPos;
 use crate::error::Denied;
 use crate::error::Error;
 use crate::error::TextKind;
@@ -45,7 +46,7 @@ impl Engine {
         h.index
             .get(item)
             .and_then(|&idx| match h.slot(idx).held {
-                Some((s, pos)) if s == id => Some(pos as usize),
+                Some((s, pos)) if s == id => Some(pos.get()),
                 _ => None,
             })
             .ok_or_else(|| Error::ItemNotInSession(item.clone()))
@@ -289,7 +290,7 @@ impl Engine {
             }
             entry.list
         };
-        slot.held = Some((id, session.items.len() as u32));
+        slot.held = Some((id, SessionPos::next_of(&session.items)));
         let served = list.len as usize;
         session.items.push(SessionItem::new(idx, list));
         Ok(served)
@@ -345,7 +346,7 @@ impl Engine {
         let _ = upsert(h, &spec);
         apply_spec(h, &spec);
         let idx = h.index[item];
-        h.slot_mut(idx).held = Some((id, session.items.len() as u32));
+        h.slot_mut(idx).held = Some((id, SessionPos::next_of(&session.items)));
         session
             .items
             .push(SessionItem::new(idx, WaitList::default()));

@@ -30,7 +30,7 @@ pub(crate) struct ItemSlot {
     pub last_request: u64,
     /// The running session that holds the item and the item's position in it. Per-item
     /// non-reentrancy makes this at most one.
-    pub held: Option<(SessionId, u32)>,
+    pub held: Option<(SessionId, SessionPos)>,
 }
 
 impl ItemSlot {
@@ -164,6 +164,27 @@ impl Handler {
     /// Whether nothing of any key is pending.
     pub fn nothing_pending(&self) -> bool {
         self.pending.is_empty() && self.keyed.is_empty()
+    }
+}
+
+/// An item's place in its session's item list (`Session::items`). Items are only ever
+/// appended to a running session, so a place never changes while the session runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct SessionPos(u32);
+
+impl SessionPos {
+    /// The place of the next item appended to `items`.
+    pub fn next_of(items: &[SessionItem]) -> SessionPos {
+        SessionPos(u32::try_from(items.len()).unwrap_or(u32::MAX))
+    }
+
+    /// The place of item `i`.
+    pub fn of(i: usize) -> SessionPos {
+        SessionPos(u32::try_from(i).unwrap_or(u32::MAX))
+    }
+
+    pub fn get(self) -> usize {
+        self.0 as usize
     }
 }
 
