@@ -281,7 +281,7 @@
 //! A [`SyncManager`] keeps the engine behind one lock and applies one command at a time: a
 //! call applies its own command on the calling thread, so a start call is refused or accepted
 //! synchronously and costs no thread hand-off. It runs worker threads for `synchronize` and
-//! state-change hooks (as many as the global session limit by default, see
+//! state-change hooks (as many as the global session limit by default, at most 64, see
 //! [`SyncManagerBuilder`]), one delivery thread for result callbacks, and a scheduler thread
 //! that takes over the commands once shutdown begins. No user code runs under the lock or on
 //! the scheduler thread.

@@ -91,13 +91,7 @@ pub(crate) fn text(value: &(impl Display + ?Sized)) -> String {
 pub(crate) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     check_unlocked("an error's source chain");
     let mut out = text(error);
-    let mut next = match catch_unwind(AssertUnwindSafe(|| error.source())) {
-        Ok(source) => source,
-        Err(panic) => {
-            let _ = panic_text(panic);
-            None
-        }
-    };
+    let mut next = source_of(error);
     let mut links = 0;
     while let Some(source) = next {
         links += 1;
@@ -107,15 +101,19 @@ pub(crate) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
         }
         out.push_str(": ");
         out.push_str(&text(source));
-        next = match catch_unwind(AssertUnwindSafe(|| source.source())) {
-            Ok(source) => source,
-            Err(panic) => {
-                let _ = panic_text(panic);
-                None
-            }
-        };
+        next = source_of(source);
     }
     out
+}
+
+/// An error's `source()`, asked safely: one that panics ends the chain.
+fn source_of<'a>(
+    error: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a (dyn std::error::Error + 'static)> {
+    catch_unwind(AssertUnwindSafe(|| error.source())).unwrap_or_else(|panic| {
+        let _ = panic_text(panic);
+        None
+    })
 }
 
 /// Drops a user value safely: a `Drop` that panics is contained, and a panic payload that

@@ -264,12 +264,6 @@ impl Engine {
         Some((enabled, unknown))
     }
 
-    /// Whether a live item of a live handler is enabled; `None` if either is unknown.
-    pub fn item_enabled(&self, handler: &HandlerId, item: &ItemId) -> Option<bool> {
-        let h = &self.handlers[self.by_id.get(handler)?];
-        h.find(item).map(|idx| h.slot(idx).enabled)
-    }
-
     /// The actions decided and not yet taken, oldest first, without taking them.
     pub fn pending_actions(&self) -> impl Iterator<Item = &super::Action> {
         self.actions.iter()
