@@ -6,12 +6,14 @@
 //! start calls mix Sync Center requests (`start_item_sync`, `start_handler_sync`,
 //! `start_sync_all`, all of the default merge key) with keyed ones (`start_sync` under the
 //! default key or the cookie `b""`, `b"a"` or `b"b"`, often repeating the last keyed handler
-//! and cookie, as a legacy application does). After every call it asserts that both decided
-//! the same (reply or error with its HRESULT, sessions started in order with their keys,
-//! results delivered, cancels sent, and the visible state), that `Engine::check_consistency`
-//! holds, and each invariant of SPEC section 8, checked on its own from the engine's public
-//! views and this file's bookkeeping of the action stream (`properties/invariants.rs`, one
-//! function per invariant), labelled (a) to (h) in the failure messages:
+//! and cookie, as a legacy application does). The operations and how they resolve into calls
+//! are `model/ops.rs`, shared with the engine fuzz target. After every call it asserts that
+//! both decided the same (reply or error with its HRESULT, sessions started in order with
+//! their keys, results delivered, cancels sent, and the visible state: `model/compare.rs`),
+//! that `Engine::check_consistency` holds, and each invariant of SPEC section 8, checked on
+//! its own from the engine's public views and this file's bookkeeping of the action stream
+//! (`properties/invariants.rs`, one function per invariant), labelled (a) to (h) in the
+//! failure messages:
 //!
 //! - (a) every accepted request gets exactly one result, and only after all its items have
 //!   outcomes (checked at each delivery, and at the end, when every session has finished);
@@ -53,9 +55,13 @@
 //! `SYNCMGR_INVARIANTS_ONLY=1` skips the model comparison and `check_consistency`, so that
 //! only the explicit invariant checks judge the engine (to show that they bite on their own).
 
+#[path = "model/compare.rs"]
+mod compare;
 #[path = "model/driver.rs"]
 mod driver;
 mod model;
+#[path = "model/ops.rs"]
+mod ops;
 
 /// Fails the case with a message that names the invariant.
 macro_rules! check {
@@ -82,9 +88,11 @@ use syncmgr::{
     ItemPolicies, ProgressStatus, RequestId, SessionId, SyncControlFlags,
 };
 
-use driver::{Call, Reply, Snapshot, from_action, on_engine, on_model, syncing};
+use compare::compare_with_model;
+use driver::{Call, Reply, Snapshot, on_engine, syncing};
 use invariants::Step;
-use model::{MAction, MDisposition, MError, Model};
+use model::{MDisposition, Model};
+use ops::{NAMES, Op, Seen, Universe, hid, iid, items};
 
 fn config() -> ProptestConfig {
     let cases = std::env::var("PROPTEST_CASES")
@@ -101,14 +109,6 @@ fn invariants_only() -> bool {
     std::env::var_os("SYNCMGR_INVARIANTS_ONLY").is_some()
 }
 
-fn hid(s: &str) -> HandlerId {
-    HandlerId::new(s).unwrap()
-}
-
-fn iid(s: &str) -> ItemId {
-    ItemId::new(s).unwrap()
-}
-
 const NONE: SyncControlFlags = SyncControlFlags::NONE;
 const JOIN: SyncControlFlags = SyncControlFlags::IGNORE_IF_ALREADY_SYNCING;
 
@@ -116,68 +116,7 @@ fn flags(join: bool) -> SyncControlFlags {
     if join { JOIN } else { NONE }
 }
 
-/// Start flags for the random sequences: `NONE` or `IGNORE_IF_ALREADY_SYNCING`, and rarely
-/// a value with an undefined bit (possible through bitflags' `from_bits_retain`).
-fn start_flags(sel: u8) -> SyncControlFlags {
-    match sel {
-        0..=247 => flags(sel % 2 == 1),
-        _ => SyncControlFlags::from_bits_retain(0x2 | u32::from(sel % 2)),
-    }
-}
-
-/// The merge key of a keyed start (`Engine::start_sync`): the default key now and then, else
-/// one of three cookies (the empty cookie is a key of its own, distinct from the default).
-fn merge_key(sel: u8) -> MergeKey {
-    match sel % 8 {
-        0 => MergeKey::DEFAULT,
-        1 => MergeKey::cookie(b""),
-        2..=5 => MergeKey::cookie(b"a"),
-        _ => MergeKey::cookie(b"b"),
-    }
-}
-
-/// See `Op::StartKeyed`.
-const AGAIN: u8 = 96;
-
-/// Every item name a handler of the universe may ever own: the first 3 to 5 are registered,
-/// the rest can come with an update.
-const NAMES: [&str; 6] = ["i0", "i1", "i2", "i3", "i4", "i5"];
-/// Names no handler owns at first ("i5") or ever ("zz").
-const STRANGERS: [&str; 2] = ["i5", "zz"];
-/// A name for `propose_item`/`commit_item`: mostly a new one (so that commits find their
-/// proposal), sometimes one the handler usually owns, or one only an update adds.
-fn proposal(sel: u8) -> ItemId {
-    iid(match sel {
-        0..=159 => "n0",
-        160..=207 => "n1",
-        208..=231 => "i0",
-        _ => "i5",
-    })
-}
-
 // ----- the universe: handlers fixed per case --------------------------------------------------
-
-#[derive(Clone, Debug)]
-struct Universe {
-    config: EngineConfig,
-    specs: Vec<HandlerSpec>,
-}
-
-impl Universe {
-    fn spec(&self, id: &HandlerId) -> Option<&HandlerSpec> {
-        self.specs.iter().find(|s| s.id == *id)
-    }
-}
-
-fn items(count: usize, policies: &[ItemPolicies], disabled: u8) -> Vec<ItemSpec> {
-    (0..count)
-        .map(|n| {
-            ItemSpec::new(iid(NAMES[n]))
-                .with_policies(policies.get(n).copied().unwrap_or_default())
-                .with_enabled(disabled & (1 << n) == 0)
-        })
-        .collect()
-}
 
 fn item_policy() -> impl Strategy<Value = ItemPolicies> {
     prop_oneof![
@@ -275,156 +214,7 @@ fn universe() -> impl Strategy<Value = Universe> {
         )
 }
 
-// ----- operations: indices into what exists, resolved when they run ---------------------------
-
-/// One random operation. The `u8`s select among what exists when the operation runs (a
-/// handler, a running session, an issued request, an item), so a sequence stays meaningful
-/// whatever came before it. High values select something unknown on purpose.
-#[derive(Clone, Debug)]
-enum Op {
-    StartItems {
-        h: u8,
-        items: Vec<u8>,
-        flags: u8,
-    },
-    StartHandler {
-        h: u8,
-        flags: u8,
-    },
-    StartAll {
-        flags: u8,
-    },
-    /// `Engine::start_sync`: a handler sync (`items: None`) or an item sync, under a key.
-    /// `key` below `AGAIN` repeats the handler and key of the last keyed request accepted (as
-    /// a legacy application invokes its handler with its cookie again and again), so that
-    /// requests of one key meet while a session of that key runs.
-    StartKeyed {
-        h: u8,
-        items: Option<Vec<u8>>,
-        flags: u8,
-        key: u8,
-    },
-    SessionStarted {
-        s: u8,
-    },
-    Progress {
-        s: u8,
-        item: u8,
-        status: ProgressStatus,
-        text: u8,
-    },
-    HandlerText {
-        s: u8,
-        text: u8,
-    },
-    CanContinue {
-        s: u8,
-        item: Option<u8>,
-    },
-    Event {
-        s: u8,
-        item: Option<u8>,
-        level: EventLevel,
-    },
-    Conflict {
-        s: u8,
-        item: Option<u8>,
-    },
-    ManualSync {
-        s: u8,
-    },
-    Query {
-        s: u8,
-    },
-    AddItem {
-        s: u8,
-        pick: u8,
-    },
-    Propose {
-        s: u8,
-        name: u8,
-    },
-    Commit {
-        s: u8,
-        name: u8,
-    },
-    Finish {
-        s: u8,
-        succeed_all: bool,
-        failed: bool,
-    },
-    StopHandler {
-        h: u8,
-    },
-    StopItems {
-        h: u8,
-        items: Vec<u8>,
-    },
-    StopAll,
-    CancelRequest {
-        r: u8,
-    },
-    SetActive {
-        h: u8,
-        on: bool,
-    },
-    SetEnabled {
-        h: u8,
-        on: bool,
-    },
-    SetItemEnabled {
-        h: u8,
-        item: u8,
-        on: bool,
-    },
-    SetConnected {
-        h: u8,
-        on: bool,
-    },
-    Update {
-        h: u8,
-        keep: u8,
-        disabled: u8,
-        reverse: bool,
-        flip: bool,
-    },
-    UpsertItem {
-        h: u8,
-        name: u8,
-        enabled: bool,
-        policy: u8,
-    },
-    RemoveItem {
-        h: u8,
-        item: u8,
-    },
-    Remove {
-        h: u8,
-    },
-    Register {
-        h: u8,
-    },
-    Shutdown,
-}
-
-fn status() -> impl Strategy<Value = ProgressStatus> {
-    prop_oneof![
-        1 => Just(ProgressStatus::Updating),
-        1 => Just(ProgressStatus::UpdatingIndeterminate),
-        2 => Just(ProgressStatus::Succeeded),
-        1 => Just(ProgressStatus::Failed),
-        1 => Just(ProgressStatus::Canceled),
-        1 => Just(ProgressStatus::Disconnected),
-    ]
-}
-
-fn level() -> impl Strategy<Value = EventLevel> {
-    prop_oneof![
-        1 => Just(EventLevel::Information),
-        1 => Just(EventLevel::Warning),
-        2 => Just(EventLevel::Error),
-    ]
-}
+// ----- operations (`model/ops.rs`), drawn with proptest --------------------------------------
 
 fn item_list() -> impl Strategy<Value = Vec<u8>> {
     prop_oneof![
@@ -444,12 +234,12 @@ fn op() -> impl Strategy<Value = Op> {
         14 => (h(), prop::option::weighted(0.75, item_list()), any::<u8>(), any::<u8>())
             .prop_map(|(h, items, flags, key)| Op::StartKeyed { h, items, flags, key }),
         2 => s().prop_map(|s| Op::SessionStarted { s }),
-        12 => (s(), any::<u8>(), status(), any::<u8>())
+        12 => (s(), any::<u8>(), any::<u8>(), any::<u8>())
             .prop_map(|(s, item, status, text)| Op::Progress { s, item, status, text }),
         1 => (s(), any::<u8>()).prop_map(|(s, text)| Op::HandlerText { s, text }),
         2 => (s(), prop::option::of(any::<u8>()))
             .prop_map(|(s, item)| Op::CanContinue { s, item }),
-        4 => (s(), prop::option::of(any::<u8>()), level())
+        4 => (s(), prop::option::of(any::<u8>()), any::<u8>())
             .prop_map(|(s, item, level)| Op::Event { s, item, level }),
         2 => (s(), prop::option::of(any::<u8>()))
             .prop_map(|(s, item)| Op::Conflict { s, item }),
@@ -469,8 +259,9 @@ fn op() -> impl Strategy<Value = Op> {
         3 => (h(), any::<u8>(), prop::bool::weighted(0.6))
             .prop_map(|(h, item, on)| Op::SetItemEnabled { h, item, on }),
         2 => (h(), prop::bool::weighted(0.6)).prop_map(|(h, on)| Op::SetConnected { h, on }),
+        // `disabled`: mostly every item enabled, else any mask (see `Op::Update`).
         2 => (
-            (h(), any::<u8>(), prop_oneof![3 => Just(0u8), 1 => any::<u8>()], any::<bool>()),
+            (h(), any::<u8>(), prop_oneof![3 => Just(0u8), 1 => 128u8..=255], any::<bool>()),
             prop::bool::weighted(0.3),
         )
             .prop_map(|((h, keep, disabled, reverse), flip)| Op::Update {
@@ -504,19 +295,6 @@ fn scenario() -> impl Strategy<Value = (Universe, Vec<Op>, u8)> {
         }
         (u, ops, tail)
     })
-}
-
-/// Progress texts: mostly short; at the limit (259 units) and just over it (260) rarely,
-/// including characters of two UTF-16 units and of two UTF-8 bytes.
-fn text(sel: u8) -> String {
-    match sel {
-        0..=199 => String::new(),
-        200..=239 => "syncing".to_string(),
-        240..=243 => "x".repeat(259),
-        244..=247 => "é".repeat(259),
-        248..=251 => "x".repeat(260),
-        _ => "😀".repeat(130),
-    }
 }
 
 // ----- the harness ---------------------------------------------------------------------------
@@ -557,10 +335,10 @@ struct Harness {
     owner: BTreeMap<u64, (HandlerId, u32)>,
     /// Registrations an update left running more sessions than their new limit allows.
     over_limit: BTreeSet<(HandlerId, u32)>,
-    started: Vec<SessionId>,
+    /// Request `n` is at `n - 1`.
     requests: Vec<Issued>,
-    /// The handler and key of the last keyed request accepted (`Op::StartKeyed`).
-    last_keyed: Option<(HandlerId, MergeKey)>,
+    /// What operations select sessions and requests from.
+    seen: Seen,
     trace: Vec<String>,
 }
 
@@ -577,9 +355,8 @@ impl Harness {
             generation: BTreeMap::new(),
             owner: BTreeMap::new(),
             over_limit: BTreeSet::new(),
-            started: Vec::new(),
             requests: Vec::new(),
-            last_keyed: None,
+            seen: Seen::default(),
             trace: Vec::new(),
         };
         for spec in &universe.specs {
@@ -588,287 +365,8 @@ impl Harness {
         Ok(h)
     }
 
-    // ----- choosing targets --------------------------------------------------------------
-
-    fn handler(&self, sel: u8) -> HandlerId {
-        if sel >= 240 {
-            return hid("ghost");
-        }
-        let specs = &self.universe.specs;
-        specs[sel as usize % specs.len()].id.clone()
-    }
-
-    /// The handler's items now (live ones, enabled or not), or its universe names.
-    fn items_of(&self, h: &HandlerId) -> Vec<ItemId> {
-        match self.engine.handler_view(h) {
-            Some(view) => view.items.into_iter().map(|(i, _)| i).collect(),
-            None => NAMES.iter().map(|n| iid(n)).collect(),
-        }
-    }
-
-    fn pick(sel: u8, candidates: &[ItemId]) -> ItemId {
-        if sel >= 236 || candidates.is_empty() {
-            iid(STRANGERS[sel as usize % STRANGERS.len()])
-        } else {
-            candidates[sel as usize % candidates.len()].clone()
-        }
-    }
-
-    /// A running session mostly; sometimes one that already ended.
-    fn session(&self, sel: u8) -> Option<SessionId> {
-        let running = self.engine.sessions();
-        if (sel >= 224 || running.is_empty()) && !self.started.is_empty() {
-            return Some(self.started[sel as usize % self.started.len()]);
-        }
-        (!running.is_empty()).then(|| running[sel as usize % running.len()])
-    }
-
-    /// The session's items, for choosing one; a stranger now and then.
-    fn session_item(&self, s: SessionId, sel: u8) -> ItemId {
-        let items: Vec<ItemId> = self
-            .engine
-            .session_view(s)
-            .map(|v| v.items.into_iter().map(|si| si.item).collect())
-            .unwrap_or_default();
-        if sel >= 200 {
-            // An item of the handler that may or may not be in this session.
-            let names: Vec<ItemId> = NAMES.iter().map(|n| iid(n)).collect();
-            return Self::pick(sel, &names);
-        }
-        Self::pick(sel, &items)
-    }
-
-    /// Turns an operation into the calls it stands for, given what exists now.
-    fn resolve(&self, op: &Op) -> Vec<Call> {
-        let session = |sel| self.session(sel);
-        match op {
-            Op::StartItems { h, items, flags } => {
-                let h = self.handler(*h);
-                let known = self.items_of(&h);
-                let items = items.iter().map(|&i| Self::pick(i, &known)).collect();
-                vec![Call::StartItems(h, items, start_flags(*flags))]
-            }
-            Op::StartHandler { h, flags } => {
-                vec![Call::StartHandler(self.handler(*h), start_flags(*flags))]
-            }
-            Op::StartAll { flags } => vec![Call::StartAll(start_flags(*flags))],
-            Op::StartKeyed {
-                h,
-                items,
-                flags,
-                key,
-            } => {
-                let (h, key) = match &self.last_keyed {
-                    Some(last) if *key < AGAIN => last.clone(),
-                    _ => (self.handler(*h), merge_key(*key)),
-                };
-                let known = self.items_of(&h);
-                let items = items
-                    .as_ref()
-                    .map(|items| items.iter().map(|&i| Self::pick(i, &known)).collect());
-                vec![Call::StartSync(h, items, start_flags(*flags), key)]
-            }
-            Op::SessionStarted { s } => session(*s).map(Call::SessionStarted).into_iter().collect(),
-            Op::Progress {
-                s,
-                item,
-                status,
-                text: t,
-            } => session(*s)
-                .map(|s| Call::Progress(s, self.session_item(s, *item), *status, text(*t)))
-                .into_iter()
-                .collect(),
-            Op::HandlerText { s, text: t } => session(*s)
-                .map(|s| Call::HandlerText(s, text(*t)))
-                .into_iter()
-                .collect(),
-            Op::CanContinue { s, item } => session(*s)
-                .map(|s| Call::CanContinue(s, item.map(|i| self.session_item(s, i))))
-                .into_iter()
-                .collect(),
-            Op::Event { s, item, level } => session(*s)
-                .map(|s| Call::Event(s, item.map(|i| self.session_item(s, i)), *level))
-                .into_iter()
-                .collect(),
-            Op::Conflict { s, item } => session(*s)
-                .map(|s| Call::Conflict(s, item.map(|i| self.session_item(s, i))))
-                .into_iter()
-                .collect(),
-            Op::ManualSync { s } => session(*s).map(Call::ManualSync).into_iter().collect(),
-            Op::Query { s } => session(*s).map(Call::Query).into_iter().collect(),
-            Op::AddItem { s, pick } => session(*s)
-                .map(|s| {
-                    // Mostly an item the session could take (query_for_additional_items);
-                    // else one of its own, or a stranger.
-                    let free = self
-                        .engine
-                        .query_for_additional_items(s)
-                        .map(|extra| extra.items)
-                        .unwrap_or_default();
-                    let item = if *pick < 160 && !free.is_empty() {
-                        free[*pick as usize % free.len()].clone()
-                    } else if *pick < 200 {
-                        self.session_item(s, *pick)
-                    } else {
-                        let handler = self.engine.session_view(s).map(|v| v.handler);
-                        let items = handler.map(|h| self.items_of(&h)).unwrap_or_default();
-                        Self::pick(*pick, &items)
-                    };
-                    Call::AddItem(s, item)
-                })
-                .into_iter()
-                .collect(),
-            Op::Propose { s, name } => session(*s)
-                .map(|s| {
-                    let spec = ItemSpec::new(proposal(*name)).with_policies(if *name % 2 == 1 {
-                        ItemPolicies::PREVENT_STOP_SYNC
-                    } else {
-                        ItemPolicies::empty()
-                    });
-                    Call::Propose(s, spec)
-                })
-                .into_iter()
-                .collect(),
-            Op::Commit { s, name } => session(*s)
-                .map(|s| Call::Commit(s, proposal(*name)))
-                .into_iter()
-                .collect(),
-            Op::Finish {
-                s,
-                succeed_all,
-                failed,
-            } => match session(*s) {
-                None => Vec::new(),
-                Some(s) => {
-                    let mut calls = Vec::new();
-                    if *succeed_all && let Some(view) = self.engine.session_view(s) {
-                        for si in view.items.iter().filter(|si| si.terminal.is_none()) {
-                            calls.push(Call::Progress(
-                                s,
-                                si.item.clone(),
-                                ProgressStatus::Succeeded,
-                                String::new(),
-                            ));
-                        }
-                    }
-                    let end = if *failed {
-                        SessionEnd::Failed
-                    } else {
-                        SessionEnd::Returned
-                    };
-                    calls.push(Call::Finish(s, end));
-                    calls
-                }
-            },
-            Op::StopHandler { h } => vec![Call::StopHandler(self.handler(*h))],
-            Op::StopItems { h, items } => {
-                let h = self.handler(*h);
-                let known = self.items_of(&h);
-                let items = items.iter().map(|&i| Self::pick(i, &known)).collect();
-                vec![Call::StopItems(h, items)]
-            }
-            Op::StopAll => vec![Call::StopAll],
-            Op::CancelRequest { r } => {
-                if self.requests.is_empty() {
-                    Vec::new()
-                } else {
-                    let r = &self.requests[*r as usize % self.requests.len()];
-                    vec![Call::Cancel(r.id)]
-                }
-            }
-            Op::SetActive { h, on } => vec![Call::SetActive(self.handler(*h), *on)],
-            Op::SetEnabled { h, on } => vec![Call::SetEnabled(self.handler(*h), *on)],
-            Op::SetItemEnabled { h, item, on } => {
-                let h = self.handler(*h);
-                let item = Self::pick(*item, &self.items_of(&h));
-                vec![Call::SetItemEnabled(h, item, *on)]
-            }
-            Op::SetConnected { h, on } => vec![Call::SetConnected(self.handler(*h), *on)],
-            Op::Update {
-                h,
-                keep,
-                disabled,
-                reverse,
-                flip,
-            } => {
-                let h = self.handler(*h);
-                let (mut caps, pols, original) = match self.universe.spec(&h) {
-                    Some(s) => (s.capabilities, s.policies, s.items.clone()),
-                    None => Default::default(),
-                };
-                if let Some(view) = self.engine.handler_view(&h) {
-                    caps = view.capabilities;
-                }
-                if *flip {
-                    // Lowering the limit while sessions run leaves them running (DECISIONS
-                    // 13); raising it may start more at once.
-                    caps.toggle(HandlerCapabilities::SUPPORTS_CONCURRENT_SESSIONS);
-                }
-                let mut items: Vec<ItemSpec> = (0..NAMES.len())
-                    .filter(|n| keep & (1 << n) != 0)
-                    .map(|n| {
-                        let id = iid(NAMES[n]);
-                        let policies = original
-                            .iter()
-                            .find(|s| s.id == id)
-                            .map_or(ItemPolicies::empty(), |s| s.policies);
-                        ItemSpec::new(id)
-                            .with_policies(policies)
-                            .with_enabled(disabled & (1 << n) == 0)
-                    })
-                    .collect();
-                if *reverse {
-                    items.reverse();
-                }
-                vec![Call::Update(h, caps, pols, items)]
-            }
-            Op::UpsertItem {
-                h,
-                name,
-                enabled,
-                policy,
-            } => {
-                let h = self.handler(*h);
-                let id = iid(NAMES[*name as usize % NAMES.len()]);
-                // Mostly the item's own policies; sometimes new ones while it is pending or
-                // running (judged at the next call that looks at them).
-                let policies = match policy {
-                    0..=191 => self
-                        .universe
-                        .spec(&h)
-                        .and_then(|s| s.items.iter().find(|i| i.id == id))
-                        .map_or(ItemPolicies::empty(), |i| i.policies),
-                    192..=207 => ItemPolicies::PREVENT_START_SYNC,
-                    208..=239 => ItemPolicies::PREVENT_STOP_SYNC,
-                    240..=247 => ItemPolicies::PREVENT_DISABLE,
-                    _ => ItemPolicies::empty(),
-                };
-                let spec = ItemSpec::new(id)
-                    .with_policies(policies)
-                    .with_enabled(*enabled);
-                vec![Call::UpsertItem(h, spec)]
-            }
-            Op::RemoveItem { h, item } => {
-                let h = self.handler(*h);
-                let item = Self::pick(*item, &self.items_of(&h));
-                vec![Call::RemoveItem(h, item)]
-            }
-            Op::Remove { h } => vec![Call::Remove(self.handler(*h))],
-            Op::Register { h } => {
-                let id = self.handler(*h);
-                let spec = self
-                    .universe
-                    .spec(&id)
-                    .cloned()
-                    .unwrap_or_else(|| HandlerSpec::new(id));
-                vec![Call::Register(spec)]
-            }
-            Op::Shutdown => vec![Call::Shutdown],
-        }
-    }
-
     fn run(&mut self, op: &Op) -> Result<(), TestCaseError> {
-        for call in self.resolve(op) {
+        for call in ops::resolve(op, &self.universe, &self.engine, &self.seen) {
             self.step(call)?;
         }
         Ok(())
@@ -939,8 +437,8 @@ impl Harness {
                     &call,
                 ));
             }
-            self.compare_with_model(&call, &got, &actions, &post)
-                .map_err(|e| annotate(e, &call))?;
+            compare_with_model(&mut self.model, &call, &got, &actions, &post)
+                .map_err(|what| annotate(TestCaseError::fail(what), &call))?;
         }
         Ok(())
     }
@@ -956,60 +454,29 @@ impl Harness {
         if let (Call::Register(spec), Ok(_)) = (call, got) {
             *self.generation.entry(spec.id.clone()).or_default() += 1;
         }
-        if let (Call::StartSync(h, _, _, key), Ok(_)) = (call, got)
-            && !key.is_default()
-        {
-            self.last_keyed = Some((h.clone(), key.clone()));
-        }
-        if let Ok(reply) = got {
-            for acc in reply.accepted() {
-                check!(
-                    acc.request == self.requests.len() as u64 + 1,
-                    "request numbers are issued in order: got {} after {}",
-                    acc.request,
-                    self.requests.len()
-                );
-                // The items come from the result if the request completed at once, else from
-                // the open request.
-                let delivered = actions.iter().find_map(|a| match a {
-                    Action::Deliver(r) if r.request.get() == acc.request => Some(r),
+        let accepted = self
+            .seen
+            .note(&self.engine, call, got, actions)
+            .map_err(TestCaseError::fail)?;
+        for (acc, id, items) in accepted {
+            let connected = pre.handler(&acc.handler).is_some_and(|h| h.connected);
+            let joined = items
+                .iter()
+                .zip(&acc.dispositions)
+                .filter_map(|(item, d)| match d {
+                    MDisposition::Joined(s) => Some((item.clone(), *s)),
                     _ => None,
-                });
-                let (id, items) = match delivered {
-                    Some(result) => (
-                        result.request,
-                        result.items.iter().map(|(i, _)| i.clone()).collect(),
-                    ),
-                    None => {
-                        let open = self.engine.open_requests();
-                        let Some(&id) = open.iter().find(|r| r.get() == acc.request) else {
-                            return Err(TestCaseError::fail(format!(
-                                "(a) accepted request {} is neither open nor delivered",
-                                acc.request
-                            )));
-                        };
-                        (id, self.engine.request_items(id).unwrap_or_default())
-                    }
-                };
-                let connected = pre.handler(&acc.handler).is_some_and(|h| h.connected);
-                let joined = items
-                    .iter()
-                    .zip(&acc.dispositions)
-                    .filter_map(|(item, d)| match d {
-                        MDisposition::Joined(s) => Some((item.clone(), *s)),
-                        _ => None,
-                    })
-                    .collect();
-                self.requests.push(Issued {
-                    id,
-                    owner: (acc.handler.clone(), self.generation[&acc.handler]),
-                    items,
-                    disconnected: !connected,
-                    delivered: 0,
-                    key: call.merge_key(),
-                    joined,
-                });
-            }
+                })
+                .collect();
+            self.requests.push(Issued {
+                id,
+                owner: (acc.handler.clone(), self.generation[&acc.handler]),
+                items,
+                disconnected: !connected,
+                delivered: 0,
+                key: call.merge_key(),
+                joined,
+            });
         }
         for a in actions {
             if let Action::StartSession {
@@ -1019,87 +486,6 @@ impl Harness {
                 let generation = self.generation.get(handler).copied().unwrap_or(0);
                 self.owner
                     .insert(session.get(), (handler.clone(), generation));
-                self.started.push(*session);
-            }
-        }
-        Ok(())
-    }
-
-    fn compare_with_model(
-        &mut self,
-        call: &Call,
-        got: &Result<Reply, Error>,
-        actions: &[Action],
-        post: &Snapshot,
-    ) -> Result<(), TestCaseError> {
-        let want = on_model(&mut self.model, call);
-        self.compare_replies(got, &want)?;
-        let engine: Vec<MAction> = actions.iter().map(from_action).collect();
-        let model = self.model.take_actions();
-        let split = |list: &[MAction]| {
-            let mut starts = Vec::new();
-            let mut delivers = Vec::new();
-            let mut cancels = Vec::new();
-            for a in list {
-                match a {
-                    MAction::Start { .. } => starts.push(a.clone()),
-                    MAction::Deliver(r) => delivers.push((r.request, a.clone())),
-                    MAction::Cancel {
-                        session,
-                        request,
-                        item,
-                    } => cancels.push((
-                        *session,
-                        request.to_raw(),
-                        item.as_ref().map(|i| i.to_string()),
-                        a.clone(),
-                    )),
-                }
-            }
-            delivers.sort_by_key(|(r, _)| *r);
-            cancels.sort_by(|a, b| (a.0, a.1, &a.2).cmp(&(b.0, b.1, &b.2)));
-            (starts, delivers, cancels)
-        };
-        let (es, ed, ec) = split(&engine);
-        let (ms, md, mc) = split(&model);
-        prop_assert_eq!(es, ms, "sessions started differ");
-        prop_assert_eq!(ed, md, "results differ");
-        prop_assert_eq!(ec, mc, "cancels differ");
-        prop_assert_eq!(
-            post.h_views(),
-            self.model.handler_views(),
-            "handlers differ"
-        );
-        prop_assert_eq!(
-            post.s_views(),
-            self.model.session_views(),
-            "sessions differ"
-        );
-        prop_assert_eq!(
-            post.r_views(),
-            self.model.request_views(),
-            "open requests differ"
-        );
-        Ok(())
-    }
-}
-
-impl Harness {
-    fn compare_replies(
-        &self,
-        got: &Result<Reply, Error>,
-        want: &Result<Reply, MError>,
-    ) -> Result<(), TestCaseError> {
-        match (got, want) {
-            (Ok(a), Ok(b)) => prop_assert_eq!(a, b, "replies differ"),
-            (Err(e), Err(m)) => {
-                prop_assert_eq!(&MError::from_engine(e), m, "errors differ");
-                prop_assert_eq!(e.hresult(), m.hresult(), "hresults differ for {:?}", e);
-            }
-            _ => {
-                return Err(TestCaseError::fail(format!(
-                    "engine {got:?}, model {want:?}"
-                )));
             }
         }
         Ok(())
@@ -1195,7 +581,8 @@ fn busy_with(keys: impl Strategy<Value = u8> + 'static) -> impl Strategy<Value =
             .prop_map(|(items, join, key)| Busy::Request { items, join, key }),
         2 => any::<u8>().prop_map(|r| Busy::Cancel { r }),
         1 => items().prop_map(|items| Busy::Stop { items }),
-        3 => (any::<u8>(), status()).prop_map(|(item, status)| Busy::Report { item, status }),
+        3 => (any::<u8>(), any::<u8>().prop_map(ops::status))
+            .prop_map(|(item, status)| Busy::Report { item, status }),
         1 => any::<u8>().prop_map(|pick| Busy::Pull { pick }),
     ]
 }
