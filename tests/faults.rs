@@ -26,11 +26,14 @@
 //! up on a thread that is still inside user code.
 
 mod common;
+#[path = "common/panics.rs"]
+mod panics;
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::ops::Deref;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
-use std::sync::{Arc, Barrier, Mutex, MutexGuard, Once, PoisonError};
+use std::sync::{Arc, Barrier, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, ThreadId};
 use std::time::{Duration, Instant};
 
@@ -39,6 +42,7 @@ use syncmgr::engine::{Disposition, StateChange, Stopped, Withdrawn};
 use syncmgr::*;
 
 use common::*;
+use panics::{panic_text, quiet_panics};
 
 /// The ID of the handler under test in most tests.
 const H: &str = "faulty";
@@ -62,24 +66,13 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 /// A panic payload that is not text.
 struct NonText;
 
-/// Keeps the deliberate panics off the terminal; real ones still print.
+/// Keeps the deliberate panics off the terminal (messages that start with `DELIBERATE`, and
+/// the payloads `NonText` and `Bomb`); real ones still print.
 fn quiet() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let default = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            let payload = info.payload();
-            let message = payload
-                .downcast_ref::<String>()
-                .map(String::as_str)
-                .or_else(|| payload.downcast_ref::<&str>().copied());
-            let deliberate = message.is_some_and(|m| m.starts_with(DELIBERATE))
-                || payload.is::<NonText>()
-                || payload.is::<Bomb>();
-            if !deliberate {
-                default(info);
-            }
-        }));
+    quiet_panics(|payload| {
+        panic_text(payload).is_some_and(|m| m.starts_with(DELIBERATE))
+            || payload.is::<NonText>()
+            || payload.is::<Bomb>()
     });
 }
 
@@ -410,11 +403,11 @@ impl Slot {
     }
 }
 
-/// One manager with an `Echo` handler, a subscriber that sees everything, and a [`Ledger`].
+/// A [`World`] (one manager and a subscriber that sees everything) with an `Echo` handler
+/// and a [`Ledger`]. It derefs to its world: `rig.manager`, `rig.register`.
 struct Rig {
-    manager: SyncManager,
-    stream: Receiver<Notification>,
-    /// Whether the stream must hold every notification (false for managers whose
+    world: World,
+    /// Whether the world's stream must hold every notification (false for managers whose
     /// notification capacity is too small for that).
     check_stream: bool,
     ledger: Ledger,
@@ -426,21 +419,21 @@ struct Rig {
 impl Rig {
     /// A rig with a test-sized grace period.
     fn new() -> Rig {
-        Rig::build(SyncManager::builder().shutdown_grace(Duration::from_millis(200)))
+        Rig::with(World::new())
     }
 
+    /// A rig with the manager of this builder, as it is (its own grace period).
     fn build(builder: SyncManagerBuilder) -> Rig {
+        Rig::with(World::with(builder.build().expect("the manager starts")))
+    }
+
+    fn with(world: World) -> Rig {
         quiet();
-        let manager = builder.build().expect("the manager starts");
-        let stream = manager.subscribe();
         let echo_sessions = Arc::new(AtomicUsize::new(0));
-        manager
-            .register_handler(ECHO, Echo(echo_sessions.clone()), ControlFlags::WAIT)
-            .expect("the echo handler registers");
+        world.register(ECHO, Echo(echo_sessions.clone()));
         let (calls_tx, calls) = crossbeam_channel::unbounded();
         Rig {
-            manager,
-            stream,
+            world,
             check_stream: true,
             ledger: Ledger {
                 tickets: Arc::default(),
@@ -450,12 +443,6 @@ impl Rig {
             echo_sessions,
             slots: Vec::new(),
         }
-    }
-
-    fn register(&self, name: &str, handler: impl SyncHandler) {
-        self.manager
-            .register_handler(name, handler, ControlFlags::WAIT)
-            .expect("the handler registers");
     }
 
     /// Starts a sync of these items with a ledger callback.
@@ -542,7 +529,7 @@ impl Rig {
         let mut notes = Vec::new();
         let deadline = Instant::now() + PATIENCE;
         loop {
-            match self.stream.recv_deadline(deadline) {
+            match self.notes.recv_deadline(deadline) {
                 Ok(note) => notes.push(note),
                 Err(RecvTimeoutError::Disconnected) => break,
                 Err(RecvTimeoutError::Timeout) => panic!("the scheduler never ended"),
@@ -585,6 +572,14 @@ impl Rig {
             }
         }
         notes
+    }
+}
+
+impl Deref for Rig {
+    type Target = World;
+
+    fn deref(&self) -> &World {
+        &self.world
     }
 }
 

@@ -1,11 +1,13 @@
 //! What the randomized tests (`tests/integration/stress.rs`, `tests/soak.rs`) share: the
-//! seeded generator (`rng.rs`, re-exported), their knobs from the environment, and a panic hook
-//! that keeps their deliberate panics quiet. Included with `#[path]`.
+//! seeded generator (`rng.rs`) and the panic hook that keeps their deliberate panics quiet
+//! (`panics.rs`), both re-exported, and their knobs from the environment. Included with
+//! `#[path]`.
 
 #![allow(dead_code)] // each test file uses a different part
 
-use std::sync::Once;
-
+#[path = "panics.rs"]
+mod panics;
+pub use panics::quiet_deliberate_panics;
 #[path = "rng.rs"]
 mod rng;
 pub use rng::XorShift;
@@ -22,24 +24,4 @@ pub fn env_number(name: &str, default: u64) -> u64 {
         None => text.parse(),
     };
     parsed.unwrap_or_else(|_| panic!("{name}={text} is not a number"))
-}
-
-/// Keeps deliberate panics (those whose message starts with `prefix`; a run makes hundreds or
-/// thousands) off the terminal; every other panic still prints. The first call's prefix holds
-/// for the process.
-pub fn quiet_deliberate_panics(prefix: &'static str) {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let default = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            let payload = info.payload();
-            let message = payload
-                .downcast_ref::<String>()
-                .map(String::as_str)
-                .or_else(|| payload.downcast_ref::<&str>().copied());
-            if !message.is_some_and(|m| m.starts_with(prefix)) {
-                default(info);
-            }
-        }));
-    });
 }
