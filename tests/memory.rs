@@ -15,69 +15,20 @@
 //! test, so no other test allocates while it measures. It also checks that a subscriber to
 //! the manager's notifications takes memory for what it holds, not for its whole capacity.
 
+#[path = "common/counting.rs"]
+mod counting;
 #[path = "../benches/common/mod.rs"]
 mod workload;
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use workload::{XorShift, distinct_texts};
 
 use syncmgr::engine::{Action, Engine, HandlerSpec, SessionEnd};
 use syncmgr::{HandlerId, ItemId, SyncControlFlags, SyncManager};
 
-/// The system allocator, counting the bytes live and the allocations made.
-struct Counting;
-
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: every method forwards to `System` with the caller's arguments unchanged, and only
-// adds to or subtracts from counters.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: the caller's contract for `alloc` is `System.alloc`'s.
-        let p = unsafe { System.alloc(layout) };
-        if !p.is_null() {
-            LIVE.fetch_add(layout.size(), Relaxed);
-            ALLOCATIONS.fetch_add(1, Relaxed);
-        }
-        p
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: as for `alloc`.
-        let p = unsafe { System.alloc_zeroed(layout) };
-        if !p.is_null() {
-            LIVE.fetch_add(layout.size(), Relaxed);
-            ALLOCATIONS.fetch_add(1, Relaxed);
-        }
-        p
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` came from this allocator, that is from `System`, with `layout`.
-        unsafe { System.dealloc(ptr, layout) };
-        LIVE.fetch_sub(layout.size(), Relaxed);
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        // SAFETY: as for `dealloc`, and `new_size` is the caller's to check.
-        let p = unsafe { System.realloc(ptr, layout, new_size) };
-        if !p.is_null() {
-            LIVE.fetch_add(new_size, Relaxed);
-            LIVE.fetch_sub(layout.size(), Relaxed);
-            ALLOCATIONS.fetch_add(1, Relaxed);
-        }
-        p
-    }
-}
+use counting::{Counting, allocations, live};
 
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
-
-fn live() -> usize {
-    LIVE.load(Relaxed)
-}
 
 const ITEMS: usize = 10_000;
 
@@ -164,7 +115,7 @@ fn requests_over_10k_items_hold_10k_pending_entries() {
     // The claim: `n` single-item requests over the 10,000 items.
     let mut engine = busy_engine(&handler, &items, &held);
     let base = live();
-    let allocations = ALLOCATIONS.load(Relaxed);
+    let allocations_before = allocations();
     let mut queued = 0;
     let mut at_first_pass = 0;
     for (count, &i) in refs.iter().enumerate() {
@@ -177,7 +128,7 @@ fn requests_over_10k_items_hold_10k_pending_entries() {
         }
     }
     let total = live() - base;
-    let allocations = ALLOCATIONS.load(Relaxed) - allocations;
+    let allocations = allocations() - allocations_before;
     assert_eq!(queued, ITEMS, "only first sightings add an entry");
     assert_eq!(engine.pending_items(&handler).len(), ITEMS);
     assert_eq!(

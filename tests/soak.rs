@@ -39,12 +39,14 @@
 //! checks scheduling and outcomes exactly under load; this test checks that nothing is lost
 //! or kept over a long run.
 
+#[path = "common/counting.rs"]
+mod counting;
 #[path = "common/randomized.rs"]
 mod randomized;
 
+use counting::Counting;
 use randomized::{XorShift, env_number, quiet_deliberate_panics};
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::VecDeque;
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
@@ -57,56 +59,7 @@ use crossbeam_channel::Receiver;
 use syncmgr::engine::Withdrawn;
 use syncmgr::*;
 
-// ----- the counting allocator ------------------------------------------------------------------
-
-/// The system allocator, counting the bytes live and their peak.
-struct Counting;
-
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-
-fn grew(bytes: usize) {
-    let now = LIVE.fetch_add(bytes, Relaxed) + bytes;
-    PEAK.fetch_max(now, Relaxed);
-}
-
-// SAFETY: every method forwards to `System` with the caller's arguments unchanged, and only
-// adds to or subtracts from counters.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: the caller's contract for `alloc` is `System.alloc`'s.
-        let p = unsafe { System.alloc(layout) };
-        if !p.is_null() {
-            grew(layout.size());
-        }
-        p
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: as for `alloc`.
-        let p = unsafe { System.alloc_zeroed(layout) };
-        if !p.is_null() {
-            grew(layout.size());
-        }
-        p
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` came from this allocator, that is from `System`, with `layout`.
-        unsafe { System.dealloc(ptr, layout) };
-        LIVE.fetch_sub(layout.size(), Relaxed);
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        // SAFETY: as for `dealloc`, and `new_size` is the caller's to check.
-        let p = unsafe { System.realloc(ptr, layout, new_size) };
-        if !p.is_null() {
-            LIVE.fetch_sub(layout.size(), Relaxed);
-            grew(new_size);
-        }
-        p
-    }
-}
+// ----- the counting allocator (`common/counting.rs`) -------------------------------------------
 
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
@@ -1213,8 +1166,7 @@ fn soak(default_ops: u64) {
         let _ = warm.subscribe();
         let _ = warm.shutdown();
     }
-    let live_before = LIVE.load(SeqCst);
-    PEAK.store(live_before, SeqCst);
+    let live_before = counting::reset_peak();
     let began = Instant::now();
 
     let manager = SyncManager::builder()
@@ -1419,8 +1371,8 @@ fn soak(default_ops: u64) {
         panic!("seed {seed:#x}: the handlers still hold the world: the manager was not freed")
     });
     drop(world);
-    let live_after = LIVE.load(SeqCst);
-    let peak = PEAK.load(SeqCst);
+    let live_after = counting::live();
+    let peak = counting::peak();
     let threads_after = thread_count_down_to(threads_before);
 
     println!(
