@@ -144,6 +144,7 @@ impl Shell {
         let mut engine = Engine::new(EngineConfig {
             max_sessions: 4,
             default_concurrent_sessions: 2,
+            ..EngineConfig::default()
         })?;
         let ids = |names: &[&str]| -> Result<Vec<ItemId>, syncmgr::IdError> {
             names.iter().map(ItemId::new).collect()
@@ -351,6 +352,8 @@ impl Shell {
                     );
                     self.results.insert(result.request, result);
                 }
+                // Timing decisions: this replay sets no time policy, so none come.
+                other => println!("    · {other:?}"),
             }
         }
         Ok(())

@@ -236,6 +236,17 @@ pub enum Error {
     /// `E_INVALIDARG`.
     #[error("invalid configuration: {0}")]
     InvalidConfig(&'static str),
+
+    /// A sync policy value is out of its range (for example a debounce whose `max_wait` is
+    /// below its `quiet`). Returned when a handler is registered or its policy changed, which
+    /// then changes nothing. `E_INVALIDARG`.
+    #[error("invalid sync policy: {field} must be {rule}")]
+    InvalidPolicy {
+        /// The field, as `debounce.max_wait`.
+        field: &'static str,
+        /// The range it must be in.
+        rule: &'static str,
+    },
 }
 
 impl Error {
@@ -267,7 +278,8 @@ impl Error {
             | Error::ItemNotProposed(_)
             | Error::UnknownRequest(_)
             | Error::TextTooLong { .. }
-            | Error::InvalidConfig(_) => E_INVALIDARG,
+            | Error::InvalidConfig(_)
+            | Error::InvalidPolicy { .. } => E_INVALIDARG,
         }
     }
 }

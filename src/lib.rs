@@ -355,7 +355,9 @@ mod id;
 // API's (`update_items`, `update_all`, `register_legacy_handler`) after them.
 pub mod legacy;
 mod manager;
+mod policy;
 mod result;
+mod time;
 mod unwind;
 
 pub use crate::engine::{Engine, EngineConfig, RequestId, SessionId};
@@ -370,7 +372,9 @@ pub use crate::id::{
 };
 pub use crate::manager::{
     Context, EventReport, HandlerChange, HandlerError, HandlerEvent, HandlerInfo, IntoId,
-    Notification, PendingItems, ServedRequest, ShutdownReport, SyncHandler, SyncItem, SyncManager,
-    SyncManagerBuilder, SyncRequest, SyncResult, SyncSession, SyncTicket, TriggerReason,
+    ManualClock, Notification, PendingItems, ServedRequest, ShutdownReport, SyncHandler, SyncItem,
+    SyncManager, SyncManagerBuilder, SyncRequest, SyncResult, SyncSession, SyncTicket,
 };
+pub use crate::policy::{Debounce, MAX_DELAY, Retry, Schedule, SyncPolicy, Trigger, TriggerReason};
 pub use crate::result::{Outcome, RequestResult};
+pub use crate::time::Time;

@@ -78,12 +78,22 @@ pub struct RequestResult {
     pub conflicts: u32,
     /// Each item of the request once, in request order, with its outcome.
     pub items: Vec<(ItemId, Outcome)>,
+    /// How many attempts each item took for this request, in the order of `items`: the
+    /// sessions that ran it while the request waited (0 for an item settled without running,
+    /// more than 1 when the handler's policy retried it).
+    pub attempts: Vec<u16>,
 }
 
 impl RequestResult {
     /// The outcome of one item of the request, if the request holds it.
     pub fn outcome_of(&self, item: &ItemId) -> Option<Outcome> {
         self.items.iter().find(|(i, _)| i == item).map(|&(_, o)| o)
+    }
+
+    /// How many attempts one item of the request took, if the request holds it.
+    pub fn attempts_of(&self, item: &ItemId) -> Option<u16> {
+        let at = self.items.iter().position(|(i, _)| i == item)?;
+        Some(self.attempts.get(at).copied().unwrap_or(0))
     }
 }
 

@@ -11,6 +11,7 @@ use super::Disposition;
 use super::Engine;
 use super::MergeKey;
 use super::RequestId;
+use super::RequestOptions;
 use super::SessionId;
 use super::Withdrawn;
 use super::denied;
@@ -22,10 +23,14 @@ use super::queue::unlink;
 use super::requests::RequestTable;
 use super::state::Counts;
 use super::state::Handler;
+use super::state::HandlerKey;
+use super::state::Hold;
 use super::state::ItemSlot;
 use super::state::Request;
 use super::state::RequestItem;
 use super::state::Session;
+use super::timers::Timers;
+use super::timing::unhold;
 use crate::error::Denied;
 use crate::error::Error;
 use crate::flags::CancelRequest;
@@ -45,7 +50,7 @@ impl Engine {
         handler: &HandlerId,
         flags: SyncControlFlags,
     ) -> Result<Accepted, Error> {
-        self.accept(handler, None, flags, MergeKey::DEFAULT)
+        self.accept(handler, None, flags, &PLAIN)
     }
 
     /// Requests a sync of named items of a handler (`StartItemSync`). All-or-nothing: a
@@ -58,7 +63,7 @@ impl Engine {
         items: &[ItemId],
         flags: SyncControlFlags,
     ) -> Result<Accepted, Error> {
-        self.accept(handler, Some(items), flags, MergeKey::DEFAULT)
+        self.accept(handler, Some(items), flags, &PLAIN)
     }
 
     /// The general start call: a handler sync (`items: None`) or an item sync, whose queued
@@ -73,7 +78,20 @@ impl Engine {
         flags: SyncControlFlags,
         key: MergeKey,
     ) -> Result<Accepted, Error> {
-        self.accept(handler, items, flags, key)
+        self.accept(handler, items, flags, &RequestOptions::keyed(key))
+    }
+
+    /// [`Engine::start_sync`] with every option: the merge key, and whether the request is
+    /// expedited (its handler's whole pending set becomes ready now, debounce and backoff
+    /// notwithstanding) or takes no retry.
+    pub fn start_sync_with(
+        &mut self,
+        handler: &HandlerId,
+        items: Option<&[ItemId]>,
+        flags: SyncControlFlags,
+        options: &RequestOptions,
+    ) -> Result<Accepted, Error> {
+        self.accept(handler, items, flags, options)
     }
 
     /// Requests a sync of everything (`StartSyncAll`): one handler sync per active, enabled
@@ -98,7 +116,7 @@ impl Engine {
             .collect();
         covered
             .iter()
-            .map(|id| self.accept(id, None, flags, MergeKey::DEFAULT))
+            .map(|id| self.accept(id, None, flags, &PLAIN))
             .collect()
     }
 
@@ -107,7 +125,7 @@ impl Engine {
         handler: &HandlerId,
         named: Option<&[ItemId]>,
         flags: SyncControlFlags,
-        merge: MergeKey,
+        options: &RequestOptions,
     ) -> Result<Accepted, Error> {
         if self.shut_down {
             return Err(Error::ShutDown);
@@ -138,6 +156,11 @@ impl Engine {
         let join = flags.contains(SyncControlFlags::IGNORE_IF_ALREADY_SYNCING);
         // Disconnected: every item settles at once, and the status says so even with none.
         let disconnected = !h.connected;
+        let merge = &options.key;
+        // New default-key entries wait for the debounce window, unless a person asked for
+        // the sync now.
+        let debounce = h.policy.debounce.is_some() && merge.is_default() && !options.expedite;
+        let mut added = Added::default();
         let mut remaining = 0;
         for &idx in &items {
             let slot = &mut h.items[idx];
@@ -150,6 +173,7 @@ impl Engine {
                 placed.push(RequestItem {
                     item: idx,
                     outcome: Some(Outcome::Disconnected),
+                    attempts: 0,
                     prev: Waiter::NONE,
                 });
                 dispositions.push(Disposition::Settled(Outcome::Disconnected));
@@ -159,10 +183,12 @@ impl Engine {
                 request,
                 pos: placed.len() as u32,
             };
-            let (disposition, prev) = place(h, &mut self.sessions, idx, me, join, &merge);
+            let (disposition, prev) = place(h, &mut self.sessions, idx, me, join, merge, debounce);
+            added.note(disposition, merge, debounce);
             placed.push(RequestItem {
                 item: idx,
                 outcome: None,
+                attempts: 0,
                 prev,
             });
             remaining += 1;
@@ -172,11 +198,12 @@ impl Engine {
         let duplicates = requested - placed.len();
         let req = Request {
             handler_key: key,
-            key: merge,
+            key: merge.clone(),
             items: placed,
             remaining,
             counts: Counts::default(),
             disconnected,
+            no_retry: options.no_retry,
         };
         self.scratch.0 = items;
         let completed = remaining == 0;
@@ -186,6 +213,11 @@ impl Engine {
         if completed {
             self.complete(request);
         } else {
+            if options.expedite && merge.is_default() {
+                self.expedite(key);
+            } else if added.default_key {
+                self.debounce(key, added.debounced);
+            }
             self.schedule_handler(key);
         }
         Ok(Accepted {
@@ -227,7 +259,7 @@ impl Engine {
                 let me = Waiter { request, pos };
                 let mut outcome = Outcome::Canceled;
                 let was_pending = if merge.is_default() {
-                    withdraw_default(h, idx, me, &mut self.requests)
+                    withdraw_default(h, (key, idx), me, &mut self.requests, &mut self.timers)
                 } else {
                     withdraw_keyed(h, &merge, idx, me, &mut self.requests)
                 };
@@ -286,6 +318,7 @@ pub(super) fn place(
     me: Waiter,
     join: bool,
     merge: &MergeKey,
+    debounce: bool,
 ) -> (Disposition, Waiter) {
     let slot = &mut h.items[idx];
     if join
@@ -321,7 +354,9 @@ pub(super) fn place(
         return (Disposition::Merged, slot.waiting.push(me));
     }
     slot.entry = Some(h.pending.push(idx, WaitList::default()));
-    if slot.held.is_none() {
+    if debounce {
+        slot.hold = Some(Hold::Debounce);
+    } else if slot.held.is_none() {
         h.startable += 1;
     }
     (Disposition::Queued, slot.waiting.push(me))
@@ -389,24 +424,74 @@ pub(super) fn unknown_item(handler: &HandlerId, item: &ItemId) -> Error {
 /// Says whether the request was waiting there.
 pub(super) fn withdraw_default(
     h: &mut Handler,
-    idx: ItemIdx,
+    (key, idx): (HandlerKey, ItemIdx),
     me: Waiter,
     requests: &mut RequestTable,
+    timers: &mut Timers,
 ) -> bool {
     let slot = &mut h.items[idx];
     if slot.entry.is_none() || !unlink(&mut slot.waiting, me, requests) {
         return false;
     }
     if slot.waiting.is_empty() {
-        if let Some(at) = slot.entry.take() {
-            let _ = h.pending.remove(at);
-        }
+        leave_default_queue(h, key, idx, timers);
+        let slot = &mut h.items[idx];
         if slot.held.is_none() {
-            h.startable -= 1;
+            // Nobody waits for another attempt: the item's run of attempts is over.
+            slot.attempts = 0;
         }
     }
     true
 }
+
+/// Removes an item's default-key entry, keeping `startable`, its hold and its timers in
+/// step. Does nothing to its wait list: the caller has taken or emptied it.
+pub(super) fn leave_default_queue(
+    h: &mut Handler,
+    key: HandlerKey,
+    idx: ItemIdx,
+    timers: &mut Timers,
+) {
+    if h.items[idx].startable() {
+        h.startable -= 1;
+    }
+    unhold(h, key, idx, timers);
+    if let Some(at) = h.items[idx].entry.take() {
+        let _ = h.pending.remove(at);
+    }
+}
+
+/// What a request added to its handler's queues, for the debounce window.
+#[derive(Default)]
+struct Added {
+    /// Queued or merged into the default-key pending set.
+    default_key: bool,
+    /// New entries it holds for the debounce window.
+    debounced: usize,
+}
+
+impl Added {
+    fn note(&mut self, d: Disposition, merge: &MergeKey, debounce: bool) {
+        if !merge.is_default() {
+            return;
+        }
+        match d {
+            Disposition::Queued => {
+                self.default_key = true;
+                self.debounced += usize::from(debounce);
+            }
+            Disposition::Merged => self.default_key = true,
+            Disposition::Joined(_) | Disposition::Settled(_) => {}
+        }
+    }
+}
+
+/// The options of a plain Sync Center request.
+pub(super) const PLAIN: RequestOptions = RequestOptions {
+    key: MergeKey::DEFAULT,
+    expedite: false,
+    no_retry: false,
+};
 
 /// [`withdraw_default`] for a request of another merge key; a key's queue goes when empty.
 pub(super) fn withdraw_keyed(

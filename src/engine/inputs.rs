@@ -2,8 +2,10 @@
 //! ([`HandlerSpec`], [`ItemSpec`]), a state change ([`StateChange`]) and how a session ended
 //! ([`SessionEnd`]).
 
+use super::MergeKey;
 use crate::flags::{HandlerCapabilities, HandlerPolicies, ItemCapabilities, ItemPolicies};
 use crate::id::{HandlerId, ItemId};
+use crate::policy::SyncPolicy;
 
 /// An item as its handler describes it to the engine.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -44,7 +46,7 @@ impl ItemSpec {
 }
 
 /// A handler as it is registered with the engine.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct HandlerSpec {
     /// The handler's ID.
     pub id: HandlerId,
@@ -66,6 +68,9 @@ pub struct HandlerSpec {
     /// `None` takes [`EngineConfig::default_concurrent_sessions`](super::EngineConfig).
     /// Ignored without `SUPPORTS_CONCURRENT_SESSIONS`.
     pub max_concurrent_sessions: Option<usize>,
+    /// How its requests are timed (debounce, retry, schedule, triggers). The default has
+    /// none of them.
+    pub policy: SyncPolicy,
 }
 
 impl HandlerSpec {
@@ -80,6 +85,7 @@ impl HandlerSpec {
             enabled: true,
             connected: true,
             max_concurrent_sessions: None,
+            policy: SyncPolicy::default(),
         }
     }
 
@@ -105,6 +111,54 @@ impl HandlerSpec {
     pub fn with_policies(mut self, policies: HandlerPolicies) -> HandlerSpec {
         self.policies = policies;
         self
+    }
+
+    /// The same handler with this sync policy.
+    pub fn with_sync_policy(mut self, policy: SyncPolicy) -> HandlerSpec {
+        self.policy = policy;
+        self
+    }
+}
+
+/// How one request is made, beyond its items and flags.
+///
+/// ```
+/// use syncmgr::engine::RequestOptions;
+/// let now = RequestOptions::default().expedited().without_retry();
+/// assert!(now.expedite && now.no_retry);
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RequestOptions {
+    /// Which queued requests it may share a session with ([`MergeKey::DEFAULT`] for Sync
+    /// Center requests, a cookie for legacy ones).
+    pub key: MergeKey,
+    /// A person asked for it now ("Sync now"): the handler's whole pending set becomes ready
+    /// at once, debounce and backoff notwithstanding.
+    pub expedite: bool,
+    /// Take each item's first `Failed` as final, even if the handler's policy retries it
+    /// (the item still retries for the other requests that wait for it).
+    pub no_retry: bool,
+}
+
+impl RequestOptions {
+    /// The same options, expedited.
+    pub fn expedited(mut self) -> RequestOptions {
+        self.expedite = true;
+        self
+    }
+
+    /// The same options, with no retry.
+    pub fn without_retry(mut self) -> RequestOptions {
+        self.no_retry = true;
+        self
+    }
+
+    /// Options with this merge key.
+    pub fn keyed(key: MergeKey) -> RequestOptions {
+        RequestOptions {
+            key,
+            ..RequestOptions::default()
+        }
     }
 }
 

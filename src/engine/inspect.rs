@@ -4,13 +4,16 @@
 
 use std::collections::HashSet;
 
+use super::queue::ItemIdx;
 use super::state::Handler;
 use super::state::HandlerKey;
-use super::state::SessionPos;
+use super::state::{Hold, SessionPos};
+use super::timers::Timer;
 use super::{Engine, RequestId, SessionId};
 use crate::flags::{HandlerCapabilities, HandlerPolicies, ItemCapabilities, ProgressStatus};
 use crate::id::{HandlerId, ItemId};
 use crate::result::Outcome;
+use std::time::Duration;
 
 /// A copy of one handler's state.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -301,6 +304,7 @@ impl Engine {
         for (key, h) in self.handlers.iter() {
             self.check_handler(key, h, &mut places)?;
         }
+        self.check_timers()?;
         for (sid, s) in &self.sessions {
             let Some(h) = self.handlers.get(&s.handler_key) else {
                 return fail(format!("{sid}: no handler record"));
@@ -379,6 +383,7 @@ impl Engine {
             ));
         }
         self.check_default_queue(*key, h, places)?;
+        self.check_holds(*key, h)?;
         self.check_keyed_queues(*key, h, places)?;
         self.check_slots(*key, h)
     }
@@ -413,7 +418,7 @@ impl Engine {
                     h.id, slot.id
                 ));
             }
-            if slot.held.is_none() {
+            if slot.startable() {
                 startable += 1;
             }
             for w in self.check_list(&slot.waiting, key, e.item, places)? {
@@ -442,6 +447,84 @@ impl Engine {
                 "{}: startable {} but {} counted",
                 h.id, h.startable, startable
             ));
+        }
+        Ok(())
+    }
+
+    /// Holds, windows and tickers against the timers: each hold on a pending entry, each
+    /// window holding entries, each ticker of a live schedule has exactly its timer.
+    fn check_holds(&self, key: HandlerKey, h: &Handler) -> Result<(), String> {
+        let fail = |what: String| Err(what);
+        let mut debounced = 0;
+        for (i, slot) in h.items.iter().enumerate() {
+            let idx = ItemIdx::of(i);
+            match slot.hold {
+                Some(_) if slot.entry.is_none() => {
+                    return fail(format!("{}: {} held but not pending", h.id, slot.id));
+                }
+                Some(Hold::Debounce) => debounced += 1,
+                Some(Hold::Backoff(at)) if !self.timers.contains(at, Timer::Retry(key, idx)) => {
+                    return fail(format!("{}: {} backs off with no timer", h.id, slot.id));
+                }
+                _ => {}
+            }
+        }
+        match h.window {
+            None if debounced > 0 => {
+                return fail(format!("{}: {debounced} debounced with no window", h.id));
+            }
+            Some(w) if w.entries != debounced || debounced == 0 => {
+                return fail(format!(
+                    "{}: window counts {} entries, {debounced} debounced",
+                    h.id, w.entries
+                ));
+            }
+            Some(w) if !self.timers.contains(w.due, Timer::Debounce(key)) => {
+                return fail(format!("{}: window with no timer", h.id));
+            }
+            Some(w)
+                if w.due
+                    > w.last
+                        .saturating_add(h.policy.debounce.map_or(Duration::ZERO, |d| d.quiet)) =>
+            {
+                return fail(format!("{}: window due after its quiet time", h.id));
+            }
+            _ => {}
+        }
+        match h.ticker {
+            Some(t) if !self.timers.contains(t.due, Timer::Tick(key)) => {
+                fail(format!("{}: ticker with no timer", h.id))
+            }
+            Some(_) if h.removed || h.policy.schedule.is_none() => {
+                fail(format!("{}: ticker with no live schedule", h.id))
+            }
+            None if !h.removed && h.policy.schedule.is_some() => {
+                fail(format!("{}: schedule with no ticker", h.id))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Every timer has its owner (the per-handler checks count the owners' side).
+    fn check_timers(&self) -> Result<(), String> {
+        for &(due, timer) in self.timers.iter() {
+            let owned = match timer {
+                Timer::Debounce(k) => self
+                    .handlers
+                    .get(&k)
+                    .is_some_and(|h| h.window.is_some_and(|w| w.due == due)),
+                Timer::Retry(k, idx) => self
+                    .handlers
+                    .get(&k)
+                    .is_some_and(|h| h.items[idx].hold == Some(Hold::Backoff(due))),
+                Timer::Tick(k) => self
+                    .handlers
+                    .get(&k)
+                    .is_some_and(|h| h.ticker.is_some_and(|t| t.due == due)),
+            };
+            if !owned {
+                return Err(format!("timer {timer:?} at {due} has no owner"));
+            }
         }
         Ok(())
     }

@@ -78,10 +78,39 @@
 //!   `PREVENT_START_SYNC` while pending, or a handler that disconnects, still runs what was
 //!   already queued: disable the item or stop the handler to withdraw it.
 //!
-//! **Where time will enter.** Nothing here depends on time today. Retry backoff, schedules and
-//! debounce will take `now` as an argument of the inputs that need it (a request's arrival, a
-//! session's end) plus one `Engine::poll(now)` input for timers; the engine will still never
-//! read a clock.
+//!
+//! # Time
+//!
+//! The engine never reads a clock. [`Engine::poll`] tells it the time (and fires the timers
+//! due by then); every other input happens at the last time polled, and
+//! [`Engine::next_deadline`] says when it next needs a poll, so a shell sleeps exactly until
+//! then. Time only moves forward: an older value counts as the last one seen. A handler's
+//! [`SyncPolicy`](crate::SyncPolicy) adds debounce, retries, a schedule and triggers; the
+//! default policy has none, and with it every decision is the same as without time.
+//!
+//! Where the timing rules leave a choice open, the engine does this:
+//!
+//! - **Debounce** holds only entries a request *creates* in the default pending set: the
+//!   first one opens the handler's window, and every request that queues or merges into the
+//!   default set while it is open moves its `last` time. A request that only merges into
+//!   ready entries (waiting for a slot or for their item's session) delays nothing. Legacy
+//!   invoke requests (a cookie's merge key) are never debounced or retried: the legacy API has
+//!   neither.
+//! - **Retry** counts attempts per item (a new request for an item in backoff shares its
+//!   count) and, in each request's result, per request: the sessions that ran the item while
+//!   the request waited. A retried item keeps its place behind nobody: its waiters and any
+//!   newer ones wait on one pending entry, oldest first. Items of a removed, inactive or
+//!   disabled handler, and items that became disabled, are never retried.
+//! - **Schedules** start counting when the policy is set (registration or a change of
+//!   schedule). A tick issues nothing, and says so ([`Action::TickSkipped`]), while the
+//!   previous scheduled request is open; it issues nothing silently when the handler is
+//!   inactive, disabled, refuses starts or has no item to sync.
+//! - **Engine-made requests** (ticks and triggers) are announced with [`Action::Issued`]
+//!   before any other action about them; their results come out as [`Action::Deliver`] like
+//!   any other.
+//! - **A reconnect** is [`Engine::set_handler_connected`] going from `false` to `true`: it
+//!   ends every backoff of the handler's items. Reporting [`Trigger::Connect`](crate::Trigger)
+//!   issues requests; it does not change any handler's connectivity.
 
 mod accept;
 mod inputs;
@@ -95,10 +124,12 @@ mod session;
 mod settle;
 mod state;
 mod stop;
+mod timers;
+mod timing;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-pub use self::inputs::{HandlerSpec, ItemSpec, SessionEnd, StateChange};
+pub use self::inputs::{HandlerSpec, ItemSpec, RequestOptions, SessionEnd, StateChange};
 pub use self::inspect::{HandlerView, RequestView, SessionItemView, SessionView};
 pub use self::outputs::{
     Accepted, Action, AdditionalItems, Changed, Disposition, ProgressAck, SessionEnded, Stopped,
@@ -107,9 +138,11 @@ pub use self::outputs::{
 pub use self::queue::MergeKey;
 use self::requests::RequestTable;
 use self::state::{HandlerKey, HandlerTable, Scratch, Session};
+use self::timers::Timers;
 use crate::error::{Denied, Error};
 use crate::id::{HandlerId, IdMap};
 pub use crate::id::{RequestId, SessionId};
+use crate::time::Time;
 
 /// Limits of an [`Engine`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -119,6 +152,9 @@ pub struct EngineConfig {
     /// Sessions that may run at once for one handler with `SUPPORTS_CONCURRENT_SESSIONS`,
     /// unless its [`HandlerSpec::max_concurrent_sessions`] says otherwise. Default 4.
     pub default_concurrent_sessions: usize,
+    /// Seeds the deterministic jitter of retries and schedules: the same seed and inputs
+    /// give the same times. Default 0.
+    pub seed: u64,
 }
 
 impl Default for EngineConfig {
@@ -126,6 +162,7 @@ impl Default for EngineConfig {
         EngineConfig {
             max_sessions: 8,
             default_concurrent_sessions: 4,
+            seed: 0,
         }
     }
 }
@@ -153,6 +190,10 @@ pub struct Engine {
     /// The validated items of the start call being accepted, kept between calls so that
     /// accepting a request allocates nothing for them.
     scratch: Scratch,
+    /// The last time polled: every input happens then.
+    now: Time,
+    /// Every deadline the engine waits for.
+    timers: Timers,
 }
 
 impl Default for Engine {
@@ -170,6 +211,8 @@ impl Default for Engine {
             shut_down: false,
             waiting_for_slot: BTreeSet::new(),
             scratch: Scratch::default(),
+            now: Time::ZERO,
+            timers: Timers::default(),
         }
     }
 }

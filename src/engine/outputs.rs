@@ -6,7 +6,9 @@ use smallvec::SmallVec;
 use super::{MergeKey, RequestId, SessionEnd, SessionId};
 use crate::flags::CancelRequest;
 use crate::id::{HandlerId, ItemId};
+use crate::policy::TriggerReason;
 use crate::result::{Outcome, RequestResult};
+use crate::time::Time;
 
 /// What became of one item of an accepted request: it joined a running session, merged into
 /// a pending entry, was queued anew, or was settled at once.
@@ -72,8 +74,12 @@ impl Accepted {
 /// Something the shell must do, produced by a transition and taken with
 /// [`Engine::next_action`](super::Engine::next_action). Actions come out in the order they
 /// were decided.
+///
+/// Without a time policy only the first three kinds occur. The others report the timing
+/// decisions, for the shell's notifications and logs; none asks the shell to do anything.
 #[must_use = "an action is a decision the shell must carry out"]
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Action {
     /// Run `synchronize` for these items of this handler, in this order, as this session.
     StartSession {
@@ -98,6 +104,45 @@ pub enum Action {
     },
     /// Hand this result to the request's caller. Each accepted request gets exactly one.
     Deliver(RequestResult),
+    /// The handler's debounced items wait for a quiet moment: they become ready at `until`
+    /// unless more requests come (or one is expedited).
+    Debounced {
+        /// The handler.
+        handler: HandlerId,
+        /// When its debounced items become ready.
+        until: Time,
+    },
+    /// An item failed and will be tried again; the requests waiting for it keep waiting.
+    RetryScheduled {
+        /// The handler.
+        handler: HandlerId,
+        /// The item.
+        item: ItemId,
+        /// The attempt that failed (1 for the first).
+        attempt: u16,
+        /// Attempts allowed in all.
+        max_attempts: u16,
+        /// When the next attempt may start.
+        at: Time,
+    },
+    /// The engine made a request by itself (a schedule's tick or a reported trigger). Its
+    /// result comes later as [`Action::Deliver`], with no caller to hand it to.
+    Issued {
+        /// The new request.
+        request: RequestId,
+        /// Its handler.
+        handler: HandlerId,
+        /// Why: `Scheduled`, or the trigger.
+        reason: TriggerReason,
+    },
+    /// A schedule's tick found the request of the previous tick still open, and issued
+    /// nothing.
+    TickSkipped {
+        /// The handler.
+        handler: HandlerId,
+        /// The scheduled request still open.
+        open: RequestId,
+    },
 }
 
 /// What a state change did.
@@ -139,8 +184,12 @@ pub struct SessionEnded {
     pub session: SessionId,
     /// Its handler.
     pub handler: HandlerId,
-    /// Every item of the session with its final outcome, in session order.
+    /// Every item of the session with the outcome of this session's attempt, in session
+    /// order. For most items that is final; items in `retried` are `Failed` here and go on.
     pub outcomes: Vec<(ItemId, Outcome)>,
+    /// Items that failed and will be tried again (each also an [`Action::RetryScheduled`]),
+    /// in session order.
+    pub retried: Vec<ItemId>,
     /// How the shell said the session ended. Outcomes are settled the same way either way;
     /// it is carried through for the shell's notifications and logs.
     pub end: SessionEnd,

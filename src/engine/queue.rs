@@ -346,6 +346,21 @@ pub(crate) fn waiters_of(list: &WaitList, requests: &RequestTable) -> Vec<Waiter
     out.reverse();
     out
 }
+/// A wait list of exactly these waiters, in this order, relinking their requests.
+pub(crate) fn relink(waiters: &[Waiter], requests: &mut RequestTable) -> WaitList {
+    let mut list = WaitList::default();
+    for &w in waiters {
+        let prev = list.push(w);
+        if let Some(ri) = requests
+            .get_mut(&w.request)
+            .and_then(|r| r.items.get_mut(w.pos as usize))
+        {
+            ri.prev = prev;
+        }
+    }
+    list
+}
+
 /// Takes `target` out of `list`, mending the link of the waiter after it. Walks from the
 /// tail: O(list length), paid only by a withdrawal. Says whether `target` was there.
 pub(crate) fn unlink(list: &mut WaitList, target: Waiter, requests: &mut RequestTable) -> bool {

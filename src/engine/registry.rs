@@ -45,6 +45,7 @@ impl Engine {
         }
         check_spec_bits(spec.capabilities, spec.policies, &spec.items)?;
         check_unique_items(&spec.id, &spec.items)?;
+        spec.policy.validate()?;
         let mut handler = Handler {
             id: spec.id.clone(),
             capabilities: spec.capabilities,
@@ -61,6 +62,9 @@ impl Engine {
             startable: 0,
             keyed: Vec::new(),
             running: SmallVec::new(),
+            policy: spec.policy,
+            window: None,
+            ticker: None,
         };
         handler.session_limit = self.session_limit(&handler);
         for item in spec.items {
@@ -77,6 +81,7 @@ impl Engine {
         self.next_handler = key.next();
         self.by_id.insert(spec.id, key);
         self.handlers.insert(key, handler);
+        self.start_ticker(key);
         Ok(())
     }
 
@@ -115,6 +120,7 @@ impl Engine {
     pub fn remove_handler(&mut self, id: &HandlerId) -> Result<Changed, Error> {
         let key = self.writable(id)?;
         let canceled_pending = self.cancel_pending(key, |_| true);
+        self.stop_ticker(key);
         self.by_id.remove(id);
         if let Some(h) = self.handlers.get_mut(&key) {
             h.removed = true;
@@ -225,6 +231,8 @@ impl Engine {
 
     /// Records whether the handler can reach what it syncs with. Requests accepted while it is
     /// disconnected complete at once as `Disconnected`; what is already queued stays queued.
+    /// A reconnect (`false` to `true`) ends every retry backoff of its items: they are ready
+    /// at once.
     pub fn set_handler_connected(
         &mut self,
         id: &HandlerId,
@@ -234,6 +242,9 @@ impl Engine {
         let h = self.handlers.get_mut(&key).ok_or(Error::ShutDown)?;
         let changed = h.connected != connected;
         h.connected = connected;
+        if changed && connected {
+            self.end_backoffs(key);
+        }
         Ok(Changed {
             changed,
             canceled_pending: 0,

@@ -159,6 +159,7 @@ mod tests {
             remaining: 0,
             counts: Counts::default(),
             disconnected: false,
+            no_retry: false,
         }
     }
 

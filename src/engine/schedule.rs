@@ -89,10 +89,11 @@ impl Engine {
         let (merge, taken) = match keyed {
             None => {
                 let items = &mut h.items;
-                // Items another session holds stay queued for the session after it.
                 let taken = h.pending.retain_or_take(|entry, at| {
                     let slot = &mut items[entry.item];
-                    if slot.held.is_some() {
+                    // Items another session holds stay queued for the session after it;
+                    // items not ready yet (debounce, backoff) wait for their time.
+                    if slot.held.is_some() || slot.hold.is_some() {
                         slot.entry = Some(at);
                         true
                     } else {
@@ -112,7 +113,7 @@ impl Engine {
                 }
                 // The default-key entries of what this session takes now wait for it.
                 for entry in &taken {
-                    if h.items[entry.item].entry.is_some() {
+                    if h.items[entry.item].startable() {
                         h.startable -= 1;
                     }
                 }

@@ -8,7 +8,7 @@ use super::Engine;
 use super::ItemSpec;
 use super::ProgressAck;
 use super::SessionId;
-use super::accept::unknown_item;
+use super::accept::{leave_default_queue, unknown_item};
 use super::denied;
 use super::queue::PendingQueue;
 use super::queue::WaitList;
@@ -99,6 +99,23 @@ impl Engine {
             cancel: session.cancel_for(pos),
             terminal,
         })
+    }
+
+    /// Reports that an item failed for good (`report_progress` with `Failed`, plus a promise
+    /// that trying again cannot help: bad credentials, a deleted remote). Its requests take
+    /// the `Failed` when the session ends, whatever the handler's retry policy.
+    pub fn report_permanent_failure(
+        &mut self,
+        id: SessionId,
+        item: &ItemId,
+        text: &str,
+    ) -> Result<ProgressAck, Error> {
+        let ack = self.report_progress(id, item, ProgressStatus::Failed, text)?;
+        let pos = self.position(id, item)?;
+        if let Some(session) = self.sessions.get_mut(&id) {
+            session.items[pos].permanent = true;
+        }
+        Ok(ack)
     }
 
     /// Checks a handler-wide progress text (`SetHandlerProgressText`) and returns the
@@ -263,13 +280,12 @@ impl Engine {
             None => {}
         }
         let list = if session.merge.is_default() {
-            let _ = slot
-                .entry
-                .take()
-                .and_then(|at| h.pending.remove(at))
-                .ok_or_else(|| Error::ItemNotPending(item.clone()))?;
-            h.startable -= 1;
-            slot.waiting.take()
+            if slot.entry.is_none() {
+                return Err(Error::ItemNotPending(item.clone()));
+            }
+            // Debounce and backoff never keep a running session from pulling an item.
+            leave_default_queue(h, session.handler_key, idx, &mut self.timers);
+            h.items[idx].waiting.take()
         } else {
             let at = h
                 .keyed
@@ -285,11 +301,12 @@ impl Engine {
                 h.keyed.remove(at);
             }
             // Its default-key entry, if any, now waits for this session to end.
-            if slot.entry.is_some() {
+            if slot.startable() {
                 h.startable -= 1;
             }
             entry.list
         };
+        let slot = &mut h.items[idx];
         slot.held = Some((id, SessionPos::next_of(&session.items)));
         let served = list.len as usize;
         session.items.push(SessionItem::new(idx, list));

@@ -20,8 +20,11 @@ use crate::result::RequestResult;
 impl Engine {
     /// Ends a session (`synchronize` returned, failed or was abandoned). Every item without a
     /// terminal report gets one: `Canceled` if a cancel was requested for it, else `Failed`.
-    /// Requests whose items all have outcomes get their results; then the handler may start
-    /// its next session.
+    /// A `Failed` item with attempts left under its handler's retry policy (and no permanent
+    /// failure reported) goes back to the pending set until its backoff ends, and the
+    /// requests that wait for it keep waiting, except those made without retry. Requests
+    /// whose items all have outcomes get their results; then the handler may start its next
+    /// session.
     pub fn session_finished(
         &mut self,
         id: SessionId,
@@ -31,7 +34,16 @@ impl Engine {
         let key = session.handler_key;
         let mut outcomes = Vec::with_capacity(session.items.len());
         let mut settled = Vec::with_capacity(session.items.len());
+        let mut retried = Vec::new();
         if let Some(h) = self.handlers.get_mut(&key) {
+            // Legacy (keyed) sessions never retry; nor do handlers that may not sync now.
+            let max_attempts = (session.merge.is_default()
+                && h.policy.retry.retries()
+                && !h.removed
+                && h.active
+                && h.enabled
+                && !self.shut_down)
+                .then_some(h.policy.retry.max_attempts);
             for si in session.items {
                 let outcome = si.terminal.unwrap_or(if session.cancel_all || si.cancel {
                     Outcome::Canceled
@@ -40,19 +52,47 @@ impl Engine {
                 });
                 let slot = &mut h.items[si.item];
                 slot.held = None;
-                if slot.entry.is_some() {
+                let attempt = slot.attempts.saturating_add(1);
+                slot.attempts = 0;
+                // Walk every list before settling any: settling may complete a request.
+                let mut waiters = waiters_of(&si.list, &self.requests);
+                let mut now = waiters.len();
+                if outcome == Outcome::Failed
+                    && !si.permanent
+                    && slot.live_and_enabled()
+                    && max_attempts.is_some_and(|max| attempt < max)
+                {
+                    // Requests made without retry take this `Failed`; the rest wait for the
+                    // next attempt. Both keep request order.
+                    let requests = &self.requests;
+                    let takes_it =
+                        |w: &Waiter| requests.get(&w.request).is_some_and(|r| r.no_retry);
+                    let (first, again): (Vec<Waiter>, Vec<Waiter>) =
+                        waiters.iter().partition(|w| takes_it(w));
+                    now = first.len();
+                    if !again.is_empty() {
+                        slot.attempts = attempt;
+                        retried.push((si.item, again.clone(), attempt));
+                    }
+                    waiters = first;
+                    waiters.extend(again);
+                }
+                if slot.startable() {
                     h.startable += 1;
                 }
                 outcomes.push((slot.id.clone(), outcome));
-                // Walk every list before settling any: settling may complete a request.
-                settled.push((waiters_of(&si.list, &self.requests), outcome, si.counts));
+                settled.push((waiters, outcome, si.counts, now));
             }
             h.running.retain(|s| *s != id);
         }
         // Every request the session served takes what it counted, before any completes.
         credit_session(&mut self.requests, session.counts, &settled);
-        for (waiters, outcome, _) in settled {
-            self.settle(&waiters, outcome);
+        for (waiters, outcome, _, now) in &settled {
+            self.settle(&waiters[..*now], *outcome, true);
+        }
+        let mut again = Vec::with_capacity(retried.len());
+        for (item, waiters, attempt) in retried {
+            again.push(self.retry_later(key, item, &waiters, attempt));
         }
         self.drop_if_retired(key);
         self.schedule(key);
@@ -60,18 +100,21 @@ impl Engine {
             session: id,
             handler: session.handler,
             outcomes,
+            retried: again,
             end,
         })
     }
 
-    /// Records an item's outcome for the requests waiting on it; completes those that are done.
-    pub(super) fn settle(&mut self, waiters: &[Waiter], outcome: Outcome) {
+    /// Records an item's outcome for the requests waiting on it; completes those that are
+    /// done. `ran`: a session ran the item for them (an attempt to count).
+    pub(super) fn settle(&mut self, waiters: &[Waiter], outcome: Outcome, ran: bool) {
         for w in waiters {
             let Some(req) = self.requests.get_mut(&w.request) else {
                 continue;
             };
             let ri = &mut req.items[w.pos as usize];
             if ri.outcome.is_none() {
+                ri.attempts = ri.attempts.saturating_add(u16::from(ran));
                 ri.outcome = Some(outcome);
                 ri.prev = Waiter::NONE;
                 req.remaining -= 1;
@@ -87,10 +130,15 @@ impl Engine {
         let Some(req) = self.requests.remove(&request) else {
             return;
         };
-        let Some(h) = self.handlers.get(&req.handler_key) else {
+        let Some(h) = self.handlers.get_mut(&req.handler_key) else {
             debug_assert!(false, "an open request outlived its handler record");
             return;
         };
+        if let Some(ticker) = &mut h.ticker
+            && ticker.open == Some(request)
+        {
+            ticker.open = None;
+        }
         let items: Vec<(ItemId, Outcome)> = req
             .items
             .iter()
@@ -112,6 +160,7 @@ impl Engine {
             errors: req.counts.errors,
             conflicts: req.counts.conflicts,
             items,
+            attempts: req.items.iter().map(|ri| ri.attempts).collect(),
         }));
     }
 
@@ -133,9 +182,9 @@ impl Engine {
 pub(super) fn credit_session(
     requests: &mut RequestTable,
     handler_wide: Counts,
-    items: &[(Vec<Waiter>, Outcome, Counts)],
+    items: &[(Vec<Waiter>, Outcome, Counts, usize)],
 ) {
-    for (waiters, _, counts) in items {
+    for (waiters, _, counts, _) in items {
         if counts.is_zero() {
             continue;
         }
@@ -150,7 +199,7 @@ pub(super) fn credit_session(
     }
     let mut served: Vec<RequestId> = items
         .iter()
-        .flat_map(|(waiters, _, _)| waiters.iter().map(|w| w.request))
+        .flat_map(|(waiters, _, _, _)| waiters.iter().map(|w| w.request))
         .collect();
     served.sort_unstable();
     served.dedup();

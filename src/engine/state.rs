@@ -3,13 +3,15 @@
 
 use smallvec::SmallVec;
 
-use super::SessionId;
 use super::queue::{EntryIdx, ItemIdx, KeyedQueue, MergeKey, PendingQueue, WaitList, Waiter};
+use super::{RequestId, SessionId};
 use crate::flags::{
     HandlerCapabilities, HandlerPolicies, ItemCapabilities, ItemPolicies, ProgressStatus,
 };
 use crate::id::{HandlerId, IdMap, ItemId};
+use crate::policy::SyncPolicy;
 use crate::result::Outcome;
+use crate::time::Time;
 
 #[derive(Debug)]
 pub(crate) struct ItemSlot {
@@ -31,6 +33,20 @@ pub(crate) struct ItemSlot {
     /// The running session that holds the item and the item's position in it. Per-item
     /// non-reentrancy makes this at most one.
     pub held: Option<(SessionId, SessionPos)>,
+    /// Why its default-key entry may not start yet (`None`: ready). Only set while the entry
+    /// exists.
+    pub hold: Option<Hold>,
+    /// Failed attempts in a row, for the retry policy; success or a final outcome clears it.
+    pub attempts: u16,
+}
+
+/// Why a pending item is not ready to start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Hold {
+    /// Its handler's debounce window is open.
+    Debounce,
+    /// It failed and waits for its backoff to end at this time.
+    Backoff(Time),
 }
 
 impl ItemSlot {
@@ -50,7 +66,15 @@ impl ItemSlot {
             waiting: WaitList::default(),
             last_request: 0,
             held: None,
+            hold: None,
+            attempts: 0,
         }
+    }
+
+    /// Whether the item's default-key entry is one a new session could take: pending, ready,
+    /// and held by no running session. `Handler::startable` counts these.
+    pub fn startable(&self) -> bool {
+        self.entry.is_some() && self.held.is_none() && self.hold.is_none()
     }
 
     /// Whether a sync may include the item.
@@ -84,6 +108,35 @@ pub(crate) struct Handler {
     /// goes when it empties.
     pub keyed: Vec<KeyedQueue>,
     pub running: SmallVec<[SessionId; 1]>,
+    /// How its requests are timed.
+    pub policy: SyncPolicy,
+    /// The open debounce window of its default-key pending set.
+    pub window: Option<Window>,
+    /// Its periodic schedule's state.
+    pub ticker: Option<Ticker>,
+}
+
+/// A debounce window: the items queued since `first` become ready at `due`, which is
+/// `min(last + quiet, first + max_wait)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Window {
+    pub first: Time,
+    pub last: Time,
+    pub due: Time,
+    /// Pending entries it holds (items with `Hold::Debounce`); it closes when none are left.
+    pub entries: usize,
+}
+
+/// A periodic schedule's state: tick `k` falls at `start + k × every`, plus jitter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Ticker {
+    pub start: Time,
+    /// The number of the next tick.
+    pub k: u64,
+    /// When it fires (jitter included).
+    pub due: Time,
+    /// The request the last tick issued, while it is open: a schedule has at most one.
+    pub open: Option<RequestId>,
 }
 
 impl Handler {
@@ -125,7 +178,7 @@ impl Handler {
 
     /// The oldest request waiting on any pending entry of the handler, of any key. It orders
     /// handlers that compete for a global session slot, so it is computed only then.
-    pub fn oldest_request(&self) -> Option<super::RequestId> {
+    pub fn oldest_request(&self) -> Option<RequestId> {
         let default = self
             .pending
             .iter()
@@ -142,7 +195,7 @@ impl Handler {
     }
 
     /// The oldest request waiting in one keyed queue.
-    pub fn oldest_in(queue: &PendingQueue) -> Option<super::RequestId> {
+    pub fn oldest_in(queue: &PendingQueue) -> Option<RequestId> {
         queue
             .iter()
             .map(|(_, e)| e.list.head)
@@ -152,7 +205,7 @@ impl Handler {
     }
 
     /// The oldest request waiting in the default-key queue.
-    pub fn oldest_default(&self) -> Option<super::RequestId> {
+    pub fn oldest_default(&self) -> Option<RequestId> {
         self.pending
             .iter()
             .map(|(_, e)| self.slot(e.item).waiting.head)
@@ -196,6 +249,8 @@ pub(crate) struct SessionItem {
     pub cancel: bool,
     /// The requests that take the item's outcome from this session.
     pub list: WaitList,
+    /// The handler reported a failure it knows no retry can mend.
+    pub permanent: bool,
     /// Error events and conflicts reported for this item in this session. Every request
     /// the item serves here is credited with them when it leaves the session, however late
     /// it joined.
@@ -210,6 +265,7 @@ impl SessionItem {
             terminal: None,
             cancel: false,
             list,
+            permanent: false,
             counts: Counts::default(),
         }
     }
@@ -278,6 +334,8 @@ impl Session {
 pub(crate) struct RequestItem {
     pub item: ItemIdx,
     pub outcome: Option<Outcome>,
+    /// Sessions that ran the item while this request waited for it.
+    pub attempts: u16,
     /// The waiter before this one in the wait list the item is on (`Waiter::NONE` at the
     /// head, and once the item has an outcome).
     pub prev: Waiter,
@@ -297,6 +355,8 @@ pub(crate) struct Request {
     /// The handler was disconnected when the request came: the status is at least
     /// `Disconnected` even with no items.
     pub disconnected: bool,
+    /// Takes an item's first `Failed` as final, whatever the retry policy.
+    pub no_retry: bool,
 }
 
 /// A handler record's key: issued 1, 2, 3, … at registration and never reused, so a
@@ -312,6 +372,11 @@ impl HandlerKey {
     /// The key issued after this one.
     pub fn next(self) -> HandlerKey {
         HandlerKey(self.0 + 1)
+    }
+
+    /// The key as a number (for the jitter's inputs).
+    pub fn raw(self) -> u64 {
+        self.0
     }
 
     /// A key made up for a unit test that uses it as a tag.

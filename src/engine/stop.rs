@@ -5,7 +5,7 @@ use super::Action;
 use super::Engine;
 use super::SessionId;
 use super::Stopped;
-use super::accept::unknown_item;
+use super::accept::{leave_default_queue, unknown_item};
 use super::denied;
 use super::queue::ItemIdx;
 use super::queue::PendingQueue;
@@ -174,10 +174,11 @@ impl Engine {
     pub fn shutdown(&mut self) -> Stopped {
         self.shut_down = true;
         let keys: Vec<HandlerKey> = self.handlers.keys().collect();
-        let canceled_pending = keys
-            .into_iter()
-            .map(|k| self.cancel_pending(k, |_| true))
-            .sum();
+        let canceled_pending = keys.iter().map(|&k| self.cancel_pending(k, |_| true)).sum();
+        for k in keys {
+            self.stop_ticker(k);
+        }
+        debug_assert_eq!(self.timers.len(), 0, "shutdown left timers set");
         let running: Vec<SessionId> = self
             .sessions
             .iter()
@@ -228,15 +229,16 @@ impl Engine {
         }
         h.keyed.retain(|k| !k.is_empty());
         for &idx in items {
-            let slot = &mut h.items[idx];
-            if let Some(at) = slot.entry.take()
-                && h.pending.remove(at).is_some()
-            {
-                if slot.held.is_none() {
-                    h.startable -= 1;
-                }
-                lists.push(slot.waiting.take());
+            if h.items[idx].entry.is_none() {
+                continue;
             }
+            leave_default_queue(h, key, idx, &mut self.timers);
+            let slot = &mut h.items[idx];
+            if slot.held.is_none() {
+                // Stopped while pending (in backoff, say): its run of attempts is over.
+                slot.attempts = 0;
+            }
+            lists.push(slot.waiting.take());
         }
         let count = lists.len();
         // Walk every list before settling any: settling may complete a request.
@@ -245,7 +247,7 @@ impl Engine {
             .map(|list| waiters_of(list, &self.requests))
             .collect();
         for waiters in settled {
-            self.settle(&waiters, Outcome::Canceled);
+            self.settle(&waiters, Outcome::Canceled, false);
         }
         count
     }

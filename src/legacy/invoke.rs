@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use super::handler::{LegacyAdapter, LegacyHandler, LegacyItem};
 use super::values::{InvokeFlags, ItemState};
-use crate::engine::MergeKey;
+use crate::engine::{MergeKey, RequestOptions};
 use crate::error::{Error, TextKind, check_text};
 use crate::flags::{ControlFlags, SyncControlFlags};
 use crate::id::{HandlerId, ItemId, MAX_SYNCMGRHANDLERNAME, MAX_SYNCMGRITEMNAME};
@@ -89,7 +89,7 @@ fn invoke(
         handler: HandlerId::from_clsid(clsid),
         items: Some(items),
         flags: SyncControlFlags::NONE,
-        key: MergeKey::cookie(cookie),
+        options: RequestOptions::keyed(MergeKey::cookie(cookie)),
         reason: TriggerReason::Invoke,
         context: None,
         sink: None,
@@ -227,7 +227,7 @@ impl SyncManager {
                             handler: id,
                             items: Some(checked),
                             flags: SyncControlFlags::NONE,
-                            key: MergeKey::cookie(&[]),
+                            options: RequestOptions::keyed(MergeKey::cookie(&[])),
                             reason: TriggerReason::Invoke,
                             context: None,
                             sink: None,

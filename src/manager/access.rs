@@ -66,7 +66,7 @@ impl Access {
     ) -> Result<(), Error> {
         let spec = guard(|| describe(&id, &*handler))??;
         call(&self.link, |reply| Command::Register {
-            spec,
+            spec: Box::new(spec),
             handler,
             extra,
             reply,
@@ -126,6 +126,7 @@ pub(super) fn describe(id: &HandlerId, handler: &dyn SyncHandler) -> Result<Hand
         .with_policies(handler.policies());
     spec.connected = handler.is_connected();
     spec.max_concurrent_sessions = handler.max_concurrent_sessions();
+    spec.policy = handler.sync_policy();
     for item in handler.items() {
         check_text(&item.name, TextKind::Name, MAX_SYNCMGR_NAME)?;
         spec.items.push(item_spec(item));

@@ -15,7 +15,7 @@ use super::{
     TriggerReason,
 };
 use crate::engine::{
-    Changed, HandlerSpec, ItemSpec, MergeKey, RequestId, SessionEnd, SessionId, StateChange,
+    Changed, HandlerSpec, ItemSpec, RequestId, RequestOptions, SessionEnd, SessionId, StateChange,
     Stopped, Withdrawn,
 };
 use crate::error::Error;
@@ -24,6 +24,7 @@ use crate::flags::{
     SyncControlFlags, UpdateReason,
 };
 use crate::id::{HandlerId, ItemId};
+use crate::policy::{SyncPolicy, Trigger};
 use crate::unwind::{self, User};
 
 /// Where the scheduler sends the answer to a command.
@@ -67,6 +68,11 @@ impl Link {
             .is_some_and(|scheduler| !lock(&scheduler).is_broken())
     }
 
+    /// Wakes the scheduler thread (a deadline moved earlier). Nothing happens if it is gone.
+    pub fn wake(&self) {
+        let _ = self.commands.try_send(Command::Poll);
+    }
+
     /// Applies or queues a command. `Err(ShutDown)` when the scheduler is gone.
     pub fn send(&self, command: Command) -> Result<(), Error> {
         // The scheduler thread holds the only strong reference: once it ended, this fails.
@@ -105,8 +111,9 @@ pub(crate) struct Start {
     /// `None` for a handler sync.
     pub items: Option<Vec<ItemId>>,
     pub flags: SyncControlFlags,
-    /// Which queued requests it may merge with: a legacy request's cookie.
-    pub key: MergeKey,
+    /// Its merge key (a legacy request's cookie), whether it is expedited, whether it takes
+    /// retries.
+    pub options: RequestOptions,
     /// What `is_connected` said on the caller's thread; `None` if the handler was unknown.
     pub connected: Option<bool>,
     pub context: Option<User<Context>>,
@@ -150,6 +157,8 @@ pub(crate) enum SessionCall {
         status: ProgressStatus,
         step: u32,
         max: u32,
+        /// A failure the handler knows no retry can mend.
+        permanent: bool,
         reply: Reply<CancelRequest>,
     },
     HandlerText {
@@ -191,7 +200,7 @@ pub(crate) enum SessionCall {
 /// Everything the scheduler thread acts on.
 pub(crate) enum Command {
     Register {
-        spec: HandlerSpec,
+        spec: Box<HandlerSpec>,
         handler: Arc<dyn SyncHandler>,
         /// What a layer above keeps with the handler (the legacy API: its `LegacyHandler`).
         extra: Option<Extra>,
@@ -230,6 +239,7 @@ pub(crate) enum Command {
         capabilities: HandlerCapabilities,
         policies: HandlerPolicies,
         items: Vec<ItemSpec>,
+        policy: Box<SyncPolicy>,
         reply: Reply<Changed>,
     },
     UpdateItem {
@@ -283,6 +293,20 @@ pub(crate) enum Command {
         handler: HandlerId,
         items: Vec<ItemId>,
         reply: Reply<(Vec<ItemId>, bool)>,
+    },
+    /// Nothing but the poll every command starts with: time moved (a manual clock was
+    /// advanced), or a caller set a deadline earlier than the one the scheduler thread
+    /// sleeps until.
+    Poll,
+    /// The application reported a trigger.
+    Trigger {
+        trigger: Trigger,
+        reply: Reply<Vec<RequestId>>,
+    },
+    SetPolicy {
+        handler: HandlerId,
+        policy: Box<SyncPolicy>,
+        reply: Reply<Changed>,
     },
     Shutdown {
         reply: Sender<ShutdownReport>,

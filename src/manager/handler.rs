@@ -9,6 +9,7 @@ use crate::flags::{
     ControlFlags, HandlerCapabilities, HandlerPolicies, HandlerType, ItemCapabilities, ItemPolicies,
 };
 use crate::id::ItemId;
+use crate::policy::SyncPolicy;
 
 /// The error a handler returns from its hooks and from `synchronize`: any error type will do.
 pub type HandlerError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -143,9 +144,18 @@ pub trait SyncHandler: Send + Sync + 'static {
     }
 
     /// Whether the handler can reach what it syncs with. Asked on every start call; a
-    /// request for a disconnected handler completes at once as `Disconnected`.
+    /// request for a disconnected handler completes at once as `Disconnected`, and a
+    /// handler that answers `true` again after `false` (a reconnect) has its failed items'
+    /// retry backoffs cleared.
     fn is_connected(&self) -> bool {
         true
+    }
+
+    /// How its requests are timed: debounce, retries, a schedule, triggers. Read at
+    /// registration and by [`SyncManager::update_handler`](super::SyncManager::update_handler);
+    /// the default has none of them.
+    fn sync_policy(&self) -> SyncPolicy {
+        SyncPolicy::default()
     }
 
     /// Asked before a change the handler has a `QUERY_BEFORE_*` capability for (and only
@@ -209,6 +219,9 @@ impl<T: SyncHandler + ?Sized> SyncHandler for Arc<T> {
     }
     fn is_connected(&self) -> bool {
         (**self).is_connected()
+    }
+    fn sync_policy(&self) -> SyncPolicy {
+        (**self).sync_policy()
     }
     fn query_state_change(&self, change: &StateChange, flags: ControlFlags) -> bool {
         (**self).query_state_change(change, flags)

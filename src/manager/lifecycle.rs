@@ -9,6 +9,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
 use super::SyncManager;
 use super::access::Access;
+use super::clock::{Clock, ManualClock};
 use super::command::{Command, Link};
 use super::registry::Registry;
 use super::scheduler::{Scheduler, SchedulerParts, deadline_after};
@@ -168,6 +169,7 @@ pub struct SyncManagerBuilder {
     event_log_capacity: usize,
     event_log_bytes: usize,
     notification_capacity: usize,
+    clock: Option<ManualClock>,
 }
 
 impl Default for SyncManagerBuilder {
@@ -179,6 +181,7 @@ impl Default for SyncManagerBuilder {
             event_log_capacity: 1000,
             event_log_bytes: 1 << 20,
             notification_capacity: 4096,
+            clock: None,
         }
     }
 }
@@ -237,6 +240,21 @@ impl SyncManagerBuilder {
         self
     }
 
+    /// Reads time from this manual clock instead of the real one: timers (debounce, retries,
+    /// schedules) fire only when the clock is advanced, before `advance` returns. For tests
+    /// that must not sleep.
+    pub fn clock(mut self, clock: ManualClock) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// Seeds the deterministic jitter of retries and schedules (default 0): the same seed and
+    /// the same inputs at the same times give the same timing.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.engine.seed = seed;
+        self
+    }
+
     /// Starts the manager's threads. Zero limits are [`Error::InvalidConfig`]; a thread
     /// that cannot be started is [`Error::Spawn`].
     pub fn build(self) -> Result<SyncManager, Error> {
@@ -272,8 +290,15 @@ impl SyncManagerBuilder {
                 event_log_capacity: self.event_log_capacity,
                 event_log_bytes: self.event_log_bytes,
                 grace: self.grace,
+                clock: match &self.clock {
+                    Some(manual) => Clock::Manual(manual.clone()),
+                    None => Clock::real(),
+                },
             }))
         });
+        if let Some(manual) = &self.clock {
+            manual.attach(Arc::downgrade(&scheduler));
+        }
         // The scheduler thread holds the only strong reference: when it ends, every link
         // finds the scheduler gone.
         let link = Link::new(commands, Arc::downgrade(&scheduler));

@@ -8,6 +8,7 @@
 //! synchronously, against the state of that moment.
 
 mod access;
+mod clock;
 mod command;
 mod events;
 mod handler;
@@ -25,11 +26,12 @@ use std::sync::Arc;
 use crossbeam_channel::Receiver;
 use uuid::Uuid;
 
+pub use self::clock::ManualClock;
 pub use self::events::{EventReport, HandlerEvent};
 pub use self::handler::{Context, HandlerError, HandlerInfo, SyncHandler, SyncItem};
 pub use self::lifecycle::{ShutdownReport, SyncManagerBuilder};
 pub use self::notify::{HandlerChange, Notification};
-pub use self::request::{IntoId, SyncRequest, TriggerReason};
+pub use self::request::{IntoId, SyncRequest};
 pub use self::session::{PendingItems, ServedRequest, SyncSession};
 pub use self::ticket::{SyncResult, SyncTicket};
 
@@ -38,12 +40,14 @@ use self::lifecycle::{Life, Shared};
 pub(crate) use self::registry::{Extra, Registry};
 pub(crate) use self::request::StartParts;
 use self::request::item_ids;
+pub(crate) use crate::policy::TriggerReason;
 
 use self::command::{Command, EventQuery, Start, StopTarget, Touch, call};
-use crate::engine::{MergeKey, StateChange, Stopped};
+use crate::engine::{RequestId, StateChange, Stopped};
 use crate::error::{Error, TextKind, check_text};
 use crate::flags::{ControlFlags, SyncControlFlags};
 use crate::id::{HandlerId, ItemId, MAX_SYNCMGR_NAME};
+use crate::policy::{SyncPolicy, Trigger};
 use crate::unwind::User;
 
 /// The sync manager: register handlers, start and stop syncs, change state, and get exactly
@@ -215,10 +219,45 @@ impl SyncManager {
                 capabilities: spec.capabilities,
                 policies: spec.policies,
                 items: spec.items,
+                policy: Box::new(spec.policy),
                 reply,
             })
             .map(drop)
         })
+    }
+
+    // ----- time ------------------------------------------------------------------------------
+
+    /// Reports a trigger: a connection came up or is about to go, or the machine is idle.
+    /// Every handler whose [`SyncPolicy`] listens for it gets one handler sync (its enabled
+    /// items, with `IGNORE_IF_ALREADY_SYNCING` and the trigger as the reason), which its
+    /// debounce then treats like any request. The results go to the notifications
+    /// (`RequestIssued`, then `RequestCompleted`). Returns the requests made.
+    ///
+    /// It does not change any handler's connectivity: that is what
+    /// [`SyncHandler::is_connected`] says.
+    pub fn trigger(&self, trigger: Trigger) -> Result<Vec<RequestId>, Error> {
+        call(&self.core().link, |reply| Command::Trigger {
+            trigger,
+            reply,
+        })
+    }
+
+    /// Sets a handler's sync policy in place of what its [`SyncHandler::sync_policy`] said,
+    /// until the next [`update_handler`](Self::update_handler) reads that again. A value out
+    /// of range is [`Error::InvalidPolicy`] and changes nothing.
+    pub fn set_sync_policy(
+        &self,
+        handler: impl IntoId<HandlerId>,
+        policy: SyncPolicy,
+    ) -> Result<(), Error> {
+        let handler = handler.into_id()?;
+        call(&self.core().link, |reply| Command::SetPolicy {
+            handler,
+            policy: Box::new(policy),
+            reply,
+        })
+        .map(drop)
     }
 
     /// Re-reads one item (`UpdateItem`): added, changed, or removed if the handler no longer
@@ -349,7 +388,7 @@ impl SyncManager {
             handler: request.handler?,
             items: request.items.transpose()?,
             flags: request.flags,
-            key: MergeKey::DEFAULT,
+            options: request.options,
             reason: request.reason,
             context: request.context,
             sink: request.sink,
@@ -370,7 +409,7 @@ impl SyncManager {
                 handler: parts.handler,
                 items: parts.items,
                 flags: parts.flags,
-                key: parts.key,
+                options: parts.options,
                 connected,
                 context: parts.context.map(User::new),
                 reason: parts.reason,

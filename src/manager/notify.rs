@@ -9,6 +9,7 @@ use crate::error::Error;
 use crate::flags::{CancelRequest, ProgressStatus, UpdateReason};
 use crate::id::{HandlerId, ItemId};
 use crate::result::{Outcome, RequestResult};
+use crate::time::Time;
 
 /// What changed about a handler.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -108,14 +109,17 @@ pub enum Notification {
     },
     /// An event was reported and kept in the event log.
     EventReported(HandlerEvent),
-    /// A session ended; every item's final outcome.
+    /// A session ended; every item's outcome in it.
     SessionEnded {
         /// The session.
         session: SessionId,
         /// Its handler.
         handler: HandlerId,
-        /// Items with their outcomes, in session order.
+        /// Items with the outcome of this session's attempt, in session order (final,
+        /// except for the items in `retried`).
         outcomes: Vec<(ItemId, Outcome)>,
+        /// Items that failed and will be tried again (each also a `RetryScheduled`).
+        retried: Vec<ItemId>,
         /// Why `synchronize` failed, if it did (its error or panic message).
         error: Option<String>,
     },
@@ -141,6 +145,46 @@ pub enum Notification {
         request: RequestId,
         /// The panic message.
         message: String,
+    },
+    /// A handler's debounced requests wait for a quiet moment: its new pending items become
+    /// ready at `until` unless more requests come (or one is expedited).
+    Debounced {
+        /// The handler.
+        handler: HandlerId,
+        /// When, on the manager's clock.
+        until: Time,
+    },
+    /// An item failed and its handler's retry policy will try it again: `attempt` of
+    /// `max_attempts` failed, the next may start at `at`.
+    RetryScheduled {
+        /// The handler.
+        handler: HandlerId,
+        /// The item.
+        item: ItemId,
+        /// The attempt that failed (1 for the first).
+        attempt: u16,
+        /// Attempts allowed in all.
+        max_attempts: u16,
+        /// When the next attempt may start, on the manager's clock.
+        at: Time,
+    },
+    /// The manager made a request by itself: a handler's schedule ticked, or a trigger it
+    /// listens for was reported. Its result comes as `RequestCompleted`; nobody else gets it.
+    RequestIssued {
+        /// The request.
+        request: RequestId,
+        /// Its handler.
+        handler: HandlerId,
+        /// `Scheduled`, or the trigger.
+        reason: TriggerReason,
+    },
+    /// A handler's schedule ticked while the request of its previous tick was still open,
+    /// so it made none.
+    TickSkipped {
+        /// The handler.
+        handler: HandlerId,
+        /// The scheduled request still open.
+        open: RequestId,
     },
     /// This subscriber fell behind and `missed` notifications were dropped for it.
     Lagged {

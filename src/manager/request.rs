@@ -1,33 +1,15 @@
 //! How a caller names what it wants: IDs or text ([`IntoId`]), a [`SyncRequest`] with its
-//! flags, context, reason and result callback, and why it was made ([`TriggerReason`]).
+//! flags, context, reason and result callback.
 
 use std::any::Any;
 use std::sync::Arc;
 
 use super::{Context, SyncResult};
-use crate::engine::MergeKey;
+use crate::engine::RequestOptions;
 use crate::error::Error;
 use crate::flags::SyncControlFlags;
 use crate::id::{HandlerId, IdError, ItemId};
-
-/// Why a request was made. Sync Center requests are `Manual` unless the caller says
-/// otherwise; the legacy invoke API makes `Invoke` requests.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub enum TriggerReason {
-    /// Asked for by the user or the application (`SYNCMGRFLAG_MANUAL`).
-    #[default]
-    Manual,
-    /// A network connection came up (`SYNCMGRFLAG_CONNECT`).
-    Connect,
-    /// A network connection is about to go (`SYNCMGRFLAG_PENDINGDISCONNECT`).
-    PendingDisconnect,
-    /// The machine is idle (`SYNCMGRFLAG_IDLE`).
-    Idle,
-    /// Asked for through the invoke API (`SYNCMGRFLAG_INVOKE`).
-    Invoke,
-    /// A schedule fired (`SYNCMGRFLAG_SCHEDULED`).
-    Scheduled,
-}
+use crate::policy::TriggerReason;
 
 /// Something that names an ID: the ID itself, or text checked when the call is made (bad
 /// text fails the call with `E_INVALIDARG`).
@@ -105,6 +87,7 @@ pub struct SyncRequest {
     pub(super) context: Option<Context>,
     pub(super) reason: TriggerReason,
     pub(super) sink: Option<Box<dyn SyncResult>>,
+    pub(super) options: RequestOptions,
 }
 
 impl SyncRequest {
@@ -117,6 +100,7 @@ impl SyncRequest {
             context: None,
             reason: TriggerReason::Manual,
             sink: None,
+            options: RequestOptions::default(),
         }
     }
 
@@ -138,6 +122,20 @@ impl SyncRequest {
         self
     }
 
+    /// Expedited: a person asked for it now ("Sync now"). The handler's whole pending set
+    /// becomes ready at once, whatever its debounce or backoff says.
+    pub fn expedite(mut self) -> SyncRequest {
+        self.options.expedite = true;
+        self
+    }
+
+    /// Without retry: each item's first `Failed` is final for this request, whatever the
+    /// handler's retry policy (the item still retries for other requests that wait for it).
+    pub fn no_retry(mut self) -> SyncRequest {
+        self.options.no_retry = true;
+        self
+    }
+
     /// With this trigger reason.
     pub fn reason(mut self, reason: TriggerReason) -> SyncRequest {
         self.reason = reason;
@@ -156,7 +154,7 @@ pub(crate) struct StartParts {
     pub handler: HandlerId,
     pub items: Option<Vec<ItemId>>,
     pub flags: SyncControlFlags,
-    pub key: MergeKey,
+    pub options: RequestOptions,
     pub reason: TriggerReason,
     pub context: Option<Context>,
     pub sink: Option<Box<dyn SyncResult>>,

@@ -144,6 +144,28 @@ impl SyncSession {
             status,
             step,
             max,
+            permanent: false,
+            reply,
+        })
+    }
+
+    /// Reports that an item failed for good ([`report_progress`](Self::report_progress) with
+    /// `Failed`, plus a promise that trying again cannot help: bad credentials, a remote that
+    /// is gone). The handler's retry policy does not retry it: its requests take the
+    /// `Failed` when the session ends. An error returned by `synchronize`, or a panic, is a
+    /// failure the policy may retry.
+    pub fn report_permanent_failure(
+        &self,
+        item: &ItemId,
+        text: &str,
+    ) -> Result<CancelRequest, Error> {
+        self.call(|reply| SessionCall::Progress {
+            item: item.clone(),
+            text: text.to_owned(),
+            status: ProgressStatus::Failed,
+            step: 0,
+            max: 0,
+            permanent: true,
             reply,
         })
     }

@@ -171,6 +171,7 @@ impl SyncTicket {
                 errors: 0,
                 conflicts: 0,
                 items: Vec::new(),
+                attempts: Vec::new(),
             })
     }
 }

@@ -82,3 +82,4 @@ mod merge_keys;
 mod requests;
 mod sessions;
 mod stopping;
+mod timing;

@@ -136,6 +136,7 @@ fn global_limit_serves_the_oldest_waiting_handler_first() {
     let mut e = Engine::new(EngineConfig {
         max_sessions: 1,
         default_concurrent_sessions: 2,
+        ..EngineConfig::default()
     })
     .unwrap();
     for name in ["p", "q", "r"] {

@@ -102,8 +102,52 @@ impl Scheduler {
                     item,
                 }),
                 Action::Deliver(result) => self.deliver(result),
+                Action::Debounced { handler, until } => {
+                    self.publish(|| Notification::Debounced { handler, until })
+                }
+                Action::RetryScheduled {
+                    handler,
+                    item,
+                    attempt,
+                    max_attempts,
+                    at,
+                } => self.publish(|| Notification::RetryScheduled {
+                    handler,
+                    item,
+                    attempt,
+                    max_attempts,
+                    at,
+                }),
+                Action::Issued {
+                    request,
+                    handler,
+                    reason,
+                } => self.issued(request, handler, reason),
+                Action::TickSkipped { handler, open } => {
+                    self.publish(|| Notification::TickSkipped { handler, open })
+                }
             }
         }
+    }
+
+    /// A request the engine made by itself: nobody holds its ticket, so its result goes to
+    /// the notifications only, and the sessions that serve it see why it was made.
+    fn issued(&mut self, request: RequestId, handler: HandlerId, reason: TriggerReason) {
+        let (completion, _nobody) = Completion::new();
+        self.open.insert(
+            request,
+            Open {
+                completion,
+                sink: None,
+                context: None,
+                reason,
+            },
+        );
+        self.publish(|| Notification::RequestIssued {
+            request,
+            handler,
+            reason,
+        });
     }
 
     pub(super) fn start_session(
@@ -207,6 +251,7 @@ impl Scheduler {
             session,
             handler: ended.handler,
             outcomes: ended.outcomes,
+            retried: ended.retried,
             error,
         });
     }

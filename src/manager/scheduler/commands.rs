@@ -34,7 +34,35 @@ impl Scheduler {
             | Command::Subscribe { .. }
             | Command::Check { .. }
             | Command::EnabledAmong { .. }) => self.observers(c),
+            c @ (Command::Poll | Command::Trigger { .. } | Command::SetPolicy { .. }) => {
+                self.timing(c)
+            }
             Command::Shutdown { reply, from_inside } => self.shutdown_command(reply, from_inside),
+        }
+    }
+
+    /// Time: a poll (every command starts with one, so it has nothing left to do), a
+    /// reported trigger, a policy change.
+    pub(super) fn timing(&mut self, command: Command) {
+        match command {
+            Command::Trigger { trigger, reply } => {
+                let result = self
+                    .engine
+                    .trigger(trigger)
+                    .map(|issued| issued.into_iter().map(|a| a.request).collect());
+                self.carry_out();
+                let _ = reply.send(result);
+            }
+            Command::SetPolicy {
+                handler,
+                policy,
+                reply,
+            } => {
+                let result = self.engine.set_sync_policy(&handler, *policy);
+                self.carry_out();
+                let _ = reply.send(result);
+            }
+            _ => {}
         }
     }
 
@@ -48,7 +76,7 @@ impl Scheduler {
                 reply,
             } => {
                 let id = spec.id.clone();
-                let result = self.engine.register_handler(spec);
+                let result = self.engine.register_handler(*spec);
                 if result.is_ok() {
                     let displaced = self.registry.insert(id.clone(), handler, extra);
                     self.release(displaced);
@@ -182,11 +210,21 @@ impl Scheduler {
                 capabilities,
                 policies,
                 items,
+                policy,
                 reply,
             } => {
-                let result = self
-                    .engine
-                    .update_handler(&handler, capabilities, policies, items);
+                // A policy out of range refuses the whole update, before anything changes.
+                let result = policy
+                    .validate()
+                    .and_then(|()| {
+                        self.engine
+                            .update_handler(&handler, capabilities, policies, items)
+                    })
+                    .and_then(|mut changed| {
+                        let timing = self.engine.set_sync_policy(&handler, *policy)?;
+                        changed.changed |= timing.changed;
+                        Ok(changed)
+                    });
                 self.carry_out();
                 if result.is_ok() {
                     self.publish(|| Notification::HandlerChanged {
@@ -335,11 +373,11 @@ impl Scheduler {
         if let Some(connected) = start.connected {
             let _ = self.engine.set_handler_connected(&start.handler, connected);
         }
-        let accepted = self.engine.start_sync(
+        let accepted = self.engine.start_sync_with(
             &start.handler,
             start.items.as_deref(),
             start.flags,
-            start.key,
+            &start.options,
         );
         let result = match accepted {
             Ok(a) => Ok(self.open(a, start.context, start.sink, start.reason, &mut None)),
@@ -390,12 +428,15 @@ impl Scheduler {
                 status,
                 step,
                 max,
+                permanent,
                 reply,
             } => {
-                let result = self
-                    .engine
-                    .report_progress(session, &item, status, &text)
-                    .map(|ack| ack.cancel);
+                let result = if permanent {
+                    self.engine.report_permanent_failure(session, &item, &text)
+                } else {
+                    self.engine.report_progress(session, &item, status, &text)
+                }
+                .map(|ack| ack.cancel);
                 // A running session's handler is always known; the check keeps this panic-free.
                 if result.is_ok()
                     && let Some(handler) = self.sessions.get(&session).cloned()

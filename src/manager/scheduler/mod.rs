@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, select};
 
+use super::clock::Clock;
 use super::command::{Command, Link};
 use super::events::EventLog;
 use super::notify::{Notification, Subscribers};
@@ -23,6 +24,7 @@ use super::ticket::Completion;
 use super::{Context, Registry, ShutdownReport, SyncResult, TriggerReason};
 use crate::engine::{Engine, RequestId, SessionEnd, SessionId};
 use crate::id::HandlerId;
+use crate::time::Time;
 use crate::unwind::{self, Locked, User};
 
 /// What the scheduler keeps for an open request besides what the engine keeps.
@@ -64,6 +66,11 @@ pub(crate) struct Scheduler {
     /// User values let go of while no delivery thread could take them, waiting for the lock
     /// to be released (see `release`).
     released: Vec<Box<dyn Send>>,
+    /// Where time comes from.
+    clock: Clock,
+    /// The engine deadline the scheduler thread sleeps until (`Time::MAX`: none). A step
+    /// that sets an earlier one wakes it.
+    sleeping_until: Time,
 }
 
 /// What [`Scheduler::apply`] did with a command.
@@ -85,6 +92,7 @@ pub(crate) struct SchedulerParts {
     pub event_log_capacity: usize,
     pub event_log_bytes: usize,
     pub grace: Duration,
+    pub clock: Clock,
 }
 
 impl Scheduler {
@@ -108,6 +116,8 @@ impl Scheduler {
             abandoned: 0,
             broken: false,
             released: Vec::new(),
+            clock: parts.clock,
+            sleeping_until: Time::MAX,
         }
     }
 
@@ -129,8 +139,12 @@ impl Scheduler {
 
     /// Runs one step and carries out what it decided. A panic here is a bug in this crate:
     /// it marks the scheduler broken instead of unwinding into a caller or poisoning the lock.
+    /// Every step starts by telling the engine the time, so timers due by now fire first and
+    /// the step happens at the clock's time.
     fn guarded(&mut self, step: impl FnOnce(&mut Scheduler)) {
         if unwind::contain(|| {
+            let now = self.clock.now();
+            let _ = self.engine.poll(now);
             step(self);
             self.carry_out();
         })
@@ -138,6 +152,27 @@ impl Scheduler {
         {
             self.broken = true;
         }
+        self.wake_if_sooner();
+    }
+
+    /// Wakes the scheduler thread if the engine now needs a poll before the time the thread
+    /// sleeps until. A manual clock needs no thread: `ManualClock::advance` polls.
+    fn wake_if_sooner(&mut self) {
+        if let Clock::Real { .. } = self.clock
+            && let Some(next) = self.engine.next_deadline()
+            && next < self.sleeping_until
+        {
+            self.sleeping_until = next;
+            self.link.wake();
+        }
+    }
+
+    /// The instant the scheduler thread must wake for the engine's next deadline, noted as
+    /// the time it sleeps until.
+    fn timer_instant(&mut self) -> Option<Instant> {
+        let next = self.engine.next_deadline();
+        self.sleeping_until = next.unwrap_or(Time::MAX);
+        next.and_then(|t| self.clock.instant_of(t))
     }
 
     /// The scheduler thread's loop: what comes over the channel, one command at a time,
@@ -146,24 +181,37 @@ impl Scheduler {
         enum Woken {
             Command(Command),
             Closed,
-            Deadline,
+            /// The shutdown deadline or an engine timer.
+            Time,
         }
         loop {
-            let deadline = lock(&scheduler).deadline;
-            let woken = match deadline {
+            let wake_at = {
+                let mut s = lock(&scheduler);
+                let timer = s.timer_instant();
+                match (s.deadline, timer) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                }
+            };
+            let woken = match wake_at {
                 None => commands.recv().map_or(Woken::Closed, Woken::Command),
-                Some(deadline) => select! {
+                Some(at) => select! {
                     recv(commands) -> c => c.map_or(Woken::Closed, Woken::Command),
-                    recv(crossbeam_channel::at(deadline)) -> _ => Woken::Deadline,
+                    recv(crossbeam_channel::at(at)) -> _ => Woken::Time,
                 },
             };
             let mut s = lock(&scheduler);
+            // Every step polls the engine first (see `guarded`): a timer needs nothing more.
             s.guarded(|s| match woken {
                 Woken::Command(command) => s.handle(command),
                 // Every sender is gone: nobody can ask for anything any more.
                 Woken::Closed if s.deadline.is_none() => s.begin_shutdown(),
                 Woken::Closed => {}
-                Woken::Deadline => s.abandon_sessions(),
+                Woken::Time => {
+                    if s.deadline.is_some_and(|d| Instant::now() >= d) {
+                        s.abandon_sessions();
+                    }
+                }
             });
             if s.broken || (s.deadline.is_some() && s.engine.session_count() == 0) {
                 break;
