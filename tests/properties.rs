@@ -207,6 +207,7 @@ fn universe() -> impl Strategy<Value = Universe> {
                     config: EngineConfig {
                         max_sessions,
                         default_concurrent_sessions: default_conc,
+                        ..EngineConfig::default()
                     },
                     specs,
                 }

@@ -153,6 +153,7 @@ fn universe(s: &Setup) -> Universe {
         config: EngineConfig {
             max_sessions: usize::from(s.max_sessions % 3) + 1,
             default_concurrent_sessions: usize::from(s.default_concurrent % 3) + 1,
+            ..EngineConfig::default()
         },
         specs,
     }

@@ -169,6 +169,9 @@ pub fn from_action(a: &Action) -> MAction {
             request: *request,
             item: item.clone(),
         },
+        // The engine's timing decisions. The model has no time, and no case sets a time
+        // policy, under which the engine decides as it did before it had time: none may come.
+        other => panic!("a timing action with no time policy set: {other:?}"),
     }
 }
 
