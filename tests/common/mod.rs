@@ -88,6 +88,8 @@ pub struct Driven {
     pub agree: Arc<AtomicBool>,
     /// Hook calls as (change, flags), in order.
     pub hooks: Option<Sender<(StateChange, ControlFlags)>>,
+    /// What `sync_policy` answers.
+    pub policy: SyncPolicy,
     sessions: Sender<Running>,
 }
 
@@ -106,6 +108,7 @@ impl Driven {
             connected: Arc::new(AtomicBool::new(true)),
             agree: Arc::new(AtomicBool::new(true)),
             hooks: None,
+            policy: SyncPolicy::default(),
             sessions: tx,
         };
         (handler, rx)
@@ -118,6 +121,11 @@ impl Driven {
 
     pub fn with_policies(mut self, policies: HandlerPolicies) -> Driven {
         self.policies = policies;
+        self
+    }
+
+    pub fn with_sync_policy(mut self, policy: SyncPolicy) -> Driven {
+        self.policy = policy;
         self
     }
 
@@ -155,6 +163,9 @@ impl SyncHandler for Driven {
     }
     fn is_connected(&self) -> bool {
         self.connected.load(Ordering::SeqCst)
+    }
+    fn sync_policy(&self) -> SyncPolicy {
+        self.policy.clone()
     }
     fn query_state_change(&self, _change: &StateChange, _flags: ControlFlags) -> bool {
         self.agree.load(Ordering::SeqCst)

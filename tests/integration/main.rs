@@ -21,5 +21,6 @@ mod legacy;
 mod manager_lifecycle;
 mod manager_requests;
 mod manager_sessions;
+mod manager_time;
 mod scenarios;
 mod stress;
