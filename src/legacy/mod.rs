@@ -95,6 +95,17 @@
 //! `INVOKE` ↔ `Invoke`, `SCHEDULED` ↔ `Scheduled`; an unknown event code is treated as
 //! `MANUAL`.
 //!
+//! **`SYNCMGRFLAG` event codes to [`Trigger`]s**: the three codes that report what happens
+//! around the application map onto the triggers a [`SyncPolicy`] listens for
+//! (`TryFrom<SyncEvent> for Trigger`, `From<Trigger> for SyncEvent`): `CONNECT` ↔ `Connect`,
+//! `PENDINGDISCONNECT` ↔ `PendingDisconnect`, `IDLE` ↔ `Idle`; the other codes are not
+//! triggers. An application that hears of a connection reports it once with
+//! [`SyncManager::trigger`], and legacy handlers whose policy listens for it are
+//! initialized with `SYNCMGRFLAG_CONNECT`, as Synchronization Manager did. A triggered (or
+//! scheduled) request is a handler sync: it takes every item, checked or not, because the
+//! checked state is what the invoke calls (`update_items`, `update_all`) read. A legacy
+//! handler's policy is the default (none) until [`SyncManager::set_sync_policy`] gives it one.
+//!
 //! [`SyncManager`]: crate::SyncManager
 //! [`SyncManager::register_legacy_handler`]: crate::SyncManager::register_legacy_handler
 //! [`SyncManager::update_items`]: crate::SyncManager::update_items
@@ -102,6 +113,10 @@
 //! [`HandlerId::from_clsid`]: crate::HandlerId::from_clsid
 //! [`ItemId::from_guid`]: crate::ItemId::from_guid
 //! [`TriggerReason`]: crate::TriggerReason
+//! [`Trigger`]: crate::Trigger
+//! [`SyncPolicy`]: crate::SyncPolicy
+//! [`SyncManager::trigger`]: crate::SyncManager::trigger
+//! [`SyncManager::set_sync_policy`]: crate::SyncManager::set_sync_policy
 //! [`ProgressStatus`]: crate::ProgressStatus
 //! [`EventLevel`]: crate::EventLevel
 //! [`CancelRequest::None`]: crate::CancelRequest::None
@@ -122,6 +137,7 @@ pub use self::values::{
 use crate::error::hresult;
 use crate::flags::{CancelRequest, EventLevel, ProgressStatus};
 use crate::manager::TriggerReason;
+use crate::policy::Trigger;
 
 impl From<SyncMgrStatus> for ProgressStatus {
     /// See the module's mapping table.
@@ -178,6 +194,35 @@ impl From<TriggerReason> for SyncEvent {
             TriggerReason::Invoke => SyncEvent::Invoke,
             TriggerReason::Scheduled => SyncEvent::Scheduled,
         }
+    }
+}
+
+impl TryFrom<SyncEvent> for Trigger {
+    /// The event code itself, when it is not one of the three triggers.
+    type Error = SyncEvent;
+
+    /// `CONNECT`, `PENDINGDISCONNECT` and `IDLE` are triggers; `MANUAL`, `INVOKE` and
+    /// `SCHEDULED` are not.
+    ///
+    /// ```
+    /// use syncmgr::Trigger;
+    /// use syncmgr::legacy::SyncEvent;
+    /// assert_eq!(Trigger::try_from(SyncEvent::Idle), Ok(Trigger::Idle));
+    /// assert_eq!(Trigger::try_from(SyncEvent::Manual), Err(SyncEvent::Manual));
+    /// ```
+    fn try_from(event: SyncEvent) -> Result<Trigger, SyncEvent> {
+        match event {
+            SyncEvent::Connect => Ok(Trigger::Connect),
+            SyncEvent::PendingDisconnect => Ok(Trigger::PendingDisconnect),
+            SyncEvent::Idle => Ok(Trigger::Idle),
+            other => Err(other),
+        }
+    }
+}
+
+impl From<Trigger> for SyncEvent {
+    fn from(trigger: Trigger) -> SyncEvent {
+        TriggerReason::from(trigger).into()
     }
 }
 

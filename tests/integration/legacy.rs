@@ -1836,3 +1836,32 @@ fn update_all_after_shutdown_is_shut_down() {
         Err(Error::ShutDown)
     );
 }
+
+// =============================================================================================
+// Triggers
+// =============================================================================================
+
+/// A reported trigger reaches a legacy handler whose policy listens for it as the matching
+/// `SYNCMGRFLAG` event code, with all its items (checked or not: the checked state is what
+/// the invoke calls read); a trigger it does not listen for does nothing.
+#[test]
+fn a_trigger_initializes_a_listening_legacy_handler_with_its_event_code() {
+    let (w, probe) = World::standard();
+    w.manager
+        .set_sync_policy(handler_id(CLSID), SyncPolicy::default().on(Trigger::Idle))
+        .expect("the policy is in range");
+    assert!(w.manager.trigger(Trigger::Connect).unwrap().is_empty());
+    let made = w.manager.trigger(Trigger::Idle).unwrap();
+    assert_eq!(made.len(), 1);
+    let run = probe.session();
+    assert_eq!(run.flags.event(), SyncEvent::Idle);
+    assert_eq!(Trigger::try_from(run.flags.event()), Ok(Trigger::Idle));
+    assert_eq!(run.items, [A, B, C]);
+    run.succeed_all();
+    let done = common::wait_for(&w.notes, |n| match n {
+        Notification::RequestCompleted(r) => Some(r.request),
+        _ => None,
+    });
+    assert_eq!([done], *made, "the result goes to the notifications");
+    probe.quiet();
+}
