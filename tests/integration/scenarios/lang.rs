@@ -5,12 +5,13 @@
 //! `Outcome`, `PS` for `ProgressStatus`, the dispositions `Queued`, `Merged`, `Joined(n)` and
 //! `Settled(outcome)`).
 
+pub use std::time::Duration;
 pub use syncmgr::engine::{HandlerSpec, ItemSpec, MergeKey, Withdrawn};
 pub use syncmgr::hresult::{CLASS_E_CLASSNOTAVAILABLE, E_ACCESSDENIED, E_INVALIDARG, E_UNEXPECTED};
 pub use syncmgr::{
     CancelRequest, Denied, EngineConfig, Error, EventLevel, HandlerCapabilities, HandlerId,
-    HandlerPolicies, ItemId, ItemPolicies, Outcome as O, ProgressStatus as PS, SyncControlFlags,
-    TextKind,
+    HandlerPolicies, ItemId, ItemPolicies, Outcome as O, ProgressStatus as PS, Retry,
+    SyncControlFlags, SyncPolicy, TextKind, Trigger, TriggerReason,
 };
 
 pub use self::D::{Joined, Merged, Queued, Settled};
@@ -87,6 +88,26 @@ pub enum Op {
     RemoveHandler(&'static str),
     RemoveItem(&'static str, &'static str),
     Shutdown,
+    /// `poll` at this many seconds after the start.
+    Poll(u64),
+    /// `set_sync_policy`.
+    Policy(&'static str, SyncPolicy),
+    /// `trigger`: the requests it makes are named by `issued` expectations.
+    Trigger(Trigger),
+    /// `start_sync_with` for an item sync with these options.
+    StartWith {
+        tag: &'static str,
+        handler: &'static str,
+        items: &'static [&'static str],
+        flags: u32,
+        expedite: bool,
+        no_retry: bool,
+    },
+    /// `report_permanent_failure` for an item of session `s`.
+    FailPermanently {
+        s: usize,
+        item: &'static str,
+    },
     Expect(Expect),
 }
 
@@ -163,6 +184,34 @@ pub enum Expect {
     Withdraws(Withdrawn),
     /// Nothing pending, running or open.
     Idle,
+    /// Action: the handler's debounced items wait until `until` seconds.
+    Debounced { handler: &'static str, until: u64 },
+    /// Action: an item failed attempt `attempt` of `max` and may run again at `at` seconds.
+    RetryScheduled {
+        handler: &'static str,
+        item: &'static str,
+        attempt: u16,
+        max: u16,
+        at: u64,
+    },
+    /// Action: the engine issued a request for `handler`, named `tag` from here on.
+    Issued {
+        tag: &'static str,
+        handler: &'static str,
+        reason: TriggerReason,
+    },
+    /// Action: a tick found the request `open` (a tag) still open.
+    TickSkipped {
+        handler: &'static str,
+        open: &'static str,
+    },
+    /// The attempts per item of a delivered request's result.
+    Attempts {
+        tag: &'static str,
+        items: &'static [(&'static str, u16)],
+    },
+    /// `next_deadline`, in seconds.
+    NextDeadline(Option<u64>),
 }
 
 /// An HRESULT, shown in hex.
@@ -447,6 +496,74 @@ pub fn shutdown() -> Op {
     Op::Shutdown
 }
 
+/// Polls the engine at `secs` seconds after the row's start.
+pub fn at(secs: u64) -> Op {
+    Op::Poll(secs)
+}
+
+pub fn set_policy(h: &'static str, policy: SyncPolicy) -> Op {
+    Op::Policy(h, policy)
+}
+
+pub fn trigger(t: Trigger) -> Op {
+    Op::Trigger(t)
+}
+
+/// `start_sync_with`, expedited ("Sync now").
+pub fn start_expedited(
+    tag: &'static str,
+    handler: &'static str,
+    items: &'static [&'static str],
+) -> Op {
+    Op::StartWith {
+        tag,
+        handler,
+        items,
+        flags: NONE,
+        expedite: true,
+        no_retry: false,
+    }
+}
+
+/// `start_sync_with` without retry, joining what runs.
+pub fn join_no_retry(
+    tag: &'static str,
+    handler: &'static str,
+    items: &'static [&'static str],
+) -> Op {
+    Op::StartWith {
+        tag,
+        handler,
+        items,
+        flags: JOIN,
+        expedite: false,
+        no_retry: true,
+    }
+}
+
+pub fn fail_permanently(s: usize, item: &'static str) -> Op {
+    Op::FailPermanently { s, item }
+}
+
+pub fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+/// Handler `a` with this sync policy.
+pub fn a_with(policy: SyncPolicy) -> HandlerSpec {
+    a().with_sync_policy(policy)
+}
+
+/// Debounce: quiet `q`, max-wait `m` (seconds).
+pub fn debounce(q: u64, m: u64) -> SyncPolicy {
+    SyncPolicy::default().debounce(secs(q), secs(m))
+}
+
+/// Retry: `n` attempts, 10 s doubling up to 60 s, no jitter.
+pub fn retry(n: u16) -> SyncPolicy {
+    SyncPolicy::default().retry(Retry::exponential(n, secs(10), secs(60)))
+}
+
 // ----- expectations --------------------------------------------------------------------------
 
 pub fn started(s: usize, handler: &'static str, items: &'static [&'static str]) -> Op {
@@ -557,6 +674,46 @@ pub fn withdraws(w: Withdrawn) -> Op {
 
 pub fn idle() -> Op {
     Op::Expect(Expect::Idle)
+}
+
+pub fn debounced(handler: &'static str, until: u64) -> Op {
+    Op::Expect(Expect::Debounced { handler, until })
+}
+
+pub fn retry_scheduled(
+    handler: &'static str,
+    item: &'static str,
+    attempt: u16,
+    max: u16,
+    at: u64,
+) -> Op {
+    Op::Expect(Expect::RetryScheduled {
+        handler,
+        item,
+        attempt,
+        max,
+        at,
+    })
+}
+
+pub fn issued(tag: &'static str, handler: &'static str, reason: TriggerReason) -> Op {
+    Op::Expect(Expect::Issued {
+        tag,
+        handler,
+        reason,
+    })
+}
+
+pub fn tick_skipped(handler: &'static str, open: &'static str) -> Op {
+    Op::Expect(Expect::TickSkipped { handler, open })
+}
+
+pub fn attempts(tag: &'static str, items: &'static [(&'static str, u16)]) -> Op {
+    Op::Expect(Expect::Attempts { tag, items })
+}
+
+pub fn next_deadline(secs: Option<u64>) -> Op {
+    Op::Expect(Expect::NextDeadline(secs))
 }
 
 // ----- errors --------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-//! The scenario table of SPEC sections 4–7 (issue 2): one row per rule, each a list of
+//! The scenario table of SPEC sections 4–7 and 11 (issues 2 and 12): one row per rule, each a list of
 //! operations on a fresh `Engine` with the sessions, results, cancels and errors they must
 //! produce, all run by one `check` helper. The language rows are written in is `lang.rs`, the
 //! helper that runs them `run.rs` (renaming an engine API touches `Run::step` only); the rows
@@ -38,4 +38,5 @@ mod results;
 mod shutdown;
 mod state_changes;
 mod stopping;
+mod time;
 mod validation;

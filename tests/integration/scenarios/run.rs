@@ -4,10 +4,11 @@
 
 use std::fmt::Write as _;
 
+use syncmgr::engine::RequestOptions;
 use syncmgr::engine::{
     Accepted, Action, Changed, Disposition, ProgressAck, SessionEnd, SessionEnded, Stopped,
 };
-use syncmgr::{Engine, RequestId, RequestResult, SessionId};
+use syncmgr::{Engine, RequestId, RequestResult, SessionId, Time};
 
 use super::lang::*;
 
@@ -63,7 +64,8 @@ struct Req {
     tag: &'static str,
     id: RequestId,
     handler: HandlerId,
-    accepted: Accepted,
+    /// `None` for a request the engine issued itself (a tick, a trigger).
+    accepted: Option<Accepted>,
     items: Vec<ItemId>,
 }
 
@@ -304,6 +306,50 @@ impl<'r> Run<'r> {
                 (|| e.remove_item(&HandlerId::new(h)?, &ItemId::new(item)?))().map(Out::Changed)
             }
             Op::Shutdown => Ok(Out::Stopped(e.shutdown())),
+            Op::Poll(secs) => {
+                let _fired = e.poll(Time::from_secs(*secs));
+                Ok(Out::Unit)
+            }
+            Op::Policy(h, policy) => {
+                (|| e.set_sync_policy(&HandlerId::new(h)?, policy.clone()))().map(Out::Changed)
+            }
+            // The requests it makes come out as `Issued` actions, named by `issued`.
+            Op::Trigger(t) => e.trigger(*t).map(|_| Out::Unit),
+            Op::StartWith {
+                tag,
+                handler,
+                items,
+                flags,
+                expedite,
+                no_retry,
+            } => {
+                if self.requests.iter().any(|r| r.tag == *tag) {
+                    return Err(format!("tag `{tag}` used twice"));
+                }
+                (|| {
+                    let h = HandlerId::new(handler)?;
+                    let flags = SyncControlFlags::from_raw(*flags)?;
+                    let list = items
+                        .iter()
+                        .map(ItemId::new)
+                        .collect::<Result<Vec<_>, _>>()?;
+                    let options = RequestOptions {
+                        expedite: *expedite,
+                        no_retry: *no_retry,
+                        ..RequestOptions::default()
+                    };
+                    Ok(vec![e.start_sync_with(&h, Some(&list), flags, &options)?])
+                })()
+                .map(|accs| self.stash(accs))
+            }
+            Op::FailPermanently { s, item } => {
+                let s = self.session(*s)?;
+                (|| {
+                    let item = ItemId::new(item)?;
+                    self.engine.report_permanent_failure(s, &item, "")
+                })()
+                .map(Out::Ack)
+            }
             Op::Limits(_) | Op::Expect(_) => unreachable!("not a step"),
         })
     }
@@ -315,7 +361,7 @@ impl<'r> Run<'r> {
             tag: "",
             id: acc.request,
             handler: acc.handler.clone(),
-            accepted: acc,
+            accepted: Some(acc),
             items: Vec::new(),
         }));
         Out::Accepted
@@ -325,7 +371,7 @@ impl<'r> Run<'r> {
     /// engine, or from the result when the request completed at once).
     fn record_acceptance(&mut self, op: &Op) -> Result<(), String> {
         let tags: &[&'static str] = match op {
-            Op::Start { tag, .. } => std::slice::from_ref(tag),
+            Op::Start { tag, .. } | Op::StartWith { tag, .. } => std::slice::from_ref(tag),
             Op::StartAll { tags, .. } => tags,
             _ => return Ok(()),
         };
@@ -369,6 +415,21 @@ impl<'r> Run<'r> {
         for action in self.engine.drain_actions() {
             if let Action::StartSession { session, .. } = &action {
                 self.sessions.push(*session);
+            }
+            if let Action::Issued {
+                request, handler, ..
+            } = &action
+            {
+                // Named by an `issued` expectation; until then (and in the closing phase) by
+                // its ID.
+                let tag: &'static str = Box::leak(format!("{request}").into_boxed_str());
+                self.requests.push(Req {
+                    tag,
+                    id: *request,
+                    handler: handler.clone(),
+                    accepted: None,
+                    items: Vec::new(),
+                });
             }
             self.log.push(Logged {
                 op,
@@ -418,7 +479,17 @@ impl<'r> Run<'r> {
         for _ in 0..1000 {
             let running = self.engine.sessions();
             if running.is_empty() {
-                break;
+                // Requests still open wait for a timer (a backoff, a debounce window): let
+                // time run to it. Nothing open: done, whatever schedules would tick later.
+                match self.engine.next_deadline() {
+                    Some(due) if !self.engine.open_requests().is_empty() => {
+                        let _fired = self.engine.poll(due);
+                        self.drain(end);
+                        self.consistent()?;
+                        continue;
+                    }
+                    _ => break,
+                }
             }
             for s in running {
                 let _ended = self
@@ -543,23 +614,26 @@ impl<'r> Run<'r> {
                 duplicates,
             } => {
                 let req = self.req(tag).map_err(|e| self.fail(&e))?;
+                let Some(accepted) = &req.accepted else {
+                    return Err(self.fail(&format!("`{tag}` was issued by the engine")));
+                };
                 let got: Vec<(String, D)> = req
                     .items
                     .iter()
-                    .zip(req.accepted.dispositions())
+                    .zip(accepted.dispositions())
                     .map(|(i, d)| (i.to_string(), self.disposition(*d)))
                     .collect();
                 let want: Vec<(String, D)> =
                     items.iter().map(|(i, d)| (i.to_string(), *d)).collect();
-                if got != want || req.items.len() != req.accepted.dispositions().len() {
+                if got != want || req.items.len() != accepted.dispositions().len() {
                     return Err(self.fail(&format!(
                         "`{tag}` dispositions: expected {want:?}, got {got:?}"
                     )));
                 }
-                if req.accepted.duplicates != *duplicates {
+                if accepted.duplicates != *duplicates {
                     return Err(self.fail(&format!(
                         "`{tag}` repeats: expected {duplicates}, got {}",
-                        req.accepted.duplicates
+                        accepted.duplicates
                     )));
                 }
                 Ok(())
@@ -638,7 +712,89 @@ impl<'r> Run<'r> {
                     Err(self.fail("the engine is not idle"))
                 }
             }
+            Expect::Debounced { handler, until } => self.take(&Action::Debounced {
+                handler: hid(handler),
+                until: Time::from_secs(*until),
+            }),
+            Expect::RetryScheduled {
+                handler,
+                item,
+                attempt,
+                max,
+                at,
+            } => self.take(&Action::RetryScheduled {
+                handler: hid(handler),
+                item: iid(item),
+                attempt: *attempt,
+                max_attempts: *max,
+                at: Time::from_secs(*at),
+            }),
+            Expect::Issued {
+                tag,
+                handler,
+                reason,
+            } => self.name_issued(tag, handler, *reason),
+            Expect::TickSkipped { handler, open } => {
+                let open = self.req(open).map_err(|e| self.fail(&e))?.id;
+                self.take(&Action::TickSkipped {
+                    handler: hid(handler),
+                    open,
+                })
+            }
+            Expect::Attempts { tag, items } => {
+                let id = self.req(tag).map_err(|e| self.fail(&e))?.id;
+                let got: Vec<(String, u16)> = self
+                    .results_for(id)
+                    .next()
+                    .map(|r| {
+                        r.items
+                            .iter()
+                            .zip(&r.attempts)
+                            .map(|((i, _), n)| (i.to_string(), *n))
+                            .collect()
+                    })
+                    .ok_or_else(|| self.fail(&format!("`{tag}` has no result yet")))?;
+                let want: Vec<(String, u16)> =
+                    items.iter().map(|(i, n)| (i.to_string(), *n)).collect();
+                self.same("attempts", &want, &got)
+            }
+            Expect::NextDeadline(secs) => {
+                let want = secs.map(Time::from_secs);
+                self.same("next deadline", &want, &self.engine.next_deadline())
+            }
         }
+    }
+
+    /// Marks the oldest unexpected `Issued` action for `handler` with `reason` as expected,
+    /// and names its request `tag`.
+    fn name_issued(
+        &mut self,
+        tag: &'static str,
+        handler: &str,
+        reason: TriggerReason,
+    ) -> Result<(), String> {
+        if self.requests.iter().any(|r| r.tag == tag) {
+            return Err(self.fail(&format!("tag `{tag}` used twice")));
+        }
+        let found = self.log.iter_mut().find_map(|l| match &l.action {
+            Action::Issued {
+                request,
+                handler: h,
+                reason: r,
+            } if !l.expected && h.as_str() == handler && *r == reason => {
+                l.expected = true;
+                Some(*request)
+            }
+            _ => None,
+        });
+        let Some(id) = found else {
+            return Err(self.fail(&format!("no {reason:?} request was issued for `{handler}`")));
+        };
+        if let Some(req) = self.requests.iter_mut().find(|r| r.id == id) {
+            req.tag = tag;
+            req.items = self.engine.request_items(id).unwrap_or_default();
+        }
+        Ok(())
     }
 
     /// Marks the first unexpected action equal to `want` as expected.
