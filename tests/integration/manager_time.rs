@@ -111,7 +111,7 @@ fn a_day_of_debounce_retries_schedules_and_triggers_on_a_manual_clock() {
             request,
             reason: TriggerReason::Scheduled,
             ..
-        } => Some(request.clone()),
+        } => Some(*request),
         _ => None,
     });
     let issued = issued.expect("the tick issued a request");
