@@ -50,7 +50,7 @@ impl Engine {
         handler: &HandlerId,
         flags: SyncControlFlags,
     ) -> Result<Accepted, Error> {
-        self.accept(handler, None, flags, &PLAIN)
+        self.accept(handler, None, flags, PLAIN)
     }
 
     /// Requests a sync of named items of a handler (`StartItemSync`). All-or-nothing: a
@@ -63,7 +63,7 @@ impl Engine {
         items: &[ItemId],
         flags: SyncControlFlags,
     ) -> Result<Accepted, Error> {
-        self.accept(handler, Some(items), flags, &PLAIN)
+        self.accept(handler, Some(items), flags, PLAIN)
     }
 
     /// The general start call: a handler sync (`items: None`) or an item sync, whose queued
@@ -78,7 +78,7 @@ impl Engine {
         flags: SyncControlFlags,
         key: MergeKey,
     ) -> Result<Accepted, Error> {
-        self.accept(handler, items, flags, &RequestOptions::keyed(key))
+        self.accept(handler, items, flags, RequestOptions::keyed(key))
     }
 
     /// [`Engine::start_sync`] with every option: the merge key, and whether the request is
@@ -91,7 +91,7 @@ impl Engine {
         flags: SyncControlFlags,
         options: &RequestOptions,
     ) -> Result<Accepted, Error> {
-        self.accept(handler, items, flags, options)
+        self.accept(handler, items, flags, options.clone())
     }
 
     /// Requests a sync of everything (`StartSyncAll`): one handler sync per active, enabled
@@ -116,7 +116,7 @@ impl Engine {
             .collect();
         covered
             .iter()
-            .map(|id| self.accept(id, None, flags, &PLAIN))
+            .map(|id| self.accept(id, None, flags, PLAIN))
             .collect()
     }
 
@@ -125,7 +125,7 @@ impl Engine {
         handler: &HandlerId,
         named: Option<&[ItemId]>,
         flags: SyncControlFlags,
-        options: &RequestOptions,
+        options: RequestOptions,
     ) -> Result<Accepted, Error> {
         if self.shut_down {
             return Err(Error::ShutDown);
@@ -158,8 +158,9 @@ impl Engine {
         let disconnected = !h.connected;
         let merge = &options.key;
         // New default-key entries wait for the debounce window, unless a person asked for
-        // the sync now.
-        let debounce = h.policy.debounce.is_some() && merge.is_default() && !options.expedite;
+        // the sync now. One flag keeps the untimed path to a single test.
+        let timed = h.timed;
+        let debounce = timed && debounces(h, &options);
         let mut added = Added::default();
         let mut remaining = 0;
         for &idx in &items {
@@ -184,7 +185,9 @@ impl Engine {
                 pos: placed.len() as u32,
             };
             let (disposition, prev) = place(h, &mut self.sessions, idx, me, join, merge, debounce);
-            added.note(disposition, merge, debounce);
+            if debounce {
+                added.note(disposition);
+            }
             placed.push(RequestItem {
                 item: idx,
                 outcome: None,
@@ -194,11 +197,12 @@ impl Engine {
             remaining += 1;
             dispositions.push(disposition);
         }
+        let is_default = merge.is_default();
         let requested = named.map_or(items.len(), <[ItemId]>::len);
         let duplicates = requested - placed.len();
         let req = Request {
             handler_key: key,
-            key: merge.clone(),
+            key: options.key,
             items: placed,
             remaining,
             counts: Counts::default(),
@@ -213,9 +217,9 @@ impl Engine {
         if completed {
             self.complete(request);
         } else {
-            if options.expedite && merge.is_default() {
+            if options.expedite && is_default {
                 self.expedite(key);
-            } else if added.default_key {
+            } else if debounce && added.default_key {
                 self.debounce(key, added.debounced);
             }
             self.schedule_handler(key);
@@ -461,6 +465,12 @@ pub(super) fn leave_default_queue(
     }
 }
 
+/// Whether a request's new default-key entries wait for the handler's debounce window.
+#[cold]
+fn debounces(h: &Handler, options: &RequestOptions) -> bool {
+    h.policy.debounce.is_some() && options.key.is_default() && !options.expedite
+}
+
 /// What a request added to its handler's queues, for the debounce window.
 #[derive(Default)]
 struct Added {
@@ -471,14 +481,12 @@ struct Added {
 }
 
 impl Added {
-    fn note(&mut self, d: Disposition, merge: &MergeKey, debounce: bool) {
-        if !merge.is_default() {
-            return;
-        }
+    /// Notes one item's disposition, for a default-key request to a debounced handler.
+    fn note(&mut self, d: Disposition) {
         match d {
             Disposition::Queued => {
                 self.default_key = true;
-                self.debounced += usize::from(debounce);
+                self.debounced += 1;
             }
             Disposition::Merged => self.default_key = true,
             Disposition::Joined(_) | Disposition::Settled(_) => {}

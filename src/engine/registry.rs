@@ -26,6 +26,7 @@ use crate::flags::UpdateReason;
 use crate::id::HandlerId;
 use crate::id::IdMap;
 use crate::id::ItemId;
+use crate::policy::SyncPolicy;
 
 impl Engine {
     /// Registers a handler. Fails with [`Error::HandlerExists`] if the ID is taken,
@@ -62,6 +63,7 @@ impl Engine {
             startable: 0,
             keyed: Vec::new(),
             running: SmallVec::new(),
+            timed: spec.policy != SyncPolicy::default(),
             policy: spec.policy,
             window: None,
             ticker: None,

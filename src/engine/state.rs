@@ -110,6 +110,8 @@ pub(crate) struct Handler {
     pub running: SmallVec<[SessionId; 1]>,
     /// How its requests are timed.
     pub policy: SyncPolicy,
+    /// Whether `policy` is anything but the default: the request path tests this one flag.
+    pub timed: bool,
     /// The open debounce window of its default-key pending set.
     pub window: Option<Window>,
     /// Its periodic schedule's state.

@@ -65,6 +65,7 @@ impl Engine {
         let h = self.handlers.get_mut(&key).ok_or(Error::ShutDown)?;
         let old = std::mem::replace(&mut h.policy, policy);
         let changed = old != h.policy;
+        h.timed = h.policy != SyncPolicy::default();
         if old.debounce != h.policy.debounce {
             match (h.policy.debounce, &mut h.window) {
                 (Some(d), Some(w)) => {
@@ -345,7 +346,7 @@ impl Engine {
             reason,
         });
         let flags = SyncControlFlags::IGNORE_IF_ALREADY_SYNCING;
-        match self.accept(&handler, None, flags, &PLAIN) {
+        match self.accept(&handler, None, flags, PLAIN) {
             Ok(accepted) => Some(accepted),
             Err(_) => {
                 // A refused start pushes no action: this takes back the announcement only.
