@@ -61,7 +61,7 @@ struct Sim {
 
 impl Sim {
     fn new(n: usize, timed: bool) -> Sim {
-        let mut engine = Engine::new(EngineConfig {
+        let engine = Engine::new(EngineConfig {
             max_sessions: 8,
             ..EngineConfig::default()
         })
