@@ -161,7 +161,6 @@ impl Engine {
         // the sync now. One flag keeps the untimed path to a single test.
         let timed = h.timed;
         let debounce = timed && debounces(h, &options);
-        let mut added = Added::default();
         let mut remaining = 0;
         for &idx in &items {
             let slot = &mut h.items[idx];
@@ -185,9 +184,6 @@ impl Engine {
                 pos: placed.len() as u32,
             };
             let (disposition, prev) = place(h, &mut self.sessions, idx, me, join, merge, debounce);
-            if debounce {
-                added.note(disposition);
-            }
             placed.push(RequestItem {
                 item: idx,
                 outcome: None,
@@ -219,8 +215,12 @@ impl Engine {
         } else {
             if options.expedite && is_default {
                 self.expedite(key);
-            } else if debounce && added.default_key {
-                self.debounce(key, added.debounced);
+            } else if debounce {
+                // Read back from the dispositions: the untimed loop above pays nothing.
+                let added = Added::of(&dispositions);
+                if added.default_key {
+                    self.debounce(key, added.debounced);
+                }
             }
             self.schedule_handler(key);
         }
@@ -481,16 +481,20 @@ struct Added {
 }
 
 impl Added {
-    /// Notes one item's disposition, for a default-key request to a debounced handler.
-    fn note(&mut self, d: Disposition) {
-        match d {
-            Disposition::Queued => {
-                self.default_key = true;
-                self.debounced += 1;
+    /// What a default-key request to a debounced handler added, from its dispositions.
+    fn of(dispositions: &[Disposition]) -> Added {
+        let mut added = Added::default();
+        for d in dispositions {
+            match d {
+                Disposition::Queued => {
+                    added.default_key = true;
+                    added.debounced += 1;
+                }
+                Disposition::Merged => added.default_key = true,
+                Disposition::Joined(_) | Disposition::Settled(_) => {}
             }
-            Disposition::Merged => self.default_key = true,
-            Disposition::Joined(_) | Disposition::Settled(_) => {}
         }
+        added
     }
 }
 
