@@ -253,6 +253,71 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # Time: debounce, retries, schedules, triggers
+//!
+//! Each handler has a [`SyncPolicy`]: a **debounce** (pending items wait until requests stop
+//! coming for `quiet`, but never more than `max_wait`), a **retry** (a `Failed` item goes back
+//! to the pending set until its backoff ends, while the items that succeeded settle at once,
+//! and its requests wait for its final outcome), a periodic **schedule**, and the
+//! **triggers** it syncs on ([`SyncManager::trigger`]). The default policy has none of them
+//! and changes nothing. A person's "Sync now" is [`SyncRequest::expedite`]; a caller that
+//! wants the first failure, not the retries, asks [`SyncRequest::no_retry`]. Every timing
+//! decision is a notification, and each item's result says how many attempts it took.
+//!
+//! Time is a value ([`Time`]): the engine never reads a clock, and the manager reads one
+//! clock, which a test replaces with a [`ManualClock`] to run a day of timers in
+//! microseconds, without sleeping:
+//!
+//! ```
+//! use std::time::Duration;
+//! use syncmgr::{
+//!     ControlFlags, HandlerError, ItemId, ManualClock, Notification, Outcome, ProgressStatus,
+//!     Retry, SyncControlFlags, SyncHandler, SyncItem, SyncManager, SyncPolicy, SyncSession,
+//! };
+//!
+//! /// Fails its first attempt, then succeeds.
+//! struct Flaky(std::sync::atomic::AtomicU32);
+//!
+//! impl SyncHandler for Flaky {
+//!     fn items(&self) -> Vec<SyncItem> {
+//!         vec![SyncItem::new(ItemId::new("outbox").unwrap(), "Outbox")]
+//!     }
+//!     fn sync_policy(&self) -> SyncPolicy {
+//!         let backoff = Retry::exponential(3, Duration::from_secs(30), Duration::from_secs(600));
+//!         SyncPolicy::default().retry(backoff)
+//!     }
+//!     fn synchronize(&self, items: &[ItemId], session: &SyncSession) -> Result<(), HandlerError> {
+//!         let attempt = self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+//!         let status = if attempt == 0 { ProgressStatus::Failed } else { ProgressStatus::Succeeded };
+//!         for item in items {
+//!             session.report_progress(item, "", status, 1, 1)?;
+//!         }
+//!         Ok(())
+//!     }
+//! }
+//!
+//! # fn main() -> Result<(), syncmgr::Error> {
+//! let clock = ManualClock::new();
+//! let manager = SyncManager::builder().clock(clock.clone()).build()?;
+//! let notes = manager.subscribe();
+//! manager.register_handler("mail", Flaky(0.into()), ControlFlags::WAIT)?;
+//! let ticket = manager.start_handler_sync("mail", SyncControlFlags::NONE, None)?;
+//! // The first attempt fails: the retry is set for 30 s later, and the ticket waits.
+//! let retry = notes.iter().find_map(|n| match n {
+//!     Notification::RetryScheduled { at, .. } => Some(at),
+//!     _ => None,
+//! });
+//! assert_eq!(retry.map(|t| t.since_origin()), Some(Duration::from_secs(30)));
+//! clock.advance(Duration::from_secs(30)); // the second attempt starts before this returns
+//! let result = ticket.wait();
+//! assert_eq!(result.status, Outcome::Succeeded);
+//! assert_eq!(result.attempts, [2]);
+//! # Ok(()) }
+//! ```
+//!
+//! The rules in full are in the [`engine`] docs ("Time"); `examples/time_replay.rs` replays a
+//! day of them through the engine alone.
+//!
 //! # Errors
 //!
 //! One [`Error`] enum serves every call; each variant documents the calls that return it, and
