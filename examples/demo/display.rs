@@ -81,6 +81,7 @@ impl Display {
                 let view = &self.seen.sessions[session];
                 format!("{:<9}{}: {text}", view.handler.as_str(), view.id)
             }
+            Some(Happened::Timing(line)) => line,
             // In a terminal the live block shows these.
             Some(_) if self.tty => return Ok(()),
             Some(Happened::ItemDone { session, item }) => {

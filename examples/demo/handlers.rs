@@ -1,13 +1,16 @@
-//! The three handlers. Mail pulls folders requested while it runs into its running session,
-//! calendar runs up to three sessions at once, photos uploads one album after another. Their
-//! work is simulated (`work.rs`).
+//! The three handlers. Mail pulls folders requested while it runs into its running session and
+//! retries a folder that failed, calendar runs up to three sessions at once, photos lets a
+//! burst of album requests settle and uploads one album after another. Their work is
+//! simulated (`work.rs`).
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
 
+use std::time::Duration;
+
 use syncmgr::{
-    HandlerCapabilities, HandlerError, IdError, ItemId, ProgressStatus, SyncHandler, SyncItem,
-    SyncSession,
+    HandlerCapabilities, HandlerError, IdError, ItemId, ProgressStatus, Retry, SyncHandler,
+    SyncItem, SyncPolicy, SyncSession,
 };
 
 use crate::work::Work;
@@ -50,6 +53,13 @@ impl SyncHandler for Mail {
 
     fn items(&self) -> Vec<SyncItem> {
         self.items.clone()
+    }
+
+    /// A folder whose server timed out is tried again after 400 ms, then 800 ms: its
+    /// requests wait for the retry, while the folders that synced settle at once.
+    fn sync_policy(&self) -> SyncPolicy {
+        let backoff = Retry::exponential(3, Duration::from_millis(400), Duration::from_secs(2));
+        SyncPolicy::default().retry(backoff)
     }
 
     fn synchronize(&self, items: &[ItemId], session: &SyncSession) -> Result<(), HandlerError> {
@@ -174,6 +184,12 @@ impl SyncHandler for Photos {
 
     fn items(&self) -> Vec<SyncItem> {
         self.items.clone()
+    }
+
+    /// Album requests come in bursts (a camera plugged in, albums picked one by one): wait
+    /// until they stop for 300 ms, but never more than a second, then upload them together.
+    fn sync_policy(&self) -> SyncPolicy {
+        SyncPolicy::default().debounce(Duration::from_millis(300), Duration::from_secs(1))
     }
 
     fn synchronize(&self, items: &[ItemId], session: &SyncSession) -> Result<(), HandlerError> {

@@ -1,8 +1,9 @@
 //! The tour of the threaded `SyncManager`: three handlers in a realistic embedding, with live
 //! per-item progress in the terminal.
 //!
-//! Mail (inbox, sent, drafts, archive), calendar (which runs several sessions at once:
-//! `SUPPORTS_CONCURRENT_SESSIONS`) and photos (six albums) sync with simulated work that now
+//! Mail (inbox, sent, drafts, archive; a folder that fails is retried with backoff), calendar
+//! (which runs several sessions at once: `SUPPORTS_CONCURRENT_SESSIONS`) and photos (six
+//! albums; a burst of requests is debounced into one upload) sync with simulated work that now
 //! and then fails or finds a conflict. Two threads, "app" and "push", make overlapping
 //! requests with both control flags; the app withdraws one of its requests and stops an album
 //! that is syncing; the mail handler pulls folders requested while it runs into its running
@@ -10,7 +11,7 @@
 //! of lines redrawn in place; piped, one line per finished item and session. A summary of
 //! requests, sessions, merge decisions and results follows, then the `ShutdownReport`.
 //!
-//! Run it with `cargo run --release --example demo` (about eight seconds). The randomness is a
+//! Run it with `cargo run --release --example demo` (about ten seconds). The randomness is a
 //! seeded xorshift, seeded per item and per run of the item, and the script moves on cues it
 //! reads from its own subscription rather than on timers, so every run tells the same story:
 //! only the timings differ, and the order of lines that land at the same moment.

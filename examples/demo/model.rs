@@ -18,6 +18,7 @@ pub struct Model {
     pub queues: HashMap<HandlerId, Vec<(ItemId, Vec<RequestId>)>>,
     pub error_events: usize,
     pub pulled: usize,
+    pub retries: usize,
     pub missed: u64,
 }
 
@@ -59,9 +60,17 @@ pub struct RequestView {
 
 /// What the display may want to print a line about.
 pub enum Happened {
-    ItemDone { session: usize, item: usize },
+    ItemDone {
+        session: usize,
+        item: usize,
+    },
     SessionEnded(usize),
-    Text { session: usize, text: String },
+    Text {
+        session: usize,
+        text: String,
+    },
+    /// A timing decision (a debounce, a retry), already put in words.
+    Timing(String),
 }
 
 impl Model {
@@ -173,6 +182,25 @@ impl Model {
                     self.error_events += 1;
                 }
                 None
+            }
+            Notification::Debounced { handler, until } => Some(Happened::Timing(format!(
+                "{:<9}waits for the requests to settle: until +{:.1}s",
+                handler.as_str(),
+                until.since_origin().as_secs_f64()
+            ))),
+            Notification::RetryScheduled {
+                handler,
+                item,
+                attempt,
+                max_attempts,
+                at,
+            } => {
+                self.retries += 1;
+                Some(Happened::Timing(format!(
+                    "{:<9}{item} failed attempt {attempt} of {max_attempts}: retry at +{:.1}s",
+                    handler.as_str(),
+                    at.since_origin().as_secs_f64()
+                )))
             }
             Notification::Lagged { missed } => {
                 self.missed += missed;

@@ -56,8 +56,8 @@ pub fn print(
     writeln!(out)?;
     writeln!(
         out,
-        "  {} queued items pulled into a running session; {} error events",
-        seen.pulled, seen.error_events
+        "  {} queued items pulled into a running session; {} retries; {} error events",
+        seen.pulled, seen.retries, seen.error_events
     )?;
     if seen.missed > 0 {
         writeln!(out, "  the display missed {} notification(s)", seen.missed)?;
@@ -80,10 +80,15 @@ pub fn print(
             r.errors,
             r.conflicts,
         )?;
+        // An item that took more than one attempt says how many.
         let items: Vec<String> = r
             .items
             .iter()
-            .map(|(item, outcome)| format!("{}{item}", outcome_mark(*outcome)))
+            .zip(&r.attempts)
+            .map(|((item, outcome), &n)| match n {
+                0 | 1 => format!("{}{item}", outcome_mark(*outcome)),
+                n => format!("{}{item} ({n} attempts)", outcome_mark(*outcome)),
+            })
             .collect();
         let label = paint(Style::Dim, &format!("({label})"));
         writeln!(out, "{:13}{}  {label}", "", items.join(" "))?;
