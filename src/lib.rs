@@ -437,8 +437,9 @@ pub use crate::id::{
 };
 pub use crate::manager::{
     Context, EventReport, HandlerChange, HandlerError, HandlerEvent, HandlerInfo, IntoId,
-    ManualClock, Notification, PendingItems, ServedRequest, ShutdownReport, SyncHandler, SyncItem,
-    SyncManager, SyncManagerBuilder, SyncRequest, SyncResult, SyncSession, SyncTicket,
+    ManualClock, Notification, NotificationIter, Notifications, NotificationsIntoIter,
+    PendingItems, RecvAsync, RecvError, ServedRequest, ShutdownFuture, ShutdownReport, SyncHandler,
+    SyncItem, SyncManager, SyncManagerBuilder, SyncRequest, SyncResult, SyncSession, SyncTicket,
 };
 pub use crate::policy::{Debounce, MAX_DELAY, Retry, Schedule, SyncPolicy, Trigger, TriggerReason};
 pub use crate::result::{Outcome, RequestResult};

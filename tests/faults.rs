@@ -76,7 +76,7 @@ fn quiet() {
     });
 }
 
-fn state_change_failed(notes: &Receiver<Notification>) -> (HandlerId, Error) {
+fn state_change_failed(notes: &Notifications) -> (HandlerId, Error) {
     wait_for(notes, |note| match note {
         Notification::StateChangeFailed { handler, error } => Some((handler, error)),
         _ => None,
@@ -531,8 +531,8 @@ impl Rig {
         loop {
             match self.notes.recv_deadline(deadline) {
                 Ok(note) => notes.push(note),
-                Err(RecvTimeoutError::Disconnected) => break,
-                Err(RecvTimeoutError::Timeout) => panic!("the scheduler never ended"),
+                Err(RecvError::Closed) => break,
+                Err(e) => panic!("the scheduler never ended: {e}"),
             }
         }
         if self.check_stream {
@@ -2220,7 +2220,7 @@ fn dropping_the_last_manager_handle_in_a_callback_shuts_the_manager_down() {
     let deadline = Instant::now() + PATIENCE;
     while stream.recv_deadline(deadline).is_ok() {}
     assert!(
-        matches!(stream.try_recv(), Err(TryRecvError::Disconnected)),
+        matches!(stream.try_recv(), Err(RecvError::Closed)),
         "the scheduler ended"
     );
     assert!(thread_ended(&delivery_exit), "the delivery thread ended");
@@ -2362,7 +2362,7 @@ fn subscribing_after_shutdown_gives_a_stream_that_is_already_over() {
     let late = rig.manager.subscribe();
     assert!(matches!(
         late.recv_timeout(PATIENCE),
-        Err(RecvTimeoutError::Disconnected)
+        Err(RecvError::Closed)
     ));
     rig.verify(report, ShutdownReport::default());
 }
@@ -2388,13 +2388,13 @@ impl Drop for DropWatch {
 }
 
 /// Whether the manager's scheduler has ended: it holds the sender of every subscription.
-fn scheduler_ended(stream: &Receiver<Notification>) -> bool {
+fn scheduler_ended(stream: &Notifications) -> bool {
     let deadline = Instant::now() + PATIENCE;
     loop {
         match stream.recv_deadline(deadline) {
             Ok(_) => continue,
-            Err(RecvTimeoutError::Disconnected) => return true,
-            Err(RecvTimeoutError::Timeout) => return false,
+            Err(RecvError::Closed) => return true,
+            Err(_) => return false,
         }
     }
 }

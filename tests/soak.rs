@@ -55,7 +55,6 @@ use std::sync::{Arc, Barrier, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::Receiver;
 use syncmgr::engine::Withdrawn;
 use syncmgr::*;
 
@@ -672,7 +671,7 @@ struct Stream {
     strange: Vec<String>,
 }
 
-fn collect(stream: Receiver<Notification>) -> JoinHandle<Stream> {
+fn collect(stream: Notifications) -> JoinHandle<Stream> {
     thread::Builder::new()
         .name("soak-notifications".into())
         .spawn(move || {
@@ -781,7 +780,7 @@ struct Submitter<'a> {
     open: VecDeque<Open>,
     transient: VecDeque<(HandlerId, Vec<ItemId>)>,
     registered: usize,
-    stalled: VecDeque<Receiver<Notification>>,
+    stalled: VecDeque<Notifications>,
     tally: Tally,
 }
 

@@ -5,8 +5,8 @@
 use std::io::{self, Write};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, select};
-use syncmgr::{Notification, SyncControlFlags};
+use crossbeam_channel::{Receiver, TryRecvError};
+use syncmgr::{Notification, Notifications, RecvError, SyncControlFlags};
 
 use crate::HANDLERS;
 use crate::model::{Happened, Model};
@@ -40,18 +40,21 @@ impl Display {
     }
 
     /// Draws until the manager has shut down and the scripts are done; returns what it saw.
-    pub fn run(mut self, notes: Receiver<Notification>, said: Receiver<Say>) -> io::Result<Model> {
-        let (no_notes, no_says) = (crossbeam_channel::never(), crossbeam_channel::never());
+    pub fn run(mut self, notes: Notifications, said: Receiver<Say>) -> io::Result<Model> {
         let (mut notes_open, mut says_open) = (true, true);
         while notes_open || says_open {
-            let notes_rx = if notes_open { &notes } else { &no_notes };
-            let says_rx = if says_open { &said } else { &no_says };
-            select! {
-                recv(notes_rx) -> note => match note {
+            // Wait up to a frame for a notification (or, once they have ended, for a script).
+            if notes_open {
+                match notes.recv_timeout(FRAME) {
                     Ok(note) => self.on_note(note)?,
-                    Err(_) => notes_open = false,
-                },
-                recv(says_rx) -> say => match say {
+                    Err(RecvError::Closed) => notes_open = false,
+                    Err(_) => {}
+                }
+            } else if let Ok(say) = said.recv_timeout(FRAME) {
+                self.on_say(say)?;
+            }
+            loop {
+                match said.try_recv() {
                     Ok(say) => {
                         // The request's notification went out before its ticket came back:
                         // take it first, to show what became of the request's items.
@@ -60,9 +63,12 @@ impl Display {
                         }
                         self.on_say(say)?;
                     }
-                    Err(_) => says_open = false,
-                },
-                default(FRAME) => {}
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => {
+                        says_open = false;
+                        break;
+                    }
+                }
             }
             if self.tty && self.last_draw.elapsed() >= FRAME {
                 self.redraw()?;

@@ -3,8 +3,8 @@
 
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender};
-use syncmgr::{Notification, RequestId, SyncControlFlags, SyncManager, SyncRequest, SyncTicket};
+use crossbeam_channel::Sender;
+use syncmgr::{Notifications, RequestId, SyncControlFlags, SyncManager, SyncRequest, SyncTicket};
 
 use crate::Res;
 use crate::model::Model;
@@ -85,7 +85,7 @@ impl Script {
 /// A script's view of the notification stream, to wait for "inbox is 15% done" or "the
 /// other thread's request was accepted".
 pub struct Cues {
-    notes: Receiver<Notification>,
+    notes: Notifications,
     seen: Model,
 }
 

@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 use super::command::Command;
 use super::scheduler::{Scheduler, lock};
 use crate::time::Time;
-use crate::unwind;
 
 /// A clock that moves only when told to, for tests of timed behaviour (debounce, retries,
 /// schedules) that never sleep.
@@ -91,14 +90,14 @@ impl ManualClock {
             list.iter().filter_map(Weak::upgrade).collect()
         };
         for scheduler in managers {
-            let released = {
+            let after = {
                 let mut s = lock(&scheduler);
                 // Once shutdown has begun there is nothing left to time: a deferred poll is
                 // dropped.
                 let _ = s.apply(Command::Poll);
-                s.take_released()
+                s.after_unlock()
             };
-            unwind::dispose(released);
+            after.run();
         }
     }
 

@@ -10,6 +10,7 @@ use super::events::{EventReport, HandlerEvent};
 use super::notify::Notification;
 use super::registry::Extra;
 use super::scheduler::{Applied, Scheduler, lock};
+use super::subscription::WakerSlot;
 use super::{
     Context, PendingItems, ShutdownReport, SyncHandler, SyncItem, SyncResult, SyncTicket,
     TriggerReason,
@@ -25,7 +26,7 @@ use crate::flags::{
 };
 use crate::id::{HandlerId, ItemId};
 use crate::policy::{SyncPolicy, Trigger};
-use crate::unwind::{self, User};
+use crate::unwind::User;
 
 /// Where the scheduler sends the answer to a command.
 pub(crate) type Reply<T> = Sender<Result<T, Error>>;
@@ -78,13 +79,13 @@ impl Link {
         // The scheduler thread holds the only strong reference: once it ended, this fails.
         let command = match self.scheduler.upgrade() {
             Some(scheduler) => {
-                let (applied, released) = {
+                let (applied, after) = {
                     let mut s = lock(&scheduler);
                     let applied = s.apply(command);
-                    (applied, s.take_released())
+                    (applied, s.after_unlock())
                 };
-                // Dropped here, on the caller's thread, with the lock released.
-                unwind::dispose(released);
+                // Here, on the caller's thread, with the lock released.
+                after.run();
                 match applied {
                     Applied::Done => return Ok(()),
                     Applied::Broken => return Err(Error::ShutDown),
@@ -280,6 +281,7 @@ pub(crate) enum Command {
     },
     Subscribe {
         subscriber: Sender<Notification>,
+        waker: Arc<WakerSlot>,
         capacity: usize,
     },
     /// Hand a state change queued without `WAIT` to a worker.

@@ -14,16 +14,17 @@ mod events;
 mod handler;
 mod lifecycle;
 mod notify;
+mod oneshot;
 mod registry;
 mod request;
 mod scheduler;
 mod session;
+mod subscription;
 mod threads;
 mod ticket;
 
 use std::sync::Arc;
 
-use crossbeam_channel::Receiver;
 use uuid::Uuid;
 
 pub use self::clock::ManualClock;
@@ -31,8 +32,13 @@ pub use self::events::{EventReport, HandlerEvent};
 pub use self::handler::{Context, HandlerError, HandlerInfo, SyncHandler, SyncItem};
 pub use self::lifecycle::{ShutdownReport, SyncManagerBuilder};
 pub use self::notify::{HandlerChange, Notification};
+pub use self::oneshot::ShutdownFuture;
 pub use self::request::{IntoId, SyncRequest};
 pub use self::session::{PendingItems, ServedRequest, SyncSession};
+use self::subscription::WakerSlot;
+pub use self::subscription::{
+    NotificationIter, Notifications, NotificationsIntoIter, RecvAsync, RecvError,
+};
 pub use self::ticket::{SyncResult, SyncTicket};
 
 use self::access::{Access, describe, guard, item_spec};
@@ -483,15 +489,17 @@ impl SyncManager {
     /// `notification_capacity` notifications, taking memory only for those it holds: a
     /// subscriber that does not keep up misses notifications (it gets
     /// [`Notification::Lagged`] with the count) and never slows the manager down; dropping
-    /// the receiver unsubscribes.
-    pub fn subscribe(&self) -> Receiver<Notification> {
+    /// it unsubscribes. Read it from a thread or await it (see [`Notifications`]).
+    pub fn subscribe(&self) -> Notifications {
         let (subscriber, rx) = crossbeam_channel::unbounded();
+        let waker = Arc::new(WakerSlot::default());
         let capacity = self.notification_capacity;
         let _ = self.core().link.send(Command::Subscribe {
             subscriber,
+            waker: waker.clone(),
             capacity,
         });
-        rx
+        Notifications::new(rx, waker)
     }
 
     // ----- lifecycle -------------------------------------------------------------------------
@@ -509,6 +517,15 @@ impl SyncManager {
     /// it starts the shutdown (or leaves it running) and returns at once with an empty report.
     pub fn shutdown(&self) -> ShutdownReport {
         self.shared.shutdown()
+    }
+
+    /// [`shutdown`](Self::shutdown) for async code: the waiting happens on a thread of its
+    /// own, and the returned future completes with the report, so no runtime thread blocks.
+    /// Dropping the future leaves the shutdown running. In async code, await this before
+    /// the last handle goes: dropping the last `SyncManager` shuts down on the dropping
+    /// thread, which would block a runtime worker for up to the shutdown grace.
+    pub fn shutdown_async(&self) -> ShutdownFuture {
+        ShutdownFuture::start(self.shared.clone())
     }
 
     /// Checks the engine's bookkeeping (see

@@ -1,6 +1,11 @@
 //! Notifications: the stream of what happens, for progress UIs and logs.
 
+use std::sync::Arc;
+use std::task::Waker;
+
 use crossbeam_channel::{Sender, TrySendError};
+
+use super::subscription::WakerSlot;
 
 use super::TriggerReason;
 use super::events::HandlerEvent;
@@ -195,6 +200,8 @@ pub enum Notification {
 
 struct Subscriber {
     tx: Sender<Notification>,
+    /// Where its task waits, if it reads from async code.
+    waker: Arc<WakerSlot>,
     /// The most notifications it may have waiting.
     capacity: usize,
     missed: u64,
@@ -231,9 +238,10 @@ pub(crate) struct Subscribers {
 }
 
 impl Subscribers {
-    pub fn add(&mut self, tx: Sender<Notification>, capacity: usize) {
+    pub fn add(&mut self, tx: Sender<Notification>, waker: Arc<WakerSlot>, capacity: usize) {
         self.list.push(Subscriber {
             tx,
+            waker,
             capacity,
             missed: 0,
         });
@@ -243,12 +251,17 @@ impl Subscribers {
         self.list.is_empty()
     }
 
-    pub fn publish(&mut self, make: impl FnOnce() -> Notification) {
+    /// Offers a notification to every subscriber. The wakers of tasks waiting for one are
+    /// added to `wakes`, to wake once the scheduler's lock is released.
+    pub fn publish(&mut self, make: impl FnOnce() -> Notification, wakes: &mut Vec<Waker>) {
         if self.list.is_empty() {
             return;
         }
         let note = make();
         self.list.retain_mut(|s| {
+            if let Some(waker) = s.waker.take() {
+                wakes.push(waker);
+            }
             if s.missed > 0 {
                 match s.offer(Notification::Lagged { missed: s.missed }) {
                     Offer::Taken => s.missed = 0,
@@ -287,23 +300,23 @@ mod tests {
         let mut subs = Subscribers::default();
         let (tx, rx) = crossbeam_channel::unbounded();
         let (gone, gone_rx) = crossbeam_channel::unbounded();
-        subs.add(tx, 1);
-        subs.add(gone, 1);
+        subs.add(tx, Arc::default(), 1);
+        subs.add(gone, Arc::default(), 1);
         drop(gone_rx);
-        subs.publish(note);
-        subs.publish(note); // full: missed
-        subs.publish(note); // still full: missed
+        subs.publish(note, &mut Vec::new());
+        subs.publish(note, &mut Vec::new()); // full: missed
+        subs.publish(note, &mut Vec::new()); // still full: missed
         assert_eq!(subs.list.len(), 1, "the dropped subscriber is gone");
         assert!(matches!(
             rx.try_recv(),
             Ok(Notification::HandlerProgress { .. })
         ));
-        subs.publish(note); // room for the Lagged notice, not for the note
+        subs.publish(note, &mut Vec::new()); // room for the Lagged notice, not for the note
         assert!(matches!(
             rx.try_recv(),
             Ok(Notification::Lagged { missed: 2 })
         ));
-        subs.publish(note);
+        subs.publish(note, &mut Vec::new());
         assert!(matches!(
             rx.try_recv(),
             Ok(Notification::Lagged { missed: 1 })

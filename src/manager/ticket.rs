@@ -1,6 +1,9 @@
 //! How a caller gets its one result: a [`SyncResult`] callback, a [`SyncTicket`], or both.
 
-use std::sync::{Arc, OnceLock};
+use std::future::{Future, IntoFuture};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::task::{Context as TaskContext, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
@@ -10,6 +13,7 @@ use crate::engine::{RequestId, Withdrawn};
 use crate::error::Error;
 use crate::id::HandlerId;
 use crate::result::{Outcome, RequestResult};
+use crate::unwind;
 
 /// Receives the one result of a request (`ISyncMgrSyncResult`).
 ///
@@ -38,12 +42,23 @@ impl<F: FnOnce(&RequestResult) + Send + 'static> SyncResult for F {
 }
 
 /// Where a request's result lands. The scheduler fills it once and then drops the matching
-/// [`Completion`], which wakes every waiter: waiting is a `recv` on a channel whose sender
-/// goes away, so there is no hand-written lock or condition variable here.
+/// [`Completion`]: a thread blocked in `wait` is woken by the channel whose sender goes away,
+/// a task awaiting the ticket by its `Waker`, which the completing thread calls once it has
+/// released the scheduler's lock (a waker is the executor's code, and may call the manager).
 #[derive(Debug)]
 pub(crate) struct TicketSlot {
     result: OnceLock<RequestResult>,
     done: Receiver<()>,
+    /// The tasks awaiting the result. The lock orders a poll's check-then-register against
+    /// `complete`'s store-then-take, so no wake is lost.
+    wakers: Mutex<Vec<Waker>>,
+}
+
+impl TicketSlot {
+    fn wakers(&self) -> MutexGuard<'_, Vec<Waker>> {
+        // Nothing runs under this lock but pushes and takes: it is never poisoned.
+        self.wakers.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 /// The write end of a [`TicketSlot`], held by the scheduler until the result is known.
@@ -60,6 +75,7 @@ impl Completion {
         let slot = Arc::new(TicketSlot {
             result: OnceLock::new(),
             done,
+            wakers: Mutex::new(Vec::new()),
         });
         (
             Completion {
@@ -70,13 +86,65 @@ impl Completion {
         )
     }
 
-    /// Stores the result and wakes the waiters (dropping `self` drops the sender).
-    pub fn complete(self, result: RequestResult) {
+    /// Stores the result and wakes the blocked waiters (dropping `self` drops the sender).
+    /// Returns the wakers of the tasks awaiting it, for the caller to wake once it has
+    /// released the scheduler's lock.
+    #[must_use = "the awaiting tasks must be woken"]
+    pub fn complete(self, result: RequestResult) -> Vec<Waker> {
         let _ = self.slot.result.set(result);
+        std::mem::take(&mut *self.slot.wakers())
     }
 }
 
-/// A handle on one accepted request: wait for its result, poll it, or cancel the request.
+impl Drop for Completion {
+    /// A completion dropped without a result (the manager's threads died): tasks awaiting it
+    /// must still wake, to find the slot empty (see `SyncTicket::settled`).
+    fn drop(&mut self) {
+        if self.slot.result.get().is_none() {
+            for waker in std::mem::take(&mut *self.slot.wakers()) {
+                let _ = unwind::run(|| waker.wake());
+            }
+        }
+    }
+}
+
+/// A handle on one accepted request: wait for its result, await it, poll it, or cancel the
+/// request.
+///
+/// In async code, `.await` the ticket (it is a [`Future`], on any executor: awaiting blocks no
+/// thread). Dropping the future drops the ticket, which leaves the request running, as
+/// dropping a `JoinHandle` leaves its task; [`SyncTicket::cancel`] withdraws it. `wait` and
+/// `wait_timeout` block the calling thread: keep them out of async tasks.
+///
+/// ```
+/// # use syncmgr::{ControlFlags, HandlerError, ItemId, Outcome, SyncHandler, SyncItem, SyncManager, SyncSession, SyncControlFlags, ProgressStatus};
+/// # struct Mail;
+/// # impl SyncHandler for Mail {
+/// #     fn items(&self) -> Vec<SyncItem> { vec![SyncItem::new(ItemId::new("inbox").unwrap(), "Inbox")] }
+/// #     fn synchronize(&self, items: &[ItemId], s: &SyncSession) -> Result<(), HandlerError> {
+/// #         for i in items { s.report_progress(i, "", ProgressStatus::Succeeded, 1, 1)?; } Ok(())
+/// #     }
+/// # }
+/// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
+/// #     // A minimal executor for the example: any runtime's `block_on` does the same.
+/// #     use std::task::{Context, Poll, Wake, Waker};
+/// #     struct Unpark(std::thread::Thread);
+/// #     impl Wake for Unpark { fn wake(self: std::sync::Arc<Self>) { self.0.unpark() } }
+/// #     let waker = Waker::from(std::sync::Arc::new(Unpark(std::thread::current())));
+/// #     let mut f = std::pin::pin!(f);
+/// #     loop {
+/// #         if let Poll::Ready(v) = f.as_mut().poll(&mut Context::from_waker(&waker)) { return v; }
+/// #         std::thread::park();
+/// #     }
+/// # }
+/// # fn main() -> Result<(), syncmgr::Error> {
+/// let manager = SyncManager::new()?;
+/// manager.register_handler("mail", Mail, ControlFlags::WAIT)?;
+/// let ticket = manager.start_handler_sync("mail", SyncControlFlags::NONE, None)?;
+/// let result = block_on(async { ticket.await });
+/// assert_eq!(result.status, Outcome::Succeeded);
+/// # Ok(()) }
+/// ```
 ///
 /// Cloning a ticket gives another handle on the same request. Dropping every ticket does not
 /// cancel the request.
@@ -155,6 +223,19 @@ impl SyncTicket {
         })
     }
 
+    /// The stored result, if there is one, or the stand-in for a manager that died.
+    fn ready(&self) -> Option<RequestResult> {
+        if let Some(result) = self.slot.result.get() {
+            return Some(result.clone());
+        }
+        // The sender is gone without a result: the manager's threads died.
+        matches!(
+            self.slot.done.try_recv(),
+            Err(crossbeam_channel::TryRecvError::Disconnected)
+        )
+        .then(|| self.settled())
+    }
+
     /// The stored result. The scheduler stores it before it wakes anyone, and delivers every
     /// result before it stops, so an empty slot here means the manager's threads are gone
     /// without finishing (a panic inside the manager): report the request as canceled rather
@@ -173,5 +254,35 @@ impl SyncTicket {
                 items: Vec::new(),
                 attempts: Vec::new(),
             })
+    }
+}
+
+impl Future for SyncTicket {
+    type Output = RequestResult;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<RequestResult> {
+        if let Some(result) = self.ready() {
+            return Poll::Ready(result);
+        }
+        let mut wakers = self.slot.wakers();
+        // Checked again under the lock `complete` takes: a result stored meanwhile is seen
+        // here, or this waker is in the list `complete` takes.
+        if let Some(result) = self.ready() {
+            return Poll::Ready(result);
+        }
+        if !wakers.iter().any(|w| w.will_wake(cx.waker())) {
+            wakers.push(cx.waker().clone());
+        }
+        Poll::Pending
+    }
+}
+
+impl IntoFuture for &SyncTicket {
+    type Output = RequestResult;
+    type IntoFuture = SyncTicket;
+
+    /// Awaits a clone, so the ticket stays usable: `(&ticket).await`.
+    fn into_future(self) -> SyncTicket {
+        self.clone()
     }
 }

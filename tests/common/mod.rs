@@ -207,10 +207,7 @@ impl SyncHandler for Driven {
 }
 
 /// Reads notifications until `pick` accepts one; fails the test if none comes.
-pub fn wait_for<T>(
-    notes: &Receiver<Notification>,
-    mut pick: impl FnMut(Notification) -> Option<T>,
-) -> T {
+pub fn wait_for<T>(notes: &Notifications, mut pick: impl FnMut(Notification) -> Option<T>) -> T {
     let deadline = std::time::Instant::now() + PATIENCE;
     loop {
         let note = notes
@@ -223,7 +220,7 @@ pub fn wait_for<T>(
 }
 
 /// Waits until the manager asked this session to cancel everything.
-pub fn wait_for_cancel_all(notes: &Receiver<Notification>, session: SessionId) {
+pub fn wait_for_cancel_all(notes: &Notifications, session: SessionId) {
     wait_for(notes, |note| match note {
         Notification::CancelRequested {
             session: s,
@@ -268,4 +265,40 @@ pub fn built(builder: SyncManagerBuilder) -> SyncManager {
         .shutdown_grace(Duration::from_millis(200))
         .build()
         .expect("the manager starts")
+}
+
+/// Runs a future to its end on the calling thread, parking between polls: the smallest
+/// executor, for tests of the async surface that must not depend on a runtime. It polls again
+/// only when woken, so a lost wake fails the test (after `PATIENCE`) instead of going unseen.
+pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    use std::task::{Context, Poll, Wake, Waker};
+
+    struct Unpark {
+        thread: std::thread::Thread,
+        woken: AtomicBool,
+    }
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.woken.store(true, Ordering::SeqCst);
+            self.thread.unpark();
+        }
+    }
+    let unpark = Arc::new(Unpark {
+        thread: std::thread::current(),
+        woken: AtomicBool::new(false),
+    });
+    let waker = Waker::from(unpark.clone());
+    let mut cx = Context::from_waker(&waker);
+    let mut future = std::pin::pin!(future);
+    loop {
+        if let Poll::Ready(value) = future.as_mut().poll(&mut cx) {
+            return value;
+        }
+        let deadline = std::time::Instant::now() + PATIENCE;
+        while !unpark.woken.swap(false, Ordering::SeqCst) {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            assert!(!left.is_zero(), "the future was never woken");
+            std::thread::park_timeout(left);
+        }
+    }
 }

@@ -34,7 +34,7 @@ pub fn start(manager: &SyncManager, items: &[&str]) -> SyncTicket {
 /// A manager and a subscription to everything it publishes.
 pub struct World {
     pub manager: SyncManager,
-    pub notes: Receiver<Notification>,
+    pub notes: Notifications,
 }
 
 impl World {

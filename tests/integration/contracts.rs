@@ -9,7 +9,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crossbeam_channel::Receiver;
 use syncmgr::engine::{Engine, StateChange, Stopped, Withdrawn};
 use syncmgr::*;
 
@@ -26,7 +25,7 @@ const _HANDLES: () = {
     send_sync::<SyncTicket>();
     send_sync::<SyncSession>();
     send_sync::<Notification>();
-    send::<Receiver<Notification>>();
+    send::<Notifications>();
     send_sync::<SyncManagerBuilder>();
 };
 

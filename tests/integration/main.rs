@@ -18,6 +18,7 @@ mod common;
 
 mod contracts;
 mod legacy;
+mod manager_async;
 mod manager_lifecycle;
 mod manager_requests;
 mod manager_sessions;

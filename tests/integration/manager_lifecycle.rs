@@ -1293,7 +1293,7 @@ fn update_item_adds_changes_and_removes_one_item() {
     let running = start(&manager, &["a"]);
     let run = next_session(&sessions);
     let pending = start(&manager, &["b"]);
-    let item_updated = |notes: &Receiver<Notification>| {
+    let item_updated = |notes: &Notifications| {
         wait_for(notes, |note| match note {
             Notification::HandlerChanged {
                 change: HandlerChange::ItemUpdated(item, reason),
@@ -1422,7 +1422,7 @@ fn a_subscriber_that_never_reads_never_blocks_the_manager_and_later_gets_lagged(
         idle.try_recv(),
         Ok(Notification::RequestAccepted { .. })
     ));
-    assert!(matches!(idle.try_recv(), Err(TryRecvError::Empty)));
+    assert!(matches!(idle.try_recv(), Err(RecvError::Empty)));
 
     // With room again, the next notification tells it how many it missed.
     let ticket = start(&manager, &["a"]);

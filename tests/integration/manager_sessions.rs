@@ -19,7 +19,7 @@ fn handler_id() -> HandlerId {
 
 /// The outcomes a `SessionEnded` notification gives for this session, and its error.
 fn session_ended(
-    notes: &Receiver<Notification>,
+    notes: &Notifications,
     session: SessionId,
 ) -> (Vec<(ItemId, Outcome)>, Option<String>) {
     wait_for(notes, |note| match note {

@@ -495,7 +495,7 @@ impl World {
     }
 }
 
-fn setup(seed: u64) -> (SyncManager, Arc<World>, Receiver<Notification>) {
+fn setup(seed: u64) -> (SyncManager, Arc<World>, Notifications) {
     let manager = SyncManager::builder()
         .max_sessions(MAX_SESSIONS)
         .shutdown_grace(Duration::from_secs(10))
@@ -706,7 +706,7 @@ impl Seen {
 }
 
 /// Gathers the notifications until the manager's scheduler ends (it holds the sender).
-fn collect(notes: Receiver<Notification>, world: &Arc<World>) -> (Shared, JoinHandle<()>) {
+fn collect(notes: Notifications, world: &Arc<World>) -> (Shared, JoinHandle<()>) {
     let handlers = world.targets.len();
     let seen: Shared = Arc::new((
         Mutex::new(Seen {

@@ -213,7 +213,8 @@ impl Scheduler {
             return;
         };
         // The ticket first: waiters never depend on a user callback.
-        open.completion.complete(result.clone());
+        let wakers = open.completion.complete(result.clone());
+        self.wakes.extend(wakers);
         if let Some(sink) = open.sink {
             let undelivered = match &self.deliveries {
                 Some(deliveries) => match deliveries.send(Delivery::Result { result, sink }) {

@@ -326,8 +326,9 @@ impl Scheduler {
             },
             Command::Subscribe {
                 subscriber,
+                waker,
                 capacity,
-            } => self.subscribers.add(subscriber, capacity),
+            } => self.subscribers.add(subscriber, waker, capacity),
             Command::Check { reply } => {
                 let _ = reply.send(self.engine.check_consistency());
             }

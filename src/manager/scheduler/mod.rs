@@ -11,6 +11,7 @@ mod commands;
 use std::collections::{HashMap, HashSet};
 use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::Waker;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, select};
@@ -66,6 +67,9 @@ pub(crate) struct Scheduler {
     /// User values let go of while no delivery thread could take them, waiting for the lock
     /// to be released (see `release`).
     released: Vec<Box<dyn Send>>,
+    /// Tasks awaiting tickets that completed, to wake once the lock is released (see
+    /// `AfterUnlock`).
+    wakes: Vec<Waker>,
     /// Where time comes from.
     clock: Clock,
     /// The engine deadline the scheduler thread sleeps until (`Time::MAX`: none). A step
@@ -116,6 +120,7 @@ impl Scheduler {
             abandoned: 0,
             broken: false,
             released: Vec::new(),
+            wakes: Vec::new(),
             clock: parts.clock,
             sleeping_until: Time::MAX,
         }
@@ -213,7 +218,11 @@ impl Scheduler {
                     }
                 }
             });
-            if s.broken || (s.deadline.is_some() && s.engine.session_count() == 0) {
+            let wakes = s.take_wakes();
+            let done = s.broken || (s.deadline.is_some() && s.engine.session_count() == 0);
+            drop(s);
+            wake_all(wakes);
+            if done {
                 break;
             }
         }
@@ -227,7 +236,7 @@ impl Scheduler {
             for reply in s.shutdown_replies.drain(..) {
                 let _ = reply.send(report);
             }
-            s.take_released()
+            s.after_unlock()
         };
         // What was let go of on this thread once the delivery thread was gone. Dropped last,
         // with the scheduler and its channel gone first: a `Drop` that calls the manager then
@@ -236,7 +245,7 @@ impl Scheduler {
         drop(commands);
         drop(scheduler);
         unwind::dispose(unread);
-        unwind::dispose(late);
+        late.run();
     }
 
     /// Whether a step panicked (see `guarded`).
@@ -244,9 +253,19 @@ impl Scheduler {
         self.broken
     }
 
-    /// The user values released since the last call, to drop once the lock is released.
-    pub fn take_released(&mut self) -> Vec<Box<dyn Send>> {
-        std::mem::take(&mut self.released)
+    /// What must happen once the lock is released: tasks to wake, and user values to drop
+    /// (those only once shutdown has let go of the delivery thread).
+    pub fn after_unlock(&mut self) -> AfterUnlock {
+        AfterUnlock {
+            wakes: std::mem::take(&mut self.wakes),
+            released: std::mem::take(&mut self.released),
+        }
+    }
+
+    /// The tasks to wake once the lock is released (the scheduler thread keeps the released
+    /// values until it has ended, see `run`).
+    fn take_wakes(&mut self) -> Vec<Waker> {
+        std::mem::take(&mut self.wakes)
     }
 
     /// Lets the delivery thread run the callbacks it still has, for at most one more grace
@@ -266,20 +285,31 @@ impl Scheduler {
         loop {
             select! {
                 recv(commands) -> c => match c {
-                    Ok(command) => lock(scheduler).guarded(|s| s.handle(command)),
+                    Ok(command) => Self::step(scheduler, command),
                     Err(_) => return,
                 },
                 recv(delivery_done) -> _ => {
                     // `select!` picks at random among ready arms: what the delivery thread
                     // sent before it ended (a callback's panic report) may still be queued.
                     for command in commands.try_iter() {
-                        lock(scheduler).guarded(|s| s.handle(command));
+                        Self::step(scheduler, command);
                     }
                     return;
                 }
                 recv(crossbeam_channel::at(deadline)) -> _ => return,
             }
         }
+    }
+
+    /// One command on the scheduler thread while it drains, waking what it completed once
+    /// the lock is released.
+    fn step(scheduler: &Mutex<Scheduler>, command: Command) {
+        let wakes = {
+            let mut s = lock(scheduler);
+            s.guarded(|s| s.handle(command));
+            s.take_wakes()
+        };
+        wake_all(wakes);
     }
 
     fn begin_shutdown(&mut self) {
@@ -303,7 +333,7 @@ impl Scheduler {
     }
 
     fn publish(&mut self, make: impl FnOnce() -> Notification) {
-        self.subscribers.publish(make);
+        self.subscribers.publish(make, &mut self.wakes);
     }
 
     /// Lets go of user values without dropping them here, under the lock: their `Drop` is
@@ -322,6 +352,28 @@ impl Scheduler {
             None => values,
         };
         self.released.push(values);
+    }
+}
+
+/// What a thread does once it has released the scheduler's lock: wake the tasks awaiting
+/// tickets that completed, then drop the user values let go of (both are code the lock must
+/// not be held over: a waker is the executor's, a `Drop` the user's).
+pub(crate) struct AfterUnlock {
+    wakes: Vec<Waker>,
+    released: Vec<Box<dyn Send>>,
+}
+
+impl AfterUnlock {
+    pub fn run(self) {
+        wake_all(self.wakes);
+        unwind::dispose(self.released);
+    }
+}
+
+fn wake_all(wakes: Vec<Waker>) {
+    for waker in wakes {
+        // An executor's waker that panics is contained like any user code.
+        let _ = unwind::run(|| waker.wake());
     }
 }
 
