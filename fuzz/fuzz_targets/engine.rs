@@ -11,16 +11,25 @@
 //! - every result is for an accepted request, is its first, lists the request's items and
 //!   carries their aggregate status.
 //!
-//! At the end (optionally after a shutdown) every running session is finished; then nothing
-//! may run, the engine must be idle, and every accepted request must have had exactly one
-//! result.
+//! At the end (optionally after a shutdown) every schedule is taken away, every running
+//! session is finished and the engine is polled at each next deadline (debounce, backoff)
+//! until it is idle; then nothing may run, and every request (the engine's own included) must
+//! have had exactly one result.
 //!
 //! The universe is small on purpose: two or three handlers (`h0` plain, `h1` concurrent,
 //! maybe `h2` with policies and odd states), three or four items each, a global limit of 1 to
-//! 3 sessions. The operations are those of the property tests (`tests/model/ops.rs`, with
-//! `Arbitrary` derived here): fields are selectors resolved against what exists when the
-//! operation runs (a running session, an accepted request, one of the handler's items); high
-//! values pick something unknown on purpose.
+//! 3 sessions, each handler with a sync policy (debounce, retry, schedule, triggers; no jitter
+//! or flex, which the model does not predict) and a seed. The operations are those of the
+//! property tests (`tests/model/ops.rs`, with `Arbitrary` derived here), time included
+//! (advance and poll, policy changes, triggers, expedited and no-retry starts, permanent
+//! failures): fields are selectors resolved against what exists when the operation runs (a
+//! running session, an accepted request, one of the handler's items); high values pick
+//! something unknown on purpose.
+//!
+//! While the engine deviates from SPEC 11 on the points `model::spec_strict` lists, the model
+//! decides as the engine does there, and this harness leaves out the one call that corrupts
+//! the engine's wait lists (cancelling a legacy request retried on a default-key entry) and
+//! lets the engine's self-check report those two states, as `tests/properties.rs` does.
 
 #![no_main]
 
@@ -42,13 +51,13 @@ use libfuzzer_sys::fuzz_target;
 use syncmgr::engine::{Action, Engine, HandlerSpec, SessionEnd};
 use syncmgr::{
     Denied, EngineConfig, Error, HandlerCapabilities, HandlerPolicies, ItemId, ItemPolicies,
-    Outcome,
+    MAX_DELAY, Outcome, SyncPolicy,
 };
 
 use compare::compare_with_model;
 use driver::{Call, Reply, Snapshot, aggregate, on_engine};
 use model::Model;
-use ops::{Op, Seen, Universe, hid, items};
+use ops::{Op, PolicySel, Seen, Universe, hid, items};
 
 /// The longest sequence one input runs.
 const MAX_OPS: usize = 96;
@@ -72,6 +81,9 @@ struct Setup {
     h1_items: bool,
     h1_limit: u8,
     third: Option<Third>,
+    /// Each handler's sync policy (always in range here; `Op::SetPolicy` breaks some).
+    policies: [PolicySel; 3],
+    seed: u64,
 }
 
 /// `h2`: policies on the handler and its items, maybe concurrent, maybe disconnected or
@@ -149,13 +161,21 @@ fn universe(s: &Setup) -> Universe {
             ..HandlerSpec::new(hid("h2"))
         });
     }
+    for (spec, sel) in specs.iter_mut().zip(&s.policies) {
+        let valid = PolicySel {
+            broken: sel.broken % 224,
+            ..*sel
+        };
+        spec.policy = ops::policy(&valid, false);
+    }
     Universe {
         config: EngineConfig {
             max_sessions: usize::from(s.max_sessions % 3) + 1,
             default_concurrent_sessions: usize::from(s.default_concurrent % 3) + 1,
-            ..EngineConfig::default()
+            seed: s.seed,
         },
         specs,
+        jitter: false,
     }
 }
 
@@ -168,6 +188,11 @@ struct Issued {
     /// `Disconnected`).
     disconnected: bool,
     delivered: u32,
+    /// A legacy (keyed) request, made with retry.
+    legacy: bool,
+    /// Known engine deviation 3 (`model::spec_strict`) left it waiting on a default-key
+    /// entry: cancelling it would corrupt the engine's wait lists.
+    moved: bool,
 }
 
 struct Harness {
@@ -203,6 +228,13 @@ impl Harness {
 
     fn run(&mut self, op: &Op) {
         for call in ops::resolve(op, &self.universe, &self.engine, &self.seen) {
+            if let Call::Cancel(r) = &call
+                && self.requests[r.get() as usize - 1].moved
+                && self.requests[r.get() as usize - 1].delivered == 0
+                && !model::spec_strict()
+            {
+                continue;
+            }
             self.step(call);
         }
     }
@@ -237,7 +269,15 @@ impl Harness {
             ));
         }
         if let Err(what) = self.engine.check_consistency() {
-            self.fail(format!("check_consistency: {what}"));
+            // The engine's self-check reports two states the known deviations make (see the
+            // module docs); anything else fails.
+            let deviation_3 = what.contains("waits under another merge key")
+                && self.requests.iter().any(|r| r.moved);
+            let stopped_schedule =
+                what.contains("schedule with no ticker") && self.engine.is_shut_down();
+            if model::spec_strict() || !(deviation_3 || stopped_schedule) {
+                self.fail(format!("check_consistency: {what}"));
+            }
         }
         self.record(&call, &got, &actions, &pre);
     }
@@ -254,13 +294,26 @@ impl Harness {
             Ok(accepted) => accepted,
             Err(what) => self.fail(what),
         };
-        for (acc, _, items) in accepted {
-            let disconnected = pre.handler(&acc.handler).is_some_and(|h| !h.connected);
+        for new in accepted {
+            let disconnected = pre.handler(&new.handler).is_some_and(|h| !h.connected);
+            let options = call.options();
             self.requests.push(Issued {
-                items,
+                items: new.items,
                 disconnected,
                 delivered: 0,
+                legacy: new.issued.is_none() && !options.key.is_default() && !options.no_retry,
+                moved: false,
             });
+        }
+        if let (Call::Finish(s, _), Ok(Reply::Ended(_, _, _, retried))) = (call, got)
+            && let Some(ended) = pre.session(*s)
+        {
+            for si in ended.items.iter().filter(|si| retried.contains(&si.item)) {
+                for r in &si.waiting {
+                    let issued = &mut self.requests[r.get() as usize - 1];
+                    issued.moved |= issued.legacy;
+                }
+            }
         }
         for a in actions {
             if let Action::Deliver(res) = a {
@@ -289,17 +342,41 @@ impl Harness {
         }
     }
 
-    /// Ends the case: maybe shut down, then finish every running session. Then every
-    /// accepted request must have had exactly one result.
+    /// Ends the case: maybe shut down; take every schedule away; finish every running
+    /// session and poll at each next deadline until the engine is idle (after 20 polls in a
+    /// row, jump three `MAX_DELAY`s). Then every request must have had exactly one result.
     fn drain(&mut self, shutdown: bool) {
         if shutdown {
             self.step(Call::Shutdown);
         }
-        for _ in 0..1000 {
-            let Some(&s) = self.engine.sessions().first() else {
-                break;
-            };
-            self.step(Call::Finish(s, SessionEnd::Returned));
+        for h in self.engine.handlers() {
+            if let Some(p) = self.engine.sync_policy(&h)
+                && p.schedule.is_some()
+            {
+                let p = SyncPolicy {
+                    schedule: None,
+                    ..p.clone()
+                };
+                self.step(Call::SetPolicy(h, p));
+            }
+        }
+        let mut polls = 0;
+        for _ in 0..2000 {
+            if let Some(&s) = self.engine.sessions().first() {
+                self.step(Call::Finish(s, SessionEnd::Returned));
+                continue;
+            }
+            match self.engine.next_deadline() {
+                Some(_) if polls >= 20 && !self.engine.is_idle() => {
+                    polls = 0;
+                    self.step(Call::Poll(self.engine.now() + MAX_DELAY * 3));
+                }
+                Some(due) if !self.engine.is_idle() => {
+                    polls += 1;
+                    self.step(Call::Poll(due));
+                }
+                _ => break,
+            }
         }
         if !self.engine.sessions().is_empty() {
             self.fail(format!(

@@ -1,6 +1,8 @@
 //! What the engine and the naive model must agree on after every call: the reply (or the
 //! error and its HRESULT), the sessions started (in order, with items and merge key), the
-//! results delivered and cancels sent, and the handler, session and open-request views. The
+//! results delivered (with each item's attempts) and cancels sent, the time decisions (in
+//! order: debounced until, retry scheduled, requests issued, ticks skipped), the handler,
+//! session and open-request views, and the time and next deadline. The
 //! property tests (`tests/properties.rs`) and the engine fuzz target
 //! (`fuzz/fuzz_targets/engine.rs`) include this file with `#[path]`, next to the model and the
 //! driver.
@@ -36,8 +38,8 @@ pub fn compare_with_model(
         _ => return Err(format!("replies differ: engine {got:?}, model {want:?}")),
     }
     let engine: Vec<MAction> = actions.iter().map(from_action).collect();
-    let (es, ed, ec) = split(&engine);
-    let (ms, md, mc) = split(&model.take_actions());
+    let (es, ed, ec, et) = split(&engine);
+    let (ms, md, mc, mt) = split(&model.take_actions());
     if es != ms {
         return Err(format!(
             "sessions started differ: engine {es:?}, model {ms:?}"
@@ -48,6 +50,20 @@ pub fn compare_with_model(
     }
     if ec != mc {
         return Err(format!("cancels differ: engine {ec:?}, model {mc:?}"));
+    }
+    if et != mt {
+        return Err(format!(
+            "time decisions differ: engine {et:?}, model {mt:?}"
+        ));
+    }
+    if (post.now, post.deadline) != (model.now(), model.next_deadline()) {
+        return Err(format!(
+            "time differs: engine now {} next deadline {:?}, model now {} next deadline {:?}",
+            post.now,
+            post.deadline,
+            model.now(),
+            model.next_deadline()
+        ));
     }
     let (eh, mh) = (post.h_views(), model.handler_views());
     if eh != mh {
@@ -65,20 +81,26 @@ pub fn compare_with_model(
 }
 
 /// Start actions in order; results and cancels as sets (their relative order within one call
-/// is not part of the contract the model states).
+/// is not part of the contract the model states); time decisions in order.
 type Split = (
     Vec<MAction>,
     Vec<(u64, MAction)>,
     Vec<(u64, u32, Option<String>, MAction)>,
+    Vec<MAction>,
 );
 
 fn split(list: &[MAction]) -> Split {
     let mut starts = Vec::new();
     let mut delivers = Vec::new();
     let mut cancels = Vec::new();
+    let mut time = Vec::new();
     for a in list {
         match a {
             MAction::Start { .. } => starts.push(a.clone()),
+            MAction::Debounced { .. }
+            | MAction::RetryScheduled { .. }
+            | MAction::Issued { .. }
+            | MAction::TickSkipped { .. } => time.push(a.clone()),
             MAction::Deliver(r) => delivers.push((r.request, a.clone())),
             MAction::Cancel {
                 session,
@@ -94,5 +116,5 @@ fn split(list: &[MAction]) -> Split {
     }
     delivers.sort_by_key(|(r, _)| *r);
     cancels.sort_by(|a, b| (a.0, a.1, &a.2).cmp(&(b.0, b.1, &b.2)));
-    (starts, delivers, cancels)
+    (starts, delivers, cancels, time)
 }

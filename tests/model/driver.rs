@@ -5,16 +5,17 @@
 
 use syncmgr::engine::{
     Accepted, Action, Disposition, Engine, HandlerSpec, HandlerView, ItemSpec, MergeKey,
-    RequestView, SessionEnd, SessionView, Withdrawn,
+    RequestOptions, RequestView, SessionEnd, SessionView, Withdrawn,
 };
 use syncmgr::{
     CancelRequest, Error, EventLevel, HandlerCapabilities, HandlerId, HandlerPolicies, ItemId,
-    Outcome, ProgressStatus, RequestId, SessionId, SyncControlFlags, UpdateReason,
+    Outcome, ProgressStatus, RequestId, SessionId, SyncControlFlags, SyncPolicy, Time, Trigger,
+    UpdateReason,
 };
 
 use crate::model::{
     HView, MAccepted, MAction, MChanged, MDisposition, MError, MKey, MResult, MStopped, Model,
-    RView, SItemView, SView,
+    Options, RView, SItemView, SView,
 };
 
 /// A merge key in the model's words.
@@ -62,6 +63,19 @@ pub enum Call {
     Propose(SessionId, ItemSpec),
     Commit(SessionId, ItemId),
     Finish(SessionId, SessionEnd),
+    /// `Engine::poll`: time moves to this value (or stays, if it is older).
+    Poll(Time),
+    SetPolicy(HandlerId, SyncPolicy),
+    Trigger(Trigger),
+    /// `Engine::start_sync_with`: a start with request options (expedite, no retry, key).
+    StartWith(
+        HandlerId,
+        Option<Vec<ItemId>>,
+        SyncControlFlags,
+        RequestOptions,
+    ),
+    /// `Engine::report_permanent_failure`.
+    Permanent(SessionId, ItemId, String),
 }
 
 impl Call {
@@ -70,7 +84,8 @@ impl Call {
             Call::StartItems(_, _, f)
             | Call::StartHandler(_, f)
             | Call::StartAll(f)
-            | Call::StartSync(_, _, f, _) => Some(*f),
+            | Call::StartSync(_, _, f, _)
+            | Call::StartWith(_, _, f, _) => Some(*f),
             _ => None,
         }
     }
@@ -79,6 +94,7 @@ impl Call {
     pub fn merge_key(&self) -> MergeKey {
         match self {
             Call::StartSync(_, _, _, key) => key.clone(),
+            Call::StartWith(_, _, _, options) => options.key.clone(),
             _ => MergeKey::DEFAULT,
         }
     }
@@ -86,8 +102,18 @@ impl Call {
     /// The items a start call names, if it names them.
     pub fn named(&self) -> Option<&[ItemId]> {
         match self {
-            Call::StartItems(_, items, _) | Call::StartSync(_, Some(items), _, _) => Some(items),
+            Call::StartItems(_, items, _)
+            | Call::StartSync(_, Some(items), _, _)
+            | Call::StartWith(_, Some(items), _, _) => Some(items),
             _ => None,
+        }
+    }
+
+    /// The request options of a start call (plain for all but `StartWith`).
+    pub fn options(&self) -> RequestOptions {
+        match self {
+            Call::StartWith(_, _, _, options) => options.clone(),
+            _ => RequestOptions::keyed(self.merge_key()),
         }
     }
 }
@@ -107,7 +133,11 @@ pub enum Reply {
     Flag(bool),
     Additional(Vec<ItemId>, Vec<u64>),
     Served(usize),
-    Ended(u64, HandlerId, Vec<(ItemId, Outcome)>),
+    /// A session's end: the session, its handler, each item's outcome, and the items that
+    /// will be tried again.
+    Ended(u64, HandlerId, Vec<(ItemId, Outcome)>, Vec<ItemId>),
+    /// How many timers a poll fired.
+    Fired(usize),
 }
 
 impl Reply {
@@ -159,6 +189,7 @@ pub fn from_action(a: &Action) -> MAction {
             errors: r.errors,
             conflicts: r.conflicts,
             items: r.items.clone(),
+            attempts: r.attempts.clone(),
         }),
         Action::Cancel {
             session,
@@ -169,9 +200,37 @@ pub fn from_action(a: &Action) -> MAction {
             request: *request,
             item: item.clone(),
         },
-        // The engine's timing decisions. The model has no time, and no case sets a time
-        // policy, under which the engine decides as it did before it had time: none may come.
-        other => panic!("a timing action with no time policy set: {other:?}"),
+        Action::Debounced { handler, until } => MAction::Debounced {
+            handler: handler.clone(),
+            until: *until,
+        },
+        Action::RetryScheduled {
+            handler,
+            item,
+            attempt,
+            max_attempts,
+            at,
+        } => MAction::RetryScheduled {
+            handler: handler.clone(),
+            item: item.clone(),
+            attempt: *attempt,
+            max_attempts: *max_attempts,
+            at: *at,
+        },
+        Action::Issued {
+            request,
+            handler,
+            reason,
+        } => MAction::Issued {
+            request: request.get(),
+            handler: handler.clone(),
+            reason: *reason,
+        },
+        Action::TickSkipped { handler, open } => MAction::TickSkipped {
+            handler: handler.clone(),
+            open: open.get(),
+        },
+        other => panic!("an action the model does not know: {other:?}"),
     }
 }
 
@@ -261,7 +320,22 @@ pub fn on_engine(e: &mut Engine, call: &Call) -> Result<Reply, Error> {
         }
         Call::Finish(s, end) => {
             let ended = e.session_finished(*s, *end)?;
-            Reply::Ended(ended.session.get(), ended.handler, ended.outcomes)
+            Reply::Ended(
+                ended.session.get(),
+                ended.handler,
+                ended.outcomes,
+                ended.retried,
+            )
+        }
+        Call::Poll(now) => Reply::Fired(e.poll(*now)),
+        Call::SetPolicy(h, policy) => changed(e.set_sync_policy(h, policy.clone())?),
+        Call::Trigger(t) => Reply::AcceptedAll(e.trigger(*t)?.iter().map(from_accepted).collect()),
+        Call::StartWith(h, items, f, options) => Reply::Accepted(from_accepted(
+            &e.start_sync_with(h, items.as_deref(), *f, options)?,
+        )),
+        Call::Permanent(s, i, text) => {
+            let ack = e.report_permanent_failure(*s, i, text)?;
+            Reply::Ack(ack.cancel, ack.terminal)
         }
     })
 }
@@ -329,8 +403,28 @@ pub fn on_model(m: &mut Model, call: &Call) -> Result<Reply, MError> {
             Reply::Unit
         }
         Call::Finish(s, _) => {
-            let (handler, outcomes) = m.session_finished(s.get())?;
-            Reply::Ended(s.get(), handler, outcomes)
+            let (handler, outcomes, retried) = m.session_finished(s.get())?;
+            Reply::Ended(s.get(), handler, outcomes, retried)
+        }
+        Call::Poll(now) => Reply::Fired(m.poll(*now)),
+        Call::SetPolicy(h, policy) => Reply::Changed(m.set_sync_policy(h, policy.clone())?),
+        Call::Trigger(t) => Reply::AcceptedAll(m.trigger(*t)?),
+        Call::StartWith(h, items, f, options) => {
+            let plain = Options {
+                expedite: options.expedite,
+                no_retry: options.no_retry,
+            };
+            Reply::Accepted(m.start_sync_with(
+                h,
+                items.as_deref(),
+                *f,
+                mkey(&options.key),
+                plain,
+            )?)
+        }
+        Call::Permanent(s, i, text) => {
+            let (cancel, terminal) = m.report_permanent_failure(s.get(), i, text)?;
+            Reply::Ack(cancel, terminal)
         }
     })
 }
@@ -343,11 +437,23 @@ pub struct Snapshot {
     pub handlers: Vec<HandlerView>,
     pub sessions: Vec<SessionView>,
     pub requests: Vec<RequestView>,
+    /// The engine's time and its next deadline.
+    pub now: Time,
+    pub deadline: Option<Time>,
+    /// Each live handler's sync policy, in registration order.
+    pub policies: Vec<(HandlerId, SyncPolicy)>,
 }
 
 impl Snapshot {
     pub fn take(e: &Engine) -> Snapshot {
         Snapshot {
+            now: e.now(),
+            deadline: e.next_deadline(),
+            policies: e
+                .handlers()
+                .into_iter()
+                .filter_map(|h| Some((h.clone(), e.sync_policy(&h)?.clone())))
+                .collect(),
             handlers: e
                 .handlers()
                 .iter()

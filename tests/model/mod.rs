@@ -53,12 +53,17 @@
 //! the order their pending sets came into being (a key whose entries all went starts again at
 //! the back): the order the engine's `HandlerView::pending` documents as "oldest key first".
 
+mod time;
+
 use syncmgr::engine::{HandlerSpec, ItemSpec};
 use syncmgr::{
     CancelRequest, Denied, Error, EventLevel, HandlerCapabilities, HandlerId, HandlerPolicies,
-    ItemCapabilities, ItemId, ItemPolicies, Outcome, ProgressStatus, SyncControlFlags, TextKind,
-    UpdateReason, hresult,
+    ItemCapabilities, ItemId, ItemPolicies, Outcome, ProgressStatus, SyncControlFlags, SyncPolicy,
+    TextKind, Time, TriggerReason, UpdateReason, hresult,
 };
+
+pub use self::time::spec_strict;
+use self::time::{Ticker, Window};
 
 /// `MAX_SYNCMGR_PROGRESSTEXT`: 260 UTF-16 units counting the terminating NUL.
 const MAX_PROGRESS_TEXT: usize = 260;
@@ -96,6 +101,8 @@ pub enum MError {
     TextTooLong {
         units: usize,
     },
+    /// A sync policy out of range, naming the field (SPEC 11).
+    InvalidPolicy(&'static str),
     /// An engine error the model never produces (kept as its debug text).
     Other(String),
 }
@@ -133,6 +140,7 @@ impl MError {
                 units,
                 max: MAX_PROGRESS_TEXT,
             } => MError::TextTooLong { units: *units },
+            Error::InvalidPolicy { field, .. } => MError::InvalidPolicy(field),
             other => MError::Other(format!("{other:?}")),
         }
     }
@@ -154,7 +162,8 @@ impl MError {
             | MError::ItemNotProposed(_)
             | MError::UnknownRequest(_)
             | MError::UnknownFlags { .. }
-            | MError::TextTooLong { .. } => hresult::E_INVALIDARG,
+            | MError::TextTooLong { .. }
+            | MError::InvalidPolicy(_) => hresult::E_INVALIDARG,
             MError::Other(_) => hresult::E_FAIL,
         }
     }
@@ -188,6 +197,8 @@ pub struct MResult {
     pub errors: u32,
     pub conflicts: u32,
     pub items: Vec<(ItemId, Outcome)>,
+    /// Per item, in the order of `items`: the sessions that ran it while the request waited.
+    pub attempts: Vec<u16>,
 }
 
 /// A request's merge key: `None` is the default key (Sync Center requests), `Some(cookie)`
@@ -209,6 +220,30 @@ pub enum MAction {
         request: CancelRequest,
         item: Option<ItemId>,
     },
+    /// The handler's debounced items become ready at `until` unless more requests come.
+    Debounced {
+        handler: HandlerId,
+        until: Time,
+    },
+    /// `item` failed attempt `attempt` of `max_attempts` and may start again at `at`.
+    RetryScheduled {
+        handler: HandlerId,
+        item: ItemId,
+        attempt: u16,
+        max_attempts: u16,
+        at: Time,
+    },
+    /// The model made request `request` by itself: a schedule's tick or a trigger.
+    Issued {
+        request: u64,
+        handler: HandlerId,
+        reason: TriggerReason,
+    },
+    /// A tick found the handler's scheduled request `open` still open and issued nothing.
+    TickSkipped {
+        handler: HandlerId,
+        open: u64,
+    },
 }
 
 /// What a state change did.
@@ -216,6 +251,26 @@ pub enum MAction {
 pub struct MChanged {
     pub changed: bool,
     pub canceled_pending: usize,
+}
+
+/// What ending a session decided: its handler, each item's outcome in session order, and the
+/// items that will be tried again.
+pub type Ended = (HandlerId, Vec<(ItemId, Outcome)>, Vec<ItemId>);
+
+/// What a start call asks beyond its items and flags (SPEC 11).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Options {
+    /// "Sync now": the handler's whole pending set is ready at once.
+    pub expedite: bool,
+    /// The request takes each item's first `Failed`.
+    pub no_retry: bool,
+}
+
+impl Options {
+    pub const PLAIN: Options = Options {
+        expedite: false,
+        no_retry: false,
+    };
 }
 
 /// What a stop did.
@@ -282,6 +337,10 @@ struct Item {
     enabled: bool,
     /// False once an update dropped it (it keeps its place in the table).
     live: bool,
+    /// The attempts of its current run of failures in default-key sessions: how many
+    /// sessions in a row ended it `Failed` while it stayed wanted (SPEC 11.2). Zero when
+    /// no run is going on.
+    attempts: u16,
 }
 
 #[derive(Clone, Debug)]
@@ -291,6 +350,18 @@ struct Entry {
     key: MKey,
     /// Request numbers, in the order they started waiting.
     waiters: Vec<u64>,
+    /// Whether it may start yet (only entries of the default key are ever held).
+    hold: Hold,
+}
+
+/// Why a pending entry may not start yet (SPEC 11.1 and 11.2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Hold {
+    Ready,
+    /// Its handler's debounce window is open.
+    Debounced,
+    /// It failed, and waits until this time to be tried again.
+    Backoff(Time),
 }
 
 #[derive(Clone, Debug)]
@@ -310,6 +381,13 @@ struct Handler {
     /// only. A key with no entry left may linger here until the next new entry or view, which
     /// skip it (`tidy_keys`).
     key_order: Vec<MKey>,
+    /// Its timing (SPEC 11).
+    policy: SyncPolicy,
+    /// Its debounce window, if one was opened. It is open only while an entry is
+    /// `Hold::Debounced` (`Model::window_open`): a window whose entries all went is stale.
+    window: Option<Window>,
+    /// Its schedule, while its policy has one.
+    ticker: Option<Ticker>,
 }
 
 #[derive(Clone, Debug)]
@@ -319,6 +397,8 @@ struct SessionItem {
     terminal: Option<Outcome>,
     cancel: bool,
     waiters: Vec<u64>,
+    /// The handler said no retry can mend its failure (`report_permanent_failure`).
+    permanent: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -347,6 +427,12 @@ struct Request {
     conflicts: u32,
     disconnected: bool,
     done: bool,
+    /// Made without retry: it takes each item's first `Failed`.
+    no_retry: bool,
+    /// A schedule's tick made it.
+    scheduled: bool,
+    /// Per item, in the order of `items`: the sessions that ran it while it waited.
+    attempts: Vec<u16>,
 }
 
 /// The naive model. See the module docs.
@@ -355,6 +441,8 @@ pub struct Model {
     max_sessions: usize,
     default_concurrent: usize,
     shut_down: bool,
+    /// The last time polled: every other call happens then.
+    now: Time,
     handlers: Vec<Handler>,
     sessions: Vec<Session>,
     requests: Vec<Request>,
@@ -405,6 +493,7 @@ impl Model {
             max_sessions,
             default_concurrent,
             shut_down: false,
+            now: Time::ZERO,
             handlers: Vec::new(),
             sessions: Vec::new(),
             requests: Vec::new(),
@@ -553,6 +642,7 @@ impl Model {
             errors: req.errors,
             conflicts: req.conflicts,
             items,
+            attempts: req.attempts.clone(),
         };
         self.actions.push(MAction::Deliver(result));
     }
@@ -581,6 +671,11 @@ impl Model {
         }
         self.handlers[h].pending = kept;
         for entry in &gone {
+            if entry.key.is_none() {
+                self.run_over_if_idle(h, &entry.item);
+            }
+        }
+        for entry in &gone {
             self.settle(&entry.item, &entry.waiters, Outcome::Canceled);
         }
         gone.len()
@@ -588,10 +683,16 @@ impl Model {
 
     // ----- scheduling ------------------------------------------------------------------------
 
+    /// Whether a new session of handler `h` could take this entry: no running session of `h`
+    /// holds its item, and nothing holds it back (debounce or backoff, SPEC 11).
+    fn free(&self, h: usize, entry: &Entry) -> bool {
+        entry.hold == Hold::Ready && self.holder(h, &entry.item).is_none()
+    }
+
     /// Starts sessions while the global limit allows: the startable handler whose oldest
-    /// request still waiting on one of its pending entries (of any key) is oldest (ties:
-    /// earlier registration) takes every pending item of one key (`next_key`) that no running
-    /// session of it holds.
+    /// request still waiting on one of its pending entries (of any key, held back or not) is
+    /// oldest (ties: earlier registration) takes every free pending item of one key
+    /// (`next_key`, `free`).
     fn schedule(&mut self) {
         if self.shut_down {
             return;
@@ -606,11 +707,7 @@ impl Model {
                 if self.running_of(h).len() >= self.limit(h) {
                     continue;
                 }
-                if !handler
-                    .pending
-                    .iter()
-                    .any(|e| self.holder(h, &e.item).is_none())
-                {
+                if !handler.pending.iter().any(|e| self.free(h, e)) {
                     continue;
                 }
                 let oldest = handler
@@ -640,15 +737,21 @@ impl Model {
             .min()
     }
 
-    /// The key a new session of handler `h` serves: among the keys with an entry no running
-    /// session holds, the one whose oldest waiting request is oldest.
+    /// The key a new session of handler `h` serves: among the keys with a free entry, the one
+    /// whose oldest waiting request (on any of its entries, free or not) is oldest. A request
+    /// waits under one key only, so keys never tie, except through known engine deviation 3
+    /// (`spec_strict`): a legacy request retried on a default-key entry; the default key
+    /// wins such a tie.
     fn next_key(&self, h: usize) -> Option<MKey> {
-        let mut best: Option<(u64, MKey)> = None;
+        let mut best: Option<((u64, bool), MKey)> = None;
         for entry in &self.handlers[h].pending {
-            if self.holder(h, &entry.item).is_some() {
+            if !self.free(h, entry) {
                 continue;
             }
-            let oldest = self.oldest_of_key(h, &entry.key).unwrap();
+            let oldest = (
+                self.oldest_of_key(h, &entry.key).unwrap(),
+                entry.key.is_some(),
+            );
             if best.as_ref().is_none_or(|(o, _)| oldest < *o) {
                 best = Some((oldest, entry.key.clone()));
             }
@@ -661,10 +764,10 @@ impl Model {
         let mut taken = Vec::new();
         let mut kept = Vec::new();
         for entry in self.handlers[h].pending.clone() {
-            if entry.key != key || self.holder(h, &entry.item).is_some() {
-                kept.push(entry);
-            } else {
+            if entry.key == key && self.free(h, &entry) {
                 taken.push(entry);
+            } else {
+                kept.push(entry);
             }
         }
         self.handlers[h].pending = kept;
@@ -690,6 +793,7 @@ impl Model {
                     terminal: None,
                     cancel: false,
                     waiters: e.waiters,
+                    permanent: false,
                 })
                 .collect(),
             proposed: Vec::new(),
@@ -717,6 +821,7 @@ impl Model {
                 });
             }
         }
+        time::check_policy(&spec.policy)?;
         self.handlers.push(Handler {
             id: spec.id.clone(),
             capabilities: spec.capabilities,
@@ -735,10 +840,15 @@ impl Model {
                     policies: i.policies,
                     enabled: i.enabled,
                     live: true,
+                    attempts: 0,
                 })
                 .collect(),
             pending: Vec::new(),
             key_order: Vec::new(),
+            policy: spec.policy.clone(),
+            window: None,
+            // A schedule counts from its registration.
+            ticker: spec.policy.schedule.map(|_| Ticker::from(self.now)),
         });
         Ok(())
     }
@@ -747,6 +857,7 @@ impl Model {
         let h = self.writable(id)?;
         let canceled_pending = self.cancel_pending(h, |_, _| true);
         self.handlers[h].removed = true;
+        self.handlers[h].ticker = None;
         self.schedule();
         Ok(MChanged {
             changed: true,
@@ -806,6 +917,11 @@ impl Model {
         let h = self.writable(id)?;
         let changed = self.handlers[h].connected != on;
         self.handlers[h].connected = on;
+        if changed && on {
+            // A reconnect: every backoff of the handler ends now (SPEC 11.2).
+            self.release(h, |hold| matches!(hold, Hold::Backoff(_)));
+            self.schedule();
+        }
         Ok(MChanged {
             changed,
             canceled_pending: 0,
@@ -899,6 +1015,7 @@ impl Model {
                         policies: spec.policies,
                         enabled: spec.enabled,
                         live: true,
+                        attempts: 0,
                     });
                 }
             }
@@ -937,6 +1054,7 @@ impl Model {
                     policies: spec.policies,
                     enabled: spec.enabled,
                     live: true,
+                    attempts: 0,
                 });
                 UpdateReason::Added
             }
@@ -975,7 +1093,7 @@ impl Model {
         id: &HandlerId,
         flags: SyncControlFlags,
     ) -> Result<MAccepted, MError> {
-        self.accept(id, None, flags, None)
+        self.accept(id, None, flags, None, Options::PLAIN)
     }
 
     pub fn start_item_sync(
@@ -984,7 +1102,7 @@ impl Model {
         items: &[ItemId],
         flags: SyncControlFlags,
     ) -> Result<MAccepted, MError> {
-        self.accept(id, Some(items), flags, None)
+        self.accept(id, Some(items), flags, None, Options::PLAIN)
     }
 
     /// A handler sync (`None`) or an item sync under a merge key.
@@ -995,7 +1113,21 @@ impl Model {
         flags: SyncControlFlags,
         key: MKey,
     ) -> Result<MAccepted, MError> {
-        self.accept(id, items, flags, key)
+        self.accept(id, items, flags, key, Options::PLAIN)
+    }
+
+    /// `start_sync` with the request options of SPEC 11: expedited ("Sync now": the
+    /// handler's whole pending set is ready at once) and without retry (it takes each item's
+    /// first `Failed`).
+    pub fn start_sync_with(
+        &mut self,
+        id: &HandlerId,
+        items: Option<&[ItemId]>,
+        flags: SyncControlFlags,
+        key: MKey,
+        options: Options,
+    ) -> Result<MAccepted, MError> {
+        self.accept(id, items, flags, key, options)
     }
 
     pub fn start_sync_all(&mut self, flags: SyncControlFlags) -> Result<Vec<MAccepted>, MError> {
@@ -1021,7 +1153,7 @@ impl Model {
             .collect();
         let mut out = Vec::new();
         for id in covered {
-            out.push(self.accept(&id, None, flags, None)?);
+            out.push(self.accept(&id, None, flags, None, Options::PLAIN)?);
         }
         Ok(out)
     }
@@ -1032,6 +1164,7 @@ impl Model {
         named: Option<&[ItemId]>,
         flags: SyncControlFlags,
         key: MKey,
+        options: Options,
     ) -> Result<MAccepted, MError> {
         // DECISIONS 1: the validation order; the first failure wins and nothing changes.
         if self.shut_down {
@@ -1104,7 +1237,16 @@ impl Model {
             conflicts: 0,
             disconnected: false,
             done: false,
+            no_retry: options.no_retry,
+            scheduled: false,
+            attempts: vec![0; distinct.len()],
         };
+        // SPEC 11.1: the entries a Sync Center request makes wait for the debounce window,
+        // unless a person asked for the sync now. Whether a window is open is judged before.
+        let debounced = self.handlers[h].policy.debounce.is_some() && key.is_none();
+        let debounced = debounced && !options.expedite;
+        let window_was_open = self.window_open(h);
+        let (mut touched_default, mut held_back) = (false, 0);
         let mut dispositions = Vec::new();
         if !self.handlers[h].connected {
             // DECISIONS 3: completes at once, every item Disconnected, nothing queued.
@@ -1139,16 +1281,23 @@ impl Model {
                             self.handlers[h].key_order.push(key.clone());
                         }
                         let pending = &mut self.handlers[h].pending;
+                        touched_default |= key.is_none();
                         match pending.iter_mut().find(|e| e.item == item && e.key == key) {
                             Some(entry) => {
                                 entry.waiters.push(number);
                                 MDisposition::Merged
                             }
                             None => {
+                                held_back += usize::from(debounced);
                                 pending.push(Entry {
                                     item: item.clone(),
                                     key: key.clone(),
                                     waiters: vec![number],
+                                    hold: if debounced {
+                                        Hold::Debounced
+                                    } else {
+                                        Hold::Ready
+                                    },
                                 });
                                 MDisposition::Queued
                             }
@@ -1164,6 +1313,12 @@ impl Model {
         if completed {
             self.complete(number);
         } else {
+            if options.expedite && key.is_none() {
+                // "Sync now": nothing of the handler's pending set waits any more.
+                self.release(h, |hold| hold != Hold::Ready);
+            } else if touched_default {
+                self.debounce(h, held_back, window_was_open);
+            }
             self.schedule();
         }
         Ok(MAccepted {
@@ -1204,6 +1359,9 @@ impl Model {
                 pending[at].waiters.retain(|w| *w != r);
                 if pending[at].waiters.is_empty() {
                     pending.remove(at);
+                    if req.key.is_none() {
+                        self.run_over_if_idle(h, item);
+                    }
                 }
             } else if let Some(s) = self.holder(h, item) {
                 let pos = self.position_in(s, item).unwrap();
@@ -1348,6 +1506,8 @@ impl Model {
         let mut canceled_pending = 0;
         for h in 0..self.handlers.len() {
             canceled_pending += self.cancel_pending(h, |_, _| true);
+            // No schedule ticks after shutdown.
+            self.handlers[h].ticker = None;
         }
         let mut cancel_requests = 0;
         for s in self.running() {
@@ -1410,6 +1570,20 @@ impl Model {
         }
         let terminal = self.sessions[s].items[pos].terminal.is_some();
         Ok((self.cancel_for(s, pos), terminal))
+    }
+
+    /// `report_progress` with `Failed`, and the item's failure is final: no retry (SPEC 11.2).
+    pub fn report_permanent_failure(
+        &mut self,
+        s: u64,
+        item: &ItemId,
+        text: &str,
+    ) -> Result<(CancelRequest, bool), MError> {
+        let ack = self.report_progress(s, item, ProgressStatus::Failed, text)?;
+        let s = self.session(s)?;
+        let pos = self.position_in(s, item)?;
+        self.sessions[s].items[pos].permanent = true;
+        Ok(ack)
     }
 
     pub fn set_handler_progress_text(&self, s: u64, text: &str) -> Result<CancelRequest, MError> {
@@ -1566,6 +1740,7 @@ impl Model {
             terminal: None,
             cancel: false,
             waiters: entry.waiters,
+            permanent: false,
         });
         Ok(served)
     }
@@ -1619,6 +1794,7 @@ impl Model {
                 policies: spec.policies,
                 enabled: spec.enabled,
                 live: true,
+                attempts: 0,
             }),
         }
         self.sessions[s].items.push(SessionItem {
@@ -1627,19 +1803,22 @@ impl Model {
             terminal: None,
             cancel: false,
             waiters: Vec::new(),
+            permanent: false,
         });
         Ok(())
     }
 
     /// DECISIONS 8: every item's outcome is its terminal report, else `Canceled` if a cancel
     /// was requested for it or the session, else `Failed`. Returns the handler and outcomes.
-    pub fn session_finished(
-        &mut self,
-        s: u64,
-    ) -> Result<(HandlerId, Vec<(ItemId, Outcome)>), MError> {
+    ///
+    /// SPEC 11.2: a `Failed` item may go back to the pending set for another attempt instead
+    /// (`Model::split_for_retry`); the requests that wait for it keep waiting there. Returns
+    /// the handler, the outcomes in session order and the items that will be tried again.
+    pub fn session_finished(&mut self, s: u64) -> Result<Ended, MError> {
         let s = self.session(s)?;
         self.sessions[s].ended = true;
         let session = self.sessions[s].clone();
+        let h = session.handler;
         let mut outcomes = Vec::new();
         for si in &session.items {
             let outcome = si.terminal.unwrap_or(if session.cancel_all || si.cancel {
@@ -1662,11 +1841,26 @@ impl Model {
                 self.credit(r, s);
             }
         }
+        // Every request that waited for an item here had one more attempt of it.
+        for si in &session.items {
+            for &r in &si.waiters {
+                self.count_attempt(r, &si.item);
+            }
+        }
+        let mut again = Vec::new();
         for (si, (_, outcome)) in session.items.iter().zip(&outcomes) {
-            self.settle(&si.item, &si.waiters, *outcome);
+            let (now, later, attempt) = self.split_for_retry(&session, si, *outcome);
+            self.settle(&si.item, &now, *outcome);
+            if !later.is_empty() {
+                again.push((si.item.clone(), later, attempt));
+            }
+        }
+        for (item, waiters, attempt) in &again {
+            self.retry_later(h, item, waiters, *attempt);
         }
         self.schedule();
-        Ok((self.handlers[session.handler].id.clone(), outcomes))
+        let retried = again.into_iter().map(|(item, _, _)| item).collect();
+        Ok((self.handlers[h].id.clone(), outcomes, retried))
     }
 
     // ----- views -----------------------------------------------------------------------------

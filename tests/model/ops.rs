@@ -4,14 +4,19 @@
 //! (`fuzz/fuzz_targets/engine.rs`) decodes them from libFuzzer's bytes. Both include this file
 //! with `#[path]`, next to the model and the driver, so both run the same operations.
 
-use syncmgr::engine::{Action, Engine, HandlerSpec, ItemSpec, MergeKey, SessionEnd};
+use std::time::Duration;
+
+use syncmgr::engine::{
+    Action, Engine, HandlerSpec, ItemSpec, MergeKey, RequestOptions, SessionEnd,
+};
 use syncmgr::{
     EngineConfig, Error, EventLevel, HandlerCapabilities, HandlerId, ItemId, ItemPolicies,
-    ProgressStatus, RequestId, SessionId, SyncControlFlags,
+    MAX_DELAY, ProgressStatus, RequestId, Retry, SessionId, SyncControlFlags, SyncPolicy, Time,
+    Trigger, TriggerReason,
 };
 
 use crate::driver::{Call, Reply};
-use crate::model::MAccepted;
+use crate::model::MDisposition;
 
 pub fn hid(s: &str) -> HandlerId {
     HandlerId::new(s).unwrap()
@@ -38,6 +43,9 @@ pub const AGAIN: u8 = 96;
 pub struct Universe {
     pub config: EngineConfig,
     pub specs: Vec<HandlerSpec>,
+    /// Whether the policies that operations set have retry jitter and schedule flex (see
+    /// `policy`). The model knows neither: only the engine-alone properties set this.
+    pub jitter: bool,
 }
 
 impl Universe {
@@ -195,6 +203,182 @@ pub enum Op {
         h: u8,
     },
     Shutdown,
+    /// Time moves (by zero, a little, several periods, exactly to the next deadline or just
+    /// before it, or back), then `Engine::poll`. See [`advance`].
+    Advance {
+        by: u8,
+    },
+    /// `Engine::set_sync_policy`, now and then out of range on purpose. See [`policy`].
+    SetPolicy {
+        h: u8,
+        policy: PolicySel,
+    },
+    /// `Engine::trigger`, one of the three triggers.
+    Trigger {
+        which: u8,
+    },
+    /// `Engine::start_sync_with`: expedited ("Sync now") and/or without retry; mostly of the
+    /// default key (`key` below 192).
+    StartWith {
+        h: u8,
+        items: Option<Vec<u8>>,
+        flags: u8,
+        key: u8,
+        expedite: bool,
+        no_retry: bool,
+    },
+    /// `Engine::report_permanent_failure` for an item of a session.
+    Permanent {
+        s: u8,
+        item: u8,
+        text: u8,
+    },
+}
+
+/// What a sync policy is made of; see [`policy`]. All zeros is the default policy.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(not(test), derive(arbitrary::Arbitrary))]
+pub struct PolicySel {
+    pub debounce: u8,
+    pub retry: u8,
+    pub schedule: u8,
+    /// Bit 0: `Connect`, bit 1: `PendingDisconnect`, bit 2: `Idle`.
+    pub triggers: u8,
+    /// From 224, one field is out of range (`broken`); below, the policy is valid.
+    pub broken: u8,
+}
+
+fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+fn millis(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+/// A sync policy. Debounce: none (3 in 8), or (quiet, max-wait) of (0, 0), (1 s, 3 s), (2 s,
+/// 5 s), (500 ms, 10 s), (5 s, 5 s), and (`MAX_DELAY`, `MAX_DELAY`) for `debounce` ≥ 248. Retry:
+/// none (3 in 8), or up to 2 attempts from 1 s doubling to 10 s, 3 from 250 ms tripling to 2 s,
+/// 4 from 1 s by 1.5 to 5 s, 3 with no delay, 4 every 2 s; 3 from `MAX_DELAY` for `retry` ≥
+/// 248. Schedule: none (half), or every 5 s, 10 s, 30 s or 2 s; every `MAX_DELAY` for
+/// `schedule` ≥ 248. Triggers from the bits of `triggers`. With `jitter` the retry gets a
+/// jitter of 0.25, 0.5 or 1 and the schedule a flex of 0, half or all of its period; without,
+/// both are 0, and the delays are multiples of 250 ms and the factors of 1/2, so that the
+/// model's exact arithmetic and the engine's floating point agree.
+pub fn policy(sel: &PolicySel, jitter: bool) -> SyncPolicy {
+    let debounce = match (sel.debounce, sel.debounce % 8) {
+        (248.., _) => Some((MAX_DELAY, MAX_DELAY)),
+        (_, 0..=2) => None,
+        (_, 3) => Some((Duration::ZERO, Duration::ZERO)),
+        (_, 4) => Some((secs(1), secs(3))),
+        (_, 5) => Some((secs(2), secs(5))),
+        (_, 6) => Some((millis(500), secs(10))),
+        _ => Some((secs(5), secs(5))),
+    }
+    .map(|(quiet, max_wait)| syncmgr::Debounce { quiet, max_wait });
+    let retry = match (sel.retry, sel.retry % 8) {
+        (248.., _) => Retry::exponential(3, MAX_DELAY, MAX_DELAY).with_factor(3.0),
+        (_, 0..=2) => Retry::NONE,
+        (_, 3) => Retry::exponential(2, secs(1), secs(10)),
+        (_, 4) => Retry::exponential(3, millis(250), secs(2)).with_factor(3.0),
+        (_, 5) => Retry::exponential(4, secs(1), secs(5)).with_factor(1.5),
+        (_, 6) => Retry::exponential(3, Duration::ZERO, Duration::ZERO).with_factor(1.0),
+        _ => Retry::exponential(4, secs(2), secs(3)).with_factor(1.0),
+    };
+    let mut p = SyncPolicy {
+        debounce,
+        retry,
+        ..SyncPolicy::default()
+    };
+    if jitter && p.retry.retries() {
+        p.retry.jitter = [0.25, 0.5, 1.0][usize::from(sel.retry / 8) % 3];
+    }
+    let every = match (sel.schedule, sel.schedule % 8) {
+        (248.., _) => Some(MAX_DELAY),
+        (_, 0..=3) => None,
+        (_, 4) => Some(secs(5)),
+        (_, 5) => Some(secs(10)),
+        (_, 6) => Some(secs(30)),
+        _ => Some(secs(2)),
+    };
+    if let Some(every) = every {
+        let flex = match (jitter, sel.schedule / 8 % 3) {
+            (false, _) | (_, 0) => Duration::ZERO,
+            (_, 1) => every / 2,
+            _ => every,
+        };
+        p = p.every_with_flex(every, flex);
+    }
+    for (bit, trigger) in Trigger::ALL.into_iter().enumerate() {
+        if sel.triggers & (1 << bit) != 0 {
+            p = p.on(trigger);
+        }
+    }
+    if sel.broken >= 224 {
+        broken(&mut p, sel.broken - 224);
+    }
+    p
+}
+
+/// Puts one field of `p` out of range (SPEC 11: max-wait below quiet, a factor below 1 or not
+/// finite, jitter outside [0, 1], flex above the period, a zero period, zero attempts, a delay
+/// over `MAX_DELAY`); each case breaks exactly one field, so the field the refusal names is
+/// not a matter of checking order.
+fn broken(p: &mut SyncPolicy, sel: u8) {
+    let over = MAX_DELAY + secs(1);
+    let debounce = |quiet, max_wait| Some(syncmgr::Debounce { quiet, max_wait });
+    match sel % 14 {
+        0 => p.debounce = debounce(secs(5), secs(1)),
+        1 => p.debounce = debounce(over, over),
+        2 => p.debounce = debounce(secs(1), over),
+        3 => p.retry.factor = 0.5,
+        4 => p.retry.factor = f64::NAN,
+        5 => p.retry.factor = f64::INFINITY,
+        6 => p.retry.jitter = 1.5,
+        7 => p.retry.jitter = -0.25,
+        8 => p.retry.max_attempts = 0,
+        9 => p.retry.initial = over,
+        10 => p.retry.max = over,
+        11 => {
+            p.schedule = Some(syncmgr::Schedule {
+                every: Duration::ZERO,
+                flex: Duration::ZERO,
+            })
+        }
+        12 => {
+            p.schedule = Some(syncmgr::Schedule {
+                every: secs(5),
+                flex: secs(6),
+            })
+        }
+        _ => {
+            p.schedule = Some(syncmgr::Schedule {
+                every: over,
+                flex: Duration::ZERO,
+            })
+        }
+    }
+}
+
+/// Where `Op::Advance` moves time, from `now`: not at all (1 in 16), 250 ms to 1 s, 1 to 5 s,
+/// 5 to 30 s, one to ten minutes (many periods at once), exactly to the next deadline, 1 ns
+/// before it, or 1 s back (which counts as now).
+pub fn advance(by: u8, now: Time, deadline: Option<Time>) -> Time {
+    let back = |d: Duration| Time::from_duration(now.since_origin().saturating_sub(d));
+    let step = |unit: Duration, n: u8, of: u8| now + unit * u32::from(1 + n % of);
+    match by {
+        0..=15 => now,
+        16..=79 => step(millis(250), by, 4),
+        80..=159 => step(secs(1), by, 5),
+        160..=199 => step(secs(5), by, 6),
+        200..=219 => step(secs(60), by, 10),
+        220..=239 => deadline.unwrap_or(now + secs(1)),
+        240..=247 => match deadline {
+            Some(d) if d > now => Time::from_duration(d.since_origin() - Duration::from_nanos(1)),
+            _ => now,
+        },
+        _ => back(secs(1)),
+    }
 }
 
 /// Start flags: `NONE` or `IGNORE_IF_ALREADY_SYNCING`, and rarely a value with an undefined
@@ -286,37 +470,75 @@ pub struct Seen {
     pub last_keyed: Option<(HandlerId, MergeKey)>,
 }
 
-/// A request one call accepted: the reply's account, its ID and its items.
-pub type NewRequest<'r> = (&'r MAccepted, RequestId, Vec<ItemId>);
+/// A request one call made: the start call's, a trigger's or a tick's.
+#[derive(Clone, Debug)]
+pub struct NewRequest {
+    pub id: RequestId,
+    pub handler: HandlerId,
+    pub items: Vec<ItemId>,
+    /// What became of each item, when the call's reply says (a poll's ticks have no reply).
+    pub dispositions: Option<Vec<MDisposition>>,
+    /// Why the engine made it (`Action::Issued`), if the engine made it.
+    pub issued: Option<TriggerReason>,
+}
 
 impl Seen {
     /// Notes what one call did (the engine's reply and actions): the sessions it started, a
-    /// keyed start, and the requests it accepted, which it returns in order with their items
-    /// (from the result if the request completed at once, else from the open request). An
-    /// error says that request numbers came out of order or an accepted request was lost.
-    pub fn note<'r>(
+    /// keyed start, and the requests it made (those its reply accepted, and those a poll's
+    /// ticks issued), which it returns in order with their items (from the result if the
+    /// request completed at once, else from the open request). An error says that request
+    /// numbers came out of order or a request was lost.
+    pub fn note(
         &mut self,
         engine: &Engine,
         call: &Call,
-        got: &'r Result<Reply, Error>,
+        got: &Result<Reply, Error>,
         actions: &[Action],
-    ) -> Result<Vec<NewRequest<'r>>, String> {
+    ) -> Result<Vec<NewRequest>, String> {
         if let (Call::StartSync(h, _, _, key), Ok(_)) = (call, got)
             && !key.is_default()
         {
             self.last_keyed = Some((h.clone(), key.clone()));
         }
+        let mut made: Vec<(u64, HandlerId, Option<Vec<MDisposition>>)> = got
+            .as_ref()
+            .map(Reply::accepted)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|acc| {
+                let d = Some(acc.dispositions.clone());
+                (acc.request, acc.handler.clone(), d)
+            })
+            .collect();
+        let issued: Vec<(u64, HandlerId, TriggerReason)> = actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Issued {
+                    request,
+                    handler,
+                    reason,
+                } => Some((request.get(), handler.clone(), *reason)),
+                _ => None,
+            })
+            .collect();
+        if made.is_empty() {
+            // A poll: its ticks' requests have no reply.
+            made = issued
+                .iter()
+                .map(|(r, h, _)| (*r, h.clone(), None))
+                .collect();
+        }
         let mut accepted = Vec::new();
-        for acc in got.as_ref().map(Reply::accepted).unwrap_or_default() {
-            if acc.request != self.requests.len() as u64 + 1 {
+        for (request, handler, dispositions) in made {
+            if request != self.requests.len() as u64 + 1 {
                 return Err(format!(
                     "request numbers are issued in order: got {} after {}",
-                    acc.request,
+                    request,
                     self.requests.len()
                 ));
             }
             let delivered = actions.iter().find_map(|a| match a {
-                Action::Deliver(r) if r.request.get() == acc.request => Some(r),
+                Action::Deliver(r) if r.request.get() == request => Some(r),
                 _ => None,
             });
             let (id, items) = match delivered {
@@ -326,17 +548,31 @@ impl Seen {
                 ),
                 None => {
                     let open = engine.open_requests();
-                    let Some(&id) = open.iter().find(|r| r.get() == acc.request) else {
+                    let Some(&id) = open.iter().find(|r| r.get() == request) else {
                         return Err(format!(
-                            "(a) accepted request {} is neither open nor delivered",
-                            acc.request
+                            "(a) accepted request {request} is neither open nor delivered"
                         ));
                     };
                     (id, engine.request_items(id).unwrap_or_default())
                 }
             };
             self.requests.push(id);
-            accepted.push((acc, id, items));
+            accepted.push(NewRequest {
+                id,
+                handler,
+                items,
+                dispositions,
+                issued: issued
+                    .iter()
+                    .find(|(r, _, _)| *r == request)
+                    .map(|(_, _, why)| *why),
+            });
+        }
+        if accepted.len() < issued.len() {
+            return Err(format!(
+                "the engine announced {issued:?}, the call made {} requests",
+                accepted.len()
+            ));
         }
         for a in actions {
             if let Action::StartSession { session, .. } = a {
@@ -620,6 +856,46 @@ impl Scene<'_> {
                 vec![Call::Register(spec)]
             }
             Op::Shutdown => vec![Call::Shutdown],
+            Op::Advance { by } => vec![Call::Poll(advance(
+                *by,
+                self.engine.now(),
+                self.engine.next_deadline(),
+            ))],
+            Op::SetPolicy { h, policy: sel } => {
+                vec![Call::SetPolicy(
+                    self.handler(*h),
+                    policy(sel, self.universe.jitter),
+                )]
+            }
+            Op::Trigger { which } => {
+                vec![Call::Trigger(
+                    Trigger::ALL[usize::from(*which) % Trigger::ALL.len()],
+                )]
+            }
+            Op::StartWith {
+                h,
+                items,
+                flags,
+                key,
+                expedite,
+                no_retry,
+            } => {
+                let h = self.handler(*h);
+                let items = items.as_ref().map(|items| self.named(&h, items));
+                let options = RequestOptions {
+                    key: if *key < 192 {
+                        MergeKey::DEFAULT
+                    } else {
+                        merge_key(*key)
+                    },
+                    expedite: *expedite,
+                    no_retry: *no_retry,
+                };
+                vec![Call::StartWith(h, items, start_flags(*flags), options)]
+            }
+            Op::Permanent { s, item, text: t } => {
+                one(session(*s).map(|s| Call::Permanent(s, self.session_item(s, *item), text(*t))))
+            }
         }
     }
 }

@@ -36,7 +36,8 @@ impl Step<'_> {
     fn starts(&self) -> Vec<Start<'_>> {
         self.actions
             .iter()
-            .filter_map(|a| match a {
+            .enumerate()
+            .filter_map(|(at, a)| match a {
                 Action::StartSession {
                     session,
                     handler,
@@ -47,10 +48,19 @@ impl Step<'_> {
                     handler,
                     items,
                     key,
+                    at,
                 }),
                 _ => None,
             })
             .collect()
+    }
+
+    /// Whether request `r` was made by this call after its action number `at` (a tick's
+    /// request in a poll that started sessions before it).
+    fn made_after(&self, r: RequestId, at: usize) -> bool {
+        self.actions[at..]
+            .iter()
+            .any(|a| matches!(a, Action::Issued { request, .. } if *request == r))
     }
 }
 
@@ -60,15 +70,17 @@ struct Start<'a> {
     handler: &'a HandlerId,
     items: &'a [ItemId],
     key: &'a MergeKey,
+    /// Its place among the call's actions.
+    at: usize,
 }
 
 /// A pending entry as the harness derives it from the open requests and the running sessions
 /// alone (`Harness::waits`): an item under a merge key, and the requests waiting there.
 #[derive(Clone, Debug)]
-struct Wait {
-    item: ItemId,
-    key: MergeKey,
-    waiters: Vec<RequestId>,
+pub(super) struct Wait {
+    pub(super) item: ItemId,
+    pub(super) key: MergeKey,
+    pub(super) waiters: Vec<RequestId>,
 }
 
 /// The pending entries each handler must hold after the call.
@@ -89,7 +101,7 @@ impl Harness {
             self.result_waited_for_its_items(step, res, &issued)?;
         }
         self.completed_requests_have_their_result(step)?;
-        ended_sessions_settle_their_items(step)?;
+        self.ended_sessions_settle_their_items(step)?;
         self.open_until_delivered()?;
 
         // (b) and (d): sessions grouped by handler registration.
@@ -107,9 +119,9 @@ impl Harness {
         for start in &starts {
             self.start_is_allowed(step, start)?;
             start_takes_its_items_once(step, start, &starts)?;
-            start_leaves_nothing_free_under_its_key(step, start, &waits)?;
+            self.start_leaves_nothing_free_under_its_key(step, start, &waits)?;
             self.start_takes_one_key(step, start)?;
-            start_serves_the_oldest_key(step, start, &waits)?;
+            self.start_serves_the_oldest_key(step, start, &waits)?;
         }
 
         // (h) merge keys.
@@ -175,6 +187,14 @@ impl Harness {
                 acc.completed,
                 "(a) request {n} delivered in its own start call but not `completed`"
             );
+            return Ok(());
+        }
+        let issued_now = step
+            .actions
+            .iter()
+            .any(|a| matches!(a, Action::Issued { request, .. } if request.get() == n));
+        if issued_now {
+            // A tick's request that completed at once (its handler is disconnected, say).
             return Ok(());
         }
         let Some(before) = step.pre.request(n) else {
@@ -251,6 +271,73 @@ impl Harness {
                 open.contains(&r.id),
                 r.delivered
             );
+        }
+        Ok(())
+    }
+
+    /// (a) When a session ends, each item's outcome is its terminal report, else Canceled if
+    /// a cancel was asked, else Failed (SPEC 6), and every request that waited for it there
+    /// takes that outcome (SPEC 5), unless the item is retried (SPEC 11.2): then the requests
+    /// made without retry take the `Failed` and the others wait for the next attempt, on the
+    /// item's default-key pending entry.
+    fn ended_sessions_settle_their_items(&self, step: &Step) -> Result<(), TestCaseError> {
+        let (Call::Finish(s, _), Ok(Reply::Ended(_, handler, outcomes, retried))) =
+            (step.call, step.got)
+        else {
+            return Ok(());
+        };
+        let Some(ended) = step.pre.session(*s) else {
+            return Ok(());
+        };
+        check!(
+            outcomes.len() == ended.items.len(),
+            "(a) {s} held {} items, ended with {outcomes:?}",
+            ended.items.len()
+        );
+        let waits = self.waits(step.post, handler);
+        for (si, (item, outcome)) in ended.items.iter().zip(outcomes) {
+            let expected = si
+                .terminal
+                .unwrap_or(if ended.cancel_all || si.cancel_requested {
+                    Outcome::Canceled
+                } else {
+                    Outcome::Failed
+                });
+            check!(
+                si.item == *item && expected == *outcome,
+                "(a) {s} ended {item} as {outcome:?}; it held {} with {:?}",
+                si.item,
+                si
+            );
+            let again = retried.contains(item);
+            for r in &si.waiting {
+                let delivered = step.actions.iter().find_map(|a| match a {
+                    Action::Deliver(res) if res.request == *r => res.outcome_of(item),
+                    _ => None,
+                });
+                let recorded = delivered.or_else(|| {
+                    let view = step.post.request(r.get())?;
+                    view.items.iter().find(|(i, _)| i == item)?.1
+                });
+                let issued = &self.requests[r.get() as usize - 1];
+                let legacy = !issued.key.is_default() && super::model::spec_strict();
+                let takes_it = !again || issued.no_retry || legacy;
+                if takes_it {
+                    check!(
+                        recorded == Some(*outcome),
+                        "(a) {r} recorded {recorded:?} for {item}, which {s} ended {outcome:?}"
+                    );
+                } else {
+                    let waiting = waits
+                        .iter()
+                        .any(|w| w.item == *item && w.key.is_default() && w.waiters.contains(r));
+                    check!(
+                        recorded.is_none() && waiting,
+                        "(a) {r} recorded {recorded:?} for {item}, which {s} retries: it \
+                         should wait on its pending entry (waiting there: {waiting})"
+                    );
+                }
+            }
         }
         Ok(())
     }
@@ -343,8 +430,14 @@ impl Harness {
                 .filter(|r| r.owner == owner && r.delivered == 0)
             {
                 for item in &r.items {
-                    if !wanted.contains(&(item, &r.key)) {
-                        wanted.push((item, &r.key));
+                    // Known engine deviation 3: a legacy request retried on a default entry.
+                    let key = if r.default_for.contains(item) {
+                        &MergeKey::DEFAULT
+                    } else {
+                        &r.key
+                    };
+                    if !wanted.contains(&(item, key)) {
+                        wanted.push((item, key));
                     }
                 }
             }
@@ -383,7 +476,7 @@ impl Harness {
     /// derived from the open requests and running sessions alone: an open request's item
     /// without an outcome that no running session lists it as waiting for waits on the
     /// pending entry of (that item, the request's key). One entry per (item, key).
-    fn waits(&self, snap: &Snapshot, id: &HandlerId) -> Vec<Wait> {
+    pub(super) fn waits(&self, snap: &Snapshot, id: &HandlerId) -> Vec<Wait> {
         let Some(&generation) = self.generation.get(id) else {
             return Vec::new();
         };
@@ -402,14 +495,16 @@ impl Harness {
                 if outcome.is_some() || in_session {
                     continue;
                 }
-                match out
-                    .iter_mut()
-                    .find(|w| w.item == *item && w.key == issued.key)
-                {
+                let key = if issued.default_for.contains(item) {
+                    &MergeKey::DEFAULT
+                } else {
+                    &issued.key
+                };
+                match out.iter_mut().find(|w| w.item == *item && w.key == *key) {
                     Some(w) => w.waiters.push(r.id),
                     None => out.push(Wait {
                         item: item.clone(),
-                        key: issued.key.clone(),
+                        key: key.clone(),
                         waiters: vec![r.id],
                     }),
                 }
@@ -470,13 +565,93 @@ impl Harness {
                 si.item
             );
             for r in &si.waiting {
-                let theirs = &self.requests[r.get() as usize - 1].key;
+                let issued = &self.requests[r.get() as usize - 1];
+                let theirs = if issued.default_for.contains(&si.item) {
+                    &MergeKey::DEFAULT
+                } else {
+                    &issued.key
+                };
                 check!(
                     theirs == *key,
                     "(h) {session} of key {key:?} took {} for {r}, of key {theirs:?}",
                     si.item
                 );
             }
+        }
+        Ok(())
+    }
+
+    /// (e) A session takes the union of what is pending under its key and not running
+    /// elsewhere: nothing stays pending under its key unless another session holds it, or
+    /// time holds it back (SPEC 11: debounce or backoff, as far as `time.rs`'s book knows).
+    fn start_leaves_nothing_free_under_its_key(
+        &self,
+        step: &Step,
+        start: &Start,
+        waits: &Waits,
+    ) -> Result<(), TestCaseError> {
+        let Start {
+            session,
+            handler,
+            key,
+            at,
+            ..
+        } = start;
+        for w in waits[*handler].iter().filter(|w| w.key == **key) {
+            if w.waiters.iter().all(|r| step.made_after(*r, *at)) {
+                // Queued after the session started (a tick later in the same poll).
+                continue;
+            }
+            check!(
+                held_by(step, handler, &w.item).is_some_and(|s| s != *session)
+                    || (key.is_default() && self.may_hold(step, handler, &w.item)),
+                "(e) {session} of {handler} (key {key:?}) left {} pending under its key \
+                 though no other session held it",
+                w.item
+            );
+        }
+        Ok(())
+    }
+
+    /// (h) Of the keys with an entry no running session holds, a session serves the one whose
+    /// oldest waiting request is oldest (the default key counts as a key). Sessions start last
+    /// in a call, so the keys still waiting after it waited when it chose. Entries time holds
+    /// back are no candidates.
+    fn start_serves_the_oldest_key(
+        &self,
+        step: &Step,
+        start: &Start,
+        waits: &Waits,
+    ) -> Result<(), TestCaseError> {
+        let Start {
+            session,
+            handler,
+            key,
+            ..
+        } = start;
+        // `start_takes_one_key` ran first: the session is running.
+        let started = step.post.session(*session).unwrap();
+        let waits = &waits[*handler];
+        let mut oldest = oldest_under(waits, key);
+        for si in &started.items {
+            oldest = si.waiting.iter().copied().chain(oldest).min();
+        }
+        for w in waits.iter().filter(|w| w.key != **key) {
+            if w.key.is_default() && self.may_hold(step, handler, &w.item) {
+                // Held back by time: the default key may not be a candidate (SPEC 11).
+                continue;
+            }
+            let other = oldest_under(waits, &w.key);
+            // Keys tie only through known engine deviation 3 (`model::spec_strict`): a legacy
+            // request retried on a default-key entry waits under two keys; the default wins.
+            let tie = other == oldest && key.is_default() && !super::model::spec_strict();
+            check!(
+                held_by(step, handler, &w.item).is_some() || other > oldest || tie,
+                "(h) {session} of {handler} served key {key:?} (oldest request {oldest:?}), \
+                 but {} waited under {:?} (oldest request {other:?}) and no session held it",
+                w.item,
+                w.key
+            );
         }
         Ok(())
     }
@@ -492,7 +667,8 @@ impl Harness {
                     let issued = &self.requests[r.get() as usize - 1];
                     check!(
                         issued.key == s.key
-                            || issued.joined.contains(&(si.item.clone(), s.id.get())),
+                            || issued.joined.contains(&(si.item.clone(), s.id.get()))
+                            || (s.key.is_default() && issued.default_for.contains(&si.item)),
                         "(h) {} of key {:?} serves {r} (key {:?}) for {} without a join",
                         s.id,
                         s.key,
@@ -702,53 +878,6 @@ fn refused_calls_change_nothing(step: &Step) -> Result<(), TestCaseError> {
     Ok(())
 }
 
-/// (a) When a session ends, each item's outcome is its terminal report, else Canceled if a
-/// cancel was asked, else Failed (SPEC 6), and every request that waited for it there takes
-/// that outcome (SPEC 5).
-fn ended_sessions_settle_their_items(step: &Step) -> Result<(), TestCaseError> {
-    let (Call::Finish(s, _), Ok(Reply::Ended(_, _, outcomes))) = (step.call, step.got) else {
-        return Ok(());
-    };
-    let Some(ended) = step.pre.session(*s) else {
-        return Ok(());
-    };
-    check!(
-        outcomes.len() == ended.items.len(),
-        "(a) {s} held {} items, ended with {outcomes:?}",
-        ended.items.len()
-    );
-    for (si, (item, outcome)) in ended.items.iter().zip(outcomes) {
-        let expected = si
-            .terminal
-            .unwrap_or(if ended.cancel_all || si.cancel_requested {
-                Outcome::Canceled
-            } else {
-                Outcome::Failed
-            });
-        check!(
-            si.item == *item && expected == *outcome,
-            "(a) {s} ended {item} as {outcome:?}; it held {} with {:?}",
-            si.item,
-            si
-        );
-        for r in &si.waiting {
-            let delivered = step.actions.iter().find_map(|a| match a {
-                Action::Deliver(res) if res.request == *r => res.outcome_of(item),
-                _ => None,
-            });
-            let recorded = delivered.or_else(|| {
-                let view = step.post.request(r.get())?;
-                view.items.iter().find(|(i, _)| i == item)?.1
-            });
-            check!(
-                recorded == Some(*outcome),
-                "(a) {r} recorded {recorded:?} for {item}, which {s} ended {outcome:?}"
-            );
-        }
-    }
-    Ok(())
-}
-
 /// (b) No item is in two running sessions of the same handler registration.
 fn no_item_in_two_sessions_of_a_handler(by_owner: &ByOwner) -> Result<(), TestCaseError> {
     for ((handler, _), sessions) in by_owner {
@@ -837,64 +966,6 @@ fn held_by(step: &Step, handler: &HandlerId, item: &ItemId) -> Option<SessionId>
         .filter(|s| view.running.contains(&s.id))
         .find(|s| s.items.iter().any(|si| si.item == *item))
         .map(|s| s.id)
-}
-
-/// (e) A session takes the union of what is pending under its key and not running
-/// elsewhere: nothing stays pending under its key unless another session holds it.
-fn start_leaves_nothing_free_under_its_key(
-    step: &Step,
-    start: &Start,
-    waits: &Waits,
-) -> Result<(), TestCaseError> {
-    let Start {
-        session,
-        handler,
-        key,
-        ..
-    } = start;
-    for w in waits[*handler].iter().filter(|w| w.key == **key) {
-        check!(
-            held_by(step, handler, &w.item).is_some_and(|s| s != *session),
-            "(e) {session} of {handler} (key {key:?}) left {} pending under its key \
-             though no other session held it",
-            w.item
-        );
-    }
-    Ok(())
-}
-
-/// (h) Of the keys with an entry no running session holds, a session serves the one whose
-/// oldest waiting request is oldest (the default key counts as a key). Sessions start last
-/// in a call, so the keys still waiting after it waited when it chose.
-fn start_serves_the_oldest_key(
-    step: &Step,
-    start: &Start,
-    waits: &Waits,
-) -> Result<(), TestCaseError> {
-    let Start {
-        session,
-        handler,
-        key,
-        ..
-    } = start;
-    // `start_takes_one_key` ran first: the session is running.
-    let started = step.post.session(*session).unwrap();
-    let waits = &waits[*handler];
-    let mut oldest = oldest_under(waits, key);
-    for si in &started.items {
-        oldest = si.waiting.iter().copied().chain(oldest).min();
-    }
-    for w in waits.iter().filter(|w| w.key != **key) {
-        let other = oldest_under(waits, &w.key);
-        check!(
-            held_by(step, handler, &w.item).is_some() || other > oldest,
-            "(h) {session} of {handler} served key {key:?} (oldest request {oldest:?}), \
-             but {} waited under {:?} (oldest request {other:?}) and no session held it",
-            w.item,
-            w.key
-        );
-    }
-    Ok(())
 }
 
 /// (h) A stop removes the pending entries of every key for the items it names.
