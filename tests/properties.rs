@@ -342,7 +342,8 @@ fn timed_universe(jitter: bool) -> impl Strategy<Value = Universe> {
 }
 
 /// The operations of `op()`, and those of time: advance and poll, set a policy, report a
-/// trigger, start expedited or without retry, report a permanent failure.
+/// trigger, start expedited or without retry, report a permanent failure, and connect or
+/// disconnect (more often than `op()` does: a reconnect ends backoffs).
 fn timed_op() -> impl Strategy<Value = Op> {
     let h = any::<u8>;
     prop_oneof![
@@ -368,6 +369,8 @@ fn timed_op() -> impl Strategy<Value = Op> {
             }),
         2 => (any::<u8>(), any::<u8>(), any::<u8>())
             .prop_map(|(s, item, text)| Op::Permanent { s, item, text }),
+        // Disconnects, and reconnects that end backoffs.
+        2 => (h(), any::<bool>()).prop_map(|(h, on)| Op::SetConnected { h, on }),
     ]
 }
 
@@ -844,6 +847,78 @@ proptest! {
             traces.push(h.trace);
         }
         prop_assert_eq!(&traces[0], &traces[1]);
+    }
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// SPEC 11.3 and 11.5 with flex: a handler whose only timer is its schedule (every P,
+    /// flex F, any seed). After registration and after each poll, the next deadline is tick
+    /// `k` = the first after the last poll, within `[k·P, k·P + F]`; a poll at or after it
+    /// fires that one tick (a request, or a skip while the last one is open), a poll before
+    /// it fires nothing, however far time jumps; and the same seed and polls give the same
+    /// times and actions.
+    #[test]
+    fn ticks_fall_within_their_flex(
+        every in 1u64..=60,
+        quarters in 0u32..=4,
+        seed in any::<u64>(),
+        polls in prop::collection::vec((any::<u8>(), any::<u16>(), any::<bool>()), 1..40),
+    ) {
+        let every = std::time::Duration::from_secs(every);
+        let flex = every * quarters / 4;
+        let run = || -> Result<Vec<String>, TestCaseError> {
+            let config = EngineConfig { seed, ..EngineConfig::default() };
+            let mut e = Engine::new(config).unwrap();
+            let h = hid("h");
+            let policy = syncmgr::SyncPolicy::default().every_with_flex(every, flex);
+            e.register_handler(HandlerSpec::new(h.clone()).items([iid("a")]).with_sync_policy(policy))
+                .unwrap();
+            let mut trace = Vec::new();
+            let mut k: u32 = 1;
+            for &(how, by, finish) in &polls {
+                let now = e.now();
+                let due = e.next_deadline().unwrap();
+                let earliest = syncmgr::Time::ZERO + every * k;
+                prop_assert!(
+                    due >= earliest && due <= earliest + flex,
+                    "tick {} falls at {}, outside [{}, {}]", k, due, earliest, earliest + flex
+                );
+                let at = match how {
+                    0..=127 => due,
+                    128..=159 if due > now => {
+                        syncmgr::Time::from_duration(due.since_origin() - std::time::Duration::from_nanos(1))
+                    }
+                    // Up to about 65 s, or many periods at once.
+                    160..=239 => now + std::time::Duration::from_millis(u64::from(by)),
+                    _ => now + every * u32::from(by % 16 + 1),
+                };
+                let fired = e.poll(at);
+                let actions: Vec<Action> = e.drain_actions().collect();
+                let ticks = actions
+                    .iter()
+                    .filter(|a| matches!(a, Action::Issued { .. } | Action::TickSkipped { .. }))
+                    .count();
+                if at >= due {
+                    prop_assert_eq!((fired, ticks), (1, 1), "the tick due at {} and a poll at {}", due, at);
+                    let elapsed = at.since_origin().as_nanos() / every.as_nanos();
+                    k = u32::try_from(elapsed + 1).unwrap();
+                } else {
+                    prop_assert_eq!((fired, ticks), (0, 0), "nothing is due before {} (poll at {})", due, at);
+                }
+                if finish {
+                    for s in e.sessions() {
+                        let _ = e.report_progress(s, &iid("a"), ProgressStatus::Succeeded, "").unwrap();
+                        let _ = e.session_finished(s, SessionEnd::Returned).unwrap();
+                    }
+                }
+                trace.push(format!("{at} {due} {actions:?} {:?}", e.drain_actions().collect::<Vec<_>>()));
+            }
+            Ok(trace)
+        };
+        let first = run()?;
+        prop_assert_eq!(first, run()?);
     }
 }
 

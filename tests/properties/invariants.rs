@@ -814,11 +814,17 @@ impl Harness {
         Ok(())
     }
 
-    /// (f) Joined exactly when the flag is set and the item is currently syncing, whatever
-    /// the keys; else queued, or merged into the entry of the same item and key.
+    /// (f) Joined exactly when the flag is set (always, for a trigger's requests) and the
+    /// item is currently syncing, whatever the keys; else queued, or merged into the entry of
+    /// the same item and key.
     fn dispositions_follow_the_flag(&self, step: &Step) -> Result<(), TestCaseError> {
-        let Some(flags) = step.call.start_flags() else {
-            return Ok(());
+        // A trigger's requests carry `IGNORE_IF_ALREADY_SYNCING` (SPEC 11.4).
+        let flags = match step.call {
+            Call::Trigger(_) => JOIN,
+            call => match call.start_flags() {
+                Some(flags) => flags,
+                None => return Ok(()),
+            },
         };
         let join = flags.contains(JOIN);
         let key = step.call.merge_key();

@@ -72,6 +72,9 @@ pub(super) struct Book {
     permanent: BTreeSet<(u64, ItemId)>,
     /// The time of every poll so far, in order.
     polls: Vec<Time>,
+    /// When each handler (current registration) was told `Debounced`: a window opens at one
+    /// of these.
+    announced: BTreeMap<HandlerId, Vec<Time>>,
     /// (request, item): a legacy (keyed) session ended the item while the request was open
     /// and waited for it elsewhere. Known engine deviation 1 (`model::spec_strict`): such a
     /// session clears the item's run of failures, so the request may see more attempts than
@@ -179,6 +182,7 @@ impl Harness {
     pub(super) fn check_time(&mut self, step: &Step) -> Result<(), TestCaseError> {
         time_moves_forward(step)?;
         self.default_policy_sets_no_timer(step)?;
+        self.debounce_follows_its_rule(step)?;
         self.debounce_holds_until_ready(step)?;
         self.backoff_holds_until_it_ends(step)?;
         self.ready_entries_start(step)?;
@@ -226,6 +230,45 @@ impl Harness {
     }
 
     // ----- (j) debounce -------------------------------------------------------------------
+
+    /// (j) Each debounce decision follows SPEC 11.1: ready at `min(last + quiet, first +
+    /// max_wait)` with the request that makes it the last: `now + quiet`, or, earlier,
+    /// `first + max_wait` for a window opened by an earlier decision of the same handler.
+    fn debounce_follows_its_rule(&self, step: &Step) -> Result<(), TestCaseError> {
+        let now = step.post.now;
+        for a in step.actions {
+            let Action::Debounced { handler, until } = a else {
+                continue;
+            };
+            let Some(d) = policy_of(step.post, handler).and_then(|p| p.debounce) else {
+                return Err(TestCaseError::fail(format!(
+                    "(j) {handler} debounced with no debounce in its policy"
+                )));
+            };
+            let quiet = now + d.quiet;
+            if *until == quiet {
+                continue;
+            }
+            let first = until
+                .since_origin()
+                .checked_sub(d.max_wait)
+                .map(Time::from_duration);
+            let opened = first.is_some_and(|f| {
+                self.book
+                    .announced
+                    .get(handler)
+                    .is_some_and(|times| times.contains(&f))
+            });
+            check!(
+                *until < quiet && opened,
+                "(j) {handler} debounced until {until} at {now}: neither quiet ({:?}) after now \
+                 nor max_wait ({:?}) after a window's first request ({first:?})",
+                d.quiet,
+                d.max_wait
+            );
+        }
+        Ok(())
+    }
 
     /// (j) No session starts for a debounced handler before its items are ready unless a
     /// request expedited them (SPEC 11.1): a default-key session never takes an item whose
@@ -729,22 +772,28 @@ impl Harness {
             }
         }
         for a in step.actions {
-            if let Action::RetryScheduled {
-                handler, item, at, ..
-            } = a
-            {
-                book.held
-                    .insert((handler.clone(), item.clone()), Kind::Backoff { at: *at });
+            match a {
+                Action::RetryScheduled {
+                    handler, item, at, ..
+                } => {
+                    book.held
+                        .insert((handler.clone(), item.clone()), Kind::Backoff { at: *at });
+                }
+                Action::Debounced { handler, .. } => {
+                    book.announced.entry(handler.clone()).or_default().push(now);
+                }
+                _ => {}
             }
         }
     }
 }
 
-/// Forgets what the book knows of handler `h`'s entries and schedule.
+/// Forgets what the book knows of handler `h`'s entries, windows and schedule.
 fn forget(book: &mut Book, h: &HandlerId) {
     book.held.retain(|(id, _), _| id != h);
     book.created.retain(|(id, _), _| id != h);
     book.ticks.remove(h);
+    book.announced.remove(h);
 }
 
 fn reason_of(t: Trigger) -> TriggerReason {
