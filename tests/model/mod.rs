@@ -1,5 +1,8 @@
 //! A deliberately naive reference model of `syncmgr::engine::Engine`, written from SPEC.md
-//! (sections 4, 5, 7, 8 and 10) and notes/DECISIONS.md, not from the engine's code.
+//! (sections 4, 5, 7, 8, 10 and 11) and notes/DECISIONS.md, not from the engine's code.
+//! Time (SPEC 11: debounce, retries, schedules, triggers) is `time.rs`: a pending entry may
+//! be held back (`Hold`), and every deadline is listed afresh from the state and scanned in
+//! full; see its docs.
 //!
 //! Everything is a `Vec` scanned from the front:
 //!
