@@ -436,10 +436,11 @@ pub use crate::id::{
     MAX_SYNCMGR_PROGRESSTEXT, MAX_SYNCMGRHANDLERNAME, MAX_SYNCMGRITEMNAME,
 };
 pub use crate::manager::{
-    Context, EventReport, HandlerChange, HandlerError, HandlerEvent, HandlerInfo, IntoId,
-    ManualClock, Notification, NotificationIter, Notifications, NotificationsIntoIter,
-    PendingItems, RecvAsync, RecvError, ServedRequest, ShutdownFuture, ShutdownReport, SyncHandler,
-    SyncItem, SyncManager, SyncManagerBuilder, SyncRequest, SyncResult, SyncSession, SyncTicket,
+    AsyncHandler, Context, EventReport, HandlerChange, HandlerError, HandlerEvent, HandlerInfo,
+    IntoId, ManualClock, Notification, NotificationIter, Notifications, NotificationsIntoIter,
+    PendingItems, RecvAsync, RecvError, ServedRequest, ShutdownFuture, ShutdownReport, Spawn,
+    SyncHandler, SyncItem, SyncManager, SyncManagerBuilder, SyncRequest, SyncResult, SyncSession,
+    SyncTicket, Task,
 };
 pub use crate::policy::{Debounce, MAX_DELAY, Retry, Schedule, SyncPolicy, Trigger, TriggerReason};
 pub use crate::result::{Outcome, RequestResult};

@@ -11,7 +11,7 @@ use crate::engine::{MergeKey, RequestOptions};
 use crate::error::{Error, TextKind, check_text};
 use crate::flags::{ControlFlags, SyncControlFlags};
 use crate::id::{HandlerId, ItemId, MAX_SYNCMGRHANDLERNAME, MAX_SYNCMGRITEMNAME};
-use crate::manager::{Extra, StartParts, SyncManager, SyncTicket, TriggerReason};
+use crate::manager::{Extra, Object, StartParts, SyncManager, SyncTicket, TriggerReason};
 use crate::unwind;
 
 /// What [`SyncManager::update_items`] did.
@@ -160,7 +160,12 @@ impl SyncManager {
         });
         // Kept with the adapter, for the invoke API to find (see `legacy_of`).
         let extra: Extra = Arc::new(legacy);
-        self.register_object(HandlerId::from_clsid(clsid), adapter, Some(extra), flags)
+        self.register_object(
+            HandlerId::from_clsid(clsid),
+            Object::blocking(adapter),
+            Some(extra),
+            flags,
+        )
     }
 
     /// `ISyncMgrSynchronizeInvoke::UpdateItems`. With `STARTSYNC`, starts a sync of the

@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use super::command::{Command, Link, call};
-use super::registry::Extra;
 use super::registry::Registry;
+use super::registry::{Extra, Object};
 use super::{SyncHandler, SyncItem};
 use crate::engine::{HandlerSpec, ItemSpec, StateChange};
 use crate::error::{Denied, Error, TextKind, check_text};
@@ -61,10 +61,10 @@ impl Access {
     pub(super) fn register(
         &self,
         id: HandlerId,
-        handler: Arc<dyn SyncHandler>,
+        handler: Object,
         extra: Option<Extra>,
     ) -> Result<(), Error> {
-        let spec = guard(|| describe(&id, &*handler))??;
+        let spec = guard(|| describe(&id, &*handler.handler))??;
         call(&self.link, |reply| Command::Register {
             spec: Box::new(spec),
             handler,

@@ -8,12 +8,11 @@ use uuid::Uuid;
 
 use super::events::{EventReport, HandlerEvent};
 use super::notify::Notification;
-use super::registry::Extra;
+use super::registry::{Extra, Object};
 use super::scheduler::{Applied, Scheduler, lock};
 use super::subscription::WakerSlot;
 use super::{
-    Context, PendingItems, ShutdownReport, SyncHandler, SyncItem, SyncResult, SyncTicket,
-    TriggerReason,
+    Context, PendingItems, ShutdownReport, SyncItem, SyncResult, SyncTicket, TriggerReason,
 };
 use crate::engine::{
     Changed, HandlerSpec, ItemSpec, RequestId, RequestOptions, SessionEnd, SessionId, StateChange,
@@ -202,7 +201,7 @@ pub(crate) enum SessionCall {
 pub(crate) enum Command {
     Register {
         spec: Box<HandlerSpec>,
-        handler: Arc<dyn SyncHandler>,
+        handler: Object,
         /// What a layer above keeps with the handler (the legacy API: its `LegacyHandler`).
         extra: Option<Extra>,
         reply: Reply<()>,

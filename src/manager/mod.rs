@@ -20,6 +20,7 @@ mod request;
 mod scheduler;
 mod session;
 mod subscription;
+mod tasks;
 mod threads;
 mod ticket;
 
@@ -43,9 +44,11 @@ pub use self::ticket::{SyncResult, SyncTicket};
 
 use self::access::{Access, describe, guard, item_spec};
 use self::lifecycle::{Life, Shared};
-pub(crate) use self::registry::{Extra, Registry};
+pub(crate) use self::registry::{Extra, Object, Registry};
 pub(crate) use self::request::StartParts;
 use self::request::item_ids;
+use self::tasks::Adapter;
+pub use self::tasks::{AsyncHandler, Spawn, Task};
 pub(crate) use crate::policy::TriggerReason;
 
 use self::command::{Command, EventQuery, Start, StopTarget, Touch, call};
@@ -101,14 +104,53 @@ impl SyncManager {
         flags: ControlFlags,
     ) -> Result<(), Error> {
         let id = id.into_id()?;
-        self.register_object(id, Arc::new(handler), None, flags)
+        self.register_object(id, Object::blocking(Arc::new(handler)), None, flags)
+    }
+
+    /// Registers an async handler: its sessions run as tasks on `executor` (with the `tokio`
+    /// feature, a `tokio::runtime::Handle`), so a session awaiting I/O holds no thread. Its
+    /// hooks are read as for [`register_handler`](Self::register_handler).
+    ///
+    /// ```
+    /// # use syncmgr::{AsyncHandler, ControlFlags, HandlerError, ItemId, Spawn, SyncItem, SyncManager, SyncSession, Task};
+    /// # struct Mail;
+    /// # impl AsyncHandler for Mail {
+    /// #     async fn synchronize(&self, _: Vec<ItemId>, _: SyncSession) -> Result<(), HandlerError> { Ok(()) }
+    /// # }
+    /// /// A stand-in executor: one thread per task (use your runtime's spawn instead).
+    /// struct Threads;
+    /// impl Spawn for Threads {
+    ///     fn spawn(&self, task: Task) {
+    ///         # fn block_on(f: Task) { let w = std::task::Waker::noop(); let mut f = f; loop { if f.as_mut().poll(&mut std::task::Context::from_waker(w)).is_ready() { return } std::thread::yield_now() } }
+    ///         std::thread::spawn(move || block_on(task));
+    ///     }
+    /// }
+    /// # fn main() -> Result<(), syncmgr::Error> {
+    /// let manager = SyncManager::new()?;
+    /// manager.register_async_handler("mail", Mail, Threads, ControlFlags::WAIT)?;
+    /// # Ok(()) }
+    /// ```
+    pub fn register_async_handler(
+        &self,
+        id: impl IntoId<HandlerId>,
+        handler: impl AsyncHandler,
+        executor: impl Spawn,
+        flags: ControlFlags,
+    ) -> Result<(), Error> {
+        let id = id.into_id()?;
+        let adapter = Adapter::new(handler, executor);
+        let object = Object {
+            handler: adapter.clone(),
+            runner: Some(adapter),
+        };
+        self.register_object(id, object, None, flags)
     }
 
     /// Registers a handler object, with what a layer above keeps with it (see [`Extra`]).
     pub(crate) fn register_object(
         &self,
         id: HandlerId,
-        handler: Arc<dyn SyncHandler>,
+        handler: Object,
         extra: Option<Extra>,
         flags: ControlFlags,
     ) -> Result<(), Error> {

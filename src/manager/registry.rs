@@ -5,6 +5,25 @@ use std::collections::HashMap;
 use std::sync::{Arc, PoisonError, RwLock};
 
 use super::SyncHandler;
+use super::tasks::Runner;
+
+/// A handler object as it is registered: its hooks, and for an async handler where its
+/// sessions run.
+#[derive(Clone)]
+pub(crate) struct Object {
+    pub handler: Arc<dyn SyncHandler>,
+    pub runner: Option<Arc<dyn Runner>>,
+}
+
+impl Object {
+    /// A blocking handler: its sessions run `synchronize` on a worker.
+    pub fn blocking(handler: Arc<dyn SyncHandler>) -> Object {
+        Object {
+            handler,
+            runner: None,
+        }
+    }
+}
 use crate::id::HandlerId;
 
 /// A value a layer built on the manager keeps with a handler, opaque to the manager: the
@@ -20,6 +39,8 @@ pub(crate) struct Registry(Arc<RwLock<HashMap<HandlerId, Entry>>>);
 #[derive(Clone)]
 pub(crate) struct Entry {
     pub(super) object: Arc<dyn SyncHandler>,
+    /// Where an async handler's sessions run (`None`: on a worker, through `synchronize`).
+    pub(super) runner: Option<Arc<dyn Runner>>,
     pub(super) extra: Option<Extra>,
 }
 
@@ -34,6 +55,14 @@ impl Registry {
         self.read().get(id).map(|e| e.object.clone())
     }
 
+    /// The handler object and, for an async handler, where its sessions run.
+    pub fn object(&self, id: &HandlerId) -> Option<Object> {
+        self.read().get(id).map(|e| Object {
+            handler: e.object.clone(),
+            runner: e.runner.clone(),
+        })
+    }
+
     /// The extra value kept with a handler, if any.
     pub fn extra(&self, id: &HandlerId) -> Option<Extra> {
         self.read().get(id).and_then(|e| e.extra.clone())
@@ -42,16 +71,16 @@ impl Registry {
     /// Adds a handler. Hands back the entry it displaced (none, as long as the engine keeps
     /// IDs unique), so that the caller lets go of it outside this lock.
     #[must_use = "a displaced entry holds user values: release it, never drop it under a lock"]
-    pub fn insert(
-        &self,
-        id: HandlerId,
-        object: Arc<dyn SyncHandler>,
-        extra: Option<Extra>,
-    ) -> Option<Entry> {
+    pub fn insert(&self, id: HandlerId, object: Object, extra: Option<Extra>) -> Option<Entry> {
+        let entry = Entry {
+            object: object.handler,
+            runner: object.runner,
+            extra,
+        };
         self.0
             .write()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(id, Entry { object, extra })
+            .insert(id, entry)
     }
 
     /// Takes every handler out, for shutdown: the caller drops them outside the lock.

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use crossbeam_channel::{Receiver, Sender};
 
 use super::command::{Command, Link};
+use super::tasks::Runner;
 use super::{SyncHandler, SyncResult, SyncSession};
 use crate::engine::SessionEnd;
 use crate::id::ItemId;
@@ -18,6 +19,8 @@ pub(crate) enum Job {
     /// Run one session.
     Session {
         handler: Arc<dyn SyncHandler>,
+        /// For an async handler: where its session runs instead of here.
+        runner: Option<Arc<dyn Runner>>,
         items: Vec<ItemId>,
         session: SyncSession,
     },
@@ -45,6 +48,40 @@ pub(crate) fn worker(jobs: Receiver<Job>, link: Link, _alive: Sender<()>) {
         match job {
             Job::Session {
                 handler,
+                runner: Some(runner),
+                items,
+                session,
+            } => {
+                // An async session: check it may still start, hand it to its executor and
+                // move on. Its task reports its end.
+                match session.can_continue(None) {
+                    Ok(true) => {
+                        let id = session.id();
+                        let started = unwind::run(|| runner.start(items, session, link.clone()));
+                        if let Err(panic) = started {
+                            let _ = link.send(Command::SessionFinished {
+                                session: id,
+                                end: SessionEnd::Failed,
+                                error: Some(format!("the executor panicked: {panic}")),
+                            });
+                        }
+                    }
+                    Ok(false) => {
+                        let id = session.id();
+                        unwind::dispose((items, session));
+                        let _ = link.send(Command::SessionFinished {
+                            session: id,
+                            end: SessionEnd::Returned,
+                            error: None,
+                        });
+                    }
+                    Err(_) => unwind::dispose((items, session)),
+                }
+                unwind::dispose((handler, runner));
+            }
+            Job::Session {
+                handler,
+                runner: None,
                 items,
                 session,
             } => {

@@ -77,3 +77,281 @@ fn notifications_can_be_awaited_and_end_with_the_manager() {
     while block_on(notes.recv_async()).is_some() {}
     assert!(matches!(notes.try_recv(), Err(RecvError::Closed)));
 }
+
+// ----- async handlers --------------------------------------------------------------------------
+
+/// An executor for the tests that need no runtime: each task on a thread of its own, polled
+/// with `block_on`.
+struct ThreadPerTask;
+
+impl Spawn for ThreadPerTask {
+    fn spawn(&self, task: Task) {
+        std::thread::spawn(move || block_on(task));
+    }
+}
+
+/// An executor that drops every task unpolled, as a runtime that is shutting down does.
+struct Dropping;
+
+impl Spawn for Dropping {
+    fn spawn(&self, task: Task) {
+        drop(task);
+    }
+}
+
+/// An async handler: succeeds its items, or fails or panics as told.
+struct Courier {
+    items: Vec<SyncItem>,
+    how: &'static str,
+}
+
+impl Courier {
+    fn new(how: &'static str) -> Courier {
+        Courier {
+            items: vec![SyncItem::new(ItemId::new("a").unwrap(), "A")],
+            how,
+        }
+    }
+}
+
+impl AsyncHandler for Courier {
+    fn items(&self) -> Vec<SyncItem> {
+        self.items.clone()
+    }
+
+    async fn synchronize(
+        &self,
+        items: Vec<ItemId>,
+        session: SyncSession,
+    ) -> Result<(), HandlerError> {
+        match self.how {
+            // Printed once by the default hook: the one deliberate panic of this file.
+            "panic" => panic!("deliberate: the async handler panicked"),
+            "error" => Err("the server said no".into()),
+            _ => {
+                for item in &items {
+                    session.report_progress(item, "", ProgressStatus::Succeeded, 1, 1)?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+#[test]
+fn an_async_handler_runs_its_sessions_on_its_executor() {
+    let world = World::new();
+    world
+        .manager
+        .register_async_handler("ok", Courier::new("ok"), ThreadPerTask, ControlFlags::WAIT)
+        .unwrap();
+    let ticket = world.start("ok", &["a"]);
+    assert_eq!(block_on(ticket).status, Outcome::Succeeded);
+}
+
+#[test]
+fn an_async_handler_that_fails_panics_or_is_dropped_fails_its_items_and_the_manager_goes_on() {
+    let world = World::new();
+    let m = &world.manager;
+    m.register_async_handler(
+        "error",
+        Courier::new("error"),
+        ThreadPerTask,
+        ControlFlags::WAIT,
+    )
+    .unwrap();
+    m.register_async_handler(
+        "panic",
+        Courier::new("panic"),
+        ThreadPerTask,
+        ControlFlags::WAIT,
+    )
+    .unwrap();
+    m.register_async_handler("dropped", Courier::new("ok"), Dropping, ControlFlags::WAIT)
+        .unwrap();
+    for h in ["error", "panic", "dropped"] {
+        let result = block_on(world.start(h, &["a"]));
+        assert_eq!(result.status, Outcome::Failed, "{h}");
+        assert_eq!(result.errors, 1, "{h}: the failure is an error event");
+    }
+    m.register_async_handler("ok", Courier::new("ok"), ThreadPerTask, ControlFlags::WAIT)
+        .unwrap();
+    assert_eq!(
+        block_on(world.start("ok", &["a"])).status,
+        Outcome::Succeeded
+    );
+}
+
+// ----- on a tokio runtime (feature `tokio`) -----------------------------------------------------
+
+#[cfg(feature = "tokio")]
+mod on_tokio {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+    use std::task::{Poll, Waker};
+
+    use super::*;
+
+    fn current_thread() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("a runtime")
+    }
+
+    /// A gate every session awaits until the test opens it: a future that holds no thread.
+    #[derive(Clone, Default)]
+    struct Gate(Arc<Mutex<(bool, Vec<Waker>)>>);
+
+    impl Gate {
+        fn open(&self) {
+            let wakers = {
+                let mut g = self.0.lock().unwrap();
+                g.0 = true;
+                std::mem::take(&mut g.1)
+            };
+            wakers.into_iter().for_each(Waker::wake);
+        }
+
+        async fn passed(&self) {
+            std::future::poll_fn(|cx| {
+                let mut g = self.0.lock().unwrap();
+                if g.0 {
+                    Poll::Ready(())
+                } else {
+                    g.1.push(cx.waker().clone());
+                    Poll::Pending
+                }
+            })
+            .await
+        }
+    }
+
+    /// Each item its own session (concurrent), each waiting at the gate.
+    struct Waiting {
+        gate: Gate,
+        inside: Arrivals,
+        n: usize,
+    }
+
+    /// Counts sessions that arrived, and wakes the task waiting for a number of them.
+    #[derive(Clone, Default)]
+    struct Arrivals(Arc<(AtomicUsize, Mutex<Option<Waker>>)>);
+
+    impl Arrivals {
+        fn arrive(&self) {
+            self.0.0.fetch_add(1, Ordering::SeqCst);
+            if let Some(waker) = self.0.1.lock().unwrap().take() {
+                waker.wake();
+            }
+        }
+
+        async fn reached(&self, n: usize) {
+            std::future::poll_fn(|cx| {
+                *self.0.1.lock().unwrap() = Some(cx.waker().clone());
+                if self.0.0.load(Ordering::SeqCst) >= n {
+                    Poll::Ready(())
+                } else {
+                    Poll::Pending
+                }
+            })
+            .await
+        }
+    }
+
+    impl AsyncHandler for Waiting {
+        fn items(&self) -> Vec<SyncItem> {
+            (0..self.n)
+                .map(|i| SyncItem::new(ItemId::new(format!("i{i}")).unwrap(), "item"))
+                .collect()
+        }
+        fn capabilities(&self) -> HandlerCapabilities {
+            HandlerCapabilities::SUPPORTS_CONCURRENT_SESSIONS
+        }
+        fn max_concurrent_sessions(&self) -> Option<usize> {
+            Some(self.n)
+        }
+        async fn synchronize(
+            &self,
+            items: Vec<ItemId>,
+            session: SyncSession,
+        ) -> Result<(), HandlerError> {
+            self.inside.arrive();
+            self.gate.passed().await;
+            for item in &items {
+                session.report_progress(item, "", ProgressStatus::Succeeded, 1, 1)?;
+            }
+            Ok(())
+        }
+    }
+
+    fn threads() -> usize {
+        std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("Threads:"))
+                    .and_then(|n| n.trim().parse().ok())
+            })
+            .unwrap_or(0)
+    }
+
+    #[test]
+    fn a_plain_handler_and_an_async_one_await_on_a_current_thread_runtime() {
+        let rt = current_thread();
+        let world = World::new();
+        let (plain, sessions) = Driven::new(&["a"]);
+        world.register("plain", plain);
+        world
+            .manager
+            .register_async_handler(
+                "async",
+                Courier::new("ok"),
+                rt.handle().clone(),
+                ControlFlags::WAIT,
+            )
+            .unwrap();
+        std::thread::scope(|s| {
+            s.spawn(|| next_session(&sessions).succeed_all());
+            rt.block_on(async {
+                let plain = world.start("plain", &["a"]);
+                let courier = world.start("async", &["a"]);
+                assert_eq!(plain.await.status, Outcome::Succeeded);
+                assert_eq!(courier.await.status, Outcome::Succeeded);
+                let report = world.manager.shutdown_async().await;
+                assert_eq!(report, ShutdownReport::default());
+            });
+        });
+    }
+
+    #[test]
+    fn fifty_async_sessions_awaiting_at_once_hold_no_thread() {
+        const N: usize = 50;
+        let rt = current_thread();
+        // Two workers: blocking handlers could run two sessions at once, not fifty.
+        let world = World::built(SyncManager::builder().max_sessions(N).worker_threads(2));
+        let gate = Gate::default();
+        let inside = Arrivals::default();
+        let handler = Waiting {
+            gate: gate.clone(),
+            inside: inside.clone(),
+            n: N,
+        };
+        world
+            .manager
+            .register_async_handler("w", handler, rt.handle().clone(), ControlFlags::WAIT)
+            .unwrap();
+        let before = threads();
+        rt.block_on(async {
+            let tickets: Vec<SyncTicket> = (0..N)
+                .map(|i| world.start("w", &[format!("i{i}").as_str()]))
+                .collect();
+            // Every session is inside `synchronize`, awaiting the gate.
+            inside.reached(N).await;
+            assert_eq!(threads(), before, "no thread per waiting session");
+            gate.open();
+            for ticket in tickets {
+                assert_eq!(ticket.await.status, Outcome::Succeeded);
+            }
+        });
+    }
+}

@@ -165,8 +165,9 @@ impl Scheduler {
             handler: handler.clone(),
             items: items.clone(),
         });
-        let job = self.registry.get(&handler).map(|object| Job::Session {
-            handler: object,
+        let job = self.registry.object(&handler).map(|object| Job::Session {
+            handler: object.handler,
+            runner: object.runner,
             items,
             session: SyncSession::new(session, handler, served, key, self.link.clone()),
         });
