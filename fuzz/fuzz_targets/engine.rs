@@ -268,6 +268,8 @@ impl Harness {
                 "a refused call ({e:?}) changed the engine: {actions:?}"
             ));
         }
+        // The account first: the self-check's excuses below read it.
+        self.record(&call, &got, &actions, &pre);
         if let Err(what) = self.engine.check_consistency() {
             // The engine's self-check reports two states the known deviations make (see the
             // module docs); anything else fails.
@@ -279,7 +281,6 @@ impl Harness {
                 self.fail(format!("check_consistency: {what}"));
             }
         }
-        self.record(&call, &got, &actions, &pre);
     }
 
     /// The harness's own account: request numbers, sessions started, one result each.
