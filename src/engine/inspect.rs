@@ -491,6 +491,11 @@ impl Engine {
             }
             _ => {}
         }
+        if let Some(open) = h.scheduled
+            && self.requests.get(&open).is_none()
+        {
+            return fail(format!("{}: its scheduled {open} is not open", h.id));
+        }
         match h.ticker {
             Some(t) if !self.timers.contains(t.due, Timer::Tick(key)) => {
                 fail(format!("{}: ticker with no timer", h.id))
@@ -498,7 +503,8 @@ impl Engine {
             Some(_) if h.removed || h.policy.schedule.is_none() => {
                 fail(format!("{}: ticker with no live schedule", h.id))
             }
-            None if !h.removed && h.policy.schedule.is_some() => {
+            // Shutdown stops every schedule.
+            None if !h.removed && h.policy.schedule.is_some() && !self.shut_down => {
                 fail(format!("{}: schedule with no ticker", h.id))
             }
             _ => Ok(()),

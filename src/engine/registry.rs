@@ -67,6 +67,7 @@ impl Engine {
             policy: spec.policy,
             window: None,
             ticker: None,
+            scheduled: None,
         };
         handler.session_limit = self.session_limit(&handler);
         for item in spec.items {

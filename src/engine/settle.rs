@@ -53,7 +53,10 @@ impl Engine {
                 let slot = &mut h.items[si.item];
                 slot.held = None;
                 let attempt = slot.attempts.saturating_add(1);
-                slot.attempts = 0;
+                // A legacy (keyed) session is not part of the item's run of attempts.
+                if session.merge.is_default() {
+                    slot.attempts = 0;
+                }
                 // Walk every list before settling any: settling may complete a request.
                 let mut waiters = waiters_of(&si.list, &self.requests);
                 let mut now = waiters.len();
@@ -62,11 +65,15 @@ impl Engine {
                     && slot.live_and_enabled()
                     && max_attempts.is_some_and(|max| attempt < max)
                 {
-                    // Requests made without retry take this `Failed`; the rest wait for the
-                    // next attempt. Both keep request order.
+                    // Requests made without retry, and legacy requests that joined (they are
+                    // never retried), take this `Failed`; the rest wait for the next attempt.
+                    // Both keep request order.
                     let requests = &self.requests;
-                    let takes_it =
-                        |w: &Waiter| requests.get(&w.request).is_some_and(|r| r.no_retry);
+                    let takes_it = |w: &Waiter| {
+                        requests
+                            .get(&w.request)
+                            .is_some_and(|r| r.no_retry || !r.key.is_default())
+                    };
                     let (first, again): (Vec<Waiter>, Vec<Waiter>) =
                         waiters.iter().partition(|w| takes_it(w));
                     now = first.len();
@@ -134,10 +141,8 @@ impl Engine {
             debug_assert!(false, "an open request outlived its handler record");
             return;
         };
-        if let Some(ticker) = &mut h.ticker
-            && ticker.open == Some(request)
-        {
-            ticker.open = None;
+        if h.scheduled == Some(request) {
+            h.scheduled = None;
         }
         let items: Vec<(ItemId, Outcome)> = req
             .items

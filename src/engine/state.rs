@@ -116,6 +116,9 @@ pub(crate) struct Handler {
     pub window: Option<Window>,
     /// Its periodic schedule's state.
     pub ticker: Option<Ticker>,
+    /// The request the last tick issued, while it is open: a schedule has at most one, even
+    /// across a change of schedule (so it lives here, not in the ticker).
+    pub scheduled: Option<RequestId>,
 }
 
 /// A debounce window: the items queued since `first` become ready at `due`, which is
@@ -137,8 +140,6 @@ pub(crate) struct Ticker {
     pub k: u64,
     /// When it fires (jitter included).
     pub due: Time,
-    /// The request the last tick issued, while it is open: a schedule has at most one.
-    pub open: Option<RequestId>,
 }
 
 impl Handler {

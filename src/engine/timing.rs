@@ -32,11 +32,35 @@ impl Engine {
     pub fn poll(&mut self, now: Time) -> usize {
         self.now = self.now.max(now);
         let mut fired = 0;
-        while let Some((due, timer)) = self.timers.pop_due(self.now) {
-            self.fire(due, timer);
-            fired += 1;
+        // Time passes in order. At each instant the windows and backoffs that end all end
+        // before anything is scheduled, so that items ready together start together; the
+        // handlers they made ready compete for the free slots like any handlers (oldest
+        // waiting request first); then the instant's ticks make their requests (timers of
+        // one instant fire in `Timer` order: windows, backoffs, ticks).
+        let mut ready: Vec<HandlerKey> = Vec::new();
+        while let Some(instant) = self.timers.next().filter(|&t| t <= self.now) {
+            while let Some((due, timer)) = self.timers.pop_due(instant) {
+                if let Timer::Tick(_) = timer {
+                    self.schedule_ready(&mut ready);
+                }
+                if let Some(key) = self.fire(due, timer)
+                    && !ready.contains(&key)
+                {
+                    ready.push(key);
+                }
+                fired += 1;
+            }
+            self.schedule_ready(&mut ready);
         }
         fired
+    }
+
+    /// Lets the handlers that timers made ready compete for the free slots.
+    fn schedule_ready(&mut self, ready: &mut Vec<HandlerKey>) {
+        if let Some(&first) = ready.first() {
+            self.waiting_for_slot.extend(ready.drain(..));
+            self.schedule(first);
+        }
     }
 
     /// When the engine next needs a [`poll`](Engine::poll), if it waits for anything. A shell
@@ -109,7 +133,9 @@ impl Engine {
             .collect())
     }
 
-    fn fire(&mut self, due: Time, timer: Timer) {
+    /// Fires one timer; returns the handler that may now start a session (to schedule once
+    /// every due timer has fired).
+    fn fire(&mut self, due: Time, timer: Timer) -> Option<HandlerKey> {
         match timer {
             Timer::Debounce(key) => {
                 if let Some(h) = self.handlers.get_mut(&key)
@@ -118,7 +144,7 @@ impl Engine {
                     // Its timer just fired: nothing to cancel.
                     close_window(h, key, None);
                 }
-                self.schedule(key);
+                Some(key)
             }
             Timer::Retry(key, idx) => {
                 if let Some(h) = self.handlers.get_mut(&key)
@@ -129,9 +155,12 @@ impl Engine {
                         h.startable += 1;
                     }
                 }
-                self.schedule(key);
+                Some(key)
             }
-            Timer::Tick(key) => self.tick(key, due),
+            Timer::Tick(key) => {
+                self.tick(key, due);
+                None
+            }
         }
     }
 
@@ -261,17 +290,16 @@ impl Engine {
     }
 
     /// (Re)starts the handler's schedule from now, or stops it if its policy has none. The
-    /// open request of the old schedule, if any, still counts as open.
+    /// open request of an earlier tick, if any, still counts as open (`Handler::scheduled`).
     pub(super) fn start_ticker(&mut self, key: HandlerKey) {
         let now = self.now;
         let seed = self.config.seed;
         let Some(h) = self.handlers.get_mut(&key) else {
             return;
         };
-        let open = h.ticker.take().and_then(|t| {
+        if let Some(t) = h.ticker.take() {
             self.timers.cancel(t.due, Timer::Tick(key));
-            t.open
-        });
+        }
         if h.policy.schedule.is_none() || h.removed {
             return;
         }
@@ -280,7 +308,6 @@ impl Engine {
             start: now,
             k: 1,
             due,
-            open,
         });
         self.timers.set(due, Timer::Tick(key));
     }
@@ -312,7 +339,7 @@ impl Engine {
         t.due = tick_time(h, key, seed, t.start, t.k);
         self.timers.set(t.due, Timer::Tick(key));
         h.ticker = Some(t);
-        if let Some(open) = t.open {
+        if let Some(open) = h.scheduled {
             let handler = h.id.clone();
             self.actions
                 .push_back(Action::TickSkipped { handler, open });
@@ -320,9 +347,9 @@ impl Engine {
         }
         if let Some(accepted) = self.issue(key, TriggerReason::Scheduled)
             && !accepted.completed
-            && let Some(t) = self.handlers.get_mut(&key).and_then(|h| h.ticker.as_mut())
+            && let Some(h) = self.handlers.get_mut(&key)
         {
-            t.open = Some(accepted.request);
+            h.scheduled = Some(accepted.request);
         }
     }
 
