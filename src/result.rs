@@ -48,6 +48,18 @@ impl Outcome {
     }
 }
 
+impl std::fmt::Display for Outcome {
+    /// `succeeded`, `canceled`, `disconnected` or `failed`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Outcome::Succeeded => "succeeded",
+            Outcome::Canceled => "canceled",
+            Outcome::Disconnected => "disconnected",
+            Outcome::Failed => "failed",
+        })
+    }
+}
+
 impl From<Outcome> for ProgressStatus {
     fn from(outcome: Outcome) -> ProgressStatus {
         match outcome {
@@ -82,6 +94,54 @@ pub struct RequestResult {
     /// sessions that ran it while the request waited (0 for an item settled without running,
     /// more than 1 when the handler's policy retried it).
     pub attempts: Vec<u16>,
+}
+
+impl std::fmt::Display for RequestResult {
+    /// One line: the request, its handler and status, the counts when not zero, and each
+    /// item that did not succeed (with its attempts when more than one).
+    ///
+    /// ```
+    /// # use syncmgr::{HandlerId, ItemId, Outcome, RequestResult, SyncControlFlags};
+    /// # use syncmgr::engine::{Engine, HandlerSpec};
+    /// # let mail = HandlerId::new("mail").unwrap();
+    /// # let mut engine = Engine::default();
+    /// # engine.register_handler(HandlerSpec::new(mail.clone()).items([ItemId::new("x").unwrap()])).unwrap();
+    /// # let request = engine.start_handler_sync(&mail, SyncControlFlags::NONE).unwrap().request;
+    /// let r = RequestResult {
+    ///     request, // request#1
+    ///     handler: mail,
+    ///     status: Outcome::Failed,
+    ///     errors: 1,
+    ///     conflicts: 0,
+    ///     items: vec![(ItemId::new("inbox")?, Outcome::Succeeded), (ItemId::new("sent")?, Outcome::Failed)],
+    ///     attempts: vec![1, 3],
+    /// };
+    /// assert_eq!(r.to_string(), "request#1 mail: failed (1 error; sent failed after 3 attempts)");
+    /// # Ok::<(), syncmgr::IdError>(())
+    /// ```
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}: {}", self.request, self.handler, self.status)?;
+        let mut notes: Vec<String> = Vec::new();
+        let plural = |n: u32, one: &str| format!("{n} {one}{}", if n == 1 { "" } else { "s" });
+        if self.errors > 0 {
+            notes.push(plural(self.errors, "error"));
+        }
+        if self.conflicts > 0 {
+            notes.push(plural(self.conflicts, "conflict"));
+        }
+        for (at, (item, outcome)) in self.items.iter().enumerate() {
+            let attempts = self.attempts.get(at).copied().unwrap_or(0);
+            match (outcome, attempts) {
+                (Outcome::Succeeded, 0 | 1) => {}
+                (o, 0 | 1) => notes.push(format!("{item} {o}")),
+                (o, n) => notes.push(format!("{item} {o} after {n} attempts")),
+            }
+        }
+        if !notes.is_empty() {
+            write!(f, " ({})", notes.join("; "))?;
+        }
+        Ok(())
+    }
 }
 
 impl RequestResult {

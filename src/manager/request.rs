@@ -10,6 +10,7 @@ use crate::error::Error;
 use crate::flags::SyncControlFlags;
 use crate::id::{HandlerId, IdError, ItemId};
 use crate::policy::TriggerReason;
+use crate::result::RequestResult;
 
 /// Something that names an ID: the ID itself, or text checked when the call is made (bad
 /// text fails the call with `E_INVALIDARG`).
@@ -142,8 +143,23 @@ impl SyncRequest {
         self
     }
 
-    /// With a result callback.
-    pub fn on_result(mut self, sink: impl SyncResult) -> SyncRequest {
+    /// With a result callback: a closure (its argument's type is inferred, no annotation
+    /// needed), run once on the delivery thread.
+    ///
+    /// ```
+    /// # use syncmgr::SyncRequest;
+    /// let request = SyncRequest::handler("mail").on_result(|r| println!("{r}"));
+    /// # let _ = request;
+    /// ```
+    pub fn on_result<F>(self, callback: F) -> SyncRequest
+    where
+        F: FnOnce(&RequestResult) + Send + 'static,
+    {
+        self.with_sink(callback)
+    }
+
+    /// With a result sink: any [`SyncResult`], a closure or a type of yours.
+    pub fn with_sink(mut self, sink: impl SyncResult) -> SyncRequest {
         self.sink = Some(Box::new(sink));
         self
     }
