@@ -109,7 +109,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         lines,
     };
     let request = SyncRequest::handler("backup").context(Budget { max_files: 100 });
-    let ticket = manager.request(request.on_result(sink))?;
+    let ticket = manager.request(request.with_sink(sink))?;
     println!("{}", printed.recv()?);
     let result = ticket.wait(); // the ticket holds the same result
     println!(

@@ -377,7 +377,7 @@ impl Ledger {
 
     /// Runs a request with a ledger callback and tracks its ticket.
     fn request(&self, manager: &SyncManager, request: SyncRequest) -> Result<SyncTicket, Error> {
-        let ticket = manager.request(request.on_result(self.sink()))?;
+        let ticket = manager.request(request.with_sink(self.sink()))?;
         lock(&self.tickets).push((ticket.clone(), true));
         Ok(ticket)
     }

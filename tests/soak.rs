@@ -258,7 +258,7 @@ impl World {
         }
         let with_callback = rng.per_mille(200);
         if with_callback {
-            request = request.on_result(plain_callback(self.clone()));
+            request = request.with_sink(plain_callback(self.clone()));
         }
         match manager.request(request) {
             Ok(ticket) => {
@@ -899,7 +899,7 @@ impl Submitter<'_> {
         }
         let with_callback = self.rng.per_mille(300);
         if with_callback {
-            request = request.on_result(self.world.callback(&mut self.rng));
+            request = request.with_sink(self.world.callback(&mut self.rng));
         }
         match self.manager.request(request) {
             Ok(ticket) => {
