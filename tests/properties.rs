@@ -72,7 +72,8 @@
 //! - (l) an item is retried only after a `Failed` (not `Canceled` or `Disconnected`, not a
 //!   permanent failure, not in a legacy session), on an attempt below `max_attempts`, after
 //!   a backoff of `min(max, initial × factor^(attempt-1))` ± jitter; requests made without
-//!   retry take the `Failed` at once, the others wait;
+//!   retry, and legacy requests that joined the item, take the `Failed` at once, the others
+//!   wait;
 //! - (m) each result's attempts are the sessions that ran the item while the request waited,
 //!   never more than `max_attempts`;
 //! - (n) a schedule never has two open requests;
@@ -86,12 +87,9 @@
 //! same times. `ticks_fall_within_their_flex` polls a lone schedule at, before and far past
 //! its deadlines: each tick falls in `[k·P, k·P + flex]`, fires once, and repeats.
 //!
-//! **Known engine deviations.** Where the engine departs from SPEC 11 (`model::spec_strict`
-//! lists the four points; an ignored test at the end of this file states each on its
-//! smallest case), the model decides as the engine does and the checks let those states be,
-//! so that the properties go on judging everything else; the one call that would corrupt the
-//! engine's wait lists is left out (`Harness::skipped`). `SYNCMGR_SPEC_STRICT=1` makes the
-//! model and the checks follow the SPEC there (and fail until the engine is mended).
+//! **What the time properties found.** The engine once departed from SPEC 11 on four points
+//! and its self-check on a fifth; each has a test at the end of this file, on the smallest
+//! case the properties shrank to.
 //!
 //! Each property runs 1,000 cases by default; `PROPTEST_CASES` sets another count:
 //!
@@ -458,13 +456,6 @@ struct Issued {
     reason: Option<TriggerReason>,
     /// Made without retry (`RequestOptions::no_retry`).
     no_retry: bool,
-    /// Items of a legacy (keyed) request that joined a Sync Center session and now wait for
-    /// the item's retry on the default key's entry (known engine deviation 3,
-    /// `model::spec_strict`).
-    default_for: Vec<ItemId>,
-    /// A scheduled request whose schedule a policy change took away while it was open: the
-    /// engine forgets it (known engine deviation 4, `model::spec_strict`).
-    forgotten: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -523,26 +514,9 @@ impl Harness {
 
     fn run(&mut self, op: &Op) -> Result<(), TestCaseError> {
         for call in ops::resolve(op, &self.universe, &self.engine, &self.seen) {
-            if self.skipped(&call) {
-                continue;
-            }
             self.step(call)?;
         }
         Ok(())
-    }
-
-    /// The one call the cases leave out while a known engine bug stands (unless
-    /// `SYNCMGR_SPEC_STRICT` is set): cancelling a legacy request that known deviation 3
-    /// (`model::spec_strict`) left waiting on a default-key entry. The engine withdraws it
-    /// under its own key, finds nothing, and leaves a link to the completed request in the
-    /// default entry's wait list: a debug build panics on it, a release build loses the
-    /// results of the requests linked before it (see `legacy_joiner_of_a_retried_item_...`).
-    fn skipped(&self, call: &Call) -> bool {
-        let Call::Cancel(r) = call else {
-            return false;
-        };
-        let issued = &self.requests[r.get() as usize - 1];
-        !model::spec_strict() && issued.delivered == 0 && !issued.default_for.is_empty()
     }
 
     /// Ends the case: maybe shut down; take every schedule away (else ticks would make
@@ -675,19 +649,7 @@ impl Harness {
         self.check_time(step)?;
         if self.mode == Mode::Full {
             if let Err(what) = self.engine.check_consistency() {
-                // Known engine deviation 3 (`model::spec_strict`): a legacy request that
-                // joined a retried item waits on the default key's entry, which the engine's
-                // own check refuses. Only that, and only while such a request exists.
-                let deviation_3 = !model::spec_strict()
-                    && what.contains("waits under another merge key")
-                    && self.requests.iter().any(|r| !r.default_for.is_empty());
-                // Known engine bug: shutdown stops every schedule's ticker (rightly: nothing
-                // ticks after it), but the self-check still wants one for each schedule.
-                let stopped_schedule =
-                    what.contains("schedule with no ticker") && self.engine.is_shut_down();
-                if !deviation_3 && !stopped_schedule {
-                    return Err(TestCaseError::fail(format!("check_consistency: {what}")));
-                }
+                return Err(TestCaseError::fail(format!("check_consistency: {what}")));
             }
             compare_with_model(
                 &mut self.model,
@@ -759,34 +721,7 @@ impl Harness {
                 joined,
                 reason: new.issued,
                 no_retry: options.no_retry,
-                default_for: Vec::new(),
-                forgotten: false,
             });
-        }
-        if let (Call::SetPolicy(h, p), Ok(_)) = (call, got)
-            && p.schedule.is_none()
-            && !model::spec_strict()
-        {
-            let generation = self.generation.get(h).copied();
-            for r in &mut self.requests {
-                if r.delivered == 0 && Some(&r.owner) == generation.map(|g| (h.clone(), g)).as_ref()
-                {
-                    r.forgotten = true;
-                }
-            }
-        }
-        if let (Call::Finish(s, _), Ok(Reply::Ended(_, _, _, retried))) = (call, got)
-            && let Some(ended) = pre.session(*s)
-            && !model::spec_strict()
-        {
-            for si in ended.items.iter().filter(|si| retried.contains(&si.item)) {
-                for r in &si.waiting {
-                    let issued = &mut self.requests[r.get() as usize - 1];
-                    if !issued.key.is_default() && !issued.no_retry {
-                        issued.default_for.push(si.item.clone());
-                    }
-                }
-            }
         }
         for a in actions {
             if let Action::StartSession {
@@ -1529,10 +1464,7 @@ fn dropping_concurrency_while_two_sessions_run_stays_consistent() {
 // ----- what the time properties found in the engine (SPEC 11) ---------------------------------
 //
 // Each test below states what SPEC 11 (or the engine's own docs) asks, on the smallest case
-// the properties shrank to. They fail on the engine as it is, so they are ignored: run them
-// with `cargo test --test properties -- --ignored`, and drop the `ignore` (and the matching
-// point of `model::spec_strict`) once the engine is mended. `SYNCMGR_SPEC_STRICT=1` runs the
-// properties with the model following the SPEC on those points.
+// the properties shrank to when the engine did otherwise.
 
 /// Handler `h` with items `a` and `b` and this policy.
 fn timed_engine(policy: syncmgr::SyncPolicy) -> (Engine, HandlerId, ItemId, ItemId) {
@@ -1574,19 +1506,23 @@ fn delivered(e: &mut Engine) -> Vec<syncmgr::RequestResult> {
         .collect()
 }
 
-/// Known deviation 1: a legacy (keyed) session ends the item's run of failures, so the Sync
-/// Center request waiting for its backoff gets `max_attempts` more attempts. SPEC 11.6: "an
+/// A legacy (keyed) session on an item in backoff once ended the item's run of failures, so
+/// the Sync Center request waiting for the backoff got `max_attempts` more attempts. SPEC 11.6: "an
 /// item is attempted at most `max_attempts` times for the requests that wait for it".
 #[test]
-#[ignore = "engine bug: a legacy session clears the retry count (deviation 1)"]
 fn a_legacy_session_does_not_restart_a_retry_run() {
     let (mut e, h, a, _) = timed_engine(one_retry());
-    let r1 = e.start_item_sync(&h, &[a.clone()], NONE).unwrap().request;
+    let r1 = e
+        .start_item_sync(&h, std::slice::from_ref(&a), NONE)
+        .unwrap()
+        .request;
     let (s1, _) = started(&mut e).remove(0);
     let _ = e.session_finished(s1, SessionEnd::Returned).unwrap(); // attempt 1 of 2 fails
     let _ = e.drain_actions().count();
     let legacy = MergeKey::cookie(b"c");
-    let _ = e.start_sync(&h, Some(&[a.clone()]), NONE, legacy).unwrap();
+    let _ = e
+        .start_sync(&h, Some(std::slice::from_ref(&a)), NONE, legacy)
+        .unwrap();
     let (s2, _) = started(&mut e).remove(0); // the legacy request runs `a` at once
     let _ = e.session_finished(s2, SessionEnd::Returned).unwrap();
     let _ = e.drain_actions().count();
@@ -1601,11 +1537,9 @@ fn a_legacy_session_does_not_restart_a_retry_run() {
     assert_eq!(result.map(|r| r.attempts), Some(vec![2]));
 }
 
-/// Known deviation 2: two items that failed together back off until the same instant, but
-/// the poll that ends both backoffs starts a session after ending the first, so they run in
-/// two sessions. SPEC 5: a handler that can start takes "all pending items".
+/// Two items that failed together back off until the same instant; the poll that ends both
+/// backoffs once started a session after ending the first, so they ran in two sessions. SPEC 5: a handler that can start takes "all pending items".
 #[test]
-#[ignore = "engine bug: a poll schedules after each timer (deviation 2)"]
 fn backoffs_that_end_together_start_one_session() {
     let (mut e, h, a, b) = timed_engine(one_retry());
     let _ = e
@@ -1621,18 +1555,23 @@ fn backoffs_that_end_together_start_one_session() {
     assert_eq!(starts[0].1, [a, b]);
 }
 
-/// Known deviation 3: a legacy request that joined a Sync Center session's item is retried
-/// with it, waiting on the default key's pending entry, which the engine's own self-check
-/// refuses. The engine's docs: "Legacy invoke requests (a cookie's merge key) are never
+/// A legacy request that joined a Sync Center session's item was once retried with it,
+/// waiting on the default key's pending entry, which the engine's own self-check refused. The engine's docs: "Legacy invoke requests (a cookie's merge key) are never
 /// debounced or retried".
 #[test]
-#[ignore = "engine bug: a legacy joiner is retried (deviation 3)"]
 fn a_legacy_joiner_of_a_retried_item_takes_its_failure() {
     let (mut e, h, a, _) = timed_engine(one_retry());
-    let _ = e.start_item_sync(&h, &[a.clone()], NONE).unwrap();
+    let _ = e
+        .start_item_sync(&h, std::slice::from_ref(&a), NONE)
+        .unwrap();
     let (s1, _) = started(&mut e).remove(0);
     let legacy = e
-        .start_sync(&h, Some(&[a.clone()]), JOIN, MergeKey::cookie(b"c"))
+        .start_sync(
+            &h,
+            Some(std::slice::from_ref(&a)),
+            JOIN,
+            MergeKey::cookie(b"c"),
+        )
         .unwrap();
     assert_eq!(legacy.joined(), 1);
     let ended = e.session_finished(s1, SessionEnd::Returned).unwrap();
@@ -1645,20 +1584,27 @@ fn a_legacy_joiner_of_a_retried_item_takes_its_failure() {
     assert_eq!(e.check_consistency(), Ok(()));
 }
 
-/// What deviation 3 leads to: cancelling that legacy request withdraws it under its own key,
-/// finds nothing, and leaves a link to the completed request in the default entry's wait
-/// list. A debug build panics ("a wait list links to a request that is gone"); a release
-/// build walks the list from its tail, stops at the dead link, and the Sync Center request
-/// linked before it never gets its result. SPEC 8: "every accepted request gets exactly one
+/// What that led to: cancelling the legacy request withdrew it under its own key, found
+/// nothing, and left a link to the completed request in the default entry's wait list. A
+/// debug build panicked ("a wait list links to a request that is gone"); a release build
+/// walked the list from its tail, stopped at the dead link, and the Sync Center request
+/// linked before it never got its result. SPEC 8: "every accepted request gets exactly one
 /// result".
 #[test]
-#[ignore = "engine bug: cancelling a retried legacy joiner corrupts a wait list"]
 fn cancelling_a_retried_legacy_joiner_loses_no_result() {
     let (mut e, h, a, _) = timed_engine(one_retry());
-    let r1 = e.start_item_sync(&h, &[a.clone()], NONE).unwrap().request;
+    let r1 = e
+        .start_item_sync(&h, std::slice::from_ref(&a), NONE)
+        .unwrap()
+        .request;
     let (s1, _) = started(&mut e).remove(0);
     let legacy = e
-        .start_sync(&h, Some(&[a.clone()]), JOIN, MergeKey::cookie(b"c"))
+        .start_sync(
+            &h,
+            Some(std::slice::from_ref(&a)),
+            JOIN,
+            MergeKey::cookie(b"c"),
+        )
         .unwrap()
         .request;
     let _ = e.session_finished(s1, SessionEnd::Returned).unwrap();
@@ -1678,12 +1624,11 @@ fn cancelling_a_retried_legacy_joiner_loses_no_result() {
     );
 }
 
-/// Known deviation 4: taking a schedule away and setting one again forgets the open request
-/// of its last tick, so the new schedule issues a second while the first is open. SPEC 11.3:
+/// Taking a schedule away and setting one again once forgot the open request of its last
+/// tick, so the new schedule issued a second while the first was open. SPEC 11.3:
 /// "A schedule has at most one open request"; the engine's docs: "The open request of the
 /// old schedule, if any, still counts as open".
 #[test]
-#[ignore = "engine bug: a schedule set again forgets its open request (deviation 4)"]
 fn a_schedule_set_again_still_has_one_open_request() {
     let every = std::time::Duration::from_secs(5);
     let (mut e, h, _, _) = timed_engine(syncmgr::SyncPolicy::default().every(every));
@@ -1715,10 +1660,9 @@ fn a_schedule_set_again_still_has_one_open_request() {
     );
 }
 
-/// After `shutdown` no schedule ticks (rightly: it stops every ticker), but the engine's
-/// self-check still asks each live schedule for one.
+/// After `shutdown` no schedule ticks (it stops every ticker), and the engine's self-check
+/// once still asked each live schedule for one.
 #[test]
-#[ignore = "engine bug: check_consistency after shutdown with a schedule"]
 fn shutdown_with_a_schedule_stays_consistent() {
     let every = std::time::Duration::from_secs(60);
     let (mut e, _, _, _) = timed_engine(syncmgr::SyncPolicy::default().every(every));

@@ -25,11 +25,6 @@
 //! failures): fields are selectors resolved against what exists when the operation runs (a
 //! running session, an accepted request, one of the handler's items); high values pick
 //! something unknown on purpose.
-//!
-//! While the engine deviates from SPEC 11 on the points `model::spec_strict` lists, the model
-//! decides as the engine does there, and this harness leaves out the one call that corrupts
-//! the engine's wait lists (cancelling a legacy request retried on a default-key entry) and
-//! lets the engine's self-check report those two states, as `tests/properties.rs` does.
 
 #![no_main]
 
@@ -188,11 +183,6 @@ struct Issued {
     /// `Disconnected`).
     disconnected: bool,
     delivered: u32,
-    /// A legacy (keyed) request, made with retry.
-    legacy: bool,
-    /// Known engine deviation 3 (`model::spec_strict`) left it waiting on a default-key
-    /// entry: cancelling it would corrupt the engine's wait lists.
-    moved: bool,
 }
 
 struct Harness {
@@ -228,13 +218,6 @@ impl Harness {
 
     fn run(&mut self, op: &Op) {
         for call in ops::resolve(op, &self.universe, &self.engine, &self.seen) {
-            if let Call::Cancel(r) = &call
-                && self.requests[r.get() as usize - 1].moved
-                && self.requests[r.get() as usize - 1].delivered == 0
-                && !model::spec_strict()
-            {
-                continue;
-            }
             self.step(call);
         }
     }
@@ -268,19 +251,10 @@ impl Harness {
                 "a refused call ({e:?}) changed the engine: {actions:?}"
             ));
         }
-        // The account first: the self-check's excuses below read it.
-        self.record(&call, &got, &actions, &pre);
         if let Err(what) = self.engine.check_consistency() {
-            // The engine's self-check reports two states the known deviations make (see the
-            // module docs); anything else fails.
-            let deviation_3 = what.contains("waits under another merge key")
-                && self.requests.iter().any(|r| r.moved);
-            let stopped_schedule =
-                what.contains("schedule with no ticker") && self.engine.is_shut_down();
-            if model::spec_strict() || !(deviation_3 || stopped_schedule) {
-                self.fail(format!("check_consistency: {what}"));
-            }
+            self.fail(format!("check_consistency: {what}"));
         }
+        self.record(&call, &got, &actions, &pre);
     }
 
     /// The harness's own account: request numbers, sessions started, one result each.
@@ -297,24 +271,11 @@ impl Harness {
         };
         for new in accepted {
             let disconnected = pre.handler(&new.handler).is_some_and(|h| !h.connected);
-            let options = call.options();
             self.requests.push(Issued {
                 items: new.items,
                 disconnected,
                 delivered: 0,
-                legacy: new.issued.is_none() && !options.key.is_default() && !options.no_retry,
-                moved: false,
             });
-        }
-        if let (Call::Finish(s, _), Ok(Reply::Ended(_, _, _, retried))) = (call, got)
-            && let Some(ended) = pre.session(*s)
-        {
-            for si in ended.items.iter().filter(|si| retried.contains(&si.item)) {
-                for r in &si.waiting {
-                    let issued = &mut self.requests[r.get() as usize - 1];
-                    issued.moved |= issued.legacy;
-                }
-            }
         }
         for a in actions {
             if let Action::Deliver(res) = a {

@@ -32,15 +32,14 @@ use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
 
 use arbitrary::Arbitrary;
-use crossbeam_channel::Receiver;
 use libfuzzer_sys::fuzz_target;
 use syncmgr::legacy::{
     InvokeFlags, Invoked, ItemState, LegacyCallback, LegacyHandler, LegacyHandlerInfo, LegacyItem,
     SyncEvent, SyncMgrFlag, SyncMgrStatus,
 };
 use syncmgr::{
-    ControlFlags, Error, HandlerError, ItemId, Notification, Outcome, SyncManager, SyncTicket,
-    TriggerReason, hresult,
+    ControlFlags, Error, HandlerError, ItemId, Notification, Notifications, Outcome, SyncManager,
+    SyncTicket, TriggerReason, hresult,
 };
 use uuid::Uuid;
 
@@ -123,7 +122,7 @@ impl LegacyHandler for Probe {
 
 struct World {
     manager: SyncManager,
-    notes: Receiver<Notification>,
+    notes: Notifications,
 }
 
 fn world() -> &'static World {
@@ -404,7 +403,7 @@ fn update_all(manager: &SyncManager) -> Vec<Expect> {
         .collect()
 }
 
-fn drain(notes: &Receiver<Notification>) -> Vec<Notification> {
+fn drain(notes: &Notifications) -> Vec<Notification> {
     notes.try_iter().collect()
 }
 

@@ -65,7 +65,6 @@ use syncmgr::{
     TextKind, Time, TriggerReason, UpdateReason, hresult,
 };
 
-pub use self::time::spec_strict;
 use self::time::{Ticker, Window};
 
 /// `MAX_SYNCMGR_PROGRESSTEXT`: 260 UTF-16 units counting the terminating NUL.
@@ -446,6 +445,9 @@ pub struct Model {
     shut_down: bool,
     /// The last time polled: every other call happens then.
     now: Time,
+    /// A poll is firing the deadlines of one instant: sessions start after them, but for the
+    /// handler of a request a tick makes (`Model::poll`).
+    in_instant: bool,
     handlers: Vec<Handler>,
     sessions: Vec<Session>,
     requests: Vec<Request>,
@@ -497,6 +499,7 @@ impl Model {
             default_concurrent,
             shut_down: false,
             now: Time::ZERO,
+            in_instant: false,
             handlers: Vec::new(),
             sessions: Vec::new(),
             requests: Vec::new(),
@@ -703,16 +706,10 @@ impl Model {
         while self.running().len() < self.max_sessions {
             let mut best: Option<(u64, usize)> = None;
             for h in 0..self.handlers.len() {
+                if !self.can_start(h) {
+                    continue;
+                }
                 let handler = &self.handlers[h];
-                if handler.removed || !handler.active || !handler.enabled {
-                    continue;
-                }
-                if self.running_of(h).len() >= self.limit(h) {
-                    continue;
-                }
-                if !handler.pending.iter().any(|e| self.free(h, e)) {
-                    continue;
-                }
                 let oldest = handler
                     .pending
                     .iter()
@@ -730,6 +727,23 @@ impl Model {
         }
     }
 
+    /// Whether handler `h` could start a session now, the global limit aside.
+    fn can_start(&self, h: usize) -> bool {
+        let handler = &self.handlers[h];
+        !handler.removed
+            && handler.active
+            && handler.enabled
+            && self.running_of(h).len() < self.limit(h)
+            && handler.pending.iter().any(|e| self.free(h, e))
+    }
+
+    /// Starts sessions of handler `h` alone while it can and the global limit allows.
+    fn schedule_one(&mut self, h: usize) {
+        while !self.shut_down && self.running().len() < self.max_sessions && self.can_start(h) {
+            self.start_session(h);
+        }
+    }
+
     /// The oldest request waiting on any entry of handler `h` under `key`.
     fn oldest_of_key(&self, h: usize, key: &MKey) -> Option<u64> {
         self.handlers[h]
@@ -741,20 +755,14 @@ impl Model {
     }
 
     /// The key a new session of handler `h` serves: among the keys with a free entry, the one
-    /// whose oldest waiting request (on any of its entries, free or not) is oldest. A request
-    /// waits under one key only, so keys never tie, except through known engine deviation 3
-    /// (`spec_strict`): a legacy request retried on a default-key entry; the default key
-    /// wins such a tie.
+    /// whose oldest waiting request (on any of its entries, free or not) is oldest.
     fn next_key(&self, h: usize) -> Option<MKey> {
-        let mut best: Option<((u64, bool), MKey)> = None;
+        let mut best: Option<(u64, MKey)> = None;
         for entry in &self.handlers[h].pending {
             if !self.free(h, entry) {
                 continue;
             }
-            let oldest = (
-                self.oldest_of_key(h, &entry.key).unwrap(),
-                entry.key.is_some(),
-            );
+            let oldest = self.oldest_of_key(h, &entry.key).unwrap();
             if best.as_ref().is_none_or(|(o, _)| oldest < *o) {
                 best = Some((oldest, entry.key.clone()));
             }
@@ -1322,7 +1330,12 @@ impl Model {
             } else if touched_default {
                 self.debounce(h, held_back, window_was_open);
             }
-            self.schedule();
+            if self.in_instant {
+                // A tick's request in a poll: the other handlers start after the instant.
+                self.schedule_one(h);
+            } else {
+                self.schedule();
+            }
         }
         Ok(MAccepted {
             request: number,

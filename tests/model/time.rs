@@ -16,10 +16,15 @@
 //!   was registered or last changed). When it fires, the next tick is the first after now, and
 //!   the handler gets a request unless one a tick made is still open.
 //!
-//! Ties fire windows first, then backoffs, then ticks; within a kind in registration order
-//! (and, for backoffs, in item table order). That order is the engine's to choose (SPEC 11 says
-//! only that the same inputs give the same actions); the model takes it from the engine's
-//! docs of its timers so that the two start the same sessions in the same order.
+//! Time passes in order, one instant after another. Within an instant, windows end first, then
+//! backoffs (each kind in registration order, backoffs then in item table order); then the
+//! handlers they made ready start sessions, oldest waiting request first; then the instant's
+//! ticks make their requests, each starting its own handler's sessions at once, as any
+//! request does (a window a tick's request opens for that same instant ends before the next
+//! tick, and what it made ready starts before that tick or at the instant's end).
+//! That order is the engine's to choose (SPEC 11 says only that the same inputs give the same
+//! actions); the model takes it from the engine's docs so that the two start the same
+//! sessions in the same order.
 //!
 //! The rest, from SPEC 11 and the engine's module docs (section "Time"):
 //!
@@ -34,8 +39,9 @@
 //!   is below `max_attempts`, is tried again for the requests that wait for it and asked for
 //!   retry: they wait on its default-key entry (made if there is none, at the back; else the
 //!   entry newer requests made while it ran, its waiters in request order), held until
-//!   `end + min(max, initial × factor^(attempt-1))`. Requests made without retry take the
-//!   `Failed` now. Otherwise the run ends. A run also ends when its entry leaves the pending
+//!   `end + min(max, initial × factor^(attempt-1))`. Requests made without retry, and legacy
+//!   requests that joined the item (the legacy API has no retry), take the `Failed` now.
+//!   Otherwise the run ends. A run also ends when its entry leaves the pending
 //!   set while no session holds the item (a stop, a cancel). Only default-key sessions take
 //!   part in runs: legacy requests never retry, and their sessions neither add an attempt to
 //!   nor end a run of the default key's requests (SPEC 11.6: "at most `max_attempts` times
@@ -45,8 +51,8 @@
 //! - **Schedules and triggers** make a handler sync with `IGNORE_IF_ALREADY_SYNCING`, its
 //!   trigger as reason, announced with `Issued` before anything else about it; a handler
 //!   that is removed, inactive, disabled, refuses starts or has no item to sync gets none.
-//!   A handler has at most one open request made by a tick (SPEC 11.3): a tick that finds
-//!   one issues nothing and says so (`TickSkipped`).
+//!   A handler has at most one open request made by a tick (SPEC 11.3), whatever changes its
+//!   schedule went through: a tick that finds one issues nothing and says so (`TickSkipped`).
 //!
 //! The model knows no jitter: it computes delays and ticks with jitter and flex 0 (it panics
 //! on a policy with either), which is all the exact comparison draws. The retry factor must be
@@ -61,30 +67,6 @@ use syncmgr::{
 };
 
 use super::{Hold, MAccepted, MAction, MChanged, MError, Model, Options, Session, SessionItem};
-
-/// Whether the model follows SPEC 11 where the engine is known to deviate from it
-/// (`SYNCMGR_SPEC_STRICT=1`), instead of deciding as the engine does on those points so that
-/// the comparison goes on judging everything else. The deviations (each with a minimal case
-/// in `tests/properties.rs`, "what the properties found"):
-///
-/// 1. A legacy (keyed) session that ends an item clears the item's run of failures, so the
-///    Sync Center requests waiting for its backoff get up to `max_attempts` more attempts.
-///    SPEC 11.6: "an item is attempted at most `max_attempts` times for the requests that
-///    wait for it".
-/// 2. A poll starts sessions after each timer it fires, so items whose backoffs end at the
-///    same instant (the items that failed together, with no jitter) start in separate
-///    sessions. SPEC 5: a handler that can start takes "all pending items".
-/// 3. A legacy (keyed) request that joined a Sync Center session's item waits for that item's
-///    retries, on the default key's pending entry. The engine's docs: "Legacy invoke requests
-///    (a cookie's merge key) are never debounced or retried"; strictly, it takes the `Failed`
-///    at once, as a request without retry does.
-/// 4. A policy change that takes a handler's schedule away forgets the request its last tick
-///    made, so a schedule set again later issues another while that one is still open. SPEC
-///    11.3: "A schedule has at most one open request"; the engine's docs: "The open request
-///    of the old schedule, if any, still counts as open".
-pub fn spec_strict() -> bool {
-    std::env::var_os("SYNCMGR_SPEC_STRICT").is_some()
-}
 
 /// A handler's debounce window (see the module docs).
 #[derive(Clone, Copy, Debug)]
@@ -240,43 +222,57 @@ impl Model {
         list
     }
 
-    /// SPEC 11: time only moves forward (an older time counts as the last one seen); every
-    /// deadline due by then fires, earliest first; then sessions start with what is ready
-    /// (SPEC 5: all of it), while requests that ticks made start as any request does.
-    /// Returns how many fired.
+    /// SPEC 11: time only moves forward (an older time counts as the last one seen), and
+    /// passes in order: the earliest instant with a deadline due by now comes first. Its
+    /// windows and backoffs end, then sessions start with what is ready (SPEC 5: all of it,
+    /// so items whose backoffs end together start together), then its ticks make their
+    /// requests (each starting its own handler's sessions, as any request does); then the
+    /// next instant. Returns how many fired.
     pub fn poll(&mut self, now: Time) -> usize {
         self.now = self.now.max(now);
         let mut fired = 0;
         loop {
             let now = self.now;
-            let due = self
+            let Some(instant) = self
                 .timers()
                 .into_iter()
-                .filter(|(due, _)| *due <= now)
-                .min();
-            let Some((_, timer)) = due else {
-                break;
+                .map(|(due, _)| due)
+                .filter(|due| *due <= now)
+                .min()
+            else {
+                return fired;
             };
-            fired += 1;
-            match timer {
-                Timer::Window(h) => self.release(h, |hold| hold == Hold::Debounced),
-                Timer::Backoff(h, i) => {
-                    let item = self.handlers[h].items[i].id.clone();
-                    for entry in &mut self.handlers[h].pending {
-                        if entry.item == item && entry.key.is_none() {
-                            entry.hold = Hold::Ready;
+            self.in_instant = true;
+            loop {
+                let due = self
+                    .timers()
+                    .into_iter()
+                    .filter(|(due, _)| *due == instant)
+                    .min();
+                let Some((_, timer)) = due else {
+                    break;
+                };
+                fired += 1;
+                if let Timer::Tick(_) = timer {
+                    // What the instant's windows and backoffs made ready starts first.
+                    self.schedule();
+                }
+                match timer {
+                    Timer::Window(h) => self.release(h, |hold| hold == Hold::Debounced),
+                    Timer::Backoff(h, i) => {
+                        let item = self.handlers[h].items[i].id.clone();
+                        for entry in &mut self.handlers[h].pending {
+                            if entry.item == item && entry.key.is_none() {
+                                entry.hold = Hold::Ready;
+                            }
                         }
                     }
+                    Timer::Tick(h) => self.tick(h),
                 }
-                Timer::Tick(h) => self.tick(h),
             }
-            if !spec_strict() {
-                // Deviation 2 (see `spec_strict`): the engine schedules after each timer.
-                self.schedule();
-            }
+            self.in_instant = false;
+            self.schedule();
         }
-        self.schedule();
-        fired
     }
 
     // ----- debounce --------------------------------------------------------------------------
@@ -366,13 +362,6 @@ impl Model {
     ) -> (Vec<u64>, Vec<u64>, u16) {
         let waiters = si.waiters.clone();
         if session.key.is_some() {
-            if !spec_strict() {
-                // Deviation 1 (see `spec_strict`): the engine ends the item's run here too.
-                let h = session.handler;
-                if let Some(record) = self.handlers[h].items.iter_mut().find(|i| i.id == si.item) {
-                    record.attempts = 0;
-                }
-            }
             return (waiters, Vec::new(), 0);
         }
         let h = session.handler;
@@ -394,12 +383,12 @@ impl Model {
         if !again {
             return (waiters, Vec::new(), attempt);
         }
+        // Requests made without retry, and legacy requests that joined the item here (the
+        // legacy API has no retry), take the `Failed` now.
         let requests = &self.requests;
-        let strict = spec_strict();
         let (now, later): (Vec<u64>, Vec<u64>) = waiters.into_iter().partition(|&r| {
             let req = &requests[r as usize - 1];
-            // Deviation 3 (see `spec_strict`): the engine retries legacy joiners too.
-            req.no_retry || (strict && req.key.is_some())
+            req.no_retry || req.key.is_some()
         });
         if !later.is_empty() {
             self.handlers[h]
@@ -466,14 +455,6 @@ impl Model {
         let handler = &mut self.handlers[h];
         if old.schedule != handler.policy.schedule {
             handler.ticker = handler.policy.schedule.map(|_| Ticker::from(now));
-            if handler.ticker.is_none() && !spec_strict() {
-                // Deviation 4 (see `spec_strict`): the engine forgets the open request.
-                for req in &mut self.requests {
-                    if req.handler == h {
-                        req.scheduled = false;
-                    }
-                }
-            }
         }
         self.schedule();
         Ok(MChanged {

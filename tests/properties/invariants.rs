@@ -320,8 +320,8 @@ impl Harness {
                     view.items.iter().find(|(i, _)| i == item)?.1
                 });
                 let issued = &self.requests[r.get() as usize - 1];
-                let legacy = !issued.key.is_default() && super::model::spec_strict();
-                let takes_it = !again || issued.no_retry || legacy;
+                // Legacy requests are never retried (the legacy API has no retry).
+                let takes_it = !again || issued.no_retry || !issued.key.is_default();
                 if takes_it {
                     check!(
                         recorded == Some(*outcome),
@@ -430,14 +430,8 @@ impl Harness {
                 .filter(|r| r.owner == owner && r.delivered == 0)
             {
                 for item in &r.items {
-                    // Known engine deviation 3: a legacy request retried on a default entry.
-                    let key = if r.default_for.contains(item) {
-                        &MergeKey::DEFAULT
-                    } else {
-                        &r.key
-                    };
-                    if !wanted.contains(&(item, key)) {
-                        wanted.push((item, key));
+                    if !wanted.contains(&(item, &r.key)) {
+                        wanted.push((item, &r.key));
                     }
                 }
             }
@@ -495,11 +489,7 @@ impl Harness {
                 if outcome.is_some() || in_session {
                     continue;
                 }
-                let key = if issued.default_for.contains(item) {
-                    &MergeKey::DEFAULT
-                } else {
-                    &issued.key
-                };
+                let key = &issued.key;
                 match out.iter_mut().find(|w| w.item == *item && w.key == *key) {
                     Some(w) => w.waiters.push(r.id),
                     None => out.push(Wait {
@@ -565,12 +555,7 @@ impl Harness {
                 si.item
             );
             for r in &si.waiting {
-                let issued = &self.requests[r.get() as usize - 1];
-                let theirs = if issued.default_for.contains(&si.item) {
-                    &MergeKey::DEFAULT
-                } else {
-                    &issued.key
-                };
+                let theirs = &self.requests[r.get() as usize - 1].key;
                 check!(
                     theirs == *key,
                     "(h) {session} of key {key:?} took {} for {r}, of key {theirs:?}",
@@ -642,11 +627,8 @@ impl Harness {
                 continue;
             }
             let other = oldest_under(waits, &w.key);
-            // Keys tie only through known engine deviation 3 (`model::spec_strict`): a legacy
-            // request retried on a default-key entry waits under two keys; the default wins.
-            let tie = other == oldest && key.is_default() && !super::model::spec_strict();
             check!(
-                held_by(step, handler, &w.item).is_some() || other > oldest || tie,
+                held_by(step, handler, &w.item).is_some() || other > oldest,
                 "(h) {session} of {handler} served key {key:?} (oldest request {oldest:?}), \
                  but {} waited under {:?} (oldest request {other:?}) and no session held it",
                 w.item,
@@ -667,8 +649,7 @@ impl Harness {
                     let issued = &self.requests[r.get() as usize - 1];
                     check!(
                         issued.key == s.key
-                            || issued.joined.contains(&(si.item.clone(), s.id.get()))
-                            || (s.key.is_default() && issued.default_for.contains(&si.item)),
+                            || issued.joined.contains(&(si.item.clone(), s.id.get())),
                         "(h) {} of key {:?} serves {r} (key {:?}) for {} without a join",
                         s.id,
                         s.key,

@@ -75,11 +75,6 @@ pub(super) struct Book {
     /// When each handler (current registration) was told `Debounced`: a window opens at one
     /// of these.
     announced: BTreeMap<HandlerId, Vec<Time>>,
-    /// (request, item): a legacy (keyed) session ended the item while the request was open
-    /// and waited for it elsewhere. Known engine deviation 1 (`model::spec_strict`): such a
-    /// session clears the item's run of failures, so the request may see more attempts than
-    /// `max_attempts`; unless `SYNCMGR_SPEC_STRICT` is set, invariant (m) lets it.
-    keyed_ended: BTreeSet<(u64, ItemId)>,
 }
 
 fn policy_of<'a>(snap: &'a Snapshot, h: &HandlerId) -> Option<&'a SyncPolicy> {
@@ -436,16 +431,6 @@ impl Harness {
                 for r in &si.waiting {
                     *self.book.ran.entry((r.get(), si.item.clone())).or_default() += 1;
                 }
-                if !ended.key.is_default() {
-                    for r in step
-                        .pre
-                        .requests
-                        .iter()
-                        .filter(|r| r.handler == ended.handler)
-                    {
-                        self.book.keyed_ended.insert((r.id.get(), si.item.clone()));
-                    }
-                }
             }
         }
         for a in step.actions {
@@ -471,13 +456,8 @@ impl Harness {
                     "(m) {} says {item} took {n} attempts; {ran} sessions ran it for the request",
                     res.request
                 );
-                let excused = !super::model::spec_strict()
-                    && self
-                        .book
-                        .keyed_ended
-                        .contains(&(res.request.get(), item.clone()));
                 check!(
-                    n <= max.max(1) || excused,
+                    n <= max.max(1),
                     "(m) {} says {item} took {n} attempts; the handler's policy allows {max}",
                     res.request
                 );
@@ -489,13 +469,12 @@ impl Harness {
     // ----- (n) and (o) schedules ----------------------------------------------------------
 
     /// (n) A schedule never has two open requests (SPEC 11.3): per handler registration, at
-    /// most one open request made by a tick. (Unless `SYNCMGR_SPEC_STRICT` is set, a request
-    /// whose schedule a policy change took away does not count: known engine deviation 4.)
+    /// most one open request made by a tick, whatever changes its schedule went through.
     fn one_open_scheduled_request(&self, step: &Step) -> Result<(), TestCaseError> {
         let mut open: BTreeMap<&(HandlerId, u32), Vec<u64>> = BTreeMap::new();
         for r in &step.post.requests {
             let issued = &self.requests[r.id.get() as usize - 1];
-            if issued.reason == Some(TriggerReason::Scheduled) && !issued.forgotten {
+            if issued.reason == Some(TriggerReason::Scheduled) {
                 open.entry(&issued.owner).or_default().push(r.id.get());
             }
         }
