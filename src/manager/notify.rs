@@ -207,6 +207,19 @@ struct Subscriber {
     missed: u64,
 }
 
+impl Drop for Subscriber {
+    /// The stream ends (the manager has shut down and its scheduler is gone, so no lock is
+    /// held here): a task awaiting the next notification must wake to see the end.
+    fn drop(&mut self) {
+        // The channel closes first, so the woken task finds the end, not an empty channel.
+        let (closed, _) = crossbeam_channel::bounded(0);
+        drop(std::mem::replace(&mut self.tx, closed));
+        if let Some(waker) = self.waker.take() {
+            let _ = crate::unwind::run(|| waker.wake());
+        }
+    }
+}
+
 impl Subscriber {
     /// Sends unless `capacity` notifications already wait. The channel itself is unbounded,
     /// so a subscriber costs memory for what waits in it, not for its whole capacity up

@@ -132,6 +132,13 @@ impl Notifications {
     }
 }
 
+impl Drop for Notifications {
+    /// Nobody waits here any more: the manager's side must not wake a task that is gone.
+    fn drop(&mut self) {
+        drop(self.waker.take());
+    }
+}
+
 fn timeout_error(e: RecvTimeoutError) -> RecvError {
     match e {
         RecvTimeoutError::Timeout => RecvError::Timeout,
@@ -155,7 +162,8 @@ impl IntoIterator for Notifications {
 
     /// Every notification, blocking for each, until the stream ends.
     fn into_iter(self) -> NotificationsIntoIter {
-        NotificationsIntoIter(self.rx.into_iter())
+        // The iterator blocks rather than awaits: the waker slot is no longer needed.
+        NotificationsIntoIter(self.rx.clone().into_iter())
     }
 }
 

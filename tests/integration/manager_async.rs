@@ -355,3 +355,15 @@ mod on_tokio {
         });
     }
 }
+
+#[test]
+fn a_task_awaiting_notifications_wakes_when_the_manager_shuts_down() {
+    let manager = crate::common::manager();
+    let mut notes = manager.subscribe();
+    std::thread::scope(|s| {
+        // Awaits with nothing coming: only the end of the stream can wake it.
+        let waiting = s.spawn(move || block_on(notes.recv_async()));
+        let _ = manager.shutdown();
+        assert!(waiting.join().unwrap().is_none());
+    });
+}
