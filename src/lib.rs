@@ -318,6 +318,24 @@
 //! The rules in full are in the [`engine`] docs ("Time"); `examples/time_replay.rs` replays a
 //! day of them through the engine alone.
 //!
+//! # Async
+//!
+//! Nothing here needs a runtime: a [`SyncTicket`] is a `Future` (`ticket.await` on any
+//! executor; awaiting blocks no thread), [`Notifications::recv_async`] awaits the next
+//! notification, and [`SyncManager::shutdown_async`] waits for the shutdown on a thread of
+//! its own. An [`AsyncHandler`] has an `async fn synchronize`; register it with an executor
+//! ([`Spawn`]) and each session runs as a task, holding no thread while it awaits. Its other
+//! methods are plain hooks that must answer at once. `examples/async_app.rs` shows all of it
+//! on tokio.
+//!
+//! # Features
+//!
+//! None is on by default, and the default build pulls in no async runtime.
+//!
+//! - `tokio`: [`Spawn`] for `tokio::runtime::Handle`, so an [`AsyncHandler`]'s sessions run
+//!   on a tokio runtime.
+//! - `stream`: [`Notifications`] implements `futures_core::Stream`.
+//!
 //! # Errors
 //!
 //! One [`Error`] enum serves every call; each variant documents the calls that return it, and
