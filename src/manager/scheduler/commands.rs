@@ -3,9 +3,9 @@
 use crossbeam_channel::Sender;
 
 use super::Scheduler;
-use crate::engine::{ItemSpec, SessionId};
+use crate::engine::{Changed, ItemSpec, SessionId};
 use crate::error::{Error, TextKind, check_text};
-use crate::flags::ItemCapabilities;
+use crate::flags::{HandlerCapabilities, HandlerPolicies, ItemCapabilities};
 use crate::id::{HandlerId, ItemId, MAX_SYNCMGR_NAME};
 use crate::manager::command::{
     Command, EventQuery, Queries, SessionCall, Start, StopTarget, Touch,
@@ -13,6 +13,7 @@ use crate::manager::command::{
 use crate::manager::notify::{HandlerChange, Notification};
 use crate::manager::threads::Job;
 use crate::manager::{PendingItems, ShutdownReport, TriggerReason};
+use crate::policy::SyncPolicy;
 
 impl Scheduler {
     /// Applies one command: each family has its method.
@@ -39,6 +40,24 @@ impl Scheduler {
             }
             Command::Shutdown { reply, from_inside } => self.shutdown_command(reply, from_inside),
         }
+    }
+
+    /// `update_handler` with the handler's sync policy: a policy out of range refuses the
+    /// whole update, before anything changes.
+    fn update_handler(
+        &mut self,
+        handler: &HandlerId,
+        capabilities: HandlerCapabilities,
+        policies: HandlerPolicies,
+        items: Vec<ItemSpec>,
+        policy: SyncPolicy,
+    ) -> Result<Changed, Error> {
+        policy.validate()?;
+        let mut changed = self
+            .engine
+            .update_handler(handler, capabilities, policies, items)?;
+        changed.changed |= self.engine.set_sync_policy(handler, policy)?.changed;
+        Ok(changed)
     }
 
     /// Time: a poll (every command starts with one, so it has nothing left to do), a
@@ -213,18 +232,7 @@ impl Scheduler {
                 policy,
                 reply,
             } => {
-                // A policy out of range refuses the whole update, before anything changes.
-                let result = policy
-                    .validate()
-                    .and_then(|()| {
-                        self.engine
-                            .update_handler(&handler, capabilities, policies, items)
-                    })
-                    .and_then(|mut changed| {
-                        let timing = self.engine.set_sync_policy(&handler, *policy)?;
-                        changed.changed |= timing.changed;
-                        Ok(changed)
-                    });
+                let result = self.update_handler(&handler, capabilities, policies, items, *policy);
                 self.carry_out();
                 if result.is_ok() {
                     self.publish(|| Notification::HandlerChanged {
