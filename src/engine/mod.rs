@@ -92,15 +92,22 @@
 //!
 //! - **Debounce** holds only entries a request *creates* in the default pending set: the
 //!   first one opens the handler's window, and every request that queues or merges into the
-//!   default set while it is open moves its `last` time. A request that only merges into
-//!   ready entries (waiting for a slot or for their item's session) delays nothing. Legacy
+//!   default set while it is open moves its `last` time (a merge into ready entries too).
+//!   With no window open, a request that only merges into ready entries (waiting for a slot
+//!   or for their item's session) opens none and delays nothing. Legacy
 //!   invoke requests (a cookie's merge key) are never debounced or retried: the legacy API has
 //!   neither.
 //! - **Retry** counts attempts per item (a new request for an item in backoff shares its
 //!   count) and, in each request's result, per request: the sessions that ran the item while
 //!   the request waited. A retried item keeps its place behind nobody: its waiters and any
 //!   newer ones wait on one pending entry, oldest first. Items of a removed, inactive or
-//!   disabled handler, and items that became disabled, are never retried.
+//!   disabled handler, and items that became disabled, are never retried. A running session
+//!   may still pull an item in backoff (`add_item_to_session`): the handler asked for it, so
+//!   its backoff ends there, as debounce never stops a pull either.
+//! - **Polls pass time in order.** At each instant the windows and backoffs that end all end
+//!   first, then the handlers they made ready compete for free slots (oldest waiting request
+//!   first), then that instant's ticks make their requests. A policy change that moves a
+//!   window's deadline into the past takes effect at the next poll.
 //! - **Schedules** start counting when the policy is set (registration or a change of
 //!   schedule). A tick issues nothing, and says so ([`Action::TickSkipped`]), while the
 //!   previous scheduled request is open; it issues nothing silently when the handler is
