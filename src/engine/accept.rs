@@ -15,11 +15,11 @@ use super::RequestOptions;
 use super::SessionId;
 use super::Withdrawn;
 use super::denied;
-use super::queue::ItemIdx;
 use super::queue::KeyedQueue;
 use super::queue::WaitList;
 use super::queue::Waiter;
 use super::queue::unlink;
+use super::queue::{ItemIdx, ItemPos};
 use super::requests::RequestTable;
 use super::state::Counts;
 use super::state::Handler;
@@ -181,7 +181,7 @@ impl Engine {
             }
             let me = Waiter {
                 request,
-                pos: placed.len() as u32,
+                pos: ItemPos::of(placed.len()),
             };
             let (disposition, prev) = place(h, &mut self.sessions, idx, me, join, merge, debounce);
             placed.push(RequestItem {
@@ -246,12 +246,12 @@ impl Engine {
             return Ok(Withdrawn::AlreadyComplete);
         };
         let (key, merge) = (req.handler_key, req.key.clone());
-        let open: Vec<(u32, ItemIdx)> = req
+        let open: Vec<(ItemPos, ItemIdx)> = req
             .items
             .iter()
             .enumerate()
             .filter(|(_, ri)| ri.outcome.is_none())
-            .map(|(pos, ri)| (pos as u32, ri.item))
+            .map(|(pos, ri)| (ItemPos::of(pos), ri.item))
             .collect();
         let mut settled = Vec::with_capacity(open.len());
         // The running sessions the request leaves, each credited once for its handler-wide
@@ -301,7 +301,7 @@ impl Engine {
         }
         if let Some(req) = self.requests.get_mut(&request) {
             for (pos, outcome) in settled {
-                req.items[pos as usize].outcome = Some(outcome);
+                req.items[pos.get()].outcome = Some(outcome);
             }
             req.remaining = 0;
             req.counts.add(credit);

@@ -4,7 +4,7 @@
 
 use std::collections::HashSet;
 
-use super::queue::ItemIdx;
+use super::queue::{ItemIdx, ItemPos};
 use super::state::Handler;
 use super::state::HandlerKey;
 use super::state::{Hold, SessionPos};
@@ -300,7 +300,7 @@ impl Engine {
             }
         }
         // Every place a request waits, to be matched against the requests below.
-        let mut places: HashSet<(RequestId, u32)> = HashSet::new();
+        let mut places: HashSet<(RequestId, ItemPos)> = HashSet::new();
         for (key, h) in self.handlers.iter() {
             self.check_handler(key, h, &mut places)?;
         }
@@ -331,7 +331,7 @@ impl Engine {
                 ));
             }
             for (pos, ri) in r.items.iter().enumerate() {
-                if ri.outcome.is_none() && !places.contains(&(rid, pos as u32)) {
+                if ri.outcome.is_none() && !places.contains(&(rid, ItemPos::of(pos))) {
                     return fail(format!("{rid}: open item #{pos} waits nowhere"));
                 }
             }
@@ -364,7 +364,7 @@ impl Engine {
         &self,
         key: HandlerKey,
         h: &Handler,
-        places: &mut HashSet<(RequestId, u32)>,
+        places: &mut HashSet<(RequestId, ItemPos)>,
     ) -> Result<(), String> {
         let fail = |what: String| Err(what);
         let key = &key;
@@ -393,7 +393,7 @@ impl Engine {
         &self,
         key: HandlerKey,
         h: &Handler,
-        places: &mut HashSet<(RequestId, u32)>,
+        places: &mut HashSet<(RequestId, ItemPos)>,
     ) -> Result<(), String> {
         let fail = |what: String| Err(what);
         let mut seen = HashSet::new();
@@ -540,7 +540,7 @@ impl Engine {
         &self,
         key: HandlerKey,
         h: &Handler,
-        places: &mut HashSet<(RequestId, u32)>,
+        places: &mut HashSet<(RequestId, ItemPos)>,
     ) -> Result<(), String> {
         let fail = |what: String| Err(what);
         for (at, keyed) in h.keyed.iter().enumerate() {
@@ -614,7 +614,7 @@ impl Engine {
         list: &super::queue::WaitList,
         key: HandlerKey,
         item: super::queue::ItemIdx,
-        places: &mut HashSet<(RequestId, u32)>,
+        places: &mut HashSet<(RequestId, ItemPos)>,
     ) -> Result<Vec<super::queue::Waiter>, String> {
         let walk = super::queue::waiters_of(list, &self.requests);
         let (oldest, newest) = (walk.first().copied(), walk.last().copied());
@@ -643,12 +643,12 @@ impl Engine {
         w: super::queue::Waiter,
         key: HandlerKey,
         item: super::queue::ItemIdx,
-        places: &mut HashSet<(RequestId, u32)>,
+        places: &mut HashSet<(RequestId, ItemPos)>,
     ) -> Result<(), String> {
         let ok = self.requests.get(&w.request).is_some_and(|r| {
             r.handler_key == key
                 && r.items
-                    .get(w.pos as usize)
+                    .get(w.pos.get())
                     .is_some_and(|ri| ri.item == item && ri.outcome.is_none())
         });
         if !ok {

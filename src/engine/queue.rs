@@ -47,18 +47,41 @@ impl std::ops::IndexMut<ItemIdx> for Vec<super::state::ItemSlot> {
     }
 }
 
+/// An item's place in its request's item list (`Request::items`). A request's items never
+/// move, so a place stays valid while the request is open.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct ItemPos(u32);
+
+impl ItemPos {
+    /// The place of item `i` (a request names at most as many items as its handler has, and
+    /// those are counted in `u32`).
+    pub fn of(i: usize) -> ItemPos {
+        ItemPos(u32::try_from(i).unwrap_or(u32::MAX))
+    }
+
+    pub fn get(self) -> usize {
+        self.0 as usize
+    }
+}
+
+impl std::fmt::Display for ItemPos {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
 /// A request waiting for one item: which request, and where the item sits in its item list.
 /// `Waiter::NONE` (request 0, never issued) ends a list.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Waiter {
     pub request: RequestId,
-    pub pos: u32,
+    pub pos: ItemPos,
 }
 
 impl Waiter {
     pub const NONE: Waiter = Waiter {
         request: RequestId(0),
-        pos: 0,
+        pos: ItemPos(0),
     };
 
     pub fn is_none(self) -> bool {
@@ -323,7 +346,7 @@ impl KeyedQueue {
 pub(crate) fn prev_of(requests: &RequestTable, w: Waiter) -> Option<Waiter> {
     requests
         .get(&w.request)
-        .and_then(|r| r.items.get(w.pos as usize))
+        .and_then(|r| r.items.get(w.pos.get()))
         .map(|ri| ri.prev)
 }
 /// Every waiter of a list, oldest first (the order results then come out in), following the
@@ -353,7 +376,7 @@ pub(crate) fn relink(waiters: &[Waiter], requests: &mut RequestTable) -> WaitLis
         let prev = list.push(w);
         if let Some(ri) = requests
             .get_mut(&w.request)
-            .and_then(|r| r.items.get_mut(w.pos as usize))
+            .and_then(|r| r.items.get_mut(w.pos.get()))
         {
             ri.prev = prev;
         }
@@ -383,7 +406,7 @@ pub(crate) fn unlink(list: &mut WaitList, target: Waiter, requests: &mut Request
         list.tail = before;
     } else if let Some(ri) = requests
         .get_mut(&after.request)
-        .and_then(|r| r.items.get_mut(after.pos as usize))
+        .and_then(|r| r.items.get_mut(after.pos.get()))
     {
         ri.prev = before;
     }
@@ -393,7 +416,7 @@ pub(crate) fn unlink(list: &mut WaitList, target: Waiter, requests: &mut Request
     list.len -= 1;
     if let Some(ri) = requests
         .get_mut(&target.request)
-        .and_then(|r| r.items.get_mut(target.pos as usize))
+        .and_then(|r| r.items.get_mut(target.pos.get()))
     {
         ri.prev = Waiter::NONE;
     }
@@ -407,7 +430,7 @@ mod tests {
     fn w(r: u64) -> Waiter {
         Waiter {
             request: RequestId(r),
-            pos: 0,
+            pos: ItemPos(0),
         }
     }
 

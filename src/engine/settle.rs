@@ -119,7 +119,7 @@ impl Engine {
             let Some(req) = self.requests.get_mut(&w.request) else {
                 continue;
             };
-            let ri = &mut req.items[w.pos as usize];
+            let ri = &mut req.items[w.pos.get()];
             if ri.outcome.is_none() {
                 ri.attempts = ri.attempts.saturating_add(u16::from(ran));
                 ri.outcome = Some(outcome);

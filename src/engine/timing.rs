@@ -245,7 +245,7 @@ impl Engine {
             if let Some(ri) = self
                 .requests
                 .get_mut(&w.request)
-                .and_then(|r| r.items.get_mut(w.pos as usize))
+                .and_then(|r| r.items.get_mut(w.pos.get()))
             {
                 ri.attempts = ri.attempts.saturating_add(1);
             }
