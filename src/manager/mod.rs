@@ -238,14 +238,31 @@ impl SyncManager {
         self.change_state(id.into_id()?, change, flags)
     }
 
-    /// The common path of the three state changes: the policy check, the handler's
-    /// `QUERY_BEFORE_*` answer, its hook, then the change itself.
-    fn change_state(
+    /// Changes a handler's or an item's state, named by what it does instead of a `bool`:
+    /// what [`activate_handler`](Self::activate_handler), [`enable_handler`](Self::enable_handler)
+    /// and [`enable_item`](Self::enable_item) come down to. In order: the policy check, the
+    /// handler's `QUERY_BEFORE_*` answer, its hook, then the change itself.
+    ///
+    /// ```
+    /// # use syncmgr::{ControlFlags, HandlerError, ItemId, SyncHandler, SyncManager, SyncSession};
+    /// use syncmgr::engine::StateChange;
+    /// # struct Mail;
+    /// # impl SyncHandler for Mail {
+    /// #     fn synchronize(&self, _: &[ItemId], _: &SyncSession) -> Result<(), HandlerError> { Ok(()) }
+    /// # }
+    /// # fn main() -> Result<(), syncmgr::Error> {
+    /// # let manager = SyncManager::new()?;
+    /// # manager.register_handler("mail", Mail, ControlFlags::WAIT)?;
+    /// manager.change_state("mail", StateChange::Deactivate, ControlFlags::WAIT)?;
+    /// # Ok(()) }
+    /// ```
+    pub fn change_state(
         &self,
-        id: HandlerId,
+        id: impl IntoId<HandlerId>,
         change: StateChange,
         flags: ControlFlags,
     ) -> Result<(), Error> {
+        let id = id.into_id()?;
         self.core().state_call(flags, id.clone(), move |core| {
             core.change_state(&id, change, flags)
         })

@@ -38,7 +38,7 @@ pub enum HandlerChange {
 
 /// One thing that happened in the manager. Subscribe with
 /// [`SyncManager::subscribe`](super::SyncManager::subscribe).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Notification {
     /// A start call was accepted. `items` says, per item, whether it was queued new, merged
@@ -306,6 +306,12 @@ mod tests {
             session: SessionId(1),
             text: "working".into(),
         }
+    }
+
+    #[test]
+    fn notifications_compare_by_value() {
+        assert_eq!(note(), note());
+        assert_ne!(note(), Notification::Lagged { missed: 1 });
     }
 
     #[test]
