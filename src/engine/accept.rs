@@ -25,7 +25,6 @@ use super::state::Counts;
 use super::state::Handler;
 use super::state::HandlerKey;
 use super::state::Hold;
-use super::state::ItemSlot;
 use super::state::Request;
 use super::state::RequestItem;
 use super::state::Session;
@@ -105,13 +104,7 @@ impl Engine {
         let covered: Vec<HandlerId> = self
             .handlers
             .values()
-            .filter(|h| {
-                !h.removed
-                    && h.active
-                    && h.enabled
-                    && !h.policies.contains(HandlerPolicies::PREVENT_START_SYNC)
-                    && h.items.iter().any(startable_by_handler_sync)
-            })
+            .filter(|h| h.takes_handler_sync())
             .map(|h| h.id.clone())
             .collect();
         covered
@@ -392,7 +385,7 @@ pub(super) fn validate_start(
         items.extend(
             (0..h.items.len())
                 .map(ItemIdx::of)
-                .filter(|&i| startable_by_handler_sync(h.slot(i))),
+                .filter(|&i| h.slot(i).in_handler_sync()),
         );
         return Ok(());
     };
@@ -411,10 +404,6 @@ pub(super) fn validate_start(
         items.push(idx);
     }
     Ok(())
-}
-
-pub(super) fn startable_by_handler_sync(slot: &ItemSlot) -> bool {
-    slot.live_and_enabled() && !slot.policies.contains(ItemPolicies::PREVENT_START_SYNC)
 }
 
 pub(super) fn unknown_item(handler: &HandlerId, item: &ItemId) -> Error {

@@ -77,6 +77,12 @@ impl ItemSlot {
         self.entry.is_some() && self.held.is_none() && self.hold.is_none()
     }
 
+    /// Whether a handler sync (`start_handler_sync`, a tick, a trigger) takes the item: live,
+    /// enabled, and without the item policy `PREVENT_START_SYNC`.
+    pub fn in_handler_sync(&self) -> bool {
+        self.live_and_enabled() && !self.policies.contains(ItemPolicies::PREVENT_START_SYNC)
+    }
+
     /// Whether a sync may include the item.
     pub fn live_and_enabled(&self) -> bool {
         !self.removed && self.enabled
@@ -163,6 +169,17 @@ impl Handler {
         let i = *self.index.get(id)?;
         let slot = self.items.get(i.get())?;
         (!slot.removed).then_some((i, slot))
+    }
+
+    /// Whether a handler sync of it would be accepted with something to sync: live, active,
+    /// enabled, starts allowed, and an item a handler sync takes. `start_sync_all` covers
+    /// these handlers; ticks and triggers issue requests only to them.
+    pub fn takes_handler_sync(&self) -> bool {
+        !self.removed
+            && self.active
+            && self.enabled
+            && !self.policies.contains(HandlerPolicies::PREVENT_START_SYNC)
+            && self.items.iter().any(ItemSlot::in_handler_sync)
     }
 
     /// Whether the handler may start a session now, the global limit aside.

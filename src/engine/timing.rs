@@ -5,13 +5,13 @@
 //! timer fires, an expedited request releases it, or (for backoff) its handler reconnects.
 //! Stops, cancels and state changes remove held entries exactly as they remove ready ones.
 
-use super::accept::{PLAIN, startable_by_handler_sync};
+use super::accept::PLAIN;
 use super::queue::{ItemIdx, Waiter, relink, waiters_of};
 use super::state::{Handler, HandlerKey, Hold, Ticker, Window};
 use super::timers::{Timer, Timers, share, times, unit};
 use super::{Accepted, Action, Changed, Engine, RequestId};
 use crate::error::Error;
-use crate::flags::{HandlerPolicies, SyncControlFlags};
+use crate::flags::SyncControlFlags;
 use crate::id::{HandlerId, ItemId};
 use crate::policy::{SyncPolicy, Trigger, TriggerReason};
 use crate::time::Time;
@@ -357,12 +357,7 @@ impl Engine {
     /// announced first with [`Action::Issued`]. Nothing if the handler could not take it.
     fn issue(&mut self, key: HandlerKey, reason: TriggerReason) -> Option<Accepted> {
         let h = self.handlers.get(&key)?;
-        if h.removed
-            || !h.active
-            || !h.enabled
-            || h.policies.contains(HandlerPolicies::PREVENT_START_SYNC)
-            || !h.items.iter().any(startable_by_handler_sync)
-        {
+        if !h.takes_handler_sync() {
             return None;
         }
         let handler = h.id.clone();
