@@ -79,7 +79,8 @@ impl Engine {
                     now = first.len();
                     if !again.is_empty() {
                         slot.attempts = attempt;
-                        retried.push((si.item, again.clone(), attempt));
+                        // Its waiters from `now` on, in `settled` below.
+                        retried.push((si.item, settled.len(), attempt));
                     }
                     waiters = first;
                     waiters.extend(again);
@@ -98,8 +99,9 @@ impl Engine {
             self.settle(&waiters[..*now], *outcome, true);
         }
         let mut again = Vec::with_capacity(retried.len());
-        for (item, waiters, attempt) in retried {
-            again.push(self.retry_later(key, item, &waiters, attempt));
+        for (item, at, attempt) in retried {
+            let (waiters, _, _, now) = &settled[at];
+            again.extend(self.retry_later(key, item, &waiters[*now..], attempt));
         }
         self.drop_if_retired(key);
         self.schedule(key);

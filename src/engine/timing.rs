@@ -233,14 +233,15 @@ impl Engine {
 
     /// Puts a failed item back in the pending set until its backoff ends, with `waiters` (in
     /// request order) and any newer requests already pending for it waiting on one entry.
-    /// Returns the item's ID.
+    /// Returns the item's ID (none if the handler record is gone, which `session_finished`,
+    /// the one caller, rules out).
     pub(super) fn retry_later(
         &mut self,
         key: HandlerKey,
         idx: ItemIdx,
         waiters: &[Waiter],
         attempt: u16,
-    ) -> ItemId {
+    ) -> Option<ItemId> {
         for w in waiters {
             if let Some(ri) = self
                 .requests
@@ -250,10 +251,7 @@ impl Engine {
                 ri.attempts = ri.attempts.saturating_add(1);
             }
         }
-        let h = match self.handlers.get_mut(&key) {
-            Some(h) => h,
-            None => unreachable!("retry_later is called while the session's handler exists"),
-        };
+        let h = self.handlers.get_mut(&key)?;
         let retry = h.policy.retry;
         let jitter = unit(
             self.config.seed,
@@ -286,7 +284,7 @@ impl Engine {
             max_attempts: retry.max_attempts,
             at,
         });
-        slot.id.clone()
+        Some(slot.id.clone())
     }
 
     /// (Re)starts the handler's schedule from now, or stops it if its policy has none. The
