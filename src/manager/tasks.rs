@@ -201,11 +201,9 @@ impl<H: AsyncHandler> Runner for Adapter<H> {
             };
             end.finish(how, error);
         });
-        if let Err(panic) = unwind::run(|| self.spawner.spawn(task)) {
-            // The task, with its guard, went with the panic: the guard ended the session;
-            // nothing else to do but say why, which the guard could not know.
-            let _ = panic;
-        }
+        // A `spawn` that panics drops the task as it unwinds, and its guard ends the session;
+        // the worker that called this contains the panic.
+        self.spawner.spawn(task);
     }
 }
 

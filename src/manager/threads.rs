@@ -56,15 +56,9 @@ pub(crate) fn worker(jobs: Receiver<Job>, link: Link, _alive: Sender<()>) {
                 // move on. Its task reports its end.
                 match session.can_continue(None) {
                     Ok(true) => {
-                        let id = session.id();
-                        let started = unwind::run(|| runner.start(items, session, link.clone()));
-                        if let Err(panic) = started {
-                            let _ = link.send(Command::SessionFinished {
-                                session: id,
-                                end: SessionEnd::Failed,
-                                error: Some(format!("the executor panicked: {panic}")),
-                            });
-                        }
+                        // An executor whose `spawn` panics dropped the task on the way out;
+                        // the task's guard has ended the session (as `Failed`).
+                        let _ = unwind::run(|| runner.start(items, session, link.clone()));
                     }
                     Ok(false) => {
                         let id = session.id();

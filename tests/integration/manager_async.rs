@@ -99,6 +99,15 @@ impl Spawn for Dropping {
     }
 }
 
+/// An executor whose `spawn` panics.
+struct Broken;
+
+impl Spawn for Broken {
+    fn spawn(&self, _task: Task) {
+        panic!("deliberate: the executor cannot spawn");
+    }
+}
+
 /// An async handler: succeeds its items, or fails or panics as told.
 struct Courier {
     items: Vec<SyncItem>,
@@ -169,7 +178,9 @@ fn an_async_handler_that_fails_panics_or_is_dropped_fails_its_items_and_the_mana
     .unwrap();
     m.register_async_handler("dropped", Courier::new("ok"), Dropping, ControlFlags::WAIT)
         .unwrap();
-    for h in ["error", "panic", "dropped"] {
+    m.register_async_handler("unspawned", Courier::new("ok"), Broken, ControlFlags::WAIT)
+        .unwrap();
+    for h in ["error", "panic", "dropped", "unspawned"] {
         let result = block_on(world.start(h, &["a"]));
         assert_eq!(result.status, Outcome::Failed, "{h}");
         assert_eq!(result.errors, 1, "{h}: the failure is an error event");
