@@ -112,22 +112,38 @@ impl SyncManager {
     /// hooks are read as for [`register_handler`](Self::register_handler).
     ///
     /// ```
-    /// # use syncmgr::{AsyncHandler, ControlFlags, HandlerError, ItemId, Spawn, SyncItem, SyncManager, SyncSession, Task};
+    /// # use syncmgr::{AsyncHandler, ControlFlags, HandlerError, ItemId, Outcome, ProgressStatus, Spawn, SyncControlFlags, SyncItem, SyncManager, SyncSession, Task};
     /// # struct Mail;
     /// # impl AsyncHandler for Mail {
-    /// #     async fn synchronize(&self, _: Vec<ItemId>, _: SyncSession) -> Result<(), HandlerError> { Ok(()) }
+    /// #     fn items(&self) -> Vec<SyncItem> { vec![SyncItem::new(ItemId::new("inbox").unwrap(), "Inbox")] }
+    /// #     async fn synchronize(&self, items: Vec<ItemId>, s: SyncSession) -> Result<(), HandlerError> {
+    /// #         for i in &items { s.report_progress(i, "", ProgressStatus::Succeeded, 1, 1)?; } Ok(())
+    /// #     }
+    /// # }
+    /// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    /// #     // The smallest executor: poll, park until woken. Any runtime's `block_on` does this.
+    /// #     use std::task::{Context, Poll, Wake, Waker};
+    /// #     struct Unpark(std::thread::Thread);
+    /// #     impl Wake for Unpark { fn wake(self: std::sync::Arc<Self>) { self.0.unpark() } }
+    /// #     let waker = Waker::from(std::sync::Arc::new(Unpark(std::thread::current())));
+    /// #     let mut f = std::pin::pin!(f);
+    /// #     loop {
+    /// #         if let Poll::Ready(v) = f.as_mut().poll(&mut Context::from_waker(&waker)) { return v; }
+    /// #         std::thread::park();
+    /// #     }
     /// # }
     /// /// A stand-in executor: one thread per task (use your runtime's spawn instead).
     /// struct Threads;
     /// impl Spawn for Threads {
     ///     fn spawn(&self, task: Task) {
-    ///         # fn block_on(f: Task) { let w = std::task::Waker::noop(); let mut f = f; loop { if f.as_mut().poll(&mut std::task::Context::from_waker(w)).is_ready() { return } std::thread::yield_now() } }
     ///         std::thread::spawn(move || block_on(task));
     ///     }
     /// }
     /// # fn main() -> Result<(), syncmgr::Error> {
     /// let manager = SyncManager::new()?;
     /// manager.register_async_handler("mail", Mail, Threads, ControlFlags::WAIT)?;
+    /// let ticket = manager.start_handler_sync("mail", SyncControlFlags::NONE, None)?;
+    /// assert_eq!(block_on(ticket).status, Outcome::Succeeded);
     /// # Ok(()) }
     /// ```
     pub fn register_async_handler(
