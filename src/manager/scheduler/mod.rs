@@ -205,9 +205,8 @@ impl Scheduler {
                     recv(crossbeam_channel::at(at)) -> _ => Woken::Time,
                 },
             };
-            let mut s = lock(&scheduler);
             // Every step polls the engine first (see `guarded`): a timer needs nothing more.
-            s.guarded(|s| match woken {
+            let done = Self::step(&scheduler, |s| match woken {
                 Woken::Command(command) => s.handle(command),
                 // Every sender is gone: nobody can ask for anything any more.
                 Woken::Closed if s.deadline.is_none() => s.begin_shutdown(),
@@ -218,10 +217,6 @@ impl Scheduler {
                     }
                 }
             });
-            let wakes = s.take_wakes();
-            let done = s.broken || (s.deadline.is_some() && s.engine.session_count() == 0);
-            drop(s);
-            wake_all(wakes);
             if done {
                 break;
             }
@@ -285,14 +280,16 @@ impl Scheduler {
         loop {
             select! {
                 recv(commands) -> c => match c {
-                    Ok(command) => Self::step(scheduler, command),
+                    Ok(command) => {
+                        let _ = Self::step(scheduler, |s| s.handle(command));
+                    }
                     Err(_) => return,
                 },
                 recv(delivery_done) -> _ => {
                     // `select!` picks at random among ready arms: what the delivery thread
                     // sent before it ended (a callback's panic report) may still be queued.
                     for command in commands.try_iter() {
-                        Self::step(scheduler, command);
+                        let _ = Self::step(scheduler, |s| s.handle(command));
                     }
                     return;
                 }
@@ -301,15 +298,18 @@ impl Scheduler {
         }
     }
 
-    /// One command on the scheduler thread while it drains, waking what it completed once
-    /// the lock is released.
-    fn step(scheduler: &Mutex<Scheduler>, command: Command) {
-        let wakes = {
+    /// One step on the scheduler thread, waking what it completed once the lock is released.
+    /// Returns whether the thread is done: the scheduler broke, or shutdown has ended every
+    /// session.
+    fn step(scheduler: &Mutex<Scheduler>, step: impl FnOnce(&mut Scheduler)) -> bool {
+        let (wakes, done) = {
             let mut s = lock(scheduler);
-            s.guarded(|s| s.handle(command));
-            s.take_wakes()
+            s.guarded(step);
+            let done = s.broken || (s.deadline.is_some() && s.engine.session_count() == 0);
+            (s.take_wakes(), done)
         };
         wake_all(wakes);
+        done
     }
 
     fn begin_shutdown(&mut self) {
