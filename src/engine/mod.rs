@@ -7,6 +7,7 @@
 //! [`Action`]s (start this session, deliver this result, send this cancel) that the caller
 //! takes with [`Engine::next_action`]. It spawns no thread, reads no clock, takes no lock and
 //! calls no callback, so the same inputs always give the same actions in the same order.
+//! To drive it by hand in your own tests, see [`testing`].
 //!
 //! ```
 //! use syncmgr::engine::{Action, Engine, HandlerSpec, SessionEnd};
@@ -131,6 +132,7 @@ mod session;
 mod settle;
 mod state;
 mod stop;
+pub mod testing;
 mod timers;
 mod timing;
 
