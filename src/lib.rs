@@ -335,6 +335,9 @@
 //! - `tokio`: [`Spawn`] for `tokio::runtime::Handle`, so an [`AsyncHandler`]'s sessions run
 //!   on a tokio runtime.
 //! - `stream`: [`Notifications`] implements `futures_core::Stream`.
+//! - `proptest`: the `strategies` module, proptest strategies for your own property tests
+//!   (valid IDs with their edge cases, flags, handlers, and engine operation sequences that
+//!   [`engine::testing::Driver`] applies).
 //!
 //! # Errors
 //!
@@ -440,6 +443,8 @@ pub mod legacy;
 mod manager;
 mod policy;
 mod result;
+#[cfg(feature = "proptest")]
+pub mod strategies;
 mod time;
 mod unwind;
 
