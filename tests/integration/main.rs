@@ -17,6 +17,7 @@
 mod common;
 
 mod contracts;
+mod engine_testing;
 mod legacy;
 mod manager_async;
 mod manager_lifecycle;
