@@ -411,14 +411,14 @@ impl Shell {
                 }
                 Fate::Fail(why) => {
                     e.report_event(session, Some(&item), EventLevel::Error)?;
-                    let _ = e.report_progress(session, &item, ProgressStatus::Failed, why)?;
+                    let _ = e.report_failure(session, &item, why.into())?;
                     println!("{head} ✗ Failed, error event \"{why}\"");
                 }
                 Fate::GiveUp(why) => {
                     println!(
                         "{head} … synchronize returns an error (\"{why}\"), {item} unreported"
                     );
-                    return self.finish(session, SessionEnd::Failed);
+                    return self.finish(session, SessionEnd::Failed(why.into()));
                 }
             }
         }
@@ -461,13 +461,17 @@ impl Shell {
 
     fn finish(&mut self, session: SessionId, end: SessionEnd) -> Res {
         self.runs.remove(&session);
+        let how = match &end {
+            SessionEnd::Returned => "returned".to_owned(),
+            SessionEnd::Failed(cause) => format!("failed: {cause}"),
+        };
         let ended = self.engine.session_finished(session, end)?;
         let outcomes: Vec<String> = ended
             .outcomes
             .iter()
             .map(|(item, o)| format!("{item} {}", mark(*o)))
             .collect();
-        println!("    ◼ {session} ends ({end:?}): {}", outcomes.join(", "));
+        println!("    ◼ {session} ends ({how}): {}", outcomes.join(", "));
         Ok(())
     }
 
@@ -528,7 +532,7 @@ fn outcome_line(r: &RequestResult) -> String {
     let items: Vec<String> = r
         .items
         .iter()
-        .map(|(item, o)| format!("{item} {}", mark(*o)))
+        .map(|o| format!("{} {}", o.item, mark(o.outcome)))
         .collect();
     let mut counts = String::new();
     if r.errors > 0 {

@@ -68,9 +68,9 @@ fn print_result(result: &RequestResult) {
         "  {} {:?} ({} errors)",
         result.request, result.status, result.errors
     );
-    for (item, outcome) in &result.items {
-        let name = item.to_guid().map_or("?", Briefcase::name_of);
-        println!("    {name}: {outcome:?}");
+    for o in &result.items {
+        let name = o.item.to_guid().map_or("?", Briefcase::name_of);
+        println!("    {name}: {:?}", o.outcome);
     }
 }
 

@@ -31,8 +31,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "{} {:?} ({} errors)",
         result.request, result.status, result.errors
     );
-    for (item, outcome) in &result.items {
-        println!("  {item}: {outcome:?}");
+    for o in &result.items {
+        match &o.cause {
+            Some(cause) => println!("  {}: {:?} ({cause:#})", o.item, o.outcome),
+            None => println!("  {}: {:?}", o.item, o.outcome),
+        }
     }
     println!("{:?}", manager.shutdown());
     Ok(())

@@ -65,7 +65,7 @@ impl SyncResult for Report {
         let items: Vec<String> = result
             .items
             .iter()
-            .map(|(item, outcome)| format!("{item} {outcome:?}"))
+            .map(|o| format!("{} {:?}", o.item, o.outcome))
             .collect();
         let line = format!(
             "  {} got {}: {}",

@@ -287,10 +287,9 @@ impl Shell {
                     let items: Vec<String> = r
                         .items
                         .iter()
-                        .zip(&r.attempts)
-                        .map(|((i, o), n)| match (o, n) {
-                            (Outcome::Succeeded, 1) => format!("{i}"),
-                            (o, n) => format!("{i} {o:?} after {n} attempts"),
+                        .map(|o| match (o.outcome, o.attempts) {
+                            (Outcome::Succeeded, 1) => format!("{}", o.item),
+                            (outcome, n) => format!("{} {outcome:?} after {n} attempts", o.item),
                         })
                         .collect();
                     println!(

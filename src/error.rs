@@ -5,6 +5,7 @@
 //! components, or logs in their terms, means the same thing by it.
 
 use crate::Outcome;
+use crate::cause::Cause;
 use crate::flags::{HandlerPolicies, ItemPolicies, ProgressStatus};
 use crate::id::{HandlerId, IdError, ItemId, RequestId, SessionId};
 
@@ -222,10 +223,15 @@ pub enum Error {
     },
 
     /// A handler hook (`activate`, `enable`, `enable_item`, `query_state_change`, or one of
-    /// the methods read at registration) returned an error or panicked; the message says
-    /// which. Returned by the state-change and registration calls of the manager. `E_FAIL`.
-    #[error("the handler failed: {0}")]
-    HandlerFailed(String),
+    /// the methods read at registration) returned an error or panicked; the cause is the
+    /// hook's error with its `source()` chain, or the panic's message. Returned by the
+    /// state-change and registration calls of the manager. `E_FAIL`.
+    ///
+    /// Its `Display` prints the whole chain (`the handler failed: outer: inner`) and its
+    /// `source()` is `None`, so an error reporter prints each message once; match the variant
+    /// to walk the chain with [`Cause::chain`].
+    #[error("the handler failed: {0:#}")]
+    HandlerFailed(Cause),
 
     /// The system could not start one of the manager's threads. Returned by
     /// `SyncManagerBuilder::build`. `E_OUTOFMEMORY` (the system is out of resources).

@@ -178,9 +178,12 @@
 //! Every accepted request gets exactly one [`RequestResult`], once all its items have an
 //! [`Outcome`]: its status is the worst outcome (`Failed` > `Disconnected` > `Canceled` >
 //! `Succeeded`), with the number of error events and conflicts reported for it, and each
-//! item's outcome. It reaches the caller through the returned [`SyncTicket`] (`wait`,
-//! `wait_timeout`, `try_result`) and through an optional [`SyncResult`] callback, which
-//! closures implement. A [`SyncRequest`] also carries a context value for the handler.
+//! item's [`ItemOutcome`]: its outcome, the attempts it took and, for a `Failed` item, its
+//! [`Cause`]: the error the handler reported for it ([`SyncSession::report_failure`]) or
+//! returned from `synchronize`, with its `source()` chain. It reaches the caller through the
+//! returned [`SyncTicket`] (`wait`, `wait_timeout`, `try_result`, or `.await`) and through an
+//! optional [`SyncResult`] callback, which closures implement. A [`SyncRequest`] also carries a
+//! context value for the handler.
 //!
 //! ```
 //! use std::sync::mpsc;
@@ -311,7 +314,7 @@
 //! clock.advance(Duration::from_secs(30)); // the second attempt starts before this returns
 //! let result = ticket.wait();
 //! assert_eq!(result.status, Outcome::Succeeded);
-//! assert_eq!(result.attempts, [2]);
+//! assert_eq!(result.items[0].attempts, 2);
 //! # Ok(()) }
 //! ```
 //!
@@ -433,6 +436,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod cause;
 pub mod engine;
 mod error;
 mod flags;
@@ -448,6 +452,7 @@ pub mod strategies;
 mod time;
 mod unwind;
 
+pub use crate::cause::Cause;
 pub use crate::engine::{Engine, EngineConfig, RequestId, SessionId};
 pub use crate::error::{Denied, Error, TextKind, hresult};
 pub use crate::flags::{
@@ -466,5 +471,5 @@ pub use crate::manager::{
     SyncTicket, Task,
 };
 pub use crate::policy::{Debounce, MAX_DELAY, Retry, Schedule, SyncPolicy, Trigger, TriggerReason};
-pub use crate::result::{Outcome, RequestResult};
+pub use crate::result::{ItemOutcome, Outcome, RequestResult};
 pub use crate::time::Time;

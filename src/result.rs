@@ -1,5 +1,6 @@
 //! What a request ends with: per-item [`Outcome`]s aggregated into one [`RequestResult`].
 
+use crate::cause::Cause;
 use crate::flags::ProgressStatus;
 use crate::id::{HandlerId, ItemId, RequestId};
 
@@ -71,6 +72,52 @@ impl From<Outcome> for ProgressStatus {
     }
 }
 
+/// What became of one item of a request: its outcome, the attempts it took and, when it
+/// failed, why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ItemOutcome {
+    /// The item.
+    pub item: ItemId,
+    /// Its outcome for the request.
+    pub outcome: Outcome,
+    /// How many attempts it took for this request: the sessions that ran it while the request
+    /// waited (0 for an item settled without running, more than 1 when the handler's policy
+    /// retried it).
+    pub attempts: u16,
+    /// Why it failed, for a `Failed` item: the error the handler reported for it or returned
+    /// from the session, a panic's message, or what the manager saw (a session that ended
+    /// without a terminal report, a report after a terminal one). `None` for the other
+    /// outcomes, and for a `Failed` reported without a reason.
+    pub cause: Option<Cause>,
+}
+
+impl ItemOutcome {
+    /// An outcome with no cause.
+    pub fn new(item: ItemId, outcome: Outcome, attempts: u16) -> ItemOutcome {
+        ItemOutcome {
+            item,
+            outcome,
+            attempts,
+            cause: None,
+        }
+    }
+}
+
+/// Compares the item and the outcome only, so that a test can write
+/// `assert_eq!(result.items, [(inbox, Outcome::Succeeded)])`.
+impl PartialEq<(ItemId, Outcome)> for ItemOutcome {
+    fn eq(&self, (item, outcome): &(ItemId, Outcome)) -> bool {
+        self.item == *item && self.outcome == *outcome
+    }
+}
+
+/// Compares the item and the outcome only (the other way round).
+impl PartialEq<ItemOutcome> for (ItemId, Outcome) {
+    fn eq(&self, other: &ItemOutcome) -> bool {
+        other == self
+    }
+}
+
 /// The one result every accepted request gets (`ISyncMgrSyncResult::Result`, plus the
 /// per-item outcomes that Sync Center does not give).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -88,35 +135,35 @@ pub struct RequestResult {
     pub errors: u32,
     /// Conflicts reported the same way (`cConflicts`).
     pub conflicts: u32,
-    /// Each item of the request once, in request order, with its outcome.
-    pub items: Vec<(ItemId, Outcome)>,
-    /// How many attempts each item took for this request, in the order of `items`: the
-    /// sessions that ran it while the request waited (0 for an item settled without running,
-    /// more than 1 when the handler's policy retried it).
-    pub attempts: Vec<u16>,
+    /// Each item of the request once, in request order, with its outcome, attempts and cause.
+    pub items: Vec<ItemOutcome>,
 }
 
 impl std::fmt::Display for RequestResult {
     /// One line: the request, its handler and status, the counts when not zero, and each
-    /// item that did not succeed (with its attempts when more than one).
+    /// item that did not succeed (with its attempts when more than one, and its cause).
     ///
     /// ```
-    /// # use syncmgr::{HandlerId, ItemId, Outcome, RequestResult, SyncControlFlags};
+    /// # use syncmgr::{Cause, HandlerId, ItemId, ItemOutcome, Outcome, RequestResult, SyncControlFlags};
     /// # use syncmgr::engine::{Engine, HandlerSpec};
     /// # let mail = HandlerId::new("mail").unwrap();
     /// # let mut engine = Engine::default();
     /// # engine.register_handler(HandlerSpec::new(mail.clone()).items([ItemId::new("x").unwrap()])).unwrap();
     /// # let request = engine.start_handler_sync(&mail, SyncControlFlags::NONE).unwrap().request;
+    /// let mut sent = ItemOutcome::new(ItemId::new("sent")?, Outcome::Failed, 3);
+    /// sent.cause = Some(Cause::new("timed out"));
     /// let r = RequestResult {
     ///     request, // request#1
     ///     handler: mail,
     ///     status: Outcome::Failed,
     ///     errors: 1,
     ///     conflicts: 0,
-    ///     items: vec![(ItemId::new("inbox")?, Outcome::Succeeded), (ItemId::new("sent")?, Outcome::Failed)],
-    ///     attempts: vec![1, 3],
+    ///     items: vec![ItemOutcome::new(ItemId::new("inbox")?, Outcome::Succeeded, 1), sent],
     /// };
-    /// assert_eq!(r.to_string(), "request#1 mail: failed (1 error; sent failed after 3 attempts)");
+    /// assert_eq!(
+    ///     r.to_string(),
+    ///     "request#1 mail: failed (1 error; sent failed after 3 attempts: timed out)"
+    /// );
     /// # Ok::<(), syncmgr::IdError>(())
     /// ```
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -129,13 +176,16 @@ impl std::fmt::Display for RequestResult {
         if self.conflicts > 0 {
             notes.push(plural(self.conflicts, "conflict"));
         }
-        for (at, (item, outcome)) in self.items.iter().enumerate() {
-            let attempts = self.attempts.get(at).copied().unwrap_or(0);
-            match (outcome, attempts) {
-                (Outcome::Succeeded, 0 | 1) => {}
-                (o, 0 | 1) => notes.push(format!("{item} {o}")),
-                (o, n) => notes.push(format!("{item} {o} after {n} attempts")),
+        for o in &self.items {
+            let mut note = match (o.outcome, o.attempts) {
+                (Outcome::Succeeded, 0 | 1) => continue,
+                (outcome, 0 | 1) => format!("{} {outcome}", o.item),
+                (outcome, n) => format!("{} {outcome} after {n} attempts", o.item),
+            };
+            if let Some(cause) = &o.cause {
+                note = format!("{note}: {cause:#}");
             }
+            notes.push(note);
         }
         if !notes.is_empty() {
             write!(f, " ({})", notes.join("; "))?;
@@ -145,15 +195,29 @@ impl std::fmt::Display for RequestResult {
 }
 
 impl RequestResult {
+    /// What became of one item of the request, if the request holds it.
+    pub fn item(&self, item: &ItemId) -> Option<&ItemOutcome> {
+        self.items.iter().find(|o| o.item == *item)
+    }
+
     /// The outcome of one item of the request, if the request holds it.
     pub fn outcome_of(&self, item: &ItemId) -> Option<Outcome> {
-        self.items.iter().find(|(i, _)| i == item).map(|&(_, o)| o)
+        self.item(item).map(|o| o.outcome)
     }
 
     /// How many attempts one item of the request took, if the request holds it.
     pub fn attempts_of(&self, item: &ItemId) -> Option<u16> {
-        let at = self.items.iter().position(|(i, _)| i == item)?;
-        Some(self.attempts.get(at).copied().unwrap_or(0))
+        self.item(item).map(|o| o.attempts)
+    }
+
+    /// Why one item of the request failed, if it did and the reason is known.
+    pub fn cause_of(&self, item: &ItemId) -> Option<&Cause> {
+        self.item(item).and_then(|o| o.cause.as_ref())
+    }
+
+    /// The items that failed, with their causes, in request order.
+    pub fn failures(&self) -> impl Iterator<Item = &ItemOutcome> {
+        self.items.iter().filter(|o| o.outcome == Outcome::Failed)
     }
 }
 

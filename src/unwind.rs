@@ -17,9 +17,12 @@
 //!   deadlocking a user whose `Drop` calls back into the manager.
 
 use std::any::Any;
+
 use std::cell::Cell;
 use std::fmt::{self, Display};
 use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use crate::cause::Cause;
 
 thread_local! {
     /// How many internal locks this thread holds.
@@ -85,25 +88,26 @@ pub(crate) fn text(value: &(impl Display + ?Sized)) -> String {
     }
 }
 
-/// An error's text followed by the texts of its `source()` chain, each formatted safely, as
-/// `"outer: inner: root"`. The chain is cut at 16 links, so a cyclic `source` cannot loop.
+/// An error and its `source()` chain as a [`Cause`], each link formatted safely. The chain
+/// is cut at [`Cause::MAX_CHAIN`] links, so a cyclic `source` cannot loop.
 #[track_caller]
-pub(crate) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn cause_of(error: &(dyn std::error::Error + 'static)) -> Cause {
     check_unlocked("an error's source chain");
-    let mut out = text(error);
+    let mut texts = vec![text(error)];
     let mut next = source_of(error);
-    let mut links = 0;
     while let Some(source) = next {
-        links += 1;
-        if links > 16 {
-            out.push_str(": …");
+        if texts.len() == Cause::MAX_CHAIN {
             break;
         }
-        out.push_str(": ");
-        out.push_str(&text(source));
+        texts.push(text(source));
         next = source_of(source);
     }
-    out
+    Cause::from_texts(texts).unwrap_or_else(|| Cause::new(""))
+}
+
+/// The cause of a failure that was a panic: `handler panicked: <its message>`.
+pub(crate) fn panic_cause(message: &str) -> Cause {
+    Cause::new(format!("handler panicked: {message}"))
 }
 
 /// An error's `source()`, asked safely: one that panics ends the chain.

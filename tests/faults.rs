@@ -85,7 +85,7 @@ fn state_change_failed(notes: &Notifications) -> (HandlerId, Error) {
 
 /// Whether `error` is `HandlerFailed` with a message that contains `text`.
 fn failed_with(error: &Error, text: &str) -> bool {
-    matches!(error, Error::HandlerFailed(message) if message.contains(text))
+    matches!(error, Error::HandlerFailed(cause) if chain(cause).contains(text))
 }
 
 thread_local! {
@@ -596,7 +596,7 @@ fn session_end(
                 outcomes,
                 error,
                 ..
-            } if *s == session => Some((outcomes.clone(), error.clone())),
+            } if *s == session => Some((outcomes.clone(), error.as_ref().map(chain))),
             _ => None,
         })
         .unwrap_or_else(|| panic!("{session} ended"))
@@ -1024,7 +1024,7 @@ fn a_hook_that_panics_or_fails_refuses_the_change_and_changes_nothing() {
                     Fault::Panic => format!("handler panicked: {DELIBERATE} panic in {method:?}"),
                     Fault::Error => format!("{DELIBERATE} error in {method:?}"),
                 };
-                assert_eq!(error, Error::HandlerFailed(text), "{name}");
+                assert_eq!(error, Error::HandlerFailed(Cause::new(text)), "{name}");
 
                 // Not applied: the handler and its item still start and sync.
                 let ticket = rig.ledger.start(&rig.manager, &name, &["a"]);
@@ -1081,7 +1081,7 @@ fn an_error_from_a_session_call_passed_on_by_synchronize_fails_the_rest() {
     let notes = rig.finish(ShutdownReport::default());
     let ended = notes.iter().find_map(|n| match n {
         Notification::SessionEnded { handler, error, .. } if handler.as_str() == H => {
-            Some(error.clone())
+            Some(error.as_ref().map(chain))
         }
         _ => None,
     });
@@ -1234,7 +1234,7 @@ fn two_threads_reporting_terminal_statuses_for_one_item_at_once_end_it_failed() 
     run.end(Finish::Return);
     let got = result(&ticket);
     assert!(
-        got.items.iter().all(|(_, o)| *o == Outcome::Failed),
+        got.items.iter().all(|o| o.outcome == Outcome::Failed),
         "{:?}",
         got.items
     );
@@ -1289,7 +1289,7 @@ fn reports_racing_the_end_of_synchronize_count_exactly_when_they_were_accepted()
                 .expect("every helper answers");
             answered.insert(item, answer);
         }
-        for (item, outcome) in &got.items {
+        for ItemOutcome { item, outcome, .. } in &got.items {
             match &answered[item] {
                 Ok(CancelRequest::None) => {
                     accepted += 1;
@@ -1391,7 +1391,7 @@ fn many_threads_may_report_into_one_session_at_once() {
     );
     let got = result(&rig.start(H, &names));
     assert!(
-        got.items.iter().all(|(_, o)| *o == Outcome::Succeeded),
+        got.items.iter().all(|o| o.outcome == Outcome::Succeeded),
         "{got:?}"
     );
     assert_eq!(got.items.len(), THREADS * PER_THREAD);
@@ -2422,7 +2422,7 @@ fn a_panic_payload_that_panics_when_dropped_does_not_kill_the_worker() {
     let got = ticket.wait_timeout(PATIENCE);
     // Fails here: `None`, the session never ends.
     assert_eq!(
-        got.map(|r| r.items),
+        got.map(|r| pairs(&r)),
         Some(outcomes(&[("a", Outcome::Failed)])),
         "the session ended Failed"
     );
@@ -2807,7 +2807,7 @@ fn a_handler_error_whose_display_or_drop_panics_fails_the_items_and_keeps_the_wo
     for _ in 0..3 {
         let ticket = rig.start(H, &["a"]);
         assert_eq!(
-            ticket.wait_timeout(PATIENCE).map(|r| r.items),
+            ticket.wait_timeout(PATIENCE).map(|r| pairs(&r)),
             Some(outcomes(&[("a", Outcome::Failed)])),
             "the session ended Failed"
         );
@@ -2816,7 +2816,7 @@ fn a_handler_error_whose_display_or_drop_panics_fails_the_items_and_keeps_the_wo
         .map(|_| {
             wait_for(&sessions, |note| match note {
                 Notification::SessionEnded { handler, error, .. } if handler.as_str() == H => {
-                    Some(error)
+                    Some(error.as_ref().map(chain))
                 }
                 _ => None,
             })
@@ -3363,7 +3363,7 @@ fn update_items_syncs_an_item_the_legacy_handler_listed_after_registration() {
         panic!("the invoke starts");
     };
     let got = result(&rig.ledger.track(ticket));
-    let synced: Vec<ItemId> = got.items.iter().map(|(i, _)| i.clone()).collect();
+    let synced: Vec<ItemId> = got.items.iter().map(|o| o.item.clone()).collect();
     assert_eq!(
         synced,
         [

@@ -1251,7 +1251,7 @@ proptest! {
         for op in &ops {
             b.apply(op)?;
         }
-        let end = if failed { SessionEnd::Failed } else { SessionEnd::Returned };
+        let end = if failed { SessionEnd::Failed("synchronize failed".into()) } else { SessionEnd::Returned };
         let _ = b.engine.session_finished(b.session, end).unwrap();
         let actions = b.drain();
         let starts = session_starts(&actions);
@@ -1300,7 +1300,7 @@ proptest! {
         cookies.sort_by_key(|(oldest, _)| *oldest);
         prop_assert!(cookies.iter().all(|(_, k)| !k.is_default()));
         let mut running = b.session;
-        let mut end = if failed { SessionEnd::Failed } else { SessionEnd::Returned };
+        let mut end = if failed { SessionEnd::Failed("synchronize failed".into()) } else { SessionEnd::Returned };
         for (oldest, key) in &cookies {
             let _ = b.engine.session_finished(running, end).unwrap();
             end = SessionEnd::Returned;
@@ -1534,7 +1534,7 @@ fn a_legacy_session_does_not_restart_a_retry_run() {
         "a third attempt for r1: {ended:?}"
     );
     let result = delivered(&mut e).into_iter().find(|r| r.request == r1);
-    assert_eq!(result.map(|r| r.attempts), Some(vec![2]));
+    assert_eq!(result.map(|r| r.items[0].attempts), Some(2));
 }
 
 /// Two items that failed together back off until the same instant; the poll that ends both

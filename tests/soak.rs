@@ -119,9 +119,9 @@ fn fingerprint(r: &RequestResult) -> u64 {
     r.status.hash(&mut h);
     r.errors.hash(&mut h);
     r.conflicts.hash(&mut h);
-    for (item, outcome) in &r.items {
-        item.as_str().hash(&mut h);
-        outcome.hash(&mut h);
+    for o in &r.items {
+        o.item.as_str().hash(&mut h);
+        o.outcome.hash(&mut h);
     }
     h.finish() | 1
 }
@@ -496,7 +496,9 @@ impl Soaker {
                 .enable_handler(me, false, ControlFlags::WAIT)
                 .and_then(|()| manager.enable_handler(me, true, ControlFlags::WAIT)),
             5 => manager.update_handler(me, ControlFlags::NOWAIT),
-            _ => manager.check_consistency().map_err(Error::HandlerFailed),
+            _ => manager
+                .check_consistency()
+                .map_err(|m| Error::HandlerFailed(Cause::new(m))),
         };
         match answer {
             // The last calls may come while the manager shuts down.
@@ -690,7 +692,7 @@ fn collect(stream: Notifications) -> JoinHandle<Stream> {
                     Notification::SessionStarted { .. } => s.sessions_started += 1,
                     Notification::SessionEnded { error, .. } => {
                         s.sessions_ended += 1;
-                        if let Some(e) = error {
+                        if let Some(e) = error.map(|e| format!("{e:#}")) {
                             s.session_errors += 1;
                             if !e.contains(DELIBERATE) && s.strange.len() < 20 {
                                 s.strange.push(format!("session error: {e}"));
@@ -707,7 +709,7 @@ fn collect(stream: Notifications) -> JoinHandle<Stream> {
                         s.state_change_failures += 1;
                         // A change queued just before shutdown may meet it.
                         let expected = error == Error::ShutDown
-                            || matches!(&error, Error::HandlerFailed(m) if m.contains(DELIBERATE));
+                            || matches!(&error, Error::HandlerFailed(m) if m.to_string().contains(DELIBERATE));
                         if !expected && s.strange.len() < 20 {
                             s.strange.push(format!("state change failed: {error:?}"));
                         }
@@ -796,14 +798,14 @@ fn settle(world: &World, ticket: &SyncTicket, items: Option<&[ItemId]>) -> Resul
         return Err(format!("the result of another request: {r:?}"));
     }
     if let Some(items) = items
-        && !r.items.iter().map(|(i, _)| i).eq(items)
+        && !r.items.iter().map(|o| &o.item).eq(items)
     {
         return Err(format!("items {:?}, asked for {items:?}", r.items));
     }
     let status = r
         .items
         .iter()
-        .map(|(_, o)| *o)
+        .map(|o| o.outcome)
         .max()
         .unwrap_or(Outcome::Succeeded);
     if r.status != status {
@@ -1027,7 +1029,7 @@ impl Submitter<'_> {
         };
         match off {
             Ok(()) => {}
-            Err(Error::HandlerFailed(m)) if flaky && m.contains(DELIBERATE) => {
+            Err(Error::HandlerFailed(m)) if flaky && format!("{m:#}").contains(DELIBERATE) => {
                 self.tally.state_faults += 1;
             }
             Err(e) => self.fail(format!("turning off on {handler}: {e:?}")),
@@ -1050,7 +1052,7 @@ impl Submitter<'_> {
         };
         match answer {
             Ok(()) => {}
-            Err(Error::HandlerFailed(m)) if flaky && m.contains(DELIBERATE) => {
+            Err(Error::HandlerFailed(m)) if flaky && format!("{m:#}").contains(DELIBERATE) => {
                 self.tally.state_faults += 1;
             }
             Err(e) => self.fail(format!("update on {handler}: {e:?}")),

@@ -84,10 +84,9 @@ pub fn print(
         let items: Vec<String> = r
             .items
             .iter()
-            .zip(&r.attempts)
-            .map(|((item, outcome), &n)| match n {
-                0 | 1 => format!("{}{item}", outcome_mark(*outcome)),
-                n => format!("{}{item} ({n} attempts)", outcome_mark(*outcome)),
+            .map(|o| match o.attempts {
+                0 | 1 => format!("{}{}", outcome_mark(o.outcome), o.item),
+                n => format!("{}{} ({n} attempts)", outcome_mark(o.outcome), o.item),
             })
             .collect();
         let label = paint(Style::Dim, &format!("({label})"));

@@ -167,6 +167,7 @@ impl Engine {
                     item: idx,
                     outcome: Some(Outcome::Disconnected),
                     attempts: 0,
+                    cause: None,
                     prev: Waiter::NONE,
                 });
                 dispositions.push(Disposition::Settled(Outcome::Disconnected));
@@ -181,6 +182,7 @@ impl Engine {
                 item: idx,
                 outcome: None,
                 attempts: 0,
+                cause: None,
                 prev,
             });
             remaining += 1;

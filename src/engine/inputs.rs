@@ -3,6 +3,7 @@
 //! ([`SessionEnd`]).
 
 use super::MergeKey;
+use crate::cause::Cause;
 use crate::flags::{HandlerCapabilities, HandlerPolicies, ItemCapabilities, ItemPolicies};
 use crate::id::{HandlerId, ItemId};
 use crate::policy::SyncPolicy;
@@ -163,15 +164,25 @@ impl RequestOptions {
 }
 
 /// How a session's `synchronize` ended, as the shell saw it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SessionEnd {
     /// `synchronize` returned normally.
     Returned,
-    /// `synchronize` returned an error, panicked, or was abandoned after the grace period.
-    /// Items are settled by the same rule as [`SessionEnd::Returned`] (a terminal report
-    /// stands; otherwise `Canceled` if a cancel was asked, else `Failed`); the difference is
-    /// for notifications.
-    Failed,
+    /// `synchronize` returned an error, panicked, or was abandoned after the grace period;
+    /// the cause says which. Items are settled by the same rule as [`SessionEnd::Returned`]
+    /// (a terminal report stands; otherwise `Canceled` if a cancel was asked, else `Failed`),
+    /// and each `Failed` item that has no reason of its own takes this cause.
+    Failed(Cause),
+}
+
+impl SessionEnd {
+    /// Why the session failed, if it did.
+    pub fn cause(&self) -> Option<&Cause> {
+        match self {
+            SessionEnd::Returned => None,
+            SessionEnd::Failed(cause) => Some(cause),
+        }
+    }
 }
 
 /// A change of a handler's or an item's state that a policy may forbid and a handler with a

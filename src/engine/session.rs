@@ -21,6 +21,7 @@ use super::state::Counts;
 use super::state::Session;
 use super::state::SessionItem;
 use super::state::SessionPos;
+use crate::cause::Cause;
 use crate::error::Denied;
 use crate::error::Error;
 use crate::error::TextKind;
@@ -84,11 +85,14 @@ impl Engine {
             si.terminal = Some(Outcome::Failed);
             si.last = Some(ProgressStatus::Failed);
             if status != ProgressStatus::Failed {
-                return Err(denied(Denied::TerminalState {
+                let err = denied(Denied::TerminalState {
                     item: item.clone(),
                     reached,
                     reported: status,
-                }));
+                });
+                // The item's result says why it failed after all.
+                si.cause = Some(Cause::new(err.to_string()));
+                return Err(err);
             }
         } else {
             si.last = Some(status);
@@ -101,19 +105,44 @@ impl Engine {
         })
     }
 
-    /// Reports that an item failed for good (`report_progress` with `Failed`, plus a promise
-    /// that trying again cannot help: bad credentials, a deleted remote). Its requests take
-    /// the `Failed` when the session ends, whatever the handler's retry policy.
+    /// Reports that an item failed, and why: `report_progress` with `Failed` (and no text),
+    /// and the cause that the item's requests get in their results. A later failure report
+    /// replaces the cause. If the session ends with its own error, this cause still stands
+    /// for this item.
+    pub fn report_failure(
+        &mut self,
+        id: SessionId,
+        item: &ItemId,
+        cause: Cause,
+    ) -> Result<ProgressAck, Error> {
+        self.record_failure(id, item, cause, false)
+    }
+
+    /// Reports that an item failed for good ([`report_failure`](Self::report_failure), plus
+    /// a promise that trying again cannot help: bad credentials, a deleted remote). Its
+    /// requests take the `Failed` when the session ends, whatever the handler's retry policy.
     pub fn report_permanent_failure(
         &mut self,
         id: SessionId,
         item: &ItemId,
-        text: &str,
+        cause: Cause,
     ) -> Result<ProgressAck, Error> {
-        let ack = self.report_progress(id, item, ProgressStatus::Failed, text)?;
+        self.record_failure(id, item, cause, true)
+    }
+
+    fn record_failure(
+        &mut self,
+        id: SessionId,
+        item: &ItemId,
+        cause: Cause,
+        permanent: bool,
+    ) -> Result<ProgressAck, Error> {
+        let ack = self.report_progress(id, item, ProgressStatus::Failed, "")?;
         let pos = self.position(id, item)?;
         if let Some(session) = self.sessions.get_mut(&id) {
-            session.items[pos].permanent = true;
+            let si = &mut session.items[pos];
+            si.cause = Some(cause);
+            si.permanent |= permanent;
         }
         Ok(ack)
     }

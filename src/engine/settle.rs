@@ -12,10 +12,14 @@ use super::queue::waiters_of;
 use super::requests::RequestTable;
 use super::state::Counts;
 use super::state::HandlerKey;
+use crate::cause::Cause;
 use crate::error::Error;
-use crate::id::ItemId;
+
 use crate::result::Outcome;
-use crate::result::RequestResult;
+use crate::result::{ItemOutcome, RequestResult};
+
+/// The cause of a `Failed` the handler never reported: its session ended first.
+const NO_REPORT: &str = "the session ended without reporting how the item ended";
 
 impl Engine {
     /// Ends a session (`synchronize` returned, failed or was abandoned). Every item without a
@@ -50,6 +54,15 @@ impl Engine {
                 } else {
                     Outcome::Failed
                 });
+                // A failure's reason: the item's own, else the session's, else (no report
+                // at all) that the session ended first. A bare `Failed` report has none.
+                let cause = if outcome == Outcome::Failed {
+                    si.cause
+                        .or_else(|| end.cause().cloned())
+                        .or_else(|| si.terminal.is_none().then(|| Cause::new(NO_REPORT)))
+                } else {
+                    None
+                };
                 let slot = &mut h.items[si.item];
                 slot.held = None;
                 let attempt = slot.attempts.saturating_add(1);
@@ -89,19 +102,25 @@ impl Engine {
                     h.startable += 1;
                 }
                 outcomes.push((slot.id.clone(), outcome));
-                settled.push((waiters, outcome, si.counts, now));
+                settled.push(Settled {
+                    waiters,
+                    outcome,
+                    cause,
+                    counts: si.counts,
+                    now,
+                });
             }
             h.running.retain(|s| *s != id);
         }
         // Every request the session served takes what it counted, before any completes.
         credit_session(&mut self.requests, session.counts, &settled);
-        for (waiters, outcome, _, now) in &settled {
-            self.settle(&waiters[..*now], *outcome, true);
+        for s in &settled {
+            self.settle(&s.waiters[..s.now], s.outcome, s.cause.as_ref(), true);
         }
         let mut again = Vec::with_capacity(retried.len());
         for (item, at, attempt) in retried {
-            let (waiters, _, _, now) = &settled[at];
-            again.extend(self.retry_later(key, item, &waiters[*now..], attempt));
+            let s = &settled[at];
+            again.extend(self.retry_later(key, item, &s.waiters[s.now..], attempt));
         }
         self.drop_if_retired(key);
         self.schedule(key);
@@ -116,7 +135,13 @@ impl Engine {
 
     /// Records an item's outcome for the requests waiting on it; completes those that are
     /// done. `ran`: a session ran the item for them (an attempt to count).
-    pub(super) fn settle(&mut self, waiters: &[Waiter], outcome: Outcome, ran: bool) {
+    pub(super) fn settle(
+        &mut self,
+        waiters: &[Waiter],
+        outcome: Outcome,
+        cause: Option<&Cause>,
+        ran: bool,
+    ) {
         for w in waiters {
             let Some(req) = self.requests.get_mut(&w.request) else {
                 continue;
@@ -125,6 +150,7 @@ impl Engine {
             if ri.outcome.is_none() {
                 ri.attempts = ri.attempts.saturating_add(u16::from(ran));
                 ri.outcome = Some(outcome);
+                ri.cause = cause.cloned();
                 ri.prev = Waiter::NONE;
                 req.remaining -= 1;
                 if req.remaining == 0 {
@@ -146,17 +172,17 @@ impl Engine {
         if h.scheduled == Some(request) {
             h.scheduled = None;
         }
-        let items: Vec<(ItemId, Outcome)> = req
+        let items: Vec<ItemOutcome> = req
             .items
-            .iter()
-            .map(|ri| {
-                (
-                    h.slot(ri.item).id.clone(),
-                    ri.outcome.unwrap_or(Outcome::Canceled),
-                )
+            .into_iter()
+            .map(|ri| ItemOutcome {
+                item: h.slot(ri.item).id.clone(),
+                outcome: ri.outcome.unwrap_or(Outcome::Canceled),
+                attempts: ri.attempts,
+                cause: ri.cause,
             })
             .collect();
-        let mut status = Outcome::aggregate(items.iter().map(|(_, o)| *o));
+        let mut status = Outcome::aggregate(items.iter().map(|o| o.outcome));
         if req.disconnected {
             status = status.max(Outcome::Disconnected);
         }
@@ -167,7 +193,6 @@ impl Engine {
             errors: req.counts.errors,
             conflicts: req.counts.conflicts,
             items,
-            attempts: req.items.iter().map(|ri| ri.attempts).collect(),
         }));
     }
 
@@ -183,21 +208,29 @@ impl Engine {
     }
 }
 
+/// One item of an ending session, settled: who waits on it, what it ended with, what it
+/// counted there.
+pub(super) struct Settled {
+    /// Every request waiting on the item here, those that take this outcome first.
+    waiters: Vec<Waiter>,
+    outcome: Outcome,
+    cause: Option<Cause>,
+    counts: Counts,
+    /// How many of `waiters` take the outcome now (the rest wait for a retry).
+    now: usize,
+}
+
 /// Credits the requests an ending session served with what it counted: each request its
 /// items' counts for the items it waited on there, and the handler-wide counts once. The
 /// once needs a deduplicated list of requests, built only when there is something to credit.
-pub(super) fn credit_session(
-    requests: &mut RequestTable,
-    handler_wide: Counts,
-    items: &[(Vec<Waiter>, Outcome, Counts, usize)],
-) {
-    for (waiters, _, counts, _) in items {
-        if counts.is_zero() {
+pub(super) fn credit_session(requests: &mut RequestTable, handler_wide: Counts, items: &[Settled]) {
+    for s in items {
+        if s.counts.is_zero() {
             continue;
         }
-        for w in waiters {
+        for w in &s.waiters {
             if let Some(req) = requests.get_mut(&w.request) {
-                req.counts.add(*counts);
+                req.counts.add(s.counts);
             }
         }
     }
@@ -206,7 +239,7 @@ pub(super) fn credit_session(
     }
     let mut served: Vec<RequestId> = items
         .iter()
-        .flat_map(|(waiters, _, _, _)| waiters.iter().map(|w| w.request))
+        .flat_map(|s| s.waiters.iter().map(|w| w.request))
         .collect();
     served.sort_unstable();
     served.dedup();

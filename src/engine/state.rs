@@ -5,6 +5,7 @@ use smallvec::SmallVec;
 
 use super::queue::{EntryIdx, ItemIdx, KeyedQueue, MergeKey, PendingQueue, WaitList, Waiter};
 use super::{RequestId, SessionId};
+use crate::cause::Cause;
 use crate::flags::{
     HandlerCapabilities, HandlerPolicies, ItemCapabilities, ItemPolicies, ProgressStatus,
 };
@@ -271,6 +272,8 @@ pub(crate) struct SessionItem {
     pub list: WaitList,
     /// The handler reported a failure it knows no retry can mend.
     pub permanent: bool,
+    /// Why it failed, when the handler said (the latest reason reported).
+    pub cause: Option<Cause>,
     /// Error events and conflicts reported for this item in this session. Every request
     /// the item serves here is credited with them when it leaves the session, however late
     /// it joined.
@@ -286,6 +289,7 @@ impl SessionItem {
             cancel: false,
             list,
             permanent: false,
+            cause: None,
             counts: Counts::default(),
         }
     }
@@ -350,12 +354,14 @@ impl Session {
     }
 }
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct RequestItem {
     pub item: ItemIdx,
     pub outcome: Option<Outcome>,
     /// Sessions that ran the item while this request waited for it.
     pub attempts: u16,
+    /// Why it failed, once it has a `Failed` outcome with a known reason.
+    pub cause: Option<Cause>,
     /// The waiter before this one in the wait list the item is on (`Waiter::NONE` at the
     /// head, and once the item has an outcome).
     pub prev: Waiter,

@@ -247,7 +247,7 @@ impl Engine {
             .map(|list| waiters_of(list, &self.requests))
             .collect();
         for waiters in settled {
-            self.settle(&waiters, Outcome::Canceled, false);
+            self.settle(&waiters, Outcome::Canceled, None, false);
         }
         count
     }

@@ -7,6 +7,7 @@ use uuid::Uuid;
 
 use super::handler::{LegacyAdapter, LegacyHandler, LegacyItem};
 use super::values::{InvokeFlags, ItemState};
+use crate::cause::Cause;
 use crate::engine::{MergeKey, RequestOptions};
 use crate::error::{Error, TextKind, check_text};
 use crate::flags::{ControlFlags, SyncControlFlags};
@@ -111,8 +112,9 @@ fn checked_items(handler: &dyn LegacyHandler) -> Result<Vec<LegacyItem>, Error> 
 }
 
 fn guard<T>(f: impl FnOnce() -> T) -> Result<T, Error> {
-    unwind::run(f)
-        .map_err(|panic| Error::HandlerFailed(format!("the legacy handler panicked: {panic}")))
+    unwind::run(f).map_err(|panic| {
+        Error::HandlerFailed(Cause::new(format!("the legacy handler panicked: {panic}")))
+    })
 }
 
 impl SyncManager {

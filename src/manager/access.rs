@@ -100,9 +100,9 @@ impl Access {
         })?;
         if let Err(e) = hook {
             // The error is user code: its text and its drop are contained.
-            let text = unwind::error_chain(&*e);
+            let cause = unwind::cause_of(&*e);
             unwind::dispose(e);
-            return Err(Error::HandlerFailed(text));
+            return Err(Error::HandlerFailed(cause));
         }
         call(&self.link, |reply| Command::ApplyState {
             handler: handler.clone(),
@@ -115,7 +115,7 @@ impl Access {
 
 /// Runs user code, turning a panic into [`Error::HandlerFailed`].
 pub(super) fn guard<T>(f: impl FnOnce() -> T) -> Result<T, Error> {
-    unwind::run(f).map_err(|panic| Error::HandlerFailed(format!("handler panicked: {panic}")))
+    unwind::run(f).map_err(|panic| Error::HandlerFailed(unwind::panic_cause(&panic)))
 }
 
 /// Reads what the engine needs from a handler object.

@@ -14,6 +14,7 @@ use super::subscription::WakerSlot;
 use super::{
     Context, PendingItems, ShutdownReport, SyncItem, SyncResult, SyncTicket, TriggerReason,
 };
+use crate::cause::Cause;
 use crate::engine::{
     Changed, HandlerSpec, ItemSpec, RequestId, RequestOptions, SessionEnd, SessionId, StateChange,
     Stopped, Withdrawn,
@@ -157,6 +158,8 @@ pub(crate) enum SessionCall {
         status: ProgressStatus,
         step: u32,
         max: u32,
+        /// Why the item failed, for a failure report.
+        cause: Option<Cause>,
         /// A failure the handler knows no retry can mend.
         permanent: bool,
         reply: Reply<CancelRequest>,
@@ -261,9 +264,8 @@ pub(crate) enum Command {
     },
     SessionFinished {
         session: SessionId,
+        /// How `synchronize` ended; a failure carries its error or its panic message.
         end: SessionEnd,
-        /// Why `synchronize` failed: its error or its panic message.
-        error: Option<String>,
     },
     /// A state change made without `WAIT` failed on a worker thread.
     StateChangeFailed {

@@ -9,6 +9,7 @@ use super::subscription::WakerSlot;
 
 use super::TriggerReason;
 use super::events::HandlerEvent;
+use crate::cause::Cause;
 use crate::engine::{Disposition, RequestId, SessionId, StateChange};
 use crate::error::Error;
 use crate::flags::{CancelRequest, ProgressStatus, UpdateReason};
@@ -125,8 +126,9 @@ pub enum Notification {
         outcomes: Vec<(ItemId, Outcome)>,
         /// Items that failed and will be tried again (each also a `RetryScheduled`).
         retried: Vec<ItemId>,
-        /// Why `synchronize` failed, if it did (its error or panic message).
-        error: Option<String>,
+        /// Why `synchronize` failed, if it did: its error with its `source()` chain, or its
+        /// panic's message.
+        error: Option<Cause>,
     },
     /// A request completed with this result.
     RequestCompleted(RequestResult),

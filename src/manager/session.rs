@@ -11,6 +11,7 @@ use crate::engine::{MergeKey, RequestId, SessionId};
 use crate::error::Error;
 use crate::flags::{CancelRequest, ProgressStatus};
 use crate::id::{HandlerId, ItemId};
+use crate::unwind;
 
 /// A request a session serves, as the handler sees it.
 #[derive(Clone)]
@@ -144,28 +145,56 @@ impl SyncSession {
             status,
             step,
             max,
+            cause: None,
             permanent: false,
             reply,
         })
     }
 
-    /// Reports that an item failed for good ([`report_progress`](Self::report_progress) with
-    /// `Failed`, plus a promise that trying again cannot help: bad credentials, a remote that
-    /// is gone). The handler's retry policy does not retry it: its requests take the
-    /// `Failed` when the session ends. An error returned by `synchronize`, or a panic, is a
-    /// failure the policy may retry.
+    /// Reports that an item failed, and why: [`report_progress`](Self::report_progress)
+    /// with `Failed`, and the error (with its `source()` chain) that the item's requests get
+    /// as its [`cause`](crate::ItemOutcome::cause). Use it when one item fails and the
+    /// session goes on; an error returned from `synchronize` becomes the cause of every
+    /// item that has no terminal report (and of every `Failed` one without a reason).
+    ///
+    /// The error is read here, on the handler's thread; the crate keeps its text (see
+    /// [`Cause`]). The handler's retry policy may retry the item.
+    pub fn report_failure(
+        &self,
+        item: &ItemId,
+        error: &(dyn std::error::Error + 'static),
+    ) -> Result<CancelRequest, Error> {
+        self.fail(item, error, false)
+    }
+
+    /// Reports that an item failed for good ([`report_failure`](Self::report_failure), plus
+    /// a promise that trying again cannot help: bad credentials, a remote that is gone). The
+    /// handler's retry policy does not retry it: its requests take the `Failed` when the
+    /// session ends. An error returned by `synchronize`, or a panic, is a failure the policy
+    /// may retry.
     pub fn report_permanent_failure(
         &self,
         item: &ItemId,
-        text: &str,
+        error: &(dyn std::error::Error + 'static),
     ) -> Result<CancelRequest, Error> {
+        self.fail(item, error, true)
+    }
+
+    fn fail(
+        &self,
+        item: &ItemId,
+        error: &(dyn std::error::Error + 'static),
+        permanent: bool,
+    ) -> Result<CancelRequest, Error> {
+        let cause = unwind::cause_of(error);
         self.call(|reply| SessionCall::Progress {
             item: item.clone(),
-            text: text.to_owned(),
+            text: format!("{cause:#}"),
             status: ProgressStatus::Failed,
             step: 0,
             max: 0,
-            permanent: true,
+            cause: Some(cause),
+            permanent,
             reply,
         })
     }

@@ -15,6 +15,7 @@ use std::task::{Context, Poll};
 
 use super::command::{Command, Link};
 use super::{HandlerError, HandlerInfo, SyncHandler, SyncItem, SyncSession};
+use crate::cause::Cause;
 use crate::engine::{SessionEnd, StateChange};
 use crate::flags::{ControlFlags, HandlerCapabilities, HandlerPolicies};
 use crate::id::ItemId;
@@ -187,19 +188,16 @@ impl<H: AsyncHandler> Runner for Adapter<H> {
             let run: Pin<Box<dyn Future<Output = Result<(), HandlerError>> + Send + '_>> =
                 Box::pin(handler.synchronize(items, session));
             let outcome = Contained(run).await;
-            let (how, error) = match outcome {
-                Ok(Ok(())) => (SessionEnd::Returned, None),
+            let how = match outcome {
+                Ok(Ok(())) => SessionEnd::Returned,
                 Ok(Err(e)) => {
-                    let text = unwind::error_chain(&*e);
+                    let cause = unwind::cause_of(&*e);
                     unwind::dispose(e);
-                    (SessionEnd::Failed, Some(text))
+                    SessionEnd::Failed(cause)
                 }
-                Err(panic) => (
-                    SessionEnd::Failed,
-                    Some(format!("handler panicked: {panic}")),
-                ),
+                Err(panic) => SessionEnd::Failed(unwind::panic_cause(&panic)),
             };
-            end.finish(how, error);
+            end.finish(how);
         });
         // A `spawn` that panics drops the task as it unwinds, and its guard ends the session;
         // the worker that called this contains the panic.
@@ -214,12 +212,11 @@ struct EndGuard {
 }
 
 impl EndGuard {
-    fn finish(&mut self, end: SessionEnd, error: Option<String>) {
+    fn finish(&mut self, end: SessionEnd) {
         if let Some(link) = self.link.take() {
             let _ = link.send(Command::SessionFinished {
                 session: self.session,
                 end,
-                error,
             });
         }
     }
@@ -227,10 +224,9 @@ impl EndGuard {
 
 impl Drop for EndGuard {
     fn drop(&mut self) {
-        self.finish(
-            SessionEnd::Failed,
-            Some("the executor dropped the session's task before it finished".into()),
-        );
+        self.finish(SessionEnd::Failed(Cause::new(
+            "the executor dropped the session's task before it finished",
+        )));
     }
 }
 

@@ -66,7 +66,6 @@ pub(crate) fn worker(jobs: Receiver<Job>, link: Link, _alive: Sender<()>) {
                         let _ = link.send(Command::SessionFinished {
                             session: id,
                             end: SessionEnd::Returned,
-                            error: None,
                         });
                     }
                     Err(_) => unwind::dispose((items, session)),
@@ -91,28 +90,21 @@ pub(crate) fn worker(jobs: Receiver<Job>, link: Link, _alive: Sender<()>) {
                         continue;
                     }
                 };
-                let (end, error) = match outcome {
-                    Ok(Ok(())) => (SessionEnd::Returned, None),
+                let end = match outcome {
+                    Ok(Ok(())) => SessionEnd::Returned,
                     Ok(Err(e)) => {
                         // The error is user code too: its text and its drop are contained.
-                        let text = unwind::error_chain(&*e);
+                        let cause = unwind::cause_of(&*e);
                         unwind::dispose(e);
-                        (SessionEnd::Failed, Some(text))
+                        SessionEnd::Failed(cause)
                     }
-                    Err(panic) => (
-                        SessionEnd::Failed,
-                        Some(format!("handler panicked: {panic}")),
-                    ),
+                    Err(panic) => SessionEnd::Failed(unwind::panic_cause(&panic)),
                 };
                 // The handler object may be the last reference to a removed handler, and the
                 // session holds the served requests' contexts: user values, whose `Drop` must
                 // not take this thread down before the session's end is reported.
                 unwind::dispose((handler, items, session));
-                let _ = link.send(Command::SessionFinished {
-                    session: id,
-                    end,
-                    error,
-                });
+                let _ = link.send(Command::SessionFinished { session: id, end });
             }
             Job::Task(task) => {
                 // A task reports its own errors; a panic in it was a hook's, already caught.

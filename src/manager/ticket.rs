@@ -252,7 +252,6 @@ impl SyncTicket {
                 errors: 0,
                 conflicts: 0,
                 items: Vec::new(),
-                attempts: Vec::new(),
             })
     }
 }

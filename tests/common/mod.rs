@@ -27,6 +27,20 @@ pub fn id(s: &str) -> ItemId {
     ItemId::new(s).expect("test IDs are valid")
 }
 
+/// A result's items as (item, outcome) pairs, for comparing with a list.
+pub fn pairs(result: &RequestResult) -> Vec<(ItemId, Outcome)> {
+    result
+        .items
+        .iter()
+        .map(|o| (o.item.clone(), o.outcome))
+        .collect()
+}
+
+/// A cause as one line, its whole chain (`outer: inner`).
+pub fn chain(cause: &Cause) -> String {
+    format!("{cause:#}")
+}
+
 pub fn ids(list: &[&str]) -> Vec<ItemId> {
     list.iter().map(|s| id(s)).collect()
 }
@@ -35,6 +49,8 @@ pub fn ids(list: &[&str]) -> Vec<ItemId> {
 pub enum Finish {
     Return,
     Error(String),
+    /// Returns this error (with whatever `source()` chain it has).
+    Fail(HandlerError),
     Panic(String),
 }
 
@@ -201,6 +217,7 @@ impl SyncHandler for Driven {
         match how.recv().unwrap_or(Finish::Return) {
             Finish::Return => Ok(()),
             Finish::Error(message) => Err(message.into()),
+            Finish::Fail(error) => Err(error),
             Finish::Panic(message) => panic!("{message}"),
         }
     }

@@ -331,6 +331,7 @@ impl LegacyHandler for Legacy {
                 }
                 Op::End(Finish::Return) => return Ok(()),
                 Op::End(Finish::Error(message)) => return Err(message.into()),
+                Op::End(Finish::Fail(error)) => return Err(error),
                 Op::End(Finish::Panic(message)) => panic!("{message}"),
             }
         }
@@ -566,7 +567,7 @@ fn each<T: Copy>(items: &[Uuid], value: T) -> Vec<(Uuid, T)> {
 fn outcomes(r: &RequestResult) -> Vec<(Uuid, O)> {
     r.items
         .iter()
-        .map(|(i, o)| (i.to_guid().expect("a GUID item"), *o))
+        .map(|o| (o.item.to_guid().expect("a GUID item"), o.outcome))
         .collect()
 }
 

@@ -197,9 +197,11 @@ fn an_async_handler_that_fails_panics_or_is_dropped_fails_its_items_and_the_mana
 
 #[cfg(feature = "tokio")]
 mod on_tokio {
+    use std::collections::HashSet;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::{Arc, Mutex};
     use std::task::{Poll, Waker};
+    use std::thread::ThreadId;
 
     use super::*;
 
@@ -244,16 +246,23 @@ mod on_tokio {
         n: usize,
     }
 
-    /// Counts sessions that arrived, and wakes the task waiting for a number of them.
+    /// Counts sessions that arrived, and the threads they ran on; wakes the task waiting for
+    /// a number of them.
     #[derive(Clone, Default)]
-    struct Arrivals(Arc<(AtomicUsize, Mutex<Option<Waker>>)>);
+    struct Arrivals(Arc<(AtomicUsize, Mutex<Option<Waker>>, Mutex<HashSet<ThreadId>>)>);
 
     impl Arrivals {
         fn arrive(&self) {
+            self.0.2.lock().unwrap().insert(std::thread::current().id());
             self.0.0.fetch_add(1, Ordering::SeqCst);
             if let Some(waker) = self.0.1.lock().unwrap().take() {
                 waker.wake();
             }
+        }
+
+        /// The threads the sessions that arrived ran on.
+        fn threads(&self) -> HashSet<ThreadId> {
+            self.0.2.lock().unwrap().clone()
         }
 
         async fn reached(&self, n: usize) {
@@ -293,17 +302,6 @@ mod on_tokio {
             }
             Ok(())
         }
-    }
-
-    fn threads() -> usize {
-        std::fs::read_to_string("/proc/self/status")
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find_map(|l| l.strip_prefix("Threads:"))
-                    .and_then(|n| n.trim().parse().ok())
-            })
-            .unwrap_or(0)
     }
 
     #[test]
@@ -351,14 +349,20 @@ mod on_tokio {
             .manager
             .register_async_handler("w", handler, rt.handle().clone(), ControlFlags::WAIT)
             .unwrap();
-        let before = threads();
         rt.block_on(async {
             let tickets: Vec<SyncTicket> = (0..N)
                 .map(|i| world.start("w", &[format!("i{i}").as_str()]))
                 .collect();
-            // Every session is inside `synchronize`, awaiting the gate.
+            // Every session is inside `synchronize`, awaiting the gate, and every one of them
+            // runs on this thread (the runtime's only one): no session holds a thread of its
+            // own, where a blocking handler would hold one of the two workers.
             inside.reached(N).await;
-            assert_eq!(threads(), before, "no thread per waiting session");
+            let here = HashSet::from([std::thread::current().id()]);
+            assert_eq!(
+                inside.threads(),
+                here,
+                "the sessions run on the runtime's thread"
+            );
             gate.open();
             for ticket in tickets {
                 assert_eq!(ticket.await.status, Outcome::Succeeded);

@@ -265,11 +265,70 @@ fn a_panicking_handler_fails_its_items_and_the_manager_keeps_working() {
         } if s == session => Some(error),
         _ => None,
     });
-    assert!(error.is_some_and(|e| e.contains("the handler broke")));
+    assert!(error.is_some_and(|e| chain(&e).contains("the handler broke")));
 
     let again = start(&manager, &["a", "b"]);
     next_session(&sessions).succeed_all();
     assert_eq!(result(&again).status, Outcome::Succeeded);
+    assert_eq!(manager.check_consistency(), Ok(()));
+}
+
+/// The error a handler returns, and the one it reports for an item, reach the result of each
+/// failed item with their `source()` chains; a panic's message does too.
+#[test]
+fn each_failed_item_gets_its_handlers_error_with_its_source_chain() {
+    #[derive(Debug)]
+    struct Outer(std::io::Error);
+    impl std::fmt::Display for Outer {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("could not fetch")
+        }
+    }
+    impl std::error::Error for Outer {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+    let timeout = || std::io::Error::new(std::io::ErrorKind::TimedOut, "no answer");
+
+    let (manager, sessions) = setup(&["a", "b", "c"]);
+    let ticket = start(&manager, &["a", "b", "c"]);
+    let run = next_session(&sessions);
+    run.report(&["a"], ProgressStatus::Succeeded);
+    run.session
+        .report_failure(&id("b"), &Outer(timeout()))
+        .expect("the report is accepted");
+    run.end(Finish::Fail(Box::new(timeout())));
+    let got = result(&ticket);
+    let causes: Vec<Option<String>> = got
+        .items
+        .iter()
+        .map(|o| o.cause.as_ref().map(chain))
+        .collect();
+    assert_eq!(
+        causes,
+        [
+            None,
+            Some("could not fetch: no answer".to_owned()),
+            Some("no answer".to_owned())
+        ]
+    );
+    let b = got.cause_of(&id("b")).expect("b failed with a cause");
+    let source = std::error::Error::source(b).map(ToString::to_string);
+    assert_eq!(source.as_deref(), Some("no answer"));
+    assert_eq!(
+        got.to_string(),
+        format!(
+            "{} {H}: failed (1 error; b failed: could not fetch: no answer; c failed: no answer)",
+            got.request
+        )
+    );
+
+    let ticket = start(&manager, &["a"]);
+    next_session(&sessions).end(Finish::Panic("it broke".into()));
+    let got = result(&ticket);
+    let panic = got.cause_of(&id("a")).map(chain);
+    assert_eq!(panic.as_deref(), Some("handler panicked: it broke"));
     assert_eq!(manager.check_consistency(), Ok(()));
 }
 

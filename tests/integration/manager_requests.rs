@@ -118,7 +118,10 @@ fn ended(notes: &[Notification]) -> Vec<Vec<(&str, O)>> {
 
 /// A result's items with their outcomes.
 fn outcomes(r: &RequestResult) -> Vec<(&str, O)> {
-    r.items.iter().map(|(i, o)| (i.as_str(), *o)).collect()
+    r.items
+        .iter()
+        .map(|o| (o.item.as_str(), o.outcome))
+        .collect()
 }
 
 /// Every item paired with the same value.

@@ -28,7 +28,7 @@ fn session_ended(
             outcomes,
             error,
             ..
-        } if s == session => Some((outcomes, error)),
+        } if s == session => Some((outcomes, error.as_ref().map(chain))),
         _ => None,
     })
 }

@@ -659,7 +659,7 @@ impl Seen {
                 for (_, outcome) in outcomes {
                     *self.item_outcomes.entry(outcome).or_default() += 1;
                 }
-                match error {
+                match error.map(|e| format!("{e:#}")) {
                     None => {}
                     Some(e) if e.starts_with(&format!("handler panicked: {DELIBERATE}")) => {
                         self.session_panics += 1;
@@ -1187,7 +1187,7 @@ fn check_result(world: &World, issued: &Issued, r: &RequestResult) -> Result<(),
         return Err(format!("the result of another request: {r:?}"));
     }
     let target = &world.targets[world.target_of(&r.handler)];
-    let ids: Vec<&ItemId> = r.items.iter().map(|(i, _)| i).collect();
+    let ids: Vec<&ItemId> = r.items.iter().map(|o| &o.item).collect();
     match &issued.kind {
         Kind::Items(names) => {
             if ids != names.iter().collect::<Vec<_>>() {
@@ -1202,11 +1202,11 @@ fn check_result(world: &World, issued: &Issued, r: &RequestResult) -> Result<(),
             }
         }
     }
-    let worst = Outcome::aggregate(r.items.iter().map(|&(_, o)| o));
+    let worst = Outcome::aggregate(r.items.iter().map(|o| o.outcome));
     if r.status != worst {
         return Err(format!("status {:?}, worst item {worst:?}", r.status));
     }
-    if r.items.iter().any(|&(_, o)| o == Outcome::Disconnected) {
+    if r.items.iter().any(|o| o.outcome == Outcome::Disconnected) {
         return Err("Disconnected, but every handler is connected".into());
     }
     if r.conflicts != 0 {
@@ -1375,7 +1375,7 @@ fn run(ending: Ending) {
         );
         // Announced once, and the result has an outcome for each item the request took.
         match seen.accepted.get(&r.request) {
-            Some((1, items)) if r.items.iter().map(|(i, _)| i).eq(items) => {}
+            Some((1, items)) if r.items.iter().map(|o| &o.item).eq(items) => {}
             other => panic!(
                 "seed {seed:#x}: {} announced once with the items of its result; the stream says {other:?}, the ticket {r:?}",
                 r.request

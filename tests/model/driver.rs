@@ -8,9 +8,9 @@ use syncmgr::engine::{
     RequestOptions, RequestView, SessionEnd, SessionView, Withdrawn,
 };
 use syncmgr::{
-    CancelRequest, Error, EventLevel, HandlerCapabilities, HandlerId, HandlerPolicies, ItemId,
-    Outcome, ProgressStatus, RequestId, SessionId, SyncControlFlags, SyncPolicy, Time, Trigger,
-    UpdateReason,
+    CancelRequest, Cause, Error, EventLevel, HandlerCapabilities, HandlerId, HandlerPolicies,
+    ItemId, Outcome, ProgressStatus, RequestId, SessionId, SyncControlFlags, SyncPolicy, Time,
+    Trigger, UpdateReason,
 };
 
 use crate::model::{
@@ -188,8 +188,17 @@ pub fn from_action(a: &Action) -> MAction {
             status: r.status,
             errors: r.errors,
             conflicts: r.conflicts,
-            items: r.items.clone(),
-            attempts: r.attempts.clone(),
+            items: r
+                .items
+                .iter()
+                .map(|o| (o.item.clone(), o.outcome))
+                .collect(),
+            attempts: r.items.iter().map(|o| o.attempts).collect(),
+            causes: r
+                .items
+                .iter()
+                .map(|o| o.cause.as_ref().map(|c| format!("{c:#}")))
+                .collect(),
         }),
         Action::Cancel {
             session,
@@ -319,7 +328,7 @@ pub fn on_engine(e: &mut Engine, call: &Call) -> Result<Reply, Error> {
             Reply::Unit
         }
         Call::Finish(s, end) => {
-            let ended = e.session_finished(*s, *end)?;
+            let ended = e.session_finished(*s, end.clone())?;
             Reply::Ended(
                 ended.session.get(),
                 ended.handler,
@@ -334,7 +343,7 @@ pub fn on_engine(e: &mut Engine, call: &Call) -> Result<Reply, Error> {
             &e.start_sync_with(h, items.as_deref(), *f, options)?,
         )),
         Call::Permanent(s, i, text) => {
-            let ack = e.report_permanent_failure(*s, i, text)?;
+            let ack = e.report_permanent_failure(*s, i, Cause::new(text.as_str()))?;
             Reply::Ack(ack.cancel, ack.terminal)
         }
     })
@@ -402,8 +411,9 @@ pub fn on_model(m: &mut Model, call: &Call) -> Result<Reply, MError> {
             m.commit_item(s.get(), i)?;
             Reply::Unit
         }
-        Call::Finish(s, _) => {
-            let (handler, outcomes, retried) = m.session_finished(s.get())?;
+        Call::Finish(s, end) => {
+            let failed = end.cause().map(|c| format!("{c:#}"));
+            let (handler, outcomes, retried) = m.session_finished(s.get(), failed.as_deref())?;
             Reply::Ended(s.get(), handler, outcomes, retried)
         }
         Call::Poll(now) => Reply::Fired(m.poll(*now)),
@@ -423,7 +433,7 @@ pub fn on_model(m: &mut Model, call: &Call) -> Result<Reply, MError> {
             )?)
         }
         Call::Permanent(s, i, text) => {
-            let (cancel, terminal) = m.report_permanent_failure(s.get(), i, text)?;
+            let (cancel, terminal) = m.report_failure(s.get(), i, text, true)?;
             Reply::Ack(cancel, terminal)
         }
     })

@@ -201,6 +201,8 @@ pub struct MResult {
     pub items: Vec<(ItemId, Outcome)>,
     /// Per item, in the order of `items`: the sessions that ran it while the request waited.
     pub attempts: Vec<u16>,
+    /// Per item, in the order of `items`: why it failed, as one line (`outer: inner`).
+    pub causes: Vec<Option<String>>,
 }
 
 /// A request's merge key: `None` is the default key (Sync Center requests), `Some(cookie)`
@@ -401,6 +403,9 @@ struct SessionItem {
     waiters: Vec<u64>,
     /// The handler said no retry can mend its failure (`report_permanent_failure`).
     permanent: bool,
+    /// Why it failed, when said: the latest failure report, or the refusal of a report
+    /// after a terminal one.
+    cause: Option<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -435,7 +440,12 @@ struct Request {
     scheduled: bool,
     /// Per item, in the order of `items`: the sessions that ran it while it waited.
     attempts: Vec<u16>,
+    /// Per item, in the order of `items`: why it failed.
+    causes: Vec<Option<String>>,
 }
+
+/// The reason a result gives for an item whose session ended before any report for it.
+const NO_REPORT: &str = "the session ended without reporting how the item ended";
 
 /// The naive model. See the module docs.
 #[derive(Clone, Debug)]
@@ -611,14 +621,15 @@ impl Model {
     // ----- outcomes and results --------------------------------------------------------------
 
     /// Records `outcome` for `item` in each waiting request; delivers those now complete.
-    fn settle(&mut self, item: &ItemId, waiters: &[u64], outcome: Outcome) {
+    fn settle(&mut self, item: &ItemId, waiters: &[u64], outcome: Outcome, cause: Option<&str>) {
         for &r in waiters {
             let req = &mut self.requests[r as usize - 1];
             if req.done {
                 continue;
             }
-            if let Some(slot) = req.items.iter_mut().find(|(i, o)| i == item && o.is_none()) {
-                slot.1 = Some(outcome);
+            if let Some(at) = req.items.iter().position(|(i, o)| i == item && o.is_none()) {
+                req.items[at].1 = Some(outcome);
+                req.causes[at] = cause.map(str::to_owned);
             }
             if req.items.iter().all(|(_, o)| o.is_some()) {
                 self.complete(r);
@@ -649,6 +660,7 @@ impl Model {
             conflicts: req.conflicts,
             items,
             attempts: req.attempts.clone(),
+            causes: req.causes.clone(),
         };
         self.actions.push(MAction::Deliver(result));
     }
@@ -682,7 +694,7 @@ impl Model {
             }
         }
         for entry in &gone {
-            self.settle(&entry.item, &entry.waiters, Outcome::Canceled);
+            self.settle(&entry.item, &entry.waiters, Outcome::Canceled, None);
         }
         gone.len()
     }
@@ -805,6 +817,7 @@ impl Model {
                     cancel: false,
                     waiters: e.waiters,
                     permanent: false,
+                    cause: None,
                 })
                 .collect(),
             proposed: Vec::new(),
@@ -1251,6 +1264,7 @@ impl Model {
             no_retry: options.no_retry,
             scheduled: false,
             attempts: vec![0; distinct.len()],
+            causes: vec![None; distinct.len()],
         };
         // SPEC 11.1: the entries a Sync Center request makes wait for the debounce window,
         // unless a person asked for the sync now. Whether a window is open is judged before.
@@ -1574,11 +1588,14 @@ impl Model {
             si.terminal = Some(Outcome::Failed);
             si.last = Some(ProgressStatus::Failed);
             if status != ProgressStatus::Failed {
-                return Err(MError::AccessDenied(Denied::TerminalState {
+                let refusal = Denied::TerminalState {
                     item: item.clone(),
                     reached,
                     reported: status,
-                }));
+                };
+                // The item's result gives the refusal as the reason it failed.
+                si.cause = Some(syncmgr::Error::AccessDenied(refusal.clone()).to_string());
+                return Err(MError::AccessDenied(refusal));
             }
         } else {
             si.last = Some(status);
@@ -1588,17 +1605,21 @@ impl Model {
         Ok((self.cancel_for(s, pos), terminal))
     }
 
-    /// `report_progress` with `Failed`, and the item's failure is final: no retry (SPEC 11.2).
-    pub fn report_permanent_failure(
+    /// `report_progress` with `Failed` and no text, and the reason the item's result gives;
+    /// `permanent`: the failure is final, no retry (SPEC 11.2).
+    pub fn report_failure(
         &mut self,
         s: u64,
         item: &ItemId,
-        text: &str,
+        cause: &str,
+        permanent: bool,
     ) -> Result<(CancelRequest, bool), MError> {
-        let ack = self.report_progress(s, item, ProgressStatus::Failed, text)?;
+        let ack = self.report_progress(s, item, ProgressStatus::Failed, "")?;
         let s = self.session(s)?;
         let pos = self.position_in(s, item)?;
-        self.sessions[s].items[pos].permanent = true;
+        let si = &mut self.sessions[s].items[pos];
+        si.permanent |= permanent;
+        si.cause = Some(cause.to_owned());
         Ok(ack)
     }
 
@@ -1757,6 +1778,7 @@ impl Model {
             cancel: false,
             waiters: entry.waiters,
             permanent: false,
+            cause: None,
         });
         Ok(served)
     }
@@ -1820,6 +1842,7 @@ impl Model {
             cancel: false,
             waiters: Vec::new(),
             permanent: false,
+            cause: None,
         });
         Ok(())
     }
@@ -1830,12 +1853,14 @@ impl Model {
     /// SPEC 11.2: a `Failed` item may go back to the pending set for another attempt instead
     /// (`Model::split_for_retry`); the requests that wait for it keep waiting there. Returns
     /// the handler, the outcomes in session order and the items that will be tried again.
-    pub fn session_finished(&mut self, s: u64) -> Result<Ended, MError> {
+    /// `failed`: the session's own error, when `synchronize` failed.
+    pub fn session_finished(&mut self, s: u64, failed: Option<&str>) -> Result<Ended, MError> {
         let s = self.session(s)?;
         self.sessions[s].ended = true;
         let session = self.sessions[s].clone();
         let h = session.handler;
         let mut outcomes = Vec::new();
+        let mut causes = Vec::new();
         for si in &session.items {
             let outcome = si.terminal.unwrap_or(if session.cancel_all || si.cancel {
                 Outcome::Canceled
@@ -1843,6 +1868,16 @@ impl Model {
                 Outcome::Failed
             });
             outcomes.push((si.item.clone(), outcome));
+            // A failure's reason: the item's own, else the session's, else (never reported)
+            // that the session ended first; a bare `Failed` report has none.
+            causes.push(match outcome {
+                Outcome::Failed => si
+                    .cause
+                    .clone()
+                    .or(failed.map(str::to_owned))
+                    .or(si.terminal.is_none().then(|| NO_REPORT.to_owned())),
+                _ => None,
+            });
         }
         let mut served: Vec<u64> = Vec::new();
         for si in &session.items {
@@ -1864,9 +1899,9 @@ impl Model {
             }
         }
         let mut again = Vec::new();
-        for (si, (_, outcome)) in session.items.iter().zip(&outcomes) {
+        for ((si, (_, outcome)), cause) in session.items.iter().zip(&outcomes).zip(&causes) {
             let (now, later, attempt) = self.split_for_retry(&session, si, *outcome);
-            self.settle(&si.item, &now, *outcome);
+            self.settle(&si.item, &now, *outcome, cause.as_deref());
             if !later.is_empty() {
                 again.push((si.item.clone(), later, attempt));
             }

@@ -10,7 +10,7 @@ use syncmgr::engine::{
     Action, Engine, HandlerSpec, ItemSpec, MergeKey, RequestOptions, SessionEnd,
 };
 use syncmgr::{
-    EngineConfig, Error, EventLevel, HandlerCapabilities, HandlerId, ItemId, ItemPolicies,
+    Cause, EngineConfig, Error, EventLevel, HandlerCapabilities, HandlerId, ItemId, ItemPolicies,
     MAX_DELAY, ProgressStatus, RequestId, Retry, SessionId, SyncControlFlags, SyncPolicy, Time,
     Trigger, TriggerReason,
 };
@@ -544,7 +544,7 @@ impl Seen {
             let (id, items) = match delivered {
                 Some(result) => (
                     result.request,
-                    result.items.iter().map(|(i, _)| i.clone()).collect(),
+                    result.items.iter().map(|o| o.item.clone()).collect(),
                 ),
                 None => {
                     let open = engine.open_requests();
@@ -746,7 +746,7 @@ impl Scene<'_> {
                         }
                     }
                     let end = if *failed {
-                        SessionEnd::Failed
+                        SessionEnd::Failed(Cause::new("synchronize failed"))
                     } else {
                         SessionEnd::Returned
                     };

@@ -9,7 +9,8 @@ use std::collections::BTreeMap;
 use proptest::test_runner::TestCaseError;
 use syncmgr::engine::{Action, MergeKey, SessionView};
 use syncmgr::{
-    Error, HandlerCapabilities, HandlerId, ItemId, Outcome, RequestId, RequestResult, SessionId,
+    Error, HandlerCapabilities, HandlerId, ItemId, ItemOutcome, Outcome, RequestId, RequestResult,
+    SessionId,
 };
 
 use super::driver::{Call, Reply, Snapshot, aggregate, syncing};
@@ -155,13 +156,13 @@ impl Harness {
             "(a) request {n} got a second result: {res:?}"
         );
         let issued = issued.clone();
-        let ids: Vec<ItemId> = res.items.iter().map(|(i, _)| i.clone()).collect();
+        let ids: Vec<ItemId> = res.items.iter().map(|o| o.item.clone()).collect();
         check!(
             ids == issued.items,
             "(a) result of {n} lists {ids:?}, the request had {:?}",
             issued.items
         );
-        let mut status = aggregate(res.items.iter().map(|(_, o)| *o));
+        let mut status = aggregate(res.items.iter().map(|o| o.outcome));
         if issued.disconnected {
             status = aggregate([status, Outcome::Disconnected]);
         }
@@ -202,7 +203,7 @@ impl Harness {
                 "(a) request {n} delivered but it was not open"
             )));
         };
-        for ((item, was), (_, now)) in before.items.iter().zip(&res.items) {
+        for ((item, was), ItemOutcome { outcome: now, .. }) in before.items.iter().zip(&res.items) {
             check!(
                 was.is_none_or(|w| w == *now),
                 "(a) {n}: {item} had {was:?}, its result says {now:?}"

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use proptest::test_runner::TestCaseError;
 use syncmgr::engine::{Action, MergeKey};
-use syncmgr::{HandlerId, ItemId, Outcome, SyncPolicy, Time, Trigger, TriggerReason};
+use syncmgr::{HandlerId, ItemId, ItemOutcome, Outcome, SyncPolicy, Time, Trigger, TriggerReason};
 
 use super::Harness;
 use super::driver::{Call, Reply, Snapshot};
@@ -435,16 +435,13 @@ impl Harness {
         }
         for a in step.actions {
             let Action::Deliver(res) = a else { continue };
-            check!(
-                res.attempts.len() == res.items.len(),
-                "(m) {} has {} attempts for {} items",
-                res.request,
-                res.attempts.len(),
-                res.items.len()
-            );
             let owner = &self.requests[res.request.get() as usize - 1].owner;
             let max = self.book.max_attempts.get(owner).copied().unwrap_or(1);
-            for ((item, _), &n) in res.items.iter().zip(&res.attempts) {
+            for ItemOutcome {
+                item, attempts: n, ..
+            } in &res.items
+            {
+                let n = *n;
                 let ran = self
                     .book
                     .ran

@@ -2,6 +2,7 @@
 //! property tests against a naive model are in `tests/`.
 
 use super::*;
+use crate::cause::Cause;
 use crate::flags::HandlerCapabilities as Caps;
 use crate::flags::{
     CancelRequest, EventLevel, HandlerPolicies, ItemPolicies, ProgressStatus, SyncControlFlags,

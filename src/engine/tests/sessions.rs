@@ -49,7 +49,9 @@ fn unreported_items_fail_and_canceled_ones_cancel() {
         .report_progress(s, &i("a2"), ProgressStatus::Updating, "")
         .unwrap();
     assert_eq!(ack.cancel, CancelRequest::CancelItem);
-    let ended = e.session_finished(s, SessionEnd::Failed).unwrap();
+    let ended = e
+        .session_finished(s, SessionEnd::Failed("offline".into()))
+        .unwrap();
     assert_eq!(
         ended.outcomes,
         [
@@ -161,4 +163,65 @@ fn session_calls_on_unknown_sessions_are_refused() {
     assert!(e.query_for_additional_items(s).is_err());
     assert!(e.report_manual_sync(s).is_err());
     assert!(e.session_started(s).is_err());
+}
+
+#[test]
+fn each_failed_item_carries_why_it_failed() {
+    let mut e = engine();
+    let r = e
+        .start_item_sync(&h("a"), &ids(&["a1", "a2", "a3", "a4"]), NONE)
+        .unwrap()
+        .request;
+    let (s, _) = only_start(&mut e);
+    // a1: its own reason; a2: Failed without one; a3: no report; a4: a report after a
+    // terminal one.
+    let _ = e.report_failure(s, &i("a1"), "quota".into()).unwrap();
+    let _ = e
+        .report_progress(s, &i("a2"), ProgressStatus::Failed, "")
+        .unwrap();
+    succeed(&mut e, s, &["a4"]);
+    let _ = e
+        .report_progress(s, &i("a4"), ProgressStatus::Updating, "")
+        .unwrap_err();
+    let offline = Cause::new("offline").with_source(Cause::new("no route"));
+    let _ = e
+        .session_finished(s, SessionEnd::Failed(offline.clone()))
+        .unwrap();
+    let result = results(&actions(&mut e)).remove(0);
+    assert_eq!(result.request, r);
+    let cause = |item: &str| result.cause_of(&i(item)).map(|c| format!("{c:#}"));
+    assert_eq!(
+        cause("a1").as_deref(),
+        Some("quota"),
+        "its own reason stands"
+    );
+    assert_eq!(cause("a2").as_deref(), Some("offline: no route"));
+    assert_eq!(cause("a3").as_deref(), Some("offline: no route"));
+    assert!(cause("a4").is_some_and(|c| c.contains("already reached Succeeded")));
+    assert_eq!(result.failures().count(), 4);
+}
+
+#[test]
+fn a_session_that_returns_without_a_report_says_so_and_a_cancel_has_no_cause() {
+    let mut e = engine();
+    let _ = e
+        .start_item_sync(&h("a"), &ids(&["a1", "a2", "a3"]), NONE)
+        .unwrap();
+    let (s, _) = only_start(&mut e);
+    let _ = e.stop_item_sync(&h("a"), &ids(&["a2"])).unwrap();
+    let _ = e
+        .report_progress(s, &i("a3"), ProgressStatus::Failed, "")
+        .unwrap();
+    let _ = e.session_finished(s, SessionEnd::Returned).unwrap();
+    let result = results(&actions(&mut e)).remove(0);
+    assert_eq!(result.outcome_of(&i("a2")), Some(Outcome::Canceled));
+    assert_eq!(result.cause_of(&i("a2")), None);
+    let no_report = result.cause_of(&i("a1")).map(Cause::message);
+    assert!(no_report.is_some_and(|m| m.contains("without reporting")));
+    assert_eq!(result.outcome_of(&i("a3")), Some(Outcome::Failed));
+    assert_eq!(
+        result.cause_of(&i("a3")),
+        None,
+        "a bare Failed has no reason"
+    );
 }

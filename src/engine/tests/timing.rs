@@ -218,7 +218,7 @@ fn an_item_is_attempted_at_most_max_attempts_times_with_growing_delays() {
     );
     let result = results(&actions(&mut e)).remove(0);
     assert_eq!((result.request, result.status), (r, Outcome::Failed));
-    assert_eq!(result.attempts, [3]);
+    assert_eq!(result.attempts_of(&i("a1")), Some(3));
     assert_eq!(e.next_deadline(), None);
 }
 
@@ -245,7 +245,9 @@ fn permanent_failures_cancels_and_disconnects_are_never_retried() {
     let mut e = retrying(3);
     let _ = ask(&mut e, &["a1", "a2", "a3"]);
     let (s, _) = only_start(&mut e);
-    let _ = e.report_permanent_failure(s, &i("a1"), "gone").unwrap();
+    let _ = e
+        .report_permanent_failure(s, &i("a1"), "gone".into())
+        .unwrap();
     let _ = e
         .report_progress(s, &i("a2"), ProgressStatus::Canceled, "")
         .unwrap();
@@ -264,7 +266,9 @@ fn a_failed_session_retries_every_item_without_a_terminal_report() {
     let _ = ask(&mut e, &["a1", "a2"]);
     let (s, _) = only_start(&mut e);
     succeed(&mut e, s, &["a2"]);
-    let ended = e.session_finished(s, SessionEnd::Failed).unwrap();
+    let ended = e
+        .session_finished(s, SessionEnd::Failed("timed out".into()))
+        .unwrap();
     assert_eq!(ended.retried, [i("a1")]);
 }
 
@@ -318,7 +322,7 @@ fn stopping_an_item_in_backoff_settles_its_requests() {
     let _ = e.stop_handler_sync(&h("a")).unwrap();
     let result = results(&actions(&mut e)).remove(0);
     assert_eq!((result.request, result.status), (r, Outcome::Canceled));
-    assert_eq!(result.attempts, [1]);
+    assert_eq!(result.items[0].attempts, 1);
     assert_eq!(e.next_deadline(), None);
 }
 

@@ -7,6 +7,7 @@ use std::time::SystemTime;
 use uuid::Uuid;
 
 use super::{Open, Scheduler};
+use crate::cause::Cause;
 use crate::engine::{Accepted, Action, MergeKey, RequestId, SessionEnd, SessionId};
 use crate::error::Error;
 use crate::flags::EventLevel;
@@ -73,7 +74,7 @@ impl Scheduler {
                 .pending_actions()
                 .filter_map(|a| match a {
                     Action::Deliver(r) => {
-                        Some((r.request, r.items.iter().map(|(i, _)| i.clone()).collect()))
+                        Some((r.request, r.items.iter().map(|o| o.item.clone()).collect()))
                     }
                     _ => None,
                 })
@@ -180,8 +181,7 @@ impl Scheduler {
             // its requests wait forever.
             self.finish_session(
                 session,
-                SessionEnd::Failed,
-                Some("no worker could run the session".into()),
+                SessionEnd::Failed(Cause::new("no worker could run the session")),
             );
         }
     }
@@ -231,18 +231,14 @@ impl Scheduler {
         self.release(open.context);
     }
 
-    pub(super) fn finish_session(
-        &mut self,
-        session: SessionId,
-        end: SessionEnd,
-        error: Option<String>,
-    ) {
-        if let Some(message) = &error {
+    pub(super) fn finish_session(&mut self, session: SessionId, end: SessionEnd) {
+        if let Some(cause) = end.cause() {
             // Counted before the session ends, so the requests it served see the error.
             let report = EventReport::new(EventLevel::Error, "synchronize failed")
-                .description(message.clone());
+                .description(format!("{cause:#}"));
             let _ = self.record_event(session, report);
         }
+        let error = end.cause().cloned();
         let Ok(ended) = self.engine.session_finished(session, end) else {
             // Already ended: an abandoned session whose handler returned late.
             return;

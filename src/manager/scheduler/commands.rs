@@ -300,11 +300,7 @@ impl Scheduler {
     pub(super) fn sessions(&mut self, command: Command) {
         match command {
             Command::Session { session, call } => self.session_call(session, call),
-            Command::SessionFinished {
-                session,
-                end,
-                error,
-            } => self.finish_session(session, end, error),
+            Command::SessionFinished { session, end } => self.finish_session(session, end),
             // `handle` routes only this family here.
             _ => {}
         }
@@ -437,13 +433,16 @@ impl Scheduler {
                 status,
                 step,
                 max,
+                cause,
                 permanent,
                 reply,
             } => {
-                let result = if permanent {
-                    self.engine.report_permanent_failure(session, &item, &text)
-                } else {
-                    self.engine.report_progress(session, &item, status, &text)
+                let result = match cause {
+                    Some(cause) if permanent => {
+                        self.engine.report_permanent_failure(session, &item, cause)
+                    }
+                    Some(cause) => self.engine.report_failure(session, &item, cause),
+                    None => self.engine.report_progress(session, &item, status, &text),
                 }
                 .map(|ack| ack.cancel);
                 // A running session's handler is always known; the check keeps this panic-free.

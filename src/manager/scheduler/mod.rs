@@ -23,6 +23,7 @@ use super::notify::{Notification, Subscribers};
 use super::threads::{Delivery, Job};
 use super::ticket::Completion;
 use super::{Context, Registry, ShutdownReport, SyncResult, TriggerReason};
+use crate::cause::Cause;
 use crate::engine::{Engine, RequestId, SessionEnd, SessionId};
 use crate::id::HandlerId;
 use crate::time::Time;
@@ -326,8 +327,9 @@ impl Scheduler {
             self.abandoned += 1;
             self.finish_session(
                 session,
-                SessionEnd::Failed,
-                Some("abandoned: still running at the end of the shutdown grace period".into()),
+                SessionEnd::Failed(Cause::new(
+                    "abandoned: still running at the end of the shutdown grace period",
+                )),
             );
         }
     }

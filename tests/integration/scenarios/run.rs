@@ -8,7 +8,7 @@ use syncmgr::engine::RequestOptions;
 use syncmgr::engine::{
     Accepted, Action, Changed, Disposition, ProgressAck, SessionEnd, SessionEnded, Stopped,
 };
-use syncmgr::{Engine, RequestId, RequestResult, SessionId, Time};
+use syncmgr::{Cause, Engine, ItemOutcome, RequestId, RequestResult, SessionId, Time};
 
 use super::lang::*;
 
@@ -240,7 +240,7 @@ impl<'r> Run<'r> {
             Op::Finish { s, failed } => {
                 let s = self.session(*s)?;
                 let end = if *failed {
-                    SessionEnd::Failed
+                    SessionEnd::Failed(Cause::new("synchronize failed"))
                 } else {
                     SessionEnd::Returned
                 };
@@ -346,7 +346,8 @@ impl<'r> Run<'r> {
                 let s = self.session(*s)?;
                 (|| {
                     let item = ItemId::new(item)?;
-                    self.engine.report_permanent_failure(s, &item, "")
+                    self.engine
+                        .report_permanent_failure(s, &item, "gone".into())
                 })()
                 .map(Out::Ack)
             }
@@ -397,7 +398,7 @@ impl<'r> Run<'r> {
                     .iter()
                     .find_map(|l| match &l.action {
                         Action::Deliver(r) if r.request == id => {
-                            Some(r.items.iter().map(|(i, _)| i.clone()).collect())
+                            Some(r.items.iter().map(|o| o.item.clone()).collect())
                         }
                         _ => None,
                     })
@@ -563,9 +564,12 @@ impl<'r> Run<'r> {
                     status: *status,
                     errors: *errors,
                     conflicts: *conflicts,
-                    items: items.iter().map(|(i, o)| (iid(i), *o)).collect(),
-                    // Not compared: rows state attempts where they matter (`take`).
-                    attempts: Vec::new(),
+                    // Attempts and causes are not compared: rows state attempts where
+                    // they matter (`take`).
+                    items: items
+                        .iter()
+                        .map(|(i, o)| ItemOutcome::new(iid(i), *o, 0))
+                        .collect(),
                 });
                 self.take(&want)
             }
@@ -749,8 +753,7 @@ impl<'r> Run<'r> {
                     .map(|r| {
                         r.items
                             .iter()
-                            .zip(&r.attempts)
-                            .map(|((i, _), n)| (i.to_string(), *n))
+                            .map(|o| (o.item.to_string(), o.attempts))
                             .collect()
                     })
                     .ok_or_else(|| self.fail(&format!("`{tag}` has no result yet")))?;
@@ -919,7 +922,12 @@ impl<'r> Run<'r> {
             ),
             Action::Deliver(r) => {
                 let mut items = String::new();
-                for (i, o) in &r.items {
+                for ItemOutcome {
+                    item: i,
+                    outcome: o,
+                    ..
+                } in &r.items
+                {
                     let _ = write!(
                         items,
                         "{}{i} {o:?}",
@@ -979,14 +987,19 @@ fn difference(a: &str, b: &str) -> (String, String) {
     (window(a), window(b))
 }
 
-/// Whether two actions are the same, a result's attempt counts aside: the rows that do not
-/// retry leave them out.
+/// Whether two actions are the same, a result's attempt counts and causes aside: the rows
+/// that do not retry leave them out.
 fn same_action(got: &Action, want: &Action) -> bool {
     match (got, want) {
         (Action::Deliver(a), Action::Deliver(b)) => {
-            let mut a = a.clone();
-            a.attempts.clear();
-            a == *b
+            let bare = |r: &RequestResult| {
+                let mut r = r.clone();
+                for o in &mut r.items {
+                    (o.attempts, o.cause) = (0, None);
+                }
+                r
+            };
+            bare(a) == bare(b)
         }
         _ => got == want,
     }
