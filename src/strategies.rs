@@ -17,24 +17,23 @@
 //! use syncmgr::strategies::ops;
 //! use syncmgr::{HandlerCapabilities, HandlerId, ItemId, Outcome};
 //!
-//! fn universe() -> Result<Vec<HandlerSpec>, syncmgr::IdError> {
-//!     let items = |names: &[&str]| names.iter().map(ItemId::new).collect::<Result<Vec<_>, _>>();
-//!     Ok(vec![
-//!         HandlerSpec::new(HandlerId::new("mail")?).items(items(&["inbox", "sent"])?),
-//!         HandlerSpec::new(HandlerId::new("photos")?)
+//! /// Two handlers: one plain, one that runs sessions side by side.
+//! fn universe() -> Vec<HandlerSpec> {
+//!     let ids = |names: &[&str]| names.iter().map(|n| ItemId::new(n).unwrap()).collect::<Vec<_>>();
+//!     vec![
+//!         HandlerSpec::new(HandlerId::new("mail").unwrap()).items(ids(&["inbox", "sent"])),
+//!         HandlerSpec::new(HandlerId::new("photos").unwrap())
 //!             .with_capabilities(HandlerCapabilities::SUPPORTS_CONCURRENT_SESSIONS)
-//!             .items(items(&["2025", "2026", "2027"])?),
-//!     ])
+//!             .items(ids(&["2025", "2026", "2027"])),
+//!     ]
 //! }
 //!
 //! proptest! {
 //!     #![proptest_config(ProptestConfig::with_cases(64))]
 //!     // In a test file, put #[test] here.
-//!     fn every_accepted_request_gets_exactly_one_result(
-//!         ops in ops(&universe().unwrap_or_default(), 0..40),
-//!     ) {
+//!     fn every_accepted_request_gets_exactly_one_result(ops in ops(&universe(), 0..40)) {
 //!         let mut driver = Driver::new(Engine::default());
-//!         for spec in universe()? {
+//!         for spec in universe() {
 //!             driver.engine_mut().register_handler(spec)?;
 //!         }
 //!         let mut accepted = Vec::new();
