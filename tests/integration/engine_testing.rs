@@ -72,6 +72,8 @@ fn the_driver_marks_started_sessions_and_records_actions_in_order() {
     let session = *session;
     assert_eq!(handler, "mail");
     assert!(d.engine().session_view(session).unwrap().started);
+    assert_eq!(d.sessions_of(&hid("mail")), [session]);
+    assert!(d.sessions_of(&hid("photos")).is_empty());
 
     let ended = d
         .finish(session, |_, item| match item.as_str() {
