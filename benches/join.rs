@@ -147,7 +147,7 @@ impl SyncHandler for Held {
             let _ = gate.recv();
         }
         for item in items {
-            session.report_progress(item, "", ProgressStatus::Succeeded, 1, 1)?;
+            session.report_progress(item, ProgressStatus::Succeeded)?;
         }
         Ok(())
     }
@@ -237,7 +237,7 @@ impl Syncmgr {
                 .expect("the ticket should resolve");
             assert_eq!(result.request, ticket.request());
             let item = &self.object.items[*k];
-            assert!(matches!(&result.items[..], [(id, Outcome::Succeeded)] if id == item));
+            assert!(matches!(&result.items[..], [o] if o.outcome == Outcome::Succeeded && o.item == *item));
             per_key[*k] += 1;
         }
         let elapsed = start.elapsed();

@@ -182,7 +182,7 @@ impl SyncHandler for NoOp {
         self.sessions.fetch_add(1, Ordering::SeqCst);
         self.holds.pass();
         for item in items {
-            session.report_progress(item, "", ProgressStatus::Succeeded, 1, 1)?;
+            session.report_progress(item, ProgressStatus::Succeeded)?;
         }
         Ok(())
     }
@@ -240,7 +240,7 @@ impl Coalescer for Managed {
             .expect("the ticket should resolve");
         assert_eq!(result.request, ticket.request());
         assert_eq!(result.status, Outcome::Succeeded);
-        assert!(matches!(&result.items[..], [(id, Outcome::Succeeded)] if *id == self.items[item]));
+        assert!(matches!(&result.items[..], [o] if o.outcome == Outcome::Succeeded && o.item == self.items[item]));
     }
 
     fn finish(&self, ticket: SyncTicket) -> Option<u64> {

@@ -191,7 +191,7 @@ impl SyncHandler for Holds {
             std::thread::park_timeout(Duration::from_millis(50));
         }
         for item in items {
-            session.report_progress(item, "", ProgressStatus::Canceled, 0, 0)?;
+            session.report_progress(item, ProgressStatus::Canceled)?;
         }
         Ok(())
     }
@@ -244,7 +244,7 @@ impl SyncHandler for Quick {
     }
     fn synchronize(&self, items: &[ItemId], session: &SyncSession) -> Result<(), HandlerError> {
         for item in items {
-            session.report_progress(item, "", ProgressStatus::Succeeded, 1, 1)?;
+            session.report_progress(item, ProgressStatus::Succeeded)?;
         }
         Ok(())
     }

@@ -135,7 +135,7 @@ impl Sim {
                     };
                     let _ack = self
                         .engine
-                        .report_progress(session, &self.item, status, "")
+                        .report_progress(session, &self.item, status)
                         .expect("the item is in its session");
                     let _ended = self
                         .engine

@@ -8,8 +8,8 @@
 use std::time::Duration;
 
 use syncmgr::{
-    AsyncHandler, ControlFlags, HandlerError, ItemId, Notification, ProgressStatus, Retry,
-    SyncControlFlags, SyncItem, SyncManager, SyncPolicy, SyncRequest, SyncSession,
+    AsyncHandler, ControlFlags, HandlerError, ItemId, Notification, Progress, ProgressStatus,
+    Retry, SyncControlFlags, SyncItem, SyncManager, SyncPolicy, SyncRequest, SyncSession,
 };
 
 /// Fetches each item over a (pretend) network.
@@ -54,14 +54,29 @@ impl AsyncHandler for Feed {
         session: SyncSession,
     ) -> Result<(), HandlerError> {
         for item in &items {
-            session.report_progress(item, "fetching", ProgressStatus::Updating, 0, 1)?;
+            session.report_progress(
+                item,
+                Progress::new(ProgressStatus::Updating)
+                    .text("fetching")
+                    .steps(0, 1),
+            )?;
             tokio::time::sleep(self.latency).await; // the network, awaited
             let flaky = self.flaky == Some(item.as_str());
             if flaky && !self.tried.swap(true, std::sync::atomic::Ordering::SeqCst) {
-                session.report_progress(item, "timed out", ProgressStatus::Failed, 0, 1)?;
+                session.report_progress(
+                    item,
+                    Progress::new(ProgressStatus::Failed)
+                        .text("timed out")
+                        .steps(0, 1),
+                )?;
                 continue;
             }
-            session.report_progress(item, "fetched", ProgressStatus::Succeeded, 1, 1)?;
+            session.report_progress(
+                item,
+                Progress::new(ProgressStatus::Succeeded)
+                    .text("fetched")
+                    .steps(1, 1),
+            )?;
         }
         Ok(())
     }
@@ -90,9 +105,9 @@ async fn app(runtime: tokio::runtime::Handle) -> Result<(), Box<dyn std::error::
                 Notification::ItemProgress {
                     handler,
                     item,
-                    text,
+                    progress,
                     ..
-                } => println!("  {handler:<8} {item:<6} {text}"),
+                } => println!("  {handler:<8} {item:<6} {progress}"),
                 Notification::RetryScheduled { item, attempt, .. } => {
                     println!("  retry: {item} failed attempt {attempt}, trying again soon")
                 }

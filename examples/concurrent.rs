@@ -12,8 +12,8 @@ use std::thread;
 use std::time::Duration;
 
 use syncmgr::{
-    ControlFlags, HandlerCapabilities, HandlerError, ItemId, Notification, ProgressStatus,
-    SyncControlFlags, SyncHandler, SyncItem, SyncManager, SyncSession,
+    ControlFlags, HandlerCapabilities, HandlerError, ItemId, Notification, Progress,
+    ProgressStatus, SyncControlFlags, SyncHandler, SyncItem, SyncManager, SyncSession,
 };
 
 struct Calendars {
@@ -41,7 +41,12 @@ impl SyncHandler for Calendars {
         let synced = items.iter().try_for_each(|id| {
             let work = self.items.iter().find(|(item, _)| &item.id == id);
             thread::sleep(work.map_or(Duration::ZERO, |(_, took)| *took)); // the simulated work
-            session.report_progress(id, "up to date", ProgressStatus::Succeeded, 1, 1)?;
+            session.report_progress(
+                id,
+                Progress::new(ProgressStatus::Succeeded)
+                    .text("up to date")
+                    .steps(1, 1),
+            )?;
             Ok(())
         });
         self.running.fetch_sub(1, Ordering::SeqCst);

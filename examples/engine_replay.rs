@@ -14,7 +14,7 @@ use syncmgr::engine::{
 };
 use syncmgr::{
     CancelRequest, EventLevel, HandlerCapabilities, HandlerId, ItemId, ItemPolicies, Outcome,
-    ProgressStatus, RequestId, RequestResult, SessionId, SyncControlFlags,
+    Progress, ProgressStatus, RequestId, RequestResult, SessionId, SyncControlFlags,
 };
 
 type Res<T = ()> = Result<T, Box<dyn Error>>;
@@ -393,20 +393,28 @@ impl Shell {
             .unwrap_or(1);
         let e = &mut self.engine;
         let head = format!("  {session} {handler}: {item}");
-        let ack = e.report_progress(session, &item, ProgressStatus::Updating, "syncing")?;
+        let ack = e.report_progress(
+            session,
+            &item,
+            Progress::new(ProgressStatus::Updating).text("syncing"),
+        )?;
         if ack.cancel != CancelRequest::None {
             // The handler honours the cancel request it was just told about.
-            let _ = e.report_progress(session, &item, ProgressStatus::Canceled, "stopped")?;
+            let _ = e.report_progress(
+                session,
+                &item,
+                Progress::new(ProgressStatus::Canceled).text("stopped"),
+            )?;
             println!("{head} saw {:?}, reports Canceled", ack.cancel);
         } else {
             match fate(handler.as_str(), item.as_str(), attempt) {
                 Fate::Succeed => {
-                    let _ = e.report_progress(session, &item, ProgressStatus::Succeeded, "")?;
+                    let _ = e.report_progress(session, &item, ProgressStatus::Succeeded)?;
                     println!("{head} ✓");
                 }
                 Fate::Conflict => {
                     e.report_conflict(session, Some(&item))?;
-                    let _ = e.report_progress(session, &item, ProgressStatus::Succeeded, "")?;
+                    let _ = e.report_progress(session, &item, ProgressStatus::Succeeded)?;
                     println!("{head} ✓ (one conflict reported)");
                 }
                 Fate::Fail(why) => {

@@ -1,8 +1,8 @@
 //! The smallest embedding: register a handler, start a sync, wait on the ticket, print the result.
 
 use syncmgr::{
-    ControlFlags, HandlerError, ItemId, ProgressStatus, SyncControlFlags, SyncHandler, SyncItem,
-    SyncManager, SyncSession,
+    ControlFlags, HandlerError, ItemId, Progress, ProgressStatus, SyncControlFlags, SyncHandler,
+    SyncItem, SyncManager, SyncSession,
 };
 
 struct Notes(Vec<SyncItem>);
@@ -14,7 +14,12 @@ impl SyncHandler for Notes {
 
     fn synchronize(&self, items: &[ItemId], session: &SyncSession) -> Result<(), HandlerError> {
         for item in items {
-            session.report_progress(item, "3 notes uploaded", ProgressStatus::Succeeded, 1, 1)?;
+            session.report_progress(
+                item,
+                Progress::new(ProgressStatus::Succeeded)
+                    .text("3 notes uploaded")
+                    .steps(1, 1),
+            )?;
         }
         Ok(())
     }

@@ -7,7 +7,7 @@
 use std::sync::mpsc;
 
 use syncmgr::{
-    ControlFlags, HandlerError, ItemId, ProgressStatus, RequestResult, SyncControlFlags,
+    ControlFlags, HandlerError, ItemId, Progress, ProgressStatus, RequestResult, SyncControlFlags,
     SyncHandler, SyncItem, SyncManager, SyncRequest, SyncResult, SyncSession,
 };
 
@@ -48,7 +48,12 @@ impl SyncHandler for Backup {
                 Some(n) => format!("uploaded {n} files, the rest next time"),
                 None => "uploaded every file".to_owned(),
             };
-            session.report_progress(item, &text, ProgressStatus::Succeeded, 1, 1)?;
+            session.report_progress(
+                item,
+                Progress::new(ProgressStatus::Succeeded)
+                    .text(&text)
+                    .steps(1, 1),
+            )?;
         }
         Ok(())
     }

@@ -220,7 +220,7 @@ impl Shell {
             };
             for item in &run.items {
                 let status = self.status_of(&run.handler, item);
-                let _ = self.engine.report_progress(session, item, status, "")?;
+                let _ = self.engine.report_progress(session, item, status)?;
             }
             let ended = self
                 .engine

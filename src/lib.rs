@@ -8,7 +8,7 @@
 //!
 //! ```
 //! use syncmgr::{
-//!     ControlFlags, HandlerError, ItemId, Outcome, ProgressStatus, SyncControlFlags,
+//!     ControlFlags, HandlerError, ItemId, Outcome, Progress, ProgressStatus, SyncControlFlags,
 //!     SyncHandler, SyncItem, SyncManager, SyncSession,
 //! };
 //!
@@ -20,7 +20,7 @@
 //!     }
 //!     fn synchronize(&self, items: &[ItemId], session: &SyncSession) -> Result<(), HandlerError> {
 //!         for item in items {
-//!             session.report_progress(item, "fetched", ProgressStatus::Succeeded, 1, 1)?;
+//!             session.report_progress(item, Progress::new(ProgressStatus::Succeeded).text("fetched").steps(1, 1))?;
 //!         }
 //!         Ok(())
 //!     }
@@ -133,7 +133,8 @@
 //! ```
 //! use syncmgr::{
 //!     CancelRequest, ControlFlags, EventLevel, EventReport, HandlerError, ItemId, Outcome,
-//!     ProgressStatus, SyncControlFlags, SyncHandler, SyncItem, SyncManager, SyncSession,
+//!     Progress, ProgressStatus, SyncControlFlags, SyncHandler, SyncItem, SyncManager,
+//!     SyncSession,
 //! };
 //!
 //! struct Photos;
@@ -145,17 +146,17 @@
 //!     fn synchronize(&self, items: &[ItemId], session: &SyncSession) -> Result<(), HandlerError> {
 //!         for item in items {
 //!             for step in 1..=3 {
-//!                 let cancel = session.report_progress(item, "uploading", ProgressStatus::Updating, step, 3)?;
+//!                 let cancel = session.report_progress(item, Progress::new(ProgressStatus::Updating).text("uploading").steps(step, 3))?;
 //!                 if cancel != CancelRequest::None {
-//!                     session.report_progress(item, "stopped", ProgressStatus::Canceled, step, 3)?;
+//!                     session.report_progress(item, Progress::new(ProgressStatus::Canceled).text("stopped").steps(step, 3))?;
 //!                     break;
 //!                 }
 //!             }
 //!             if item.as_str() == "2026" {
 //!                 session.report_event(EventReport::new(EventLevel::Error, "quota exceeded").item(item.clone()))?;
-//!                 session.report_progress(item, "quota exceeded", ProgressStatus::Failed, 3, 3)?;
+//!                 session.report_progress(item, Progress::new(ProgressStatus::Failed).text("quota exceeded").steps(3, 3))?;
 //!             } else {
-//!                 session.report_progress(item, "uploaded", ProgressStatus::Succeeded, 3, 3)?;
+//!                 session.report_progress(item, Progress::new(ProgressStatus::Succeeded).text("uploaded").steps(3, 3))?;
 //!             }
 //!         }
 //!         Ok(())
@@ -207,7 +208,7 @@
 //!             .collect();
 //!         assert_eq!(asked_by, ["reminder service"]);
 //!         for item in items {
-//!             session.report_progress(item, "", syncmgr::ProgressStatus::Succeeded, 1, 1)?;
+//!             session.report_progress(item, syncmgr::ProgressStatus::Succeeded)?;
 //!         }
 //!         Ok(())
 //!     }
@@ -293,7 +294,7 @@
 //!         let attempt = self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
 //!         let status = if attempt == 0 { ProgressStatus::Failed } else { ProgressStatus::Succeeded };
 //!         for item in items {
-//!             session.report_progress(item, "", status, 1, 1)?;
+//!             session.report_progress(item, status)?;
 //!         }
 //!         Ok(())
 //!     }
@@ -446,6 +447,7 @@ mod id;
 pub mod legacy;
 mod manager;
 mod policy;
+mod progress;
 mod result;
 #[cfg(feature = "proptest")]
 pub mod strategies;
@@ -471,5 +473,6 @@ pub use crate::manager::{
     SyncTicket, Task,
 };
 pub use crate::policy::{Debounce, MAX_DELAY, Retry, Schedule, SyncPolicy, Trigger, TriggerReason};
+pub use crate::progress::Progress;
 pub use crate::result::{ItemOutcome, Outcome, RequestResult};
 pub use crate::time::Time;

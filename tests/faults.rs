@@ -122,7 +122,12 @@ impl SyncHandler for Echo {
     fn synchronize(&self, items: &[ItemId], session: &SyncSession) -> Result<(), HandlerError> {
         self.0.fetch_add(1, SeqCst);
         for item in items {
-            session.report_progress(item, "echo", ProgressStatus::Succeeded, 1, 1)?;
+            session.report_progress(
+                item,
+                Progress::new(ProgressStatus::Succeeded)
+                    .text("echo")
+                    .steps(1, 1),
+            )?;
         }
         Ok(())
     }
@@ -766,7 +771,12 @@ fn a_panic_on_a_helper_thread_counts_only_if_the_handler_propagates_it() {
         thread::spawn(move || {
             for item in &items[..reported] {
                 session
-                    .report_progress(item, "helper", ProgressStatus::Succeeded, 1, 1)
+                    .report_progress(
+                        item,
+                        Progress::new(ProgressStatus::Succeeded)
+                            .text("helper")
+                            .steps(1, 1),
+                    )
                     .unwrap();
             }
             panic!("{DELIBERATE} panic on the helper thread");
@@ -1059,9 +1069,14 @@ fn an_error_from_a_session_call_passed_on_by_synchronize_fails_the_rest() {
     rig.register(
         H,
         Scripted::new(&["a", "b"], move |items, session| {
-            session.report_progress(&items[0], "", ProgressStatus::Succeeded, 1, 1)?;
+            session.report_progress(&items[0], ProgressStatus::Succeeded)?;
             session
-                .report_progress(&items[1], &too_long, ProgressStatus::Updating, 0, 1)
+                .report_progress(
+                    &items[1],
+                    Progress::new(ProgressStatus::Updating)
+                        .text(&too_long)
+                        .steps(0, 1),
+                )
                 .inspect_err(|e| {
                     let _ = refused_tx.send(e.clone());
                 })?;
@@ -1190,7 +1205,7 @@ fn two_threads_reporting_terminal_statuses_for_one_item_at_once_end_it_failed() 
                 let (barrier, session) = (&barrier, &run.session);
                 scope.spawn(move || {
                     barrier.wait();
-                    session.report_progress(item, "", status, 1, 1)
+                    session.report_progress(item, status)
                 })
             };
             let other = others[k % others.len()];
@@ -1267,8 +1282,7 @@ fn reports_racing_the_end_of_synchronize_count_exactly_when_they_were_accepted()
                 let answers = answers_tx.clone();
                 let helper = thread::spawn(move || {
                     barrier.wait();
-                    let answer =
-                        session.report_progress(&item, "", ProgressStatus::Succeeded, 1, 1);
+                    let answer = session.report_progress(&item, ProgressStatus::Succeeded);
                     let _ = answers.send((item, answer));
                 });
                 let _ = helpers_tx.send(helper);
@@ -1329,7 +1343,7 @@ fn a_stale_session_handle_cannot_touch_the_next_session_of_the_same_items() {
     let gone = Err(Error::UnknownSession(stale.id()));
     assert_eq!(
         stale
-            .report_progress(&id("a"), "", ProgressStatus::Canceled, 0, 0)
+            .report_progress(&id("a"), ProgressStatus::Canceled)
             .map(drop),
         gone
     );
@@ -1370,17 +1384,17 @@ fn many_threads_may_report_into_one_session_at_once() {
                         for (step, item) in chunk.iter().enumerate() {
                             session.report_progress(
                                 item,
-                                "",
-                                ProgressStatus::Updating,
-                                step as u32,
-                                8,
+                                Progress::new(ProgressStatus::Updating).steps(step as u32, 8),
                             )?;
                             session.report_event(
                                 EventReport::new(EventLevel::Warning, "from a helper")
                                     .item(item.clone()),
                             )?;
                             assert!(session.can_continue(Some(item))?);
-                            session.report_progress(item, "", ProgressStatus::Succeeded, 8, 8)?;
+                            session.report_progress(
+                                item,
+                                Progress::new(ProgressStatus::Succeeded).steps(8, 8),
+                            )?;
                         }
                         Ok(())
                     });
@@ -1470,7 +1484,7 @@ fn a_blocked_handler_is_abandoned_with_the_session_waiting_for_its_worker() {
     }
     assert_eq!(
         run.session
-            .report_progress(&id("x"), "", ProgressStatus::Succeeded, 1, 1),
+            .report_progress(&id("x"), ProgressStatus::Succeeded),
         Err(Error::UnknownSession(run.session.id())),
         "the abandoned session is gone"
     );
@@ -1602,7 +1616,7 @@ fn synchronize_may_start_a_sync_of_its_own_items() {
                 let _ = inside_tx.send((session.id(), queued, joined, complete));
             }
             for item in items {
-                session.report_progress(item, "", ProgressStatus::Succeeded, 1, 1)?;
+                session.report_progress(item, ProgressStatus::Succeeded)?;
             }
             Ok(())
         }),
@@ -1653,7 +1667,7 @@ fn synchronize_may_start_a_sync_of_another_handler() {
                 let other = ledger.start(&slot.manager(), ECHO, &["e"]);
                 let waited = (max_sessions > 1).then(|| other.wait_timeout(PATIENCE));
                 let _ = inside_tx.send((session.id(), other.clone(), waited));
-                session.report_progress(&items[0], "", ProgressStatus::Succeeded, 1, 1)?;
+                session.report_progress(&items[0], ProgressStatus::Succeeded)?;
                 Ok(())
             }),
         );
@@ -1705,7 +1719,7 @@ fn synchronize_may_stop_its_own_handler() {
             let _ = stopped_tx.send(slot.manager().stop_handler_sync(H));
             if !session.can_continue(None)? {
                 for item in items {
-                    session.report_progress(item, "", ProgressStatus::Canceled, 0, 0)?;
+                    session.report_progress(item, ProgressStatus::Canceled)?;
                 }
             }
             Ok(())
@@ -1757,7 +1771,7 @@ fn synchronize_may_disable_its_own_handler_and_items_with_wait() {
             let _ = inside_tx.send((thread::current().id(), answers));
         }
         for item in items {
-            session.report_progress(item, "", ProgressStatus::Succeeded, 1, 1)?;
+            session.report_progress(item, ProgressStatus::Succeeded)?;
         }
         Ok(())
     })
@@ -1837,7 +1851,7 @@ fn synchronize_disabling_its_handler_without_wait_applies_when_a_worker_is_free(
                     })
                 });
                 let _ = inside_tx.send((session.id(), answer, applied_inside));
-                session.report_progress(&items[0], "", ProgressStatus::Succeeded, 1, 1)?;
+                session.report_progress(&items[0], ProgressStatus::Succeeded)?;
                 Ok(())
             }),
         );
@@ -1889,7 +1903,7 @@ fn synchronize_may_remove_its_own_handler() {
                 .map(drop);
             let _ = inside_tx.send((removed, event.is_ok(), again));
             for item in items {
-                session.report_progress(item, "", ProgressStatus::Succeeded, 1, 1)?;
+                session.report_progress(item, ProgressStatus::Succeeded)?;
             }
             Ok(())
         }),
@@ -1941,7 +1955,7 @@ fn shutdown_from_inside_synchronize_abandons_that_session_and_detaches_its_worke
             let exit = watch_this_thread();
             go_gate.pass();
             let report = slot.manager().shutdown();
-            let after = session.report_progress(&items[0], "", ProgressStatus::Succeeded, 1, 1);
+            let after = session.report_progress(&items[0], ProgressStatus::Succeeded);
             let _ = inside_tx.send((report, after, exit));
             Ok(())
         }),
@@ -2284,11 +2298,14 @@ fn a_subscriber_that_stops_reading_holds_up_nothing() {
         Scripted::new(&["a", "b"], |items, session| {
             for step in 0..200 {
                 for item in items {
-                    session.report_progress(item, "", ProgressStatus::Updating, step, 200)?;
+                    session.report_progress(
+                        item,
+                        Progress::new(ProgressStatus::Updating).steps(step, 200),
+                    )?;
                 }
             }
             for item in items {
-                session.report_progress(item, "", ProgressStatus::Succeeded, 1, 1)?;
+                session.report_progress(item, ProgressStatus::Succeeded)?;
             }
             Ok(())
         }),
@@ -2321,7 +2338,7 @@ fn subscribers_dropped_while_notifications_flow_are_forgotten() {
         H,
         Scripted::new(&["a"], move |items, session| {
             let mine = slot.manager().subscribe();
-            session.report_progress(&items[0], "", ProgressStatus::Succeeded, 1, 1)?;
+            session.report_progress(&items[0], ProgressStatus::Succeeded)?;
             // Its own subscription works from inside, then goes away mid-stream.
             wait_for(&mine, |n| {
                 matches!(n, Notification::ItemProgress { .. }).then_some(())
@@ -2903,7 +2920,7 @@ fn a_removed_handler_or_a_context_whose_drop_panics_does_not_kill_the_worker() {
         fn synchronize(&self, items: &[ItemId], session: &SyncSession) -> Result<(), HandlerError> {
             self.gate.pass();
             for item in items {
-                session.report_progress(item, "", ProgressStatus::Succeeded, 1, 1)?;
+                session.report_progress(item, ProgressStatus::Succeeded)?;
             }
             Ok(())
         }
@@ -3246,7 +3263,7 @@ fn every_user_code_boundary_contains_a_hostile_value() {
             Err(Box::new(Hostile::all()))
         }
         fn synchronize(&self, items: &[ItemId], session: &SyncSession) -> Result<(), HandlerError> {
-            session.report_progress(&items[0], "", ProgressStatus::Succeeded, 1, 1)?;
+            session.report_progress(&items[0], ProgressStatus::Succeeded)?;
             Err(Box::new(Hostile::all()))
         }
     }

@@ -893,7 +893,7 @@ proptest! {
                 }
                 if finish {
                     for s in e.sessions() {
-                        let _ = e.report_progress(s, &iid("a"), ProgressStatus::Succeeded, "").unwrap();
+                        let _ = e.report_progress(s, &iid("a"), ProgressStatus::Succeeded).unwrap();
                         let _ = e.session_finished(s, SessionEnd::Returned).unwrap();
                     }
                 }
@@ -1137,9 +1137,7 @@ impl BusyHandler {
             Busy::Report { item, status } => {
                 let view = self.engine.session_view(self.session).unwrap();
                 let item = view.items[*item as usize % view.items.len()].item.clone();
-                let _ = self
-                    .engine
-                    .report_progress(self.session, &item, *status, "");
+                let _ = self.engine.report_progress(self.session, &item, *status);
             }
             Busy::Pull { pick } => {
                 // The session sees, and may pull, only the entries of its own key.
@@ -1614,7 +1612,7 @@ fn cancelling_a_retried_legacy_joiner_loses_no_result() {
     let _ = e.poll(syncmgr::Time::from_secs(1));
     let (s2, _) = started(&mut e).remove(0);
     let _ = e
-        .report_progress(s2, &a, ProgressStatus::Succeeded, "")
+        .report_progress(s2, &a, ProgressStatus::Succeeded)
         .unwrap();
     let _ = e.session_finished(s2, SessionEnd::Returned).unwrap();
     let results = delivered(&mut e);

@@ -350,7 +350,7 @@ impl Soaker {
 
     fn report(&self, session: &SyncSession, item: &ItemId, status: ProgressStatus) -> bool {
         bump(&self.world.counters.session_calls);
-        match session.report_progress(item, "", status, 1, 1) {
+        match session.report_progress(item, status) {
             Ok(CancelRequest::CancelAll) => false,
             Ok(_) => true,
             Err(e) => {
@@ -384,7 +384,12 @@ impl Soaker {
         }
         if rng.per_mille(300) {
             bump(&counters.session_calls);
-            match session.report_progress(item, "working", ProgressStatus::Updating, 1, 2) {
+            match session.report_progress(
+                item,
+                Progress::new(ProgressStatus::Updating)
+                    .text("working")
+                    .steps(1, 2),
+            ) {
                 Ok(CancelRequest::None) => {}
                 Ok(_) => {
                     bump(&counters.cancels_seen);
@@ -430,7 +435,7 @@ impl Soaker {
             ProgressStatus::Updating,
         ]);
         bump(&self.world.counters.session_calls);
-        match session.report_progress(item, "again", again, 1, 1) {
+        match session.report_progress(item, Progress::new(again).text("again").steps(1, 1)) {
             Ok(_) if again == ProgressStatus::Failed => {}
             Err(Error::AccessDenied(Denied::TerminalState { .. })) => {
                 bump(&self.world.counters.terminal_refused);
@@ -450,7 +455,12 @@ impl Soaker {
         let helper = thread::spawn(move || {
             for item in &items {
                 bump(&world.counters.session_calls);
-                match session.report_progress(item, "helper", ProgressStatus::Succeeded, 1, 1) {
+                match session.report_progress(
+                    item,
+                    Progress::new(ProgressStatus::Succeeded)
+                        .text("helper")
+                        .steps(1, 1),
+                ) {
                     Ok(_) => {}
                     Err(Error::UnknownSession(_)) if outlive => {
                         bump(&world.counters.late_reports_refused);

@@ -9,8 +9,8 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use syncmgr::{
-    HandlerCapabilities, HandlerError, IdError, ItemId, ProgressStatus, Retry, SyncHandler,
-    SyncItem, SyncPolicy, SyncSession,
+    HandlerCapabilities, HandlerError, IdError, ItemId, Progress, ProgressStatus, Retry,
+    SyncHandler, SyncItem, SyncPolicy, SyncSession,
 };
 
 use crate::work::Work;
@@ -76,7 +76,10 @@ impl SyncHandler for Mail {
                 if session.add_item_to_session(&extra).is_ok() {
                     // Step 0 of 0: in the session, not started yet.
                     let waiting = "taken into this session";
-                    session.report_progress(&extra, waiting, ProgressStatus::Updating, 0, 0)?;
+                    session.report_progress(
+                        &extra,
+                        Progress::new(ProgressStatus::Updating).text(waiting),
+                    )?;
                     taken.push(extra.to_string());
                     folders.push_back(extra);
                 }

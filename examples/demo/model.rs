@@ -5,7 +5,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use syncmgr::engine::Disposition;
 use syncmgr::{
-    EventLevel, HandlerId, ItemId, Notification, Outcome, ProgressStatus, RequestId, SessionId,
+    EventLevel, HandlerId, ItemId, Notification, Outcome, Progress, ProgressStatus, RequestId,
+    SessionId,
 };
 
 /// What the notification stream has told so far: sessions with their items, the requests and
@@ -118,10 +119,13 @@ impl Model {
             Notification::ItemProgress {
                 session,
                 item,
-                status,
-                text,
-                step,
-                max,
+                progress:
+                    Progress {
+                        status,
+                        text,
+                        step,
+                        max,
+                    },
                 ..
             } => {
                 let s = self.position(session)?;

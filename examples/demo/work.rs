@@ -7,7 +7,8 @@ use std::thread;
 use std::time::Duration;
 
 use syncmgr::{
-    CancelRequest, EventLevel, EventReport, HandlerError, ItemId, ProgressStatus, SyncSession,
+    CancelRequest, EventLevel, EventReport, HandlerError, ItemId, Progress, ProgressStatus,
+    SyncSession,
 };
 
 // The seeded generator the crate's tests and benches use too (xorshift64, no dependency).
@@ -55,11 +56,20 @@ impl Work {
             .then(|| rng.between(1, total - 1));
         for step in 0..total {
             let text = format!("{step}/{total} {}", self.unit);
-            let cancel =
-                session.report_progress(item, &text, ProgressStatus::Updating, step, total)?;
+            let cancel = session.report_progress(
+                item,
+                Progress::new(ProgressStatus::Updating)
+                    .text(&text)
+                    .steps(step, total),
+            )?;
             if cancel != CancelRequest::None {
                 let text = format!("stopped after {step} {}", self.unit);
-                session.report_progress(item, &text, ProgressStatus::Canceled, step, total)?;
+                session.report_progress(
+                    item,
+                    Progress::new(ProgressStatus::Canceled)
+                        .text(&text)
+                        .steps(step, total),
+                )?;
                 return Ok(());
             }
             if conflict_at == Some(step) {
@@ -72,14 +82,24 @@ impl Work {
             if fail_at == Some(step) {
                 let event = EventReport::new(EventLevel::Error, self.failure).item(item.clone());
                 session.report_event(event)?;
-                session.report_progress(item, self.failure, ProgressStatus::Failed, step, total)?;
+                session.report_progress(
+                    item,
+                    Progress::new(ProgressStatus::Failed)
+                        .text(self.failure)
+                        .steps(step, total),
+                )?;
                 return Ok(());
             }
             let pause = rng.between(self.pace_ms.0, self.pace_ms.1);
             thread::sleep(Duration::from_millis(pause.into())); // the simulated work
         }
         let text = format!("{total} {}", self.unit);
-        session.report_progress(item, &text, ProgressStatus::Succeeded, total, total)?;
+        session.report_progress(
+            item,
+            Progress::new(ProgressStatus::Succeeded)
+                .text(&text)
+                .steps(total, total),
+        )?;
         Ok(())
     }
 }

@@ -286,14 +286,14 @@ impl Harness {
                 let issued = &mut self.requests[n as usize - 1];
                 issued.delivered += 1;
                 let (delivered, disconnected) = (issued.delivered, issued.disconnected);
-                let ids: Vec<ItemId> = res.items.iter().map(|(i, _)| i.clone()).collect();
+                let ids: Vec<ItemId> = res.items.iter().map(|o| o.item.clone()).collect();
                 if delivered != 1 {
                     self.fail(format!("request {n} got a second result: {res:?}"));
                 }
                 if ids != self.requests[n as usize - 1].items {
                     self.fail(format!("result of {n} lists other items: {res:?}"));
                 }
-                let mut status = aggregate(res.items.iter().map(|(_, o)| *o));
+                let mut status = aggregate(res.items.iter().map(|o| o.outcome));
                 if disconnected {
                     status = aggregate([status, Outcome::Disconnected]);
                 }

@@ -431,7 +431,7 @@ fuzz_target!(|input: Input| {
         };
         assert_eq!(result.request, request);
         assert_eq!(e.ticket.try_result().as_ref(), Some(&result));
-        let items: Vec<ItemId> = result.items.iter().map(|(i, _)| i.clone()).collect();
+        let items: Vec<ItemId> = result.items.iter().map(|o| o.item.clone()).collect();
         assert_eq!(items, e.items, "{request} lists other items");
         let declined = e.cookie.first() == Some(&DECLINE);
         let want = if declined {
@@ -440,7 +440,7 @@ fuzz_target!(|input: Input| {
             Outcome::Succeeded
         };
         assert_eq!(result.status, want, "{request}: {result:?}");
-        assert!(result.items.iter().all(|(_, o)| *o == want), "{result:?}");
+        assert!(result.items.iter().all(|o| o.outcome == want), "{result:?}");
         let seen = seen();
         if declined {
             assert!(

@@ -29,7 +29,7 @@
 //! assert_eq!((a.queued_new(), b.merged()), (2, 1));
 //!
 //! // The session ends: the first request gets its result, and one next session takes the union.
-//! let _ = engine.report_progress(session, &inbox, ProgressStatus::Succeeded, "")?;
+//! let _ = engine.report_progress(session, &inbox, ProgressStatus::Succeeded)?;
 //! let _ = engine.session_finished(session, SessionEnd::Returned)?;
 //! let Some(Action::Deliver(result)) = engine.next_action() else { panic!() };
 //! assert_eq!((result.request, result.status), (first.request, Outcome::Succeeded));

@@ -33,6 +33,7 @@ use crate::flags::HandlerPolicies;
 use crate::flags::ProgressStatus;
 use crate::id::ItemId;
 use crate::id::MAX_SYNCMGR_PROGRESSTEXT;
+use crate::progress::Progress;
 use crate::result::Outcome;
 
 impl Engine {
@@ -68,6 +69,18 @@ impl Engine {
     /// only `Failed` is accepted; anything else is [`Denied::TerminalState`] and marks the
     /// item `Failed`. Steps are the shell's business; the engine keeps only the status.
     pub fn report_progress(
+        &mut self,
+        id: SessionId,
+        item: &ItemId,
+        progress: impl Into<Progress>,
+    ) -> Result<ProgressAck, Error> {
+        let progress = progress.into();
+        self.report_status(id, item, progress.status, &progress.text)
+    }
+
+    /// [`report_progress`](Self::report_progress) of a report the caller keeps (the manager
+    /// publishes it next).
+    pub(crate) fn report_status(
         &mut self,
         id: SessionId,
         item: &ItemId,
@@ -137,7 +150,7 @@ impl Engine {
         cause: Cause,
         permanent: bool,
     ) -> Result<ProgressAck, Error> {
-        let ack = self.report_progress(id, item, ProgressStatus::Failed, "")?;
+        let ack = self.report_status(id, item, ProgressStatus::Failed, "")?;
         let pos = self.position(id, item)?;
         if let Some(session) = self.sessions.get_mut(&id) {
             let si = &mut session.items[pos];

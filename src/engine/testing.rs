@@ -328,7 +328,7 @@ fn finish_session(
     for item in view.items.iter().filter(|i| i.terminal.is_none()) {
         let status = ProgressStatus::from(outcome(&view.handler, &item.item));
         // The cancel request it answers is the handler's business; the test chose already.
-        let _ = engine.report_progress(session, &item.item, status, "")?;
+        let _ = engine.report_progress(session, &item.item, status)?;
     }
     engine.session_finished(session, SessionEnd::Returned)
 }

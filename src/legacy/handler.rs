@@ -15,6 +15,7 @@ use crate::id::ItemId;
 use crate::manager::{
     EventReport, HandlerError, SyncHandler, SyncItem, SyncSession, TriggerReason,
 };
+use crate::progress::Progress;
 use crate::unwind;
 
 /// What a legacy handler says about itself (`SYNCMGRHANDLERINFO`).
@@ -137,10 +138,9 @@ impl LegacyCallback {
     ) -> Result<CancelRequest, Error> {
         let cancel = self.session.report_progress(
             &ItemId::from_guid(item),
-            text,
-            ProgressStatus::from(status),
-            value,
-            max,
+            Progress::new(ProgressStatus::from(status))
+                .text(text)
+                .steps(value, max),
         )?;
         if cancel == CancelRequest::CancelItem && self.first_skip(item) {
             let handler = &self.handler;
@@ -215,7 +215,10 @@ impl SyncHandler for LegacyAdapter {
                     .description("initialize returned false: the handler declined the sync"),
             )?;
             for item in items {
-                session.report_progress(item, "declined", ProgressStatus::Canceled, 0, 0)?;
+                session.report_progress(
+                    item,
+                    Progress::new(ProgressStatus::Canceled).text("declined"),
+                )?;
             }
             return Ok(());
         }

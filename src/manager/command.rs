@@ -21,11 +21,12 @@ use crate::engine::{
 };
 use crate::error::Error;
 use crate::flags::{
-    CancelRequest, HandlerCapabilities, HandlerPolicies, ItemCapabilities, ProgressStatus,
-    SyncControlFlags, UpdateReason,
+    CancelRequest, HandlerCapabilities, HandlerPolicies, ItemCapabilities, SyncControlFlags,
+    UpdateReason,
 };
 use crate::id::{HandlerId, ItemId};
 use crate::policy::{SyncPolicy, Trigger};
+use crate::progress::Progress;
 use crate::unwind::User;
 
 /// Where the scheduler sends the answer to a command.
@@ -154,10 +155,7 @@ pub(crate) enum Touch {
 pub(crate) enum SessionCall {
     Progress {
         item: ItemId,
-        text: String,
-        status: ProgressStatus,
-        step: u32,
-        max: u32,
+        progress: Progress,
         /// Why the item failed, for a failure report.
         cause: Option<Cause>,
         /// A failure the handler knows no retry can mend.

@@ -90,7 +90,7 @@ impl SyncItem {
 /// The manager keeps working either way.
 ///
 /// ```
-/// use syncmgr::{HandlerError, ItemId, ProgressStatus, SyncHandler, SyncItem, SyncSession};
+/// use syncmgr::{HandlerError, ItemId, Progress, ProgressStatus, SyncHandler, SyncItem, SyncSession};
 ///
 /// struct Mail;
 ///
@@ -102,10 +102,10 @@ impl SyncItem {
 ///     fn synchronize(&self, items: &[ItemId], session: &SyncSession) -> Result<(), HandlerError> {
 ///         for item in items {
 ///             if !session.can_continue(Some(item))? {
-///                 session.report_progress(item, "stopped", ProgressStatus::Canceled, 0, 0)?;
+///                 session.report_progress(item, Progress::new(ProgressStatus::Canceled).text("stopped"))?;
 ///                 continue;
 ///             }
-///             session.report_progress(item, "done", ProgressStatus::Succeeded, 1, 1)?;
+///             session.report_progress(item, Progress::new(ProgressStatus::Succeeded).text("done").steps(1, 1))?;
 ///         }
 ///         Ok(())
 ///     }

@@ -117,7 +117,7 @@ impl SyncManager {
     /// # impl AsyncHandler for Mail {
     /// #     fn items(&self) -> Vec<SyncItem> { vec![SyncItem::new(ItemId::new("inbox").unwrap(), "Inbox")] }
     /// #     async fn synchronize(&self, items: Vec<ItemId>, s: SyncSession) -> Result<(), HandlerError> {
-    /// #         for i in &items { s.report_progress(i, "", ProgressStatus::Succeeded, 1, 1)?; } Ok(())
+    /// #         for i in &items { s.report_progress(i, ProgressStatus::Succeeded)?; } Ok(())
     /// #     }
     /// # }
     /// # fn block_on<F: std::future::Future>(f: F) -> F::Output {

@@ -12,8 +12,9 @@ use super::events::HandlerEvent;
 use crate::cause::Cause;
 use crate::engine::{Disposition, RequestId, SessionId, StateChange};
 use crate::error::Error;
-use crate::flags::{CancelRequest, ProgressStatus, UpdateReason};
+use crate::flags::{CancelRequest, UpdateReason};
 use crate::id::{HandlerId, ItemId};
+use crate::progress::Progress;
 use crate::result::{Outcome, RequestResult};
 use crate::time::Time;
 
@@ -71,14 +72,8 @@ pub enum Notification {
         handler: HandlerId,
         /// The item.
         item: ItemId,
-        /// Its status.
-        status: ProgressStatus,
-        /// The progress text.
-        text: String,
-        /// Steps done (ignored with `UpdatingIndeterminate`).
-        step: u32,
-        /// Steps in all.
-        max: u32,
+        /// What the handler reported.
+        progress: Progress,
     },
     /// A running session pulled a pending item in (`add_item_to_session`): the requests
     /// that waited for it take its outcome from this session.

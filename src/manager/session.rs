@@ -11,6 +11,7 @@ use crate::engine::{MergeKey, RequestId, SessionId};
 use crate::error::Error;
 use crate::flags::{CancelRequest, ProgressStatus};
 use crate::id::{HandlerId, ItemId};
+use crate::progress::Progress;
 use crate::unwind;
 
 /// A request a session serves, as the handler sees it.
@@ -123,10 +124,18 @@ impl SyncSession {
         answer.recv().map_err(|_| Error::UnknownSession(self.id))?
     }
 
-    /// Reports an item's progress (`ReportProgress`) and returns the cancel request pending
-    /// for it: `CancelItem` or `CancelAll` mean the handler should stop that item, or
-    /// everything, and report `Canceled`. `step` and `max` are ignored with
-    /// `UpdatingIndeterminate`.
+    /// Reports an item's progress (`ReportProgress`): a status, or a [`Progress`] with a
+    /// text and steps. Returns the cancel request pending for the item: `CancelItem` or
+    /// `CancelAll` mean the handler should stop that item, or everything, and report
+    /// `Canceled`.
+    ///
+    /// ```no_run
+    /// # use syncmgr::{ItemId, Progress, ProgressStatus, SyncSession};
+    /// # fn f(session: &SyncSession, item: &ItemId) -> Result<(), syncmgr::Error> {
+    /// session.report_progress(item, Progress::new(ProgressStatus::Updating).steps(1, 3))?;
+    /// session.report_progress(item, ProgressStatus::Succeeded)?;
+    /// # Ok(()) }
+    /// ```
     ///
     /// Errors: text over `MAX_SYNCMGR_PROGRESSTEXT` or an item not in the session
     /// (`E_INVALIDARG`); a status other than `Failed` after a terminal one (`E_ACCESSDENIED`,
@@ -134,17 +143,11 @@ impl SyncSession {
     pub fn report_progress(
         &self,
         item: &ItemId,
-        text: &str,
-        status: ProgressStatus,
-        step: u32,
-        max: u32,
+        progress: impl Into<Progress>,
     ) -> Result<CancelRequest, Error> {
         self.call(|reply| SessionCall::Progress {
             item: item.clone(),
-            text: text.to_owned(),
-            status,
-            step,
-            max,
+            progress: progress.into(),
             cause: None,
             permanent: false,
             reply,
@@ -189,10 +192,7 @@ impl SyncSession {
         let cause = unwind::cause_of(error);
         self.call(|reply| SessionCall::Progress {
             item: item.clone(),
-            text: format!("{cause:#}"),
-            status: ProgressStatus::Failed,
-            step: 0,
-            max: 0,
+            progress: Progress::new(ProgressStatus::Failed).text(format!("{cause:#}")),
             cause: Some(cause),
             permanent,
             reply,

@@ -54,7 +54,7 @@ impl Spawn for tokio::runtime::Handle {
 /// async code panics in most runtimes).
 ///
 /// ```
-/// use syncmgr::{AsyncHandler, HandlerError, ItemId, ProgressStatus, SyncItem, SyncSession};
+/// use syncmgr::{AsyncHandler, HandlerError, ItemId, Progress, ProgressStatus, SyncItem, SyncSession};
 ///
 /// struct Mail;
 ///
@@ -66,7 +66,7 @@ impl Spawn for tokio::runtime::Handle {
 ///     async fn synchronize(&self, items: Vec<ItemId>, session: SyncSession) -> Result<(), HandlerError> {
 ///         for item in &items {
 ///             // ... await the network here ...
-///             session.report_progress(item, "done", ProgressStatus::Succeeded, 1, 1)?;
+///             session.report_progress(item, Progress::new(ProgressStatus::Succeeded).text("done").steps(1, 1))?;
 ///         }
 ///         Ok(())
 ///     }

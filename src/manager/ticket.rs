@@ -122,7 +122,7 @@ impl Drop for Completion {
 /// # impl SyncHandler for Mail {
 /// #     fn items(&self) -> Vec<SyncItem> { vec![SyncItem::new(ItemId::new("inbox").unwrap(), "Inbox")] }
 /// #     fn synchronize(&self, items: &[ItemId], s: &SyncSession) -> Result<(), HandlerError> {
-/// #         for i in items { s.report_progress(i, "", ProgressStatus::Succeeded, 1, 1)?; } Ok(())
+/// #         for i in items { s.report_progress(i, ProgressStatus::Succeeded)?; } Ok(())
 /// #     }
 /// # }
 /// # fn block_on<F: std::future::Future>(f: F) -> F::Output {

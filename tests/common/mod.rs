@@ -66,7 +66,7 @@ impl Running {
     pub fn report(&self, items: &[&str], status: ProgressStatus) {
         for item in items {
             self.session
-                .report_progress(&id(item), "", status, 1, 1)
+                .report_progress(&id(item), status)
                 .expect("progress report accepted");
         }
     }
@@ -75,7 +75,12 @@ impl Running {
     pub fn succeed_all(self) {
         for item in &self.items {
             self.session
-                .report_progress(item, "done", ProgressStatus::Succeeded, 1, 1)
+                .report_progress(
+                    item,
+                    Progress::new(ProgressStatus::Succeeded)
+                        .text("done")
+                        .steps(1, 1),
+                )
                 .expect("progress report accepted");
         }
         self.end(Finish::Return);

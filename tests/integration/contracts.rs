@@ -110,7 +110,7 @@ fn handles_work_on_the_threads_they_are_moved_to() {
     std::thread::spawn(move || {
         for item in &items {
             session
-                .report_progress(item, "", ProgressStatus::Succeeded, 1, 1)
+                .report_progress(item, ProgressStatus::Succeeded)
                 .unwrap();
         }
         drop(done);

@@ -1299,14 +1299,13 @@ fn progress_statuses_map_as_the_table_says() {
         .happened()
         .into_iter()
         .filter_map(|n| match n {
-            Notification::ItemProgress {
+            Notification::ItemProgress { item, progress, .. } => Some((
                 item,
-                status,
-                text,
-                step,
-                max,
-                ..
-            } => Some((item, status, text, step, max)),
+                progress.status,
+                progress.text,
+                progress.step,
+                progress.max,
+            )),
             _ => None,
         })
         .collect();

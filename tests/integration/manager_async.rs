@@ -139,7 +139,7 @@ impl AsyncHandler for Courier {
             "error" => Err("the server said no".into()),
             _ => {
                 for item in &items {
-                    session.report_progress(item, "", ProgressStatus::Succeeded, 1, 1)?;
+                    session.report_progress(item, ProgressStatus::Succeeded)?;
                 }
                 Ok(())
             }
@@ -249,26 +249,33 @@ mod on_tokio {
     /// Counts sessions that arrived, and the threads they ran on; wakes the task waiting for
     /// a number of them.
     #[derive(Clone, Default)]
-    struct Arrivals(Arc<(AtomicUsize, Mutex<Option<Waker>>, Mutex<HashSet<ThreadId>>)>);
+    struct Arrivals(Arc<Arrived>);
+
+    #[derive(Default)]
+    struct Arrived {
+        count: AtomicUsize,
+        waiter: Mutex<Option<Waker>>,
+        threads: Mutex<HashSet<ThreadId>>,
+    }
 
     impl Arrivals {
         fn arrive(&self) {
-            self.0.2.lock().unwrap().insert(std::thread::current().id());
-            self.0.0.fetch_add(1, Ordering::SeqCst);
-            if let Some(waker) = self.0.1.lock().unwrap().take() {
+            self.0.threads.lock().unwrap().insert(std::thread::current().id());
+            self.0.count.fetch_add(1, Ordering::SeqCst);
+            if let Some(waker) = self.0.waiter.lock().unwrap().take() {
                 waker.wake();
             }
         }
 
         /// The threads the sessions that arrived ran on.
         fn threads(&self) -> HashSet<ThreadId> {
-            self.0.2.lock().unwrap().clone()
+            self.0.threads.lock().unwrap().clone()
         }
 
         async fn reached(&self, n: usize) {
             std::future::poll_fn(|cx| {
-                *self.0.1.lock().unwrap() = Some(cx.waker().clone());
-                if self.0.0.load(Ordering::SeqCst) >= n {
+                *self.0.waiter.lock().unwrap() = Some(cx.waker().clone());
+                if self.0.count.load(Ordering::SeqCst) >= n {
                     Poll::Ready(())
                 } else {
                     Poll::Pending
@@ -298,7 +305,7 @@ mod on_tokio {
             self.inside.arrive();
             self.gate.passed().await;
             for item in &items {
-                session.report_progress(item, "", ProgressStatus::Succeeded, 1, 1)?;
+                session.report_progress(item, ProgressStatus::Succeeded)?;
             }
             Ok(())
         }

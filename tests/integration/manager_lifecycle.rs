@@ -449,7 +449,7 @@ fn shutdown_waits_for_sessions_that_honour_the_cancel() {
             assert_eq!(run.session.can_continue(None), Ok(false));
             assert_eq!(
                 run.session
-                    .report_progress(&id(item), "", ProgressStatus::Updating, 0, 0),
+                    .report_progress(&id(item), ProgressStatus::Updating),
                 Ok(CancelRequest::CancelAll)
             );
             run.report(&[item], ProgressStatus::Canceled);
@@ -671,8 +671,10 @@ fn stop_handler_sync_cancels_pending_items_at_once_and_sends_cancel_all_to_the_r
     wait_for_cancel_all(&notes, run.session.id());
     assert_eq!(run.session.can_continue(None), Ok(false));
     assert_eq!(
-        run.session
-            .report_progress(&id("a"), "", ProgressStatus::Updating, 1, 2),
+        run.session.report_progress(
+            &id("a"),
+            Progress::new(ProgressStatus::Updating).steps(1, 2)
+        ),
         Ok(CancelRequest::CancelAll)
     );
 
@@ -697,8 +699,10 @@ fn stop_item_sync_cancels_only_the_named_items() {
         })
     );
     let progress = |item: &str| {
-        run.session
-            .report_progress(&id(item), "", ProgressStatus::Updating, 1, 2)
+        run.session.report_progress(
+            &id(item),
+            Progress::new(ProgressStatus::Updating).steps(1, 2),
+        )
     };
     assert_eq!(progress("a"), Ok(CancelRequest::CancelItem));
     assert_eq!(progress("b"), Ok(CancelRequest::None));
@@ -891,8 +895,10 @@ fn cancelling_a_ticket_cancels_a_running_item_only_when_nobody_else_waits_for_it
     assert_eq!(first.cancel(), Ok(Withdrawn::Withdrawn));
     assert_eq!(result(&first).status, Outcome::Canceled);
     let progress = |item: &str| {
-        run.session
-            .report_progress(&id(item), "", ProgressStatus::Updating, 1, 2)
+        run.session.report_progress(
+            &id(item),
+            Progress::new(ProgressStatus::Updating).steps(1, 2),
+        )
     };
     assert_eq!(
         progress("a"),

@@ -1421,7 +1421,11 @@ fn notifications_of_a_simple_sync_arrive_in_order() {
             Notification::SessionStarted { session: s, .. },
             Notification::ItemProgress {
                 session: p,
-                status: PS::Succeeded,
+                progress:
+                    Progress {
+                        status: PS::Succeeded,
+                        ..
+                    },
                 ..
             },
             Notification::SessionEnded {

@@ -34,7 +34,8 @@ fn session_ended(
 }
 
 fn progress(run: &Running, item: &str, status: ProgressStatus) -> Result<CancelRequest, Error> {
-    run.session.report_progress(&id(item), "", status, 1, 2)
+    run.session
+        .report_progress(&id(item), Progress::new(status).steps(1, 2))
 }
 
 fn event(level: EventLevel, item: Option<&str>) -> EventReport {
@@ -63,7 +64,7 @@ fn synchronize_runs_on_a_worker_thread_and_the_manager_answers_while_it_blocks()
         fn synchronize(&self, items: &[ItemId], session: &SyncSession) -> Result<(), HandlerError> {
             let _ = self.entered.send(std::thread::current().id());
             let _ = self.release.recv_timeout(PATIENCE);
-            session.report_progress(&items[0], "", ProgressStatus::Succeeded, 1, 1)?;
+            session.report_progress(&items[0], ProgressStatus::Succeeded)?;
             Ok(())
         }
     }
@@ -161,16 +162,17 @@ fn report_progress_ignores_steps_with_updating_indeterminate() {
         assert_eq!(
             run.session.report_progress(
                 &id("a"),
-                "working",
-                ProgressStatus::UpdatingIndeterminate,
-                step,
-                max
+                Progress::new(ProgressStatus::UpdatingIndeterminate)
+                    .text("working")
+                    .steps(step, max)
             ),
             Ok(CancelRequest::None)
         );
     }
     let status = wait_for(&notes, |note| match note {
-        Notification::ItemProgress { item, status, .. } if item == id("a") => Some(status),
+        Notification::ItemProgress { item, progress, .. } if item == id("a") => {
+            Some(progress.status)
+        }
         _ => None,
     });
     assert_eq!(status, ProgressStatus::UpdatingIndeterminate);
@@ -193,7 +195,12 @@ fn progress_text_of_259_utf16_units_is_accepted_and_260_is_invalid_arg() {
     for fits in ["é".repeat(259), "😀".repeat(129) + "a"] {
         assert_eq!(fits.encode_utf16().count(), 259);
         assert_eq!(
-            session.report_progress(&a, &fits, ProgressStatus::Updating, 1, 2),
+            session.report_progress(
+                &a,
+                Progress::new(ProgressStatus::Updating)
+                    .text(&fits)
+                    .steps(1, 2)
+            ),
             Ok(CancelRequest::None)
         );
         assert_eq!(
@@ -208,7 +215,12 @@ fn progress_text_of_259_utf16_units_is_accepted_and_260_is_invalid_arg() {
     };
     for long in ["é".repeat(260), "😀".repeat(130)] {
         let refused = session
-            .report_progress(&a, &long, ProgressStatus::Succeeded, 1, 1)
+            .report_progress(
+                &a,
+                Progress::new(ProgressStatus::Succeeded)
+                    .text(&long)
+                    .steps(1, 1),
+            )
             .unwrap_err();
         assert_eq!(refused, too_long);
         assert_eq!(refused.hresult(), hresult::E_INVALIDARG);
@@ -770,7 +782,12 @@ fn the_session_can_be_used_from_a_thread_the_handler_spawns() {
                 session.set_handler_progress_text("working on a helper thread")?;
                 for item in &items {
                     assert!(session.can_continue(Some(item))?);
-                    session.report_progress(item, "helper", ProgressStatus::Succeeded, 1, 1)?;
+                    session.report_progress(
+                        item,
+                        Progress::new(ProgressStatus::Succeeded)
+                            .text("helper")
+                            .steps(1, 1),
+                    )?;
                 }
                 session
                     .report_event(EventReport::new(EventLevel::Information, "from the helper"))?;
@@ -814,7 +831,7 @@ fn every_session_method_fails_with_unknown_session_after_the_session_ended() {
         (
             "report_progress",
             session
-                .report_progress(&a, "", ProgressStatus::Failed, 0, 0)
+                .report_progress(&a, ProgressStatus::Failed)
                 .map(drop),
         ),
         (

@@ -246,7 +246,7 @@ impl Chaos {
     }
 
     fn report(&self, session: &SyncSession, item: &ItemId, status: ProgressStatus) -> Flow {
-        match session.report_progress(item, "", status, 1, 1) {
+        match session.report_progress(item, status) {
             Ok(CancelRequest::CancelAll) => Flow::StopAll,
             Ok(_) => Flow::Next,
             Err(e) => {
@@ -331,7 +331,7 @@ impl Chaos {
                 ProgressStatus::Updating,
                 ProgressStatus::UpdatingIndeterminate,
             ]);
-            match session.report_progress(item, "working", status, 1, 2) {
+            match session.report_progress(item, Progress::new(status).text("working").steps(1, 2)) {
                 Ok(CancelRequest::None) => {}
                 Ok(CancelRequest::CancelItem) => {
                     Probe::count(&probe.cancels_seen);
@@ -376,7 +376,8 @@ impl Chaos {
                     ProgressStatus::Updating,
                     ProgressStatus::Failed,
                 ]);
-                match session.report_progress(item, "again", again, 1, 1) {
+                match session.report_progress(item, Progress::new(again).text("again").steps(1, 1))
+                {
                     Ok(_) if again == ProgressStatus::Failed => {}
                     Err(Error::AccessDenied(Denied::TerminalState {
                         item: denied,

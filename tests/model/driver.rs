@@ -9,8 +9,8 @@ use syncmgr::engine::{
 };
 use syncmgr::{
     CancelRequest, Cause, Error, EventLevel, HandlerCapabilities, HandlerId, HandlerPolicies,
-    ItemId, Outcome, ProgressStatus, RequestId, SessionId, SyncControlFlags, SyncPolicy, Time,
-    Trigger, UpdateReason,
+    ItemId, Outcome, Progress, ProgressStatus, RequestId, SessionId, SyncControlFlags, SyncPolicy,
+    Time, Trigger, UpdateReason,
 };
 
 use crate::model::{
@@ -294,7 +294,7 @@ pub fn on_engine(e: &mut Engine, call: &Call) -> Result<Reply, Error> {
             Reply::Unit
         }
         Call::Progress(s, i, st, text) => {
-            let ack = e.report_progress(*s, i, *st, text)?;
+            let ack = e.report_progress(*s, i, Progress::new(*st).text(text.as_str()))?;
             Reply::Ack(ack.cancel, ack.terminal)
         }
         Call::HandlerText(s, text) => Reply::Cancel(e.set_handler_progress_text(*s, text)?),

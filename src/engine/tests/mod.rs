@@ -9,6 +9,7 @@ use crate::flags::{
     UpdateReason,
 };
 use crate::id::ItemId;
+use crate::progress::Progress;
 use crate::result::{Outcome, RequestResult};
 
 const NONE: SyncControlFlags = SyncControlFlags::NONE;
@@ -74,7 +75,11 @@ fn only_start(e: &mut Engine) -> (SessionId, Vec<String>) {
 fn succeed(e: &mut Engine, s: SessionId, items: &[&str]) {
     for item in items {
         let _ = e
-            .report_progress(s, &i(item), ProgressStatus::Succeeded, "done")
+            .report_progress(
+                s,
+                &i(item),
+                Progress::new(ProgressStatus::Succeeded).text("done"),
+            )
             .unwrap();
     }
 }

@@ -72,7 +72,7 @@ fn join_takes_the_running_outcome_and_is_not_queued() {
     );
     assert_eq!(e.pending_items(&h("a")), ids(&["a3"]));
     let _ = e
-        .report_progress(s, &i("a1"), ProgressStatus::Failed, "")
+        .report_progress(s, &i("a1"), ProgressStatus::Failed)
         .unwrap();
     succeed(&mut e, s, &["a2"]);
     let _ = e.session_finished(s, SessionEnd::Returned).unwrap();

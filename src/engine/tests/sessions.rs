@@ -11,19 +11,23 @@ fn terminal_rule_accepts_only_failed_and_marks_failed_otherwise() {
     let (s, _) = only_start(&mut e);
     succeed(&mut e, s, &["a1", "a2"]);
     let err = e
-        .report_progress(s, &i("a1"), ProgressStatus::Updating, "")
+        .report_progress(s, &i("a1"), ProgressStatus::Updating)
         .unwrap_err();
     assert_eq!(err.hresult(), crate::hresult::E_ACCESSDENIED);
     let ack = e
-        .report_progress(s, &i("a2"), ProgressStatus::Failed, "")
+        .report_progress(s, &i("a2"), ProgressStatus::Failed)
         .unwrap();
     assert!(ack.terminal);
     assert!(matches!(
-        e.report_progress(s, &i("a3"), ProgressStatus::Updating, ""),
+        e.report_progress(s, &i("a3"), ProgressStatus::Updating),
         Err(Error::ItemNotInSession(_))
     ));
     assert!(matches!(
-        e.report_progress(s, &i("a1"), ProgressStatus::Failed, &"x".repeat(260)),
+        e.report_progress(
+            s,
+            &i("a1"),
+            Progress::new(ProgressStatus::Failed).text("x".repeat(260))
+        ),
         Err(Error::TextTooLong { .. })
     ));
     let ended = e.session_finished(s, SessionEnd::Returned).unwrap();
@@ -46,7 +50,7 @@ fn unreported_items_fail_and_canceled_ones_cancel() {
     assert!(!e.can_continue(s, Some(&i("a2"))).unwrap());
     assert!(e.can_continue(s, Some(&i("a3"))).unwrap());
     let ack = e
-        .report_progress(s, &i("a2"), ProgressStatus::Updating, "")
+        .report_progress(s, &i("a2"), ProgressStatus::Updating)
         .unwrap();
     assert_eq!(ack.cancel, CancelRequest::CancelItem);
     let ended = e
@@ -111,7 +115,7 @@ fn proposed_items_join_the_handler_once_committed() {
     ));
     e.commit_item(s, &i("b9")).unwrap();
     let _ = e
-        .report_progress(s, &i("b9"), ProgressStatus::Succeeded, "")
+        .report_progress(s, &i("b9"), ProgressStatus::Succeeded)
         .unwrap();
     assert!(
         e.handler_view(&h("b"))
@@ -177,11 +181,11 @@ fn each_failed_item_carries_why_it_failed() {
     // terminal one.
     let _ = e.report_failure(s, &i("a1"), "quota".into()).unwrap();
     let _ = e
-        .report_progress(s, &i("a2"), ProgressStatus::Failed, "")
+        .report_progress(s, &i("a2"), ProgressStatus::Failed)
         .unwrap();
     succeed(&mut e, s, &["a4"]);
     let _ = e
-        .report_progress(s, &i("a4"), ProgressStatus::Updating, "")
+        .report_progress(s, &i("a4"), ProgressStatus::Updating)
         .unwrap_err();
     let offline = Cause::new("offline").with_source(Cause::new("no route"));
     let _ = e
@@ -210,7 +214,7 @@ fn a_session_that_returns_without_a_report_says_so_and_a_cancel_has_no_cause() {
     let (s, _) = only_start(&mut e);
     let _ = e.stop_item_sync(&h("a"), &ids(&["a2"])).unwrap();
     let _ = e
-        .report_progress(s, &i("a3"), ProgressStatus::Failed, "")
+        .report_progress(s, &i("a3"), ProgressStatus::Failed)
         .unwrap();
     let _ = e.session_finished(s, SessionEnd::Returned).unwrap();
     let result = results(&actions(&mut e)).remove(0);

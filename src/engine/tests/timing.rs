@@ -46,7 +46,11 @@ fn ask(e: &mut Engine, items: &[&str]) -> RequestId {
 fn fail(e: &mut Engine, s: SessionId, items: &[&str]) {
     for item in items {
         let _ = e
-            .report_progress(s, &i(item), ProgressStatus::Failed, "no")
+            .report_progress(
+                s,
+                &i(item),
+                Progress::new(ProgressStatus::Failed).text("no"),
+            )
             .unwrap();
     }
 }
@@ -249,10 +253,10 @@ fn permanent_failures_cancels_and_disconnects_are_never_retried() {
         .report_permanent_failure(s, &i("a1"), "gone".into())
         .unwrap();
     let _ = e
-        .report_progress(s, &i("a2"), ProgressStatus::Canceled, "")
+        .report_progress(s, &i("a2"), ProgressStatus::Canceled)
         .unwrap();
     let _ = e
-        .report_progress(s, &i("a3"), ProgressStatus::Disconnected, "")
+        .report_progress(s, &i("a3"), ProgressStatus::Disconnected)
         .unwrap();
     let ended = end(&mut e, s);
     assert!(ended.retried.is_empty());

@@ -429,10 +429,7 @@ impl Scheduler {
         match call {
             SessionCall::Progress {
                 item,
-                text,
-                status,
-                step,
-                max,
+                progress,
                 cause,
                 permanent,
                 reply,
@@ -442,7 +439,10 @@ impl Scheduler {
                         self.engine.report_permanent_failure(session, &item, cause)
                     }
                     Some(cause) => self.engine.report_failure(session, &item, cause),
-                    None => self.engine.report_progress(session, &item, status, &text),
+                    None => {
+                        let (status, text) = (progress.status, &progress.text);
+                        self.engine.report_status(session, &item, status, text)
+                    }
                 }
                 .map(|ack| ack.cancel);
                 // A running session's handler is always known; the check keeps this panic-free.
@@ -453,10 +453,7 @@ impl Scheduler {
                         session,
                         handler,
                         item,
-                        status,
-                        text,
-                        step,
-                        max,
+                        progress,
                     });
                 }
                 let _ = reply.send(result);

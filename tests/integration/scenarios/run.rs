@@ -8,7 +8,7 @@ use syncmgr::engine::RequestOptions;
 use syncmgr::engine::{
     Accepted, Action, Changed, Disposition, ProgressAck, SessionEnd, SessionEnded, Stopped,
 };
-use syncmgr::{Cause, Engine, ItemOutcome, RequestId, RequestResult, SessionId, Time};
+use syncmgr::{Cause, Engine, ItemOutcome, Progress, RequestId, RequestResult, SessionId, Time};
 
 use super::lang::*;
 
@@ -193,7 +193,8 @@ impl<'r> Run<'r> {
                 let text = "x".repeat(*text_units);
                 (|| {
                     let item = ItemId::new(item)?;
-                    self.engine.report_progress(s, &item, *status, &text)
+                    self.engine
+                        .report_progress(s, &item, Progress::new(*status).text(&text))
                 })()
                 .map(Out::Ack)
             }
