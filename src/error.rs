@@ -222,7 +222,7 @@ pub enum Error {
         max: usize,
     },
 
-    /// A handler hook (`activate`, `enable`, `enable_item`, `query_state_change`, or one of
+    /// A handler hook (`on_state_change`, `query_state_change`, or one of
     /// the methods read at registration) returned an error or panicked; the cause is the
     /// hook's error with its `source()` chain, or the panic's message. Returned by the
     /// state-change and registration calls of the manager. `E_FAIL`.

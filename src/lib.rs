@@ -455,7 +455,7 @@ mod time;
 mod unwind;
 
 pub use crate::cause::Cause;
-pub use crate::engine::{Engine, EngineConfig, RequestId, SessionId};
+pub use crate::engine::{Engine, EngineConfig, RequestId, SessionId, StateChange};
 pub use crate::error::{Denied, Error, TextKind, hresult};
 pub use crate::flags::{
     CancelRequest, ControlFlags, EventLevel, HandlerCapabilities, HandlerPolicies, HandlerType,

@@ -177,19 +177,8 @@ impl SyncHandler for Scripted {
     fn items(&self) -> Vec<SyncItem> {
         self.items.clone()
     }
-    fn activate(&self, active: bool, _: ControlFlags) -> Result<(), HandlerError> {
-        (self.hook)(&StateChange::activation(active))
-    }
-    fn enable(&self, enabled: bool, _: ControlFlags) -> Result<(), HandlerError> {
-        (self.hook)(&StateChange::enabling(enabled))
-    }
-    fn enable_item(
-        &self,
-        item: &ItemId,
-        enabled: bool,
-        _: ControlFlags,
-    ) -> Result<(), HandlerError> {
-        (self.hook)(&StateChange::item_enabling(item.clone(), enabled))
+    fn on_state_change(&self, change: &StateChange, _: ControlFlags) -> Result<(), HandlerError> {
+        (self.hook)(change)
     }
     fn synchronize(&self, items: &[ItemId], session: &SyncSession) -> Result<(), HandlerError> {
         (self.sync)(items, session)
@@ -287,22 +276,17 @@ impl SyncHandler for Faulty {
         self.boom(Method::QueryStateChange);
         self.driven.query_state_change(change, flags)
     }
-    fn activate(&self, active: bool, flags: ControlFlags) -> Result<(), HandlerError> {
-        self.check(Method::Activate)?;
-        self.driven.activate(active, flags)
-    }
-    fn enable(&self, enabled: bool, flags: ControlFlags) -> Result<(), HandlerError> {
-        self.check(Method::Enable)?;
-        self.driven.enable(enabled, flags)
-    }
-    fn enable_item(
+    fn on_state_change(
         &self,
-        item: &ItemId,
-        enabled: bool,
+        change: &StateChange,
         flags: ControlFlags,
     ) -> Result<(), HandlerError> {
-        self.check(Method::EnableItem)?;
-        self.driven.enable_item(item, enabled, flags)
+        self.check(match change {
+            StateChange::Activate | StateChange::Deactivate => Method::Activate,
+            StateChange::Enable | StateChange::Disable => Method::Enable,
+            StateChange::EnableItem(_) | StateChange::DisableItem(_) => Method::EnableItem,
+        })?;
+        self.driven.on_state_change(change, flags)
     }
     fn synchronize(&self, items: &[ItemId], session: &SyncSession) -> Result<(), HandlerError> {
         self.driven.synchronize(items, session)
@@ -1018,9 +1002,9 @@ fn a_hook_that_panics_or_fails_refuses_the_change_and_changes_nothing() {
                 let driven = driven.with_capabilities(HandlerCapabilities::QUERY_BEFORE_DISABLE);
                 rig.register(&name, Faulty::new(driven, method, fault, true));
                 let answer = match &change {
-                    StateChange::Deactivate => rig.manager.activate_handler(&name, false, flags),
-                    StateChange::Disable => rig.manager.enable_handler(&name, false, flags),
-                    _ => rig.manager.enable_item(&name, &a, false, flags),
+                    StateChange::Deactivate => rig.manager.deactivate_handler(&name, flags),
+                    StateChange::Disable => rig.manager.disable_handler(&name, flags),
+                    _ => rig.manager.disable_item(&name, &a, flags),
                 };
                 let error = if flags.contains(ControlFlags::WAIT) {
                     answer.expect_err(&name)
@@ -1520,15 +1504,12 @@ fn a_hook_blocked_past_shutdown_detaches_only_a_manager_thread() {
     });
     rig.register(H, blocked);
 
-    assert_eq!(
-        rig.manager.enable_handler(H, false, ControlFlags::NOWAIT),
-        Ok(())
-    );
+    assert_eq!(rig.manager.disable_handler(H, ControlFlags::NOWAIT), Ok(()));
     hooks.reached();
     let worker_exit = exits.recv().unwrap();
     let caller = {
         let manager = rig.manager.clone();
-        thread::spawn(move || manager.enable_item(H, "a", false, ControlFlags::WAIT))
+        thread::spawn(move || manager.disable_item(H, "a", ControlFlags::WAIT))
     };
     hooks.reached();
     let caller_exit = exits.recv().unwrap();
@@ -1765,8 +1746,8 @@ fn synchronize_may_disable_its_own_handler_and_items_with_wait() {
             go_gate.pass();
             let manager = slot.manager();
             let answers = [
-                manager.enable_item(H, "a", false, ControlFlags::WAIT),
-                manager.enable_handler(H, false, ControlFlags::WAIT),
+                manager.disable_item(H, "a", ControlFlags::WAIT),
+                manager.disable_handler(H, ControlFlags::WAIT),
             ];
             let _ = inside_tx.send((thread::current().id(), answers));
         }
@@ -1810,9 +1791,7 @@ fn synchronize_may_disable_its_own_handler_and_items_with_wait() {
             .map(drop),
         Err(Error::AccessDenied(Denied::HandlerDisabled))
     );
-    rig.manager
-        .enable_handler(H, true, ControlFlags::WAIT)
-        .unwrap();
+    rig.manager.enable_handler(H, ControlFlags::WAIT).unwrap();
     assert_eq!(
         result(&rig.start(H, &["b", "c"])).status,
         Outcome::Succeeded
@@ -1838,9 +1817,7 @@ fn synchronize_disabling_its_handler_without_wait_applies_when_a_worker_is_free(
         rig.register(
             H,
             Scripted::new(&["a"], move |items, session| {
-                let answer = slot
-                    .manager()
-                    .enable_handler(H, false, ControlFlags::NOWAIT);
+                let answer = slot.manager().disable_handler(H, ControlFlags::NOWAIT);
                 let applied_inside = (workers > 1).then(|| {
                     wait_for(&notes, |note| match note {
                         Notification::HandlerChanged {
@@ -2116,8 +2093,8 @@ fn a_callback_may_cancel_stop_and_change_state() {
                     let _ = answers_tx.send((
                         target.cancel(),
                         manager.stop_handler_sync(H),
-                        manager.enable_handler(H, false, ControlFlags::WAIT),
-                        manager.enable_handler(H, true, ControlFlags::WAIT),
+                        manager.disable_handler(H, ControlFlags::WAIT),
+                        manager.enable_handler(H, ControlFlags::WAIT),
                     ));
                 })),
             )
@@ -2598,7 +2575,7 @@ fn a_refused_start_does_not_drop_its_context_or_callback_under_the_lock() {
     struct Caller(SyncManager, Sender<Result<(), Error>>);
     impl Drop for Caller {
         fn drop(&mut self) {
-            let answer = self.0.enable_item(H, "a", true, ControlFlags::WAIT);
+            let answer = self.0.enable_item(H, "a", ControlFlags::WAIT);
             let _ = self.1.send(answer);
         }
     }
@@ -2648,7 +2625,7 @@ fn a_refused_registration_does_not_drop_the_handler_under_the_lock() {
     }
     impl Drop for Calls {
         fn drop(&mut self) {
-            let answer = self.0.enable_item(H, "a", true, ControlFlags::WAIT);
+            let answer = self.0.enable_item(H, "a", ControlFlags::WAIT);
             let _ = self.1.send(answer);
         }
     }
@@ -2961,13 +2938,13 @@ fn a_hook_error_whose_display_panics_is_a_handler_failure_with_and_without_wait(
         Scripted::new(&["a"], |_, _| Ok(())).with_hook(|_| Err(Box::new(Hostile::all()))),
     );
     let notes = rig.manager.subscribe();
-    let waited = rig.manager.enable_handler(H, false, ControlFlags::WAIT);
+    let waited = rig.manager.disable_handler(H, ControlFlags::WAIT);
     assert!(
         matches!(&waited, Err(e) if failed_with(e, "Display panicked")),
         "{waited:?}"
     );
     rig.manager
-        .activate_handler(H, false, ControlFlags::NOWAIT)
+        .deactivate_handler(H, ControlFlags::NOWAIT)
         .unwrap();
     let (handler, error) = state_change_failed(&notes);
     assert_eq!(handler, HandlerId::new(H).unwrap());
@@ -3253,13 +3230,7 @@ fn every_user_code_boundary_contains_a_hostile_value() {
         fn items(&self) -> Vec<SyncItem> {
             vec![SyncItem::new(id("a"), "A"), SyncItem::new(id("b"), "B")]
         }
-        fn activate(&self, _: bool, _: ControlFlags) -> Result<(), HandlerError> {
-            Err(Box::new(Hostile::all()))
-        }
-        fn enable(&self, _: bool, _: ControlFlags) -> Result<(), HandlerError> {
-            Err(Box::new(Hostile::all()))
-        }
-        fn enable_item(&self, _: &ItemId, _: bool, _: ControlFlags) -> Result<(), HandlerError> {
+        fn on_state_change(&self, _: &StateChange, _: ControlFlags) -> Result<(), HandlerError> {
             Err(Box::new(Hostile::all()))
         }
         fn synchronize(&self, items: &[ItemId], session: &SyncSession) -> Result<(), HandlerError> {
@@ -3276,9 +3247,9 @@ fn every_user_code_boundary_contains_a_hostile_value() {
     // Hooks, with and without WAIT.
     for flags in [ControlFlags::WAIT, ControlFlags::NOWAIT] {
         let answers = [
-            rig.manager.activate_handler(H, false, flags),
-            rig.manager.enable_handler(H, false, flags),
-            rig.manager.enable_item(H, "a", false, flags),
+            rig.manager.deactivate_handler(H, flags),
+            rig.manager.disable_handler(H, flags),
+            rig.manager.disable_item(H, "a", flags),
         ];
         for answer in answers {
             assert!(

@@ -500,11 +500,11 @@ impl Soaker {
             }
             2 => manager.stop_handler_sync(me).map(drop),
             3 => manager
-                .enable_item(me, &item, false, ControlFlags::WAIT)
-                .and_then(|()| manager.enable_item(me, &item, true, ControlFlags::WAIT)),
+                .disable_item(me, &item, ControlFlags::WAIT)
+                .and_then(|()| manager.enable_item(me, &item, ControlFlags::WAIT)),
             4 => manager
-                .enable_handler(me, false, ControlFlags::WAIT)
-                .and_then(|()| manager.enable_handler(me, true, ControlFlags::WAIT)),
+                .disable_handler(me, ControlFlags::WAIT)
+                .and_then(|()| manager.enable_handler(me, ControlFlags::WAIT)),
             5 => manager.update_handler(me, ControlFlags::NOWAIT),
             _ => manager
                 .check_consistency()
@@ -567,14 +567,11 @@ impl SyncHandler for Soaker {
         }
         true
     }
-    fn activate(&self, active: bool, _: ControlFlags) -> Result<(), HandlerError> {
-        self.hook(active)
-    }
-    fn enable(&self, enabled: bool, _: ControlFlags) -> Result<(), HandlerError> {
-        self.hook(enabled)
-    }
-    fn enable_item(&self, _: &ItemId, enabled: bool, _: ControlFlags) -> Result<(), HandlerError> {
-        self.hook(enabled)
+    fn on_state_change(&self, change: &StateChange, _: ControlFlags) -> Result<(), HandlerError> {
+        self.hook(matches!(
+            change,
+            StateChange::Activate | StateChange::Enable | StateChange::EnableItem(_)
+        ))
     }
 
     fn synchronize(&self, items: &[ItemId], session: &SyncSession) -> Result<(), HandlerError> {
@@ -1023,18 +1020,17 @@ impl Submitter<'_> {
         let (off, on): (Result<(), Error>, Result<(), Error>) = match self.rng.below(3) {
             0 => (
                 self.manager
-                    .enable_item(&handler, &item, false, ControlFlags::WAIT),
-                self.manager.enable_item(&handler, &item, true, flags(wait)),
+                    .disable_item(&handler, &item, ControlFlags::WAIT),
+                self.manager.enable_item(&handler, &item, flags(wait)),
             ),
             1 => (
-                self.manager
-                    .enable_handler(&handler, false, ControlFlags::WAIT),
-                self.manager.enable_handler(&handler, true, flags(wait)),
+                self.manager.disable_handler(&handler, ControlFlags::WAIT),
+                self.manager.enable_handler(&handler, flags(wait)),
             ),
             _ => (
                 self.manager
-                    .activate_handler(&handler, false, ControlFlags::WAIT),
-                self.manager.activate_handler(&handler, true, flags(wait)),
+                    .deactivate_handler(&handler, ControlFlags::WAIT),
+                self.manager.activate_handler(&handler, flags(wait)),
             ),
         };
         match off {

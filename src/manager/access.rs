@@ -90,14 +90,7 @@ impl Access {
         if ask && !guard(|| object.query_state_change(&change, flags))? {
             return Err(Error::AccessDenied(Denied::Refused));
         }
-        let hook = guard(|| match &change {
-            StateChange::Activate => object.activate(true, flags),
-            StateChange::Deactivate => object.activate(false, flags),
-            StateChange::Enable => object.enable(true, flags),
-            StateChange::Disable => object.enable(false, flags),
-            StateChange::EnableItem(item) => object.enable_item(item, true, flags),
-            StateChange::DisableItem(item) => object.enable_item(item, false, flags),
-        })?;
+        let hook = guard(|| object.on_state_change(&change, flags))?;
         if let Err(e) = hook {
             // The error is user code: its text and its drop are contained.
             let cause = unwind::cause_of(&*e);

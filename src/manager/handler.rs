@@ -166,29 +166,16 @@ pub trait SyncHandler: Send + Sync + 'static {
         true
     }
 
-    /// Hook run when the handler is activated or deactivated, before the change is applied;
-    /// an error refuses the change.
-    fn activate(&self, active: bool, flags: ControlFlags) -> Result<(), HandlerError> {
-        let _ = (active, flags);
-        Ok(())
-    }
-
-    /// Hook run when the handler is enabled or disabled, before the change is applied; an
-    /// error refuses the change.
-    fn enable(&self, enabled: bool, flags: ControlFlags) -> Result<(), HandlerError> {
-        let _ = (enabled, flags);
-        Ok(())
-    }
-
-    /// Hook run when one of its items is enabled or disabled, before the change is applied;
-    /// an error refuses the change.
-    fn enable_item(
+    /// Hook run before a change of the handler's or an item's state is applied (Sync
+    /// Center's `Activate`, `Enable` and the item's `Enable`): after the policy check and
+    /// [`query_state_change`](Self::query_state_change), for every change. An error refuses
+    /// the change with [`Error::HandlerFailed`](crate::Error::HandlerFailed).
+    fn on_state_change(
         &self,
-        item: &ItemId,
-        enabled: bool,
+        change: &StateChange,
         flags: ControlFlags,
     ) -> Result<(), HandlerError> {
-        let _ = (item, enabled, flags);
+        let _ = (change, flags);
         Ok(())
     }
 
@@ -226,19 +213,12 @@ impl<T: SyncHandler + ?Sized> SyncHandler for Arc<T> {
     fn query_state_change(&self, change: &StateChange, flags: ControlFlags) -> bool {
         (**self).query_state_change(change, flags)
     }
-    fn activate(&self, active: bool, flags: ControlFlags) -> Result<(), HandlerError> {
-        (**self).activate(active, flags)
-    }
-    fn enable(&self, enabled: bool, flags: ControlFlags) -> Result<(), HandlerError> {
-        (**self).enable(enabled, flags)
-    }
-    fn enable_item(
+    fn on_state_change(
         &self,
-        item: &ItemId,
-        enabled: bool,
+        change: &StateChange,
         flags: ControlFlags,
     ) -> Result<(), HandlerError> {
-        (**self).enable_item(item, enabled, flags)
+        (**self).on_state_change(change, flags)
     }
     fn synchronize(&self, items: &[ItemId], session: &SyncSession) -> Result<(), HandlerError> {
         (**self).synchronize(items, session)

@@ -222,42 +222,70 @@ impl SyncManager {
         })
     }
 
-    /// Activates or deactivates a handler (`ActivateHandler`).
+    /// Activates a handler (`ActivateHandler` with `TRUE`): see
+    /// [`change_state`](Self::change_state).
     pub fn activate_handler(
         &self,
         id: impl IntoId<HandlerId>,
-        active: bool,
         flags: ControlFlags,
     ) -> Result<(), Error> {
-        self.change_state(id.into_id()?, StateChange::activation(active), flags)
+        self.change_state(id, StateChange::Activate, flags)
     }
 
-    /// Enables or disables a handler (`EnableHandler`).
+    /// Deactivates a handler (`ActivateHandler` with `FALSE`): it takes no new requests.
+    pub fn deactivate_handler(
+        &self,
+        id: impl IntoId<HandlerId>,
+        flags: ControlFlags,
+    ) -> Result<(), Error> {
+        self.change_state(id, StateChange::Deactivate, flags)
+    }
+
+    /// Enables a handler (`EnableHandler` with `TRUE`).
     pub fn enable_handler(
         &self,
         id: impl IntoId<HandlerId>,
-        enabled: bool,
         flags: ControlFlags,
     ) -> Result<(), Error> {
-        self.change_state(id.into_id()?, StateChange::enabling(enabled), flags)
+        self.change_state(id, StateChange::Enable, flags)
     }
 
-    /// Enables or disables an item (`EnableItem`).
+    /// Disables a handler (`EnableHandler` with `FALSE`).
+    pub fn disable_handler(
+        &self,
+        id: impl IntoId<HandlerId>,
+        flags: ControlFlags,
+    ) -> Result<(), Error> {
+        self.change_state(id, StateChange::Disable, flags)
+    }
+
+    /// Enables one of a handler's items (`EnableItem` with `TRUE`).
     pub fn enable_item(
         &self,
         id: impl IntoId<HandlerId>,
         item: impl IntoId<ItemId>,
-        enabled: bool,
         flags: ControlFlags,
     ) -> Result<(), Error> {
-        let change = StateChange::item_enabling(item.into_id()?, enabled);
-        self.change_state(id.into_id()?, change, flags)
+        self.change_state(id, StateChange::EnableItem(item.into_id()?), flags)
     }
 
-    /// Changes a handler's or an item's state, named by what it does instead of a `bool`:
-    /// what [`activate_handler`](Self::activate_handler), [`enable_handler`](Self::enable_handler)
-    /// and [`enable_item`](Self::enable_item) come down to. In order: the policy check, the
-    /// handler's `QUERY_BEFORE_*` answer, its hook, then the change itself.
+    /// Disables one of a handler's items (`EnableItem` with `FALSE`): its pending entries
+    /// complete as `Canceled`.
+    pub fn disable_item(
+        &self,
+        id: impl IntoId<HandlerId>,
+        item: impl IntoId<ItemId>,
+        flags: ControlFlags,
+    ) -> Result<(), Error> {
+        self.change_state(id, StateChange::DisableItem(item.into_id()?), flags)
+    }
+
+    /// Changes a handler's or an item's state: what [`activate_handler`](Self::activate_handler),
+    /// [`disable_item`](Self::disable_item) and the other four state calls come down to, for
+    /// code that holds the change as a value. In order: the policy check (a policy such as
+    /// `PREVENT_DISABLE` refuses it), the handler's `QUERY_BEFORE_*` answer (when it has the
+    /// capability), its [`on_state_change`](SyncHandler::on_state_change) hook, then the
+    /// change itself.
     ///
     /// ```
     /// # use syncmgr::{ControlFlags, HandlerError, ItemId, SyncHandler, SyncManager, SyncSession};

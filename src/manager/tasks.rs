@@ -119,26 +119,13 @@ pub trait AsyncHandler: Send + Sync + 'static {
         true
     }
 
-    /// See [`SyncHandler::activate`].
-    fn activate(&self, active: bool, flags: ControlFlags) -> Result<(), HandlerError> {
-        let _ = (active, flags);
-        Ok(())
-    }
-
-    /// See [`SyncHandler::enable`].
-    fn enable(&self, enabled: bool, flags: ControlFlags) -> Result<(), HandlerError> {
-        let _ = (enabled, flags);
-        Ok(())
-    }
-
-    /// See [`SyncHandler::enable_item`].
-    fn enable_item(
+    /// See [`SyncHandler::on_state_change`].
+    fn on_state_change(
         &self,
-        item: &ItemId,
-        enabled: bool,
+        change: &StateChange,
         flags: ControlFlags,
     ) -> Result<(), HandlerError> {
-        let _ = (item, enabled, flags);
+        let _ = (change, flags);
         Ok(())
     }
 
@@ -276,19 +263,12 @@ impl<H: AsyncHandler> SyncHandler for Adapter<H> {
     fn query_state_change(&self, change: &StateChange, flags: ControlFlags) -> bool {
         self.handler.query_state_change(change, flags)
     }
-    fn activate(&self, active: bool, flags: ControlFlags) -> Result<(), HandlerError> {
-        self.handler.activate(active, flags)
-    }
-    fn enable(&self, enabled: bool, flags: ControlFlags) -> Result<(), HandlerError> {
-        self.handler.enable(enabled, flags)
-    }
-    fn enable_item(
+    fn on_state_change(
         &self,
-        item: &ItemId,
-        enabled: bool,
+        change: &StateChange,
         flags: ControlFlags,
     ) -> Result<(), HandlerError> {
-        self.handler.enable_item(item, enabled, flags)
+        self.handler.on_state_change(change, flags)
     }
     fn synchronize(&self, _: &[ItemId], _: &SyncSession) -> Result<(), HandlerError> {
         Err("an async handler's sessions run on its executor".into())

@@ -191,21 +191,12 @@ impl SyncHandler for Driven {
     fn query_state_change(&self, _change: &StateChange, _flags: ControlFlags) -> bool {
         self.agree.load(Ordering::SeqCst)
     }
-    fn activate(&self, active: bool, flags: ControlFlags) -> Result<(), HandlerError> {
-        self.hook(StateChange::activation(active), flags);
-        Ok(())
-    }
-    fn enable(&self, enabled: bool, flags: ControlFlags) -> Result<(), HandlerError> {
-        self.hook(StateChange::enabling(enabled), flags);
-        Ok(())
-    }
-    fn enable_item(
+    fn on_state_change(
         &self,
-        item: &ItemId,
-        enabled: bool,
+        change: &StateChange,
         flags: ControlFlags,
     ) -> Result<(), HandlerError> {
-        self.hook(StateChange::item_enabling(item.clone(), enabled), flags);
+        self.hook(change.clone(), flags);
         Ok(())
     }
     fn synchronize(&self, items: &[ItemId], session: &SyncSession) -> Result<(), HandlerError> {

@@ -1638,7 +1638,7 @@ fn update_all_syncs_checked_legacy_items_and_enabled_other_items() {
         .register_handler("off", off, ControlFlags::WAIT)
         .unwrap();
     w.manager
-        .enable_handler("off", false, ControlFlags::WAIT)
+        .disable_handler("off", ControlFlags::WAIT)
         .unwrap();
     let _ = w.happened();
 
@@ -1788,7 +1788,7 @@ fn a_panic_in_synchronize_fails_the_rest_and_the_manager_goes_on() {
 fn update_all_leaves_a_disabled_checked_item_out() {
     let (w, probe) = World::standard();
     w.manager
-        .enable_item(handler_id(CLSID), item(C), false, ControlFlags::WAIT)
+        .disable_item(handler_id(CLSID), item(C), ControlFlags::WAIT)
         .unwrap();
     let tickets = w.manager.update_all().expect("update_all is accepted");
     assert_eq!(

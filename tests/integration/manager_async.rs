@@ -260,7 +260,11 @@ mod on_tokio {
 
     impl Arrivals {
         fn arrive(&self) {
-            self.0.threads.lock().unwrap().insert(std::thread::current().id());
+            self.0
+                .threads
+                .lock()
+                .unwrap()
+                .insert(std::thread::current().id());
             self.0.count.fetch_add(1, Ordering::SeqCst);
             if let Some(waker) = self.0.waiter.lock().unwrap().take() {
                 waker.wake();

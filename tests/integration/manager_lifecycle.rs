@@ -58,12 +58,12 @@ fn change_state(
     flags: ControlFlags,
 ) -> Result<(), Error> {
     match change {
-        StateChange::Activate => manager.activate_handler(H, true, flags),
-        StateChange::Deactivate => manager.activate_handler(H, false, flags),
-        StateChange::Enable => manager.enable_handler(H, true, flags),
-        StateChange::Disable => manager.enable_handler(H, false, flags),
-        StateChange::EnableItem(item) => manager.enable_item(H, item, true, flags),
-        StateChange::DisableItem(item) => manager.enable_item(H, item, false, flags),
+        StateChange::Activate => manager.activate_handler(H, flags),
+        StateChange::Deactivate => manager.deactivate_handler(H, flags),
+        StateChange::Enable => manager.enable_handler(H, flags),
+        StateChange::Disable => manager.disable_handler(H, flags),
+        StateChange::EnableItem(item) => manager.enable_item(H, item, flags),
+        StateChange::DisableItem(item) => manager.disable_item(H, item, flags),
     }
 }
 
@@ -601,19 +601,19 @@ fn start_and_state_calls_after_shutdown_fail_with_shut_down() {
         ),
         (
             "activate_handler",
-            manager.activate_handler(H, false, ControlFlags::WAIT),
+            manager.deactivate_handler(H, ControlFlags::WAIT),
         ),
         (
             "enable_handler WAIT",
-            manager.enable_handler(H, false, ControlFlags::WAIT),
+            manager.disable_handler(H, ControlFlags::WAIT),
         ),
         (
             "enable_handler NOWAIT",
-            manager.enable_handler(H, false, ControlFlags::NOWAIT),
+            manager.disable_handler(H, ControlFlags::NOWAIT),
         ),
         (
             "enable_item",
-            manager.enable_item(H, "a", false, ControlFlags::WAIT),
+            manager.disable_item(H, "a", ControlFlags::WAIT),
         ),
         (
             "update_handler",
@@ -1190,10 +1190,7 @@ fn query_before_capabilities_let_the_handler_refuse_or_agree() {
     let plain_agree = plain.agree.clone();
     plain_agree.store(false, Ordering::SeqCst);
     register(&manager, "plain", plain);
-    assert_eq!(
-        manager.enable_handler("plain", false, ControlFlags::WAIT),
-        Ok(())
-    );
+    assert_eq!(manager.disable_handler("plain", ControlFlags::WAIT), Ok(()));
 }
 
 /// Runs `a` (a session) and `b` (pending behind it), turns something off, and checks SPEC 7:
@@ -1224,7 +1221,7 @@ fn check_turning_off_cancels_pending_requests_only(turn_off: impl FnOnce(&SyncMa
 #[test]
 fn disabling_a_handler_cancels_its_pending_requests_while_its_session_finishes() {
     check_turning_off_cancels_pending_requests_only(|manager| {
-        assert_eq!(manager.enable_handler(H, false, ControlFlags::WAIT), Ok(()));
+        assert_eq!(manager.disable_handler(H, ControlFlags::WAIT), Ok(()));
     });
 }
 
@@ -1233,10 +1230,7 @@ fn disabling_a_handler_cancels_its_pending_requests_while_its_session_finishes()
 #[test]
 fn deactivating_a_handler_cancels_its_pending_requests_while_its_session_finishes() {
     check_turning_off_cancels_pending_requests_only(|manager| {
-        assert_eq!(
-            manager.activate_handler(H, false, ControlFlags::WAIT),
-            Ok(())
-        );
+        assert_eq!(manager.deactivate_handler(H, ControlFlags::WAIT), Ok(()));
     });
 }
 
@@ -1258,14 +1252,8 @@ fn removing_a_handler_cancels_its_pending_requests_while_its_session_finishes() 
 #[test]
 fn disabling_an_item_cancels_its_pending_requests_while_its_session_finishes() {
     check_turning_off_cancels_pending_requests_only(|manager| {
-        assert_eq!(
-            manager.enable_item(H, "b", false, ControlFlags::WAIT),
-            Ok(())
-        );
-        assert_eq!(
-            manager.enable_item(H, "a", false, ControlFlags::WAIT),
-            Ok(())
-        );
+        assert_eq!(manager.disable_item(H, "b", ControlFlags::WAIT), Ok(()));
+        assert_eq!(manager.disable_item(H, "a", ControlFlags::WAIT), Ok(()));
     });
 }
 

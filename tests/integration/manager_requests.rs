@@ -394,15 +394,13 @@ fn inactive_handler_is_access_denied() {
     let w = World::new();
     w.register("h", handler);
     w.manager
-        .activate_handler("h", false, ControlFlags::WAIT)
+        .deactivate_handler("h", ControlFlags::WAIT)
         .unwrap();
     let denied = Error::AccessDenied(Denied::HandlerInactive);
     for call in BOTH_STARTS {
         assert_eq!(w.refused(E_ACCESSDENIED, call), denied);
     }
-    w.manager
-        .activate_handler("h", true, ControlFlags::WAIT)
-        .unwrap();
+    w.manager.activate_handler("h", ControlFlags::WAIT).unwrap();
     w.clean_run("h", &sessions, &["a"]);
 }
 
@@ -412,16 +410,12 @@ fn disabled_handler_is_access_denied() {
     let (handler, sessions) = Driven::new(&["a"]);
     let w = World::new();
     w.register("h", handler);
-    w.manager
-        .enable_handler("h", false, ControlFlags::WAIT)
-        .unwrap();
+    w.manager.disable_handler("h", ControlFlags::WAIT).unwrap();
     let denied = Error::AccessDenied(Denied::HandlerDisabled);
     for call in BOTH_STARTS {
         assert_eq!(w.refused(E_ACCESSDENIED, call), denied);
     }
-    w.manager
-        .enable_handler("h", true, ControlFlags::WAIT)
-        .unwrap();
+    w.manager.enable_handler("h", ControlFlags::WAIT).unwrap();
     w.clean_run("h", &sessions, &["a"]);
 }
 
@@ -433,16 +427,14 @@ fn disabled_named_item_is_access_denied() {
     let w = World::new();
     w.register("h", handler);
     w.manager
-        .enable_item("h", "b", false, ControlFlags::WAIT)
+        .disable_item("h", "b", ControlFlags::WAIT)
         .unwrap();
     let error = w.refused(E_ACCESSDENIED, |m| {
         m.start_item_sync("h", ["a", "b"], NONE, None)
     });
     assert_eq!(error, Error::AccessDenied(Denied::ItemDisabled(id("b"))));
     assert!(error.to_string().contains("`b`"), "{error}");
-    w.manager
-        .enable_item("h", "b", true, ControlFlags::WAIT)
-        .unwrap();
+    w.manager.enable_item("h", "b", ControlFlags::WAIT).unwrap();
     w.clean_run("h", &sessions, &["a", "b"]);
 }
 
@@ -453,7 +445,7 @@ fn handler_sync_leaves_disabled_items_out() {
     let w = World::new();
     w.register("h", handler);
     w.manager
-        .enable_item("h", "b", false, ControlFlags::WAIT)
+        .disable_item("h", "b", ControlFlags::WAIT)
         .unwrap();
     let _earlier = w.happened();
     let ticket = w.manager.start_handler_sync("h", NONE, None).unwrap();
@@ -575,9 +567,7 @@ fn handler_sync_with_no_enabled_items_succeeds_with_zero_items() {
     assert_eq!(completed(&notes).len(), 2);
     assert!(started(&notes).is_empty(), "{notes:#?}");
     // Enabled again, `a` is queued new: the empty request queued nothing.
-    w.manager
-        .enable_item("h", "a", true, ControlFlags::WAIT)
-        .unwrap();
+    w.manager.enable_item("h", "a", ControlFlags::WAIT).unwrap();
     w.clean_run("h", &sessions, &["a"]);
     assert!(empty_sessions.try_recv().is_err());
 }

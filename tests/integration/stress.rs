@@ -1078,7 +1078,7 @@ impl Submitter<'_> {
         target.item_disables_begun[k].fetch_add(1, SeqCst);
         let off = self
             .manager
-            .enable_item(&target.id, &item, false, ControlFlags::WAIT);
+            .disable_item(&target.id, &item, ControlFlags::WAIT);
         if !self.changed("disable an item", off) {
             return;
         }
@@ -1094,7 +1094,7 @@ impl Submitter<'_> {
         }
         let on = self
             .manager
-            .enable_item(&target.id, &item, true, ControlFlags::WAIT);
+            .enable_item(&target.id, &item, ControlFlags::WAIT);
         self.changed("enable an item", on);
     }
 
@@ -1103,9 +1103,7 @@ impl Submitter<'_> {
         let t = self.rng.below(self.world.targets.len());
         let target = &self.world.targets[t];
         target.disables_begun.fetch_add(1, SeqCst);
-        let off = self
-            .manager
-            .enable_handler(&target.id, false, ControlFlags::WAIT);
+        let off = self.manager.disable_handler(&target.id, ControlFlags::WAIT);
         if !self.changed("disable a handler", off) {
             return;
         }
@@ -1118,9 +1116,7 @@ impl Submitter<'_> {
                 Err(e) => self.refused(t, &[], &e),
             }
         }
-        let on = self
-            .manager
-            .enable_handler(&target.id, true, ControlFlags::WAIT);
+        let on = self.manager.enable_handler(&target.id, ControlFlags::WAIT);
         self.changed("enable a handler", on);
     }
 
