@@ -132,7 +132,7 @@ impl SyncHandler for Held {
     fn items(&self) -> Vec<SyncItem> {
         self.items
             .iter()
-            .map(|id| SyncItem::new(id.clone(), id.as_str()))
+            .map(|id| SyncItem::new(id.clone(), id.as_str()).unwrap())
             .collect()
     }
 

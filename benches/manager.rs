@@ -174,7 +174,7 @@ impl SyncHandler for NoOp {
     fn items(&self) -> Vec<SyncItem> {
         self.items
             .iter()
-            .map(|id| SyncItem::new(id.clone(), id.as_str()))
+            .map(|id| SyncItem::new(id.clone(), id.as_str()).unwrap())
             .collect()
     }
 

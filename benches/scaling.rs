@@ -125,7 +125,7 @@ struct Offline;
 
 impl SyncHandler for Offline {
     fn items(&self) -> Vec<SyncItem> {
-        vec![SyncItem::new(ItemId::new("only").unwrap(), "Only")]
+        vec![SyncItem::new("only", "Only").unwrap()]
     }
     fn is_connected(&self) -> bool {
         false
@@ -200,7 +200,7 @@ impl SyncHandler for Holds {
 fn unknown_id(c: &mut Criterion) {
     const PENDING: usize = 200_000;
     let items: Vec<SyncItem> = (0..=PENDING)
-        .map(|i| SyncItem::new(ItemId::new(format!("i{i}")).unwrap(), "I"))
+        .map(|i| SyncItem::new(format!("i{i}"), "I").unwrap())
         .collect();
     let loaded = SyncManager::new().unwrap();
     loaded
@@ -240,7 +240,7 @@ struct Quick;
 
 impl SyncHandler for Quick {
     fn items(&self) -> Vec<SyncItem> {
-        vec![SyncItem::new(ItemId::new("q").unwrap(), "Q")]
+        vec![SyncItem::new("q", "Q").unwrap()]
     }
     fn synchronize(&self, items: &[ItemId], session: &SyncSession) -> Result<(), HandlerError> {
         for item in items {

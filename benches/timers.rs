@@ -209,7 +209,7 @@ struct Idle;
 
 impl SyncHandler for Idle {
     fn items(&self) -> Vec<SyncItem> {
-        vec![SyncItem::new(ItemId::new("x").expect("valid ID"), "x")]
+        vec![SyncItem::new("x", "x").expect("valid ID")]
     }
     fn sync_policy(&self) -> SyncPolicy {
         SyncPolicy::default().every(Duration::from_secs(3600))

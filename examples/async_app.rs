@@ -38,7 +38,7 @@ impl AsyncHandler for Feed {
     fn items(&self) -> Vec<SyncItem> {
         self.items
             .iter()
-            .filter_map(|i| Some(SyncItem::new(ItemId::new(*i).ok()?, *i)))
+            .filter_map(|i| SyncItem::new(*i, *i).ok())
             .collect()
     }
 

@@ -55,8 +55,8 @@ impl SyncHandler for Calendars {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let work = SyncItem::new(ItemId::new("work")?, "Work");
-    let home = SyncItem::new(ItemId::new("home")?, "Home");
+    let work = SyncItem::new("work", "Work")?;
+    let home = SyncItem::new("home", "Home")?;
     let calendars = Arc::new(Calendars {
         items: vec![
             (work, Duration::from_millis(400)),

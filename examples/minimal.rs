@@ -26,8 +26,8 @@ impl SyncHandler for Notes {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let personal = SyncItem::new(ItemId::new("personal")?, "Personal notebook");
-    let work = SyncItem::new(ItemId::new("work")?, "Work notebook");
+    let personal = SyncItem::new("personal", "Personal notebook")?;
+    let work = SyncItem::new("work", "Work notebook")?;
     let manager = SyncManager::new()?;
     manager.register_handler("notes", Notes(vec![personal, work]), ControlFlags::WAIT)?;
     let ticket = manager.start_handler_sync("notes", SyncControlFlags::NONE, None)?;

@@ -84,8 +84,8 @@ impl SyncResult for Report {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let folders = vec![
-        SyncItem::new(ItemId::new("documents")?, "Documents"),
-        SyncItem::new(ItemId::new("pictures")?, "Pictures"),
+        SyncItem::new("documents", "Documents")?,
+        SyncItem::new("pictures", "Pictures")?,
     ];
     let manager = SyncManager::new()?;
     manager.register_handler("backup", Backup(folders), ControlFlags::WAIT)?;

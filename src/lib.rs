@@ -16,7 +16,7 @@
 //!
 //! impl SyncHandler for Mail {
 //!     fn items(&self) -> Vec<SyncItem> {
-//!         vec![SyncItem::new(ItemId::new("inbox").unwrap(), "Inbox")]
+//!         vec![SyncItem::new("inbox", "Inbox").unwrap()]
 //!     }
 //!     fn synchronize(&self, items: &[ItemId], session: &SyncSession) -> Result<(), HandlerError> {
 //!         for item in items {
@@ -141,7 +141,7 @@
 //!
 //! impl SyncHandler for Photos {
 //!     fn items(&self) -> Vec<SyncItem> {
-//!         ["2025", "2026"].iter().map(|y| SyncItem::new(ItemId::new(y).unwrap(), *y)).collect()
+//!         ["2025", "2026"].iter().map(|y| SyncItem::new(y, *y).unwrap()).collect()
 //!     }
 //!     fn synchronize(&self, items: &[ItemId], session: &SyncSession) -> Result<(), HandlerError> {
 //!         for item in items {
@@ -197,7 +197,7 @@
 //!
 //! impl SyncHandler for Calendar {
 //!     fn items(&self) -> Vec<SyncItem> {
-//!         vec![SyncItem::new(ItemId::new("work").unwrap(), "Work")]
+//!         vec![SyncItem::new("work", "Work").unwrap()]
 //!     }
 //!     fn synchronize(&self, items: &[ItemId], session: &SyncSession) -> Result<(), HandlerError> {
 //!         // Every request this session serves, with the context its caller passed.
@@ -284,7 +284,7 @@
 //!
 //! impl SyncHandler for Flaky {
 //!     fn items(&self) -> Vec<SyncItem> {
-//!         vec![SyncItem::new(ItemId::new("outbox").unwrap(), "Outbox")]
+//!         vec![SyncItem::new("outbox", "Outbox").unwrap()]
 //!     }
 //!     fn sync_policy(&self) -> SyncPolicy {
 //!         let backoff = Retry::exponential(3, Duration::from_secs(30), Duration::from_secs(600));

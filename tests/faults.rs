@@ -117,7 +117,7 @@ struct Echo(Arc<AtomicUsize>);
 
 impl SyncHandler for Echo {
     fn items(&self) -> Vec<SyncItem> {
-        vec![SyncItem::new(id("e"), "E")]
+        vec![SyncItem::new("e", "E").unwrap()]
     }
     fn synchronize(&self, items: &[ItemId], session: &SyncSession) -> Result<(), HandlerError> {
         self.0.fetch_add(1, SeqCst);
@@ -152,7 +152,7 @@ impl Scripted {
         Scripted {
             items: items
                 .iter()
-                .map(|i| SyncItem::new(id(i), i.to_uppercase()))
+                .map(|i| SyncItem::new(i, i.to_uppercase()).unwrap())
                 .collect(),
             capabilities: HandlerCapabilities::empty(),
             sync: Box::new(sync),
@@ -1540,7 +1540,7 @@ fn a_blocked_is_connected_holds_up_only_its_caller() {
     struct Slow(Gate, AtomicBool);
     impl SyncHandler for Slow {
         fn items(&self) -> Vec<SyncItem> {
-            vec![SyncItem::new(id("a"), "A")]
+            vec![SyncItem::new("a", "A").unwrap()]
         }
         fn is_connected(&self) -> bool {
             if self.1.load(SeqCst) {
@@ -2892,7 +2892,7 @@ fn a_removed_handler_or_a_context_whose_drop_panics_does_not_kill_the_worker() {
     }
     impl SyncHandler for Doomed {
         fn items(&self) -> Vec<SyncItem> {
-            vec![SyncItem::new(id("a"), "A")]
+            vec![SyncItem::new("a", "A").unwrap()]
         }
         fn synchronize(&self, items: &[ItemId], session: &SyncSession) -> Result<(), HandlerError> {
             self.gate.pass();
@@ -3125,7 +3125,7 @@ fn update_all_racing_shutdown_returns_the_tickets_it_made() {
     struct Slow(Gate, Arc<AtomicBool>);
     impl SyncHandler for Slow {
         fn items(&self) -> Vec<SyncItem> {
-            vec![SyncItem::new(id("s"), "S")]
+            vec![SyncItem::new("s", "S").unwrap()]
         }
         fn is_connected(&self) -> bool {
             if self.1.load(SeqCst) {
@@ -3228,7 +3228,10 @@ fn every_user_code_boundary_contains_a_hostile_value() {
     }
     impl SyncHandler for Mine {
         fn items(&self) -> Vec<SyncItem> {
-            vec![SyncItem::new(id("a"), "A"), SyncItem::new(id("b"), "B")]
+            vec![
+                SyncItem::new("a", "A").unwrap(),
+                SyncItem::new("b", "B").unwrap(),
+            ]
         }
         fn on_state_change(&self, _: &StateChange, _: ControlFlags) -> Result<(), HandlerError> {
             Err(Box::new(Hostile::all()))

@@ -645,7 +645,7 @@ fn soaker(world: &Arc<World>, name: &str, kind: Kind, items: usize, seed: u64) -
         items: (0..items)
             .map(|k| {
                 let id = ItemId::new(format!("{name}-{k:02}")).expect("valid item ID");
-                SyncItem::new(id, format!("{name} {k}"))
+                SyncItem::new(id, format!("{name} {k}")).unwrap()
             })
             .collect(),
         seed,

@@ -205,6 +205,6 @@ impl SyncHandler for Photos {
 
 fn items(list: &[(&str, &str)]) -> Result<Vec<SyncItem>, IdError> {
     list.iter()
-        .map(|&(id, name)| Ok(SyncItem::new(ItemId::new(id)?, name)))
+        .map(|&(id, name)| SyncItem::new(id, name))
         .collect()
 }

@@ -198,7 +198,7 @@ impl SyncHandler for LegacyAdapter {
         self.inner
             .enum_items()
             .into_iter()
-            .map(|i| SyncItem::new(ItemId::from_guid(i.id), i.name))
+            .map(|i| SyncItem::of(ItemId::from_guid(i.id), i.name))
             .collect()
     }
 

@@ -3,12 +3,13 @@
 use std::any::Any;
 use std::sync::Arc;
 
+use super::IntoId;
 use super::SyncSession;
 use crate::engine::StateChange;
 use crate::flags::{
     ControlFlags, HandlerCapabilities, HandlerPolicies, HandlerType, ItemCapabilities, ItemPolicies,
 };
-use crate::id::ItemId;
+use crate::id::{IdError, ItemId};
 use crate::policy::SyncPolicy;
 
 /// The error a handler returns from its hooks and from `synchronize`: any error type will do.
@@ -45,8 +46,23 @@ pub struct SyncItem {
 }
 
 impl SyncItem {
-    /// An enabled item with no capabilities or policies.
-    pub fn new(id: ItemId, name: impl Into<String>) -> SyncItem {
+    /// An enabled item with no capabilities or policies, named by its ID (an [`ItemId`] or
+    /// text, which is checked as [`ItemId::new`] checks it) and a display name.
+    ///
+    /// ```
+    /// use syncmgr::{IdRule, SyncItem};
+    ///
+    /// let inbox = SyncItem::new("inbox", "Inbox")?;
+    /// assert_eq!(inbox.id.as_str(), "inbox");
+    /// assert_eq!(SyncItem::new("", "Nothing").unwrap_err().rule(), IdRule::Empty);
+    /// # Ok::<(), syncmgr::IdError>(())
+    /// ```
+    pub fn new(id: impl IntoId<ItemId>, name: impl Into<String>) -> Result<SyncItem, IdError> {
+        Ok(SyncItem::of(id.into_id()?, name))
+    }
+
+    /// [`SyncItem::new`] with an ID already checked.
+    pub(crate) fn of(id: ItemId, name: impl Into<String>) -> SyncItem {
         SyncItem {
             id,
             name: name.into(),
@@ -96,7 +112,7 @@ impl SyncItem {
 ///
 /// impl SyncHandler for Mail {
 ///     fn items(&self) -> Vec<SyncItem> {
-///         vec![SyncItem::new(ItemId::new("inbox").unwrap(), "Inbox")]
+///         vec![SyncItem::new("inbox", "Inbox").unwrap()]
 ///     }
 ///
 ///     fn synchronize(&self, items: &[ItemId], session: &SyncSession) -> Result<(), HandlerError> {

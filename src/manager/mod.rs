@@ -115,7 +115,7 @@ impl SyncManager {
     /// # use syncmgr::{AsyncHandler, ControlFlags, HandlerError, ItemId, Outcome, ProgressStatus, Spawn, SyncControlFlags, SyncItem, SyncManager, SyncSession, Task};
     /// # struct Mail;
     /// # impl AsyncHandler for Mail {
-    /// #     fn items(&self) -> Vec<SyncItem> { vec![SyncItem::new(ItemId::new("inbox").unwrap(), "Inbox")] }
+    /// #     fn items(&self) -> Vec<SyncItem> { vec![SyncItem::new("inbox", "Inbox").unwrap()] }
     /// #     async fn synchronize(&self, items: Vec<ItemId>, s: SyncSession) -> Result<(), HandlerError> {
     /// #         for i in &items { s.report_progress(i, ProgressStatus::Succeeded)?; } Ok(())
     /// #     }

@@ -60,7 +60,7 @@ impl Spawn for tokio::runtime::Handle {
 ///
 /// impl AsyncHandler for Mail {
 ///     fn items(&self) -> Vec<SyncItem> {
-///         vec![SyncItem::new(ItemId::new("inbox").unwrap(), "Inbox")]
+///         vec![SyncItem::new("inbox", "Inbox").unwrap()]
 ///     }
 ///
 ///     async fn synchronize(&self, items: Vec<ItemId>, session: SyncSession) -> Result<(), HandlerError> {

@@ -120,7 +120,7 @@ impl Drop for Completion {
 /// # use syncmgr::{ControlFlags, HandlerError, ItemId, Outcome, SyncHandler, SyncItem, SyncManager, SyncSession, SyncControlFlags, ProgressStatus};
 /// # struct Mail;
 /// # impl SyncHandler for Mail {
-/// #     fn items(&self) -> Vec<SyncItem> { vec![SyncItem::new(ItemId::new("inbox").unwrap(), "Inbox")] }
+/// #     fn items(&self) -> Vec<SyncItem> { vec![SyncItem::new("inbox", "Inbox").unwrap()] }
 /// #     fn synchronize(&self, items: &[ItemId], s: &SyncSession) -> Result<(), HandlerError> {
 /// #         for i in items { s.report_progress(i, ProgressStatus::Succeeded)?; } Ok(())
 /// #     }

@@ -121,7 +121,7 @@ impl Driven {
         let handler = Driven {
             items: items
                 .iter()
-                .map(|i| SyncItem::new(id(i), i.to_uppercase()))
+                .map(|i| SyncItem::new(i, i.to_uppercase()).unwrap())
                 .collect(),
             capabilities: HandlerCapabilities::empty(),
             policies: HandlerPolicies::empty(),

@@ -83,7 +83,7 @@ fn handles_work_on_the_threads_they_are_moved_to() {
     struct GiveAway(crossbeam_channel::Sender<Given>);
     impl SyncHandler for GiveAway {
         fn items(&self) -> Vec<SyncItem> {
-            vec![SyncItem::new(ItemId::new("a").unwrap(), "A")]
+            vec![SyncItem::new("a", "A").unwrap()]
         }
         fn synchronize(&self, items: &[ItemId], session: &SyncSession) -> Result<(), HandlerError> {
             let (done_tx, done) = crossbeam_channel::bounded(0);

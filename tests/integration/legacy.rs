@@ -1623,8 +1623,11 @@ fn update_all_syncs_checked_legacy_items_and_enabled_other_items() {
     w.legacy(L2, l2);
     w.legacy(L3, l3);
     let (mail, mail_sessions) = Driven::new(&["inbox", "outbox"]);
-    let mail =
-        mail.with_item(SyncItem::new(ItemId::new("outbox").unwrap(), "Outbox").with_enabled(false));
+    let mail = mail.with_item(
+        SyncItem::new("outbox", "Outbox")
+            .unwrap()
+            .with_enabled(false),
+    );
     w.manager
         .register_handler("mail", mail, ControlFlags::WAIT)
         .unwrap();

@@ -117,7 +117,7 @@ struct Courier {
 impl Courier {
     fn new(how: &'static str) -> Courier {
         Courier {
-            items: vec![SyncItem::new(ItemId::new("a").unwrap(), "A")],
+            items: vec![SyncItem::new("a", "A").unwrap()],
             how,
         }
     }
@@ -292,7 +292,7 @@ mod on_tokio {
     impl AsyncHandler for Waiting {
         fn items(&self) -> Vec<SyncItem> {
             (0..self.n)
-                .map(|i| SyncItem::new(ItemId::new(format!("i{i}")).unwrap(), "item"))
+                .map(|i| SyncItem::new(format!("i{i}"), "item").unwrap())
                 .collect()
         }
         fn capabilities(&self) -> HandlerCapabilities {

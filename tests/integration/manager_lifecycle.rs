@@ -812,7 +812,9 @@ fn handler_prevent_stop_sync_refuses_the_stop_and_changes_nothing() {
 fn item_prevent_stop_sync_refuses_a_stop_that_names_it_and_changes_nothing() {
     let manager = manager();
     let (handler, sessions) = Driven::new(&["a", "b", "c"]);
-    let guarded = SyncItem::new(id("a"), "A").with_policies(ItemPolicies::PREVENT_STOP_SYNC);
+    let guarded = SyncItem::new("a", "A")
+        .unwrap()
+        .with_policies(ItemPolicies::PREVENT_STOP_SYNC);
     register(&manager, H, handler.with_item(guarded));
     let running = start(&manager, &["a", "b"]);
     let run = next_session(&sessions);
@@ -1056,7 +1058,8 @@ fn state_changes_without_wait_return_at_once_and_apply_later() {
 fn prevent_policies_refuse_state_changes_and_the_hook_is_not_called() {
     let manager = manager();
     let (handler, hooks) = hooked(&["a"]);
-    let locked = SyncItem::new(id("a"), "A")
+    let locked = SyncItem::new("a", "A")
+        .unwrap()
         .with_policies(ItemPolicies::PREVENT_ENABLE | ItemPolicies::PREVENT_DISABLE);
     let handler = handler
         .with_policies(
@@ -1139,7 +1142,7 @@ fn prevent_policies_refuse_state_changes_and_the_hook_is_not_called() {
 fn query_before_capabilities_let_the_handler_refuse_or_agree() {
     let manager = manager();
     let (handler, hooks) = hooked(&["a"]);
-    let asked = SyncItem::new(id("a"), "A").with_capabilities(
+    let asked = SyncItem::new("a", "A").unwrap().with_capabilities(
         ItemCapabilities::QUERY_BEFORE_ENABLE | ItemCapabilities::QUERY_BEFORE_DISABLE,
     );
     let handler = handler
@@ -1298,9 +1301,9 @@ fn update_handler_rereads_items_and_cancels_pending_ones_that_went_away() {
 
     // b goes away, d is now disabled, a (running) and c stay.
     *list.lock().unwrap() = vec![
-        SyncItem::new(id("a"), "A"),
-        SyncItem::new(id("c"), "C"),
-        SyncItem::new(id("d"), "D").with_enabled(false),
+        SyncItem::new("a", "A").unwrap(),
+        SyncItem::new("c", "C").unwrap(),
+        SyncItem::new("d", "D").unwrap().with_enabled(false),
     ];
     assert_eq!(manager.update_handler(H, ControlFlags::WAIT), Ok(()));
     wait_for(&notes, |note| match note {
@@ -1363,14 +1366,17 @@ fn update_item_adds_changes_and_removes_one_item() {
     assert_eq!(result(&pending).items, [(id("b"), Outcome::Canceled)]);
 
     // Added.
-    list.lock().unwrap().push(SyncItem::new(id("n"), "New"));
+    list.lock()
+        .unwrap()
+        .push(SyncItem::new("n", "New").unwrap());
     assert_eq!(manager.update_item(H, "n", ControlFlags::WAIT), Ok(()));
     assert_eq!(item_updated(&notes), (id("n"), UpdateReason::Added));
     let new_item = start(&manager, &["n"]);
 
     // Changed: the running item's new policy applies to new requests, not to its session.
-    list.lock().unwrap()[0] =
-        SyncItem::new(id("a"), "A").with_policies(ItemPolicies::PREVENT_START_SYNC);
+    list.lock().unwrap()[0] = SyncItem::new("a", "A")
+        .unwrap()
+        .with_policies(ItemPolicies::PREVENT_START_SYNC);
     assert_eq!(manager.update_item(H, "a", ControlFlags::WAIT), Ok(()));
     assert_eq!(item_updated(&notes), (id("a"), UpdateReason::Changed));
     assert!(matches!(

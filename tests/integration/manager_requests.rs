@@ -358,7 +358,9 @@ fn handler_prevent_start_sync_is_access_denied() {
 #[test]
 fn item_prevent_start_sync_is_access_denied() {
     let (driven, sessions) = Driven::new(&["a", "b", "c"]);
-    let guarded = SyncItem::new(id("b"), "B").with_policies(ItemPolicies::PREVENT_START_SYNC);
+    let guarded = SyncItem::new("b", "B")
+        .unwrap()
+        .with_policies(ItemPolicies::PREVENT_START_SYNC);
     let handler = Live::new(driven.with_item(guarded));
     let items = handler.items.clone();
     let w = World::new();
@@ -382,7 +384,7 @@ fn item_prevent_start_sync_is_access_denied() {
     session.succeed_all();
     assert_eq!(outcomes(&result(&ticket)), each(&["a", "c"], O::Succeeded));
     // Lift the policy: the refused call left nothing behind.
-    items.lock().unwrap()[1] = SyncItem::new(id("b"), "B");
+    items.lock().unwrap()[1] = SyncItem::new("b", "B").unwrap();
     w.manager.update_handler("h", ControlFlags::WAIT).unwrap();
     w.clean_run("h", &sessions, &["a", "b"]);
 }
@@ -551,8 +553,8 @@ fn start_sync_all_after_shutdown_is_unexpected_even_with_unknown_flags() {
 fn handler_sync_with_no_enabled_items_succeeds_with_zero_items() {
     let (handler, sessions) = Driven::new(&["a", "b"]);
     let handler = handler
-        .with_item(SyncItem::new(id("a"), "A").with_enabled(false))
-        .with_item(SyncItem::new(id("b"), "B").with_enabled(false));
+        .with_item(SyncItem::new("a", "A").unwrap().with_enabled(false))
+        .with_item(SyncItem::new("b", "B").unwrap().with_enabled(false));
     let (empty, empty_sessions) = Driven::new(&[]);
     let w = World::new();
     w.register("h", handler);

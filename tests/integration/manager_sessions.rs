@@ -59,7 +59,7 @@ fn synchronize_runs_on_a_worker_thread_and_the_manager_answers_while_it_blocks()
     }
     impl SyncHandler for Blocking {
         fn items(&self) -> Vec<SyncItem> {
-            vec![SyncItem::new(id("a"), "A")]
+            vec![SyncItem::new("a", "A").unwrap()]
         }
         fn synchronize(&self, items: &[ItemId], session: &SyncSession) -> Result<(), HandlerError> {
             let _ = self.entered.send(std::thread::current().id());
@@ -632,7 +632,7 @@ fn a_committed_item_becomes_an_item_of_the_handler_and_part_of_the_session() {
 
     assert_eq!(
         run.session
-            .propose_item(SyncItem::new(found.clone(), "Found")),
+            .propose_item(SyncItem::new(found.clone(), "Found").unwrap()),
         Ok(())
     );
     // Proposed is not committed: not an item of the handler, nor of the session, yet.
@@ -693,7 +693,7 @@ fn proposing_an_existing_id_or_committing_one_never_proposed_is_invalid_arg() {
     let (manager, sessions) = setup(&["a", "b"]);
     let ticket = start(&manager, &["a"]);
     let run = next_session(&sessions);
-    let propose = |item: &str| run.session.propose_item(SyncItem::new(id(item), item));
+    let propose = |item: &str| run.session.propose_item(SyncItem::new(item, item).unwrap());
 
     // An item of the handler, in the session or not.
     for existing in ["a", "b"] {
@@ -772,7 +772,10 @@ fn the_session_can_be_used_from_a_thread_the_handler_spawns() {
     struct Helper;
     impl SyncHandler for Helper {
         fn items(&self) -> Vec<SyncItem> {
-            vec![SyncItem::new(id("a"), "A"), SyncItem::new(id("b"), "B")]
+            vec![
+                SyncItem::new("a", "A").unwrap(),
+                SyncItem::new("b", "B").unwrap(),
+            ]
         }
         fn synchronize(&self, items: &[ItemId], session: &SyncSession) -> Result<(), HandlerError> {
             let worker = std::thread::current().id();
@@ -853,7 +856,7 @@ fn every_session_method_fails_with_unknown_session_after_the_session_ended() {
         ("add_item_to_session", session.add_item_to_session(&id("b"))),
         (
             "propose_item",
-            session.propose_item(SyncItem::new(id("late"), "Late")),
+            session.propose_item(SyncItem::new("late", "Late").unwrap()),
         ),
         ("commit_item", session.commit_item(&id("late"))),
         ("report_manual_sync", session.report_manual_sync()),

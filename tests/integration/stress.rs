@@ -512,7 +512,7 @@ fn setup(seed: u64) -> (SyncManager, Arc<World>, Notifications) {
         let mut items: Vec<SyncItem> = (0..count)
             .map(|k| {
                 let id = ItemId::new(format!("{}-{k:02}", plan.name)).expect("valid item ID");
-                SyncItem::new(id, format!("{} item {k}", plan.name))
+                SyncItem::new(id, format!("{} item {k}", plan.name)).unwrap()
             })
             .collect();
         let protected = plan.protect_one_item.then(|| rng.below(count));
@@ -1552,7 +1552,7 @@ fn a_withdrawn_ticket_is_complete_when_cancel_returns() {
         fn items(&self) -> Vec<SyncItem> {
             self.0
                 .iter()
-                .map(|i| SyncItem::new(i.clone(), ""))
+                .map(|i| SyncItem::new(i.clone(), "").unwrap())
                 .collect()
         }
         fn synchronize(&self, _: &[ItemId], _: &SyncSession) -> Result<(), HandlerError> {
@@ -1607,7 +1607,7 @@ fn a_callback_panic_during_shutdown_is_reported() {
     struct UntilCanceled(Sender<()>);
     impl SyncHandler for UntilCanceled {
         fn items(&self) -> Vec<SyncItem> {
-            vec![SyncItem::new(ItemId::new("a").unwrap(), "a")]
+            vec![SyncItem::new("a", "a").unwrap()]
         }
         fn synchronize(&self, _: &[ItemId], session: &SyncSession) -> Result<(), HandlerError> {
             let _ = self.0.send(());
