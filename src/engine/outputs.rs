@@ -3,7 +3,9 @@
 
 use smallvec::SmallVec;
 
-use super::{MergeKey, RequestId, SessionEnd, SessionId};
+use super::queue::ItemIdx;
+use super::state::HandlerKey;
+use super::{Engine, MergeKey, RequestId, SessionEnd, SessionId};
 use crate::flags::CancelRequest;
 use crate::id::{HandlerId, ItemId};
 use crate::policy::TriggerReason;
@@ -36,6 +38,10 @@ pub struct Accepted {
     pub handler: HandlerId,
     // Inline for small requests: the merge hot path allocates nothing for them.
     pub(crate) dispositions: SmallVec<[Disposition; 8]>,
+    // The items, in the order of `dispositions`, as the handler record's indices (named
+    // through the engine on demand: the hot path copies integers, not IDs).
+    pub(crate) items: SmallVec<[ItemIdx; 8]>,
+    pub(crate) handler_key: HandlerKey,
     /// How many names in the input were repeats of an earlier one and so counted once.
     pub duplicates: usize,
     /// Whether the request already completed (its result is in the action queue): a
@@ -49,6 +55,45 @@ impl Accepted {
     /// counted once, so this can be shorter than what was asked for.
     pub fn dispositions(&self) -> &[Disposition] {
         &self.dispositions
+    }
+
+    /// Each item of the request with its disposition, in request order, named through the
+    /// engine that accepted it. `None` once the engine forgot the handler (it was removed and
+    /// its last session ended), or for an engine that did not accept this request.
+    ///
+    /// ```
+    /// use syncmgr::engine::{Disposition, Engine, HandlerSpec};
+    /// use syncmgr::{HandlerId, ItemId, SyncControlFlags};
+    ///
+    /// # fn main() -> Result<(), syncmgr::Error> {
+    /// let mail = HandlerId::new("mail")?;
+    /// let (inbox, sent) = (ItemId::new("inbox")?, ItemId::new("sent")?);
+    /// let mut engine = Engine::default();
+    /// engine.register_handler(HandlerSpec::new(mail.clone()).items([inbox.clone(), sent.clone()]))?;
+    /// let none = SyncControlFlags::NONE;
+    /// let _ = engine.start_item_sync(&mail, &[inbox.clone()], none)?; // a session starts
+    /// let second = engine.start_item_sync(&mail, &[sent.clone(), inbox.clone(), sent.clone()], none)?;
+    /// assert_eq!(second.duplicates, 1);
+    /// assert_eq!(
+    ///     second.items(&engine),
+    ///     Some(vec![(sent.clone(), Disposition::Queued), (inbox, Disposition::Queued)])
+    /// );
+    /// let third = engine.start_item_sync(&mail, &[sent.clone()], none)?;
+    /// assert_eq!(third.items(&engine), Some(vec![(sent, Disposition::Merged)]));
+    /// # Ok(()) }
+    /// ```
+    pub fn items(&self, engine: &Engine) -> Option<Vec<(ItemId, Disposition)>> {
+        let h = engine.handlers.get(&self.handler_key)?;
+        if h.id != self.handler {
+            return None;
+        }
+        let ids = self
+            .items
+            .iter()
+            .map(|&idx| h.items.get(idx.get()).map(|s| s.id.clone()));
+        ids.zip(self.dispositions.iter().copied())
+            .map(|(id, d)| Some((id?, d)))
+            .collect()
     }
 
     /// How many items got a new pending entry.

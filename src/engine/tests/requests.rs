@@ -261,3 +261,34 @@ fn disconnected_and_empty_handlers_complete_at_once() {
     let res = results(&actions(&mut e));
     assert_eq!((res[0].status, res[0].items.len()), (Outcome::Succeeded, 0));
 }
+
+#[test]
+fn an_accepted_request_names_its_items_with_their_dispositions() {
+    let mut e = engine();
+    let first = e.start_item_sync(&h("a"), &ids(&["a1"]), NONE).unwrap();
+    assert_eq!(first.items(&e), Some(vec![(i("a1"), Disposition::Queued)]));
+    // A repeat is counted once, and the order is the request's.
+    let second = e
+        .start_item_sync(&h("a"), &ids(&["a2", "a1", "a2"]), NONE)
+        .unwrap();
+    assert_eq!(second.duplicates, 1);
+    // a1 is syncing (the first request started a session): it is queued again.
+    assert_eq!(
+        second.items(&e),
+        Some(vec![
+            (i("a2"), Disposition::Queued),
+            (i("a1"), Disposition::Queued)
+        ])
+    );
+    let third = e.start_item_sync(&h("a"), &ids(&["a1"]), NONE).unwrap();
+    assert_eq!(third.items(&e), Some(vec![(i("a1"), Disposition::Merged)]));
+    // Another engine, whose handler record has the same key, does not name them.
+    let other = Engine::default();
+    assert_eq!(second.items(&other), None);
+    // Once the handler is removed and its last session ended, nobody can name them.
+    let (s, _) = starts(&actions(&mut e)).remove(0);
+    let _ = e.remove_handler(&h("a")).unwrap();
+    assert!(first.items(&e).is_some(), "its session still runs");
+    let _ = e.session_finished(s, SessionEnd::Returned).unwrap();
+    assert_eq!(first.items(&e), None);
+}

@@ -1,7 +1,6 @@
 //! Carrying out what the engine decided: opening requests and their tickets, starting
 //! sessions on the workers, delivering results, ending sessions and recording their events.
 
-use std::collections::HashMap;
 use std::time::SystemTime;
 
 use uuid::Uuid;
@@ -21,15 +20,13 @@ use crate::result::RequestResult;
 use crate::unwind::User;
 
 impl Scheduler {
-    /// Records an accepted request and makes its ticket. `settled` caches the items of the
-    /// requests that completed at once, for a call that opens many (see `request_items`).
+    /// Records an accepted request and makes its ticket.
     pub(super) fn open(
         &mut self,
         accepted: Accepted,
         context: Option<User<Context>>,
         sink: Option<User<Box<dyn SyncResult>>>,
         reason: TriggerReason,
-        settled: &mut Option<HashMap<RequestId, Vec<ItemId>>>,
     ) -> SyncTicket {
         let (completion, slot) = Completion::new();
         let request = accepted.request;
@@ -43,44 +40,16 @@ impl Scheduler {
             },
         );
         if !self.subscribers.is_empty() {
-            let items = self.request_items(&accepted, settled);
+            // The engine that just accepted it still knows its handler.
+            let items = accepted.items(&self.engine).unwrap_or_default();
             self.publish(|| Notification::RequestAccepted {
                 request,
                 handler: accepted.handler.clone(),
                 reason,
-                items: items
-                    .into_iter()
-                    .zip(accepted.dispositions().iter().copied())
-                    .collect(),
+                items,
             });
         }
         SyncTicket::new(request, accepted.handler, slot, self.link.clone())
-    }
-
-    /// The items of a just-accepted request: from the engine, or, for one that completed at
-    /// once, from its result waiting in the action queue. The queue is read once per call
-    /// into `settled`, so a call that opens many requests (`start_sync_all`) costs in
-    /// proportion to its requests, not their square.
-    pub(super) fn request_items(
-        &mut self,
-        accepted: &Accepted,
-        settled: &mut Option<HashMap<RequestId, Vec<ItemId>>>,
-    ) -> Vec<ItemId> {
-        if let Some(items) = self.engine.request_items(accepted.request) {
-            return items;
-        }
-        let settled = settled.get_or_insert_with(|| {
-            self.engine
-                .pending_actions()
-                .filter_map(|a| match a {
-                    Action::Deliver(r) => {
-                        Some((r.request, r.items.iter().map(|o| o.item.clone()).collect()))
-                    }
-                    _ => None,
-                })
-                .collect()
-        });
-        settled.remove(&accepted.request).unwrap_or_default()
     }
 
     /// Carries out what the engine decided.
