@@ -145,6 +145,14 @@ sdk_flags! {
 
 sdk_flags! {
     /// How a state-change call behaves (`SYNCMGR_CONTROL_FLAGS`).
+    ///
+    /// Every call that registers, removes, updates, activates or enables takes one, and
+    /// Rust code almost always passes [`ControlFlags::WAIT`]: the call returns once the
+    /// handler's hook ran and the change is applied, with its error if it failed. Without
+    /// `WAIT` the call returns at once and a failure arrives only as a
+    /// `StateChangeFailed` notification. That difference is why the argument stays at every
+    /// call instead of hiding behind a default: a reader sees at the call whether an error can
+    /// come back. `Default` is the SDK's zero (`NOWAIT`), as for every flags type here.
     #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
     pub struct ControlFlags: u32 {
         /// `SYNCMGR_CF_NONE` (0x0): no flags.

@@ -161,7 +161,7 @@ impl SyncSession {
     /// item that has no terminal report (and of every `Failed` one without a reason).
     ///
     /// The error is read here, on the handler's thread; the crate keeps its text (see
-    /// [`Cause`]). The handler's retry policy may retry the item.
+    /// [`Cause`](crate::Cause)). The handler's retry policy may retry the item.
     pub fn report_failure(
         &self,
         item: &ItemId,
