@@ -342,6 +342,14 @@
 //! - `proptest`: the `strategies` module, proptest strategies for your own property tests
 //!   (valid IDs with their edge cases, flags, handlers, and engine operation sequences that
 //!   [`engine::testing::Driver`] applies).
+//! - `tracing`: a `sync_session{handler, session}` span around every session's
+//!   `synchronize` (what your handler logs while it syncs is inside it), and an event per
+//!   decision under the target `syncmgr`: `request accepted` (with how many items were
+//!   queued, merged, joined or settled), `session started`, `debounced`, `retry scheduled`,
+//!   `session settled` or `session failed` (`WARN`, with its cause), `request completed`, at
+//!   `DEBUG`; progress and per-item detail at `TRACE`. Events are emitted after the manager's
+//!   lock is released, like every other call into user code, and cost nothing unless a
+//!   subscriber enables `DEBUG`.
 //!
 //! # Errors
 //!

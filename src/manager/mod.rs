@@ -23,6 +23,7 @@ mod subscription;
 mod tasks;
 mod threads;
 mod ticket;
+mod trace;
 
 use std::sync::Arc;
 

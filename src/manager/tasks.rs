@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use super::command::{Command, Link};
+use super::trace;
 use super::{HandlerError, HandlerInfo, SyncHandler, SyncItem, SyncSession};
 use crate::cause::Cause;
 use crate::engine::{SessionEnd, StateChange};
@@ -167,6 +168,7 @@ impl<H: AsyncHandler> Runner for Adapter<H> {
     fn start(&self, items: Vec<ItemId>, session: SyncSession, link: Link) {
         let handler = self.handler.clone();
         let id = session.id();
+        let span = trace::session_span(session.handler(), id);
         let mut end = EndGuard {
             link: Some(link),
             session: id,
@@ -188,7 +190,7 @@ impl<H: AsyncHandler> Runner for Adapter<H> {
         });
         // A `spawn` that panics drops the task as it unwinds, and its guard ends the session;
         // the worker that called this contains the panic.
-        self.spawner.spawn(task);
+        self.spawner.spawn(trace::instrument(task, span));
     }
 }
 

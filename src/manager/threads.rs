@@ -8,6 +8,7 @@ use crossbeam_channel::{Receiver, Sender};
 
 use super::command::{Command, Link};
 use super::tasks::Runner;
+use super::trace;
 use super::{SyncHandler, SyncResult, SyncSession};
 use crate::engine::SessionEnd;
 use crate::id::ItemId;
@@ -83,7 +84,12 @@ pub(crate) fn worker(jobs: Receiver<Job>, link: Link, _alive: Sender<()>) {
                 // everything meanwhile, or already ended (abandoned at shutdown), the handler
                 // is not started at all: its items settle as `Canceled`.
                 let outcome = match session.can_continue(None) {
-                    Ok(true) => unwind::run(|| handler.synchronize(&items, &session)),
+                    Ok(true) => {
+                        let span = trace::session_span(session.handler(), id);
+                        trace::in_span(&span, || {
+                            unwind::run(|| handler.synchronize(&items, &session))
+                        })
+                    }
                     Ok(false) => Ok(Ok(())),
                     Err(_) => {
                         unwind::dispose((handler, items, session));

@@ -26,3 +26,4 @@ mod manager_sessions;
 mod manager_time;
 mod scenarios;
 mod stress;
+mod traced;

@@ -39,7 +39,7 @@ impl Scheduler {
                 reason,
             },
         );
-        if !self.subscribers.is_empty() {
+        if self.observed() {
             // The engine that just accepted it still knows its handler.
             let items = accepted.items(&self.engine).unwrap_or_default();
             self.publish(|| Notification::RequestAccepted {

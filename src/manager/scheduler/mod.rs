@@ -22,6 +22,7 @@ use super::events::EventLog;
 use super::notify::{Notification, Subscribers};
 use super::threads::{Delivery, Job};
 use super::ticket::Completion;
+use super::trace::Traced;
 use super::{Context, Registry, ShutdownReport, SyncResult, TriggerReason};
 use crate::cause::Cause;
 use crate::engine::{Engine, RequestId, SessionEnd, SessionId};
@@ -71,6 +72,8 @@ pub(crate) struct Scheduler {
     /// Tasks awaiting tickets that completed, to wake once the lock is released (see
     /// `AfterUnlock`).
     wakes: Vec<Waker>,
+    /// Notifications kept for `tracing`, to emit once the lock is released.
+    traced: Traced,
     /// Where time comes from.
     clock: Clock,
     /// The engine deadline the scheduler thread sleeps until (`Time::MAX`: none). A step
@@ -122,6 +125,7 @@ impl Scheduler {
             broken: false,
             released: Vec::new(),
             wakes: Vec::new(),
+            traced: Traced::default(),
             clock: parts.clock,
             sleeping_until: Time::MAX,
         }
@@ -249,19 +253,24 @@ impl Scheduler {
         self.broken
     }
 
-    /// What must happen once the lock is released: tasks to wake, and user values to drop
-    /// (those only once shutdown has let go of the delivery thread).
+    /// What must happen once the lock is released: tasks to wake, tracing events to emit,
+    /// and user values to drop (those only once shutdown has let go of the delivery thread).
     pub fn after_unlock(&mut self) -> AfterUnlock {
         AfterUnlock {
             wakes: std::mem::take(&mut self.wakes),
+            traced: self.traced.take(),
             released: std::mem::take(&mut self.released),
         }
     }
 
-    /// The tasks to wake once the lock is released (the scheduler thread keeps the released
-    /// values until it has ended, see `run`).
-    fn take_wakes(&mut self) -> Vec<Waker> {
-        std::mem::take(&mut self.wakes)
+    /// The tasks to wake and the tracing events to emit once the lock is released (the
+    /// scheduler thread keeps the released values until it has ended, see `run`).
+    fn take_wakes(&mut self) -> AfterUnlock {
+        AfterUnlock {
+            wakes: std::mem::take(&mut self.wakes),
+            traced: self.traced.take(),
+            released: Vec::new(),
+        }
     }
 
     /// Lets the delivery thread run the callbacks it still has, for at most one more grace
@@ -309,7 +318,7 @@ impl Scheduler {
             let done = s.broken || (s.deadline.is_some() && s.engine.session_count() == 0);
             (s.take_wakes(), done)
         };
-        wake_all(wakes);
+        wakes.run();
         done
     }
 
@@ -335,7 +344,18 @@ impl Scheduler {
     }
 
     fn publish(&mut self, make: impl FnOnce() -> Notification) {
-        self.subscribers.publish(make, &mut self.wakes);
+        if Traced::wanted() {
+            let note = make();
+            self.traced.keep(&note);
+            self.subscribers.publish(|| note, &mut self.wakes);
+        } else {
+            self.subscribers.publish(make, &mut self.wakes);
+        }
+    }
+
+    /// Whether a notification would reach anyone: a subscriber, or `tracing`.
+    fn observed(&self) -> bool {
+        !self.subscribers.is_empty() || Traced::wanted()
     }
 
     /// Lets go of user values without dropping them here, under the lock: their `Drop` is
@@ -362,12 +382,15 @@ impl Scheduler {
 /// not be held over: a waker is the executor's, a `Drop` the user's).
 pub(crate) struct AfterUnlock {
     wakes: Vec<Waker>,
+    traced: Traced,
     released: Vec<Box<dyn Send>>,
 }
 
 impl AfterUnlock {
     pub fn run(self) {
         wake_all(self.wakes);
+        // A subscriber is user code: it runs here, after the lock, like wakers.
+        let _ = unwind::run(|| self.traced.emit());
         unwind::dispose(self.released);
     }
 }
