@@ -437,6 +437,10 @@
 //! period, delivers every outstanding result and joins its threads. A handler that ignores the
 //! cancel past the grace period is abandoned (its requests get `Canceled`) and its thread,
 //! stuck in user code, is counted in the [`ShutdownReport`] instead of waited for.
+//! Dropping the last handle waits like `shutdown`, on purpose: code that lets a manager go
+//! expects its results delivered and its threads gone when the drop returns, as with a
+//! thread pool. In async code, `.await` [`SyncManager::shutdown_async`] first (no runtime
+//! thread blocks); the drop that follows returns at once.
 //!
 //! **Notifications.** [`SyncManager::subscribe`] gives a stream of everything that happens,
 //! including why each item was queued, merged or joined. A subscriber that does not keep up
