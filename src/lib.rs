@@ -488,3 +488,8 @@ pub use crate::policy::{Debounce, MAX_DELAY, Retry, Schedule, SyncPolicy, Trigge
 pub use crate::progress::Progress;
 pub use crate::result::{ItemOutcome, Outcome, RequestResult};
 pub use crate::time::Time;
+
+// The README's example is compiled and run with the doctests, so it cannot drift.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
