@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex, Weak};
 use crossbeam_channel::Sender;
 use uuid::Uuid;
 
+use super::cell::{Answer, oneshot};
 use super::events::{EventReport, HandlerEvent};
 use super::notify::Notification;
 use super::registry::{Extra, Object};
@@ -30,7 +31,7 @@ use crate::progress::Progress;
 use crate::unwind::User;
 
 /// Where the scheduler sends the answer to a command.
-pub(crate) type Reply<T> = Sender<Result<T, Error>>;
+pub(crate) type Reply<T> = Answer<Result<T, Error>>;
 
 /// The way to the scheduler, held by every handle that makes calls: the manager, tickets,
 /// sessions and the manager's own threads.
@@ -102,7 +103,7 @@ impl Link {
 /// Sends a command and waits for its answer. A scheduler that is gone means the manager was
 /// shut down.
 pub(crate) fn call<T>(link: &Link, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, Error> {
-    let (reply, answer) = crossbeam_channel::bounded(1);
+    let (reply, answer) = oneshot();
     link.send(make(reply))?;
     answer.recv().map_err(|_| Error::ShutDown)?
 }

@@ -8,6 +8,7 @@
 //! synchronously, against the state of that moment.
 
 mod access;
+mod cell;
 mod clock;
 mod command;
 mod events;

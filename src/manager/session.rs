@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
+use super::cell::oneshot;
 use super::command::{Command, Link, Reply, SessionCall};
 use super::events::EventReport;
 use super::{Context, SyncItem, TriggerReason};
@@ -112,7 +113,7 @@ impl SyncSession {
     }
 
     fn call<T>(&self, make: impl FnOnce(Reply<T>) -> SessionCall) -> Result<T, Error> {
-        let (reply, answer) = crossbeam_channel::bounded(1);
+        let (reply, answer) = oneshot();
         let command = Command::Session {
             session: self.id,
             call: make(reply),

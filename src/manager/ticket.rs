@@ -2,11 +2,9 @@
 
 use std::future::{Future, IntoFuture};
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::task::{Context as TaskContext, Poll, Waker};
 use std::time::{Duration, Instant};
-
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
 use super::command::{Command, Link, call};
 use crate::engine::{RequestId, Withdrawn};
@@ -41,23 +39,41 @@ impl<F: FnOnce(&RequestResult) + Send + 'static> SyncResult for F {
     }
 }
 
-/// Where a request's result lands. The scheduler fills it once and then drops the matching
-/// [`Completion`]: a thread blocked in `wait` is woken by the channel whose sender goes away,
-/// a task awaiting the ticket by its `Waker`, which the completing thread calls once it has
+/// Where a request's result lands. The scheduler stores it once, then marks the slot done
+/// and wakes its waiters: threads blocked in `wait` through the condition variable, tasks
+/// awaiting the ticket through their `Waker`s, which the completing thread calls once it has
 /// released the scheduler's lock (a waker is the executor's code, and may call the manager).
+/// One allocation per request; a crossbeam channel here cost three.
 #[derive(Debug)]
 pub(crate) struct TicketSlot {
     result: OnceLock<RequestResult>,
-    done: Receiver<()>,
-    /// The tasks awaiting the result. The lock orders a poll's check-then-register against
-    /// `complete`'s store-then-take, so no wake is lost.
-    wakers: Mutex<Vec<Waker>>,
+    /// Whether the slot is done (a result stored, or the scheduler gone without one), and
+    /// the tasks awaiting it. The lock orders a poll's check-then-register against
+    /// `complete`'s mark-then-take, so no wake is lost.
+    waiting: Mutex<Waiting>,
+    done: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct Waiting {
+    done: bool,
+    wakers: Vec<Waker>,
 }
 
 impl TicketSlot {
-    fn wakers(&self) -> MutexGuard<'_, Vec<Waker>> {
-        // Nothing runs under this lock but pushes and takes: it is never poisoned.
-        self.wakers.lock().unwrap_or_else(PoisonError::into_inner)
+    fn waiting(&self) -> MutexGuard<'_, Waiting> {
+        // Nothing runs under this lock but flag writes, pushes and takes: never poisoned.
+        self.waiting.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Marks the slot done and takes the tasks to wake; wakes the blocked threads.
+    fn finish(&self) -> Vec<Waker> {
+        let mut waiting = self.waiting();
+        waiting.done = true;
+        let wakers = std::mem::take(&mut waiting.wakers);
+        drop(waiting);
+        self.done.notify_all();
+        wakers
     }
 }
 
@@ -65,43 +81,34 @@ impl TicketSlot {
 #[derive(Debug)]
 pub(crate) struct Completion {
     slot: Arc<TicketSlot>,
-    _wake: Sender<()>,
 }
 
 impl Completion {
     /// A new slot and its write end.
     pub fn new() -> (Completion, Arc<TicketSlot>) {
-        let (wake, done) = crossbeam_channel::bounded(0);
         let slot = Arc::new(TicketSlot {
             result: OnceLock::new(),
-            done,
-            wakers: Mutex::new(Vec::new()),
+            waiting: Mutex::new(Waiting::default()),
+            done: Condvar::new(),
         });
-        (
-            Completion {
-                slot: slot.clone(),
-                _wake: wake,
-            },
-            slot,
-        )
+        (Completion { slot: slot.clone() }, slot)
     }
 
-    /// Stores the result and wakes the blocked waiters (dropping `self` drops the sender).
-    /// Returns the wakers of the tasks awaiting it, for the caller to wake once it has
-    /// released the scheduler's lock.
+    /// Stores the result and wakes the blocked waiters. Returns the wakers of the tasks
+    /// awaiting it, for the caller to wake once it has released the scheduler's lock.
     #[must_use = "the awaiting tasks must be woken"]
     pub fn complete(self, result: RequestResult) -> Vec<Waker> {
         let _ = self.slot.result.set(result);
-        std::mem::take(&mut *self.slot.wakers())
+        self.slot.finish()
     }
 }
 
 impl Drop for Completion {
-    /// A completion dropped without a result (the manager's threads died): tasks awaiting it
-    /// must still wake, to find the slot empty (see `SyncTicket::settled`).
+    /// A completion dropped without a result (the manager's threads died): its waiters must
+    /// still wake, to find the slot empty (see `SyncTicket::settled`).
     fn drop(&mut self) {
         if self.slot.result.get().is_none() {
-            for waker in std::mem::take(&mut *self.slot.wakers()) {
+            for waker in self.slot.finish() {
                 let _ = unwind::run(|| waker.wake());
             }
         }
@@ -183,19 +190,38 @@ impl SyncTicket {
 
     /// Blocks until the result is known and returns it.
     pub fn wait(&self) -> RequestResult {
-        let _ = self.slot.done.recv();
+        let mut waiting = self.slot.waiting();
+        while !waiting.done {
+            waiting = self
+                .slot
+                .done
+                .wait(waiting)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+        drop(waiting);
         self.settled()
     }
 
     /// Blocks until the result is known or `timeout` passes.
     pub fn wait_timeout(&self, timeout: Duration) -> Option<RequestResult> {
-        match Instant::now().checked_add(timeout) {
-            Some(deadline) => match self.slot.done.recv_deadline(deadline) {
-                Err(RecvTimeoutError::Timeout) => None,
-                _ => Some(self.settled()),
-            },
-            None => Some(self.wait()),
+        let Some(deadline) = Instant::now().checked_add(timeout) else {
+            return Some(self.wait());
+        };
+        let mut waiting = self.slot.waiting();
+        while !waiting.done {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            waiting = self
+                .slot
+                .done
+                .wait_timeout(waiting, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
         }
+        drop(waiting);
+        Some(self.settled())
     }
 
     /// The result, if it is known; never blocks.
@@ -223,19 +249,6 @@ impl SyncTicket {
         })
     }
 
-    /// The stored result, if there is one, or the stand-in for a manager that died.
-    fn ready(&self) -> Option<RequestResult> {
-        if let Some(result) = self.slot.result.get() {
-            return Some(result.clone());
-        }
-        // The sender is gone without a result: the manager's threads died.
-        matches!(
-            self.slot.done.try_recv(),
-            Err(crossbeam_channel::TryRecvError::Disconnected)
-        )
-        .then(|| self.settled())
-    }
-
     /// The stored result. The scheduler stores it before it wakes anyone, and delivers every
     /// result before it stops, so an empty slot here means the manager's threads are gone
     /// without finishing (a panic inside the manager): report the request as canceled rather
@@ -260,17 +273,19 @@ impl Future for SyncTicket {
     type Output = RequestResult;
 
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<RequestResult> {
-        if let Some(result) = self.ready() {
-            return Poll::Ready(result);
+        if let Some(result) = self.slot.result.get() {
+            return Poll::Ready(result.clone());
         }
-        let mut wakers = self.slot.wakers();
-        // Checked again under the lock `complete` takes: a result stored meanwhile is seen
-        // here, or this waker is in the list `complete` takes.
-        if let Some(result) = self.ready() {
-            return Poll::Ready(result);
+        let mut waiting = self.slot.waiting();
+        // Checked under the lock `complete` takes to mark the slot done: a slot done
+        // meanwhile is seen here (with its result, or without one if the manager died), or
+        // this waker is in the list `complete` takes.
+        if waiting.done {
+            drop(waiting);
+            return Poll::Ready(self.settled());
         }
-        if !wakers.iter().any(|w| w.will_wake(cx.waker())) {
-            wakers.push(cx.waker().clone());
+        if !waiting.wakers.iter().any(|w| w.will_wake(cx.waker())) {
+            waiting.wakers.push(cx.waker().clone());
         }
         Poll::Pending
     }

@@ -182,22 +182,33 @@ impl Scheduler {
         let Some(open) = open else {
             return;
         };
-        // The ticket first: waiters never depend on a user callback.
+        // The ticket first: waiters never depend on a user callback. The result is cloned
+        // only when a callback needs it too.
+        let Some(sink) = open.sink else {
+            let wakers = open.completion.complete(result);
+            self.wakes.extend(wakers);
+            if let Some(context) = open.context {
+                self.release(context);
+            }
+            return;
+        };
         let wakers = open.completion.complete(result.clone());
         self.wakes.extend(wakers);
-        if let Some(sink) = open.sink {
-            let undelivered = match &self.deliveries {
-                Some(deliveries) => match deliveries.send(Delivery::Result { result, sink }) {
-                    Ok(()) => None,
-                    Err(crossbeam_channel::SendError(undelivered)) => Some(undelivered),
-                },
-                None => Some(Delivery::Result { result, sink }),
-            };
-            // Only after shutdown let go of the delivery thread, which has run every
-            // callback of a request decided before: the callback is dropped, not called.
+        let undelivered = match &self.deliveries {
+            Some(deliveries) => match deliveries.send(Delivery::Result { result, sink }) {
+                Ok(()) => None,
+                Err(crossbeam_channel::SendError(undelivered)) => Some(undelivered),
+            },
+            None => Some(Delivery::Result { result, sink }),
+        };
+        // Only after shutdown let go of the delivery thread, which has run every callback of
+        // a request decided before: the callback is dropped, not called.
+        if let Some(undelivered) = undelivered {
             self.release(undelivered);
         }
-        self.release(open.context);
+        if let Some(context) = open.context {
+            self.release(context);
+        }
     }
 
     pub(super) fn finish_session(&mut self, session: SessionId, end: SessionEnd) {

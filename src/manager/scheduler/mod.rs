@@ -8,7 +8,7 @@
 mod actions;
 mod commands;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::Waker;
@@ -26,7 +26,7 @@ use super::trace::Traced;
 use super::{Context, Registry, ShutdownReport, SyncResult, TriggerReason};
 use crate::cause::Cause;
 use crate::engine::{Engine, RequestId, SessionEnd, SessionId};
-use crate::id::HandlerId;
+use crate::id::{HandlerId, IdMap};
 use crate::time::Time;
 use crate::unwind::{self, Locked, User};
 
@@ -42,9 +42,11 @@ pub(crate) struct Scheduler {
     engine: Engine,
     link: Link,
     registry: Registry,
-    open: HashMap<RequestId, Open>,
+    // Keyed by sequence numbers: the crate's folded-multiply hasher, not SipHash (one open
+    // request per start call; `benches/manager.rs`).
+    open: IdMap<RequestId, Open>,
     /// Handler of each running session, for event records.
-    sessions: HashMap<SessionId, HandlerId>,
+    sessions: IdMap<SessionId, HandlerId>,
     /// Running sessions whose handler was removed: their events are counted and published
     /// but not kept, so they never land in the log of a handler registered again under the
     /// same ID.
@@ -109,8 +111,8 @@ impl Scheduler {
             engine: parts.engine,
             link: parts.link,
             registry: parts.registry,
-            open: HashMap::new(),
-            sessions: HashMap::new(),
+            open: IdMap::default(),
+            sessions: IdMap::default(),
             orphans: HashSet::new(),
             jobs: parts.jobs,
             deliveries: Some(parts.deliveries),
