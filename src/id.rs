@@ -34,6 +34,7 @@ pub const MAX_SYNCMGRITEMNAME: usize = 128;
 
 /// Which kind of ID an [`IdError`] is about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
 pub enum IdKind {
     /// A [`HandlerId`].
@@ -54,6 +55,7 @@ impl fmt::Display for IdKind {
 /// The rule an ID's text broke. The rules are checked in this order and the first one broken
 /// is reported.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
 pub enum IdRule {
     /// The text is empty.
@@ -97,7 +99,15 @@ impl fmt::Display for IdRule {
 /// assert_eq!(err.rule(), IdRule::ContainsNul { at: 1 });
 /// assert_eq!(err.to_string(), r#"invalid item ID "a\0b": it contains a NUL at byte 1"#);
 /// ```
+///
+/// With the `serde` feature it is written as `{"kind", "input", "rule"}`; reading one back
+/// checks that `input` really breaks `rule` first, as `new` would have found.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(try_from = "IdErrorWire")
+)]
 #[error("invalid {kind} ID {}: {rule}", Preview(&self.input))]
 pub struct IdError {
     kind: IdKind,
@@ -159,6 +169,39 @@ fn check(text: &str) -> Result<(), IdRule> {
         }
     }
     Ok(())
+}
+
+/// An [`IdError`] as it is read, before the check that its input breaks its rule.
+#[cfg(feature = "serde")]
+#[derive(serde::Deserialize)]
+#[serde(rename = "IdError")]
+struct IdErrorWire {
+    kind: IdKind,
+    input: String,
+    rule: IdRule,
+}
+
+#[cfg(feature = "serde")]
+impl TryFrom<IdErrorWire> for IdError {
+    type Error = String;
+
+    fn try_from(wire: IdErrorWire) -> Result<IdError, String> {
+        match check(&wire.input) {
+            Err(rule) if rule == wire.rule => Ok(IdError {
+                kind: wire.kind,
+                input: wire.input,
+                rule,
+            }),
+            Err(rule) => Err(format!(
+                "an ID error whose input breaks {rule:?}, not {:?}",
+                wire.rule
+            )),
+            Ok(()) => Err(format!(
+                "an ID error whose input {} is a valid ID",
+                Preview(&wire.input)
+            )),
+        }
+    }
 }
 
 /// The shared representation of both ID types: the text and its hash, computed once.
@@ -229,6 +272,12 @@ macro_rules! define_id {
         /// computed when the ID was made (with a per-process random key). For that reason the
         /// type does not implement `Borrow<str>`: a `&str` would hash differently. To look an
         /// ID up, make one.
+        ///
+        /// # Serialization
+        ///
+        /// With the `serde` feature an ID is written as its text, and reading one checks the
+        /// rules above: a text that breaks one is refused with the [`IdError`]'s message, so
+        /// no deserialized ID is one `new` would have refused.
         #[derive(Clone, PartialEq, Eq, PartialOrd, Ord)]
         pub struct $name(IdRepr);
 
@@ -341,6 +390,41 @@ macro_rules! define_id {
         impl AsRef<str> for $name {
             fn as_ref(&self) -> &str {
                 self.as_str()
+            }
+        }
+
+        /// Written as its text.
+        #[cfg(feature = "serde")]
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(self.as_str())
+            }
+        }
+
+        /// Read from its text, checked by the same rules as [`new`](Self::new): a text that
+        /// breaks one is a deserialization error that names the rule.
+        #[cfg(feature = "serde")]
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                struct Text;
+
+                impl serde::de::Visitor<'_> for Text {
+                    type Value = $name;
+
+                    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                        f.write_str(concat!("the text of a ", stringify!($name)))
+                    }
+
+                    fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<$name, E> {
+                        $name::new(text).map_err(E::custom)
+                    }
+
+                    fn visit_string<E: serde::de::Error>(self, text: String) -> Result<$name, E> {
+                        $name::try_from(text).map_err(E::custom)
+                    }
+                }
+
+                deserializer.deserialize_str(Text)
             }
         }
     };
@@ -464,7 +548,16 @@ pub(crate) type IdMap<K, V> = std::collections::HashMap<K, V, IdBuildHasher>;
 macro_rules! sequence_id {
     ($(#[$doc:meta])* $name:ident, $label:literal) => {
         $(#[$doc])*
+        ///
+        /// With the `serde` feature it is written as its number. Any number reads back: one
+        /// this process never issued names no request or session, and calls given it
+        /// refuse it as unknown.
         #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        #[cfg_attr(
+            feature = "serde",
+            derive(serde::Serialize, serde::Deserialize),
+            serde(transparent)
+        )]
         pub struct $name(pub(crate) u64);
 
         impl $name {
