@@ -7,6 +7,10 @@
 /// Declares an SDK flags type: a `bitflags` type plus `VALID_MASK`, `from_raw` and `to_raw`.
 ///
 /// `VALID_MASK` is the union of the named flags; the tests pin it to the literal SDK value.
+///
+/// With the `serde` feature the type is written as bitflags writes flags (see
+/// `serde_flags`), and read back through `from_raw`'s check. A type whose names bitflags
+/// would not write well gives its own text writer after the body: `serde_text = path;`.
 macro_rules! sdk_flags {
     (
         $(#[$($outer:tt)*])*
@@ -16,6 +20,7 @@ macro_rules! sdk_flags {
                 const $flag:ident = $value:expr;
             )*
         }
+        $(serde_text = $text:path;)?
     ) => {
         // Attributes pass as token trees: `bitflags!` cannot re-parse a `meta` fragment.
         bitflags::bitflags! {
@@ -30,6 +35,16 @@ macro_rules! sdk_flags {
             /// `from_bits_truncate` cannot make unknown bits. Only bitflags' `from_bits_retain`
             /// (and its text parser, which reads hex) keep them as given, so take raw bits from
             /// outside through `from_raw`.
+            ///
+            /// # Serialization
+            ///
+            /// With the `serde` feature, human-readable formats (JSON, TOML, …) write the flags'
+            /// names joined by `" | "` (`"WAIT | NOUI"`; no flag is `""`), and binary formats
+            /// write the raw `u32`. The text may also give raw bits in hex (`"0x3"`), as
+            /// bitflags' text grammar allows. Reading refuses a name the type does not have
+            /// (naming it) and, as `from_raw` does and with its message, any bit outside
+            /// `VALID_MASK`. A value that carries unknown bits (from `from_bits_retain`) is
+            /// written with them in hex, and so cannot be read back.
             pub struct $name: u32 {
                 $(
                     $(#[$($inner)*])*
@@ -65,9 +80,133 @@ macro_rules! sdk_flags {
                 self.bits()
             }
         }
+
+        #[cfg(feature = "serde")]
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                #[allow(unused_variables)]
+                let text: $crate::flags::serde_flags::WriteText<Self> =
+                    |flags, f| bitflags::parser::to_writer(flags, f);
+                $(let text: $crate::flags::serde_flags::WriteText<Self> = $text;)?
+                $crate::flags::serde_flags::serialize(self, text, serializer)
+            }
+        }
+
+        #[cfg(feature = "serde")]
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                $crate::flags::serde_flags::deserialize(
+                    deserializer,
+                    stringify!($name),
+                    Self::from_raw,
+                )
+            }
+        }
     };
 }
 pub(crate) use sdk_flags;
+
+/// The `serde` impls that [`sdk_flags!`] gives every flags type: bitflags' format (its text
+/// writer, its text grammar), with `from_raw`'s check on the way in.
+///
+/// bitflags' own serde support reads unknown bits without complaint (a hex part of the text,
+/// or any integer in a binary format, is kept as given), and its parse errors do not name the
+/// part they refuse without its `std` feature, so the text is read here, by the same grammar.
+#[cfg(feature = "serde")]
+pub(crate) mod serde_flags {
+    use std::fmt;
+    use std::marker::PhantomData;
+
+    use bitflags::Flags;
+    use serde::de::{Error as _, Visitor};
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    /// Writes a flags value as text.
+    pub(crate) type WriteText<F> = fn(&F, &mut fmt::Formatter<'_>) -> fmt::Result;
+
+    struct Text<'a, F>(&'a F, WriteText<F>);
+
+    impl<F> fmt::Display for Text<'_, F> {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            (self.1)(self.0, f)
+        }
+    }
+
+    /// Text in human-readable formats, the raw `u32` in the others (bitflags' choice).
+    pub(crate) fn serialize<F, S>(
+        flags: &F,
+        text: WriteText<F>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error>
+    where
+        F: Flags<Bits = u32>,
+        S: Serializer,
+    {
+        if serializer.is_human_readable() {
+            serializer.collect_str(&Text(flags, text))
+        } else {
+            flags.bits().serialize(serializer)
+        }
+    }
+
+    /// Text (names and hex parts joined by `|`) in human-readable formats, the raw `u32` in
+    /// the others; then `from_raw`'s check of the bits.
+    pub(crate) fn deserialize<'de, F, D>(
+        deserializer: D,
+        type_name: &'static str,
+        from_raw: fn(u32) -> Result<F, crate::Error>,
+    ) -> Result<F, D::Error>
+    where
+        F: Flags<Bits = u32>,
+        D: Deserializer<'de>,
+    {
+        let bits = if deserializer.is_human_readable() {
+            deserializer.deserialize_str(TextVisitor::<F>(type_name, PhantomData))?
+        } else {
+            u32::deserialize(deserializer)?
+        };
+        from_raw(bits).map_err(D::Error::custom)
+    }
+
+    struct TextVisitor<F>(&'static str, PhantomData<F>);
+
+    impl<F: Flags<Bits = u32>> Visitor<'_> for TextVisitor<F> {
+        type Value = u32;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(
+                f,
+                "{} as text: flag names or hex bits, joined by `|`",
+                self.0
+            )
+        }
+
+        fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<u32, E> {
+            parse::<F>(text).map_err(|why| E::custom(format_args!("{}: {why}", self.0)))
+        }
+    }
+
+    /// bitflags' text grammar: the empty text, or parts joined by `|`, each a flag's name or
+    /// `0x` and hex digits, with whitespace around them. Names are case-sensitive.
+    fn parse<F: Flags<Bits = u32>>(text: &str) -> Result<u32, String> {
+        if text.trim().is_empty() {
+            return Ok(0);
+        }
+        text.split('|').map(str::trim).try_fold(0, |bits, part| {
+            let one = if part.is_empty() {
+                return Err(format!("an empty part in {text:?}"));
+            } else if let Some(hex) = part.strip_prefix("0x") {
+                u32::from_str_radix(hex, 16)
+                    .map_err(|_| format!("`{part}` is not a 32-bit hex number"))?
+            } else {
+                F::from_name(part)
+                    .map(|flag| flag.bits())
+                    .ok_or_else(|| format!("`{part}` is not one of its flags"))?
+            };
+            Ok(bits | one)
+        })
+    }
+}
 
 /// Declares an SDK enum: explicit `u32` discriminants plus `from_raw`, `TryFrom<u32>`, `to_raw`
 /// and `From<Self> for u32`.
@@ -82,7 +221,11 @@ macro_rules! sdk_enum {
         }
     ) => {
         $(#[$outer])*
+        ///
+        /// With the `serde` feature a value is written as its variant's name (`"Updating"`),
+        /// not its raw SDK number; reading refuses any other name.
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
         #[repr(u32)]
         pub enum $name {
             $(

@@ -28,6 +28,10 @@ sdk_flags! {
     ///
     /// There is no `Default`: the value 0 carries no event code.
     ///
+    /// Serialized as text (the `serde` feature), the code is written by its name too, as
+    /// `Debug` writes it: `"INVOKE | MAYBOTHERUSER"`, never `"CONNECT | IDLE | MAYBOTHERUSER"`
+    /// (which reads back as the same value).
+    ///
     /// ```
     /// use syncmgr::legacy::{SyncEvent, SyncMgrFlag};
     ///
@@ -62,6 +66,7 @@ sdk_flags! {
         /// `SYNCMGRFLAG_MAYBOTHERUSER` (0x200) modifier: the handler may show UI to the user.
         const MAYBOTHERUSER = 0x200;
     }
+    serde_text = sync_mgr_flag_text;
 }
 
 impl SyncMgrFlag {
@@ -77,20 +82,52 @@ impl SyncMgrFlag {
     }
 }
 
+/// The serialized text of a [`SyncMgrFlag`]: the event code by name (`"INVOKE"`, not bitflags'
+/// `"CONNECT | IDLE"`), or in hex if it is not a defined one, then the modifiers, then any
+/// unknown bits in hex, joined by `" | "`; the empty text for 0. Every flags type's reader
+/// (bitflags' text grammar) reads it back to the same bits.
+#[cfg(feature = "serde")]
+fn sync_mgr_flag_text(flags: &SyncMgrFlag, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    let code = flags.bits() & SyncMgrFlag::EVENTMASK.bits();
+    let mut parts: Vec<String> = Vec::with_capacity(4);
+    match SyncEvent::from_raw(code) {
+        Ok(event) => parts.push(event_name(event).to_owned()),
+        Err(_) if code != 0 => parts.push(format!("{code:#x}")),
+        Err(_) => {}
+    }
+    for (flag, name) in [
+        (SyncMgrFlag::SETTINGS, "SETTINGS"),
+        (SyncMgrFlag::MAYBOTHERUSER, "MAYBOTHERUSER"),
+    ] {
+        if flags.contains(flag) {
+            parts.push(name.to_owned());
+        }
+    }
+    let unknown = flags.bits() & !SyncMgrFlag::VALID_MASK;
+    if unknown != 0 {
+        parts.push(format!("{unknown:#x}"));
+    }
+    f.write_str(&parts.join(" | "))
+}
+
+/// The `SYNCMGRFLAG_*` name of an event code, as [`SyncMgrFlag`] names its constant.
+fn event_name(event: SyncEvent) -> &'static str {
+    match event {
+        SyncEvent::Connect => "CONNECT",
+        SyncEvent::PendingDisconnect => "PENDINGDISCONNECT",
+        SyncEvent::Manual => "MANUAL",
+        SyncEvent::Idle => "IDLE",
+        SyncEvent::Invoke => "INVOKE",
+        SyncEvent::Scheduled => "SCHEDULED",
+    }
+}
+
 impl fmt::Debug for SyncMgrFlag {
     // bitflags would split a code into bits (INVOKE as "CONNECT | IDLE"), so print the code by
     // name and then the modifiers.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let code = self.bits() & Self::EVENTMASK.bits();
-        let name = match SyncEvent::from_raw(code) {
-            Ok(SyncEvent::Connect) => "CONNECT",
-            Ok(SyncEvent::PendingDisconnect) => "PENDINGDISCONNECT",
-            Ok(SyncEvent::Manual) => "MANUAL",
-            Ok(SyncEvent::Idle) => "IDLE",
-            Ok(SyncEvent::Invoke) => "INVOKE",
-            Ok(SyncEvent::Scheduled) => "SCHEDULED",
-            Err(_) => "",
-        };
+        let name = SyncEvent::from_raw(code).map_or("", event_name);
         f.write_str("SyncMgrFlag(")?;
         if name.is_empty() {
             write!(f, "{code:#x}")?;
