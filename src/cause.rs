@@ -35,6 +35,11 @@ use std::sync::Arc;
 /// assert_eq!(messages, ["could not fetch the inbox", "the server did not answer"]);
 /// assert!(std::error::Error::source(&cause).is_some());
 /// ```
+///
+/// With the `serde` feature a cause is written as its chain's messages, outermost first
+/// (`["could not fetch the inbox", "the server did not answer"]`), and read back into the
+/// same chain, so it compares equal after a round trip. Reading refuses an empty list and
+/// one longer than [`Cause::MAX_CHAIN`], which no `Cause` has.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Cause(Arc<Link>);
 
@@ -138,6 +143,52 @@ impl fmt::Debug for Cause {
 impl StdError for Cause {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
         self.next().map(|c| c as &(dyn StdError + 'static))
+    }
+}
+
+/// Writes the chain's messages, outermost first.
+#[cfg(feature = "serde")]
+impl serde::Serialize for Cause {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.chain().map(Cause::message))
+    }
+}
+
+/// Reads the chain's messages, outermost first: at least one, at most [`Cause::MAX_CHAIN`].
+#[cfg(feature = "serde")]
+impl<'de> serde::Deserialize<'de> for Cause {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Cause, D::Error> {
+        struct Messages;
+
+        impl<'de> serde::de::Visitor<'de> for Messages {
+            type Value = Cause;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(
+                    f,
+                    "a list of 1 to {} messages, outermost first",
+                    Cause::MAX_CHAIN
+                )
+            }
+
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Cause, A::Error> {
+                use serde::de::Error as _;
+                let mut texts: Vec<String> = Vec::new();
+                while let Some(text) = seq.next_element::<String>()? {
+                    // Refused as soon as it is too long: a hostile list is not read to its end.
+                    if texts.len() == Cause::MAX_CHAIN {
+                        return Err(A::Error::invalid_length(texts.len() + 1, &self));
+                    }
+                    texts.push(text);
+                }
+                Cause::from_texts(texts).ok_or_else(|| A::Error::invalid_length(0, &self))
+            }
+        }
+
+        deserializer.deserialize_seq(Messages)
     }
 }
 

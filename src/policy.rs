@@ -9,6 +9,7 @@ use crate::error::Error;
 /// Something that happens around the application and that handlers may sync on: mobsync's
 /// `SYNCMGRFLAG_CONNECT`, `SYNCMGRFLAG_PENDINGDISCONNECT` and `SYNCMGRFLAG_IDLE`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum Trigger {
     /// A network connection came up.
     Connect,
@@ -27,6 +28,7 @@ impl Trigger {
 /// otherwise; the legacy invoke API makes `Invoke` requests; the engine makes `Scheduled` ones
 /// for a schedule and one per [`Trigger`] for triggers.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum TriggerReason {
     /// Asked for by the user or the application (`SYNCMGRFLAG_MANUAL`).
     #[default]
@@ -56,6 +58,7 @@ impl From<Trigger> for TriggerReason {
 /// Let a burst of requests settle before syncing: pending items become ready `quiet` after the
 /// last request that added to them, but never later than `max_wait` after the first.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Debounce {
     /// How long the pending set must stay untouched.
     pub quiet: Duration,
@@ -68,6 +71,7 @@ pub struct Debounce {
 /// the `a`-th retry waiting `min(max, initial × factor^(a-1))`, spread by up to ± `jitter` of
 /// that delay.
 #[derive(Clone, Copy, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Retry {
     /// Attempts in all, the first included: 1 means never retry.
     pub max_attempts: u16,
@@ -156,6 +160,7 @@ impl Default for Retry {
 /// Sync periodically: ticks fall every `every` from when the schedule was set, each delayed
 /// by a deterministic jitter between zero and `flex`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Schedule {
     /// The period (more than zero).
     pub every: Duration,
@@ -180,7 +185,22 @@ pub struct Schedule {
 /// let bad = SyncPolicy::default().debounce(Duration::from_secs(5), Duration::from_secs(1));
 /// assert!(bad.validate().is_err()); // max_wait below quiet
 /// ```
+///
+/// # Serialization
+///
+/// With the `serde` feature a policy is a map of its fields, durations in serde's shape for
+/// [`Duration`] (`{"secs": 2, "nanos": 0}`), triggers by name; a missing field takes the
+/// default's value, so `{}` is the default policy. Reading does not range-check: a policy
+/// read from outside is checked by [`validate`](Self::validate) where it is used (handler
+/// registration, a policy change), which refuses it there and changes nothing. The retry's
+/// `factor` and `jitter` are `f64`: JSON cannot hold a NaN or an infinity (serde_json writes
+/// `null`, which does not read back), and `validate` refuses them anyway.
 #[derive(Clone, Debug, Default, PartialEq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(default)
+)]
 pub struct SyncPolicy {
     /// Hold new requests until they settle.
     pub debounce: Option<Debounce>,

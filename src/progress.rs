@@ -23,6 +23,7 @@ use crate::flags::ProgressStatus;
 /// assert_eq!(halfway.to_string(), "updating 12/24: 12 of 24 messages");
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Progress {
     /// The item's status.
     pub status: ProgressStatus,

@@ -18,6 +18,7 @@ use crate::id::{HandlerId, ItemId, RequestId};
 /// assert_eq!(Outcome::Disconnected.max(Outcome::Failed), Outcome::Failed);
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum Outcome {
     /// The item synced (`SYNCMGR_PS_SUCCEEDED`).
     Succeeded,
@@ -75,6 +76,7 @@ impl From<Outcome> for ProgressStatus {
 /// What became of one item of a request: its outcome, the attempts it took and, when it
 /// failed, why.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct ItemOutcome {
     /// The item.
     pub item: ItemId,
@@ -120,7 +122,12 @@ impl PartialEq<ItemOutcome> for (ItemId, Outcome) {
 
 /// The one result every accepted request gets (`ISyncMgrSyncResult::Result`, plus the
 /// per-item outcomes that Sync Center does not give).
+///
+/// With the `serde` feature it is a map of its fields: the request as its number, IDs as
+/// their text, outcomes by name, and each item's `cause` as its chain of messages or `null`
+/// (the crate docs' `# Features` section shows one).
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct RequestResult {
     /// The request this result is for.
     pub request: RequestId,

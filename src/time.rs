@@ -20,7 +20,18 @@ use std::time::Duration;
 /// assert_eq!(Time::MAX + Duration::from_secs(1), Time::MAX);
 /// assert_eq!(t.to_string(), "00:01:30.000");
 /// ```
+///
+/// With the `serde` feature a `Time` is written as its [`Duration`] since the origin, in
+/// serde's shape for `Duration` (`{"secs": 90, "nanos": 0}`); [`Time::MAX`] is
+/// `{"secs": 18446744073709551615, "nanos": 999999999}`. The origin is the shell's (the
+/// manager's clock starts at zero when it is built), so a `Time` means something only next to
+/// others of the same manager.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(transparent)
+)]
 pub struct Time(Duration);
 
 impl Time {
