@@ -42,6 +42,7 @@ pub mod hresult {
 /// Why a call was refused with [`Error::AccessDenied`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum Denied {
     /// The handler's policies forbid the call; the field names the policy bit that did.
     HandlerPolicy(HandlerPolicies),
@@ -98,6 +99,7 @@ impl std::fmt::Display for Denied {
 /// Which text a [`Error::TextTooLong`] is about, and so which limit applies.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum TextKind {
     /// A progress or status text: `MAX_SYNCMGR_PROGRESSTEXT`.
     Progress,
@@ -110,6 +112,18 @@ pub enum TextKind {
 /// Each variant documents the calls that return it and the HRESULT that [`Error::hresult`]
 /// maps it to. A call that returns an error has changed nothing, with one exception, Sync
 /// Center's terminal rule: [`Denied::TerminalState`] marks the item `Failed`.
+///
+/// # Serialization
+///
+/// With the `serde` feature an error is written as an externally tagged enum, each variant
+/// with its fields (`"ShutDown"`, `{"UnknownItem": {"handler": "mail", "item": "spam"}}`,
+/// `{"InvalidPolicy": {"field": "retry.factor", "rule": "a finite number, at least 1"}}`).
+/// Reading one back gives the same variant with the same fields, with one limit: the texts
+/// that the crate keeps as `&'static str` (the `type_name` of [`Error::UnknownFlags`] and
+/// [`Error::UnknownValue`], the message of [`Error::InvalidConfig`], the `field` and `rule`
+/// of [`Error::InvalidPolicy`]) are read only if they are texts this version of the crate
+/// produces; any other text is refused (the crate would have to leak memory to keep it). The
+/// IDs and flags inside are checked as they always are.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -286,6 +300,246 @@ impl Error {
             | Error::TextTooLong { .. }
             | Error::InvalidConfig(_)
             | Error::InvalidPolicy { .. } => E_INVALIDARG,
+        }
+    }
+}
+
+#[cfg(feature = "serde")]
+impl serde::Serialize for Error {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        wire::ErrorWire::from(self).serialize(serializer)
+    }
+}
+
+#[cfg(feature = "serde")]
+impl<'de> serde::Deserialize<'de> for Error {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Error, D::Error> {
+        use serde::de::Error as _;
+        let wire = wire::ErrorWire::deserialize(deserializer)?;
+        Error::try_from(wire).map_err(D::Error::custom)
+    }
+}
+
+/// [`Error`]'s serialized shape: the same variants and fields, with owned text where the
+/// error keeps `&'static str` (derived `Deserialize` cannot make those from input).
+#[cfg(feature = "serde")]
+mod wire {
+    use serde::{Deserialize, Serialize};
+
+    use super::{Denied, Error, TextKind};
+    use crate::cause::Cause;
+    use crate::id::{HandlerId, IdError, ItemId, RequestId, SessionId};
+
+    #[derive(Serialize, Deserialize)]
+    #[serde(rename = "Error")]
+    pub(super) enum ErrorWire {
+        InvalidId(IdError),
+        UnknownFlags {
+            type_name: String,
+            bits: u32,
+            unknown: u32,
+        },
+        UnknownValue {
+            type_name: String,
+            value: u32,
+        },
+        UnknownHandler(HandlerId),
+        HandlerExists(HandlerId),
+        UnknownItem {
+            handler: HandlerId,
+            item: ItemId,
+        },
+        ItemExists {
+            handler: HandlerId,
+            item: ItemId,
+        },
+        EmptyItemList,
+        AccessDenied(Denied),
+        ShutDown,
+        UnknownSession(SessionId),
+        ItemNotInSession(ItemId),
+        ItemAlreadyInSession(ItemId),
+        ItemNotPending(ItemId),
+        ItemNotProposed(ItemId),
+        UnknownRequest(RequestId),
+        TextTooLong {
+            kind: TextKind,
+            units: usize,
+            max: usize,
+        },
+        HandlerFailed(Cause),
+        Spawn(String),
+        InvalidConfig(String),
+        InvalidPolicy {
+            field: String,
+            rule: String,
+        },
+    }
+
+    /// The flags types' names, as `from_raw` reports them in [`Error::UnknownFlags`].
+    const FLAGS_TYPES: &[&str] = &[
+        "SyncControlFlags",
+        "ControlFlags",
+        "HandlerCapabilities",
+        "HandlerPolicies",
+        "ItemCapabilities",
+        "ItemPolicies",
+        "InvokeFlags",
+        "SyncMgrFlag",
+        "LegacyItemFlags",
+        "LegacyHandlerFlags",
+    ];
+
+    /// The enums' names, as `from_raw` reports them in [`Error::UnknownValue`].
+    const ENUM_TYPES: &[&str] = &[
+        "ProgressStatus",
+        "CancelRequest",
+        "EventLevel",
+        "HandlerType",
+        "UpdateReason",
+        "SyncEvent",
+        "SyncMgrStatus",
+        "LogLevel",
+        "ItemState",
+    ];
+
+    /// Every [`Error::InvalidConfig`] message: the engine's limits, a handler's session
+    /// limit, the manager builder's limits.
+    const CONFIG_MESSAGES: &[&str] = &[
+        "max_sessions must be at least 1",
+        "default_concurrent_sessions must be at least 1",
+        "max_concurrent_sessions must be at least 1",
+        "worker_threads must be at least 1",
+        "worker_threads must be at most 4096",
+        "notification_capacity must be at least 1",
+    ];
+
+    /// Every field [`SyncPolicy::validate`](crate::SyncPolicy::validate) names.
+    const POLICY_FIELDS: &[&str] = &[
+        "debounce.quiet",
+        "debounce.max_wait",
+        "retry.max_attempts",
+        "retry.factor",
+        "retry.jitter",
+        "retry.initial",
+        "retry.max",
+        "schedule.every",
+        "schedule.flex",
+    ];
+
+    /// Every rule [`SyncPolicy::validate`](crate::SyncPolicy::validate) names.
+    const POLICY_RULES: &[&str] = &[
+        "at most MAX_DELAY",
+        "at least quiet",
+        "at least 1",
+        "a finite number, at least 1",
+        "between 0 and 1",
+        "more than zero",
+        "at most every",
+    ];
+
+    /// The crate's own `'static` copy of `text`, if it is one of `known`.
+    fn known(
+        text: &str,
+        known: &'static [&'static str],
+        what: &str,
+    ) -> Result<&'static str, String> {
+        known
+            .iter()
+            .copied()
+            .find(|k| *k == text)
+            .ok_or_else(|| format!("{what} {text:?} is not one this version of syncmgr produces"))
+    }
+
+    impl From<&Error> for ErrorWire {
+        fn from(error: &Error) -> ErrorWire {
+            match error.clone() {
+                Error::InvalidId(e) => ErrorWire::InvalidId(e),
+                Error::UnknownFlags {
+                    type_name,
+                    bits,
+                    unknown,
+                } => ErrorWire::UnknownFlags {
+                    type_name: type_name.to_owned(),
+                    bits,
+                    unknown,
+                },
+                Error::UnknownValue { type_name, value } => ErrorWire::UnknownValue {
+                    type_name: type_name.to_owned(),
+                    value,
+                },
+                Error::UnknownHandler(h) => ErrorWire::UnknownHandler(h),
+                Error::HandlerExists(h) => ErrorWire::HandlerExists(h),
+                Error::UnknownItem { handler, item } => ErrorWire::UnknownItem { handler, item },
+                Error::ItemExists { handler, item } => ErrorWire::ItemExists { handler, item },
+                Error::EmptyItemList => ErrorWire::EmptyItemList,
+                Error::AccessDenied(d) => ErrorWire::AccessDenied(d),
+                Error::ShutDown => ErrorWire::ShutDown,
+                Error::UnknownSession(s) => ErrorWire::UnknownSession(s),
+                Error::ItemNotInSession(i) => ErrorWire::ItemNotInSession(i),
+                Error::ItemAlreadyInSession(i) => ErrorWire::ItemAlreadyInSession(i),
+                Error::ItemNotPending(i) => ErrorWire::ItemNotPending(i),
+                Error::ItemNotProposed(i) => ErrorWire::ItemNotProposed(i),
+                Error::UnknownRequest(r) => ErrorWire::UnknownRequest(r),
+                Error::TextTooLong { kind, units, max } => {
+                    ErrorWire::TextTooLong { kind, units, max }
+                }
+                Error::HandlerFailed(c) => ErrorWire::HandlerFailed(c),
+                Error::Spawn(m) => ErrorWire::Spawn(m),
+                Error::InvalidConfig(m) => ErrorWire::InvalidConfig(m.to_owned()),
+                Error::InvalidPolicy { field, rule } => ErrorWire::InvalidPolicy {
+                    field: field.to_owned(),
+                    rule: rule.to_owned(),
+                },
+            }
+        }
+    }
+
+    impl TryFrom<ErrorWire> for Error {
+        type Error = String;
+
+        fn try_from(wire: ErrorWire) -> Result<Error, String> {
+            Ok(match wire {
+                ErrorWire::InvalidId(e) => Error::InvalidId(e),
+                ErrorWire::UnknownFlags {
+                    type_name,
+                    bits,
+                    unknown,
+                } => Error::UnknownFlags {
+                    type_name: known(&type_name, FLAGS_TYPES, "flags type")?,
+                    bits,
+                    unknown,
+                },
+                ErrorWire::UnknownValue { type_name, value } => Error::UnknownValue {
+                    type_name: known(&type_name, ENUM_TYPES, "enum type")?,
+                    value,
+                },
+                ErrorWire::UnknownHandler(h) => Error::UnknownHandler(h),
+                ErrorWire::HandlerExists(h) => Error::HandlerExists(h),
+                ErrorWire::UnknownItem { handler, item } => Error::UnknownItem { handler, item },
+                ErrorWire::ItemExists { handler, item } => Error::ItemExists { handler, item },
+                ErrorWire::EmptyItemList => Error::EmptyItemList,
+                ErrorWire::AccessDenied(d) => Error::AccessDenied(d),
+                ErrorWire::ShutDown => Error::ShutDown,
+                ErrorWire::UnknownSession(s) => Error::UnknownSession(s),
+                ErrorWire::ItemNotInSession(i) => Error::ItemNotInSession(i),
+                ErrorWire::ItemAlreadyInSession(i) => Error::ItemAlreadyInSession(i),
+                ErrorWire::ItemNotPending(i) => Error::ItemNotPending(i),
+                ErrorWire::ItemNotProposed(i) => Error::ItemNotProposed(i),
+                ErrorWire::UnknownRequest(r) => Error::UnknownRequest(r),
+                ErrorWire::TextTooLong { kind, units, max } => {
+                    Error::TextTooLong { kind, units, max }
+                }
+                ErrorWire::HandlerFailed(c) => Error::HandlerFailed(c),
+                ErrorWire::Spawn(m) => Error::Spawn(m),
+                ErrorWire::InvalidConfig(m) => {
+                    Error::InvalidConfig(known(&m, CONFIG_MESSAGES, "configuration message")?)
+                }
+                ErrorWire::InvalidPolicy { field, rule } => Error::InvalidPolicy {
+                    field: known(&field, POLICY_FIELDS, "policy field")?,
+                    rule: known(&rule, POLICY_RULES, "policy rule")?,
+                },
+            })
         }
     }
 }

@@ -188,6 +188,7 @@ impl SessionEnd {
 /// A change of a handler's or an item's state that a policy may forbid and a handler with a
 /// `QUERY_BEFORE_*` capability is asked about first.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum StateChange {
     /// Activate the handler (policy `PREVENT_ACTIVATE`, capability `QUERY_BEFORE_ACTIVATE`).
     Activate,

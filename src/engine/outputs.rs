@@ -15,6 +15,7 @@ use crate::time::Time;
 /// What became of one item of an accepted request: it joined a running session, merged into
 /// a pending entry, was queued anew, or was settled at once.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum Disposition {
     /// The item was not pending: a new entry was added to the handler's pending set.
     Queued,
