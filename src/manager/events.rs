@@ -12,6 +12,7 @@ use crate::id::{HandlerId, ItemId};
 
 /// An event as a handler reports it (`ISyncMgrSyncCallback::ReportEvent`).
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct EventReport {
     /// The item the event is about, or `None` for the handler as a whole.
     pub item: Option<ItemId>,
@@ -70,7 +71,12 @@ impl EventReport {
 }
 
 /// An event kept in the event log.
+///
+/// With the `serde` feature its `id` is written as a hyphenated UUID and its `time` in serde's
+/// shape for `SystemTime` (`{"secs_since_epoch": …, "nanos_since_epoch": …}`; a time before
+/// the Unix epoch cannot be written).
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct HandlerEvent {
     /// Its fresh, random ID.
     pub id: Uuid,

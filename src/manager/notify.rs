@@ -21,6 +21,7 @@ use crate::time::Time;
 /// What changed about a handler.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum HandlerChange {
     /// The handler was registered.
     Registered,
@@ -40,8 +41,14 @@ pub enum HandlerChange {
 
 /// One thing that happened in the manager. Subscribe with
 /// [`SyncManager::subscribe`](super::SyncManager::subscribe).
+///
+/// With the `serde` feature a notification is written externally tagged, as serde writes
+/// enums by default: `{"SessionStarted": {"session": 3, "handler": "mail", "items":
+/// ["inbox"]}}`, `{"RequestCompleted": {...the result...}}`. The enum is non-exhaustive: a
+/// later version may write variants that this one refuses to read (as an unknown variant).
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum Notification {
     /// A start call was accepted. `items` says, per item, whether it was queued new, merged
     /// into an existing pending entry, joined a running session, or settled at once.
