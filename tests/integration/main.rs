@@ -25,5 +25,6 @@ mod manager_requests;
 mod manager_sessions;
 mod manager_time;
 mod scenarios;
+mod serde;
 mod stress;
 mod traced;
