@@ -350,6 +350,50 @@
 //!   `DEBUG`; progress and per-item detail at `TRACE`. Events are emitted after the manager's
 //!   lock is released, like every other call into user code, and cost nothing unless a
 //!   subscriber enables `DEBUG`.
+//! - `serde`: `Serialize` and `Deserialize` for the IDs, flags, enums, results and their
+//!   [`Cause`]s, [`Progress`], [`Time`], [`SyncPolicy`], events, [`Error`] and
+//!   [`Notification`]s, in plain shapes (each type's docs give its own): IDs as their text,
+//!   checked again when read; flags as their names (`"WAIT | NOUI"`), refusing unknown bits
+//!   as `from_raw` does; enums by variant name; request and session IDs as numbers; a cause
+//!   as its chain of messages. A deserialized [`SyncPolicy`] is checked where it is used,
+//!   like any other.
+//!
+//! ```
+//! # #[cfg(feature = "serde")]
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use syncmgr::{
+//!     ControlFlags, HandlerError, ItemId, RequestResult, SyncControlFlags, SyncHandler,
+//!     SyncItem, SyncManager, SyncSession,
+//! };
+//!
+//! struct Offline;
+//!
+//! impl SyncHandler for Offline {
+//!     fn items(&self) -> Vec<SyncItem> {
+//!         vec![SyncItem::new("inbox", "Inbox").unwrap()]
+//!     }
+//!     fn synchronize(&self, _: &[ItemId], _: &SyncSession) -> Result<(), HandlerError> {
+//!         Err("the server went away".into())
+//!     }
+//! }
+//!
+//! let manager = SyncManager::new()?;
+//! manager.register_handler("mail", Offline, ControlFlags::WAIT)?;
+//! let result = manager.start_handler_sync("mail", SyncControlFlags::NONE, None)?.wait();
+//!
+//! let json = serde_json::to_string(&result)?;
+//! assert_eq!(
+//!     json,
+//!     r#"{"request":1,"handler":"mail","status":"Failed","errors":1,"conflicts":0,"items":[{"item":"inbox","outcome":"Failed","attempts":1,"cause":["the server went away"]}]}"#
+//! );
+//! let back: RequestResult = serde_json::from_str(&json)?;
+//! assert_eq!(back, result);
+//! // What is read is checked as if it were made: an empty item ID is refused.
+//! assert!(serde_json::from_str::<RequestResult>(&json.replace(r#""inbox""#, r#""""#)).is_err());
+//! # Ok(()) }
+//! # #[cfg(not(feature = "serde"))]
+//! # fn main() {}
+//! ```
 //!
 //! # Errors
 //!
