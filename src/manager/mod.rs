@@ -473,7 +473,9 @@ impl SyncManager {
     ///
     /// All or nothing: the requests are made in one step of the scheduler, so either every
     /// one of them is accepted and its ticket returned, or (the manager was shut down) none
-    /// is. Each handler's connectivity is asked first, on the calling thread. It costs in
+    /// is. Each handler's connectivity is asked first, on the calling thread; a handler whose
+    /// `is_connected` panics counts as disconnected here (its request completes as
+    /// `Disconnected`), so that one handler cannot refuse everyone's sync. It costs in
     /// proportion to the handlers it covers, with or without subscribers.
     pub fn start_sync_all(&self, flags: SyncControlFlags) -> Result<Vec<SyncTicket>, Error> {
         let connected = self
@@ -509,12 +511,12 @@ impl SyncManager {
     /// Sends a start call: what every start method and the legacy invoke API come down to.
     pub(crate) fn start(&self, parts: StartParts) -> Result<SyncTicket, Error> {
         // Asked here, on the caller's thread: a slow `is_connected` never stalls the
-        // scheduler. A panic counts as disconnected.
-        let connected = self
-            .core()
-            .registry
-            .get(&parts.handler)
-            .map(|h| guard(|| h.is_connected()).unwrap_or(false));
+        // scheduler. A panic refuses the call (`HandlerFailed`, nothing changes): a hook that
+        // cannot answer is not a handler that answered "disconnected".
+        let connected = match self.core().registry.get(&parts.handler) {
+            Some(h) => Some(guard(|| h.is_connected())?),
+            None => None,
+        };
         call(&self.core().link, |reply| {
             Command::Start(Box::new(Start {
                 handler: parts.handler,
