@@ -295,7 +295,13 @@ fn refusal(e: &Error) -> bool {
         Error::AccessDenied(
             Denied::HandlerDisabled | Denied::HandlerInactive | Denied::ItemDisabled(_)
         )
-    )
+    ) || deliberate_hook_panic(e)
+}
+
+/// A start refused because the flaky handler's `is_connected` panicked on purpose (a hook
+/// that cannot answer refuses the call, and nothing changes).
+fn deliberate_hook_panic(e: &Error) -> bool {
+    matches!(e, Error::HandlerFailed(cause) if format!("{cause:#}").contains(DELIBERATE))
 }
 
 // ----- the handlers ----------------------------------------------------------------------------

@@ -61,7 +61,7 @@ impl Traced {
 pub(crate) type SessionSpan = tracing::Span;
 /// The span a session's `synchronize` runs in (nothing without the `tracing` feature).
 #[cfg(not(feature = "tracing"))]
-pub(crate) type SessionSpan = ();
+pub(crate) struct SessionSpan;
 
 /// A session's span, made on the thread that runs it.
 #[inline]
@@ -76,6 +76,7 @@ pub(crate) fn session_span(
     #[cfg(not(feature = "tracing"))]
     {
         let _ = (handler, session);
+        SessionSpan
     }
 }
 
@@ -102,7 +103,7 @@ pub(crate) fn instrument(task: super::Task, span: SessionSpan) -> super::Task {
     }
     #[cfg(not(feature = "tracing"))]
     {
-        let () = span;
+        let SessionSpan = span;
         task
     }
 }
