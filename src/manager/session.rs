@@ -96,6 +96,11 @@ impl SyncSession {
         self.id
     }
 
+    /// The way to the scheduler this session's calls take.
+    pub(crate) fn link(&self) -> &Link {
+        &self.link
+    }
+
     /// The handler it runs for.
     pub fn handler(&self) -> &HandlerId {
         &self.handler

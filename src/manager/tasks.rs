@@ -30,8 +30,10 @@ pub type Task = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 /// executor. The `tokio` feature implements it for `tokio::runtime::Handle`; for another
 /// executor, implement it with that executor's spawn.
 ///
-/// `spawn` runs on one of the manager's worker threads and must not block; a panic in it
-/// fails the session.
+/// `spawn` runs on the thread whose call started the session (a caller's, a handler's or the
+/// manager's scheduler thread), after the manager released its lock, and must not block; a
+/// panic in it fails the session. A task that awaits a ticket on a runtime thread so starts
+/// the session's task on that same thread, with no hand-off to another.
 pub trait Spawn: Send + Sync + 'static {
     /// Starts `task`; it must be polled to its end (or dropped, which ends its session).
     fn spawn(&self, task: Task);

@@ -17,11 +17,10 @@ use crate::unwind::{self, User};
 
 /// Work for a worker thread.
 pub(crate) enum Job {
-    /// Run one session.
+    /// Run one session of a blocking handler (an async handler's sessions go to their
+    /// executor without a worker: `AsyncStart`).
     Session {
         handler: Arc<dyn SyncHandler>,
-        /// For an async handler: where its session runs instead of here.
-        runner: Option<Arc<dyn Runner>>,
         items: Vec<ItemId>,
         session: SyncSession,
     },
@@ -42,6 +41,45 @@ pub(crate) enum Delivery {
     Release(Box<dyn Send>),
 }
 
+/// An async session on its way to its executor. The scheduler hands these out with the
+/// lock released, on the thread that applied the step (`AfterUnlock`): a task awaiting its
+/// ticket on a runtime thread then starts its session's task there, with no thread hand-off.
+pub(crate) struct AsyncStart {
+    pub handler: Arc<dyn SyncHandler>,
+    pub runner: Arc<dyn Runner>,
+    pub items: Vec<ItemId>,
+    pub session: SyncSession,
+}
+
+/// Checks an async session may still start and hands it to its executor; its task reports
+/// its end. Called with no lock held.
+pub(crate) fn start_async(start: AsyncStart) {
+    let AsyncStart {
+        handler,
+        runner,
+        items,
+        session,
+    } = start;
+    let link = session.link().clone();
+    match session.can_continue(None) {
+        Ok(true) => {
+            // An executor whose `spawn` panics dropped the task on the way out; the task's
+            // guard has ended the session (as `Failed`).
+            let _ = unwind::run(|| runner.start(items, session, link));
+        }
+        Ok(false) => {
+            let id = session.id();
+            unwind::dispose((items, session));
+            let _ = link.send(Command::SessionFinished {
+                session: id,
+                end: SessionEnd::Returned,
+            });
+        }
+        Err(_) => unwind::dispose((items, session)),
+    }
+    unwind::dispose((handler, runner));
+}
+
 /// A worker: runs jobs until the scheduler drops the job channel. `_alive` is dropped when
 /// the thread ends, which is how shutdown knows.
 pub(crate) fn worker(jobs: Receiver<Job>, link: Link, _alive: Sender<()>) {
@@ -49,33 +87,6 @@ pub(crate) fn worker(jobs: Receiver<Job>, link: Link, _alive: Sender<()>) {
         match job {
             Job::Session {
                 handler,
-                runner: Some(runner),
-                items,
-                session,
-            } => {
-                // An async session: check it may still start, hand it to its executor and
-                // move on. Its task reports its end.
-                match session.can_continue(None) {
-                    Ok(true) => {
-                        // An executor whose `spawn` panics dropped the task on the way out;
-                        // the task's guard has ended the session (as `Failed`).
-                        let _ = unwind::run(|| runner.start(items, session, link.clone()));
-                    }
-                    Ok(false) => {
-                        let id = session.id();
-                        unwind::dispose((items, session));
-                        let _ = link.send(Command::SessionFinished {
-                            session: id,
-                            end: SessionEnd::Returned,
-                        });
-                    }
-                    Err(_) => unwind::dispose((items, session)),
-                }
-                unwind::dispose((handler, runner));
-            }
-            Job::Session {
-                handler,
-                runner: None,
                 items,
                 session,
             } => {

@@ -13,7 +13,8 @@ use crate::flags::EventLevel;
 use crate::id::{HandlerId, ItemId};
 use crate::manager::events::{EventReport, HandlerEvent};
 use crate::manager::notify::Notification;
-use crate::manager::threads::{Delivery, Job};
+use crate::manager::registry::Object;
+use crate::manager::threads::{AsyncStart, Delivery, Job};
 use crate::manager::ticket::Completion;
 use crate::manager::{Context, ServedRequest, SyncResult, SyncSession, SyncTicket, TriggerReason};
 use crate::result::RequestResult;
@@ -135,14 +136,28 @@ impl Scheduler {
             handler: handler.clone(),
             items: items.clone(),
         });
-        let job = self.registry.object(&handler).map(|object| Job::Session {
-            handler: object.handler,
-            runner: object.runner,
-            items,
-            session: SyncSession::new(session, handler, served, key, self.link.clone()),
-        });
-        let sent = match job {
-            Some(job) => self.jobs.send(job).is_ok(),
+        let sent = match self.registry.object(&handler) {
+            // An async session starts its task once the lock is released, on this thread.
+            Some(Object {
+                handler: object,
+                runner: Some(runner),
+            }) => {
+                self.spawns.push(AsyncStart {
+                    handler: object,
+                    runner,
+                    items,
+                    session: SyncSession::new(session, handler, served, key, self.link.clone()),
+                });
+                true
+            }
+            Some(object) => {
+                let job = Job::Session {
+                    handler: object.handler,
+                    items,
+                    session: SyncSession::new(session, handler, served, key, self.link.clone()),
+                };
+                self.jobs.send(job).is_ok()
+            }
             None => false,
         };
         if !sent {

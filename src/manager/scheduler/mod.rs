@@ -20,7 +20,7 @@ use super::clock::Clock;
 use super::command::{Command, Link};
 use super::events::EventLog;
 use super::notify::{Notification, Subscribers};
-use super::threads::{Delivery, Job};
+use super::threads::{AsyncStart, Delivery, Job, start_async};
 use super::ticket::Completion;
 use super::trace::Traced;
 use super::{Context, Registry, ShutdownReport, SyncResult, TriggerReason};
@@ -76,6 +76,9 @@ pub(crate) struct Scheduler {
     wakes: Vec<Waker>,
     /// Notifications kept for `tracing`, to emit once the lock is released.
     traced: Traced,
+    /// Async sessions to hand to their executors once the lock is released (an executor's
+    /// `spawn` is user code).
+    spawns: Vec<AsyncStart>,
     /// Where time comes from.
     clock: Clock,
     /// The engine deadline the scheduler thread sleeps until (`Time::MAX`: none). A step
@@ -128,6 +131,7 @@ impl Scheduler {
             released: Vec::new(),
             wakes: Vec::new(),
             traced: Traced::default(),
+            spawns: Vec::new(),
             clock: parts.clock,
             sleeping_until: Time::MAX,
         }
@@ -261,6 +265,7 @@ impl Scheduler {
         AfterUnlock {
             wakes: std::mem::take(&mut self.wakes),
             traced: self.traced.take(),
+            spawns: std::mem::take(&mut self.spawns),
             released: std::mem::take(&mut self.released),
         }
     }
@@ -271,6 +276,7 @@ impl Scheduler {
         AfterUnlock {
             wakes: std::mem::take(&mut self.wakes),
             traced: self.traced.take(),
+            spawns: std::mem::take(&mut self.spawns),
             released: Vec::new(),
         }
     }
@@ -385,11 +391,15 @@ impl Scheduler {
 pub(crate) struct AfterUnlock {
     wakes: Vec<Waker>,
     traced: Traced,
+    spawns: Vec<AsyncStart>,
     released: Vec<Box<dyn Send>>,
 }
 
 impl AfterUnlock {
     pub fn run(self) {
+        for start in self.spawns {
+            start_async(start);
+        }
         wake_all(self.wakes);
         // A subscriber is user code: it runs here, after the lock, like wakers.
         let _ = unwind::run(|| self.traced.emit());
