@@ -78,6 +78,60 @@ fn notifications_can_be_awaited_and_end_with_the_manager() {
     assert!(matches!(notes.try_recv(), Err(RecvError::Closed)));
 }
 
+/// With the `stream` feature, `Notifications` is a `futures_core::Stream`: what a stream
+/// consumer reads is what `recv_async` reads, and the stream ends when the manager shuts down.
+#[cfg(feature = "stream")]
+#[test]
+fn notifications_are_a_stream_that_ends_with_the_manager() {
+    use std::pin::Pin;
+
+    fn next(notes: &mut Notifications) -> Option<Notification> {
+        use futures_core::Stream;
+        block_on(std::future::poll_fn(|cx| {
+            Pin::new(&mut *notes).poll_next(cx)
+        }))
+    }
+
+    let manager = crate::common::manager();
+    let mut notes = manager.subscribe();
+    let (handler, sessions) = Driven::new(&["a"]);
+    manager
+        .register_handler("h", handler, ControlFlags::WAIT)
+        .unwrap();
+    std::thread::scope(|s| {
+        s.spawn(|| next_session(&sessions).succeed_all());
+        let ticket = manager
+            .start_item_sync("h", ["a"], SyncControlFlags::NONE, None)
+            .unwrap();
+        let mut seen = Vec::new();
+        loop {
+            match next(&mut notes) {
+                Some(Notification::RequestCompleted(r)) => {
+                    assert_eq!(
+                        (r.request, r.status),
+                        (ticket.request(), Outcome::Succeeded)
+                    );
+                    break;
+                }
+                Some(note) => seen.push(note),
+                None => panic!("the stream ended early"),
+            }
+        }
+        assert!(
+            matches!(seen[0], Notification::HandlerChanged { .. }),
+            "{seen:?}"
+        );
+        assert!(
+            seen.iter()
+                .any(|n| matches!(n, Notification::SessionStarted { .. })),
+            "{seen:?}"
+        );
+    });
+    let _ = manager.shutdown();
+    while next(&mut notes).is_some() {}
+    assert!(matches!(notes.try_recv(), Err(RecvError::Closed)));
+}
+
 // ----- async handlers --------------------------------------------------------------------------
 
 /// An executor for the tests that need no runtime: each task on a thread of its own, polled
