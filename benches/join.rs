@@ -10,10 +10,12 @@
 //! checks that every caller got exactly one result, the right one, and that the work ran
 //! exactly once per key.
 //!
-//! syncmgr's callers are `start_item_sync` calls from the bench thread (each a round trip to
-//! the manager's scheduler thread), its keys the items of one handler that may run a session
-//! per item at once. The singleflight callers are tasks on a current-thread tokio runtime on
-//! the bench thread: their cheapest setting, with no thread hand-offs at all.
+//! `syncmgr`: callers are `start_item_sync` calls from the bench thread, its keys the items of
+//! one blocking handler that may run a session per item at once on the manager's workers.
+//! `syncmgr_async`: the same work as an async handler whose sessions are tasks on the bench's
+//! current-thread runtime, and callers that are tasks awaiting their tickets there, the
+//! setting the singleflight crates get: their callers are tasks on that runtime, with no
+//! thread hand-offs at all.
 //!
 //! Run with `cargo bench --bench join` in `benches/` (about 80 s on 2 cores);
 //! `SYNCMGR_BENCH_QUICK=1 cargo bench --bench join` drops N = 1000 and shortens the sample
@@ -33,7 +35,7 @@ use criterion::{
 use crossbeam_channel::{Receiver, Sender};
 use syncmgr::{
     ControlFlags, HandlerCapabilities, HandlerError, HandlerId, ItemId, Outcome, ProgressStatus,
-    SyncControlFlags, SyncHandler, SyncItem, SyncManager, SyncSession,
+    SyncControlFlags, SyncHandler, SyncItem, SyncManager, SyncRequest, SyncSession,
 };
 use tokio::runtime::Runtime;
 use tokio::sync::Semaphore;
@@ -237,7 +239,9 @@ impl Syncmgr {
                 .expect("the ticket should resolve");
             assert_eq!(result.request, ticket.request());
             let item = &self.object.items[*k];
-            assert!(matches!(&result.items[..], [o] if o.outcome == Outcome::Succeeded && o.item == *item));
+            assert!(
+                matches!(&result.items[..], [o] if o.outcome == Outcome::Succeeded && o.item == *item)
+            );
             per_key[*k] += 1;
         }
         let elapsed = start.elapsed();
@@ -249,6 +253,111 @@ impl Syncmgr {
         ids.dedup();
         assert_eq!(ids.len(), callers * keys, "one request per caller");
         elapsed
+    }
+}
+
+// ----- syncmgr, async ------------------------------------------------------------------------
+
+/// The same held work as an async handler on the bench's current-thread runtime: its
+/// sessions are tasks there, like the singleflight crates' work, and its callers are tasks
+/// that await their tickets. The gate comes with the first caller's request as its context
+/// (every caller's request is one of the session's served requests).
+struct HeldAsync {
+    items: Vec<ItemId>,
+    index: HashMap<ItemId, usize>,
+    runs: Arc<Runs>,
+}
+
+impl syncmgr::AsyncHandler for HeldAsync {
+    fn capabilities(&self) -> HandlerCapabilities {
+        HandlerCapabilities::SUPPORTS_CONCURRENT_SESSIONS
+    }
+
+    fn items(&self) -> Vec<SyncItem> {
+        self.items
+            .iter()
+            .map(|id| SyncItem::new(id.clone(), id.as_str()).unwrap())
+            .collect()
+    }
+
+    async fn synchronize(
+        &self,
+        items: Vec<ItemId>,
+        session: SyncSession,
+    ) -> Result<(), HandlerError> {
+        for item in &items {
+            self.runs.ran(self.index[item]);
+        }
+        let gate = session.requests().iter().find_map(|r| {
+            r.context
+                .as_ref()?
+                .downcast_ref::<Arc<Semaphore>>()
+                .cloned()
+        });
+        if let Some(gate) = gate {
+            let _permit = gate.acquire().await.expect("the gate is never closed");
+        }
+        for item in &items {
+            session.report_progress(item, ProgressStatus::Succeeded)?;
+        }
+        Ok(())
+    }
+}
+
+/// An async syncmgr set up on the bench's runtime.
+struct SyncmgrAsync {
+    manager: Arc<SyncManager>,
+    handler: HandlerId,
+    items: Arc<Vec<ItemId>>,
+}
+
+impl SyncmgrAsync {
+    fn new(rt: &Runtime, keys: usize, runs: Arc<Runs>) -> SyncmgrAsync {
+        let items: Vec<ItemId> = (0..keys)
+            .map(|k| ItemId::new(format!("key-{k}")).unwrap())
+            .collect();
+        let held = HeldAsync {
+            index: items.iter().cloned().zip(0..).collect(),
+            items: items.clone(),
+            runs,
+        };
+        let manager = SyncManager::builder()
+            .max_sessions(keys)
+            .concurrent_sessions(keys)
+            .build()
+            .expect("the manager starts");
+        let handler = HandlerId::new("bench-async").unwrap();
+        manager
+            .register_async_handler(&handler, held, rt.handle().clone(), ControlFlags::WAIT)
+            .expect("the handler registers");
+        SyncmgrAsync {
+            manager: Arc::new(manager),
+            handler,
+            items: Arc::new(items),
+        }
+    }
+
+    fn run(&self, rt: &Runtime, callers: usize, runs: &Arc<Runs>) -> Duration {
+        let keys = self.items.len();
+        rt.block_on(singleflight_run(keys, callers, runs, |k, gate| {
+            let (manager, handler, items) =
+                (self.manager.clone(), self.handler.clone(), self.items.clone());
+            async move {
+                let mut request = SyncRequest::handler(handler)
+                    .items([&items[k]])
+                    .flags(SyncControlFlags::IGNORE_IF_ALREADY_SYNCING);
+                if let Some(gate) = gate {
+                    request = request.context(gate);
+                }
+                let ticket = manager.request(request).expect("the request is accepted");
+                let result = (&ticket).await;
+                assert_eq!(result.request, ticket.request());
+                assert!(
+                    matches!(&result.items[..], [o] if o.outcome == Outcome::Succeeded && o.item == items[k])
+                );
+                (k, k as u64)
+            }
+        }))
     }
 }
 
@@ -377,10 +486,15 @@ fn join(c: &mut Criterion) {
     for keys in KEYS {
         let syncmgr = Syncmgr::new(keys);
         let runs = Arc::new(Runs::new(keys));
+        let async_runs = Arc::new(Runs::new(keys));
+        let syncmgr_async = SyncmgrAsync::new(&rt, keys, async_runs.clone());
         for &callers in settings.callers {
             let mut group = settings.group(c, &format!("join/{keys}_keys/{callers}_callers"));
             group.throughput(Throughput::Elements((callers * keys) as u64));
             group.bench_function("syncmgr", |b| timed(b, || syncmgr.run(callers)));
+            group.bench_function("syncmgr_async", |b| {
+                timed(b, || syncmgr_async.run(&rt, callers, &async_runs))
+            });
             group.bench_function("async_singleflight", |b| {
                 timed(b, || async_singleflight_run(&rt, keys, callers, &runs))
             });
@@ -390,6 +504,7 @@ fn join(c: &mut Criterion) {
             group.finish();
         }
         syncmgr.manager.check_consistency().unwrap();
+        syncmgr_async.manager.check_consistency().unwrap();
     }
 }
 

@@ -240,7 +240,9 @@ impl Coalescer for Managed {
             .expect("the ticket should resolve");
         assert_eq!(result.request, ticket.request());
         assert_eq!(result.status, Outcome::Succeeded);
-        assert!(matches!(&result.items[..], [o] if o.outcome == Outcome::Succeeded && o.item == self.items[item]));
+        assert!(
+            matches!(&result.items[..], [o] if o.outcome == Outcome::Succeeded && o.item == self.items[item])
+        );
     }
 
     fn finish(&self, ticket: SyncTicket) -> Option<u64> {
