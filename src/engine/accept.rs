@@ -142,10 +142,8 @@ impl Engine {
         if items.len() > placed.inline_size() {
             placed.reserve_exact(items.len());
         }
-        let mut taken: SmallVec<[ItemIdx; 8]> = SmallVec::new();
         if items.len() > dispositions.inline_size() {
             dispositions.reserve_exact(items.len());
-            taken.reserve_exact(items.len());
         }
         let h = self.handlers.get_mut(&key).ok_or(Error::ShutDown)?;
         let join = flags.contains(SyncControlFlags::IGNORE_IF_ALREADY_SYNCING);
@@ -173,7 +171,6 @@ impl Engine {
                     prev: Waiter::NONE,
                 });
                 dispositions.push(Disposition::Settled(Outcome::Disconnected));
-                taken.push(idx);
                 continue;
             }
             let me = Waiter {
@@ -190,7 +187,6 @@ impl Engine {
             });
             remaining += 1;
             dispositions.push(disposition);
-            taken.push(idx);
         }
         let is_default = merge.is_default();
         let requested = named.map_or(items.len(), <[ItemId]>::len);
@@ -206,6 +202,7 @@ impl Engine {
         };
         self.scratch.0 = items;
         let completed = remaining == 0;
+
         if self.requests.insert(request, req).is_err() {
             debug_assert!(false, "request IDs are issued in increasing order");
         }
@@ -227,8 +224,6 @@ impl Engine {
             request,
             handler: handler.clone(),
             dispositions,
-            items: taken,
-            handler_key: key,
             duplicates,
             completed,
         })

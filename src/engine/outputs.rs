@@ -3,8 +3,6 @@
 
 use smallvec::SmallVec;
 
-use super::queue::ItemIdx;
-use super::state::HandlerKey;
 use super::{Engine, MergeKey, RequestId, SessionEnd, SessionId};
 use crate::flags::CancelRequest;
 use crate::id::{HandlerId, ItemId};
@@ -39,10 +37,6 @@ pub struct Accepted {
     pub handler: HandlerId,
     // Inline for small requests: the merge hot path allocates nothing for them.
     pub(crate) dispositions: SmallVec<[Disposition; 8]>,
-    // The items, in the order of `dispositions`, as the handler record's indices (named
-    // through the engine on demand: the hot path copies integers, not IDs).
-    pub(crate) items: SmallVec<[ItemIdx; 8]>,
-    pub(crate) handler_key: HandlerKey,
     /// How many names in the input were repeats of an earlier one and so counted once.
     pub duplicates: usize,
     /// Whether the request already completed (its result is in the action queue): a
@@ -59,8 +53,12 @@ impl Accepted {
     }
 
     /// Each item of the request with its disposition, in request order, named through the
-    /// engine that accepted it. `None` once the engine forgot the handler (it was removed and
-    /// its last session ended), or for an engine that did not accept this request.
+    /// engine that accepted it: ask while the request is open (right after the start call,
+    /// as the manager does). `None` once it completed, or for an engine that did not accept
+    /// it. A request that [`completed`](Self::completed) as it was accepted has its result
+    /// next in the action queue ([`Action::Deliver`]), whose items are in the same order.
+    /// (The names are read from the engine, not kept here, so that the merge path copies no
+    /// ID: `benches/README.md`, instructions per item.)
     ///
     /// ```
     /// use syncmgr::engine::{Disposition, Engine, HandlerSpec};
@@ -84,17 +82,13 @@ impl Accepted {
     /// # Ok(()) }
     /// ```
     pub fn items(&self, engine: &Engine) -> Option<Vec<(ItemId, Disposition)>> {
-        let h = engine.handlers.get(&self.handler_key)?;
-        if h.id != self.handler {
+        let req = engine.requests.get(&self.request)?;
+        let h = engine.handlers.get(&req.handler_key)?;
+        if h.id != self.handler || req.items.len() != self.dispositions.len() {
             return None;
         }
-        let ids = self
-            .items
-            .iter()
-            .map(|&idx| h.items.get(idx.get()).map(|s| s.id.clone()));
-        ids.zip(self.dispositions.iter().copied())
-            .map(|(id, d)| Some((id?, d)))
-            .collect()
+        let ids = req.items.iter().map(|ri| h.slot(ri.item).id.clone());
+        Some(ids.zip(self.dispositions.iter().copied()).collect())
     }
 
     /// How many items got a new pending entry.

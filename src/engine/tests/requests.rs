@@ -285,8 +285,16 @@ fn an_accepted_request_names_its_items_with_their_dispositions() {
     // Another engine, whose handler record has the same key, does not name them.
     let other = Engine::default();
     assert_eq!(second.items(&other), None);
-    // Once the handler is removed and its last session ended, nobody can name them.
-    let (s, _) = starts(&actions(&mut e)).remove(0);
+    // A request that completed at once has no record left: its result names its items.
+    let _ = e.set_handler_connected(&h("b"), false).unwrap();
+    let settled = e.start_item_sync(&h("b"), &ids(&["b1"]), NONE).unwrap();
+    assert!(settled.completed);
+    assert_eq!(settled.items(&e), None);
+    let taken = actions(&mut e);
+    let result = results(&taken).remove(0);
+    assert_eq!(result.items, [(i("b1"), Outcome::Disconnected)]);
+    // Once a request completed later, its record is gone: ask while it is open.
+    let (s, _) = starts(&taken).remove(0);
     let _ = e.remove_handler(&h("a")).unwrap();
     assert!(first.items(&e).is_some(), "its session still runs");
     let _ = e.session_finished(s, SessionEnd::Returned).unwrap();

@@ -10,7 +10,7 @@ use crate::cause::Cause;
 use crate::engine::{Accepted, Action, MergeKey, RequestId, SessionEnd, SessionId};
 use crate::error::Error;
 use crate::flags::EventLevel;
-use crate::id::{HandlerId, ItemId};
+use crate::id::{HandlerId, IdMap, ItemId};
 use crate::manager::events::{EventReport, HandlerEvent};
 use crate::manager::notify::Notification;
 use crate::manager::registry::Object;
@@ -21,13 +21,15 @@ use crate::result::RequestResult;
 use crate::unwind::User;
 
 impl Scheduler {
-    /// Records an accepted request and makes its ticket.
+    /// Records an accepted request and makes its ticket. `settled` caches the items of the
+    /// requests that completed at once, for a call that opens many (see `settled_items`).
     pub(super) fn open(
         &mut self,
         accepted: Accepted,
         context: Option<User<Context>>,
         sink: Option<User<Box<dyn SyncResult>>>,
         reason: TriggerReason,
+        settled: &mut Option<IdMap<RequestId, Vec<ItemId>>>,
     ) -> SyncTicket {
         let (completion, slot) = Completion::new();
         let request = accepted.request;
@@ -41,8 +43,14 @@ impl Scheduler {
             },
         );
         if self.observed() {
-            // The engine that just accepted it still knows its handler.
-            let items = accepted.items(&self.engine).unwrap_or_default();
+            let items = match accepted.items(&self.engine) {
+                Some(items) => items,
+                None => self
+                    .settled_items(accepted.request, settled)
+                    .into_iter()
+                    .zip(accepted.dispositions().iter().copied())
+                    .collect(),
+            };
             self.publish(|| Notification::RequestAccepted {
                 request,
                 handler: accepted.handler.clone(),
@@ -51,6 +59,28 @@ impl Scheduler {
             });
         }
         SyncTicket::new(request, accepted.handler, slot, self.link.clone())
+    }
+
+    /// The items of a request that completed as it was accepted, from its result waiting in
+    /// the action queue. The queue is read once per call into `settled`, so a call that opens
+    /// many requests (`start_sync_all`) costs in proportion to its requests, not their square.
+    fn settled_items(
+        &self,
+        request: RequestId,
+        settled: &mut Option<IdMap<RequestId, Vec<ItemId>>>,
+    ) -> Vec<ItemId> {
+        let settled = settled.get_or_insert_with(|| {
+            self.engine
+                .pending_actions()
+                .filter_map(|a| match a {
+                    Action::Deliver(r) => {
+                        Some((r.request, r.items.iter().map(|o| o.item.clone()).collect()))
+                    }
+                    _ => None,
+                })
+                .collect()
+        });
+        settled.remove(&request).unwrap_or_default()
     }
 
     /// Carries out what the engine decided.

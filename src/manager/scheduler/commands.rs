@@ -144,10 +144,11 @@ impl Scheduler {
                 for (handler, connected) in &connected {
                     let _ = self.engine.set_handler_connected(handler, *connected);
                 }
+                let mut settled = None;
                 let result = self.engine.start_sync_all(flags).map(|accepted| {
                     accepted
                         .into_iter()
-                        .map(|a| self.open(a, None, None, TriggerReason::Manual))
+                        .map(|a| self.open(a, None, None, TriggerReason::Manual, &mut settled))
                         .collect()
                 });
                 // Results decided at once are in the tickets before the caller has them.
@@ -384,7 +385,7 @@ impl Scheduler {
             &start.options,
         );
         let result = match accepted {
-            Ok(a) => Ok(self.open(a, start.context, start.sink, start.reason)),
+            Ok(a) => Ok(self.open(a, start.context, start.sink, start.reason, &mut None)),
             Err(e) => {
                 // User values: never dropped here (see `release`).
                 self.release((start.context, start.sink));
