@@ -21,6 +21,8 @@ use std::sync::Arc;
 /// reference-count increment, and two causes are equal when their chains read the same. The
 /// cost is that you cannot downcast a `Cause` to your error type: give it the information
 /// you will want to match on in its message, or keep your own record beside the result.
+/// Only what `Display` prints is kept: an `std::io::Error` made with `Error::new(kind, msg)`
+/// prints `msg`, not its kind, so say the kind in a message of your own if it matters.
 ///
 /// ```
 /// use syncmgr::Cause;

@@ -345,9 +345,11 @@
 //! - `tracing`: a `sync_session{handler, session}` span around every session's
 //!   `synchronize` (what your handler logs while it syncs is inside it), and an event per
 //!   decision under the target `syncmgr`: `request accepted` (with how many items were
-//!   queued, merged, joined or settled), `session started`, `debounced`, `retry scheduled`,
-//!   `session settled` or `session failed` (`WARN`, with its cause), `request completed`, at
-//!   `DEBUG`; progress and per-item detail at `TRACE`. Events are emitted after the manager's
+//!   queued, merged, joined or settled), `request issued`, `session started`, `debounced`,
+//!   `retry scheduled`, `tick skipped`, `cancel requested`, `item pulled into session`,
+//!   `handler changed`, `session settled`, `request completed`, at `DEBUG`; `session failed`,
+//!   `item failed` (each failed item with its cause), `state change failed` and `result
+//!   callback panicked` at `WARN`; progress and per-item detail at `TRACE`. Events are emitted after the manager's
 //!   lock is released, like every other call into user code, and cost nothing unless a
 //!   subscriber enables `DEBUG`.
 //! - `serde`: `Serialize` and `Deserialize` for the IDs, flags, enums, results and their

@@ -46,8 +46,9 @@ impl WakerSlot {
 ///
 /// Read it from a thread with [`recv`](Self::recv), [`recv_timeout`](Self::recv_timeout),
 /// [`try_recv`](Self::try_recv) or the iterators, or from async code with
-/// [`recv_async`](Self::recv_async) (and, with the `stream` feature, as a `futures_core::Stream`).
-/// Awaiting blocks no thread.
+/// [`recv_async`](Self::recv_async) (and, with the `stream` feature, as a `futures_core::Stream`,
+/// for stream combinators: with `futures-util`'s or `tokio-stream`'s `StreamExt`,
+/// `while let Some(note) = notes.next().await`). Awaiting blocks no thread.
 ///
 /// [`SyncManager::subscribe`]: super::SyncManager::subscribe
 pub struct Notifications {

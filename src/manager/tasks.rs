@@ -2,8 +2,9 @@
 //! application gives ([`Spawn`]; with the `tokio` feature, a `tokio::runtime::Handle`), so a
 //! running session holds no thread while it awaits.
 //!
-//! A worker thread only checks that the session may still start and hands its future to the
-//! executor; the task reports the session's end when the future is done. The panic policy is
+//! No worker thread is involved: once the step that started the session has released the
+//! scheduler's lock, the thread that ran it checks that the session may still start and
+//! hands its future to the executor; the task reports the session's end when it is done. The panic policy is
 //! the same as for blocking handlers: a panic while the future is polled fails its items and
 //! the manager keeps working; a task the executor drops unfinished (a runtime shutting down)
 //! still ends its session, as `Failed`.
@@ -30,10 +31,10 @@ pub type Task = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 /// executor. The `tokio` feature implements it for `tokio::runtime::Handle`; for another
 /// executor, implement it with that executor's spawn.
 ///
-/// `spawn` runs on the thread whose call started the session (a caller's, a handler's or the
-/// manager's scheduler thread), after the manager released its lock, and must not block; a
-/// panic in it fails the session. A task that awaits a ticket on a runtime thread so starts
-/// the session's task on that same thread, with no hand-off to another.
+/// `spawn` runs on the thread whose call started the session (a caller's, a handler's, or the
+/// manager's scheduler thread), after the manager released its lock. It must not block, and
+/// a panic in it fails the session. So when a task on a runtime thread makes a request, the
+/// session's task is spawned from that same thread, with no hand-off to another.
 pub trait Spawn: Send + Sync + 'static {
     /// Starts `task`; it must be polled to its end (or dropped, which ends its session).
     fn spawn(&self, task: Task);

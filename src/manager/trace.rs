@@ -175,6 +175,10 @@ mod events {
             }
             Notification::RequestCompleted(result) => {
                 debug!(target: "syncmgr", request = %result.request, handler = %result.handler, status = %result.status, errors = result.errors, conflicts = result.conflicts, "request completed");
+                for failed in result.failures() {
+                    let cause = failed.cause.as_ref().map(|c| format!("{c:#}"));
+                    warn!(target: "syncmgr", request = %result.request, handler = %result.handler, item = %failed.item, attempts = failed.attempts, cause = cause.as_deref().unwrap_or("unknown"), "item failed");
+                }
             }
             Notification::Debounced { handler, until } => {
                 debug!(target: "syncmgr", %handler, until = ?until, "debounced");

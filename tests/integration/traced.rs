@@ -229,6 +229,13 @@ fn a_session_has_its_span_and_every_decision_its_event() {
         failed.fields["error"].contains("the server went away"),
         "{failed:?}"
     );
+    let item = seen.iter().find(|s| s.message == "item failed").unwrap();
+    assert_eq!(item.level, Level::WARN);
+    assert_eq!(item.fields.get("item").map(String::as_str), Some("b"));
+    assert_eq!(
+        item.fields.get("cause").map(String::as_str),
+        Some("the server went away")
+    );
     let spans = recorder.spans.lock().unwrap();
     assert!(
         spans.values().any(|(name, f)| name == "sync_session"

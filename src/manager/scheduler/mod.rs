@@ -397,12 +397,13 @@ pub(crate) struct AfterUnlock {
 
 impl AfterUnlock {
     pub fn run(self) {
+        // A subscriber is user code: it runs here, after the lock. First, so that what
+        // was decided is logged before the sessions and callers it starts or wakes run.
+        let _ = unwind::run(|| self.traced.emit());
         for start in self.spawns {
             start_async(start);
         }
         wake_all(self.wakes);
-        // A subscriber is user code: it runs here, after the lock, like wakers.
-        let _ = unwind::run(|| self.traced.emit());
         unwind::dispose(self.released);
     }
 }
