@@ -20,14 +20,36 @@ enum State<T> {
 }
 
 struct Cell<T> {
-    state: Mutex<State<T>>,
+    state: Mutex<Slot<T>>,
     written: Condvar,
 }
 
+struct Slot<T> {
+    state: State<T>,
+    /// The reader is blocked on the condition variable: only then does the writer notify
+    /// (a notify is a system call even with nobody waiting).
+    sleeping: bool,
+}
+
 impl<T> Cell<T> {
-    fn state(&self) -> MutexGuard<'_, State<T>> {
+    fn state(&self) -> MutexGuard<'_, Slot<T>> {
         // Nothing runs under this lock but moves of the answer: it is never poisoned.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Stores `state` if the cell is empty; wakes a blocked reader.
+    fn fill(&self, state: State<T>) -> Result<(), State<T>> {
+        let mut slot = self.state();
+        if !matches!(slot.state, State::Empty) {
+            return Err(state);
+        }
+        slot.state = state;
+        let sleeping = slot.sleeping;
+        drop(slot);
+        if sleeping {
+            self.written.notify_all();
+        }
+        Ok(())
     }
 }
 
@@ -45,7 +67,10 @@ pub(crate) struct Unanswered;
 /// A new cell: its write end and its read end.
 pub(crate) fn oneshot<T>() -> (Answer<T>, Question<T>) {
     let cell = Arc::new(Cell {
-        state: Mutex::new(State::Empty),
+        state: Mutex::new(Slot {
+            state: State::Empty,
+            sleeping: false,
+        }),
         written: Condvar::new(),
     });
     (Answer(cell.clone()), Question(cell))
@@ -54,44 +79,35 @@ pub(crate) fn oneshot<T>() -> (Answer<T>, Question<T>) {
 impl<T> Answer<T> {
     /// Writes the answer. The first answer wins; a later one is handed back.
     pub fn send(&self, value: T) -> Result<(), T> {
-        let mut state = self.0.state();
-        match *state {
-            State::Empty => {
-                *state = State::Full(value);
-                drop(state);
-                self.0.written.notify_all();
-                Ok(())
-            }
-            State::Full(_) | State::Closed => Err(value),
+        match self.0.fill(State::Full(value)) {
+            Err(State::Full(value)) => Err(value),
+            // `fill` hands back what it was given: a refused answer is `Full`.
+            Ok(()) | Err(State::Empty | State::Closed) => Ok(()),
         }
     }
 }
 
 impl<T> Drop for Answer<T> {
     fn drop(&mut self) {
-        let mut state = self.0.state();
-        if matches!(*state, State::Empty) {
-            *state = State::Closed;
-            drop(state);
-            self.0.written.notify_all();
-        }
+        let _ = self.0.fill(State::Closed);
     }
 }
 
 impl<T> Question<T> {
     /// Waits for the answer (at once when it was written on this thread).
     pub fn recv(self) -> Result<T, Unanswered> {
-        let mut state = self.0.state();
+        let mut slot = self.0.state();
         loop {
-            match std::mem::replace(&mut *state, State::Closed) {
+            match std::mem::replace(&mut slot.state, State::Closed) {
                 State::Full(value) => return Ok(value),
                 State::Closed => return Err(Unanswered),
                 State::Empty => {
-                    *state = State::Empty;
-                    state = self
+                    slot.state = State::Empty;
+                    slot.sleeping = true;
+                    slot = self
                         .0
                         .written
-                        .wait(state)
+                        .wait(slot)
                         .unwrap_or_else(PoisonError::into_inner);
                 }
             }

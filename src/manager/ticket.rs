@@ -58,6 +58,9 @@ pub(crate) struct TicketSlot {
 struct Waiting {
     done: bool,
     wakers: Vec<Waker>,
+    /// Threads blocked on the condition variable: `finish` notifies only when there are
+    /// some (a notify is a system call even with nobody waiting).
+    sleepers: u32,
 }
 
 impl TicketSlot {
@@ -66,13 +69,36 @@ impl TicketSlot {
         self.waiting.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Whether the result arrives within a short spin: a few rounds of `spin_loop`, then a
+    /// few `yield_now`s (crossbeam's backoff, which the channel this slot replaced had). A
+    /// result that is microseconds away then costs no sleep and wake-up of the caller's
+    /// thread; a longer wait parks on the condition variable.
+    fn spin_for_result(&self) -> bool {
+        for round in 0..10u32 {
+            if self.result.get().is_some() {
+                return true;
+            }
+            if round < 6 {
+                for _ in 0..1u32 << round {
+                    std::hint::spin_loop();
+                }
+            } else {
+                std::thread::yield_now();
+            }
+        }
+        self.result.get().is_some()
+    }
+
     /// Marks the slot done and takes the tasks to wake; wakes the blocked threads.
     fn finish(&self) -> Vec<Waker> {
         let mut waiting = self.waiting();
         waiting.done = true;
         let wakers = std::mem::take(&mut waiting.wakers);
+        let sleepers = waiting.sleepers > 0;
         drop(waiting);
-        self.done.notify_all();
+        if sleepers {
+            self.done.notify_all();
+        }
         wakers
     }
 }
@@ -190,7 +216,11 @@ impl SyncTicket {
 
     /// Blocks until the result is known and returns it.
     pub fn wait(&self) -> RequestResult {
+        if self.slot.spin_for_result() {
+            return self.settled();
+        }
         let mut waiting = self.slot.waiting();
+        waiting.sleepers += 1;
         while !waiting.done {
             waiting = self
                 .slot
@@ -198,6 +228,7 @@ impl SyncTicket {
                 .wait(waiting)
                 .unwrap_or_else(PoisonError::into_inner);
         }
+        waiting.sleepers -= 1;
         drop(waiting);
         self.settled()
     }
@@ -207,10 +238,15 @@ impl SyncTicket {
         let Some(deadline) = Instant::now().checked_add(timeout) else {
             return Some(self.wait());
         };
+        if self.slot.spin_for_result() {
+            return Some(self.settled());
+        }
         let mut waiting = self.slot.waiting();
+        waiting.sleepers += 1;
         while !waiting.done {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
+                waiting.sleepers -= 1;
                 return None;
             }
             waiting = self
@@ -220,6 +256,7 @@ impl SyncTicket {
                 .unwrap_or_else(PoisonError::into_inner)
                 .0;
         }
+        waiting.sleepers -= 1;
         drop(waiting);
         Some(self.settled())
     }
