@@ -88,7 +88,7 @@ fn invoke(
 ) -> Result<SyncTicket, Error> {
     manager.start(StartParts {
         handler: HandlerId::from_clsid(clsid),
-        items: Some(items),
+        items: Some(items.into()),
         flags: SyncControlFlags::NONE,
         options: RequestOptions::keyed(MergeKey::cookie(cookie)),
         reason: TriggerReason::Invoke,
@@ -232,7 +232,7 @@ impl SyncManager {
                         Ok(checked) if checked.is_empty() => continue,
                         Ok(checked) => self.start(StartParts {
                             handler: id,
-                            items: Some(checked),
+                            items: Some(checked.into()),
                             flags: SyncControlFlags::NONE,
                             options: RequestOptions::keyed(MergeKey::cookie(&[])),
                             reason: TriggerReason::Invoke,

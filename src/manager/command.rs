@@ -10,6 +10,7 @@ use super::cell::{Answer, oneshot};
 use super::events::{EventReport, HandlerEvent};
 use super::notify::Notification;
 use super::registry::{Extra, Object};
+use super::request::Items;
 use super::scheduler::{Applied, Scheduler, lock};
 use super::subscription::WakerSlot;
 use super::{
@@ -43,8 +44,12 @@ pub(crate) type Reply<T> = Answer<Result<T, Error>>;
 /// deadlines. Either way one command is applied at a time, in the order the lock or the
 /// channel gives them, and the scheduler never runs user code, so no user code runs under
 /// the lock.
+// Behind one `Arc`: every ticket and session holds a link, and cloning or dropping one is
+// then one atomic operation instead of two (the channel's sender count and the weak count).
 #[derive(Clone)]
-pub(crate) struct Link {
+pub(crate) struct Link(Arc<LinkTo>);
+
+struct LinkTo {
     commands: Sender<Command>,
     scheduler: Weak<Mutex<Scheduler>>,
 }
@@ -57,29 +62,30 @@ impl std::fmt::Debug for Link {
 
 impl Link {
     pub fn new(commands: Sender<Command>, scheduler: Weak<Mutex<Scheduler>>) -> Link {
-        Link {
+        Link(Arc::new(LinkTo {
             commands,
             scheduler,
-        }
+        }))
     }
 
     /// Whether the scheduler still takes commands: a cheap check (one lock, no engine work)
     /// for callers that must tell "unknown" from "shut down".
     pub fn is_alive(&self) -> bool {
-        self.scheduler
+        self.0
+            .scheduler
             .upgrade()
             .is_some_and(|scheduler| !lock(&scheduler).is_broken())
     }
 
     /// Wakes the scheduler thread (a deadline moved earlier). Nothing happens if it is gone.
     pub fn wake(&self) {
-        let _ = self.commands.try_send(Command::Poll);
+        let _ = self.0.commands.try_send(Command::Poll);
     }
 
     /// Applies or queues a command. `Err(ShutDown)` when the scheduler is gone.
     pub fn send(&self, command: Command) -> Result<(), Error> {
         // The scheduler thread holds the only strong reference: once it ended, this fails.
-        let command = match self.scheduler.upgrade() {
+        let command = match self.0.scheduler.upgrade() {
             Some(scheduler) => {
                 let (applied, after) = {
                     let mut s = lock(&scheduler);
@@ -96,7 +102,7 @@ impl Link {
             }
             None => command,
         };
-        self.commands.send(command).map_err(|_| Error::ShutDown)
+        self.0.commands.send(command).map_err(|_| Error::ShutDown)
     }
 }
 
@@ -112,7 +118,7 @@ pub(crate) fn call<T>(link: &Link, make: impl FnOnce(Reply<T>) -> Command) -> Re
 pub(crate) struct Start {
     pub handler: HandlerId,
     /// `None` for a handler sync.
-    pub items: Option<Vec<ItemId>>,
+    pub items: Option<Items>,
     pub flags: SyncControlFlags,
     /// Its merge key (a legacy request's cookie), whether it is expedited, whether it takes
     /// retries.

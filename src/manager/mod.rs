@@ -546,7 +546,7 @@ impl SyncManager {
         handler: impl IntoId<HandlerId>,
         items: impl IntoIterator<Item = I>,
     ) -> Result<Stopped, Error> {
-        let target = StopTarget::Items(handler.into_id()?, item_ids(items)?);
+        let target = StopTarget::Items(handler.into_id()?, item_ids(items)?.into_vec());
         call(&self.core().link, |reply| Command::Stop { target, reply })
     }
 
