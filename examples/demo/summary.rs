@@ -84,9 +84,16 @@ pub fn print(
         let items: Vec<String> = r
             .items
             .iter()
-            .map(|o| match o.attempts {
-                0 | 1 => format!("{}{}", outcome_mark(o.outcome), o.item),
-                n => format!("{}{} ({n} attempts)", outcome_mark(o.outcome), o.item),
+            .map(|o| {
+                let item = match o.attempts {
+                    0 | 1 => format!("{}{}", outcome_mark(o.outcome), o.item),
+                    n => format!("{}{} ({n} attempts)", outcome_mark(o.outcome), o.item),
+                };
+                // A failed item says why.
+                match &o.cause {
+                    Some(cause) => format!("{item}: {}", paint(Style::Dim, &cause.to_string())),
+                    None => item,
+                }
             })
             .collect();
         let label = paint(Style::Dim, &format!("({label})"));

@@ -7,7 +7,7 @@ use std::thread;
 use std::time::Duration;
 
 use syncmgr::{
-    CancelRequest, EventLevel, EventReport, HandlerError, ItemId, Progress, ProgressStatus,
+    CancelRequest, Cause, EventLevel, EventReport, HandlerError, ItemId, Progress, ProgressStatus,
     SyncSession,
 };
 
@@ -82,12 +82,8 @@ impl Work {
             if fail_at == Some(step) {
                 let event = EventReport::new(EventLevel::Error, self.failure).item(item.clone());
                 session.report_event(event)?;
-                session.report_progress(
-                    item,
-                    Progress::new(ProgressStatus::Failed)
-                        .text(self.failure)
-                        .steps(step, total),
-                )?;
+                // The reason reaches the item's result (`ItemOutcome::cause`).
+                session.report_failure(item, &Cause::new(self.failure))?;
                 return Ok(());
             }
             let pause = rng.between(self.pace_ms.0, self.pace_ms.1);
