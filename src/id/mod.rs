@@ -32,177 +32,9 @@ pub const MAX_SYNCMGRHANDLERNAME: usize = 32;
 /// counting the terminating NUL.
 pub const MAX_SYNCMGRITEMNAME: usize = 128;
 
-/// Which kind of ID an [`IdError`] is about.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-#[non_exhaustive]
-pub enum IdKind {
-    /// A [`HandlerId`].
-    Handler,
-    /// An [`ItemId`].
-    Item,
-}
-
-impl fmt::Display for IdKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            IdKind::Handler => "handler",
-            IdKind::Item => "item",
-        })
-    }
-}
-
-/// The rule an ID's text broke. The rules are checked in this order and the first one broken
-/// is reported.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-#[non_exhaustive]
-pub enum IdRule {
-    /// The text is empty.
-    Empty,
-    /// The text contains a NUL character, which would end it early on Windows.
-    ContainsNul {
-        /// Byte offset of the first NUL.
-        at: usize,
-    },
-    /// The text is longer than [`MAX_SYNCMGR_ID`] allows.
-    TooLong {
-        /// Length in UTF-16 code units, counting the terminating NUL as Windows does.
-        units: usize,
-        /// The limit, counting the NUL: [`MAX_SYNCMGR_ID`].
-        max: usize,
-    },
-}
-
-impl fmt::Display for IdRule {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match *self {
-            IdRule::Empty => f.write_str("it is empty"),
-            IdRule::ContainsNul { at } => write!(f, "it contains a NUL at byte {at}"),
-            IdRule::TooLong { units, max } => write!(
-                f,
-                "it is {units} UTF-16 units with its NUL; the limit is {max}"
-            ),
-        }
-    }
-}
-
-/// The error of [`HandlerId::new`] and [`ItemId::new`] (and their `FromStr`/`TryFrom`): the
-/// text broke a rule. It keeps the rejected input so the caller can report or recover it.
-///
-/// ```
-/// use syncmgr::{IdKind, IdRule, ItemId};
-///
-/// let err = ItemId::new("a\0b").unwrap_err();
-/// assert_eq!(err.kind(), IdKind::Item);
-/// assert_eq!(err.input(), "a\0b");
-/// assert_eq!(err.rule(), IdRule::ContainsNul { at: 1 });
-/// assert_eq!(err.to_string(), r#"invalid item ID "a\0b": it contains a NUL at byte 1"#);
-/// ```
-///
-/// With the `serde` feature it is written as `{"kind", "input", "rule"}`; reading one back
-/// checks that `input` really breaks `rule` first, as `new` would have found.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[cfg_attr(
-    feature = "serde",
-    derive(serde::Serialize, serde::Deserialize),
-    serde(try_from = "IdErrorWire")
-)]
-#[error("invalid {kind} ID {}: {rule}", Preview(&self.input))]
-pub struct IdError {
-    kind: IdKind,
-    input: String,
-    rule: IdRule,
-}
-
-impl IdError {
-    /// Which kind of ID was being made.
-    pub fn kind(&self) -> IdKind {
-        self.kind
-    }
-
-    /// The rejected text, unchanged.
-    pub fn input(&self) -> &str {
-        &self.input
-    }
-
-    /// The rule the text broke.
-    pub fn rule(&self) -> IdRule {
-        self.rule
-    }
-
-    /// Gives back the rejected text (without copying it when it came from a `String`).
-    pub fn into_input(self) -> String {
-        self.input
-    }
-}
-
-/// Quotes an input for an error message, cut short so that a huge input gives a short message.
-struct Preview<'a>(&'a str);
-
-impl fmt::Display for Preview<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        const SHOWN: usize = 80;
-        match self.0.char_indices().nth(SHOWN) {
-            None => write!(f, "{:?}", self.0),
-            Some((cut, _)) => write!(f, "{:?}… ({} bytes)", &self.0[..cut], self.0.len()),
-        }
-    }
-}
-
-/// Checks `text` against the ID rules, in the order [`IdRule`] lists them.
-fn check(text: &str) -> Result<(), IdRule> {
-    if text.is_empty() {
-        return Err(IdRule::Empty);
-    }
-    if let Some(at) = text.bytes().position(|b| b == 0) {
-        return Err(IdRule::ContainsNul { at });
-    }
-    // A UTF-8 string never has more UTF-16 units than bytes, so short texts skip the count.
-    if text.len() >= MAX_SYNCMGR_ID {
-        let units = text.encode_utf16().count() + 1;
-        if units > MAX_SYNCMGR_ID {
-            return Err(IdRule::TooLong {
-                units,
-                max: MAX_SYNCMGR_ID,
-            });
-        }
-    }
-    Ok(())
-}
-
-/// An [`IdError`] as it is read, before the check that its input breaks its rule.
-#[cfg(feature = "serde")]
-#[derive(serde::Deserialize)]
-#[serde(rename = "IdError")]
-struct IdErrorWire {
-    kind: IdKind,
-    input: String,
-    rule: IdRule,
-}
-
-#[cfg(feature = "serde")]
-impl TryFrom<IdErrorWire> for IdError {
-    type Error = String;
-
-    fn try_from(wire: IdErrorWire) -> Result<IdError, String> {
-        match check(&wire.input) {
-            Err(rule) if rule == wire.rule => Ok(IdError {
-                kind: wire.kind,
-                input: wire.input,
-                rule,
-            }),
-            Err(rule) => Err(format!(
-                "an ID error whose input breaks {rule:?}, not {:?}",
-                wire.rule
-            )),
-            Ok(()) => Err(format!(
-                "an ID error whose input {} is a valid ID",
-                Preview(&wire.input)
-            )),
-        }
-    }
-}
+mod error;
+pub(crate) use error::check;
+pub use error::{IdError, IdKind, IdRule};
 
 /// The shared representation of both ID types: the text and its hash, computed once.
 #[derive(Clone)]
@@ -479,66 +311,8 @@ define_id! {
     fn from_guid;
 }
 
-/// Builds [`IdHasher`]s: the hasher for maps keyed by IDs, tuples of IDs, or the engine's
-/// sequential `u64` newtypes (request and session numbers).
-#[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct IdBuildHasher;
-
-impl BuildHasher for IdBuildHasher {
-    type Hasher = IdHasher;
-
-    fn build_hasher(&self) -> IdHasher {
-        IdHasher(0)
-    }
-}
-
-/// A near pass-through hasher: an ID's hash is already the output of a keyed hash, so it is
-/// only folded once, not hashed again.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct IdHasher(u64);
-
-impl IdHasher {
-    /// Folded multiply: the high and low halves of a 128-bit product, xored. One `mul` on
-    /// 64-bit targets; every input bit reaches both the low bits (bucket index) and the top
-    /// bits (hashbrown's tag byte).
-    fn mix(&mut self, v: u64) {
-        let product = u128::from(self.0 ^ v) * 0x9E37_79B9_7F4A_7C15;
-        self.0 = (product as u64) ^ ((product >> 64) as u64);
-    }
-}
-
-impl Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write_u64(&mut self, v: u64) {
-        // An ID's keyed hash is uniform already and would need nothing, but the same maps are
-        // keyed by sequential request numbers too, whose top bits are all zero: storing those
-        // as is would give every entry the same tag. One multiply serves both.
-        self.mix(v);
-    }
-
-    fn write_u32(&mut self, v: u32) {
-        self.mix(u64::from(v));
-    }
-
-    fn write_usize(&mut self, v: usize) {
-        self.mix(v as u64);
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        // Fallback for other key parts (enum tags, byte strings), not the hot path.
-        for chunk in bytes.chunks(8) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.mix(u64::from_le_bytes(word));
-        }
-    }
-}
-
-/// A `HashMap` keyed by IDs that reuses each ID's precomputed hash.
-pub(crate) type IdMap<K, V> = std::collections::HashMap<K, V, IdBuildHasher>;
+mod hash;
+pub(crate) use hash::IdMap;
 
 // ----- sequence numbers ---------------------------------------------------------------------
 
@@ -589,6 +363,7 @@ sequence_id!(
 
 #[cfg(test)]
 mod tests {
+    use super::hash::IdBuildHasher;
     use super::*;
     use std::collections::HashSet;
 
