@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use super::command::{Command, Link};
+use super::threads::session_end;
 use super::trace;
 use super::{HandlerError, HandlerInfo, SyncHandler, SyncItem, SyncSession};
 use crate::cause::Cause;
@@ -179,20 +180,10 @@ impl<H: AsyncHandler> Runner for Adapter<H> {
         let task: Task = Box::pin(async move {
             let run: Pin<Box<dyn Future<Output = Result<(), HandlerError>> + Send + '_>> =
                 Box::pin(handler.synchronize(items, session));
-            let outcome = Contained(run).await;
-            let how = match outcome {
-                Ok(Ok(())) => SessionEnd::Returned,
-                Ok(Err(e)) => {
-                    let cause = unwind::cause_of(&*e);
-                    unwind::dispose(e);
-                    SessionEnd::Failed(cause)
-                }
-                Err(panic) => SessionEnd::Failed(unwind::panic_cause(&panic)),
-            };
-            end.finish(how);
+            end.finish(session_end(Contained(run).await));
         });
         // A `spawn` that panics drops the task as it unwinds, and its guard ends the session;
-        // the worker that called this contains the panic.
+        // `threads::start_async`, which called this, contains the panic.
         self.spawner.spawn(trace::instrument(task, span));
     }
 }

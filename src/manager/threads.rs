@@ -9,7 +9,7 @@ use crossbeam_channel::{Receiver, Sender};
 use super::command::{Command, Link};
 use super::tasks::Runner;
 use super::trace;
-use super::{SyncHandler, SyncResult, SyncSession};
+use super::{HandlerError, SyncHandler, SyncResult, SyncSession};
 use crate::engine::SessionEnd;
 use crate::id::ItemId;
 use crate::result::RequestResult;
@@ -39,6 +39,21 @@ pub(crate) enum Delivery {
     /// the scheduler thread: their `Drop` is user code, which may panic, or drop the last
     /// `SyncManager` and so run a shutdown that waits for the scheduler.
     Release(Box<dyn Send>),
+}
+
+/// How a session's `synchronize` (blocking or async) ended, from what `unwind` caught: its
+/// error or its panic becomes the session's cause. The error is user code too: its text is
+/// read and it is dropped with panics contained.
+pub(crate) fn session_end(outcome: Result<Result<(), HandlerError>, String>) -> SessionEnd {
+    match outcome {
+        Ok(Ok(())) => SessionEnd::Returned,
+        Ok(Err(e)) => {
+            let cause = unwind::cause_of(&*e);
+            unwind::dispose(e);
+            SessionEnd::Failed(cause)
+        }
+        Err(panic) => SessionEnd::Failed(unwind::panic_cause(&panic)),
+    }
 }
 
 /// An async session on its way to its executor. The scheduler hands these out with the
@@ -107,16 +122,7 @@ pub(crate) fn worker(jobs: Receiver<Job>, link: Link, _alive: Sender<()>) {
                         continue;
                     }
                 };
-                let end = match outcome {
-                    Ok(Ok(())) => SessionEnd::Returned,
-                    Ok(Err(e)) => {
-                        // The error is user code too: its text and its drop are contained.
-                        let cause = unwind::cause_of(&*e);
-                        unwind::dispose(e);
-                        SessionEnd::Failed(cause)
-                    }
-                    Err(panic) => SessionEnd::Failed(unwind::panic_cause(&panic)),
-                };
+                let end = session_end(outcome);
                 // The handler object may be the last reference to a removed handler, and the
                 // session holds the served requests' contexts: user values, whose `Drop` must
                 // not take this thread down before the session's end is reported.
