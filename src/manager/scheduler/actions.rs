@@ -229,27 +229,25 @@ impl Scheduler {
         };
         // The ticket first: waiters never depend on a user callback. The result is cloned
         // only when a callback needs it too.
-        let Some(sink) = open.sink else {
-            let wakers = open.completion.complete(result);
-            self.wakes.extend(wakers);
-            if let Some(context) = open.context {
-                self.release(context);
-            }
-            return;
+        let (for_ticket, for_sink) = match open.sink {
+            Some(sink) => (result.clone(), Some(Delivery::Result { result, sink })),
+            None => (result, None),
         };
-        let wakers = open.completion.complete(result.clone());
+        let wakers = open.completion.complete(for_ticket);
         self.wakes.extend(wakers);
-        let undelivered = match &self.deliveries {
-            Some(deliveries) => match deliveries.send(Delivery::Result { result, sink }) {
-                Ok(()) => None,
-                Err(crossbeam_channel::SendError(undelivered)) => Some(undelivered),
-            },
-            None => Some(Delivery::Result { result, sink }),
-        };
-        // Only after shutdown let go of the delivery thread, which has run every callback of
-        // a request decided before: the callback is dropped, not called.
-        if let Some(undelivered) = undelivered {
-            self.release(undelivered);
+        if let Some(delivery) = for_sink {
+            let undelivered = match &self.deliveries {
+                Some(deliveries) => match deliveries.send(delivery) {
+                    Ok(()) => None,
+                    Err(crossbeam_channel::SendError(undelivered)) => Some(undelivered),
+                },
+                None => Some(delivery),
+            };
+            // Only after shutdown let go of the delivery thread, which has run every callback
+            // of a request decided before: the callback is dropped, not called.
+            if let Some(undelivered) = undelivered {
+                self.release(undelivered);
+            }
         }
         if let Some(context) = open.context {
             self.release(context);
