@@ -13,7 +13,6 @@ use crate::flags::EventLevel;
 use crate::id::{HandlerId, IdMap, ItemId};
 use crate::manager::events::{EventReport, HandlerEvent};
 use crate::manager::notify::Notification;
-use crate::manager::registry::Object;
 use crate::manager::threads::{AsyncStart, Delivery, Job};
 use crate::manager::ticket::Completion;
 use crate::manager::{Context, ServedRequest, SyncResult, SyncSession, SyncTicket, TriggerReason};
@@ -167,26 +166,29 @@ impl Scheduler {
             items: items.clone(),
         });
         let sent = match self.registry.object(&handler) {
-            // An async session starts its task once the lock is released, on this thread.
-            Some(Object {
-                handler: object,
-                runner: Some(runner),
-            }) => {
-                self.spawns.push(AsyncStart {
-                    handler: object,
-                    runner,
-                    items,
-                    session: SyncSession::new(session, handler, served, key, self.link.clone()),
-                });
-                true
-            }
             Some(object) => {
-                let job = Job::Session {
-                    handler: object.handler,
-                    items,
-                    session: SyncSession::new(session, handler, served, key, self.link.clone()),
-                };
-                self.jobs.send(job).is_ok()
+                let run = SyncSession::new(session, handler, served, key, self.link.clone());
+                match object.runner {
+                    // An async session starts its task once the lock is released, on this
+                    // thread.
+                    Some(runner) => {
+                        self.spawns.push(AsyncStart {
+                            handler: object.handler,
+                            runner,
+                            items,
+                            session: run,
+                        });
+                        true
+                    }
+                    None => {
+                        let job = Job::Session {
+                            handler: object.handler,
+                            items,
+                            session: run,
+                        };
+                        self.jobs.send(job).is_ok()
+                    }
+                }
             }
             None => false,
         };

@@ -262,12 +262,9 @@ impl Scheduler {
     /// What must happen once the lock is released: tasks to wake, tracing events to emit,
     /// and user values to drop (those only once shutdown has let go of the delivery thread).
     pub fn after_unlock(&mut self) -> AfterUnlock {
-        AfterUnlock {
-            wakes: std::mem::take(&mut self.wakes),
-            traced: self.traced.take(),
-            spawns: std::mem::take(&mut self.spawns),
-            released: std::mem::take(&mut self.released),
-        }
+        let mut after = self.take_wakes();
+        after.released = std::mem::take(&mut self.released);
+        after
     }
 
     /// The tasks to wake and the tracing events to emit once the lock is released (the
