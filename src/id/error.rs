@@ -4,6 +4,8 @@
 use std::fmt;
 
 use super::MAX_SYNCMGR_ID;
+#[cfg(doc)]
+use super::{HandlerId, ItemId};
 
 /// Which kind of ID an [`IdError`] is about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
