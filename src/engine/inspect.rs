@@ -165,6 +165,31 @@ impl Engine {
         })
     }
 
+    /// The open requests a running session serves (those waiting for any of its items),
+    /// oldest first, each once; empty for a session that is not running. What
+    /// [`session_view`](Self::session_view) lists item by item, without the copy of the
+    /// rest: a shell asks it for every session it starts.
+    pub fn session_requests(&self, id: SessionId) -> Vec<RequestId> {
+        let Some(s) = self.sessions.get(&id) else {
+            return Vec::new();
+        };
+        let mut ids = Vec::with_capacity(s.items.iter().map(|si| si.list.len as usize).sum());
+        for si in &s.items {
+            let mut at = si.list.tail;
+            while !at.is_none() {
+                ids.push(at.request);
+                match super::queue::prev_of(&self.requests, at) {
+                    Some(prev) => at = prev,
+                    // A waiter in a list always has its open request; stop rather than loop.
+                    None => break,
+                }
+            }
+        }
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    }
+
     /// The open requests (accepted, result not yet decided), oldest first.
     pub fn open_requests(&self) -> Vec<RequestId> {
         let mut ids: Vec<RequestId> = self.requests.iter().map(|(id, _)| id).collect();

@@ -94,7 +94,7 @@ impl ManualClock {
                 let mut s = lock(&scheduler);
                 // Once shutdown has begun there is nothing left to time: a deferred poll is
                 // dropped.
-                let _ = s.apply(Command::Poll);
+                let _ = s.run_here(Command::Poll, Scheduler::apply);
                 s.after_unlock()
             };
             after.run();

@@ -11,7 +11,7 @@ use super::events::{EventReport, HandlerEvent};
 use super::notify::Notification;
 use super::registry::{Extra, Object};
 use super::request::Items;
-use super::scheduler::{Applied, Scheduler, lock};
+use super::scheduler::{Scheduler, lock};
 use super::subscription::WakerSlot;
 use super::{
     Context, PendingItems, ShutdownReport, SyncItem, SyncResult, SyncTicket, TriggerReason,
@@ -82,28 +82,46 @@ impl Link {
         let _ = self.0.commands.try_send(Command::Poll);
     }
 
+    /// Runs `here` on the scheduler, under its lock, on this thread, and carries out what it
+    /// decided; its value comes straight back, with no command or reply cell to allocate
+    /// (the hot calls: a start, a progress report). Gives `input` back when the call must
+    /// go to the scheduler thread instead (shutdown has begun, or the thread is gone), and
+    /// `Err(ShutDown)` when the scheduler broke.
+    pub fn run<I, R>(
+        &self,
+        input: I,
+        here: impl FnOnce(&mut Scheduler, I) -> R,
+    ) -> Result<Ran<R, I>, Error> {
+        // The scheduler thread holds the only strong reference: once it ended, this fails.
+        let Some(scheduler) = self.0.scheduler.upgrade() else {
+            return Ok(Ran::Later(input));
+        };
+        let (ran, after) = {
+            let mut s = lock(&scheduler);
+            let ran = s.run_here(input, here);
+            (ran, s.after_unlock())
+        };
+        // Here, on the caller's thread, with the lock released.
+        after.run();
+        ran
+    }
+
     /// Applies or queues a command. `Err(ShutDown)` when the scheduler is gone.
     pub fn send(&self, command: Command) -> Result<(), Error> {
-        // The scheduler thread holds the only strong reference: once it ended, this fails.
-        let command = match self.0.scheduler.upgrade() {
-            Some(scheduler) => {
-                let (applied, after) = {
-                    let mut s = lock(&scheduler);
-                    let applied = s.apply(command);
-                    (applied, s.after_unlock())
-                };
-                // Here, on the caller's thread, with the lock released.
-                after.run();
-                match applied {
-                    Applied::Done => return Ok(()),
-                    Applied::Broken => return Err(Error::ShutDown),
-                    Applied::Deferred(command) => command,
-                }
-            }
-            None => command,
+        let command = match self.run(command, Scheduler::apply)? {
+            Ran::Done(None) => return Ok(()),
+            Ran::Done(Some(command)) | Ran::Later(command) => command,
         };
         self.0.commands.send(command).map_err(|_| Error::ShutDown)
     }
+}
+
+/// What [`Link::run`] did with its input.
+pub(crate) enum Ran<R, I> {
+    /// Ran on this thread, with this value.
+    Done(R),
+    /// Must go to the scheduler thread: the input, untouched.
+    Later(I),
 }
 
 /// Sends a command and waits for its answer. A scheduler that is gone means the manager was
@@ -112,6 +130,20 @@ pub(crate) fn call<T>(link: &Link, make: impl FnOnce(Reply<T>) -> Command) -> Re
     let (reply, answer) = oneshot();
     link.send(make(reply))?;
     answer.recv().map_err(|_| Error::ShutDown)?
+}
+
+/// A call that runs `here` on this thread when it can (see [`Link::run`]), and otherwise
+/// sends the command `later` makes of the same input and waits for its answer.
+pub(crate) fn call_here<I, T>(
+    link: &Link,
+    input: I,
+    here: impl FnOnce(&mut Scheduler, I) -> Result<T, Error>,
+    later: impl FnOnce(I, Reply<T>) -> Command,
+) -> Result<T, Error> {
+    match link.run(input, here)? {
+        Ran::Done(result) => result,
+        Ran::Later(input) => call(link, |reply| later(input, reply)),
+    }
 }
 
 /// A start call, as the caller's thread prepared it.
@@ -128,7 +160,16 @@ pub(crate) struct Start {
     pub context: Option<User<Context>>,
     pub reason: TriggerReason,
     pub sink: Option<User<Box<dyn SyncResult>>>,
-    pub reply: Reply<SyncTicket>,
+}
+
+/// A progress or failure report, as the handler's thread prepared it.
+pub(crate) struct Report {
+    pub item: ItemId,
+    pub progress: Progress,
+    /// Why the item failed, for a failure report.
+    pub cause: Option<Cause>,
+    /// A failure the handler knows no retry can mend.
+    pub permanent: bool,
 }
 
 /// What a stop call names.
@@ -161,12 +202,7 @@ pub(crate) enum Touch {
 /// A call a handler makes through its [`SyncSession`](super::SyncSession).
 pub(crate) enum SessionCall {
     Progress {
-        item: ItemId,
-        progress: Progress,
-        /// Why the item failed, for a failure report.
-        cause: Option<Cause>,
-        /// A failure the handler knows no retry can mend.
-        permanent: bool,
+        report: Report,
         reply: Reply<CancelRequest>,
     },
     HandlerText {
@@ -218,7 +254,10 @@ pub(crate) enum Command {
         handler: HandlerId,
         reply: Reply<()>,
     },
-    Start(Box<Start>),
+    Start {
+        start: Box<Start>,
+        reply: Reply<SyncTicket>,
+    },
     StartAll {
         flags: SyncControlFlags,
         connected: Vec<(HandlerId, bool)>,

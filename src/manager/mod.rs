@@ -53,7 +53,8 @@ use self::tasks::Adapter;
 pub use self::tasks::{AsyncHandler, Spawn, Task};
 pub(crate) use crate::policy::TriggerReason;
 
-use self::command::{Command, EventQuery, Start, StopTarget, Touch, call};
+use self::command::{Command, EventQuery, Start, StopTarget, Touch, call, call_here};
+use self::scheduler::Scheduler;
 use crate::engine::{RequestId, StateChange, Stopped};
 use crate::error::{Error, TextKind, check_text};
 use crate::flags::{ControlFlags, SyncControlFlags};
@@ -517,19 +518,25 @@ impl SyncManager {
             Some(h) => Some(guard(|| h.is_connected())?),
             None => None,
         };
-        call(&self.core().link, |reply| {
-            Command::Start(Box::new(Start {
-                handler: parts.handler,
-                items: parts.items,
-                flags: parts.flags,
-                options: parts.options,
-                connected,
-                context: parts.context.map(User::new),
-                reason: parts.reason,
-                sink: parts.sink.map(User::new),
+        let start = Start {
+            handler: parts.handler,
+            items: parts.items,
+            flags: parts.flags,
+            options: parts.options,
+            connected,
+            context: parts.context.map(User::new),
+            reason: parts.reason,
+            sink: parts.sink.map(User::new),
+        };
+        call_here(
+            &self.core().link,
+            start,
+            Scheduler::start,
+            |start, reply| Command::Start {
+                start: Box::new(start),
                 reply,
-            }))
-        })
+            },
+        )
     }
 
     // ----- stopping --------------------------------------------------------------------------

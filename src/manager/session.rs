@@ -5,7 +5,7 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use super::cell::oneshot;
-use super::command::{Command, Link, Reply, SessionCall};
+use super::command::{Command, Link, Reply, Report, SessionCall, call_here};
 use super::events::EventReport;
 use super::{Context, SyncItem, TriggerReason};
 use crate::engine::{MergeKey, RequestId, SessionId};
@@ -151,12 +151,11 @@ impl SyncSession {
         item: &ItemId,
         progress: impl Into<Progress>,
     ) -> Result<CancelRequest, Error> {
-        self.call(|reply| SessionCall::Progress {
+        self.report(Report {
             item: item.clone(),
             progress: progress.into(),
             cause: None,
             permanent: false,
-            reply,
         })
     }
 
@@ -196,13 +195,36 @@ impl SyncSession {
         permanent: bool,
     ) -> Result<CancelRequest, Error> {
         let cause = unwind::cause_of(error);
-        self.call(|reply| SessionCall::Progress {
+        self.report(Report {
             item: item.clone(),
             progress: Progress::new(ProgressStatus::Failed).text(format!("{cause:#}")),
             cause: Some(cause),
             permanent,
-            reply,
         })
+    }
+
+    /// A report, applied on this thread when it can be: a handler reports every item, so
+    /// this is the hot call of a session.
+    fn report(&self, report: Report) -> Result<CancelRequest, Error> {
+        let session = self.id;
+        call_here(
+            &self.link,
+            report,
+            |s, report| s.report(session, report),
+            |report, reply| Command::Session {
+                session,
+                call: SessionCall::Progress { report, reply },
+            },
+        )
+        .map_err(|e| self.gone(e))
+    }
+
+    /// A scheduler that is gone has ended every session.
+    fn gone(&self, error: Error) -> Error {
+        match error {
+            Error::ShutDown => Error::UnknownSession(self.id),
+            other => other,
+        }
     }
 
     /// Sets the session-wide progress text (`SetHandlerProgressText`); returns `CancelAll`
@@ -234,10 +256,20 @@ impl SyncSession {
     /// Whether the handler may go on with an item, or with anything at all for `None`
     /// (`CanContinue`): false once a cancel was requested for it or for the session.
     pub fn can_continue(&self, item: Option<&ItemId>) -> Result<bool, Error> {
-        self.call(|reply| SessionCall::CanContinue {
-            item: item.cloned(),
-            reply,
-        })
+        let session = self.id;
+        call_here(
+            &self.link,
+            item,
+            |s, item| s.can_continue(session, item),
+            |item, reply| Command::Session {
+                session,
+                call: SessionCall::CanContinue {
+                    item: item.cloned(),
+                    reply,
+                },
+            },
+        )
+        .map_err(|e| self.gone(e))
     }
 
     /// The handler's pending items and the requests waiting on them

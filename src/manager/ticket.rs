@@ -89,18 +89,30 @@ impl TicketSlot {
         self.result.get().is_some()
     }
 
-    /// Marks the slot done and takes the tasks to wake; wakes the blocked threads.
-    fn finish(&self) -> Vec<Waker> {
+    /// Marks the slot done and takes the tasks to wake. Returns whether threads sleep on
+    /// the condition variable: they wake on [`TicketSlot::notify`].
+    fn finish(&self) -> (Vec<Waker>, bool) {
         let mut waiting = self.waiting();
         waiting.done = true;
         let wakers = std::mem::take(&mut waiting.wakers);
-        let sleepers = waiting.sleepers > 0;
-        drop(waiting);
-        if sleepers {
-            self.done.notify_all();
-        }
-        wakers
+        (wakers, waiting.sleepers > 0)
     }
+
+    /// Wakes the threads blocked in `wait`. A sleeper registered before `finish` marked the
+    /// slot done, under the same lock, so this may come any time after `finish`.
+    pub fn notify(&self) {
+        self.done.notify_all();
+    }
+}
+
+/// What completing a ticket leaves to do once the scheduler's lock is released: a wake-up
+/// is a system call (the sleeping threads) or the executor's code (the wakers), and the
+/// lock is held over neither.
+#[must_use = "the waiters must be woken"]
+pub(crate) struct Woken {
+    pub wakers: Vec<Waker>,
+    /// The slot whose sleeping threads to notify, if any sleep.
+    pub sleepers: Option<Arc<TicketSlot>>,
 }
 
 /// The write end of a [`TicketSlot`], held by the scheduler until the result is known.
@@ -120,12 +132,15 @@ impl Completion {
         (Completion { slot: slot.clone() }, slot)
     }
 
-    /// Stores the result and wakes the blocked waiters. Returns the wakers of the tasks
-    /// awaiting it, for the caller to wake once it has released the scheduler's lock.
-    #[must_use = "the awaiting tasks must be woken"]
-    pub fn complete(self, result: RequestResult) -> Vec<Waker> {
+    /// Stores the result and marks the slot done. Returns who waits for it, for the caller
+    /// to wake once it has released the scheduler's lock.
+    pub fn complete(self, result: RequestResult) -> Woken {
         let _ = self.slot.result.set(result);
-        self.slot.finish()
+        let (wakers, sleepers) = self.slot.finish();
+        Woken {
+            wakers,
+            sleepers: sleepers.then(|| self.slot.clone()),
+        }
     }
 }
 
@@ -134,7 +149,11 @@ impl Drop for Completion {
     /// still wake, to find the slot empty (see `SyncTicket::settled`).
     fn drop(&mut self) {
         if self.slot.result.get().is_none() {
-            for waker in self.slot.finish() {
+            let (wakers, sleepers) = self.slot.finish();
+            if sleepers {
+                self.slot.notify();
+            }
+            for waker in wakers {
                 let _ = unwind::run(|| waker.wake());
             }
         }

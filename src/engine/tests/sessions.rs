@@ -229,3 +229,38 @@ fn a_session_that_returns_without_a_report_says_so_and_a_cancel_has_no_cause() {
         "a bare Failed has no reason"
     );
 }
+
+#[test]
+fn a_session_serves_the_requests_waiting_for_its_items_each_once() {
+    let mut e = engine();
+    let r1 = e
+        .start_item_sync(&h("a"), &ids(&["a1", "a2"]), NONE)
+        .unwrap()
+        .request;
+    let (s, _) = only_start(&mut e);
+    // Joins the running session on both of its items: listed once.
+    let r2 = e
+        .start_item_sync(&h("a"), &ids(&["a2", "a1"]), JOIN)
+        .unwrap()
+        .request;
+    // Queued for the next session: not served by this one.
+    let r3 = e
+        .start_item_sync(&h("a"), &ids(&["a3"]), NONE)
+        .unwrap()
+        .request;
+    assert_eq!(e.session_requests(s), vec![r1, r2]);
+    let mut from_view: Vec<RequestId> = e
+        .session_view(s)
+        .unwrap()
+        .items
+        .into_iter()
+        .flat_map(|i| i.waiting)
+        .collect();
+    from_view.sort_unstable();
+    from_view.dedup();
+    assert_eq!(e.session_requests(s), from_view);
+    assert!(!e.session_requests(s).contains(&r3));
+    succeed(&mut e, s, &["a1", "a2"]);
+    let _ = e.session_finished(s, SessionEnd::Returned).unwrap();
+    assert!(e.session_requests(s).is_empty());
+}

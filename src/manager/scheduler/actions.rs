@@ -13,7 +13,7 @@ use crate::flags::EventLevel;
 use crate::id::{HandlerId, IdMap, ItemId};
 use crate::manager::events::{EventReport, HandlerEvent};
 use crate::manager::notify::Notification;
-use crate::manager::threads::{AsyncStart, Delivery, Job};
+use crate::manager::threads::{AsyncStart, Delivery, Job, NO_WORKER};
 use crate::manager::ticket::Completion;
 use crate::manager::{Context, ServedRequest, SyncResult, SyncSession, SyncTicket, TriggerReason};
 use crate::result::RequestResult;
@@ -165,52 +165,35 @@ impl Scheduler {
             handler: handler.clone(),
             items: items.clone(),
         });
-        let sent = match self.registry.object(&handler) {
+        // Either way the session starts once the lock is released, on this thread: an async
+        // session's task is handed to its executor (whose `spawn` is user code), a blocking
+        // one goes to the workers (waking one is a system call, kept out of the lock).
+        match self.registry.object(&handler) {
             Some(object) => {
                 let run = SyncSession::new(session, handler, served, key, self.link.clone());
                 match object.runner {
-                    // An async session starts its task once the lock is released, on this
-                    // thread.
-                    Some(runner) => {
-                        self.spawns.push(AsyncStart {
-                            handler: object.handler,
-                            runner,
-                            items,
-                            session: run,
-                        });
-                        true
-                    }
-                    None => {
-                        let job = Job::Session {
-                            handler: object.handler,
-                            items,
-                            session: run,
-                        };
-                        self.jobs.send(job).is_ok()
-                    }
+                    Some(runner) => self.spawns.push(AsyncStart {
+                        handler: object.handler,
+                        runner,
+                        items,
+                        session: run,
+                    }),
+                    None => self.jobs_out.push(Job::Session {
+                        handler: object.handler,
+                        items,
+                        session: run,
+                    }),
                 }
             }
-            None => false,
-        };
-        if !sent {
-            // No handler object or no worker left: end the session at once rather than let
-            // its requests wait forever.
-            self.finish_session(
-                session,
-                SessionEnd::Failed(Cause::new("no worker could run the session")),
-            );
+            // No handler object: end the session at once rather than let its requests wait
+            // forever.
+            None => self.finish_session(session, SessionEnd::Failed(Cause::new(NO_WORKER))),
         }
     }
 
     /// The requests a session serves, with what their callers passed.
     pub(super) fn served(&self, session: SessionId) -> Vec<ServedRequest> {
-        let mut ids: Vec<RequestId> = self
-            .engine
-            .session_view(session)
-            .map(|v| v.items.into_iter().flat_map(|i| i.waiting).collect())
-            .unwrap_or_default();
-        ids.sort_unstable();
-        ids.dedup();
+        let ids = self.engine.session_requests(session);
         ids.into_iter().map(|r| self.describe(r)).collect()
     }
 
@@ -235,8 +218,9 @@ impl Scheduler {
             Some(sink) => (result.clone(), Some(Delivery::Result { result, sink })),
             None => (result, None),
         };
-        let wakers = open.completion.complete(for_ticket);
-        self.wakes.extend(wakers);
+        let woken = open.completion.complete(for_ticket);
+        self.wakes.extend(woken.wakers);
+        self.sleepers.extend(woken.sleepers);
         if let Some(delivery) = for_sink {
             let undelivered = match &self.deliveries {
                 Some(deliveries) => match deliveries.send(delivery) {

@@ -5,14 +5,14 @@ use crossbeam_channel::Sender;
 use super::Scheduler;
 use crate::engine::{Changed, ItemSpec, SessionId};
 use crate::error::{Error, TextKind, check_text};
-use crate::flags::{HandlerCapabilities, HandlerPolicies, ItemCapabilities};
+use crate::flags::{CancelRequest, HandlerCapabilities, HandlerPolicies, ItemCapabilities};
 use crate::id::{HandlerId, ItemId, MAX_SYNCMGR_NAME};
 use crate::manager::command::{
-    Command, EventQuery, Queries, SessionCall, Start, StopTarget, Touch,
+    Command, EventQuery, Queries, Report, SessionCall, Start, StopTarget, Touch,
 };
 use crate::manager::notify::{HandlerChange, Notification};
 use crate::manager::threads::Job;
-use crate::manager::{PendingItems, ShutdownReport, TriggerReason};
+use crate::manager::{PendingItems, ShutdownReport, SyncTicket, TriggerReason};
 use crate::policy::SyncPolicy;
 
 impl Scheduler {
@@ -20,7 +20,7 @@ impl Scheduler {
     pub(super) fn handle(&mut self, command: Command) {
         match command {
             c @ (Command::Register { .. } | Command::Remove { .. }) => self.handlers(c),
-            c @ (Command::Start(_) | Command::StartAll { .. }) => self.starts(c),
+            c @ (Command::Start { .. } | Command::StartAll { .. }) => self.starts(c),
             c @ (Command::Stop { .. } | Command::Cancel { .. }) => self.stops(c),
             c @ (Command::CheckState { .. }
             | Command::ApplyState { .. }
@@ -135,7 +135,9 @@ impl Scheduler {
     /// Start calls: one request, or one per handler for `start_sync_all`.
     pub(super) fn starts(&mut self, command: Command) {
         match command {
-            Command::Start(start) => self.start(*start),
+            Command::Start { start, reply } => {
+                let _ = reply.send(self.start(*start));
+            }
             Command::StartAll {
                 flags,
                 connected,
@@ -374,7 +376,8 @@ impl Scheduler {
         }
     }
 
-    pub(super) fn start(&mut self, start: Start) {
+    /// A start call: its request accepted and its ticket made, or why not.
+    pub(crate) fn start(&mut self, start: Start) -> Result<SyncTicket, Error> {
         if let Some(connected) = start.connected {
             let _ = self.engine.set_handler_connected(&start.handler, connected);
         }
@@ -395,7 +398,7 @@ impl Scheduler {
         // A request that completed at once (disconnected, nothing to sync) has its result in
         // the ticket before the caller gets the ticket.
         self.carry_out();
-        let _ = start.reply.send(result);
+        result
     }
 
     pub(super) fn touched(
@@ -425,38 +428,54 @@ impl Scheduler {
         Ok(())
     }
 
-    pub(super) fn session_call(&mut self, session: SessionId, call: SessionCall) {
-        match call {
-            SessionCall::Progress {
+    /// A session's progress or failure report: the cancel request pending for the item.
+    pub(crate) fn report(
+        &mut self,
+        session: SessionId,
+        report: Report,
+    ) -> Result<CancelRequest, Error> {
+        let Report {
+            item,
+            progress,
+            cause,
+            permanent,
+        } = report;
+        let result = match cause {
+            Some(cause) if permanent => self.engine.report_permanent_failure(session, &item, cause),
+            Some(cause) => self.engine.report_failure(session, &item, cause),
+            None => {
+                let (status, text) = (progress.status, &progress.text);
+                self.engine.report_status(session, &item, status, text)
+            }
+        }
+        .map(|ack| ack.cancel);
+        // A running session's handler is always known; the check keeps this panic-free.
+        if result.is_ok()
+            && let Some(handler) = self.sessions.get(&session).cloned()
+        {
+            self.publish(|| Notification::ItemProgress {
+                session,
+                handler,
                 item,
                 progress,
-                cause,
-                permanent,
-                reply,
-            } => {
-                let result = match cause {
-                    Some(cause) if permanent => {
-                        self.engine.report_permanent_failure(session, &item, cause)
-                    }
-                    Some(cause) => self.engine.report_failure(session, &item, cause),
-                    None => {
-                        let (status, text) = (progress.status, &progress.text);
-                        self.engine.report_status(session, &item, status, text)
-                    }
-                }
-                .map(|ack| ack.cancel);
-                // A running session's handler is always known; the check keeps this panic-free.
-                if result.is_ok()
-                    && let Some(handler) = self.sessions.get(&session).cloned()
-                {
-                    self.publish(|| Notification::ItemProgress {
-                        session,
-                        handler,
-                        item,
-                        progress,
-                    });
-                }
-                let _ = reply.send(result);
+            });
+        }
+        result
+    }
+
+    /// Whether a session may go on, for one item or for all (`None`).
+    pub(crate) fn can_continue(
+        &mut self,
+        session: SessionId,
+        item: Option<&ItemId>,
+    ) -> Result<bool, Error> {
+        self.engine.can_continue(session, item)
+    }
+
+    pub(super) fn session_call(&mut self, session: SessionId, call: SessionCall) {
+        match call {
+            SessionCall::Progress { report, reply } => {
+                let _ = reply.send(self.report(session, report));
             }
             SessionCall::HandlerText { text, reply } => {
                 let result = self.engine.set_handler_progress_text(session, &text);
@@ -472,7 +491,7 @@ impl Scheduler {
                 let _ = reply.send(self.engine.report_conflict(session, item.as_ref()));
             }
             SessionCall::CanContinue { item, reply } => {
-                let _ = reply.send(self.engine.can_continue(session, item.as_ref()));
+                let _ = reply.send(self.can_continue(session, item.as_ref()));
             }
             SessionCall::Query { reply } => {
                 let result = self

@@ -15,17 +15,19 @@ use std::task::Waker;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, select};
+use smallvec::SmallVec;
 
 use super::clock::Clock;
-use super::command::{Command, Link};
+use super::command::{Command, Link, Ran};
 use super::events::EventLog;
 use super::notify::{Notification, Subscribers};
-use super::threads::{AsyncStart, Delivery, Job, start_async};
-use super::ticket::Completion;
+use super::threads::{AsyncStart, Delivery, Job, start_async, start_blocking};
+use super::ticket::{Completion, TicketSlot};
 use super::trace::Traced;
 use super::{Context, Registry, ShutdownReport, SyncResult, TriggerReason};
 use crate::cause::Cause;
 use crate::engine::{Engine, RequestId, SessionEnd, SessionId};
+use crate::error::Error;
 use crate::id::{HandlerId, IdMap};
 use crate::time::Time;
 use crate::unwind::{self, Locked, User};
@@ -74,6 +76,12 @@ pub(crate) struct Scheduler {
     /// Tasks awaiting tickets that completed, to wake once the lock is released (see
     /// `AfterUnlock`).
     wakes: Vec<Waker>,
+    /// Tickets that completed with threads asleep in `wait`, to notify once the lock is
+    /// released.
+    sleepers: Vec<Arc<TicketSlot>>,
+    /// Blocking sessions to hand to the workers once the lock is released. Mostly one per
+    /// step: inline, so that a step does not allocate for it.
+    jobs_out: SmallVec<[Job; 1]>,
     /// Notifications kept for `tracing`, to emit once the lock is released.
     traced: Traced,
     /// Async sessions to hand to their executors once the lock is released (an executor's
@@ -84,15 +92,6 @@ pub(crate) struct Scheduler {
     /// The engine deadline the scheduler thread sleeps until (`Time::MAX`: none). A step
     /// that sets an earlier one wakes it.
     sleeping_until: Time,
-}
-
-/// What [`Scheduler::apply`] did with a command.
-pub(crate) enum Applied {
-    Done,
-    /// Shutdown has begun (or this is the shutdown command): send it to the scheduler
-    /// thread, which keeps the deadline.
-    Deferred(Command),
-    Broken,
 }
 
 pub(crate) struct SchedulerParts {
@@ -130,6 +129,8 @@ impl Scheduler {
             broken: false,
             released: Vec::new(),
             wakes: Vec::new(),
+            sleepers: Vec::new(),
+            jobs_out: SmallVec::new(),
             traced: Traced::default(),
             spawns: Vec::new(),
             clock: parts.clock,
@@ -137,20 +138,37 @@ impl Scheduler {
         }
     }
 
-    /// Applies a command on the caller's thread and carries out what it decided.
-    pub fn apply(&mut self, command: Command) -> Applied {
+    /// Runs a caller's step on its own thread (see [`Link::run`]), then carries out what it
+    /// decided. Once shutdown has begun the input goes back untouched: the scheduler thread,
+    /// which keeps the deadline, takes every call from then on.
+    pub fn run_here<I, R>(
+        &mut self,
+        input: I,
+        here: impl FnOnce(&mut Scheduler, I) -> R,
+    ) -> Result<Ran<R, I>, Error> {
         if self.broken {
-            return Applied::Broken;
+            return Err(Error::ShutDown);
         }
-        if self.deadline.is_some() || matches!(command, Command::Shutdown { .. }) {
-            return Applied::Deferred(command);
+        if self.deadline.is_some() {
+            return Ok(Ran::Later(input));
         }
-        self.guarded(|s| s.handle(command));
-        if self.broken {
-            Applied::Broken
-        } else {
-            Applied::Done
+        let mut out = None;
+        self.guarded(|s| out = Some(here(s, input)));
+        match out {
+            Some(value) if !self.broken => Ok(Ran::Done(value)),
+            // The step panicked (a bug in this crate): every later call fails too.
+            _ => Err(Error::ShutDown),
         }
+    }
+
+    /// Applies a command (as a step of [`Scheduler::run_here`]). The shutdown command comes
+    /// back, for the scheduler thread.
+    pub fn apply(&mut self, command: Command) -> Option<Command> {
+        if matches!(command, Command::Shutdown { .. }) {
+            return Some(command);
+        }
+        self.handle(command);
+        None
     }
 
     /// Runs one step and carries out what it decided. A panic here is a bug in this crate:
@@ -270,10 +288,17 @@ impl Scheduler {
     /// The tasks to wake and the tracing events to emit once the lock is released (the
     /// scheduler thread keeps the released values until it has ended, see `run`).
     fn take_wakes(&mut self) -> AfterUnlock {
+        let jobs = if self.jobs_out.is_empty() {
+            None
+        } else {
+            Some((self.jobs.clone(), std::mem::take(&mut self.jobs_out)))
+        };
         AfterUnlock {
             wakes: std::mem::take(&mut self.wakes),
+            sleepers: std::mem::take(&mut self.sleepers),
             traced: self.traced.take(),
             spawns: std::mem::take(&mut self.spawns),
+            jobs,
             released: Vec::new(),
         }
     }
@@ -382,13 +407,17 @@ impl Scheduler {
     }
 }
 
-/// What a thread does once it has released the scheduler's lock: wake the tasks awaiting
-/// tickets that completed, then drop the user values let go of (both are code the lock must
-/// not be held over: a waker is the executor's, a `Drop` the user's).
+/// What a thread does once it has released the scheduler's lock: start the sessions the
+/// step decided, wake the threads and tasks waiting for tickets that completed, then drop the
+/// user values let go of. The lock is held over none of it: a waker is the executor's code,
+/// a `Drop` the user's, and waking a sleeping thread is a system call that would keep every
+/// other caller waiting for the lock.
 pub(crate) struct AfterUnlock {
     wakes: Vec<Waker>,
+    sleepers: Vec<Arc<TicketSlot>>,
     traced: Traced,
     spawns: Vec<AsyncStart>,
+    jobs: Option<(Sender<Job>, SmallVec<[Job; 1]>)>,
     released: Vec<Box<dyn Send>>,
 }
 
@@ -399,6 +428,12 @@ impl AfterUnlock {
         let _ = unwind::run(|| self.traced.emit());
         for start in self.spawns {
             start_async(start);
+        }
+        if let Some((workers, jobs)) = self.jobs {
+            start_blocking(&workers, jobs);
+        }
+        for slot in self.sleepers {
+            slot.notify();
         }
         wake_all(self.wakes);
         unwind::dispose(self.released);
