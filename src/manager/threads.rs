@@ -10,7 +10,6 @@ use super::command::{Command, Link};
 use super::tasks::Runner;
 use super::trace;
 use super::{HandlerError, SyncHandler, SyncResult, SyncSession};
-use crate::cause::Cause;
 use crate::engine::SessionEnd;
 use crate::id::ItemId;
 use crate::result::RequestResult;
@@ -94,35 +93,6 @@ pub(crate) fn start_async(start: AsyncStart) {
         Err(_) => unwind::dispose((items, session)),
     }
     unwind::dispose((handler, runner));
-}
-
-/// Why a session ended without its handler running: nobody could run it.
-pub(crate) const NO_WORKER: &str = "no worker could run the session";
-
-/// Hands blocking sessions to the workers. Called with no lock held: waking a sleeping
-/// worker is a system call. A session no worker can take (they are all gone) ends at once,
-/// as `Failed`, rather than let its requests wait forever.
-pub(crate) fn start_blocking(workers: &Sender<Job>, jobs: impl IntoIterator<Item = Job>) {
-    for job in jobs {
-        let Err(crossbeam_channel::SendError(job)) = workers.send(job) else {
-            continue;
-        };
-        let Job::Session {
-            handler,
-            items,
-            session,
-        } = job
-        else {
-            unwind::dispose(job);
-            continue;
-        };
-        let (id, link) = (session.id(), session.link().clone());
-        unwind::dispose((handler, items, session));
-        let _ = link.send(Command::SessionFinished {
-            session: id,
-            end: SessionEnd::Failed(Cause::new(NO_WORKER)),
-        });
-    }
 }
 
 /// A worker: runs jobs until the scheduler drops the job channel. `_alive` is dropped when

@@ -13,7 +13,7 @@ use crate::flags::EventLevel;
 use crate::id::{HandlerId, IdMap, ItemId};
 use crate::manager::events::{EventReport, HandlerEvent};
 use crate::manager::notify::Notification;
-use crate::manager::threads::{AsyncStart, Delivery, Job, NO_WORKER};
+use crate::manager::threads::{AsyncStart, Delivery, Job};
 use crate::manager::ticket::Completion;
 use crate::manager::{Context, ServedRequest, SyncResult, SyncSession, SyncTicket, TriggerReason};
 use crate::result::RequestResult;
@@ -165,29 +165,44 @@ impl Scheduler {
             handler: handler.clone(),
             items: items.clone(),
         });
-        // Either way the session starts once the lock is released, on this thread: an async
-        // session's task is handed to its executor (whose `spawn` is user code), a blocking
-        // one goes to the workers (waking one is a system call, kept out of the lock).
-        match self.registry.object(&handler) {
+        let sent = match self.registry.object(&handler) {
             Some(object) => {
                 let run = SyncSession::new(session, handler, served, key, self.link.clone());
                 match object.runner {
-                    Some(runner) => self.spawns.push(AsyncStart {
-                        handler: object.handler,
-                        runner,
-                        items,
-                        session: run,
-                    }),
-                    None => self.jobs_out.push(Job::Session {
-                        handler: object.handler,
-                        items,
-                        session: run,
-                    }),
+                    // An async session starts its task once the lock is released, on this
+                    // thread.
+                    Some(runner) => {
+                        self.spawns.push(AsyncStart {
+                            handler: object.handler,
+                            runner,
+                            items,
+                            session: run,
+                        });
+                        true
+                    }
+                    // Sent under the lock, although waking a sleeping worker is a system
+                    // call: sent after it, the worker starts on every request of a stream, so
+                    // sessions serve a tenth of the requests each and the stream slows by
+                    // 40% (`benches/manager.rs`, `stream_1_thread`).
+                    None => {
+                        let job = Job::Session {
+                            handler: object.handler,
+                            items,
+                            session: run,
+                        };
+                        self.jobs.send(job).is_ok()
+                    }
                 }
             }
-            // No handler object: end the session at once rather than let its requests wait
-            // forever.
-            None => self.finish_session(session, SessionEnd::Failed(Cause::new(NO_WORKER))),
+            None => false,
+        };
+        if !sent {
+            // No handler object or no worker left: end the session at once rather than let
+            // its requests wait forever.
+            self.finish_session(
+                session,
+                SessionEnd::Failed(Cause::new("no worker could run the session")),
+            );
         }
     }
 

@@ -15,13 +15,12 @@ use std::task::Waker;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, select};
-use smallvec::SmallVec;
 
 use super::clock::Clock;
 use super::command::{Command, Link, Ran};
 use super::events::EventLog;
 use super::notify::{Notification, Subscribers};
-use super::threads::{AsyncStart, Delivery, Job, start_async, start_blocking};
+use super::threads::{AsyncStart, Delivery, Job, start_async};
 use super::ticket::{Completion, TicketSlot};
 use super::trace::Traced;
 use super::{Context, Registry, ShutdownReport, SyncResult, TriggerReason};
@@ -79,9 +78,6 @@ pub(crate) struct Scheduler {
     /// Tickets that completed with threads asleep in `wait`, to notify once the lock is
     /// released.
     sleepers: Vec<Arc<TicketSlot>>,
-    /// Blocking sessions to hand to the workers once the lock is released. Mostly one per
-    /// step: inline, so that a step does not allocate for it.
-    jobs_out: SmallVec<[Job; 1]>,
     /// Notifications kept for `tracing`, to emit once the lock is released.
     traced: Traced,
     /// Async sessions to hand to their executors once the lock is released (an executor's
@@ -130,7 +126,6 @@ impl Scheduler {
             released: Vec::new(),
             wakes: Vec::new(),
             sleepers: Vec::new(),
-            jobs_out: SmallVec::new(),
             traced: Traced::default(),
             spawns: Vec::new(),
             clock: parts.clock,
@@ -288,17 +283,11 @@ impl Scheduler {
     /// The tasks to wake and the tracing events to emit once the lock is released (the
     /// scheduler thread keeps the released values until it has ended, see `run`).
     fn take_wakes(&mut self) -> AfterUnlock {
-        let jobs = if self.jobs_out.is_empty() {
-            None
-        } else {
-            Some((self.jobs.clone(), std::mem::take(&mut self.jobs_out)))
-        };
         AfterUnlock {
             wakes: std::mem::take(&mut self.wakes),
             sleepers: std::mem::take(&mut self.sleepers),
             traced: self.traced.take(),
             spawns: std::mem::take(&mut self.spawns),
-            jobs,
             released: Vec::new(),
         }
     }
@@ -407,17 +396,16 @@ impl Scheduler {
     }
 }
 
-/// What a thread does once it has released the scheduler's lock: start the sessions the
+/// What a thread does once it has released the scheduler's lock: start the async sessions the
 /// step decided, wake the threads and tasks waiting for tickets that completed, then drop the
-/// user values let go of. The lock is held over none of it: a waker is the executor's code,
-/// a `Drop` the user's, and waking a sleeping thread is a system call that would keep every
-/// other caller waiting for the lock.
+/// user values let go of. The lock is held over none of it: an executor's `spawn` and a waker
+/// are the executor's code, a `Drop` the user's, and waking a thread asleep in `wait` is a
+/// system call that would keep every other caller waiting for the lock.
 pub(crate) struct AfterUnlock {
     wakes: Vec<Waker>,
     sleepers: Vec<Arc<TicketSlot>>,
     traced: Traced,
     spawns: Vec<AsyncStart>,
-    jobs: Option<(Sender<Job>, SmallVec<[Job; 1]>)>,
     released: Vec<Box<dyn Send>>,
 }
 
@@ -428,9 +416,6 @@ impl AfterUnlock {
         let _ = unwind::run(|| self.traced.emit());
         for start in self.spawns {
             start_async(start);
-        }
-        if let Some((workers, jobs)) = self.jobs {
-            start_blocking(&workers, jobs);
         }
         for slot in self.sleepers {
             slot.notify();
