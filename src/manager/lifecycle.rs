@@ -13,7 +13,7 @@ use super::clock::{Clock, ManualClock};
 use super::command::{Command, Link};
 use super::registry::Registry;
 use super::scheduler::{Scheduler, SchedulerParts, deadline_after};
-use super::threads;
+use super::{pool, threads};
 use crate::engine::{Engine, EngineConfig};
 use crate::error::Error;
 use crate::unwind::{self};
@@ -274,7 +274,7 @@ impl SyncManagerBuilder {
             ));
         }
         let (commands, command_rx) = crossbeam_channel::unbounded();
-        let (jobs, job_rx) = crossbeam_channel::unbounded();
+        let (jobs, job_rx) = pool::queue();
         let (deliveries, delivery_rx) = crossbeam_channel::unbounded();
         let (alive, alive_rx) = crossbeam_channel::bounded::<()>(0);
         let (delivery_done, delivery_done_rx) = crossbeam_channel::bounded::<()>(0);

@@ -16,6 +16,7 @@ mod handler;
 mod lifecycle;
 mod notify;
 mod oneshot;
+mod pool;
 mod registry;
 mod request;
 mod scheduler;

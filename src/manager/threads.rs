@@ -7,6 +7,7 @@ use std::sync::Arc;
 use crossbeam_channel::{Receiver, Sender};
 
 use super::command::{Command, Link};
+use super::pool::JobReceiver;
 use super::tasks::Runner;
 use super::trace;
 use super::{HandlerError, SyncHandler, SyncResult, SyncSession};
@@ -97,8 +98,8 @@ pub(crate) fn start_async(start: AsyncStart) {
 
 /// A worker: runs jobs until the scheduler drops the job channel. `_alive` is dropped when
 /// the thread ends, which is how shutdown knows.
-pub(crate) fn worker(jobs: Receiver<Job>, link: Link, _alive: Sender<()>) {
-    for job in jobs {
+pub(crate) fn worker(jobs: JobReceiver<Job>, link: Link, _alive: Sender<()>) {
+    while let Some(job) = jobs.recv() {
         match job {
             Job::Session {
                 handler,

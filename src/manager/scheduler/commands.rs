@@ -288,7 +288,7 @@ impl Scheduler {
                 self.publish(|| Notification::StateChangeFailed { handler, error });
             }
             Command::RunTask(task) => {
-                if let Err(crossbeam_channel::SendError(job)) = self.jobs.send(Job::Task(task)) {
+                if let Err(job) = self.jobs.send(Job::Task(task)) {
                     // No worker left: the task (a hook and what it holds) is a user value.
                     self.release(job);
                 }

@@ -20,6 +20,7 @@ use super::clock::Clock;
 use super::command::{Command, Link, Ran};
 use super::events::EventLog;
 use super::notify::{Notification, Subscribers};
+use super::pool::JobSender;
 use super::threads::{AsyncStart, Delivery, Job, start_async};
 use super::ticket::{Completion, TicketSlot};
 use super::trace::Traced;
@@ -52,7 +53,7 @@ pub(crate) struct Scheduler {
     /// but not kept, so they never land in the log of a handler registered again under the
     /// same ID.
     orphans: HashSet<SessionId>,
-    jobs: Sender<Job>,
+    jobs: JobSender<Job>,
     /// `None` once shutdown let go of the delivery thread.
     deliveries: Option<Sender<Delivery>>,
     /// Disconnects when the delivery thread ends.
@@ -94,7 +95,7 @@ pub(crate) struct SchedulerParts {
     pub engine: Engine,
     pub link: Link,
     pub registry: Registry,
-    pub jobs: Sender<Job>,
+    pub jobs: JobSender<Job>,
     pub deliveries: Sender<Delivery>,
     pub delivery_done: Receiver<()>,
     pub event_log_capacity: usize,
