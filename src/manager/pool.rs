@@ -7,8 +7,8 @@
 //! other (`benches/manager.rs`, `stream_1_thread`, counted with `perf record -e
 //! sched:sched_switch`). Here one idle worker at a time spins briefly for the next job (a
 //! caller that makes one request after another then finds a worker awake, as it did with the
-//! channel), the others sleep until there is a job, and a job wakes one sleeper, only when no
-//! worker spins.
+//! channel), the others sleep until there is a job, and a job wakes one sleeper unless a spinning
+//! worker is there to take it.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -70,13 +70,20 @@ impl<T> JobSender<T> {
         }
         state.jobs.push_back(job);
         self.0.queued.store(state.jobs.len(), Ordering::Release);
-        let wake = state.sleeping > 0 && !state.spinning;
+        let wake = must_wake(state.sleeping, state.spinning, state.jobs.len());
         drop(state);
         if wake {
             self.0.ready.notify_one();
         }
         Ok(())
     }
+}
+
+/// Whether a job just queued must wake a sleeping worker: yes if one sleeps, unless a
+/// spinning worker will take it. A spinner takes one job; any more need a sleeper, or they
+/// would wait for the spinner to finish its job (sessions meant to run at once would not).
+fn must_wake(sleeping: usize, spinning: bool, queued: usize) -> bool {
+    sleeping > 0 && (!spinning || queued > 1)
 }
 
 impl<T> Drop for JobSender<T> {
@@ -182,6 +189,17 @@ mod tests {
         assert!(tx.send(1).is_ok());
         drop(other);
         assert_eq!(tx.send(2), Err(2));
+    }
+
+    #[test]
+    fn a_job_wakes_a_sleeper_unless_the_spinner_takes_it() {
+        assert!(!must_wake(0, false, 1), "nobody sleeps");
+        assert!(must_wake(1, false, 1));
+        assert!(!must_wake(1, true, 1), "the spinner takes it");
+        assert!(
+            must_wake(1, true, 2),
+            "the second job of a spinner needs a sleeper"
+        );
     }
 
     #[test]
