@@ -13,6 +13,7 @@ use super::registry::{Extra, Object};
 use super::request::Items;
 use super::scheduler::{Scheduler, lock};
 use super::subscription::WakerSlot;
+use super::ticket::{Completion, TicketSlot};
 use super::{
     Context, PendingItems, ShutdownReport, SyncItem, SyncResult, SyncTicket, TriggerReason,
 };
@@ -160,6 +161,9 @@ pub(crate) struct Start {
     pub context: Option<User<Context>>,
     pub reason: TriggerReason,
     pub sink: Option<User<Box<dyn SyncResult>>>,
+    /// The ticket's slot, allocated before the scheduler's lock is taken: the lock is held
+    /// by every start call and every report, so what can be done without it is.
+    pub ticket: (Completion, Arc<TicketSlot>),
 }
 
 /// A progress or failure report, as the handler's thread prepared it.

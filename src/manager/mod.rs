@@ -56,6 +56,7 @@ pub(crate) use crate::policy::TriggerReason;
 
 use self::command::{Command, EventQuery, Start, StopTarget, Touch, call, call_here};
 use self::scheduler::Scheduler;
+use self::ticket::Completion;
 use crate::engine::{RequestId, StateChange, Stopped};
 use crate::error::{Error, TextKind, check_text};
 use crate::flags::{ControlFlags, SyncControlFlags};
@@ -528,6 +529,7 @@ impl SyncManager {
             context: parts.context.map(User::new),
             reason: parts.reason,
             sink: parts.sink.map(User::new),
+            ticket: Completion::new(),
         };
         call_here(
             &self.core().link,

@@ -1,7 +1,6 @@
 //! The handler objects by ID, shared by the scheduler (which alone changes them) and the
 //! callers (which run hooks and `is_connected` on their own threads).
 
-use std::collections::HashMap;
 use std::sync::{Arc, PoisonError, RwLock};
 
 use super::SyncHandler;
@@ -24,7 +23,7 @@ impl Object {
         }
     }
 }
-use crate::id::HandlerId;
+use crate::id::{HandlerId, IdMap};
 
 /// A value a layer built on the manager keeps with a handler, opaque to the manager: the
 /// legacy API keeps its `LegacyHandler` here and downcasts it back, so the manager never
@@ -34,7 +33,7 @@ pub(crate) type Extra = Arc<dyn std::any::Any + Send + Sync>;
 /// Handler objects by ID, shared by the scheduler (which alone changes it) and the callers
 /// (which run hooks and `is_connected` on their own threads), each with its [`Extra`], if any.
 #[derive(Clone, Default)]
-pub(crate) struct Registry(Arc<RwLock<HashMap<HandlerId, Entry>>>);
+pub(crate) struct Registry(Arc<RwLock<IdMap<HandlerId, Entry>>>);
 
 #[derive(Clone)]
 pub(crate) struct Entry {
@@ -47,7 +46,7 @@ pub(crate) struct Entry {
 impl Registry {
     // No user code runs under this lock, so poisoning cannot come from a handler; recover
     // from it anyway rather than panic.
-    pub(super) fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<HandlerId, Entry>> {
+    pub(super) fn read(&self) -> std::sync::RwLockReadGuard<'_, IdMap<HandlerId, Entry>> {
         self.0.read().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -84,7 +83,7 @@ impl Registry {
     }
 
     /// Takes every handler out, for shutdown: the caller drops them outside the lock.
-    pub(super) fn take_all(&self) -> HashMap<HandlerId, Entry> {
+    pub(super) fn take_all(&self) -> IdMap<HandlerId, Entry> {
         std::mem::take(&mut *self.0.write().unwrap_or_else(PoisonError::into_inner))
     }
 

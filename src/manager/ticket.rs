@@ -122,7 +122,8 @@ pub(crate) struct Completion {
 }
 
 impl Completion {
-    /// A new slot and its write end.
+    /// A new slot and its write end. A start call makes it before it takes the scheduler's
+    /// lock, which every start and report waits for.
     pub fn new() -> (Completion, Arc<TicketSlot>) {
         let slot = Arc::new(TicketSlot {
             result: OnceLock::new(),

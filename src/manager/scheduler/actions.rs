@@ -1,6 +1,7 @@
 //! Carrying out what the engine decided: opening requests and their tickets, starting
 //! sessions on the workers, delivering results, ending sessions and recording their events.
 
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use uuid::Uuid;
@@ -14,7 +15,7 @@ use crate::id::{HandlerId, IdMap, ItemId};
 use crate::manager::events::{EventReport, HandlerEvent};
 use crate::manager::notify::Notification;
 use crate::manager::threads::{AsyncStart, Delivery, Job};
-use crate::manager::ticket::Completion;
+use crate::manager::ticket::{Completion, TicketSlot};
 use crate::manager::{Context, ServedRequest, SyncResult, SyncSession, SyncTicket, TriggerReason};
 use crate::result::RequestResult;
 use crate::unwind::User;
@@ -22,15 +23,18 @@ use crate::unwind::User;
 impl Scheduler {
     /// Records an accepted request and makes its ticket. `settled` caches the items of the
     /// requests that completed at once, for a call that opens many (see `settled_items`).
+    /// `ticket` is the ticket's slot, allocated before the lock was taken when the caller
+    /// could (see [`Completion::new`]).
     pub(super) fn open(
         &mut self,
         accepted: Accepted,
+        ticket: (Completion, Arc<TicketSlot>),
         context: Option<User<Context>>,
         sink: Option<User<Box<dyn SyncResult>>>,
         reason: TriggerReason,
         settled: &mut Option<IdMap<RequestId, Vec<ItemId>>>,
     ) -> SyncTicket {
-        let (completion, slot) = Completion::new();
+        let (completion, slot) = ticket;
         let request = accepted.request;
         self.open.insert(
             request,

@@ -12,6 +12,7 @@ use crate::manager::command::{
 };
 use crate::manager::notify::{HandlerChange, Notification};
 use crate::manager::threads::Job;
+use crate::manager::ticket::Completion;
 use crate::manager::{PendingItems, ShutdownReport, SyncTicket, TriggerReason};
 use crate::policy::SyncPolicy;
 
@@ -150,7 +151,10 @@ impl Scheduler {
                 let result = self.engine.start_sync_all(flags).map(|accepted| {
                     accepted
                         .into_iter()
-                        .map(|a| self.open(a, None, None, TriggerReason::Manual, &mut settled))
+                        .map(|a| {
+                            let ticket = Completion::new();
+                            self.open(a, ticket, None, None, TriggerReason::Manual, &mut settled)
+                        })
                         .collect()
                 });
                 // Results decided at once are in the tickets before the caller has them.
@@ -388,7 +392,14 @@ impl Scheduler {
             &start.options,
         );
         let result = match accepted {
-            Ok(a) => Ok(self.open(a, start.context, start.sink, start.reason, &mut None)),
+            Ok(a) => Ok(self.open(
+                a,
+                start.ticket,
+                start.context,
+                start.sink,
+                start.reason,
+                &mut None,
+            )),
             Err(e) => {
                 // User values: never dropped here (see `release`).
                 self.release((start.context, start.sink));
