@@ -7,6 +7,9 @@
 //!   submitting threads, to a handler that reports every item `Succeeded` at once. Requests/s
 //!   from criterion; each request's submit→result latency measured here with `Instant` and
 //!   printed as percentiles after the group.
+//! - `manager/noop/stream_batched_16`: the same stream from one thread in bunches of 16
+//!   requests: `SyncManager::request_many` against the coalescer taking its lock once per
+//!   bunch.
 //! - `manager/noop/one_at_a_time`: the same requests, each sent once the previous one has its
 //!   result: the latency of the path alone, with nothing queued ahead.
 //! - `manager/gate/{N}_while_busy`: a session held open behind a gate, N requests while it
@@ -37,7 +40,7 @@ use criterion::{
 use crossbeam_channel::{Receiver, Sender};
 use syncmgr::{
     ControlFlags, HandlerError, HandlerId, ItemId, Outcome, ProgressStatus, SyncControlFlags,
-    SyncHandler, SyncItem, SyncManager, SyncSession, SyncTicket,
+    SyncHandler, SyncItem, SyncManager, SyncRequest, SyncSession, SyncTicket,
 };
 
 /// Items of the one handler (and keys of the baseline); requests name one each.
@@ -152,6 +155,9 @@ trait Coalescer: Sync {
     /// What a submitted request is held by: a ticket, a receiver.
     type Pending: Send;
     fn submit(&self, item: usize) -> Self::Pending;
+    /// Submits a bunch of requests at once, each for one item, the way the system offers
+    /// for that: `request_many` (one lock for the bunch), one lock on the map.
+    fn submit_many(&self, items: &[usize]) -> Vec<Self::Pending>;
     /// Blocks until the request's result arrives and checks it.
     fn wait(&self, pending: &Self::Pending, item: usize);
     /// After `wait`, outside the timed path (it may block): checks that no other result can
@@ -234,6 +240,18 @@ impl Coalescer for Managed {
             .expect("the request is accepted")
     }
 
+    fn submit_many(&self, items: &[usize]) -> Vec<SyncTicket> {
+        self.manager
+            .request_many(
+                items
+                    .iter()
+                    .map(|&item| SyncRequest::handler(&self.handler).items([&self.items[item]])),
+            )
+            .into_iter()
+            .map(|ticket| ticket.expect("the request is accepted"))
+            .collect()
+    }
+
     fn wait(&self, ticket: &SyncTicket, item: usize) {
         let result = ticket
             .wait_timeout(PATIENCE)
@@ -307,10 +325,27 @@ impl HandRolled {
     }
 
     fn request(&self, key: &str) -> mpsc::Receiver<Outcome> {
-        let (tx, rx) = mpsc::channel();
+        self.request_many([key])
+            .pop()
+            .expect("one receiver per key")
+    }
+
+    /// Parks a waiter under each key, under one lock; wakes the worker once if the map was
+    /// empty.
+    fn request_many<'k>(
+        &self,
+        keys: impl IntoIterator<Item = &'k str>,
+    ) -> Vec<mpsc::Receiver<Outcome>> {
         let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
         let was_idle = pending.is_empty();
-        pending.entry(key.to_owned()).or_default().push(tx);
+        let receivers = keys
+            .into_iter()
+            .map(|key| {
+                let (tx, rx) = mpsc::channel();
+                pending.entry(key.to_owned()).or_default().push(tx);
+                rx
+            })
+            .collect();
         drop(pending);
         if was_idle {
             self.wake
@@ -319,7 +354,7 @@ impl HandRolled {
                 .send(())
                 .expect("the worker is alive");
         }
-        rx
+        receivers
     }
 }
 
@@ -343,6 +378,10 @@ impl Coalescer for HandRolled {
 
     fn submit(&self, item: usize) -> mpsc::Receiver<Outcome> {
         self.request(&self.keys[item])
+    }
+
+    fn submit_many(&self, items: &[usize]) -> Vec<mpsc::Receiver<Outcome>> {
+        self.request_many(items.iter().map(|&item| self.keys[item].as_str()))
     }
 
     fn wait(&self, rx: &mpsc::Receiver<Outcome>, _item: usize) {
@@ -381,7 +420,15 @@ fn check_distinct(mut ids: Vec<u64>, requests: usize) {
 /// by its own thread; each submitter hands (request, submit instant) to its own waiter
 /// thread, which waits for the results in submission order (per handler, results come in
 /// that order) and stamps each as it arrives. Elapsed: first submit to last result.
-fn stream<C: Coalescer>(system: &C, picks: &[usize], threads: usize) -> (Duration, Vec<Duration>) {
+///
+/// With `bunch` > 1, each submitter sends its share in bunches of that many requests
+/// (`submit_many`), each request stamped with its bunch's submit instant.
+fn stream<C: Coalescer>(
+    system: &C,
+    picks: &[usize],
+    threads: usize,
+    bunch: usize,
+) -> (Duration, Vec<Duration>) {
     let start_line = Barrier::new(threads);
     let share = picks.len().div_ceil(threads);
     let (firsts, waited): (Vec<Instant>, Vec<_>) = thread::scope(|s| {
@@ -412,10 +459,21 @@ fn stream<C: Coalescer>(system: &C, picks: &[usize], threads: usize) -> (Duratio
                 let submitter = s.spawn(move || {
                     start_line.wait();
                     let first = Instant::now();
-                    for &item in share {
-                        let submitted = Instant::now();
-                        let pending = system.submit(item);
-                        tx.send((pending, item, submitted)).expect("waiter alive");
+                    if bunch == 1 {
+                        for &item in share {
+                            let submitted = Instant::now();
+                            let pending = system.submit(item);
+                            tx.send((pending, item, submitted)).expect("waiter alive");
+                        }
+                    } else {
+                        for items in share.chunks(bunch) {
+                            let submitted = Instant::now();
+                            let pendings = system.submit_many(items);
+                            assert_eq!(pendings.len(), items.len(), "one per request");
+                            for (pending, &item) in pendings.into_iter().zip(items) {
+                                tx.send((pending, item, submitted)).expect("waiter alive");
+                            }
+                        }
                     }
                     first
                 });
@@ -546,6 +604,8 @@ fn print_split(name: &str, mut splits: Vec<(Duration, Duration)>) {
 enum Shape {
     /// An open stream from this many submitting threads ([`stream`]).
     Stream(usize),
+    /// An open stream from one thread, in bunches of this many requests.
+    Batched(usize),
     /// Each request after the previous result ([`one_at_a_time`]).
     OneAtATime,
 }
@@ -555,13 +615,15 @@ impl Shape {
         match self {
             Shape::Stream(1) => "manager/noop/stream_1_thread".into(),
             Shape::Stream(n) => format!("manager/noop/stream_{n}_threads"),
+            Shape::Batched(n) => format!("manager/noop/stream_batched_{n}"),
             Shape::OneAtATime => "manager/noop/one_at_a_time".into(),
         }
     }
 
     fn run<C: Coalescer>(self, system: &C, picks: &[usize]) -> (Duration, Vec<Duration>) {
         match self {
-            Shape::Stream(threads) => stream(system, picks, threads),
+            Shape::Stream(threads) => stream(system, picks, threads, 1),
+            Shape::Batched(bunch) => stream(system, picks, 1, bunch),
             Shape::OneAtATime => one_at_a_time(system, picks),
         }
     }
@@ -600,10 +662,15 @@ fn bench_noop<C: Coalescer>(
 
 fn noop(c: &mut Criterion) {
     let settings = Settings::from_env();
-    for shape in [Shape::Stream(1), Shape::Stream(2), Shape::OneAtATime] {
+    for shape in [
+        Shape::Stream(1),
+        Shape::Stream(2),
+        Shape::Batched(16),
+        Shape::OneAtATime,
+    ] {
         let picks = match shape {
             Shape::OneAtATime => picks(0x9E37_79B9_7F4A_7C15, settings.stream / 4),
-            Shape::Stream(_) => picks(0x9E37_79B9_7F4A_7C15, settings.stream),
+            Shape::Stream(_) | Shape::Batched(_) => picks(0x9E37_79B9_7F4A_7C15, settings.stream),
         };
         let mut group = settings.group(c, &shape.label());
         group.throughput(Throughput::Elements(picks.len() as u64));

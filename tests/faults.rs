@@ -880,6 +880,41 @@ fn a_panic_in_is_connected_refuses_the_start_call() {
     rig.finish(ShutdownReport::default());
 }
 
+/// In a bunch (`request_many`), a panicking `is_connected` refuses that handler's requests,
+/// each with `HandlerFailed`, and the other handler's requests go on.
+#[test]
+fn a_panic_in_is_connected_refuses_only_that_handlers_requests_of_a_bunch() {
+    let rig = Rig::new();
+    let (driven, sessions) = Driven::new(&["a"]);
+    let faulty = Faulty::new(driven, Method::IsConnected, Fault::Panic, false);
+    let armed = faulty.armed.clone();
+    rig.register(H, faulty);
+    armed.store(true, SeqCst);
+
+    let out = rig.manager.request_many([
+        SyncRequest::handler(H).items(["a"]),
+        SyncRequest::handler(ECHO),
+        SyncRequest::handler(H),
+    ]);
+    assert_eq!(out.len(), 3);
+    for refused in [&out[0], &out[2]] {
+        let error = refused
+            .as_ref()
+            .expect_err("refused: is_connected panicked");
+        assert!(failed_with(error, "handler panicked"), "{error:?}");
+    }
+    let echo = rig
+        .ledger
+        .track(out[1].clone().expect("the other handler goes on"));
+    assert_eq!(result(&echo).status, Outcome::Succeeded);
+    assert!(
+        sessions.try_recv().is_err(),
+        "nothing started for the refused"
+    );
+    assert_eq!(rig.manager.check_consistency(), Ok(()));
+    rig.finish(ShutdownReport::default());
+}
+
 /// rustdoc of `SyncHandler`: "a panic in a hook fails the call that ran it with
 /// `Error::HandlerFailed`". Registration reads the name, capabilities, policies, items,
 /// session limit and connectivity: a panic in any of them refuses the registration (with

@@ -10,7 +10,7 @@ use super::cell::{Answer, oneshot};
 use super::events::{EventReport, HandlerEvent};
 use super::notify::Notification;
 use super::registry::{Extra, Object};
-use super::request::Items;
+use super::request::{Items, StartParts};
 use super::scheduler::{Scheduler, lock};
 use super::subscription::WakerSlot;
 use super::ticket::{Completion, TicketSlot};
@@ -30,7 +30,7 @@ use crate::flags::{
 use crate::id::{HandlerId, ItemId};
 use crate::policy::{SyncPolicy, Trigger};
 use crate::progress::Progress;
-use crate::unwind::User;
+use crate::unwind::{self, User};
 
 /// Where the scheduler sends the answer to a command.
 pub(crate) type Reply<T> = Answer<Result<T, Error>>;
@@ -86,16 +86,12 @@ impl Link {
     /// Runs `here` on the scheduler, under its lock, on this thread, and carries out what it
     /// decided; its value comes straight back, with no command or reply cell to allocate
     /// (the hot calls: a start, a progress report). Gives `input` back when the call must
-    /// go to the scheduler thread instead (shutdown has begun, or the thread is gone), and
-    /// `Err(ShutDown)` when the scheduler broke.
-    pub fn run<I, R>(
-        &self,
-        input: I,
-        here: impl FnOnce(&mut Scheduler, I) -> R,
-    ) -> Result<Ran<R, I>, Error> {
+    /// go to the scheduler thread instead (shutdown has begun, or the thread is gone), or
+    /// cannot be made at all (the scheduler broke).
+    pub fn run<I, R>(&self, input: I, here: impl FnOnce(&mut Scheduler, I) -> R) -> Ran<R, I> {
         // The scheduler thread holds the only strong reference: once it ended, this fails.
         let Some(scheduler) = self.0.scheduler.upgrade() else {
-            return Ok(Ran::Later(input));
+            return Ran::Later(input);
         };
         let (ran, after) = {
             let mut s = lock(&scheduler);
@@ -109,9 +105,13 @@ impl Link {
 
     /// Applies or queues a command. `Err(ShutDown)` when the scheduler is gone.
     pub fn send(&self, command: Command) -> Result<(), Error> {
-        let command = match self.run(command, Scheduler::apply)? {
+        let command = match self.run(command, Scheduler::apply) {
             Ran::Done(None) => return Ok(()),
             Ran::Done(Some(command)) | Ran::Later(command) => command,
+            Ran::Broken(command) => {
+                unwind::dispose(command);
+                return Err(Error::ShutDown);
+            }
         };
         self.0.commands.send(command).map_err(|_| Error::ShutDown)
     }
@@ -123,6 +123,9 @@ pub(crate) enum Ran<R, I> {
     Done(R),
     /// Must go to the scheduler thread: the input, untouched.
     Later(I),
+    /// The scheduler broke (a bug in this crate): every call fails with `ShutDown`. The
+    /// input, unless the step that broke it had taken it.
+    Broken(Option<I>),
 }
 
 /// Sends a command and waits for its answer. A scheduler that is gone means the manager was
@@ -141,9 +144,13 @@ pub(crate) fn call_here<I, T>(
     here: impl FnOnce(&mut Scheduler, I) -> Result<T, Error>,
     later: impl FnOnce(I, Reply<T>) -> Command,
 ) -> Result<T, Error> {
-    match link.run(input, here)? {
+    match link.run(input, here) {
         Ran::Done(result) => result,
         Ran::Later(input) => call(link, |reply| later(input, reply)),
+        Ran::Broken(input) => {
+            unwind::dispose(input);
+            Err(Error::ShutDown)
+        }
     }
 }
 
@@ -164,6 +171,23 @@ pub(crate) struct Start {
     /// The ticket's slot, allocated before the scheduler's lock is taken: the lock is held
     /// by every start call and every report, so what can be done without it is.
     pub ticket: (Completion, Arc<TicketSlot>),
+}
+
+impl Start {
+    /// A start call from its parts and what `is_connected` said (`None`: unknown handler).
+    pub fn new(parts: StartParts, connected: Option<bool>) -> Start {
+        Start {
+            handler: parts.handler,
+            items: parts.items,
+            flags: parts.flags,
+            options: parts.options,
+            connected,
+            context: parts.context.map(User::new),
+            reason: parts.reason,
+            sink: parts.sink.map(User::new),
+            ticket: Completion::new(),
+        }
+    }
 }
 
 /// A progress or failure report, as the handler's thread prepared it.

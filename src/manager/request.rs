@@ -98,6 +98,19 @@ pub struct SyncRequest {
 }
 
 impl SyncRequest {
+    /// The start call's parts, once its IDs are known to be valid.
+    pub(super) fn parts(self) -> Result<StartParts, Error> {
+        Ok(StartParts {
+            handler: self.handler?,
+            items: self.items.transpose()?,
+            flags: self.flags,
+            options: self.options,
+            reason: self.reason,
+            context: self.context,
+            sink: self.sink,
+        })
+    }
+
     /// A sync of all enabled items of a handler.
     pub fn handler(handler: impl IntoId<HandlerId>) -> SyncRequest {
         SyncRequest {

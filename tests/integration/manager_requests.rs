@@ -1436,3 +1436,84 @@ fn notifications_of_a_simple_sync_arrive_in_order() {
         other => panic!("unexpected notifications: {other:#?}"),
     }
 }
+
+/// `request_many` is each request in turn, made back to back under one lock: each gets its
+/// own ticket, dispositions and result, exactly as the calls one by one (the table of
+/// `request_accepted_says_queued_merged_or_joined_per_item`), and a refused request is refused
+/// on its own, in its place, without changing anything for the others.
+#[test]
+fn request_many_is_each_request_in_turn_and_refuses_only_the_bad_ones() {
+    let (handler, sessions) = Driven::new(&["a", "b", "c"]);
+    let w = World::new();
+    w.register("h", handler);
+    let _earlier = w.happened();
+    let out = w.manager.request_many([
+        SyncRequest::handler("h").items(["a", "b"]),
+        SyncRequest::handler("nobody").items(["a"]),
+        SyncRequest::handler("h").items(["a"]).flags(JOIN),
+        SyncRequest::handler("h").items(["zz"]),
+        SyncRequest::handler("h").items(["c"]),
+        SyncRequest::handler("").items(["a"]),
+        SyncRequest::handler("h").items(["c", "a"]),
+    ]);
+    assert_eq!(out.len(), 7, "one answer per request");
+    assert!(
+        matches!(out[1], Err(Error::UnknownHandler(_))),
+        "{:?}",
+        out[1]
+    );
+    assert!(
+        matches!(out[3], Err(Error::UnknownItem { .. })),
+        "{:?}",
+        out[3]
+    );
+    assert!(matches!(out[5], Err(Error::InvalidId(_))), "{:?}", out[5]);
+    let tickets: Vec<&SyncTicket> = [0, 2, 4, 6]
+        .into_iter()
+        .map(|i| out[i].as_ref().expect("accepted"))
+        .collect();
+
+    let notes = w.happened();
+    let s1 = next_session(&sessions);
+    assert_eq!(s1.names(), ["a", "b"]);
+    let s = s1.session.id();
+    assert_eq!(
+        accepted(&notes),
+        [
+            vec![("a", Queued), ("b", Queued)],
+            vec![("a", Joined(s))],
+            vec![("c", Queued)],
+            vec![("c", Merged), ("a", Queued)],
+        ]
+    );
+    let ids: Vec<RequestId> = tickets.iter().map(|t| t.request()).collect();
+    assert_eq!(accepted_ids(&notes), ids);
+
+    s1.succeed_all();
+    let s2 = next_session(&sessions);
+    assert_eq!(s2.names(), ["c", "a"]);
+    s2.succeed_all();
+    for t in tickets {
+        assert_eq!(result(t).status, O::Succeeded);
+    }
+    assert_eq!(w.manager.check_consistency(), Ok(()));
+}
+
+/// After shutdown every request of a bunch is refused, one answer each.
+#[test]
+fn request_many_after_shutdown_refuses_every_request() {
+    let (handler, _sessions) = Driven::new(&["a"]);
+    let w = World::new();
+    w.register("h", handler);
+    w.manager.shutdown();
+    let out = w
+        .manager
+        .request_many((0..3).map(|_| SyncRequest::handler("h").items(["a"])));
+    assert_eq!(out.len(), 3);
+    assert!(
+        out.iter().all(|r| matches!(r, Err(Error::ShutDown))),
+        "{out:?}"
+    );
+    // An empty bunch is an empty answer.
+    assert!(w.manager.request_many([]).is_empty());
+}

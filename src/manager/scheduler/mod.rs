@@ -27,7 +27,6 @@ use super::trace::Traced;
 use super::{Context, Registry, ShutdownReport, SyncResult, TriggerReason};
 use crate::cause::Cause;
 use crate::engine::{Engine, RequestId, SessionEnd, SessionId};
-use crate::error::Error;
 use crate::id::{HandlerId, IdMap};
 use crate::time::Time;
 use crate::unwind::{self, Locked, User};
@@ -136,24 +135,25 @@ impl Scheduler {
 
     /// Runs a caller's step on its own thread (see [`Link::run`]), then carries out what it
     /// decided. Once shutdown has begun the input goes back untouched: the scheduler thread,
-    /// which keeps the deadline, takes every call from then on.
+    /// which keeps the deadline, takes every call from then on. A broken scheduler hands the
+    /// input back too, for the caller to drop outside the lock (it may hold user values).
     pub fn run_here<I, R>(
         &mut self,
         input: I,
         here: impl FnOnce(&mut Scheduler, I) -> R,
-    ) -> Result<Ran<R, I>, Error> {
+    ) -> Ran<R, I> {
         if self.broken {
-            return Err(Error::ShutDown);
+            return Ran::Broken(Some(input));
         }
         if self.deadline.is_some() {
-            return Ok(Ran::Later(input));
+            return Ran::Later(input);
         }
         let mut out = None;
         self.guarded(|s| out = Some(here(s, input)));
         match out {
-            Some(value) if !self.broken => Ok(Ran::Done(value)),
+            Some(value) if !self.broken => Ran::Done(value),
             // The step panicked (a bug in this crate): every later call fails too.
-            _ => Err(Error::ShutDown),
+            _ => Ran::Broken(None),
         }
     }
 
