@@ -255,12 +255,13 @@ impl SyncTicket {
 
     /// Blocks until the result is known or `timeout` passes.
     pub fn wait_timeout(&self, timeout: Duration) -> Option<RequestResult> {
-        let Some(deadline) = Instant::now().checked_add(timeout) else {
-            return Some(self.wait());
-        };
+        // Before the clock is read: a result already in costs no clock read.
         if self.slot.spin_for_result() {
             return Some(self.settled());
         }
+        let Some(deadline) = Instant::now().checked_add(timeout) else {
+            return Some(self.wait());
+        };
         let mut waiting = self.slot.waiting();
         waiting.sleepers += 1;
         while !waiting.done {
