@@ -513,9 +513,9 @@ impl SyncManager {
     /// request still gets its own ticket, its own
     /// result and its own dispositions. Each handler's `is_connected` is asked once for the
     /// whole bunch, on the calling thread; if it panics, that handler's requests are refused
-    /// with `HandlerFailed` and the others go on. It costs what the calls one by one cost (the
-    /// scheduler's lock is taken once, but the work is per request: `benches/manager.rs`,
-    /// `stream_batched_16`).
+    /// with `HandlerFailed` and the others go on. It costs about what the calls one by one
+    /// cost (the scheduler's lock is taken once, but the work is per request:
+    /// `benches/manager.rs`, `stream_batched_16`).
     ///
     /// ```
     /// # use syncmgr::{ControlFlags, HandlerError, ItemId, Outcome, ProgressStatus, SyncHandler, SyncItem, SyncManager, SyncRequest, SyncSession};
