@@ -94,7 +94,8 @@ impl ManualClock {
                 let mut s = lock(&scheduler);
                 // Once shutdown has begun there is nothing left to time: a deferred poll is
                 // dropped.
-                let _ = s.run_here(Command::Poll, Scheduler::apply);
+                let now = self.now();
+                let _ = s.run_here(now, Command::Poll, Scheduler::apply);
                 s.after_unlock()
             };
             after.run();

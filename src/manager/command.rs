@@ -7,6 +7,7 @@ use crossbeam_channel::Sender;
 use uuid::Uuid;
 
 use super::cell::{Answer, oneshot};
+use super::clock::Clock;
 use super::events::{EventReport, HandlerEvent};
 use super::notify::Notification;
 use super::registry::{Extra, Object};
@@ -53,6 +54,10 @@ pub(crate) struct Link(Arc<LinkTo>);
 struct LinkTo {
     commands: Sender<Command>,
     scheduler: Weak<Mutex<Scheduler>>,
+    /// The scheduler's clock: a call reads the time before it takes the lock, which every
+    /// start and report waits for (the engine takes a time older than one it has seen as
+    /// that one, so the order of the reads does not matter).
+    clock: Clock,
 }
 
 impl std::fmt::Debug for Link {
@@ -62,10 +67,11 @@ impl std::fmt::Debug for Link {
 }
 
 impl Link {
-    pub fn new(commands: Sender<Command>, scheduler: Weak<Mutex<Scheduler>>) -> Link {
+    pub fn new(commands: Sender<Command>, scheduler: Weak<Mutex<Scheduler>>, clock: Clock) -> Link {
         Link(Arc::new(LinkTo {
             commands,
             scheduler,
+            clock,
         }))
     }
 
@@ -93,9 +99,10 @@ impl Link {
         let Some(scheduler) = self.0.scheduler.upgrade() else {
             return Ran::Later(input);
         };
+        let now = self.0.clock.now();
         let (ran, after) = {
             let mut s = lock(&scheduler);
-            let ran = s.run_here(input, here);
+            let ran = s.run_here(now, input, here);
             (ran, s.after_unlock())
         };
         // Here, on the caller's thread, with the lock released.

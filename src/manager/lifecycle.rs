@@ -279,10 +279,14 @@ impl SyncManagerBuilder {
         let (alive, alive_rx) = crossbeam_channel::bounded::<()>(0);
         let (delivery_done, delivery_done_rx) = crossbeam_channel::bounded::<()>(0);
         let registry = Registry::default();
+        let clock = match &self.clock {
+            Some(manual) => Clock::Manual(manual.clone()),
+            None => Clock::real(),
+        };
         let scheduler = Arc::new_cyclic(|me| {
             Mutex::new(Scheduler::new(SchedulerParts {
                 engine,
-                link: Link::new(commands.clone(), me.clone()),
+                link: Link::new(commands.clone(), me.clone(), clock.clone()),
                 registry: registry.clone(),
                 jobs,
                 deliveries,
@@ -290,10 +294,7 @@ impl SyncManagerBuilder {
                 event_log_capacity: self.event_log_capacity,
                 event_log_bytes: self.event_log_bytes,
                 grace: self.grace,
-                clock: match &self.clock {
-                    Some(manual) => Clock::Manual(manual.clone()),
-                    None => Clock::real(),
-                },
+                clock: clock.clone(),
             }))
         });
         if let Some(manual) = &self.clock {
@@ -301,7 +302,7 @@ impl SyncManagerBuilder {
         }
         // The scheduler thread holds the only strong reference: when it ends, every link
         // finds the scheduler gone.
-        let link = Link::new(commands, Arc::downgrade(&scheduler));
+        let link = Link::new(commands, Arc::downgrade(&scheduler), clock);
         let mut handles = Vec::with_capacity(workers + 2);
         let spawned = spawn_threads(
             &mut handles,

@@ -139,6 +139,7 @@ impl Scheduler {
     /// input back too, for the caller to drop outside the lock (it may hold user values).
     pub fn run_here<I, R>(
         &mut self,
+        now: Time,
         input: I,
         here: impl FnOnce(&mut Scheduler, I) -> R,
     ) -> Ran<R, I> {
@@ -149,7 +150,7 @@ impl Scheduler {
             return Ran::Later(input);
         }
         let mut out = None;
-        self.guarded(|s| out = Some(here(s, input)));
+        self.guarded_at(now, |s| out = Some(here(s, input)));
         match out {
             Some(value) if !self.broken => Ran::Done(value),
             // The step panicked (a bug in this crate): every later call fails too.
@@ -172,8 +173,13 @@ impl Scheduler {
     /// Every step starts by telling the engine the time, so timers due by now fire first and
     /// the step happens at the clock's time.
     fn guarded(&mut self, step: impl FnOnce(&mut Scheduler)) {
+        let now = self.clock.now();
+        self.guarded_at(now, step);
+    }
+
+    /// [`guarded`](Self::guarded) at a time the caller read before it took the lock.
+    fn guarded_at(&mut self, now: Time, step: impl FnOnce(&mut Scheduler)) {
         if unwind::contain(|| {
-            let now = self.clock.now();
             let _ = self.engine.poll(now);
             step(self);
             self.carry_out();
