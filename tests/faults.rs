@@ -842,14 +842,21 @@ fn a_panic_in_answer_to_the_shutdown_cancel_gives_canceled_outcomes() {
 /// request used to complete silently as `Disconnected`). `start_sync_all` cannot let one
 /// handler refuse everyone's sync: there, for that handler only, it counts as disconnected
 /// (SPEC 4: its request "completes at once as `Disconnected`").
-#[test]
-fn a_panic_in_is_connected_refuses_the_start_call() {
+/// A rig whose handler `H` (item `a`) panics in `is_connected` while `armed` is set (it is):
+/// its session receiver and the switch.
+fn with_panicking_is_connected() -> (Rig, Receiver<Running>, Arc<AtomicBool>) {
     let rig = Rig::new();
     let (driven, sessions) = Driven::new(&["a"]);
     let faulty = Faulty::new(driven, Method::IsConnected, Fault::Panic, false);
     let armed = faulty.armed.clone();
     rig.register(H, faulty);
     armed.store(true, SeqCst);
+    (rig, sessions, armed)
+}
+
+#[test]
+fn a_panic_in_is_connected_refuses_the_start_call() {
+    let (rig, sessions, armed) = with_panicking_is_connected();
 
     let refused = rig
         .manager
@@ -884,12 +891,7 @@ fn a_panic_in_is_connected_refuses_the_start_call() {
 /// each with `HandlerFailed`, and the other handler's requests go on.
 #[test]
 fn a_panic_in_is_connected_refuses_only_that_handlers_requests_of_a_bunch() {
-    let rig = Rig::new();
-    let (driven, sessions) = Driven::new(&["a"]);
-    let faulty = Faulty::new(driven, Method::IsConnected, Fault::Panic, false);
-    let armed = faulty.armed.clone();
-    rig.register(H, faulty);
-    armed.store(true, SeqCst);
+    let (rig, sessions, _armed) = with_panicking_is_connected();
 
     let out = rig.manager.request_many([
         SyncRequest::handler(H).items(["a"]),

@@ -7,6 +7,7 @@ use uuid::Uuid;
 use super::cell::oneshot;
 use super::command::{Command, Link, Reply, Report, SessionCall, call_here};
 use super::events::EventReport;
+use super::scheduler::Scheduler;
 use super::{Context, SyncItem, TriggerReason};
 use crate::engine::{MergeKey, RequestId, SessionId};
 use crate::error::Error;
@@ -206,14 +207,27 @@ impl SyncSession {
     /// A report, applied on this thread when it can be: a handler reports every item, so
     /// this is the hot call of a session.
     fn report(&self, report: Report) -> Result<CancelRequest, Error> {
+        self.call_here(report, Scheduler::report, |report, reply| {
+            SessionCall::Progress { report, reply }
+        })
+    }
+
+    /// A session call run on this thread when it can be (see [`call_here`]), for the hot
+    /// calls; `later` makes its command for when it cannot.
+    fn call_here<I, T>(
+        &self,
+        input: I,
+        here: impl FnOnce(&mut Scheduler, SessionId, I) -> Result<T, Error>,
+        later: impl FnOnce(I, Reply<T>) -> SessionCall,
+    ) -> Result<T, Error> {
         let session = self.id;
         call_here(
             &self.link,
-            report,
-            |s, report| s.report(session, report),
-            |report, reply| Command::Session {
+            input,
+            |s, input| here(s, session, input),
+            |input, reply| Command::Session {
                 session,
-                call: SessionCall::Progress { report, reply },
+                call: later(input, reply),
             },
         )
         .map_err(|e| self.gone(e))
@@ -256,20 +270,12 @@ impl SyncSession {
     /// Whether the handler may go on with an item, or with anything at all for `None`
     /// (`CanContinue`): false once a cancel was requested for it or for the session.
     pub fn can_continue(&self, item: Option<&ItemId>) -> Result<bool, Error> {
-        let session = self.id;
-        call_here(
-            &self.link,
-            item,
-            |s, item| s.can_continue(session, item),
-            |item, reply| Command::Session {
-                session,
-                call: SessionCall::CanContinue {
-                    item: item.cloned(),
-                    reply,
-                },
-            },
-        )
-        .map_err(|e| self.gone(e))
+        self.call_here(item, Scheduler::can_continue, |item, reply| {
+            SessionCall::CanContinue {
+                item: item.cloned(),
+                reply,
+            }
+        })
     }
 
     /// The handler's pending items and the requests waiting on them
