@@ -144,6 +144,86 @@ impl Spawn for ThreadPerTask {
     }
 }
 
+/// An async handler with a debounce window of ten seconds: its request waits for a timer.
+struct Debounced;
+
+impl AsyncHandler for Debounced {
+    fn items(&self) -> Vec<SyncItem> {
+        vec![SyncItem::new("a", "A").unwrap()]
+    }
+
+    fn sync_policy(&self) -> SyncPolicy {
+        let window = std::time::Duration::from_secs(10);
+        SyncPolicy::default().debounce(window, window)
+    }
+
+    async fn synchronize(
+        &self,
+        items: Vec<ItemId>,
+        session: SyncSession,
+    ) -> Result<(), HandlerError> {
+        for item in &items {
+            session.report_progress(item, ProgressStatus::Succeeded)?;
+        }
+        Ok(())
+    }
+}
+
+/// A timer that falls due in the step that begins shutdown starts an async session there, on
+/// the scheduler thread, which hands it to its executor once the lock is released. The check
+/// that the session may still start was a call through the channel, since shutdown had
+/// begun: the scheduler thread waited for itself and `shutdown` never returned (found by a
+/// red-team test). Raced round after round: managers on the same clock widen the window
+/// between the clock moving and this manager's poll, so the shutdown step's own poll fires
+/// the timer in some rounds.
+#[test]
+fn a_session_a_timer_starts_as_shutdown_begins_lets_shutdown_return() {
+    use std::time::Duration;
+    for round in 0..40usize {
+        let clock = ManualClock::new();
+        let others: Vec<SyncManager> = (0..12)
+            .map(|_| {
+                SyncManager::builder()
+                    .clock(clock.clone())
+                    .worker_threads(1)
+                    .build()
+                    .unwrap()
+            })
+            .collect();
+        let manager = SyncManager::builder()
+            .clock(clock.clone())
+            .worker_threads(1)
+            .shutdown_grace(Duration::from_millis(200))
+            .build()
+            .unwrap();
+        manager
+            .register_async_handler("h", Debounced, ThreadPerTask, ControlFlags::WAIT)
+            .unwrap();
+        let ticket = manager.request(SyncRequest::handler("h")).unwrap();
+        let (go, ready) = crossbeam_channel::bounded::<()>(0);
+        let (stopped, report) = crossbeam_channel::bounded(1);
+        let stopping = manager.clone();
+        std::thread::spawn(move || {
+            let _ = ready.recv();
+            for _ in 0..round % 8 {
+                std::thread::yield_now();
+            }
+            let _ = stopped.send(stopping.shutdown());
+        });
+        go.send(()).unwrap();
+        clock.advance(Duration::from_secs(11));
+        assert!(
+            report.recv_timeout(crate::common::PATIENCE).is_ok(),
+            "round {round}: shutdown did not return"
+        );
+        assert!(
+            ticket.wait_timeout(crate::common::PATIENCE).is_some(),
+            "round {round}: the request got no result"
+        );
+        drop(others);
+    }
+}
+
 /// An executor that drops every task unpolled, as a runtime that is shutting down does.
 struct Dropping;
 

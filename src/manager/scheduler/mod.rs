@@ -8,6 +8,7 @@
 mod actions;
 mod commands;
 
+use std::cell::Cell;
 use std::collections::HashSet;
 use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -137,6 +138,10 @@ impl Scheduler {
     /// decided. Once shutdown has begun the input goes back untouched: the scheduler thread,
     /// which keeps the deadline, takes every call from then on. A broken scheduler hands the
     /// input back too, for the caller to drop outside the lock (it may hold user values).
+    ///
+    /// On the scheduler thread itself (user code it runs after the lock, such as an
+    /// executor's `spawn`, calling the manager) a call is applied in place even then: sent to
+    /// the channel, it would wait for the very thread that sent it.
     pub fn run_here<I, R>(
         &mut self,
         now: Time,
@@ -146,7 +151,7 @@ impl Scheduler {
         if self.broken {
             return Ran::Broken(Some(input));
         }
-        if self.deadline.is_some() {
+        if self.deadline.is_some() && !OwnThread::is(self) {
             return Ran::Later(input);
         }
         let mut out = None;
@@ -214,6 +219,7 @@ impl Scheduler {
     /// The scheduler thread's loop: what comes over the channel, one command at a time,
     /// until shutdown has ended every session. It holds the lock only to apply a command.
     pub fn run(scheduler: Arc<Mutex<Scheduler>>, commands: Receiver<Command>) {
+        OwnThread::mark(&scheduler);
         enum Woken {
             Command(Command),
             Closed,
@@ -338,14 +344,17 @@ impl Scheduler {
     /// Returns whether the thread is done: the scheduler broke, or shutdown has ended every
     /// session.
     fn step(scheduler: &Mutex<Scheduler>, step: impl FnOnce(&mut Scheduler)) -> bool {
-        let (wakes, done) = {
+        let wakes = {
             let mut s = lock(scheduler);
             s.guarded(step);
-            let done = s.broken || (s.deadline.is_some() && s.engine.session_count() == 0);
-            (s.take_wakes(), done)
+            s.take_wakes()
         };
         wakes.run();
-        done
+        // Read after: what ran once the lock was released (an executor's `spawn`, a tracing
+        // subscriber) may have called this manager, applied in place on this thread (see
+        // `run_here`), and ended the last session.
+        let s = lock(scheduler);
+        s.broken || (s.deadline.is_some() && s.engine.session_count() == 0)
     }
 
     fn begin_shutdown(&mut self) {
@@ -403,6 +412,29 @@ impl Scheduler {
     }
 }
 
+thread_local! {
+    /// The scheduler whose thread this is (its address), if it is a scheduler thread.
+    static OWN_THREAD: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Which scheduler's own thread the current thread is.
+struct OwnThread;
+
+impl OwnThread {
+    fn mark(scheduler: &Arc<Mutex<Scheduler>>) {
+        // The address of the scheduler inside its mutex: what `is` compares with.
+        let inner: *const Scheduler = match scheduler.lock() {
+            Ok(guard) => &*guard,
+            Err(poisoned) => &*poisoned.into_inner(),
+        };
+        OWN_THREAD.with(|own| own.set(inner as usize));
+    }
+
+    fn is(scheduler: &Scheduler) -> bool {
+        OWN_THREAD.with(|own| own.get() == scheduler as *const Scheduler as usize)
+    }
+}
+
 /// What a thread does once it has released the scheduler's lock: start the async sessions the
 /// step decided, wake the threads and tasks waiting for tickets that completed, then drop the
 /// user values let go of. The lock is held over none of it: an executor's `spawn` and a waker
@@ -418,14 +450,15 @@ pub(crate) struct AfterUnlock {
 
 impl AfterUnlock {
     pub fn run(self) {
-        // A subscriber is user code: it runs here, after the lock. First, so that what
-        // was decided is logged before the sessions and callers it starts or wakes run.
+        // Threads asleep in `wait` first: waiting for a ticket never depends on user code.
+        for slot in self.sleepers {
+            slot.notify();
+        }
+        // A subscriber is user code: it runs here, after the lock, before the sessions and
+        // tasks it starts or wakes, so that what was decided is logged before they run.
         let _ = unwind::run(|| self.traced.emit());
         for start in self.spawns {
             start_async(start);
-        }
-        for slot in self.sleepers {
-            slot.notify();
         }
         wake_all(self.wakes);
         unwind::dispose(self.released);
