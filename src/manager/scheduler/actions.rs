@@ -194,7 +194,8 @@ impl Scheduler {
                             items,
                             session: run,
                         };
-                        self.jobs.send(job).is_ok()
+                        // A job nobody can take holds user values: released, not dropped here.
+                        self.jobs.send(job).map_err(|job| self.release(job)).is_ok()
                     }
                 }
             }
