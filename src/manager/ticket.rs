@@ -69,25 +69,39 @@ impl TicketSlot {
         self.waiting.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Whether the result arrives within a short spin: a few rounds of `spin_loop`, then up
-    /// to 64 `yield_now`s (tens of microseconds, giving the processor to any thread that can
-    /// use it). A result that close then costs no sleep and wake-up of the caller's thread,
-    /// which on a virtual machine takes as long again; a longer wait parks on the condition
-    /// variable. Measured (`benches/join.rs`, one key, one caller: 77 us per start, join and
-    /// result with 4 yields, 11 us with 64; the manager's stream rows did not move), and the
-    /// time spun is the waiting caller's own.
-    fn spin_for_result(&self) -> bool {
-        for round in 0..SPIN_ROUNDS {
+    /// Whether the result arrives within a short spin: a few rounds of `spin_loop`, then
+    /// `yield_now`s for at most [`SPIN_TIME`] (giving the processor to any thread that can use
+    /// it), and never past `deadline`. A result that close then costs no sleep and wake-up of
+    /// the caller's thread, which on a virtual machine takes as long again; a longer wait
+    /// parks on the condition variable. Measured (`benches/join.rs`, one key, one caller: 77
+    /// us per start, join and result with 4 yields, 10 to 22 us with up to 64; the manager's
+    /// stream rows did not move), and the time spun is the waiting caller's own. The clock
+    /// is read only once the result was not there after the first rounds, and then between
+    /// yields, so that a loaded machine, where one yield may give away a whole time slice,
+    /// bounds the spin by time rather than by a count of slices.
+    fn spin_for_result(&self, deadline: Option<Instant>) -> bool {
+        for round in 0..6 {
             if self.result.get().is_some() {
                 return true;
             }
-            if round < 6 {
-                for _ in 0..1u32 << round {
-                    std::hint::spin_loop();
-                }
-            } else {
-                std::thread::yield_now();
+            for _ in 0..1u32 << round {
+                std::hint::spin_loop();
             }
+        }
+        if self.result.get().is_some() {
+            return true;
+        }
+        let now = Instant::now();
+        let until = now.checked_add(SPIN_TIME).unwrap_or(now);
+        let until = deadline.map_or(until, |d| d.min(until));
+        for _ in 0..SPIN_YIELDS {
+            if self.result.get().is_some() {
+                return true;
+            }
+            if Instant::now() >= until {
+                break;
+            }
+            std::thread::yield_now();
         }
         self.result.get().is_some()
     }
@@ -118,8 +132,11 @@ pub(crate) struct Woken {
     pub sleepers: Option<Arc<TicketSlot>>,
 }
 
-/// Rounds of [`TicketSlot::spin_for_result`]: 6 of `spin_loop`, the rest `yield_now`.
-const SPIN_ROUNDS: u32 = 70;
+/// How long [`TicketSlot::spin_for_result`] yields at most before the waiter sleeps.
+const SPIN_TIME: Duration = Duration::from_micros(50);
+
+/// How many times it yields at most within that time.
+const SPIN_YIELDS: u32 = 64;
 
 /// The write end of a [`TicketSlot`], held by the scheduler until the result is known.
 #[derive(Debug)]
@@ -242,7 +259,7 @@ impl SyncTicket {
 
     /// Blocks until the result is known and returns it.
     pub fn wait(&self) -> RequestResult {
-        if self.slot.spin_for_result() {
+        if self.slot.spin_for_result(None) {
             return self.settled();
         }
         let mut waiting = self.slot.waiting();
@@ -261,13 +278,16 @@ impl SyncTicket {
 
     /// Blocks until the result is known or `timeout` passes.
     pub fn wait_timeout(&self, timeout: Duration) -> Option<RequestResult> {
-        // Before the clock is read: a result already in costs no clock read.
-        if self.slot.spin_for_result() {
+        // A result already in costs no clock read.
+        if self.is_complete() {
             return Some(self.settled());
         }
         let Some(deadline) = Instant::now().checked_add(timeout) else {
             return Some(self.wait());
         };
+        if self.slot.spin_for_result(Some(deadline)) {
+            return Some(self.settled());
+        }
         let mut waiting = self.slot.waiting();
         waiting.sleepers += 1;
         while !waiting.done {
