@@ -1,6 +1,7 @@
 //! Everything the scheduler applies is one variant of [`Command`], and [`Link`] is how it
 //! gets there.
 
+use std::cell::Cell;
 use std::sync::{Arc, Mutex, Weak};
 
 use crossbeam_channel::Sender;
@@ -84,6 +85,19 @@ impl Link {
             .is_some_and(|scheduler| !lock(&scheduler).is_broken())
     }
 
+    /// Marks the current thread as `scheduler`'s own thread (see
+    /// [`on_scheduler_thread`](Self::on_scheduler_thread)).
+    pub fn mark_scheduler_thread(scheduler: &Arc<Mutex<Scheduler>>) {
+        SCHEDULER_THREAD.with(|own| own.set(Arc::as_ptr(scheduler) as usize));
+    }
+
+    /// Whether this is the scheduler's own thread, running what a step left to run after
+    /// the lock (an executor's `spawn`, a waker, a tracing subscriber). A call from there
+    /// must never wait for the scheduler thread: it would wait for itself.
+    pub fn on_scheduler_thread(&self) -> bool {
+        SCHEDULER_THREAD.with(|own| own.get() == self.0.scheduler.as_ptr() as usize)
+    }
+
     /// Wakes the scheduler thread (a deadline moved earlier). Nothing happens if it is gone.
     pub fn wake(&self) {
         let _ = self.0.commands.try_send(Command::Poll);
@@ -122,6 +136,11 @@ impl Link {
         };
         self.0.commands.send(command).map_err(|_| Error::ShutDown)
     }
+}
+
+thread_local! {
+    /// The scheduler whose thread this is (the address of its mutex), or 0.
+    static SCHEDULER_THREAD: Cell<usize> = const { Cell::new(0) };
 }
 
 /// What [`Link::run`] did with its input.

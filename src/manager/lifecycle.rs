@@ -102,7 +102,11 @@ impl Shared {
         let from_inside = self.own.contains(&me);
         let (reply, answer) = crossbeam_channel::bounded(1);
         let command = Command::Shutdown { reply, from_inside };
+        // The scheduler's own thread (user code it runs after its lock dropped the last
+        // handle) cannot wait for the report: that thread sends it only when it ends.
+        let own = self.core.link.on_scheduler_thread();
         let mut report = match self.core.link.send(command) {
+            Ok(()) if own => ShutdownReport::default(),
             Ok(()) => answer.recv().unwrap_or_default(),
             Err(_) => ShutdownReport::default(),
         };

@@ -224,6 +224,77 @@ fn a_session_a_timer_starts_as_shutdown_begins_lets_shutdown_return() {
     }
 }
 
+/// An executor that holds the last handle on its manager and drops it in its `spawn`, then
+/// runs the task on a thread of its own and says so.
+struct DropsTheManager {
+    manager: std::sync::Arc<std::sync::Mutex<Option<SyncManager>>>,
+    spawned: crossbeam_channel::Sender<()>,
+}
+
+impl Spawn for DropsTheManager {
+    fn spawn(&self, task: Task) {
+        let last = self.manager.lock().unwrap().take();
+        drop(last);
+        std::thread::spawn(move || block_on(task));
+        let _ = self.spawned.send(());
+    }
+}
+
+/// An async handler whose requests wait 50 ms of real time (a debounce window) before their
+/// session starts: the scheduler thread wakes for the timer and starts it.
+struct Soon;
+
+impl AsyncHandler for Soon {
+    fn items(&self) -> Vec<SyncItem> {
+        vec![SyncItem::new("a", "A").unwrap()]
+    }
+
+    fn sync_policy(&self) -> SyncPolicy {
+        let window = std::time::Duration::from_millis(50);
+        SyncPolicy::default().debounce(window, window)
+    }
+
+    async fn synchronize(
+        &self,
+        items: Vec<ItemId>,
+        session: SyncSession,
+    ) -> Result<(), HandlerError> {
+        for item in &items {
+            session.report_progress(item, ProgressStatus::Succeeded)?;
+        }
+        Ok(())
+    }
+}
+
+/// User code on the scheduler thread (an executor's `spawn` for a session a timer started)
+/// that drops the last `SyncManager` runs its shutdown there; that shutdown waited for a
+/// report the scheduler thread sends only when it ends, and hung. Now it does not wait for
+/// it, and the shutdown finishes when the thread is back in its loop.
+#[test]
+fn dropping_the_last_handle_on_the_scheduler_thread_lets_it_go_on() {
+    let slot = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let (spawned, spawn_returned) = crossbeam_channel::bounded(1);
+    let manager = SyncManager::builder()
+        .shutdown_grace(std::time::Duration::from_millis(20))
+        .build()
+        .unwrap();
+    let executor = DropsTheManager {
+        manager: slot.clone(),
+        spawned,
+    };
+    manager
+        .register_async_handler("h", Soon, executor, ControlFlags::WAIT)
+        .unwrap();
+    let ticket = manager.request(SyncRequest::handler("h")).unwrap();
+    // The executor now holds the only handle; the timer fires 50 ms later.
+    *slot.lock().unwrap() = Some(manager);
+    assert!(
+        spawn_returned.recv_timeout(crate::common::PATIENCE).is_ok(),
+        "the scheduler thread waited for itself"
+    );
+    assert!(ticket.wait_timeout(crate::common::PATIENCE).is_some());
+}
+
 /// An executor that drops every task unpolled, as a runtime that is shutting down does.
 struct Dropping;
 

@@ -8,7 +8,6 @@
 mod actions;
 mod commands;
 
-use std::cell::Cell;
 use std::collections::HashSet;
 use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -151,7 +150,7 @@ impl Scheduler {
         if self.broken {
             return Ran::Broken(Some(input));
         }
-        if self.deadline.is_some() && !OwnThread::is(self) {
+        if self.deadline.is_some() && !self.link.on_scheduler_thread() {
             return Ran::Later(input);
         }
         let mut out = None;
@@ -219,7 +218,7 @@ impl Scheduler {
     /// The scheduler thread's loop: what comes over the channel, one command at a time,
     /// until shutdown has ended every session. It holds the lock only to apply a command.
     pub fn run(scheduler: Arc<Mutex<Scheduler>>, commands: Receiver<Command>) {
-        OwnThread::mark(&scheduler);
+        Link::mark_scheduler_thread(&scheduler);
         enum Woken {
             Command(Command),
             Closed,
@@ -409,29 +408,6 @@ impl Scheduler {
             None => values,
         };
         self.released.push(values);
-    }
-}
-
-thread_local! {
-    /// The scheduler whose thread this is (its address), if it is a scheduler thread.
-    static OWN_THREAD: Cell<usize> = const { Cell::new(0) };
-}
-
-/// Which scheduler's own thread the current thread is.
-struct OwnThread;
-
-impl OwnThread {
-    fn mark(scheduler: &Arc<Mutex<Scheduler>>) {
-        // The address of the scheduler inside its mutex: what `is` compares with.
-        let inner: *const Scheduler = match scheduler.lock() {
-            Ok(guard) => &*guard,
-            Err(poisoned) => &*poisoned.into_inner(),
-        };
-        OWN_THREAD.with(|own| own.set(inner as usize));
-    }
-
-    fn is(scheduler: &Scheduler) -> bool {
-        OWN_THREAD.with(|own| own.get() == scheduler as *const Scheduler as usize)
     }
 }
 
