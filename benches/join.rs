@@ -132,10 +132,7 @@ impl SyncHandler for Held {
     }
 
     fn items(&self) -> Vec<SyncItem> {
-        self.items
-            .iter()
-            .map(|id| SyncItem::new(id.clone(), id.as_str()).unwrap())
-            .collect()
+        as_sync_items(&self.items)
     }
 
     fn synchronize(&self, items: &[ItemId], session: &SyncSession) -> Result<(), HandlerError> {
@@ -153,6 +150,13 @@ impl SyncHandler for Held {
         }
         Ok(())
     }
+}
+
+/// The keys as the handlers list them: each item named by its ID.
+fn as_sync_items(ids: &[ItemId]) -> Vec<SyncItem> {
+    ids.iter()
+        .map(|id| SyncItem::new(id.clone(), id.as_str()).unwrap())
+        .collect()
 }
 
 struct Syncmgr {
@@ -274,10 +278,7 @@ impl syncmgr::AsyncHandler for HeldAsync {
     }
 
     fn items(&self) -> Vec<SyncItem> {
-        self.items
-            .iter()
-            .map(|id| SyncItem::new(id.clone(), id.as_str()).unwrap())
-            .collect()
+        as_sync_items(&self.items)
     }
 
     async fn synchronize(
