@@ -144,31 +144,6 @@ impl Spawn for ThreadPerTask {
     }
 }
 
-/// An async handler with a debounce window of ten seconds: its request waits for a timer.
-struct Debounced;
-
-impl AsyncHandler for Debounced {
-    fn items(&self) -> Vec<SyncItem> {
-        vec![SyncItem::new("a", "A").unwrap()]
-    }
-
-    fn sync_policy(&self) -> SyncPolicy {
-        let window = std::time::Duration::from_secs(10);
-        SyncPolicy::default().debounce(window, window)
-    }
-
-    async fn synchronize(
-        &self,
-        items: Vec<ItemId>,
-        session: SyncSession,
-    ) -> Result<(), HandlerError> {
-        for item in &items {
-            session.report_progress(item, ProgressStatus::Succeeded)?;
-        }
-        Ok(())
-    }
-}
-
 /// A timer that falls due in the step that begins shutdown starts an async session there, on
 /// the scheduler thread, which hands it to its executor once the lock is released. The check
 /// that the session may still start was a call through the channel, since shutdown had
@@ -197,7 +172,12 @@ fn a_session_a_timer_starts_as_shutdown_begins_lets_shutdown_return() {
             .build()
             .unwrap();
         manager
-            .register_async_handler("h", Debounced, ThreadPerTask, ControlFlags::WAIT)
+            .register_async_handler(
+                "h",
+                Courier::debounced(Duration::from_secs(10)),
+                ThreadPerTask,
+                ControlFlags::WAIT,
+            )
             .unwrap();
         let ticket = manager.request(SyncRequest::handler("h")).unwrap();
         let (go, ready) = crossbeam_channel::bounded::<()>(0);
@@ -240,32 +220,6 @@ impl Spawn for DropsTheManager {
     }
 }
 
-/// An async handler whose requests wait 50 ms of real time (a debounce window) before their
-/// session starts: the scheduler thread wakes for the timer and starts it.
-struct Soon;
-
-impl AsyncHandler for Soon {
-    fn items(&self) -> Vec<SyncItem> {
-        vec![SyncItem::new("a", "A").unwrap()]
-    }
-
-    fn sync_policy(&self) -> SyncPolicy {
-        let window = std::time::Duration::from_millis(50);
-        SyncPolicy::default().debounce(window, window)
-    }
-
-    async fn synchronize(
-        &self,
-        items: Vec<ItemId>,
-        session: SyncSession,
-    ) -> Result<(), HandlerError> {
-        for item in &items {
-            session.report_progress(item, ProgressStatus::Succeeded)?;
-        }
-        Ok(())
-    }
-}
-
 /// User code on the scheduler thread (an executor's `spawn` for a session a timer started)
 /// that drops the last `SyncManager` runs its shutdown there; that shutdown waited for a
 /// report the scheduler thread sends only when it ends, and hung. Now it does not wait for
@@ -283,7 +237,14 @@ fn dropping_the_last_handle_on_the_scheduler_thread_lets_it_go_on() {
         spawned,
     };
     manager
-        .register_async_handler("h", Soon, executor, ControlFlags::WAIT)
+        // Its request waits 50 ms of real time before its session starts: the scheduler
+        // thread wakes for the timer and starts it.
+        .register_async_handler(
+            "h",
+            Courier::debounced(std::time::Duration::from_millis(50)),
+            executor,
+            ControlFlags::WAIT,
+        )
         .unwrap();
     let ticket = manager.request(SyncRequest::handler("h")).unwrap();
     // The executor now holds the only handle; the timer fires 50 ms later.
@@ -313,10 +274,12 @@ impl Spawn for Broken {
     }
 }
 
-/// An async handler: succeeds its items, or fails or panics as told.
+/// An async handler: succeeds its items, or fails or panics as told; with a debounce
+/// window, its requests wait for a timer.
 struct Courier {
     items: Vec<SyncItem>,
     how: &'static str,
+    debounce: Option<std::time::Duration>,
 }
 
 impl Courier {
@@ -324,6 +287,15 @@ impl Courier {
         Courier {
             items: vec![SyncItem::new("a", "A").unwrap()],
             how,
+            debounce: None,
+        }
+    }
+
+    /// Succeeds its items, its requests waiting `window` for the debounce timer first.
+    fn debounced(window: std::time::Duration) -> Courier {
+        Courier {
+            debounce: Some(window),
+            ..Courier::new("ok")
         }
     }
 }
@@ -331,6 +303,13 @@ impl Courier {
 impl AsyncHandler for Courier {
     fn items(&self) -> Vec<SyncItem> {
         self.items.clone()
+    }
+
+    fn sync_policy(&self) -> SyncPolicy {
+        match self.debounce {
+            Some(window) => SyncPolicy::default().debounce(window, window),
+            None => SyncPolicy::default(),
+        }
     }
 
     async fn synchronize(
