@@ -214,6 +214,14 @@ impl Start {
             ticket: Completion::new(),
         }
     }
+
+    /// The command for a start call that goes to the scheduler thread.
+    pub fn into_command(self, reply: Reply<SyncTicket>) -> Command {
+        Command::Start {
+            start: Box::new(self),
+            reply,
+        }
+    }
 }
 
 /// A progress or failure report, as the handler's thread prepared it.

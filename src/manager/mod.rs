@@ -510,12 +510,11 @@ impl SyncManager {
     /// drained at once) and belong together: the bunch is accepted in one step of the
     /// scheduler, so no other call and no session's report comes between its requests, and
     /// they merge with each other as calls one by one would with nothing in between. Each
-    /// request still gets its own ticket, its own
-    /// result and its own dispositions. Each handler's `is_connected` is asked once for the
-    /// whole bunch, on the calling thread; if it panics, that handler's requests are refused
-    /// with `HandlerFailed` and the others go on. It costs about what the calls one by one
-    /// cost (the scheduler's lock is taken once, but the work is per request:
-    /// `benches/manager.rs`, `stream_batched_16`).
+    /// request still gets its own ticket, its own result and its own dispositions. Each
+    /// handler's `is_connected` is asked once for the whole bunch, on the calling thread; if
+    /// it panics, that handler's requests are refused with `HandlerFailed` and the others go
+    /// on. It costs about what the calls one by one cost (the scheduler's lock is taken once,
+    /// but the work is per request: `benches/manager.rs`, `stream_batched_16`).
     ///
     /// ```
     /// # use syncmgr::{ControlFlags, HandlerError, ItemId, Outcome, ProgressStatus, SyncHandler, SyncItem, SyncManager, SyncRequest, SyncSession};
@@ -563,12 +562,8 @@ impl SyncManager {
             })
             .collect();
         let (link, n) = (&self.core().link, starts.len());
-        let start_all = |s: &mut Scheduler, starts: Vec<Result<Start, Error>>| {
-            let results: Vec<Result<SyncTicket, Error>> = starts
-                .into_iter()
-                .map(|start| start.and_then(|start| s.start(start)))
-                .collect();
-            results
+        let start_all = |s: &mut Scheduler, starts: Vec<Result<Start, Error>>| -> Vec<_> {
+            starts.into_iter().map(|start| s.start(start?)).collect()
         };
         match link.run(starts, start_all) {
             Ran::Done(tickets) => tickets,
@@ -576,8 +571,8 @@ impl SyncManager {
             Ran::Later(starts) => starts
                 .into_iter()
                 .map(|start| {
-                    let start = Box::new(start?);
-                    call(link, |reply| Command::Start { start, reply })
+                    let start = start?;
+                    call(link, |reply| start.into_command(reply))
                 })
                 .collect(),
             Ran::Broken(starts) => {
@@ -606,10 +601,7 @@ impl SyncManager {
             &self.core().link,
             start,
             Scheduler::start,
-            |start, reply| Command::Start {
-                start: Box::new(start),
-                reply,
-            },
+            Start::into_command,
         )
     }
 

@@ -4,10 +4,10 @@
 //!
 //! No worker thread is involved: once the step that started the session has released the
 //! scheduler's lock, the thread that ran it checks that the session may still start and
-//! hands its future to the executor; the task reports the session's end when it is done. The panic policy is
-//! the same as for blocking handlers: a panic while the future is polled fails its items and
-//! the manager keeps working; a task the executor drops unfinished (a runtime shutting down)
-//! still ends its session, as `Failed`.
+//! hands its future to the executor; the task reports the session's end when it is done.
+//! The panic policy is the same as for blocking handlers: a panic while the future is polled
+//! fails its items and the manager keeps working; a task the executor drops unfinished (a
+//! runtime shutting down) still ends its session, as `Failed`.
 
 use std::future::Future;
 use std::pin::Pin;

@@ -80,30 +80,28 @@ impl TicketSlot {
     /// yields, so that a loaded machine, where one yield may give away a whole time slice,
     /// bounds the spin by time rather than by a count of slices.
     fn spin_for_result(&self, deadline: Option<Instant>) -> bool {
+        let ready = || self.result.get().is_some();
         for round in 0..6 {
-            if self.result.get().is_some() {
+            if ready() {
                 return true;
             }
             for _ in 0..1u32 << round {
                 std::hint::spin_loop();
             }
         }
-        if self.result.get().is_some() {
+        if ready() {
             return true;
         }
         let now = Instant::now();
         let until = now.checked_add(SPIN_TIME).unwrap_or(now);
         let until = deadline.map_or(until, |d| d.min(until));
         for _ in 0..SPIN_YIELDS {
-            if self.result.get().is_some() {
-                return true;
-            }
-            if Instant::now() >= until {
+            if ready() || Instant::now() >= until {
                 break;
             }
             std::thread::yield_now();
         }
-        self.result.get().is_some()
+        ready()
     }
 
     /// Marks the slot done and takes the tasks to wake. Returns whether threads sleep on

@@ -213,8 +213,11 @@ impl Scheduler {
 
     /// The requests a session serves, with what their callers passed.
     pub(super) fn served(&self, session: SessionId) -> Vec<ServedRequest> {
-        let ids = self.engine.session_requests(session);
-        ids.into_iter().map(|r| self.describe(r)).collect()
+        self.engine
+            .session_requests(session)
+            .into_iter()
+            .map(|r| self.describe(r))
+            .collect()
     }
 
     pub(super) fn describe(&self, request: RequestId) -> ServedRequest {
