@@ -49,7 +49,7 @@ impl Engine {
         handler: &HandlerId,
         flags: SyncControlFlags,
     ) -> Result<Accepted, Error> {
-        self.accept(handler, None, flags, PLAIN)
+        self.accept(handler, None, None, flags, PLAIN)
     }
 
     /// Requests a sync of named items of a handler (`StartItemSync`). All-or-nothing: a
@@ -62,7 +62,7 @@ impl Engine {
         items: &[ItemId],
         flags: SyncControlFlags,
     ) -> Result<Accepted, Error> {
-        self.accept(handler, Some(items), flags, PLAIN)
+        self.accept(handler, None, Some(items), flags, PLAIN)
     }
 
     /// The general start call: a handler sync (`items: None`) or an item sync, whose queued
@@ -77,7 +77,7 @@ impl Engine {
         flags: SyncControlFlags,
         key: MergeKey,
     ) -> Result<Accepted, Error> {
-        self.accept(handler, items, flags, RequestOptions::keyed(key))
+        self.accept(handler, None, items, flags, RequestOptions::keyed(key))
     }
 
     /// [`Engine::start_sync`] with every option: the merge key, and whether the request is
@@ -90,7 +90,7 @@ impl Engine {
         flags: SyncControlFlags,
         options: &RequestOptions,
     ) -> Result<Accepted, Error> {
-        self.accept(handler, items, flags, options.clone())
+        self.accept(handler, None, items, flags, options.clone())
     }
 
     /// Requests a sync of everything (`StartSyncAll`): one handler sync per active, enabled
@@ -109,13 +109,29 @@ impl Engine {
             .collect();
         covered
             .iter()
-            .map(|id| self.accept(id, None, flags, PLAIN))
+            .map(|id| self.accept(id, None, None, flags, PLAIN))
             .collect()
+    }
+
+    /// The manager's start call: [`Engine::set_handler_connected`] with what the handler's
+    /// `is_connected` said (if it was asked), then [`Engine::start_sync_with`], looking the
+    /// handler up once. Refused, it still records the connection state, as the two calls
+    /// one after the other would.
+    pub(crate) fn start_reported(
+        &mut self,
+        handler: &HandlerId,
+        connected: Option<bool>,
+        items: Option<&[ItemId]>,
+        flags: SyncControlFlags,
+        options: RequestOptions,
+    ) -> Result<Accepted, Error> {
+        self.accept(handler, connected, items, flags, options)
     }
 
     pub(super) fn accept(
         &mut self,
         handler: &HandlerId,
+        connected: Option<bool>,
         named: Option<&[ItemId]>,
         flags: SyncControlFlags,
         options: RequestOptions,
@@ -124,6 +140,9 @@ impl Engine {
             return Err(Error::ShutDown);
         }
         let key = self.key(handler)?;
+        if let Some(connected) = connected {
+            self.note_connected(key, connected);
+        }
         // Typed flags can still carry unknown bits (`from_bits_retain`): refuse them too.
         SyncControlFlags::from_raw(flags.bits())?;
         let mut items = std::mem::take(&mut self.scratch.0);

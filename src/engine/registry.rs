@@ -242,16 +242,24 @@ impl Engine {
         connected: bool,
     ) -> Result<Changed, Error> {
         let key = self.writable(id)?;
-        let h = self.handlers.get_mut(&key).ok_or(Error::ShutDown)?;
+        Ok(Changed {
+            changed: self.note_connected(key, connected),
+            canceled_pending: 0,
+        })
+    }
+
+    /// [`Engine::set_handler_connected`] for a handler known to be registered. Says whether
+    /// the state changed.
+    pub(super) fn note_connected(&mut self, key: HandlerKey, connected: bool) -> bool {
+        let Some(h) = self.handlers.get_mut(&key) else {
+            return false;
+        };
         let changed = h.connected != connected;
         h.connected = connected;
         if changed && connected {
             self.end_backoffs(key);
         }
-        Ok(Changed {
-            changed,
-            canceled_pending: 0,
-        })
+        changed
     }
 
     /// Re-reads a handler's capabilities, policies and items (`update_handler`). Items no

@@ -137,7 +137,10 @@ impl Scheduler {
     pub(super) fn starts(&mut self, command: Command) {
         match command {
             Command::Start { start, reply } => {
-                let _ = reply.send(self.start(*start));
+                let result = self.start(*start);
+                // A result decided at once is in the ticket before the caller has it.
+                self.carry_out();
+                let _ = reply.send(result);
             }
             Command::StartAll {
                 flags,
@@ -382,14 +385,12 @@ impl Scheduler {
 
     /// A start call: its request accepted and its ticket made, or why not.
     pub(crate) fn start(&mut self, start: Start) -> Result<SyncTicket, Error> {
-        if let Some(connected) = start.connected {
-            let _ = self.engine.set_handler_connected(&start.handler, connected);
-        }
-        let accepted = self.engine.start_sync_with(
+        let accepted = self.engine.start_reported(
             &start.handler,
+            start.connected,
             start.items.as_deref(),
             start.flags,
-            &start.options,
+            start.options,
         );
         let result = match accepted {
             Ok(a) => Ok(self.open(
@@ -407,8 +408,9 @@ impl Scheduler {
             }
         };
         // A request that completed at once (disconnected, nothing to sync) has its result in
-        // the ticket before the caller gets the ticket.
-        self.carry_out();
+        // the ticket before the caller gets the ticket: the step's `carry_out` delivers it
+        // under this lock, or leaves it to the caller's thread once the lock is released,
+        // before the call returns (see `deliver`).
         result
     }
 
