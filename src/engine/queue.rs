@@ -353,6 +353,14 @@ pub(crate) fn prev_of(requests: &RequestTable, w: Waiter) -> Option<Waiter> {
 /// links through the requests.
 pub(crate) fn waiters_of(list: &WaitList, requests: &RequestTable) -> Vec<Waiter> {
     let mut out = Vec::with_capacity(list.len as usize);
+    push_waiters(list, requests, &mut out);
+    out
+}
+
+/// [`waiters_of`], appended to `out`.
+pub(crate) fn push_waiters(list: &WaitList, requests: &RequestTable, out: &mut Vec<Waiter>) {
+    let start = out.len();
+    out.reserve(list.len as usize);
     let mut at = list.tail;
     while !at.is_none() {
         out.push(at);
@@ -366,8 +374,7 @@ pub(crate) fn waiters_of(list: &WaitList, requests: &RequestTable) -> Vec<Waiter
             }
         }
     }
-    out.reverse();
-    out
+    out[start..].reverse();
 }
 /// A wait list of exactly these waiters, in this order, relinking their requests.
 pub(crate) fn relink(waiters: &[Waiter], requests: &mut RequestTable) -> WaitList {

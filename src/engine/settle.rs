@@ -1,6 +1,8 @@
 //! Settling and completing: a session's end gives each item its outcome, credits the
 //! requests it served with its counts, and delivers the requests that are done.
 
+use std::ops::Range;
+
 use super::Action;
 use super::Engine;
 use super::RequestId;
@@ -8,7 +10,7 @@ use super::SessionEnd;
 use super::SessionEnded;
 use super::SessionId;
 use super::queue::Waiter;
-use super::queue::waiters_of;
+use super::queue::push_waiters;
 use super::requests::RequestTable;
 use super::state::Counts;
 use super::state::HandlerKey;
@@ -38,6 +40,8 @@ impl Engine {
         let key = session.handler_key;
         let mut outcomes = Vec::with_capacity(session.items.len());
         let mut settled = Vec::with_capacity(session.items.len());
+        // The waiters of every item, item after item: one buffer, not one per item.
+        let mut waiters = Vec::new();
         let mut retried = Vec::new();
         if let Some(h) = self.handlers.get_mut(&key) {
             // Legacy (keyed) sessions never retry; nor do handlers that may not sync now.
@@ -71,8 +75,9 @@ impl Engine {
                     slot.attempts = 0;
                 }
                 // Walk every list before settling any: settling may complete a request.
-                let mut waiters = waiters_of(&si.list, &self.requests);
-                let mut now = waiters.len();
+                let start = waiters.len();
+                push_waiters(&si.list, &self.requests, &mut waiters);
+                let mut now = waiters.len() - start;
                 if outcome == Outcome::Failed
                     && !si.permanent
                     && slot.live_and_enabled()
@@ -88,14 +93,15 @@ impl Engine {
                             .is_some_and(|r| r.no_retry || !r.key.is_default())
                     };
                     let (first, again): (Vec<Waiter>, Vec<Waiter>) =
-                        waiters.iter().partition(|w| takes_it(w));
+                        waiters[start..].iter().partition(|w| takes_it(w));
                     now = first.len();
                     if !again.is_empty() {
                         slot.attempts = attempt;
                         // Its waiters from `now` on, in `settled` below.
                         retried.push((si.item, settled.len(), attempt));
                     }
-                    waiters = first;
+                    waiters.truncate(start);
+                    waiters.extend(first);
                     waiters.extend(again);
                 }
                 if slot.startable() {
@@ -103,7 +109,7 @@ impl Engine {
                 }
                 outcomes.push((slot.id.clone(), outcome));
                 settled.push(Settled {
-                    waiters,
+                    waiters: start..waiters.len(),
                     outcome,
                     cause,
                     counts: si.counts,
@@ -113,14 +119,16 @@ impl Engine {
             h.running.retain(|s| *s != id);
         }
         // Every request the session served takes what it counted, before any completes.
-        credit_session(&mut self.requests, session.counts, &settled);
+        credit_session(&mut self.requests, session.counts, &settled, &waiters);
         for s in &settled {
-            self.settle(&s.waiters[..s.now], s.outcome, s.cause.as_ref(), true);
+            let now = s.waiters.start..s.waiters.start + s.now;
+            self.settle(&waiters[now], s.outcome, s.cause.as_ref(), true);
         }
         let mut again = Vec::with_capacity(retried.len());
         for (item, at, attempt) in retried {
             let s = &settled[at];
-            again.extend(self.retry_later(key, item, &s.waiters[s.now..], attempt));
+            let later = s.waiters.start + s.now..s.waiters.end;
+            again.extend(self.retry_later(key, item, &waiters[later], attempt));
         }
         self.drop_if_retired(key);
         self.schedule(key);
@@ -172,16 +180,16 @@ impl Engine {
         if h.scheduled == Some(request) {
             h.scheduled = None;
         }
-        let items: Vec<ItemOutcome> = req
-            .items
-            .into_iter()
-            .map(|ri| ItemOutcome {
+        // Sized exactly: a one-item result allocates room for one.
+        let mut items: Vec<ItemOutcome> = Vec::with_capacity(req.items.len());
+        for ri in req.items {
+            items.push(ItemOutcome {
                 item: h.slot(ri.item).id.clone(),
                 outcome: ri.outcome.unwrap_or(Outcome::Canceled),
                 attempts: ri.attempts,
                 cause: ri.cause,
-            })
-            .collect();
+            });
+        }
         let mut status = Outcome::aggregate(items.iter().map(|o| o.outcome));
         if req.disconnected {
             status = status.max(Outcome::Disconnected);
@@ -211,8 +219,9 @@ impl Engine {
 /// One item of an ending session, settled: who waits on it, what it ended with, what it
 /// counted there.
 pub(super) struct Settled {
-    /// Every request waiting on the item here, those that take this outcome first.
-    waiters: Vec<Waiter>,
+    /// Every request waiting on the item here, those that take this outcome first: a range
+    /// of the session's waiter buffer.
+    waiters: Range<usize>,
     outcome: Outcome,
     cause: Option<Cause>,
     counts: Counts,
@@ -223,12 +232,17 @@ pub(super) struct Settled {
 /// Credits the requests an ending session served with what it counted: each request its
 /// items' counts for the items it waited on there, and the handler-wide counts once. The
 /// once needs a deduplicated list of requests, built only when there is something to credit.
-pub(super) fn credit_session(requests: &mut RequestTable, handler_wide: Counts, items: &[Settled]) {
+pub(super) fn credit_session(
+    requests: &mut RequestTable,
+    handler_wide: Counts,
+    items: &[Settled],
+    waiters: &[Waiter],
+) {
     for s in items {
         if s.counts.is_zero() {
             continue;
         }
-        for w in &s.waiters {
+        for w in &waiters[s.waiters.clone()] {
             if let Some(req) = requests.get_mut(&w.request) {
                 req.counts.add(s.counts);
             }
@@ -237,10 +251,8 @@ pub(super) fn credit_session(requests: &mut RequestTable, handler_wide: Counts, 
     if handler_wide.is_zero() {
         return;
     }
-    let mut served: Vec<RequestId> = items
-        .iter()
-        .flat_map(|s| s.waiters.iter().map(|w| w.request))
-        .collect();
+    // Every item's waiters are in `waiters`, item after item.
+    let mut served: Vec<RequestId> = waiters.iter().map(|w| w.request).collect();
     served.sort_unstable();
     served.dedup();
     for r in served {
