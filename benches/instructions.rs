@@ -1,0 +1,139 @@
+//! Workloads to count instructions on, with callgrind: a count does not move with the
+//! machine's load, so a change can be judged on a busy or virtual machine where the timed
+//! benches are noisy. Not a criterion bench: it runs one workload and prints what it did.
+//!
+//! ```sh
+//! # in benches/ (build once; the binary is the newest target/release/deps/instructions-*)
+//! cargo bench --bench instructions --no-run
+//! bin=$(ls -t target/release/deps/instructions-* | grep -v '\.d$' | head -1)
+//! valgrind --tool=callgrind --callgrind-out-file=cg.out $bin merge 64
+//! callgrind_annotate --inclusive=yes cg.out | grep -E 'PROGRAM TOTALS|Engine>::accept '
+//! ```
+//!
+//! - `merge K`: the engine alone. A handler of 10,000 items, one of them held by a running
+//!   session; a million item references in requests of `K` items each (the seeded generator
+//!   picks them), so nearly all merge into the pending set. Divide by 1,000,000 for the
+//!   instructions per reference (ID clones and the generator included: about 15 of them).
+//! - `manager`: the threaded manager end to end. 8,000 one-item requests to a no-op handler
+//!   (one `report_progress` per item, as `benches/manager.rs`), sent in bunches of 40, each
+//!   bunch waited before the next, so sessions serve about 20 requests. Divide by 8,000;
+//!   `syncmgr::unwind::contain` inclusive is the work done under the scheduler's lock.
+//!
+//! With no workload named (as `cargo bench` runs it) it runs both, small, as a smoke test.
+
+mod common;
+
+use std::time::Instant;
+
+use common::{SEED, XorShift};
+use syncmgr::engine::{Engine, HandlerSpec};
+use syncmgr::{
+    ControlFlags, HandlerError, HandlerId, ItemId, Outcome, ProgressStatus, SyncControlFlags,
+    SyncHandler, SyncItem, SyncManager, SyncSession,
+};
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let named = |i: usize| args.get(i).map(String::as_str);
+    match named(0) {
+        Some("merge") => {
+            let k = named(1).and_then(|k| k.parse().ok()).unwrap_or(64);
+            merge(k, 1_000_000);
+        }
+        Some("manager") => manager(8_000),
+        // `cargo bench` passes `--bench`: a quick run of each, to check they work.
+        _ => {
+            merge(64, 10_000);
+            manager(400);
+        }
+    }
+}
+
+fn merge(k: usize, references: usize) {
+    let n = 10_000;
+    let ids: Vec<ItemId> = (0..n)
+        .map(|i| ItemId::new(format!("item-{i}")).expect("a valid ID"))
+        .collect();
+    let handler = HandlerId::new("h").expect("a valid ID");
+    let mut engine = Engine::default();
+    engine
+        .register_handler(HandlerSpec::new(handler.clone()).items(ids.iter().cloned()))
+        .expect("the handler registers");
+    // A session holds one item, so the requests after it merge into the pending set.
+    let _ = engine
+        .start_item_sync(&handler, &ids[..1], SyncControlFlags::NONE)
+        .expect("accepted");
+    let _ = engine.drain_actions().count();
+    let mut rng = XorShift(SEED);
+    let mut request = Vec::with_capacity(k);
+    let mut merged = 0;
+    let started = Instant::now();
+    for _ in 0..references / k {
+        request.clear();
+        request.extend((0..k).map(|_| ids[rng.below(n)].clone()));
+        let accepted = engine
+            .start_item_sync(&handler, &request, SyncControlFlags::NONE)
+            .expect("accepted");
+        merged += accepted.merged();
+    }
+    let pending = engine.pending_items(&handler).len();
+    assert!(merged > 0 && pending <= n);
+    println!(
+        "merge: {} references in requests of {k}: {merged} merged, {pending} pending, {:?}",
+        references / k * k,
+        started.elapsed()
+    );
+}
+
+/// Reports every item `Succeeded`, one report each.
+struct NoOp(Vec<SyncItem>);
+
+impl SyncHandler for NoOp {
+    fn items(&self) -> Vec<SyncItem> {
+        self.0.clone()
+    }
+
+    fn synchronize(&self, items: &[ItemId], session: &SyncSession) -> Result<(), HandlerError> {
+        for item in items {
+            session.report_progress(item, ProgressStatus::Succeeded)?;
+        }
+        Ok(())
+    }
+}
+
+fn manager(requests: usize) {
+    const BUNCH: usize = 40;
+    let items: Vec<SyncItem> = (0..64)
+        .map(|i| SyncItem::new(format!("item-{i:02}"), "item").expect("a valid item"))
+        .collect();
+    let ids: Vec<ItemId> = items.iter().map(|i| i.id.clone()).collect();
+    let manager = SyncManager::new().expect("the manager starts");
+    manager
+        .register_handler("h", NoOp(items), ControlFlags::WAIT)
+        .expect("the handler registers");
+    let handler = HandlerId::new("h").expect("a valid ID");
+    let mut rng = XorShift(SEED);
+    let started = Instant::now();
+    let mut succeeded = 0;
+    for _ in 0..requests / BUNCH {
+        let tickets: Vec<_> = (0..BUNCH)
+            .map(|_| {
+                let item = &ids[rng.below(ids.len())];
+                manager
+                    .start_item_sync(&handler, [item], SyncControlFlags::NONE, None)
+                    .expect("accepted")
+            })
+            .collect();
+        for ticket in tickets {
+            if ticket.wait().status == Outcome::Succeeded {
+                succeeded += 1;
+            }
+        }
+    }
+    assert_eq!(succeeded, requests / BUNCH * BUNCH);
+    println!(
+        "manager: {succeeded} requests in bunches of {BUNCH}, {:?}",
+        started.elapsed()
+    );
+    manager.shutdown();
+}
