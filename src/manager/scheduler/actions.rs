@@ -235,18 +235,6 @@ impl Scheduler {
         let Some(open) = open else {
             return;
         };
-        // A result nothing else reports (no callback, no subscriber, before shutdown) goes to
-        // its ticket once the lock is released: storing it and waking the waiter is then no
-        // part of the time every start and report waits for the lock. Otherwise the ticket
-        // completes here, before the notification or the callback that reports the result
-        // can be seen (and, in shutdown, before a command's answer is sent).
-        if open.sink.is_none() && self.deadline.is_none() && !self.observed() {
-            self.completing.push((open.completion, result));
-            if let Some(context) = open.context {
-                self.release(context);
-            }
-            return;
-        }
         // The ticket first: waiters never depend on a user callback. The result is cloned
         // only when a callback needs it too.
         let (for_ticket, for_sink) = match open.sink {

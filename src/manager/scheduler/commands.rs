@@ -408,9 +408,8 @@ impl Scheduler {
             }
         };
         // A request that completed at once (disconnected, nothing to sync) has its result in
-        // the ticket before the caller gets the ticket: the step's `carry_out` delivers it
-        // under this lock, or leaves it to the caller's thread once the lock is released,
-        // before the call returns (see `deliver`).
+        // the ticket before the caller gets the ticket: the step's `carry_out`, which follows
+        // this under the same lock, delivers it.
         result
     }
 

@@ -28,7 +28,6 @@ use super::{Context, Registry, ShutdownReport, SyncResult, TriggerReason};
 use crate::cause::Cause;
 use crate::engine::{Engine, RequestId, SessionEnd, SessionId};
 use crate::id::{HandlerId, IdMap};
-use crate::result::RequestResult;
 use crate::time::Time;
 use crate::unwind::{self, Locked, User};
 
@@ -79,8 +78,6 @@ pub(crate) struct Scheduler {
     /// Tickets that completed with threads asleep in `wait`, to notify once the lock is
     /// released.
     sleepers: Vec<Arc<TicketSlot>>,
-    /// Results to store in their tickets once the lock is released (see `deliver`).
-    completing: Vec<(Completion, RequestResult)>,
     /// Notifications kept for `tracing`, to emit once the lock is released.
     traced: Traced,
     /// Async sessions to hand to their executors once the lock is released (an executor's
@@ -129,7 +126,6 @@ impl Scheduler {
             released: Vec::new(),
             wakes: Vec::new(),
             sleepers: Vec::new(),
-            completing: Vec::new(),
             traced: Traced::default(),
             spawns: Vec::new(),
             clock: parts.clock,
@@ -300,7 +296,6 @@ impl Scheduler {
     /// scheduler thread keeps the released values until it has ended, see `run`).
     fn take_wakes(&mut self) -> AfterUnlock {
         AfterUnlock {
-            completing: std::mem::take(&mut self.completing),
             wakes: std::mem::take(&mut self.wakes),
             sleepers: std::mem::take(&mut self.sleepers),
             traced: self.traced.take(),
@@ -422,7 +417,6 @@ impl Scheduler {
 /// are the executor's code, a `Drop` the user's, and waking a thread asleep in `wait` is a
 /// system call that would keep every other caller waiting for the lock.
 pub(crate) struct AfterUnlock {
-    completing: Vec<(Completion, RequestResult)>,
     wakes: Vec<Waker>,
     sleepers: Vec<Arc<TicketSlot>>,
     traced: Traced,
@@ -431,14 +425,8 @@ pub(crate) struct AfterUnlock {
 }
 
 impl AfterUnlock {
-    pub fn run(mut self) {
-        // Tickets first, then threads asleep in `wait`: waiting for a ticket never depends on
-        // user code.
-        for (completion, result) in self.completing {
-            let woken = completion.complete(result);
-            self.wakes.extend(woken.wakers);
-            self.sleepers.extend(woken.sleepers);
-        }
+    pub fn run(self) {
+        // Threads asleep in `wait` first: waiting for a ticket never depends on user code.
         for slot in self.sleepers {
             slot.notify();
         }
