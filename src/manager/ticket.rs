@@ -74,11 +74,14 @@ impl TicketSlot {
     /// it), and never past `deadline`. A result that close then costs no sleep and wake-up of
     /// the caller's thread, which on a virtual machine takes as long again; a longer wait
     /// parks on the condition variable. Measured (`benches/join.rs`, one key, one caller: 77
-    /// us per start, join and result with 4 yields, 10 to 22 us with up to 64; the manager's
-    /// stream rows did not move), and the time spun is the waiting caller's own. The clock
+    /// us per start, join and result with 4 yields, 10 to 22 us with up to 64). The clock
     /// is read only once the result was not there after the first rounds, and then between
     /// yields, so that a loaded machine, where one yield may give away a whole time slice,
     /// bounds the spin by time rather than by a count of slices.
+    ///
+    /// The yields are skipped on a thread whose recent waits were long (see [`SpinLuck`]): a
+    /// thread waiting for results that come at the end of long sessions would only take the
+    /// processor from the threads doing the work.
     fn spin_for_result(&self, deadline: Option<Instant>) -> bool {
         let ready = || self.result.get().is_some();
         for round in 0..6 {
@@ -92,16 +95,24 @@ impl TicketSlot {
         if ready() {
             return true;
         }
+        if !SpinLuck::worth_yielding() {
+            return false;
+        }
         let now = Instant::now();
-        let until = now.checked_add(SPIN_TIME).unwrap_or(now);
-        let until = deadline.map_or(until, |d| d.min(until));
+        let spin_until = now.checked_add(SPIN_TIME).unwrap_or(now);
+        let until = deadline.map_or(spin_until, |d| d.min(spin_until));
         for _ in 0..SPIN_YIELDS {
             if ready() || Instant::now() >= until {
                 break;
             }
             std::thread::yield_now();
         }
-        ready()
+        let arrived = ready();
+        // A spin the caller's deadline cut short says nothing about how long results take.
+        if arrived || until == spin_until {
+            SpinLuck::record(arrived);
+        }
+        arrived
     }
 
     /// Marks the slot done and takes the tasks to wake. Returns whether threads sleep on
@@ -128,6 +139,48 @@ pub(crate) struct Woken {
     pub wakers: Vec<Waker>,
     /// The slot whose sleeping threads to notify, if any sleep.
     pub sleepers: Option<Arc<TicketSlot>>,
+}
+
+/// Whether yielding for a result has paid off on this thread lately: a score that a result
+/// arriving while the thread yielded raises and a spin that ran out lowers. Yields are worth
+/// it for a caller whose results come within microseconds (one request at a time, a join that
+/// starts and finishes the work), not for one that waits out whole sessions (a stream: its
+/// yields took the processor from the threads doing the work, `benches/manager.rs`). A thread
+/// that stopped yielding tries again every [`SpinLuck::RETRY`] waits, so it notices when its
+/// results come quickly again.
+struct SpinLuck;
+
+thread_local! {
+    /// (score, waits since the last yield while the score was 0).
+    static SPIN_LUCK: std::cell::Cell<(u8, u8)> = const { std::cell::Cell::new((SpinLuck::MAX, 0)) };
+}
+
+impl SpinLuck {
+    const MAX: u8 = 4;
+    const RETRY: u8 = 16;
+
+    fn worth_yielding() -> bool {
+        SPIN_LUCK.with(|luck| {
+            let (score, skipped) = luck.get();
+            if score > 0 || skipped >= Self::RETRY {
+                return true;
+            }
+            luck.set((0, skipped + 1));
+            false
+        })
+    }
+
+    fn record(arrived: bool) {
+        SPIN_LUCK.with(|luck| {
+            let (score, _) = luck.get();
+            let score = if arrived {
+                score.saturating_add(1).min(Self::MAX)
+            } else {
+                score / 2
+            };
+            luck.set((score, 0));
+        });
+    }
 }
 
 /// How long [`TicketSlot::spin_for_result`] yields at most before the waiter sleeps.
@@ -380,5 +433,48 @@ impl IntoFuture for &SyncTicket {
     /// Awaits a clone, so the ticket stays usable: `(&ticket).await`.
     fn into_future(self) -> SyncTicket {
         self.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SpinLuck;
+
+    // Each test runs on a thread of its own, so it starts with a fresh score.
+
+    #[test]
+    fn a_thread_stops_yielding_after_spins_that_ran_out_and_tries_again_later() {
+        assert!(SpinLuck::worth_yielding(), "a new thread yields");
+        // Three spins in a row that ran out: 4 -> 2 -> 1 -> 0.
+        for _ in 0..3 {
+            assert!(SpinLuck::worth_yielding());
+            SpinLuck::record(false);
+        }
+        for _ in 0..SpinLuck::RETRY {
+            assert!(
+                !SpinLuck::worth_yielding(),
+                "no yields while the score is 0"
+            );
+        }
+        assert!(SpinLuck::worth_yielding(), "then one try");
+        SpinLuck::record(true);
+        assert!(
+            SpinLuck::worth_yielding(),
+            "a result that came in the try: yields again"
+        );
+    }
+
+    #[test]
+    fn results_that_come_while_yielding_keep_the_thread_yielding() {
+        for _ in 0..100 {
+            assert!(SpinLuck::worth_yielding());
+            SpinLuck::record(true);
+        }
+        // A long wait now and then does not stop it.
+        SpinLuck::record(false);
+        assert!(SpinLuck::worth_yielding());
+        SpinLuck::record(true);
+        SpinLuck::record(false);
+        assert!(SpinLuck::worth_yielding());
     }
 }
