@@ -164,7 +164,10 @@ impl Engine {
         if items.len() > dispositions.inline_size() {
             dispositions.reserve_exact(items.len());
         }
-        let h = self.handlers.get_mut(&key).ok_or(Error::ShutDown)?;
+        // `let else`, not `ok_or`: an error made eagerly is dropped on every call.
+        let Some(h) = self.handlers.get_mut(&key) else {
+            return Err(Error::ShutDown);
+        };
         let join = flags.contains(SyncControlFlags::IGNORE_IF_ALREADY_SYNCING);
         // Disconnected: every item settles at once, and the status says so even with none.
         let disconnected = !h.connected;

@@ -38,7 +38,10 @@ use crate::result::Outcome;
 
 impl Engine {
     pub(super) fn session(&self, id: SessionId) -> Result<&Session, Error> {
-        self.sessions.get(&id).ok_or(Error::UnknownSession(id))
+        match self.sessions.get(&id) {
+            Some(session) => Ok(session),
+            None => Err(Error::UnknownSession(id)),
+        }
     }
 
     /// The index in session `id` of an item it holds.
@@ -89,10 +92,9 @@ impl Engine {
     ) -> Result<ProgressAck, Error> {
         check_text(text, TextKind::Progress, MAX_SYNCMGR_PROGRESSTEXT)?;
         let pos = self.position(id, item)?;
-        let session = self
-            .sessions
-            .get_mut(&id)
-            .ok_or(Error::UnknownSession(id))?;
+        let Some(session) = self.sessions.get_mut(&id) else {
+            return Err(Error::UnknownSession(id));
+        };
         let si = &mut session.items[pos];
         if let Some(reached) = si.terminal {
             si.terminal = Some(Outcome::Failed);

@@ -36,7 +36,9 @@ impl Engine {
         id: SessionId,
         end: SessionEnd,
     ) -> Result<SessionEnded, Error> {
-        let session = self.sessions.remove(&id).ok_or(Error::UnknownSession(id))?;
+        let Some(session) = self.sessions.remove(&id) else {
+            return Err(Error::UnknownSession(id));
+        };
         let key = session.handler_key;
         let mut outcomes = Vec::with_capacity(session.items.len());
         let mut settled = Vec::with_capacity(session.items.len());

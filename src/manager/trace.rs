@@ -47,6 +47,18 @@ impl Traced {
         std::mem::take(self)
     }
 
+    /// Whether nothing was kept.
+    pub fn is_empty(&self) -> bool {
+        #[cfg(feature = "tracing")]
+        {
+            self.notes.is_empty()
+        }
+        #[cfg(not(feature = "tracing"))]
+        {
+            true
+        }
+    }
+
     /// Turns what was kept into events. Call it after the scheduler's lock is released.
     pub fn emit(self) {
         #[cfg(feature = "tracing")]

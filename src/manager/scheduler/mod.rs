@@ -426,6 +426,15 @@ pub(crate) struct AfterUnlock {
 
 impl AfterUnlock {
     pub fn run(self) {
+        // Most calls leave nothing to do: a start that starts no session, a report.
+        if self.sleepers.is_empty()
+            && self.spawns.is_empty()
+            && self.wakes.is_empty()
+            && self.released.is_empty()
+            && self.traced.is_empty()
+        {
+            return;
+        }
         // Threads asleep in `wait` first: waiting for a ticket never depends on user code.
         for slot in self.sleepers {
             slot.notify();
