@@ -159,6 +159,9 @@ pub(crate) struct Entry {
     pub list: WaitList,
 }
 
+/// The most entries of room an empty pending queue keeps for the next ones.
+const KEEP_ROOM: usize = 1024;
+
 #[derive(Debug, Default)]
 pub(crate) struct PendingQueue {
     entries: Vec<Option<Entry>>,
@@ -218,18 +221,30 @@ impl PendingQueue {
     /// Walks the live entries oldest first: `keep(entry, at)` says whether the entry stays,
     /// and `at` is the index it will have if it does (so the caller can update its item slot
     /// in the same pass). Returns the entries not kept, in order, and compacts the rest.
+    ///
+    /// Compacts in place: the queue keeps its buffer for the entries that come next (a session
+    /// starts with every entry there is, and the queue fills again while it runs), unless the
+    /// buffer is large and now empty, which gives its memory back.
     pub fn retain_or_take(&mut self, mut keep: impl FnMut(&Entry, EntryIdx) -> bool) -> Vec<Entry> {
         let mut taken = Vec::with_capacity(self.live);
-        let mut kept = Vec::new();
-        for entry in self.entries.drain(self.head..).flatten() {
-            if keep(&entry, EntryIdx::of(kept.len())) {
-                kept.push(Some(entry));
+        let mut kept = 0;
+        for at in self.head..self.entries.len() {
+            let Some(entry) = self.entries[at].take() else {
+                continue;
+            };
+            if keep(&entry, EntryIdx::of(kept)) {
+                // `kept <= at`: the slot was emptied already (or is this one).
+                self.entries[kept] = Some(entry);
+                kept += 1;
             } else {
                 taken.push(entry);
             }
         }
-        self.live = kept.len();
-        self.entries = kept;
+        self.entries.truncate(kept);
+        if kept == 0 && self.entries.capacity() > KEEP_ROOM {
+            self.entries = Vec::new();
+        }
+        self.live = kept;
         self.head = 0;
         taken
     }
@@ -478,6 +493,28 @@ mod tests {
         assert_eq!(moves, [(1, EntryIdx(0)), (3, EntryIdx(1))]);
         assert_eq!(q.len(), 2);
         assert_eq!(q.get(EntryIdx(1)).map(|e| e.item.get()), Some(3));
+    }
+
+    #[test]
+    fn taking_every_entry_keeps_a_small_buffer_and_gives_a_large_one_back() {
+        let mut q = PendingQueue::default();
+        for i in 0..10 {
+            q.push(ItemIdx::of(i), WaitList::default());
+        }
+        assert_eq!(q.retain_or_take(|_, _| false).len(), 10);
+        assert!(q.is_empty());
+        assert!(q.entries.capacity() >= 10, "room kept for the next entries");
+        assert_eq!(q.push(ItemIdx::of(3), WaitList::default()), EntryIdx(0));
+
+        for i in 0..KEEP_ROOM + 10 {
+            q.push(ItemIdx::of(i), WaitList::default());
+        }
+        assert_eq!(q.retain_or_take(|_, _| false).len(), KEEP_ROOM + 11);
+        assert_eq!(
+            q.entries.capacity(),
+            0,
+            "a large empty buffer is given back"
+        );
     }
 
     #[test]
