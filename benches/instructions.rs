@@ -18,13 +18,20 @@
 //!   (one `report_progress` per item, as `benches/manager.rs`), sent in bunches of 40, each
 //!   bunch waited before the next, so sessions serve about 20 requests. Divide by 8,000;
 //!   `syncmgr::unwind::contain` inclusive is the work done under the scheduler's lock.
+//! - `coalescer`: the same 8,000 requests, bunches and waits through the hand-rolled
+//!   coalescer `benches/manager.rs` times the manager against (`common/coalescer.rs`): the
+//!   baseline of `manager`, in instructions. Run both with `--separate-threads=yes` to split
+//!   the caller's thread (submitting and waiting) from the workers'.
 //!
-//! With no workload named (as `cargo bench` runs it) it runs both, small, as a smoke test.
+//! With no workload named (as `cargo bench` runs it) it runs each, small, as a smoke test.
 
+#[path = "common/coalescer.rs"]
+mod coalescer;
 mod common;
 
 use std::time::Instant;
 
+use coalescer::{HandRolled, Holds, PATIENCE};
 use common::{SEED, XorShift};
 use syncmgr::engine::{Engine, HandlerSpec};
 use syncmgr::{
@@ -41,10 +48,12 @@ fn main() {
             merge(k, 1_000_000);
         }
         Some("manager") => manager(8_000),
+        Some("coalescer") => coalescer(8_000),
         // `cargo bench` passes `--bench`: a quick run of each, to check they work.
         _ => {
             merge(64, 10_000);
             manager(400);
+            coalescer(400);
         }
     }
 }
@@ -101,8 +110,10 @@ impl SyncHandler for NoOp {
     }
 }
 
+/// Requests sent before the `manager` and `coalescer` workloads wait for their results.
+const BUNCH: usize = 40;
+
 fn manager(requests: usize) {
-    const BUNCH: usize = 40;
     let items: Vec<SyncItem> = (0..64)
         .map(|i| SyncItem::new(format!("item-{i:02}"), "item").expect("a valid item"))
         .collect();
@@ -136,4 +147,28 @@ fn manager(requests: usize) {
         started.elapsed()
     );
     manager.shutdown();
+}
+
+/// The `manager` workload through the hand-rolled coalescer: same items, same picks.
+fn coalescer(requests: usize) {
+    let coalescer = HandRolled::new(64, Holds::none());
+    let mut rng = XorShift(SEED);
+    let started = Instant::now();
+    let mut succeeded = 0;
+    for _ in 0..requests / BUNCH {
+        let receivers: Vec<_> = (0..BUNCH)
+            .map(|_| coalescer.request(coalescer.key(rng.below(64))))
+            .collect();
+        for receiver in receivers {
+            if receiver.recv_timeout(PATIENCE) == Ok(Outcome::Succeeded) {
+                succeeded += 1;
+            }
+        }
+    }
+    assert_eq!(succeeded, requests / BUNCH * BUNCH);
+    println!(
+        "coalescer: {succeeded} requests in bunches of {BUNCH}, {} batches, {:?}",
+        coalescer.batches(),
+        started.elapsed()
+    );
 }

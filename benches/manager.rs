@@ -23,35 +23,31 @@
 //! `SYNCMGR_BENCH_QUICK=1 cargo bench --bench manager` shrinks the streams, drops N = 1000
 //! and shortens the sample times (about 10 s).
 
+#[path = "common/coalescer.rs"]
+mod coalescer;
 mod common;
 #[path = "common/group.rs"]
 mod group;
 
-use std::collections::HashMap;
-use std::hint::black_box;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Barrier, Mutex, PoisonError, mpsc};
-use std::thread::{self, JoinHandle};
+use std::sync::{Arc, Barrier, Mutex, mpsc};
+use std::thread;
 use std::time::{Duration, Instant};
 
 use criterion::{
     BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main, measurement::WallTime,
 };
-use crossbeam_channel::{Receiver, Sender};
 use syncmgr::{
     ControlFlags, HandlerError, HandlerId, ItemId, Outcome, ProgressStatus, SyncControlFlags,
     SyncHandler, SyncItem, SyncManager, SyncRequest, SyncSession, SyncTicket,
 };
 
 /// Items of the one handler (and keys of the baseline); requests name one each.
+use coalescer::{Gate, HandRolled, Holds, PATIENCE};
 use common::XorShift;
 use group::{flat_group, quick_mode};
 
 const ITEMS: usize = 64;
-
-/// How long a check waits for something already on its way before it fails the bench: a
-/// guard against hanging, never a way to let time pass.
-const PATIENCE: Duration = Duration::from_secs(30);
 
 // ----- settings ------------------------------------------------------------------------------
 
@@ -93,59 +89,6 @@ impl Settings {
 fn picks(seed: u64, n: usize) -> Vec<usize> {
     let mut rng = XorShift(seed);
     (0..n).map(|_| rng.below(ITEMS)).collect()
-}
-
-// ----- holding a run open --------------------------------------------------------------------
-
-/// The runner's side of a gate: a run (a manager session, a baseline batch) that finds a
-/// hold armed says so on `entered` and blocks until the hold's gate opens. Runs that find
-/// none go straight through, so a run that should not be held never hangs the bench.
-#[derive(Clone)]
-struct Holds {
-    armed: Receiver<Receiver<()>>,
-    entered: Sender<()>,
-}
-
-impl Holds {
-    fn pass(&self) {
-        if let Ok(gate) = self.armed.try_recv() {
-            let _ = self.entered.send(());
-            // Opening is the sender going away: `recv` then returns `Err`.
-            let _ = gate.recv();
-        }
-    }
-}
-
-/// The bench's side of a gate.
-struct Gate {
-    arm: Sender<Receiver<()>>,
-    entered: Receiver<()>,
-}
-
-impl Gate {
-    fn new() -> (Gate, Holds) {
-        let (arm, armed) = crossbeam_channel::unbounded();
-        let (entered_tx, entered) = crossbeam_channel::unbounded();
-        let gate = Gate { arm, entered };
-        let holds = Holds {
-            armed,
-            entered: entered_tx,
-        };
-        (gate, holds)
-    }
-
-    /// Arms one hold; dropping the returned sender opens it.
-    fn arm(&self) -> Sender<()> {
-        let (open, gate) = crossbeam_channel::bounded(0);
-        self.arm.send(gate).expect("the runner is alive");
-        open
-    }
-
-    fn wait_entered(&self) {
-        self.entered
-            .recv_timeout(PATIENCE)
-            .expect("the held run should have started");
-    }
 }
 
 // ----- the two systems -----------------------------------------------------------------------
@@ -274,114 +217,15 @@ impl Coalescer for Managed {
     }
 }
 
-/// What the baseline answers each waiter: the outcome of its key's sync.
-type Waiters = Vec<mpsc::Sender<Outcome>>;
-
-/// The coalescer an application would write by hand. A request parks an `mpsc::Sender` under
-/// its key in a `Mutex<HashMap>` and, if the map was empty, wakes the worker over an `mpsc`
-/// channel (one wake per batch, not per request). The worker takes the whole map, "syncs"
-/// each key once (the no-op: `Succeeded`) and answers every waiter.
-struct HandRolled {
-    pending: Arc<Mutex<HashMap<String, Waiters>>>,
-    wake: Option<mpsc::Sender<()>>,
-    worker: Option<JoinHandle<()>>,
-    batches: Arc<AtomicUsize>,
-    keys: Vec<String>,
-}
-
-impl HandRolled {
-    fn new(holds: Holds) -> HandRolled {
-        let pending: Arc<Mutex<HashMap<String, Waiters>>> = Arc::default();
-        let batches = Arc::new(AtomicUsize::new(0));
-        let (wake, woken) = mpsc::channel::<()>();
-        let worker = {
-            let (pending, batches) = (pending.clone(), batches.clone());
-            thread::spawn(move || {
-                for () in woken {
-                    let batch = std::mem::take(
-                        &mut *pending.lock().unwrap_or_else(PoisonError::into_inner),
-                    );
-                    if batch.is_empty() {
-                        continue;
-                    }
-                    batches.fetch_add(1, Ordering::SeqCst);
-                    holds.pass();
-                    for (key, waiters) in batch {
-                        let outcome = sync_noop(&key);
-                        for waiter in waiters {
-                            let _ = waiter.send(outcome);
-                        }
-                    }
-                }
-            })
-        };
-        HandRolled {
-            pending,
-            wake: Some(wake),
-            worker: Some(worker),
-            batches,
-            keys: (0..ITEMS).map(|i| format!("item-{i:02}")).collect(),
-        }
-    }
-
-    fn request(&self, key: &str) -> mpsc::Receiver<Outcome> {
-        self.request_many([key])
-            .pop()
-            .expect("one receiver per key")
-    }
-
-    /// Parks a waiter under each key, under one lock; wakes the worker once if the map was
-    /// empty.
-    fn request_many<'k>(
-        &self,
-        keys: impl IntoIterator<Item = &'k str>,
-    ) -> Vec<mpsc::Receiver<Outcome>> {
-        let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
-        let was_idle = pending.is_empty();
-        let receivers = keys
-            .into_iter()
-            .map(|key| {
-                let (tx, rx) = mpsc::channel();
-                pending.entry(key.to_owned()).or_default().push(tx);
-                rx
-            })
-            .collect();
-        drop(pending);
-        if was_idle {
-            self.wake
-                .as_ref()
-                .expect("alive")
-                .send(())
-                .expect("the worker is alive");
-        }
-        receivers
-    }
-}
-
-/// The baseline's no-op sync of one key.
-fn sync_noop(key: &str) -> Outcome {
-    black_box(key);
-    Outcome::Succeeded
-}
-
-impl Drop for HandRolled {
-    fn drop(&mut self) {
-        drop(self.wake.take());
-        if let Some(worker) = self.worker.take() {
-            worker.join().expect("the worker ends cleanly");
-        }
-    }
-}
-
 impl Coalescer for HandRolled {
     type Pending = mpsc::Receiver<Outcome>;
 
     fn submit(&self, item: usize) -> mpsc::Receiver<Outcome> {
-        self.request(&self.keys[item])
+        self.request(self.key(item))
     }
 
     fn submit_many(&self, items: &[usize]) -> Vec<mpsc::Receiver<Outcome>> {
-        self.request_many(items.iter().map(|&item| self.keys[item].as_str()))
+        self.request_many(items.iter().map(|&item| self.key(item)))
     }
 
     fn wait(&self, rx: &mpsc::Receiver<Outcome>, _item: usize) {
@@ -398,7 +242,7 @@ impl Coalescer for HandRolled {
     }
 
     fn runs(&self) -> usize {
-        self.batches.load(Ordering::SeqCst)
+        self.batches()
     }
 }
 
@@ -682,7 +526,7 @@ fn noop(c: &mut Criterion) {
         }
         {
             let (_gate, holds) = Gate::new();
-            let baseline = HandRolled::new(holds);
+            let baseline = HandRolled::new(ITEMS, holds);
             bench_noop(&mut group, shape, "baseline_mutex_mpsc", &baseline, &picks);
         }
         group.finish();
@@ -727,7 +571,7 @@ fn gate(c: &mut Criterion) {
         }
         {
             let (gate, holds) = Gate::new();
-            let baseline = HandRolled::new(holds);
+            let baseline = HandRolled::new(ITEMS, holds);
             bench_gate(
                 &mut group,
                 &label,
