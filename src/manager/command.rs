@@ -117,10 +117,12 @@ impl Link {
         let (ran, after) = {
             let mut s = lock(&scheduler);
             let ran = s.run_here(now, input, here);
-            (ran, s.after_unlock())
+            (ran, s.after_unlock_if_any())
         };
         // Here, on the caller's thread, with the lock released.
-        after.run();
+        if let Some(after) = after {
+            after.run();
+        }
         ran
     }
 
@@ -201,8 +203,10 @@ pub(crate) struct Start {
 
 impl Start {
     /// A start call from its parts and what `is_connected` said (`None`: unknown handler).
-    pub fn new(parts: StartParts, connected: Option<bool>) -> Start {
-        Start {
+    /// Boxed: the call passes through several frames on its way to the engine, and a box
+    /// moves as one pointer where the record (160 bytes) was copied at each.
+    pub fn new(parts: StartParts, connected: Option<bool>) -> Box<Start> {
+        Box::new(Start {
             handler: parts.handler,
             items: parts.items,
             flags: parts.flags,
@@ -212,15 +216,12 @@ impl Start {
             reason: parts.reason,
             sink: parts.sink.map(User::new),
             ticket: Completion::new(),
-        }
+        })
     }
 
     /// The command for a start call that goes to the scheduler thread.
-    pub fn into_command(self, reply: Reply<SyncTicket>) -> Command {
-        Command::Start {
-            start: Box::new(self),
-            reply,
-        }
+    pub fn into_command(self: Box<Start>, reply: Reply<SyncTicket>) -> Command {
+        Command::Start { start: self, reply }
     }
 }
 

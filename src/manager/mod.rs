@@ -452,9 +452,7 @@ impl SyncManager {
         flags: SyncControlFlags,
         result: Option<Box<dyn SyncResult>>,
     ) -> Result<SyncTicket, Error> {
-        let mut request = SyncRequest::handler(handler).flags(flags);
-        request.sink = result;
-        self.request(request)
+        self.start(StartParts::plain(handler.into_id()?, None, flags, result))
     }
 
     /// Syncs named items of a handler (`StartItemSync`).
@@ -465,9 +463,9 @@ impl SyncManager {
         flags: SyncControlFlags,
         result: Option<Box<dyn SyncResult>>,
     ) -> Result<SyncTicket, Error> {
-        let mut request = SyncRequest::handler(handler).items(items).flags(flags);
-        request.sink = result;
-        self.request(request)
+        let handler = handler.into_id()?;
+        let items = item_ids(items)?;
+        self.start(StartParts::plain(handler, Some(items), flags, result))
     }
 
     /// Syncs everything (`StartSyncAll`): one request per active, enabled handler with
@@ -546,7 +544,7 @@ impl SyncManager {
     ) -> Vec<Result<SyncTicket, Error>> {
         // Each handler asked once: a bunch is mostly for one or a few handlers.
         let mut asked: Vec<(HandlerId, Result<Option<bool>, Error>)> = Vec::new();
-        let starts: Vec<Result<Start, Error>> = requests
+        let starts: Vec<Result<Box<Start>, Error>> = requests
             .into_iter()
             .map(|request| {
                 let parts = request.parts()?;
@@ -562,7 +560,7 @@ impl SyncManager {
             })
             .collect();
         let (link, n) = (&self.core().link, starts.len());
-        let start_all = |s: &mut Scheduler, starts: Vec<Result<Start, Error>>| -> Vec<_> {
+        let start_all = |s: &mut Scheduler, starts: Vec<Result<Box<Start>, Error>>| -> Vec<_> {
             starts.into_iter().map(|start| s.start(start?)).collect()
         };
         match link.run(starts, start_all) {

@@ -194,3 +194,25 @@ pub(crate) struct StartParts {
     pub context: Option<Context>,
     pub sink: Option<Box<dyn SyncResult>>,
 }
+
+impl StartParts {
+    /// A plain start call (`StartHandlerSync`, `StartItemSync`): a manual request with no
+    /// context and default options. Made directly rather than through a [`SyncRequest`],
+    /// whose builder steps each move the whole request.
+    pub fn plain(
+        handler: HandlerId,
+        items: Option<Items>,
+        flags: SyncControlFlags,
+        sink: Option<Box<dyn SyncResult>>,
+    ) -> StartParts {
+        StartParts {
+            handler,
+            items,
+            flags,
+            options: RequestOptions::default(),
+            reason: TriggerReason::Manual,
+            context: None,
+            sink,
+        }
+    }
+}

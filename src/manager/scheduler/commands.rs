@@ -137,7 +137,7 @@ impl Scheduler {
     pub(super) fn starts(&mut self, command: Command) {
         match command {
             Command::Start { start, reply } => {
-                let result = self.start(*start);
+                let result = self.start(start);
                 // A result decided at once is in the ticket before the caller has it.
                 self.carry_out();
                 let _ = reply.send(result);
@@ -383,8 +383,13 @@ impl Scheduler {
         }
     }
 
-    /// A start call: its request accepted and its ticket made, or why not.
-    pub(crate) fn start(&mut self, start: Start) -> Result<SyncTicket, Error> {
+    /// A start call: its request accepted and its ticket made, or why not. It takes the box
+    /// the call came in (see `Start::new`): unboxed here, the record would be copied again.
+    #[expect(
+        clippy::boxed_local,
+        reason = "the box is the caller's; its fields are moved out one by one"
+    )]
+    pub(crate) fn start(&mut self, start: Box<Start>) -> Result<SyncTicket, Error> {
         let accepted = self.engine.start_reported(
             &start.handler,
             start.connected,

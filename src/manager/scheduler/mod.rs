@@ -292,6 +292,17 @@ impl Scheduler {
         after
     }
 
+    /// [`after_unlock`](Self::after_unlock), or `None` when there is nothing to do (most
+    /// starts and reports): no record built, moved and dropped on every call.
+    pub fn after_unlock_if_any(&mut self) -> Option<AfterUnlock> {
+        let idle = self.wakes.is_empty()
+            && self.sleepers.is_empty()
+            && self.traced.is_empty()
+            && self.spawns.is_empty()
+            && self.released.is_empty();
+        (!idle).then(|| self.after_unlock())
+    }
+
     /// The tasks to wake and the tracing events to emit once the lock is released (the
     /// scheduler thread keeps the released values until it has ended, see `run`).
     fn take_wakes(&mut self) -> AfterUnlock {
@@ -426,15 +437,6 @@ pub(crate) struct AfterUnlock {
 
 impl AfterUnlock {
     pub fn run(self) {
-        // Most calls leave nothing to do: a start that starts no session, a report.
-        if self.sleepers.is_empty()
-            && self.spawns.is_empty()
-            && self.wakes.is_empty()
-            && self.released.is_empty()
-            && self.traced.is_empty()
-        {
-            return;
-        }
         // Threads asleep in `wait` first: waiting for a ticket never depends on user code.
         for slot in self.sleepers {
             slot.notify();
