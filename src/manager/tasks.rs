@@ -200,6 +200,7 @@ impl EndGuard {
             let _ = link.send(Command::SessionFinished {
                 session: self.session,
                 end,
+                taker: false,
             });
         }
     }

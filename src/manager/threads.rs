@@ -89,6 +89,7 @@ pub(crate) fn start_async(start: AsyncStart) {
             let _ = link.send(Command::SessionFinished {
                 session: id,
                 end: SessionEnd::Returned,
+                taker: false,
             });
         }
         Err(_) => unwind::dispose((items, session)),
@@ -128,7 +129,12 @@ pub(crate) fn worker(jobs: JobReceiver<Job>, link: Link, _alive: Sender<()>) {
                 // session holds the served requests' contexts: user values, whose `Drop` must
                 // not take this thread down before the session's end is reported.
                 unwind::dispose((handler, items, session));
-                let _ = link.send(Command::SessionFinished { session: id, end });
+                // This worker asks for its next job right after: the next session is its.
+                let _ = link.send(Command::SessionFinished {
+                    session: id,
+                    end,
+                    taker: true,
+                });
             }
             Job::Task(task) => {
                 // A task reports its own errors; a panic in it was a hook's, already caught.
