@@ -18,6 +18,8 @@
 //!   (one `report_progress` per item, as `benches/manager.rs`), sent in bunches of 40, each
 //!   bunch waited before the next, so sessions serve about 20 requests. Divide by 8,000;
 //!   `syncmgr::unwind::contain` inclusive is the work done under the scheduler's lock.
+//! - `one`: 2,000 requests the same way one at a time, each waited before the next: every
+//!   request is a session of its own (divide by 2,000 for a start, a session and a result).
 //! - `coalescer`: the same 8,000 requests, bunches and waits through the hand-rolled
 //!   coalescer `benches/manager.rs` times the manager against (`common/coalescer.rs`): the
 //!   baseline of `manager`, in instructions. Run both with `--separate-threads=yes` to split
@@ -47,12 +49,13 @@ fn main() {
             let k = named(1).and_then(|k| k.parse().ok()).unwrap_or(64);
             merge(k, 1_000_000);
         }
-        Some("manager") => manager(8_000),
+        Some("manager") => manager(8_000, BUNCH),
+        Some("one") => manager(2_000, 1),
         Some("coalescer") => coalescer(8_000),
         // `cargo bench` passes `--bench`: a quick run of each, to check they work.
         _ => {
             merge(64, 10_000);
-            manager(400);
+            manager(400, BUNCH);
             coalescer(400);
         }
     }
@@ -113,7 +116,8 @@ impl SyncHandler for NoOp {
 /// Requests sent before the `manager` and `coalescer` workloads wait for their results.
 const BUNCH: usize = 40;
 
-fn manager(requests: usize) {
+/// `requests` one-item requests in bunches of `bunch`, each bunch waited before the next.
+fn manager(requests: usize, bunch: usize) {
     let items: Vec<SyncItem> = (0..64)
         .map(|i| SyncItem::new(format!("item-{i:02}"), "item").expect("a valid item"))
         .collect();
@@ -126,8 +130,8 @@ fn manager(requests: usize) {
     let mut rng = XorShift(SEED);
     let started = Instant::now();
     let mut succeeded = 0;
-    for _ in 0..requests / BUNCH {
-        let tickets: Vec<_> = (0..BUNCH)
+    for _ in 0..requests / bunch {
+        let tickets: Vec<_> = (0..bunch)
             .map(|_| {
                 let item = &ids[rng.below(ids.len())];
                 manager
@@ -141,9 +145,9 @@ fn manager(requests: usize) {
             }
         }
     }
-    assert_eq!(succeeded, requests / BUNCH * BUNCH);
+    assert_eq!(succeeded, requests / bunch * bunch);
     println!(
-        "manager: {succeeded} requests in bunches of {BUNCH}, {:?}",
+        "manager: {succeeded} requests in bunches of {bunch}, {:?}",
         started.elapsed()
     );
     manager.shutdown();
