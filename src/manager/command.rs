@@ -373,9 +373,6 @@ pub(crate) enum Command {
         session: SessionId,
         /// How `synchronize` ended; a failure carries its error or its panic message.
         end: SessionEnd,
-        /// Sent by a pool worker that asks for its next job as soon as this call returns:
-        /// the session this end starts next is left to it, with no sleeping worker woken.
-        taker: bool,
     },
     /// A state change made without `WAIT` failed on a worker thread.
     StateChangeFailed {

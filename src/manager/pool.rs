@@ -63,56 +63,27 @@ pub(crate) struct JobSender<T>(Arc<Queue<T>>);
 impl<T> JobSender<T> {
     /// Queues a job and wakes a sleeping worker if there is one. Hands the job back when no
     /// worker is left to take it.
-    ///
-    /// `taker`: the job is sent while a worker ends its own job and will call `recv` as soon
-    /// as the sender's step is over (a session's end starting the next session): that worker
-    /// takes it, so no sleeper is woken for it. Returns whether a wake was skipped so: the
-    /// caller must [`nudge`](Self::nudge) the queue if anything may still stop that worker
-    /// from coming back soon (user code run after the step).
-    pub fn send(&self, job: T, taker: bool) -> Result<bool, T> {
+    pub fn send(&self, job: T) -> Result<(), T> {
         let mut state = self.0.state();
         if state.receivers == 0 {
             return Err(job);
         }
         state.jobs.push_back(job);
         self.0.queued.store(state.jobs.len(), Ordering::Release);
-        let queued = state.jobs.len();
-        let wake = must_wake(state.sleeping, state.spinning, taker, queued);
-        let skipped = !wake && must_wake(state.sleeping, state.spinning, false, queued);
+        let wake = must_wake(state.sleeping, state.spinning, state.jobs.len());
         drop(state);
         if wake {
             self.0.ready.notify_one();
         }
-        Ok(skipped)
-    }
-
-    /// A handle that wakes a sleeping worker later, if a job still waits (see `send`).
-    pub fn nudge(&self) -> Nudge<T> {
-        Nudge(self.0.clone())
+        Ok(())
     }
 }
 
-/// Wakes a sleeping worker for a job left to a worker that was to take it itself (see
-/// [`JobSender::send`]), once that worker may be kept from it.
-pub(crate) struct Nudge<T>(Arc<Queue<T>>);
-
-impl<T> Nudge<T> {
-    pub fn run(self) {
-        let state = self.0.state();
-        let wake = state.sleeping > 0 && !state.jobs.is_empty();
-        drop(state);
-        if wake {
-            self.0.ready.notify_one();
-        }
-    }
-}
-
-/// Whether a job just queued must wake a sleeping worker: yes if one sleeps, unless the
-/// workers about to look for a job take it: the spinning one, and the one whose job's end
-/// sent it (`taker`). Each takes one job; any more need a sleeper, or they would wait for a
-/// worker to finish its job (sessions meant to run at once would not).
-fn must_wake(sleeping: usize, spinning: bool, taker: bool, queued: usize) -> bool {
-    sleeping > 0 && queued > usize::from(spinning) + usize::from(taker)
+/// Whether a job just queued must wake a sleeping worker: yes if one sleeps, unless a
+/// spinning worker will take it. A spinner takes one job; any more need a sleeper, or they
+/// would wait for the spinner to finish its job (sessions meant to run at once would not).
+fn must_wake(sleeping: usize, spinning: bool, queued: usize) -> bool {
+    sleeping > 0 && (!spinning || queued > 1)
 }
 
 impl<T> Drop for JobSender<T> {
@@ -201,7 +172,7 @@ mod tests {
     fn jobs_come_out_in_order_and_the_rest_after_the_sender_is_gone() {
         let (tx, rx) = queue();
         for n in 0..3 {
-            assert_eq!(tx.send(n, false), Ok(false));
+            assert!(tx.send(n).is_ok());
         }
         assert_eq!(rx.recv(), Some(0));
         drop(tx);
@@ -215,55 +186,20 @@ mod tests {
         let (tx, rx) = queue();
         let other = rx.clone();
         drop(rx);
-        assert!(tx.send(1, false).is_ok());
+        assert!(tx.send(1).is_ok());
         drop(other);
-        assert_eq!(tx.send(2, false), Err(2));
+        assert_eq!(tx.send(2), Err(2));
     }
 
     #[test]
-    fn a_job_wakes_a_sleeper_unless_a_worker_about_to_look_takes_it() {
-        assert!(!must_wake(0, false, false, 1), "nobody sleeps");
-        assert!(must_wake(1, false, false, 1));
-        assert!(!must_wake(1, true, false, 1), "the spinner takes it");
-        assert!(!must_wake(1, false, true, 1), "the taker takes it");
+    fn a_job_wakes_a_sleeper_unless_the_spinner_takes_it() {
+        assert!(!must_wake(0, false, 1), "nobody sleeps");
+        assert!(must_wake(1, false, 1));
+        assert!(!must_wake(1, true, 1), "the spinner takes it");
         assert!(
-            must_wake(1, true, false, 2),
+            must_wake(1, true, 2),
             "the second job of a spinner needs a sleeper"
         );
-        assert!(
-            !must_wake(1, true, true, 2),
-            "spinner and taker take one each"
-        );
-        assert!(must_wake(1, true, true, 3));
-    }
-
-    #[test]
-    fn a_job_left_to_a_taker_is_reported_and_a_nudge_wakes_a_sleeper_for_it() {
-        let (tx, rx) = queue::<u32>();
-        // A worker asleep: `sleeping` is what `recv` counts while it waits.
-        tx.0.state().sleeping = 1;
-        assert_eq!(
-            tx.send(1, true),
-            Ok(true),
-            "the wake was left to the caller"
-        );
-        assert_eq!(
-            tx.send(2, true),
-            Ok(false),
-            "a second job wakes the sleeper"
-        );
-        tx.0.state().sleeping = 0;
-        assert_eq!(
-            tx.send(3, true),
-            Ok(false),
-            "nobody sleeps: nothing skipped"
-        );
-        // A nudge with nobody asleep, or nothing queued, does nothing (and does not block).
-        tx.nudge().run();
-        assert_eq!(rx.recv(), Some(1));
-        assert_eq!(rx.recv(), Some(2));
-        assert_eq!(rx.recv(), Some(3));
-        tx.nudge().run();
     }
 
     #[test]
@@ -275,7 +211,7 @@ mod tests {
                 let _ = seen_tx.send(job);
             }
         });
-        assert_eq!(tx.send(7, false).map_err(drop), Ok(false));
+        assert!(tx.send(7).is_ok());
         // The worker took the job: it was awake, or a sleeper was woken for it.
         assert_eq!(seen.recv().ok(), Some(7));
         // Asleep now or soon: dropping the sender must end its loop either way.

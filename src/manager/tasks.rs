@@ -200,7 +200,6 @@ impl EndGuard {
             let _ = link.send(Command::SessionFinished {
                 session: self.session,
                 end,
-                taker: false,
             });
         }
     }

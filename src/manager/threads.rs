@@ -89,7 +89,6 @@ pub(crate) fn start_async(start: AsyncStart) {
             let _ = link.send(Command::SessionFinished {
                 session: id,
                 end: SessionEnd::Returned,
-                taker: false,
             });
         }
         Err(_) => unwind::dispose((items, session)),
@@ -129,12 +128,7 @@ pub(crate) fn worker(jobs: JobReceiver<Job>, link: Link, _alive: Sender<()>) {
                 // session holds the served requests' contexts: user values, whose `Drop` must
                 // not take this thread down before the session's end is reported.
                 unwind::dispose((handler, items, session));
-                // This worker asks for its next job right after: the next session is its.
-                let _ = link.send(Command::SessionFinished {
-                    session: id,
-                    end,
-                    taker: true,
-                });
+                let _ = link.send(Command::SessionFinished { session: id, end });
             }
             Job::Task(task) => {
                 // A task reports its own errors; a panic in it was a hook's, already caught.

@@ -194,21 +194,8 @@ impl Scheduler {
                             items,
                             session: run,
                         };
-                        // The first session a worker's session end starts is left to that
-                        // worker (see `Command::SessionFinished`).
-                        let taker = std::mem::take(&mut self.taker);
-                        match self.jobs.send(job, taker) {
-                            Ok(skipped) => {
-                                self.owed_wake |= skipped;
-                                true
-                            }
-                            // A job nobody can take holds user values: released, not dropped
-                            // here.
-                            Err(job) => {
-                                self.release(job);
-                                false
-                            }
-                        }
+                        // A job nobody can take holds user values: released, not dropped here.
+                        self.jobs.send(job).map_err(|job| self.release(job)).is_ok()
                     }
                 }
             }

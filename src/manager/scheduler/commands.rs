@@ -295,7 +295,7 @@ impl Scheduler {
                 self.publish(|| Notification::StateChangeFailed { handler, error });
             }
             Command::RunTask(task) => {
-                if let Err(job) = self.jobs.send(Job::Task(task), false) {
+                if let Err(job) = self.jobs.send(Job::Task(task)) {
                     // No worker left: the task (a hook and what it holds) is a user value.
                     self.release(job);
                 }
@@ -309,16 +309,7 @@ impl Scheduler {
     pub(super) fn sessions(&mut self, command: Command) {
         match command {
             Command::Session { session, call } => self.session_call(session, call),
-            Command::SessionFinished {
-                session,
-                end,
-                taker,
-            } => {
-                // Applied on the scheduler thread (shutdown has begun), the worker did not
-                // wait for this step: it may be asleep already.
-                self.taker = taker && !self.link.on_scheduler_thread();
-                self.finish_session(session, end);
-            }
+            Command::SessionFinished { session, end } => self.finish_session(session, end),
             // `handle` routes only this family here.
             _ => {}
         }

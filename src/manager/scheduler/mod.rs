@@ -20,7 +20,7 @@ use super::clock::Clock;
 use super::command::{Command, Link, Ran};
 use super::events::EventLog;
 use super::notify::{Notification, Subscribers};
-use super::pool::{JobSender, Nudge};
+use super::pool::JobSender;
 use super::threads::{AsyncStart, Delivery, Job, start_async};
 use super::ticket::{Completion, TicketSlot};
 use super::trace::Traced;
@@ -53,12 +53,6 @@ pub(crate) struct Scheduler {
     /// same ID.
     orphans: HashSet<SessionId>,
     jobs: JobSender<Job>,
-    /// This step ends a worker's session, and that worker takes the next job itself: the
-    /// first session the step starts wakes no sleeping worker. Reset at the step's end.
-    taker: bool,
-    /// A sleeping worker was not woken for a job left to the taker: woken after the lock if
-    /// the taker's thread has user code to run first (see `AfterUnlock::run`).
-    owed_wake: bool,
     /// `None` once shutdown let go of the delivery thread.
     deliveries: Option<Sender<Delivery>>,
     /// Disconnects when the delivery thread ends.
@@ -119,8 +113,6 @@ impl Scheduler {
             sessions: IdMap::default(),
             orphans: HashSet::new(),
             jobs: parts.jobs,
-            taker: false,
-            owed_wake: false,
             deliveries: Some(parts.deliveries),
             delivery_done: parts.delivery_done,
             events: EventLog::new(parts.event_log_capacity, parts.event_log_bytes),
@@ -200,7 +192,6 @@ impl Scheduler {
         {
             self.broken = true;
         }
-        self.taker = false;
         self.wake_if_sooner();
     }
 
@@ -305,7 +296,6 @@ impl Scheduler {
     /// starts and reports): no record built, moved and dropped on every call.
     pub fn after_unlock_if_any(&mut self) -> Option<AfterUnlock> {
         let idle = self.wakes.is_empty()
-            && !self.owed_wake
             && self.sleepers.is_empty()
             && self.traced.is_empty()
             && self.spawns.is_empty()
@@ -317,7 +307,6 @@ impl Scheduler {
     /// scheduler thread keeps the released values until it has ended, see `run`).
     fn take_wakes(&mut self) -> AfterUnlock {
         AfterUnlock {
-            owed: std::mem::take(&mut self.owed_wake).then(|| self.jobs.nudge()),
             wakes: std::mem::take(&mut self.wakes),
             sleepers: std::mem::take(&mut self.sleepers),
             traced: self.traced.take(),
@@ -439,8 +428,6 @@ impl Scheduler {
 /// are the executor's code, a `Drop` the user's, and waking a thread asleep in `wait` is a
 /// system call that would keep every other caller waiting for the lock.
 pub(crate) struct AfterUnlock {
-    /// A wake-up of a sleeping worker left to the thread whose step this was.
-    owed: Option<Nudge<Job>>,
     wakes: Vec<Waker>,
     sleepers: Vec<Arc<TicketSlot>>,
     traced: Traced,
@@ -453,18 +440,6 @@ impl AfterUnlock {
         // Threads asleep in `wait` first: waiting for a ticket never depends on user code.
         for slot in self.sleepers {
             slot.notify();
-        }
-        // A worker that took over the next session's start would run user code below before
-        // it takes that session, and that code may wait for the session: a sleeper is woken
-        // for it after all. With nothing below, the worker is back for it at once.
-        let user_code = !self.traced.is_empty()
-            || !self.spawns.is_empty()
-            || !self.wakes.is_empty()
-            || !self.released.is_empty();
-        if let Some(nudge) = self.owed
-            && user_code
-        {
-            nudge.run();
         }
         // A subscriber is user code: it runs here, after the lock, before the sessions and
         // tasks it starts or wakes, so that what was decided is logged before they run.
