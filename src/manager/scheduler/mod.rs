@@ -300,7 +300,12 @@ impl Scheduler {
             && self.traced.is_empty()
             && self.spawns.is_empty()
             && self.released.is_empty();
-        (!idle).then(|| self.after_unlock())
+        if idle {
+            // A field added to `AfterUnlock` and not checked above fails here, in tests.
+            debug_assert!(self.after_unlock().is_empty());
+            return None;
+        }
+        Some(self.after_unlock())
     }
 
     /// The tasks to wake and the tracing events to emit once the lock is released (the
@@ -436,6 +441,22 @@ pub(crate) struct AfterUnlock {
 }
 
 impl AfterUnlock {
+    /// Whether there is nothing to do (every field named, so a new one is not forgotten).
+    fn is_empty(&self) -> bool {
+        let AfterUnlock {
+            wakes,
+            sleepers,
+            traced,
+            spawns,
+            released,
+        } = self;
+        wakes.is_empty()
+            && sleepers.is_empty()
+            && traced.is_empty()
+            && spawns.is_empty()
+            && released.is_empty()
+    }
+
     pub fn run(self) {
         // Threads asleep in `wait` first: waiting for a ticket never depends on user code.
         for slot in self.sleepers {
