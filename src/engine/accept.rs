@@ -113,22 +113,11 @@ impl Engine {
             .collect()
     }
 
-    /// The manager's start call: [`Engine::set_handler_connected`] with what the handler's
-    /// `is_connected` said (if it was asked), then [`Engine::start_sync_with`], looking the
-    /// handler up once. Refused, it still records the connection state, as the two calls
-    /// one after the other would.
-    pub(crate) fn start_reported(
-        &mut self,
-        handler: &HandlerId,
-        connected: Option<bool>,
-        items: Option<&[ItemId]>,
-        flags: SyncControlFlags,
-        options: RequestOptions,
-    ) -> Result<Accepted, Error> {
-        self.accept(handler, connected, items, flags, options)
-    }
-
-    pub(super) fn accept(
+    /// Every start call comes down to this one. `connected`: what the handler's
+    /// `is_connected` said, when the manager asked it on the caller's thread; recorded as
+    /// [`Engine::set_handler_connected`] would, with the handler looked up once, and kept
+    /// even if the call is refused after that.
+    pub(crate) fn accept(
         &mut self,
         handler: &HandlerId,
         connected: Option<bool>,

@@ -390,14 +390,17 @@ impl Scheduler {
         reason = "the box is the caller's; its fields are moved out one by one"
     )]
     pub(crate) fn start(&mut self, start: Box<Start>) -> Result<SyncTicket, Error> {
-        let accepted = self.engine.start_reported(
+        let accepted = self.engine.accept(
             &start.handler,
             start.connected,
             start.items.as_deref(),
             start.flags,
             start.options,
         );
-        let result = match accepted {
+        // A request that completed at once (disconnected, nothing to sync) has its result in
+        // the ticket before the caller gets the ticket: the step's `carry_out`, which follows
+        // this under the same lock, delivers it.
+        match accepted {
             Ok(a) => Ok(self.open(
                 a,
                 start.ticket,
@@ -411,11 +414,7 @@ impl Scheduler {
                 self.release((start.context, start.sink));
                 Err(e)
             }
-        };
-        // A request that completed at once (disconnected, nothing to sync) has its result in
-        // the ticket before the caller gets the ticket: the step's `carry_out`, which follows
-        // this under the same lock, delivers it.
-        result
+        }
     }
 
     pub(super) fn touched(
