@@ -440,10 +440,20 @@ impl IntoFuture for &SyncTicket {
 mod tests {
     use super::SpinLuck;
 
-    // Each test runs on a thread of its own, so it starts with a fresh score.
+    /// Runs `f` on a new thread: the score is per thread, and a new one starts fresh
+    /// whatever ran before on the test harness's threads.
+    fn on_fresh_thread(f: impl FnOnce() + Send + 'static) {
+        if let Err(panic) = std::thread::spawn(f).join() {
+            std::panic::resume_unwind(panic);
+        }
+    }
 
     #[test]
     fn a_thread_stops_yielding_after_spins_that_ran_out_and_tries_again_later() {
+        on_fresh_thread(stops_and_tries_again);
+    }
+
+    fn stops_and_tries_again() {
         assert!(SpinLuck::worth_yielding(), "a new thread yields");
         // Three spins in a row that ran out: 4 -> 2 -> 1 -> 0.
         for _ in 0..3 {
@@ -466,6 +476,10 @@ mod tests {
 
     #[test]
     fn results_that_come_while_yielding_keep_the_thread_yielding() {
+        on_fresh_thread(keeps_yielding);
+    }
+
+    fn keeps_yielding() {
         for _ in 0..100 {
             assert!(SpinLuck::worth_yielding());
             SpinLuck::record(true);
