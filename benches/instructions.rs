@@ -116,9 +116,12 @@ impl SyncHandler for NoOp {
 /// Requests sent before the `manager` and `coalescer` workloads wait for their results.
 const BUNCH: usize = 40;
 
+/// Items of the `manager` workload's handler, and keys of the `coalescer` workload.
+const ITEMS: usize = 64;
+
 /// `requests` one-item requests in bunches of `bunch`, each bunch waited before the next.
 fn manager(requests: usize, bunch: usize) {
-    let items: Vec<SyncItem> = (0..64)
+    let items: Vec<SyncItem> = (0..ITEMS)
         .map(|i| SyncItem::new(format!("item-{i:02}"), "item").expect("a valid item"))
         .collect();
     let ids: Vec<ItemId> = items.iter().map(|i| i.id.clone()).collect();
@@ -155,13 +158,13 @@ fn manager(requests: usize, bunch: usize) {
 
 /// The `manager` workload through the hand-rolled coalescer: same items, same picks.
 fn coalescer(requests: usize) {
-    let coalescer = HandRolled::new(64, Holds::none());
+    let coalescer = HandRolled::new(ITEMS, Holds::none());
     let mut rng = XorShift(SEED);
     let started = Instant::now();
     let mut succeeded = 0;
     for _ in 0..requests / BUNCH {
         let receivers: Vec<_> = (0..BUNCH)
-            .map(|_| coalescer.request(coalescer.key(rng.below(64))))
+            .map(|_| coalescer.request(coalescer.key(rng.below(ITEMS))))
             .collect();
         for receiver in receivers {
             if receiver.recv_timeout(PATIENCE) == Ok(Outcome::Succeeded) {
