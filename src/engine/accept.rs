@@ -145,7 +145,16 @@ impl Engine {
         let request = RequestId(self.next_request);
         self.next_request += 1;
         let mut placed: SmallVec<[RequestItem; 1]> = SmallVec::new();
-        let mut dispositions: SmallVec<[Disposition; 8]> = SmallVec::new();
+        // Made before the loop and filled in place: returned as it is, not moved out of
+        // locals (the dispositions alone are 136 bytes).
+        let mut accepted = Accepted {
+            request,
+            handler: handler.clone(),
+            dispositions: SmallVec::new(),
+            duplicates: 0,
+            completed: false,
+        };
+        let dispositions = &mut accepted.dispositions;
         // Reserving is not free even when it has nothing to do: most requests fit inline.
         if items.len() > placed.inline_size() {
             placed.reserve_exact(items.len());
@@ -200,6 +209,9 @@ impl Engine {
             dispositions.push(disposition);
         }
         let is_default = merge.is_default();
+        // Asked here, with the handler at hand: a merge into a busy handler's queue (the
+        // common case under load) then skips the scheduler's second lookup.
+        let may_start = h.can_start();
         let requested = named.map_or(items.len(), <[ItemId]>::len);
         let duplicates = requested - placed.len();
         let req = Request {
@@ -219,25 +231,23 @@ impl Engine {
         }
         if completed {
             self.complete(request);
-        } else {
-            if options.expedite && is_default {
-                self.expedite(key);
-            } else if debounce {
-                // Read back from the dispositions: the untimed loop above pays nothing.
-                let added = Added::of(&dispositions);
-                if added.default_key {
-                    self.debounce(key, added.debounced);
-                }
+        } else if options.expedite && is_default {
+            self.expedite(key);
+            self.schedule_handler(key);
+        } else if debounce {
+            // Read back from the dispositions: the untimed loop above pays nothing.
+            let added = Added::of(&accepted.dispositions);
+            if added.default_key {
+                self.debounce(key, added.debounced);
             }
             self.schedule_handler(key);
+        } else if may_start {
+            // Nothing changed the handler since `may_start` was read.
+            self.schedule_handler(key);
         }
-        Ok(Accepted {
-            request,
-            handler: handler.clone(),
-            dispositions,
-            duplicates,
-            completed,
-        })
+        accepted.duplicates = duplicates;
+        accepted.completed = completed;
+        Ok(accepted)
     }
 
     /// Withdraws one request's interest (a Rust addition: Sync Center has no per-request
