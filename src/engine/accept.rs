@@ -174,6 +174,7 @@ impl Engine {
         // the sync now. One flag keeps the untimed path to a single test.
         let timed = h.timed;
         let debounce = timed && debounces(h, &options);
+        let is_default = merge.is_default();
         let mut remaining = 0;
         for &idx in &items {
             let slot = &mut h.items[idx];
@@ -197,7 +198,12 @@ impl Engine {
                 request,
                 pos: ItemPos::of(placed.len()),
             };
-            let (disposition, prev) = place(h, &mut self.sessions, idx, me, join, merge, debounce);
+            // The common case first, on the slot at hand: a merge into a default-key entry.
+            let (disposition, prev) = if !join && is_default && slot.entry.is_some() {
+                (Disposition::Merged, slot.waiting.push(me))
+            } else {
+                place(h, &mut self.sessions, idx, me, join, merge, debounce)
+            };
             placed.push(RequestItem {
                 item: idx,
                 outcome: None,
@@ -208,7 +214,6 @@ impl Engine {
             remaining += 1;
             dispositions.push(disposition);
         }
-        let is_default = merge.is_default();
         // Asked here, with the handler at hand: a merge into a busy handler's queue (the
         // common case under load) then skips the scheduler's second lookup.
         let may_start = h.can_start();
