@@ -14,6 +14,10 @@
 //!   session; a million item references in requests of `K` items each (the seeded generator
 //!   picks them), so nearly all merge into the pending set. Divide by 1,000,000 for the
 //!   instructions per reference (ID clones and the generator included: about 15 of them).
+//! - `floor`: the baseline of `merge`, the floor `benches/merge.rs` times it against: the
+//!   same references (generated and cloned the same way, in bunches of 64) looked up in a
+//!   `HashSet`, a clone stored on first sight. `merge K` minus `floor`, over 1,000,000, is
+//!   what the engine adds per reference.
 //! - `manager`: the threaded manager end to end. 8,000 one-item requests to a no-op handler
 //!   (one `report_progress` per item, as `benches/manager.rs`), sent in bunches of 40, each
 //!   bunch waited before the next, so sessions serve about 20 requests. Divide by 8,000;
@@ -25,16 +29,24 @@
 //!   baseline of `manager`, in instructions. Run both with `--separate-threads=yes` to split
 //!   the caller's thread (submitting and waiting) from the workers'.
 //!
+//! - `join N`: `benches/join.rs` on one key, 100,000 callers in all: rounds of a session held
+//!   open while `N - 1` callers join it (`IGNORE_IF_ALREADY_SYNCING`), then every ticket
+//!   waited (divide by 100,000 per caller). Count its thread hand-offs with `perf stat -e
+//!   sched:sched_switch` as well: they, not instructions, are most of its time at small N.
+//!
 //! With no workload named (as `cargo bench` runs it) it runs each, small, as a smoke test.
 
 #[path = "common/coalescer.rs"]
 mod coalescer;
 mod common;
 
+use std::collections::HashSet;
+
+use crossbeam_channel::{Receiver, Sender};
 use std::time::Instant;
 
 use coalescer::{HandRolled, Holds, PATIENCE};
-use common::{SEED, XorShift};
+use common::{PassThroughBuild, SEED, XorShift};
 use syncmgr::engine::{Engine, HandlerSpec};
 use syncmgr::{
     ControlFlags, HandlerError, HandlerId, ItemId, Outcome, ProgressStatus, SyncControlFlags,
@@ -49,14 +61,21 @@ fn main() {
             let k = named(1).and_then(|k| k.parse().ok()).unwrap_or(64);
             merge(k, 1_000_000);
         }
+        Some("floor") => floor(1_000_000),
+        Some("join") => {
+            let callers = named(1).and_then(|n| n.parse().ok()).unwrap_or(100);
+            join(callers, 100_000 / callers.max(1));
+        }
         Some("manager") => manager(8_000, BUNCH),
         Some("one") => manager(2_000, 1),
         Some("coalescer") => coalescer(8_000),
         // `cargo bench` passes `--bench`: a quick run of each, to check they work.
         _ => {
             merge(64, 10_000);
+            floor(10_000);
             manager(400, BUNCH);
             coalescer(400);
+            join(10, 10);
         }
     }
 }
@@ -97,6 +116,38 @@ fn merge(k: usize, references: usize) {
     );
 }
 
+/// The floor of `merge`, as `benches/merge.rs` times it: the same references, each looked up
+/// in a set and a clone stored on first sight. The references come from the same generator
+/// and are cloned the same way, so `merge K` minus `floor` is the engine's own work.
+fn floor(references: usize) {
+    let n = 10_000;
+    let ids: Vec<ItemId> = (0..n)
+        .map(|i| ItemId::new(format!("item-{i}")).expect("a valid ID"))
+        .collect();
+    let mut set: HashSet<ItemId, PassThroughBuild> =
+        HashSet::with_capacity_and_hasher(n, PassThroughBuild);
+    let mut rng = XorShift(SEED);
+    let mut request = Vec::with_capacity(64);
+    let mut inserted = 0;
+    let started = Instant::now();
+    for _ in 0..references / 64 {
+        request.clear();
+        request.extend((0..64).map(|_| ids[rng.below(n)].clone()));
+        for r in &request {
+            if !set.contains(r) {
+                set.insert(r.clone());
+                inserted += 1;
+            }
+        }
+    }
+    assert!(inserted > 0 && inserted <= n);
+    println!(
+        "floor: {} references: {inserted} inserted, {:?}",
+        references / 64 * 64,
+        started.elapsed()
+    );
+}
+
 /// Reports every item `Succeeded`, one report each.
 struct NoOp(Vec<SyncItem>);
 
@@ -111,6 +162,84 @@ impl SyncHandler for NoOp {
         }
         Ok(())
     }
+}
+
+/// One item whose sessions the `join` workload holds: a session that finds a gate armed says
+/// so and waits for it to open, then reports its item `Succeeded`.
+struct Gated {
+    items: Vec<SyncItem>,
+    armed: Receiver<Receiver<()>>,
+    entered: Sender<()>,
+}
+
+impl SyncHandler for Gated {
+    fn items(&self) -> Vec<SyncItem> {
+        self.items.clone()
+    }
+
+    fn synchronize(&self, items: &[ItemId], session: &SyncSession) -> Result<(), HandlerError> {
+        if let Ok(gate) = self.armed.try_recv() {
+            let _ = self.entered.send(());
+            let _ = gate.recv();
+        }
+        for item in items {
+            session.report_progress(item, ProgressStatus::Succeeded)?;
+        }
+        Ok(())
+    }
+}
+
+/// `rounds` rounds of `benches/join.rs` on one key: the first caller starts a session that a
+/// gate holds, `callers - 1` more join it, the gate opens and every ticket is waited.
+fn join(callers: usize, rounds: usize) {
+    let item = SyncItem::new("key-0", "key").expect("a valid item");
+    let id = item.id.clone();
+    let (arm, armed) = crossbeam_channel::unbounded();
+    let (entered_tx, entered) = crossbeam_channel::unbounded();
+    let manager = SyncManager::new().expect("the manager starts");
+    let handler = Gated {
+        items: vec![item],
+        armed,
+        entered: entered_tx,
+    };
+    manager
+        .register_handler("h", handler, ControlFlags::WAIT)
+        .expect("the handler registers");
+    let handler = HandlerId::new("h").expect("a valid ID");
+    let call = || {
+        manager
+            .start_item_sync(
+                &handler,
+                [&id],
+                SyncControlFlags::IGNORE_IF_ALREADY_SYNCING,
+                None,
+            )
+            .expect("accepted")
+    };
+    let started = Instant::now();
+    let mut succeeded = 0;
+    for _ in 0..rounds {
+        let (open, gate) = crossbeam_channel::bounded::<()>(0);
+        arm.send(gate).expect("the handler is alive");
+        let mut tickets = Vec::with_capacity(callers);
+        tickets.push(call());
+        entered
+            .recv_timeout(PATIENCE)
+            .expect("the session should have started");
+        tickets.extend((1..callers).map(|_| call()));
+        drop(open);
+        for ticket in tickets {
+            if ticket.wait().status == Outcome::Succeeded {
+                succeeded += 1;
+            }
+        }
+    }
+    assert_eq!(succeeded, callers * rounds);
+    println!(
+        "join: {rounds} rounds of {callers} callers, {:?}",
+        started.elapsed()
+    );
+    manager.shutdown();
 }
 
 /// Requests sent before the `manager` and `coalescer` workloads wait for their results.
