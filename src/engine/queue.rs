@@ -11,6 +11,7 @@
 //! nothing else: no per-item vector grows, no other request is touched. Walking a list (to
 //! settle it, or to take one request out) follows the links through the request map.
 
+use std::num::NonZeroU32;
 use std::sync::Arc;
 
 use super::RequestId;
@@ -135,18 +136,22 @@ impl WaitList {
 
 /// An entry's index in its [`PendingQueue`]. Valid until the queue compacts
 /// (`retain_or_take`), which hands every kept entry its new index.
+///
+/// Held as the index plus one, so that `Option<EntryIdx>` is four bytes: it sits in the
+/// first cache line of an item's slot with everything else a merge touches
+/// (`ItemSlot`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub(crate) struct EntryIdx(u32);
+pub(crate) struct EntryIdx(NonZeroU32);
 
 impl EntryIdx {
-    fn of(i: usize) -> EntryIdx {
+    pub(super) fn of(i: usize) -> EntryIdx {
         // A queue never holds more entries than a handler has items, and item indices are
         // `u32` too.
-        EntryIdx(u32::try_from(i).unwrap_or(u32::MAX))
+        EntryIdx(NonZeroU32::MIN.saturating_add(u32::try_from(i).unwrap_or(u32::MAX)))
     }
 
     fn get(self) -> usize {
-        self.0 as usize
+        (self.0.get() - 1) as usize
     }
 }
 
@@ -479,7 +484,7 @@ mod tests {
         for i in 0..5 {
             q.push(ItemIdx::of(i), WaitList::default());
         }
-        let _ = q.remove(EntryIdx(0));
+        let _ = q.remove(EntryIdx::of(0));
         let mut moves = Vec::new();
         let taken = q.retain_or_take(|e, at| {
             let keep = e.item.get() % 2 == 1;
@@ -490,9 +495,9 @@ mod tests {
         });
         let taken: Vec<_> = taken.iter().map(|e| e.item.get()).collect();
         assert_eq!(taken, [2, 4]);
-        assert_eq!(moves, [(1, EntryIdx(0)), (3, EntryIdx(1))]);
+        assert_eq!(moves, [(1, EntryIdx::of(0)), (3, EntryIdx::of(1))]);
         assert_eq!(q.len(), 2);
-        assert_eq!(q.get(EntryIdx(1)).map(|e| e.item.get()), Some(3));
+        assert_eq!(q.get(EntryIdx::of(1)).map(|e| e.item.get()), Some(3));
     }
 
     #[test]
@@ -504,7 +509,7 @@ mod tests {
         assert_eq!(q.retain_or_take(|_, _| false).len(), 10);
         assert!(q.is_empty());
         assert!(q.entries.capacity() >= 10, "room kept for the next entries");
-        assert_eq!(q.push(ItemIdx::of(3), WaitList::default()), EntryIdx(0));
+        assert_eq!(q.push(ItemIdx::of(3), WaitList::default()), EntryIdx::of(0));
 
         for i in 0..KEEP_ROOM + 10 {
             q.push(ItemIdx::of(i), WaitList::default());

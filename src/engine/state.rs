@@ -14,31 +14,40 @@ use crate::policy::SyncPolicy;
 use crate::result::Outcome;
 use crate::time::Time;
 
+/// One item of a handler.
+///
+/// Laid out by hand, one cache line for what a start call reads and writes (the checks of
+/// `validate_start`, the repeat test, the pending entry and its wait list) and the second for
+/// the rest: with the compiler's order a merge touched two or three lines of the slot, and
+/// at 10,000 items those loads were most of its time (`perf annotate` of `merge 64` in
+/// `benches/instructions.rs`). `tests::a_merge_touches_one_line_of_a_slot` keeps it so.
 #[derive(Debug)]
+#[repr(C, align(64))]
 pub(crate) struct ItemSlot {
-    pub id: ItemId,
-    pub capabilities: ItemCapabilities,
-    pub policies: ItemPolicies,
+    /// The last request that named the item: a repeat within one request is skipped by
+    /// comparing with it (requests place all their items before the next is accepted).
+    pub last_request: u64,
+    /// Its entry in the handler's default-key pending queue, if it is pending there.
+    pub entry: Option<EntryIdx>,
     pub enabled: bool,
     /// Removed by an update; the slot stays so indices held by requests stay valid, and a
     /// later re-add revives it.
     pub removed: bool,
-    /// Its entry in the handler's default-key pending queue, if it is pending there.
-    pub entry: Option<EntryIdx>,
+    /// Failed attempts in a row, for the retry policy; success or a final outcome clears it.
+    pub attempts: u16,
     /// The requests waiting on that entry (empty when not pending). Kept here rather than in
     /// the entry so that merging a request touches only this slot.
     pub waiting: WaitList,
-    /// The last request that named the item: a repeat within one request is skipped by
-    /// comparing with it (requests place all their items before the next is accepted).
-    pub last_request: u64,
+    pub policies: ItemPolicies,
+    pub capabilities: ItemCapabilities,
+    // The second line.
     /// The running session that holds the item and the item's position in it. Per-item
     /// non-reentrancy makes this at most one.
     pub held: Option<(SessionId, SessionPos)>,
     /// Why its default-key entry may not start yet (`None`: ready). Only set while the entry
     /// exists.
     pub hold: Option<Hold>,
-    /// Failed attempts in a row, for the retry policy; success or a final outcome clears it.
-    pub attempts: u16,
+    pub id: ItemId,
 }
 
 /// Why a pending item is not ready to start.
@@ -494,5 +503,31 @@ pub(crate) struct Scratch(pub Vec<ItemIdx>);
 impl std::fmt::Debug for Scratch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Scratch")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::mem::{offset_of, size_of};
+
+    use super::*;
+
+    /// The fields a start call reads or writes end within the slot's first 64 bytes, and the
+    /// slot starts on a line: one line per merged item. (On 64-bit targets: elsewhere the
+    /// second line's IDs are smaller, the first line the same.)
+    #[test]
+    fn a_merge_touches_one_line_of_a_slot() {
+        let ends = [
+            offset_of!(ItemSlot, last_request) + size_of::<u64>(),
+            offset_of!(ItemSlot, entry) + size_of::<Option<EntryIdx>>(),
+            offset_of!(ItemSlot, enabled) + 1,
+            offset_of!(ItemSlot, removed) + 1,
+            offset_of!(ItemSlot, waiting) + size_of::<WaitList>(),
+            offset_of!(ItemSlot, policies) + size_of::<ItemPolicies>(),
+        ];
+        assert!(ends.iter().all(|&end| end <= 64), "{ends:?}");
+        assert_eq!(std::mem::align_of::<ItemSlot>(), 64);
+        #[cfg(target_pointer_width = "64")]
+        assert_eq!(size_of::<ItemSlot>(), 128, "two lines, not three");
     }
 }
