@@ -188,7 +188,6 @@ impl Engine {
                     item: idx,
                     outcome: Some(Outcome::Disconnected),
                     attempts: 0,
-                    cause: None,
                     prev: Waiter::NONE,
                 });
                 dispositions.push(Disposition::Settled(Outcome::Disconnected));
@@ -208,7 +207,6 @@ impl Engine {
                 item: idx,
                 outcome: None,
                 attempts: 0,
-                cause: None,
                 prev,
             });
             remaining += 1;
@@ -227,6 +225,7 @@ impl Engine {
             counts: Counts::default(),
             disconnected,
             no_retry: options.no_retry,
+            causes: None,
         };
         self.scratch.0 = items;
         let completed = remaining == 0;

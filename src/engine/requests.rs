@@ -160,6 +160,7 @@ mod tests {
             counts: Counts::default(),
             disconnected: false,
             no_retry: false,
+            causes: None,
         }
     }
 

@@ -160,8 +160,10 @@ impl Engine {
             if ri.outcome.is_none() {
                 ri.attempts = ri.attempts.saturating_add(u16::from(ran));
                 ri.outcome = Some(outcome);
-                ri.cause = cause.cloned();
                 ri.prev = Waiter::NONE;
+                if let Some(cause) = cause {
+                    req.set_cause(w.pos, cause.clone());
+                }
                 req.remaining -= 1;
                 if req.remaining == 0 {
                     self.complete(w.request);
@@ -172,7 +174,7 @@ impl Engine {
 
     /// Delivers the result of a request whose items all have outcomes.
     pub(super) fn complete(&mut self, request: RequestId) {
-        let Some(req) = self.requests.remove(&request) else {
+        let Some(mut req) = self.requests.remove(&request) else {
             return;
         };
         let Some(h) = self.handlers.get_mut(&req.handler_key) else {
@@ -184,12 +186,17 @@ impl Engine {
         }
         // Sized exactly: a one-item result allocates room for one.
         let mut items: Vec<ItemOutcome> = Vec::with_capacity(req.items.len());
-        for ri in req.items {
+        // In item order, to be taken in one pass beside the items.
+        let mut causes = req.causes.take().map(|c| *c).unwrap_or_default();
+        causes.sort_unstable_by_key(|(pos, _)| pos.get());
+        let mut causes = causes.into_iter().peekable();
+        for (pos, ri) in req.items.into_iter().enumerate() {
+            let cause = causes.next_if(|(p, _)| p.get() == pos).map(|(_, c)| c);
             items.push(ItemOutcome {
                 item: h.slot(ri.item).id.clone(),
                 outcome: ri.outcome.unwrap_or(Outcome::Canceled),
                 attempts: ri.attempts,
-                cause: ri.cause,
+                cause,
             });
         }
         let mut status = Outcome::aggregate(items.iter().map(|o| o.outcome));
