@@ -394,14 +394,18 @@ pub(crate) struct Request {
     pub no_retry: bool,
     /// Why items failed, for those that failed with a known reason: kept aside rather than
     /// in every `RequestItem`, most of which never fail, so that a merged item's record is
-    /// 24 bytes, not 32 (a million of them are 8 MB less memory to fault in).
-    pub causes: Option<Box<Vec<(ItemPos, Cause)>>>,
+    /// 24 bytes, not 32 (a million of them are 8 MB less memory to fault in). One word.
+    pub causes: Option<Box<[(ItemPos, Cause)]>>,
 }
 
 impl Request {
     /// Records why the item at `pos` failed (at most once: an item settles once).
     pub fn set_cause(&mut self, pos: ItemPos, cause: Cause) {
-        self.causes.get_or_insert_default().push((pos, cause));
+        // Rebuilt on each push: failures with a cause are few, and a boxed slice is one word
+        // smaller than a boxed `Vec` would be to reach.
+        let mut causes = self.causes.take().map(Vec::from).unwrap_or_default();
+        causes.push((pos, cause));
+        self.causes = Some(causes.into_boxed_slice());
     }
 }
 
