@@ -427,11 +427,8 @@ pub(super) fn validate_start(
             None => return Err(first_refusal(id, h, named)),
         }
     }
-    let startable = |&idx: &ItemIdx| {
-        let slot = h.slot(idx);
-        !slot.removed && slot.enabled && !slot.policies.contains(ItemPolicies::PREVENT_START_SYNC)
-    };
-    if !items.iter().all(startable) {
+    // The same three tests as a handler sync's: live, enabled, no `PREVENT_START_SYNC`.
+    if !items.iter().all(|&idx| h.slot(idx).in_handler_sync()) {
         return Err(first_refusal(id, h, named));
     }
     Ok(())

@@ -140,11 +140,18 @@ impl WaitList {
 /// Held as the index plus one, so that `Option<EntryIdx>` is four bytes: it sits in the
 /// first cache line of an item's slot with everything else a merge touches
 /// (`ItemSlot`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(crate) struct EntryIdx(NonZeroU32);
 
+/// The index itself, not the stored index + 1, so that engine dumps read as positions.
+impl std::fmt::Debug for EntryIdx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "EntryIdx({})", self.get())
+    }
+}
+
 impl EntryIdx {
-    pub(super) fn of(i: usize) -> EntryIdx {
+    fn of(i: usize) -> EntryIdx {
         // A queue never holds more entries than a handler has items, and item indices are
         // `u32` too.
         EntryIdx(NonZeroU32::MIN.saturating_add(u32::try_from(i).unwrap_or(u32::MAX)))

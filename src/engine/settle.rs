@@ -187,7 +187,7 @@ impl Engine {
         // Sized exactly: a one-item result allocates room for one.
         let mut items: Vec<ItemOutcome> = Vec::with_capacity(req.items.len());
         // In item order, to be taken in one pass beside the items.
-        let mut causes = req.causes.take().map(Vec::from).unwrap_or_default();
+        let mut causes = req.causes.take().map(|c| c.0).unwrap_or_default();
         causes.sort_unstable_by_key(|(pos, _)| pos.get());
         let mut causes = causes.into_iter().peekable();
         for (pos, ri) in req.items.into_iter().enumerate() {

@@ -18,9 +18,10 @@ use crate::time::Time;
 
 /// One item of a handler.
 ///
-/// Laid out by hand, one cache line for what a start call reads and writes (the checks of
-/// `validate_start`, the repeat test, the pending entry and its wait list) and the second for
-/// the rest: with the compiler's order a merge touched two or three lines of the slot, and
+/// Laid out by hand, one cache line for what a start call that merges into a pending entry
+/// reads and writes (the checks of `validate_start`, the repeat test, the pending entry and
+/// its wait list) and the second for the rest (a join reads `held`, a new entry may set
+/// `hold`): with the compiler's order a merge touched two or three lines of the slot, and
 /// at 10,000 items those loads were most of its time (`perf annotate` of `merge 64` in
 /// `benches/instructions.rs`). `tests::a_merge_touches_one_line_of_a_slot` keeps it so.
 #[derive(Debug)]
@@ -394,18 +395,21 @@ pub(crate) struct Request {
     pub no_retry: bool,
     /// Why items failed, for those that failed with a known reason: kept aside rather than
     /// in every `RequestItem`, most of which never fail, so that a merged item's record is
-    /// 24 bytes, not 32 (a million of them are 8 MB less memory to fault in). One word.
-    pub causes: Option<Box<[(ItemPos, Cause)]>>,
+    /// 24 bytes, not 32 (a million of them are 8 MB less memory to fault in). One word in
+    /// the record: a thin box, allocated at the first cause.
+    pub causes: Option<Box<Causes>>,
 }
+
+/// A request's failure causes, by the item's place in the request, in the order they came.
+/// (A `Vec` behind a box of its own, not a boxed slice: the box stays one word, and a
+/// session that fails every item of a large request pushes one cause per item.)
+#[derive(Debug, Default)]
+pub(crate) struct Causes(pub Vec<(ItemPos, Cause)>);
 
 impl Request {
     /// Records why the item at `pos` failed (at most once: an item settles once).
     pub fn set_cause(&mut self, pos: ItemPos, cause: Cause) {
-        // Rebuilt on each push: failures with a cause are few, and a boxed slice is one word
-        // smaller than a boxed `Vec` would be to reach.
-        let mut causes = self.causes.take().map(Vec::from).unwrap_or_default();
-        causes.push((pos, cause));
-        self.causes = Some(causes.into_boxed_slice());
+        self.causes.get_or_insert_default().0.push((pos, cause));
     }
 }
 
@@ -544,5 +548,15 @@ mod tests {
         assert_eq!(std::mem::align_of::<ItemSlot>(), 64);
         #[cfg(target_pointer_width = "64")]
         assert_eq!(size_of::<ItemSlot>(), 128, "two lines, not three");
+    }
+
+    /// A million open one-item requests are a million of these: the failure causes stay one
+    /// word (a thin box), the item record 24 bytes.
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn request_records_stay_small() {
+        assert_eq!(size_of::<Option<Box<Causes>>>(), 8);
+        assert_eq!(size_of::<RequestItem>(), 24);
+        assert_eq!(size_of::<Request>(), 88);
     }
 }

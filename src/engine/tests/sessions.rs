@@ -206,6 +206,45 @@ fn each_failed_item_carries_why_it_failed() {
 }
 
 #[test]
+fn causes_reach_their_own_items_whatever_order_they_came_in() {
+    let mut e = engine();
+    // Reported in the opposite order to the request's items.
+    let _ = e
+        .start_item_sync(&h("a"), &ids(&["a3", "a1"]), NONE)
+        .unwrap();
+    let (s, _) = only_start(&mut e);
+    let _ = e.report_failure(s, &i("a1"), "one".into()).unwrap();
+    let _ = e.report_failure(s, &i("a3"), "three".into()).unwrap();
+    let _ = e.session_finished(s, SessionEnd::Returned).unwrap();
+    let result = results(&actions(&mut e)).remove(0);
+    let cause = |item: &str| result.cause_of(&i(item)).map(|c| c.to_string());
+    assert_eq!(cause("a1").as_deref(), Some("one"));
+    assert_eq!(cause("a3").as_deref(), Some("three"));
+
+    // A large request whose session fails: one cause per item, each on its own item.
+    let names: Vec<String> = (0..1000).map(|n| format!("big{n}")).collect();
+    let big: Vec<ItemId> = names.iter().map(|n| i(n)).collect();
+    e.register_handler(HandlerSpec::new(h("big")).items(big.clone()))
+        .unwrap();
+    let _ = e.start_handler_sync(&h("big"), NONE).unwrap();
+    let (s, _) = only_start(&mut e);
+    let _ = e.report_failure(s, &big[999], "last".into()).unwrap();
+    let _ = e
+        .session_finished(s, SessionEnd::Failed("offline".into()))
+        .unwrap();
+    let result = results(&actions(&mut e)).remove(0);
+    assert_eq!(result.failures().count(), 1000);
+    for (n, item) in big.iter().enumerate() {
+        let want = if n == 999 { "last" } else { "offline" };
+        assert_eq!(
+            result.cause_of(item).map(|c| c.to_string()).as_deref(),
+            Some(want),
+            "{item}"
+        );
+    }
+}
+
+#[test]
 fn a_session_that_returns_without_a_report_says_so_and_a_cancel_has_no_cause() {
     let mut e = engine();
     let _ = e
