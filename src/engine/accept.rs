@@ -175,7 +175,7 @@ impl Engine {
         let timed = h.timed;
         let debounce = timed && debounces(h, &options);
         let is_default = merge.is_default();
-        let mut remaining = 0;
+        let mut remaining = 0usize;
         for &idx in &items {
             let slot = &mut h.items[idx];
             // A repeat within this request: counted once.
@@ -221,7 +221,8 @@ impl Engine {
             handler_key: key,
             key: options.key,
             items: placed,
-            remaining,
+            // At most the handler's item count, which fits: its slots are counted in `u32`.
+            remaining: u32::try_from(remaining).unwrap_or(u32::MAX),
             counts: Counts::default(),
             disconnected,
             no_retry: options.no_retry,

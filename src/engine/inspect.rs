@@ -349,7 +349,7 @@ impl Engine {
         }
         for (rid, r) in self.requests.iter() {
             let open = r.items.iter().filter(|ri| ri.outcome.is_none()).count();
-            if open != r.remaining || open == 0 {
+            if u32::try_from(open) != Ok(r.remaining) || open == 0 {
                 return fail(format!(
                     "{rid}: remaining {} but {open} open items",
                     r.remaining
