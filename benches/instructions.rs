@@ -39,6 +39,8 @@
 #[path = "common/coalescer.rs"]
 mod coalescer;
 mod common;
+#[path = "common/hold.rs"]
+mod hold;
 
 use std::collections::HashSet;
 
@@ -47,6 +49,7 @@ use std::time::Instant;
 
 use coalescer::{HandRolled, Holds, PATIENCE};
 use common::{PassThroughBuild, SEED, XorShift};
+use hold::hold_if_armed;
 use syncmgr::engine::{Engine, HandlerSpec};
 use syncmgr::{
     ControlFlags, HandlerError, HandlerId, ItemId, Outcome, ProgressStatus, SyncControlFlags,
@@ -178,10 +181,7 @@ impl SyncHandler for Gated {
     }
 
     fn synchronize(&self, items: &[ItemId], session: &SyncSession) -> Result<(), HandlerError> {
-        if let Ok(gate) = self.armed.try_recv() {
-            let _ = self.entered.send(());
-            let _ = gate.recv();
-        }
+        hold_if_armed(&self.armed, &self.entered);
         for item in items {
             session.report_progress(item, ProgressStatus::Succeeded)?;
         }
