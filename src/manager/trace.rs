@@ -42,11 +42,6 @@ impl Traced {
         let _ = note;
     }
 
-    /// What was kept, leaving this empty.
-    pub fn take(&mut self) -> Traced {
-        std::mem::take(self)
-    }
-
     /// Whether nothing was kept.
     pub fn is_empty(&self) -> bool {
         #[cfg(feature = "tracing")]

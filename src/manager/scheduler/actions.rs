@@ -176,7 +176,7 @@ impl Scheduler {
                     // An async session starts its task once the lock is released, on this
                     // thread.
                     Some(runner) => {
-                        self.spawns.push(AsyncStart {
+                        self.after.spawns.push(AsyncStart {
                             handler: object.handler,
                             runner,
                             items,
@@ -242,8 +242,8 @@ impl Scheduler {
             None => (result, None),
         };
         let woken = open.completion.complete(for_ticket);
-        self.wakes.extend(woken.wakers);
-        self.sleepers.extend(woken.sleepers);
+        self.after.wakes.extend(woken.wakers);
+        self.after.sleepers.extend(woken.sleepers);
         if let Some(delivery) = for_sink {
             let undelivered = match &self.deliveries {
                 Some(deliveries) => match deliveries.send(delivery) {
