@@ -84,10 +84,8 @@ fn main() {
 }
 
 fn merge(k: usize, references: usize) {
-    let n = 10_000;
-    let ids: Vec<ItemId> = (0..n)
-        .map(|i| ItemId::new(format!("item-{i}")).expect("a valid ID"))
-        .collect();
+    let ids = merge_items();
+    let n = ids.len();
     let handler = HandlerId::new("h").expect("a valid ID");
     let mut engine = Engine::default();
     engine
@@ -119,14 +117,19 @@ fn merge(k: usize, references: usize) {
     );
 }
 
+/// The 10,000 item IDs of `merge` and `floor`.
+fn merge_items() -> Vec<ItemId> {
+    (0..10_000)
+        .map(|i| ItemId::new(format!("item-{i}")).expect("a valid ID"))
+        .collect()
+}
+
 /// The floor of `merge`, as `benches/merge.rs` times it: the same references, each looked up
 /// in a set and a clone stored on first sight. The references come from the same generator
 /// and are cloned the same way, so `merge K` minus `floor` is the engine's own work.
 fn floor(references: usize) {
-    let n = 10_000;
-    let ids: Vec<ItemId> = (0..n)
-        .map(|i| ItemId::new(format!("item-{i}")).expect("a valid ID"))
-        .collect();
+    let ids = merge_items();
+    let n = ids.len();
     let mut set: HashSet<ItemId, PassThroughBuild> =
         HashSet::with_capacity_and_hasher(n, PassThroughBuild);
     let mut rng = XorShift(SEED);

@@ -384,7 +384,6 @@ pub(crate) struct Request {
     /// Inline for one item: most requests name one, and a smaller record keeps a million
     /// open requests at about half the memory (tests/memory.rs).
     pub items: SmallVec<[RequestItem; 1]>,
-
     /// What the sessions that served the request counted for it so far.
     pub counts: Counts,
     /// The handler was disconnected when the request came: the status is at least
@@ -533,8 +532,8 @@ mod tests {
 
     use super::*;
 
-    /// The fields a start call reads or writes end within the slot's first 64 bytes, and the
-    /// slot starts on a line: one line per merged item. (On 64-bit targets: elsewhere the
+    /// The fields a merge into a pending entry reads or writes end within the slot's first 64
+    /// bytes, and the slot starts on a line: one line per merged item. (On 64-bit targets: elsewhere the
     /// second line's IDs are smaller, the first line the same.)
     #[test]
     fn a_merge_touches_one_line_of_a_slot() {
