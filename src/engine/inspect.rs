@@ -330,6 +330,13 @@ impl Engine {
             self.check_handler(key, h, &mut places)?;
         }
         self.check_timers()?;
+        let timed = self.handlers.iter().filter(|(_, h)| h.timed).count();
+        if timed != self.timed_handlers {
+            return fail(format!(
+                "{timed} handlers have a time policy, {} counted",
+                self.timed_handlers
+            ));
+        }
         for (sid, s) in &self.sessions {
             let Some(h) = self.handlers.get(&s.handler_key) else {
                 return fail(format!("{sid}: no handler record"));

@@ -203,6 +203,8 @@ pub struct Engine {
     now: Time,
     /// Every deadline the engine waits for.
     timers: Timers,
+    /// Handler records whose policy is timed (see [`Engine::keeps_time`]).
+    timed_handlers: usize,
 }
 
 impl Default for Engine {
@@ -222,6 +224,7 @@ impl Default for Engine {
             scratch: Scratch::default(),
             now: Time::ZERO,
             timers: Timers::default(),
+            timed_handlers: 0,
         }
     }
 }

@@ -83,6 +83,7 @@ impl Engine {
         let key = self.next_handler;
         self.next_handler = key.next();
         self.by_id.insert(spec.id, key);
+        self.timed_handlers += usize::from(handler.timed);
         self.handlers.insert(key, handler);
         self.start_ticker(key);
         Ok(())

@@ -219,8 +219,9 @@ impl Engine {
             .handlers
             .get(&key)
             .is_some_and(|h| h.removed && h.running.is_empty())
+            && let Some(h) = self.handlers.remove(&key)
         {
-            self.handlers.remove(&key);
+            self.timed_handlers -= usize::from(h.timed);
         }
     }
 }

@@ -53,6 +53,10 @@ impl Timers {
         self.set.pop_first()
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.set.is_empty()
+    }
+
     pub fn contains(&self, due: Time, timer: Timer) -> bool {
         self.set.contains(&(due, timer))
     }

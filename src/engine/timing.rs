@@ -63,6 +63,34 @@ impl Engine {
         }
     }
 
+    /// Whether the time the engine is told matters now: a handler has a time policy
+    /// (debounce, retries, a schedule, triggers) or a timer is set. While it does not, every
+    /// input is decided the same at any time, so a shell may skip reading its clock and leave
+    /// the engine at the last time it polled. Before an input that gives a handler a time
+    /// policy ([`register_handler`](Engine::register_handler),
+    /// [`set_sync_policy`](Engine::set_sync_policy)) it polls with the current time again:
+    /// a schedule starts counting from the engine's time.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use syncmgr::engine::{Engine, HandlerSpec};
+    /// use syncmgr::{HandlerId, SyncPolicy, Time};
+    ///
+    /// let mut engine = Engine::default();
+    /// let mail = HandlerId::new("mail").unwrap();
+    /// engine.register_handler(HandlerSpec::new(mail.clone())).unwrap();
+    /// assert!(!engine.keeps_time());
+    ///
+    /// engine.poll(Time::from_secs(5));
+    /// let every_minute = SyncPolicy::default().every(Duration::from_secs(60));
+    /// engine.set_sync_policy(&mail, every_minute).unwrap();
+    /// assert!(engine.keeps_time());
+    /// assert_eq!(engine.next_deadline(), Some(Time::from_secs(65)));
+    /// ```
+    pub fn keeps_time(&self) -> bool {
+        self.timed_handlers > 0 || !self.timers.is_empty()
+    }
+
     /// When the engine next needs a [`poll`](Engine::poll), if it waits for anything. A shell
     /// sleeps until then (or until its next input): O(log n) in the number of timers.
     pub fn next_deadline(&self) -> Option<Time> {
@@ -89,7 +117,12 @@ impl Engine {
         let h = self.handlers.get_mut(&key).ok_or(Error::ShutDown)?;
         let old = std::mem::replace(&mut h.policy, policy);
         let changed = old != h.policy;
-        h.timed = h.policy != SyncPolicy::default();
+        let was_timed = std::mem::replace(&mut h.timed, h.policy != SyncPolicy::default());
+        match (was_timed, h.timed) {
+            (false, true) => self.timed_handlers += 1,
+            (true, false) => self.timed_handlers -= 1,
+            _ => {}
+        }
         if old.debounce != h.policy.debounce {
             match (h.policy.debounce, &mut h.window) {
                 (Some(d), Some(w)) => {

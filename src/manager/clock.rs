@@ -95,7 +95,7 @@ impl ManualClock {
                 // Once shutdown has begun there is nothing left to time: a deferred poll is
                 // dropped.
                 let now = self.now();
-                let _ = s.run_here(now, Command::Poll, Scheduler::apply);
+                let _ = s.run_here(Some(now), Command::Poll, Scheduler::apply);
                 s.after_unlock()
             };
             after.run();

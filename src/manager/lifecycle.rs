@@ -287,10 +287,15 @@ impl SyncManagerBuilder {
             Some(manual) => Clock::Manual(manual.clone()),
             None => Clock::real(),
         };
+        // One link for the scheduler and every caller: what the scheduler notes on it (whether
+        // the engine keeps time) is what the calls read.
+        let mut shared_link = None;
         let scheduler = Arc::new_cyclic(|me| {
+            let link = Link::new(commands.clone(), me.clone(), clock.clone());
+            shared_link = Some(link.clone());
             Mutex::new(Scheduler::new(SchedulerParts {
                 engine,
-                link: Link::new(commands.clone(), me.clone(), clock.clone()),
+                link,
                 registry: registry.clone(),
                 jobs,
                 deliveries,
@@ -305,8 +310,10 @@ impl SyncManagerBuilder {
             manual.attach(Arc::downgrade(&scheduler));
         }
         // The scheduler thread holds the only strong reference: when it ends, every link
-        // finds the scheduler gone.
-        let link = Link::new(commands, Arc::downgrade(&scheduler), clock);
+        // finds the scheduler gone. (`new_cyclic` always runs its closure: the fallback, a
+        // link of its own, would only cost calls a clock read the scheduler could spare.)
+        let link =
+            shared_link.unwrap_or_else(|| Link::new(commands, Arc::downgrade(&scheduler), clock));
         let mut handles = Vec::with_capacity(workers + 2);
         let spawned = spawn_threads(
             &mut handles,

@@ -770,4 +770,38 @@ mod tests {
         assert_eq!(threads, DEFAULT_WORKERS_CAP + 2);
         manager.shutdown();
     }
+
+    struct Quiet;
+
+    impl SyncHandler for Quiet {
+        fn items(&self) -> Vec<SyncItem> {
+            vec![SyncItem::new("one", "One").unwrap()]
+        }
+
+        fn synchronize(&self, _: &[ItemId], _: &SyncSession) -> Result<(), HandlerError> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn calls_read_the_clock_only_while_the_engine_keeps_time() {
+        let manager = SyncManager::new().unwrap();
+        let keeps_time = || manager.core().link.keeps_time();
+        manager
+            .register_handler("quiet", Arc::new(Quiet), ControlFlags::WAIT)
+            .unwrap();
+        assert!(!keeps_time());
+        manager
+            .set_sync_policy(
+                "quiet",
+                SyncPolicy::default().every(std::time::Duration::from_secs(60)),
+            )
+            .unwrap();
+        assert!(keeps_time());
+        manager
+            .set_sync_policy("quiet", SyncPolicy::default())
+            .unwrap();
+        assert!(!keeps_time());
+        manager.shutdown();
+    }
 }

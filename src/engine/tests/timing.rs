@@ -455,3 +455,31 @@ fn the_same_seed_gives_the_same_jittered_times() {
     let t = run(1);
     assert!(t >= at(5) && t <= at(15), "{t}");
 }
+
+#[test]
+fn the_engine_keeps_time_while_a_handler_has_a_time_policy_or_a_timer_is_set() {
+    let mut e = timed(SyncPolicy::default());
+    assert!(!e.keeps_time(), "no policy, no timer");
+    let on = e.set_sync_policy(&h("b"), SyncPolicy::default().every(secs(60)));
+    assert!(on.unwrap().changed);
+    assert!(e.keeps_time());
+    assert!(
+        e.set_sync_policy(&h("b"), SyncPolicy::default())
+            .unwrap()
+            .changed
+    );
+    assert!(!e.keeps_time(), "the schedule and its tick are gone");
+    e.check_consistency().unwrap();
+
+    // A removed handler counts until its last session ends.
+    let debounce = SyncPolicy::default().debounce(secs(2), secs(5));
+    assert!(e.set_sync_policy(&h("a"), debounce).unwrap().changed);
+    ask(&mut e, &["a1"]);
+    e.poll(at(5));
+    let (s, _) = only_start(&mut e);
+    let _ = e.remove_handler(&h("a")).unwrap();
+    assert!(e.keeps_time());
+    e.check_consistency().unwrap();
+    let _ = end(&mut e, s);
+    assert!(!e.keeps_time());
+}

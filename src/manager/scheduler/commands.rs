@@ -54,6 +54,7 @@ impl Scheduler {
         policy: SyncPolicy,
     ) -> Result<Changed, Error> {
         policy.validate()?;
+        self.catch_up_time();
         let mut changed = self
             .engine
             .update_handler(handler, capabilities, policies, items)?;
@@ -78,6 +79,7 @@ impl Scheduler {
                 policy,
                 reply,
             } => {
+                self.catch_up_time();
                 let result = self.engine.set_sync_policy(&handler, *policy);
                 self.carry_out();
                 let _ = reply.send(result);
@@ -96,6 +98,7 @@ impl Scheduler {
                 reply,
             } => {
                 let id = spec.id.clone();
+                self.catch_up_time();
                 let result = self.engine.register_handler(*spec);
                 if result.is_ok() {
                     let displaced = self.registry.insert(id.clone(), handler, extra);

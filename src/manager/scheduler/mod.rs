@@ -127,7 +127,7 @@ impl Scheduler {
     /// the channel, it would wait for the very thread that sent it.
     pub fn run_here<I, R>(
         &mut self,
-        now: Time,
+        now: Option<Time>,
         input: I,
         here: impl FnOnce(&mut Scheduler, I) -> R,
     ) -> Ran<R, I> {
@@ -162,13 +162,18 @@ impl Scheduler {
     /// the step happens at the clock's time.
     fn guarded(&mut self, step: impl FnOnce(&mut Scheduler)) {
         let now = self.clock.now();
-        self.guarded_at(now, step);
+        self.guarded_at(Some(now), step);
     }
 
-    /// [`guarded`](Self::guarded) at a time the caller read before it took the lock.
-    fn guarded_at(&mut self, now: Time, step: impl FnOnce(&mut Scheduler)) {
+    /// [`guarded`](Self::guarded) at a time the caller read before it took the lock, or
+    /// `None` if the caller saw that the engine keeps no time (then the clock is read here
+    /// only if it has begun to keep time meanwhile).
+    fn guarded_at(&mut self, now: Option<Time>, step: impl FnOnce(&mut Scheduler)) {
+        let now = now.or_else(|| self.engine.keeps_time().then(|| self.clock.now()));
         if unwind::contain(|| {
-            let _ = self.engine.poll(now);
+            if let Some(now) = now {
+                let _ = self.engine.poll(now);
+            }
             step(self);
             self.carry_out();
         })
@@ -176,7 +181,15 @@ impl Scheduler {
         {
             self.broken = true;
         }
+        self.link.note_keeps_time(self.engine.keeps_time());
         self.wake_if_sooner();
+    }
+
+    /// Tells the engine the time before an input that may give a handler a time policy: a
+    /// step that skipped the clock left the engine at the last time it polled, and a
+    /// schedule counts from the engine's time.
+    pub(super) fn catch_up_time(&mut self) {
+        let _ = self.engine.poll(self.clock.now());
     }
 
     /// Wakes the scheduler thread if the engine now needs a poll before the time the thread
