@@ -922,6 +922,28 @@ fn cancelling_a_ticket_cancels_a_running_item_only_when_nobody_else_waits_for_it
     );
 }
 
+/// rustdoc of `SyncTicket::cancel`: "Either way the ticket is complete when this returns
+/// `Ok`", also when the request's session ends on a worker at that moment (the worker stores
+/// the result once it has released the scheduler's lock, after the engine decided it).
+#[test]
+fn a_ticket_is_complete_when_cancel_returns_even_as_its_session_ends() {
+    let (manager, sessions) = setup(&["a"]);
+    for _ in 0..300 {
+        let ticket = start(&manager, &["a"]);
+        let run = next_session(&sessions);
+        run.report(&["a"], ProgressStatus::Succeeded);
+        // The worker ends the session while this thread cancels.
+        run.end(Finish::Return);
+        let _withdrawn_or_already_complete = ticket.cancel().expect("the manager runs");
+        let got = ticket
+            .try_result()
+            .expect("complete once cancel returned Ok");
+        assert_eq!(got.request, ticket.request());
+        // Reported `Succeeded` before the cancel: the item keeps it either way.
+        assert_eq!(got.items, [(id("a"), Outcome::Succeeded)]);
+    }
+}
+
 // ----- state changes --------------------------------------------------------------------------
 
 /// SPEC 7: "with `WAIT` the call returns after the change has been applied (and the handler's

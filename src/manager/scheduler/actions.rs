@@ -232,34 +232,54 @@ impl Scheduler {
     pub(super) fn deliver(&mut self, result: RequestResult) {
         let open = self.open.remove(&result.request);
         self.publish(|| Notification::RequestCompleted(result.clone()));
-        let Some(open) = open else {
+        let Some(Open {
+            completion,
+            sink,
+            context,
+            ..
+        }) = open
+        else {
             return;
         };
-        // The ticket first: waiters never depend on a user callback. The result is cloned
-        // only when a callback needs it too.
-        let (for_ticket, for_sink) = match open.sink {
-            Some(sink) => (result.clone(), Some(Delivery::Result { result, sink })),
-            None => (result, None),
-        };
-        let woken = open.completion.complete(for_ticket);
-        self.after.wakes.extend(woken.wakers);
-        self.after.sleepers.extend(woken.sleepers);
-        if let Some(delivery) = for_sink {
-            let undelivered = match &self.deliveries {
-                Some(deliveries) => match deliveries.send(delivery) {
-                    Ok(()) => None,
-                    Err(crossbeam_channel::SendError(undelivered)) => Some(undelivered),
-                },
-                None => Some(delivery),
-            };
-            // Only after shutdown let go of the delivery thread, which has run every callback
-            // of a request decided before: the callback is dropped, not called.
-            if let Some(undelivered) = undelivered {
-                self.release(undelivered);
+        // The ticket first: waiters never depend on a user callback. On the manager's own
+        // threads (a session's end on a worker) a ticket without a callback completes once the
+        // lock is released (`AfterUnlock::run`): shutdown waits for those threads, so every
+        // ticket is still complete when it returns. Otherwise the ticket completes here:
+        // before the delivery thread can run the callback, which must find it complete. The
+        // result is cloned only when a callback needs it too.
+        match sink {
+            None if self.link.on_own_thread() => self.after.completions.push((completion, result)),
+            None => self.complete_now(completion, result),
+            Some(sink) => {
+                self.complete_now(completion, result.clone());
+                self.send_to_callback(Delivery::Result { result, sink });
             }
         }
-        if let Some(context) = open.context {
+        if let Some(context) = context {
             self.release(context);
+        }
+    }
+
+    /// Completes a ticket under the lock; its waiters are woken after it.
+    fn complete_now(&mut self, completion: Completion, result: RequestResult) {
+        let woken = completion.complete(result);
+        self.after.wakes.extend(woken.wakers);
+        self.after.sleepers.extend(woken.sleepers);
+    }
+
+    /// Hands a result to the delivery thread, which runs its callback. Once shutdown has let
+    /// go of that thread (it ran every callback of a request decided before), the callback is
+    /// dropped, not called.
+    fn send_to_callback(&mut self, delivery: Delivery) {
+        let undelivered = match &self.deliveries {
+            Some(deliveries) => match deliveries.send(delivery) {
+                Ok(()) => None,
+                Err(crossbeam_channel::SendError(undelivered)) => Some(undelivered),
+            },
+            None => Some(delivery),
+        };
+        if let Some(undelivered) = undelivered {
+            self.release(undelivered);
         }
     }
 

@@ -186,7 +186,8 @@ impl Scheduler {
             }
             Command::Cancel { request, reply } => {
                 let result = self.engine.cancel_request(request);
-                // The withdrawn request's ticket is complete before `cancel` returns.
+                // Delivers the withdrawn request's result; its ticket completes once the lock
+                // is released, and `SyncTicket::cancel` waits for that.
                 self.carry_out();
                 let _ = reply.send(result);
             }

@@ -28,6 +28,7 @@ use super::{Context, Registry, ShutdownReport, SyncResult, TriggerReason};
 use crate::cause::Cause;
 use crate::engine::{Engine, RequestId, SessionEnd, SessionId};
 use crate::id::{HandlerId, IdMap};
+use crate::result::RequestResult;
 use crate::time::Time;
 use crate::unwind::{self, Locked, User};
 
@@ -432,6 +433,11 @@ pub(crate) struct AfterUnlock {
     spawns: Vec<AsyncStart>,
     /// User values let go of while no delivery thread could take them (see `release`).
     released: Vec<Box<dyn Send>>,
+    /// Tickets to complete, with their results. Storing a result and taking its waiters
+    /// waits for the lock's release: a session's end completes every request it served, and
+    /// a stream's start calls wait for that step (callgrind: 4.7% of the instructions under
+    /// the lock in `benches/instructions.rs manager`).
+    completions: Vec<(Completion, RequestResult)>,
 }
 
 impl AfterUnlock {
@@ -443,16 +449,24 @@ impl AfterUnlock {
             traced,
             spawns,
             released,
+            completions,
         } = self;
         wakes.is_empty()
             && sleepers.is_empty()
             && traced.is_empty()
             && spawns.is_empty()
             && released.is_empty()
+            && completions.is_empty()
     }
 
-    pub fn run(self) {
-        // Threads asleep in `wait` first: waiting for a ticket never depends on user code.
+    pub fn run(mut self) {
+        // Tickets first, then the threads asleep in `wait`: waiting for a ticket never
+        // depends on user code.
+        for (completion, result) in std::mem::take(&mut self.completions) {
+            let woken = completion.complete(result);
+            self.wakes.extend(woken.wakers);
+            self.sleepers.extend(woken.sleepers);
+        }
         for slot in self.sleepers {
             slot.notify();
         }
