@@ -944,6 +944,86 @@ fn a_ticket_is_complete_when_cancel_returns_even_as_its_session_ends() {
     }
 }
 
+/// rustdoc of `SyncResult`: it runs "after the request's SyncTicket has completed"; and the
+/// tickets a session's end decides complete in the order they were decided, even those whose
+/// completion waits for the worker to release the scheduler's lock: a callback finds every
+/// ticket decided before its own complete. (A review found a callback ticket completing ahead
+/// of plain ones decided before it.)
+#[test]
+fn a_callback_finds_every_ticket_decided_before_its_own_complete() {
+    for _ in 0..10 {
+        let (manager, sessions) = setup(&["a"]);
+        let first = start(&manager, &["a"]);
+        let running = next_session(&sessions);
+        // Queued behind the running session, merged into one entry: the next session serves
+        // them all, and its end decides them in request order.
+        let before: Vec<SyncTicket> = (0..500).map(|_| start(&manager, &["a"])).collect();
+        let (seen_tx, seen) = crossbeam_channel::bounded(1);
+        let earliest = before[0].clone();
+        let latest_before = before[499].clone();
+        let sink: Box<dyn SyncResult> = Box::new(move |_: &RequestResult| {
+            let _ = seen_tx.send((earliest.is_complete(), latest_before.is_complete()));
+        });
+        let with_callback = manager
+            .start_item_sync(H, ["a"], SyncControlFlags::NONE, Some(sink))
+            .unwrap();
+        let after: Vec<SyncTicket> = (0..500).map(|_| start(&manager, &["a"])).collect();
+        running.succeed_all();
+        next_session(&sessions).succeed_all();
+        assert_eq!(
+            seen.recv_timeout(PATIENCE),
+            Ok((true, true)),
+            "tickets decided before the callback's own were complete when it ran"
+        );
+        for t in before.iter().chain(&after).chain([&first, &with_callback]) {
+            assert_eq!(result(t).status, Outcome::Succeeded);
+        }
+        manager.shutdown();
+    }
+}
+
+/// rustdoc of `SyncRequest::context`: the context is released with the request's result; its
+/// `Drop` runs on the delivery thread, and finds the request's ticket complete (a permit held
+/// in the context is given back only once the request is done).
+#[test]
+fn a_context_is_dropped_only_once_its_ticket_is_complete() {
+    struct Permit(Arc<std::sync::OnceLock<SyncTicket>>, Sender<bool>);
+    impl Drop for Permit {
+        fn drop(&mut self) {
+            if let Some(ticket) = self.0.get() {
+                let _ = self.1.send(ticket.is_complete());
+            }
+        }
+    }
+    for _ in 0..10 {
+        let (manager, sessions) = setup(&["a"]);
+        let first = start(&manager, &["a"]);
+        let running = next_session(&sessions);
+        let own = Arc::new(std::sync::OnceLock::new());
+        let (dropped_tx, dropped) = crossbeam_channel::bounded(1);
+        let ticket = manager
+            .request(
+                SyncRequest::handler(H)
+                    .items(["a"])
+                    .context(Permit(own.clone(), dropped_tx)),
+            )
+            .unwrap();
+        own.set(ticket.clone()).unwrap();
+        let rest: Vec<SyncTicket> = (0..1000).map(|_| start(&manager, &["a"])).collect();
+        running.succeed_all();
+        next_session(&sessions).succeed_all();
+        assert_eq!(
+            dropped.recv_timeout(PATIENCE),
+            Ok(true),
+            "the ticket was complete when its context was dropped"
+        );
+        for t in rest.iter().chain([&first, &ticket]) {
+            assert_eq!(result(t).status, Outcome::Succeeded);
+        }
+        manager.shutdown();
+    }
+}
+
 // ----- state changes --------------------------------------------------------------------------
 
 /// SPEC 7: "with `WAIT` the call returns after the change has been applied (and the handler's

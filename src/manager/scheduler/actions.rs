@@ -241,14 +241,19 @@ impl Scheduler {
         else {
             return;
         };
-        // The ticket first: waiters never depend on a user callback. On the manager's own
-        // threads (a session's end on a worker) a ticket without a callback completes once the
-        // lock is released (`AfterUnlock::run`): shutdown waits for those threads, so every
-        // ticket is still complete when it returns. Otherwise the ticket completes here:
-        // before the delivery thread can run the callback, which must find it complete. The
-        // result is cloned only when a callback needs it too.
+        // The ticket first: waiters never depend on a user callback. A plain request's ticket
+        // (no callback, no context) completes once the lock is released (`AfterUnlock::run`)
+        // when this is one of the manager's own threads (a session's end on a worker): a
+        // session's end completes every request it served, and a stream's start calls wait for
+        // that step. Shutdown waits for those threads, so every ticket is still complete when
+        // it returns. Any other ticket completes here, after those deferred before it: the
+        // delivery thread may run its callback or drop its context at once, and that code must
+        // find it, and every ticket decided before it, complete. The result is cloned only
+        // when a callback needs it too.
         match sink {
-            None if self.link.on_own_thread() => self.after.completions.push((completion, result)),
+            None if context.is_none() && self.link.on_own_thread() => {
+                self.after.completions.push((completion, result))
+            }
             None => self.complete_now(completion, result),
             Some(sink) => {
                 self.complete_now(completion, result.clone());
@@ -260,11 +265,11 @@ impl Scheduler {
         }
     }
 
-    /// Completes a ticket under the lock; its waiters are woken after it.
+    /// Completes a ticket under the lock, after those deferred before it; its waiters are
+    /// woken after the lock.
     fn complete_now(&mut self, completion: Completion, result: RequestResult) {
-        let woken = completion.complete(result);
-        self.after.wakes.extend(woken.wakers);
-        self.after.sleepers.extend(woken.sleepers);
+        self.complete_deferred();
+        self.complete_ticket(completion, result);
     }
 
     /// Hands a result to the delivery thread, which runs its callback. Once shutdown has let

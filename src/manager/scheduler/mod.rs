@@ -395,12 +395,35 @@ impl Scheduler {
         !self.subscribers.is_empty() || Traced::wanted()
     }
 
+    /// Completes now, in order, the tickets this step left for after the lock (see
+    /// `Scheduler::deliver`): before user code can see what the step did (a callback, a
+    /// released value's `Drop`, on the delivery thread), every ticket decided before it is
+    /// complete, as if none had been deferred.
+    fn complete_deferred(&mut self) {
+        if self.after.completions.is_empty() {
+            return;
+        }
+        for (completion, result) in std::mem::take(&mut self.after.completions) {
+            self.complete_ticket(completion, result);
+        }
+    }
+
+    /// Completes a ticket under the lock; its waiters are woken after the lock.
+    fn complete_ticket(&mut self, completion: Completion, result: RequestResult) {
+        let woken = completion.complete(result);
+        self.after.wakes.extend(woken.wakers);
+        self.after.sleepers.extend(woken.sleepers);
+    }
+
     /// Lets go of user values without dropping them here, under the lock: their `Drop` is
     /// user code, which may panic or call the manager (and so want this lock). They go to the
     /// delivery thread, after the callbacks already queued; once shutdown has let go of that
     /// thread they wait in `released` until the lock is released: a caller's thread drops
     /// them as soon as its command is applied, the scheduler thread after it has ended.
     fn release<T: Send + 'static>(&mut self, values: T) {
+        // The delivery thread may drop them at once: a `Drop` that looks at a ticket must
+        // find every ticket decided before complete.
+        self.complete_deferred();
         let values: Box<dyn Send> = Box::new(User::new(values));
         let values = match &self.deliveries {
             Some(deliveries) => match deliveries.send(Delivery::Release(values)) {
