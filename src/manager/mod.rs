@@ -804,4 +804,51 @@ mod tests {
         assert!(!keeps_time());
         manager.shutdown();
     }
+
+    /// A handler whose sessions wait until the test lets them go.
+    struct Held(crossbeam_channel::Receiver<()>);
+
+    impl SyncHandler for Held {
+        fn items(&self) -> Vec<SyncItem> {
+            vec![SyncItem::new("one", "One").unwrap()]
+        }
+
+        fn synchronize(&self, _: &[ItemId], _: &SyncSession) -> Result<(), HandlerError> {
+            let _ = self.0.recv();
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_step_that_panics_leaves_no_ticket_waiting_forever() {
+        let (go, held) = crossbeam_channel::bounded::<()>(0);
+        let manager = SyncManager::builder()
+            .shutdown_grace(std::time::Duration::ZERO)
+            .build()
+            .unwrap();
+        manager
+            .register_handler("held", Arc::new(Held(held)), ControlFlags::WAIT)
+            .unwrap();
+        let none = SyncControlFlags::NONE;
+        let running = manager.start_handler_sync("held", none, None).unwrap();
+        let queued = manager.start_handler_sync("held", none, None).unwrap();
+        // A bug in this crate: a step that panics under the scheduler's lock.
+        let ran = manager
+            .core()
+            .link
+            .run((), |_, ()| panic!("a deliberate bug in a step"));
+        assert!(matches!(ran, command::Ran::Broken(_)));
+        for ticket in [&running, &queued] {
+            let result = ticket
+                .wait_timeout(std::time::Duration::from_secs(30))
+                .expect("no ticket waits forever once the scheduler broke");
+            assert_eq!(result.status, crate::Outcome::Canceled);
+        }
+        assert_eq!(
+            manager.start_handler_sync("held", none, None).err(),
+            Some(Error::ShutDown)
+        );
+        drop(go);
+        manager.shutdown();
+    }
 }

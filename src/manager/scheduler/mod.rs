@@ -181,9 +181,29 @@ impl Scheduler {
         .is_err()
         {
             self.broken = true;
+            self.give_up_open_requests();
         }
         self.link.note_keeps_time(self.engine.keeps_time());
         self.wake_if_sooner();
+    }
+
+    /// Once a step has panicked (a bug in this crate) nothing will deliver the open requests'
+    /// results. Their records go once the lock is released: each ticket then completes
+    /// without a result (its waiters get `Canceled`, see `SyncTicket::wait`) instead of
+    /// waiting forever, and each callback and context is dropped outside the lock.
+    fn give_up_open_requests(&mut self) {
+        for (_, open) in std::mem::take(&mut self.open) {
+            let Open {
+                completion,
+                sink,
+                context,
+                ..
+            } = open;
+            self.after.abandoned.push(completion);
+            if sink.is_some() || context.is_some() {
+                self.release((sink, context));
+            }
+        }
     }
 
     /// Tells the engine the time before an input that may give a handler a time policy: a
@@ -461,6 +481,9 @@ pub(crate) struct AfterUnlock {
     /// a stream's start calls wait for that step (callgrind: 4.7% of the instructions under
     /// the lock in `benches/instructions.rs manager`).
     completions: Vec<(Completion, RequestResult)>,
+    /// Tickets that will get no result (a step panicked): dropping the write end completes
+    /// each without one and wakes its waiters, which may be an executor's code.
+    abandoned: Vec<Completion>,
 }
 
 impl AfterUnlock {
@@ -473,6 +496,7 @@ impl AfterUnlock {
             spawns,
             released,
             completions,
+            abandoned,
         } = self;
         wakes.is_empty()
             && sleepers.is_empty()
@@ -480,6 +504,7 @@ impl AfterUnlock {
             && spawns.is_empty()
             && released.is_empty()
             && completions.is_empty()
+            && abandoned.is_empty()
     }
 
     pub fn run(mut self) {
@@ -490,6 +515,7 @@ impl AfterUnlock {
             self.wakes.extend(woken.wakers);
             self.sleepers.extend(woken.sleepers);
         }
+        drop(std::mem::take(&mut self.abandoned));
         for slot in self.sleepers {
             slot.notify();
         }
