@@ -105,20 +105,6 @@ impl Link {
         SCHEDULER_THREAD.with(|own| own.get() == self.0.scheduler.as_ptr() as usize)
     }
 
-    /// Marks the current thread as one of this manager's workers (see
-    /// [`on_own_thread`](Self::on_own_thread)).
-    pub fn mark_worker_thread(&self) {
-        WORKER_THREAD.with(|own| own.set(self.0.scheduler.as_ptr() as usize));
-    }
-
-    /// Whether this thread is one the manager waits for at shutdown, its scheduler thread or
-    /// one of its workers: what a step leaves for after the lock is then done before
-    /// `shutdown` returns.
-    pub fn on_own_thread(&self) -> bool {
-        let me = self.0.scheduler.as_ptr() as usize;
-        SCHEDULER_THREAD.with(|own| own.get() == me) || WORKER_THREAD.with(|own| own.get() == me)
-    }
-
     /// Notes whether the engine keeps time, for the next calls (see `LinkTo::keeps_time`).
     pub fn note_keeps_time(&self, keeps_time: bool) {
         // Read first: the flag rarely changes, and a store on every step would take the
@@ -183,8 +169,6 @@ impl Link {
 thread_local! {
     /// The scheduler whose thread this is (the address of its mutex), or 0.
     static SCHEDULER_THREAD: Cell<usize> = const { Cell::new(0) };
-    /// The scheduler whose worker this thread is (the address of its mutex), or 0.
-    static WORKER_THREAD: Cell<usize> = const { Cell::new(0) };
 }
 
 /// What [`Link::run`] did with its input.

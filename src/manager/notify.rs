@@ -132,9 +132,7 @@ pub enum Notification {
         /// panic's message.
         error: Option<Cause>,
     },
-    /// A request completed with this result. Its ticket may get the result just after this
-    /// is sent (once the manager's internal lock is released), so a subscriber that reads the
-    /// ticket waits on it rather than expect `try_result` to have it already.
+    /// A request completed with this result.
     RequestCompleted(RequestResult),
     /// A handler's state changed.
     HandlerChanged {

@@ -99,7 +99,6 @@ pub(crate) fn start_async(start: AsyncStart) {
 /// A worker: runs jobs until the scheduler drops the job channel. `_alive` is dropped when
 /// the thread ends, which is how shutdown knows.
 pub(crate) fn worker(jobs: JobReceiver<Job>, link: Link, _alive: Sender<()>) {
-    link.mark_worker_thread();
     while let Some(job) = jobs.recv() {
         match job {
             Job::Session {

@@ -310,14 +310,8 @@ impl SyncTicket {
 
     /// Blocks until the result is known and returns it.
     pub fn wait(&self) -> RequestResult {
-        self.wait_done();
-        self.settled()
-    }
-
-    /// Blocks until the slot is done: a result stored, or the scheduler gone without one.
-    fn wait_done(&self) {
         if self.slot.spin_for_result(None) {
-            return;
+            return self.settled();
         }
         let mut waiting = self.slot.waiting();
         waiting.sleepers += 1;
@@ -329,6 +323,8 @@ impl SyncTicket {
                 .unwrap_or_else(PoisonError::into_inner);
         }
         waiting.sleepers -= 1;
+        drop(waiting);
+        self.settled()
     }
 
     /// Blocks until the result is known or `timeout` passes.
@@ -375,23 +371,17 @@ impl SyncTicket {
 
     /// Withdraws this request's interest (see [`Engine::cancel_request`]): it completes now
     /// with `Canceled` for every item not yet finished, while items other requests wait for
-    /// keep going. Cancelling a completed request does nothing and says so. Either way the
-    /// ticket is complete when this returns `Ok`.
+    /// keep going. Cancelling a completed request does nothing and says so.
     ///
     /// [`Engine::cancel_request`]: crate::Engine::cancel_request
     pub fn cancel(&self) -> Result<Withdrawn, Error> {
         if self.is_complete() {
             return Ok(Withdrawn::AlreadyComplete);
         }
-        let withdrawn = call(&self.link, |reply| Command::Cancel {
+        call(&self.link, |reply| Command::Cancel {
             request: self.request,
             reply,
-        })?;
-        // The result is decided; the thread that decided it stores it once it has released
-        // the scheduler's lock, which may be after this call's own step (a session that just
-        // ended on a worker).
-        self.wait_done();
-        Ok(withdrawn)
+        })
     }
 
     /// The stored result. The scheduler stores it before it wakes anyone, and delivers every

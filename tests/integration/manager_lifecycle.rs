@@ -1024,6 +1024,77 @@ fn a_context_is_dropped_only_once_its_ticket_is_complete() {
     }
 }
 
+/// The same promise across steps and threads: a callback decided in a later step, on another
+/// thread, finds complete the tickets an earlier step on a worker decided. (A review found
+/// this broken by a version that completed plain tickets after the worker released the lock.)
+#[test]
+fn a_later_steps_callback_finds_the_tickets_an_earlier_step_decided_complete() {
+    for _ in 0..10 {
+        let manager = built(SyncManager::builder().notification_capacity(10_000));
+        let (handler, sessions) = Driven::new(&["a"]);
+        manager
+            .register_handler(H, handler, ControlFlags::WAIT)
+            .unwrap();
+        let (nothing, _) = Driven::new(&[]);
+        manager
+            .register_handler("nothing", nothing, ControlFlags::WAIT)
+            .unwrap();
+        let first = start(&manager, &["a"]);
+        let running = next_session(&sessions);
+        let queued: Vec<SyncTicket> = (0..1000).map(|_| start(&manager, &["a"])).collect();
+        running.succeed_all();
+        let second = next_session(&sessions);
+        let notes = manager.subscribe();
+        // The worker's step decides the 1,000 tickets; `SessionEnded` is published in it.
+        second.succeed_all();
+        wait_for(&notes, |n| match n {
+            Notification::SessionEnded { .. } => Some(()),
+            _ => None,
+        });
+        // Decided in a later step, on this thread: nothing to sync, so its result is at once.
+        let (seen_tx, seen) = crossbeam_channel::bounded(1);
+        let last = queued[999].clone();
+        let sink: Box<dyn SyncResult> = Box::new(move |_: &RequestResult| {
+            let _ = seen_tx.send(last.is_complete());
+        });
+        let later = manager
+            .start_handler_sync("nothing", SyncControlFlags::NONE, Some(sink))
+            .unwrap();
+        assert_eq!(seen.recv_timeout(PATIENCE), Ok(true));
+        for t in queued.iter().chain([&first]) {
+            assert_eq!(result(t).status, Outcome::Succeeded);
+        }
+        let _ = result(&later);
+        manager.shutdown();
+    }
+}
+
+/// Handler code is user code too: the session a session's end starts finds complete every
+/// ticket that end decided, when its `synchronize` runs.
+#[test]
+fn the_next_sessions_synchronize_finds_the_tickets_its_start_step_decided_complete() {
+    for _ in 0..10 {
+        let (manager, sessions) = setup(&["a"]);
+        let first = start(&manager, &["a"]);
+        let running = next_session(&sessions);
+        let queued: Vec<SyncTicket> = (0..1000).map(|_| start(&manager, &["a"])).collect();
+        running.succeed_all();
+        let second = next_session(&sessions);
+        let later = start(&manager, &["a"]); // for a third session
+        second.succeed_all();
+        let third = next_session(&sessions); // its `synchronize` is running
+        assert!(
+            queued.iter().all(SyncTicket::is_complete),
+            "every ticket the second session's end decided is complete"
+        );
+        third.succeed_all();
+        for t in queued.iter().chain([&first, &later]) {
+            assert_eq!(result(t).status, Outcome::Succeeded);
+        }
+        manager.shutdown();
+    }
+}
+
 // ----- state changes --------------------------------------------------------------------------
 
 /// SPEC 7: "with `WAIT` the call returns after the change has been applied (and the handler's

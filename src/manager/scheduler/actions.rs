@@ -232,59 +232,34 @@ impl Scheduler {
     pub(super) fn deliver(&mut self, result: RequestResult) {
         let open = self.open.remove(&result.request);
         self.publish(|| Notification::RequestCompleted(result.clone()));
-        let Some(Open {
-            completion,
-            sink,
-            context,
-            ..
-        }) = open
-        else {
+        let Some(open) = open else {
             return;
         };
-        // The ticket first: waiters never depend on a user callback. A plain request's ticket
-        // (no callback, no context) completes once the lock is released (`AfterUnlock::run`)
-        // when this is one of the manager's own threads (a session's end on a worker): a
-        // session's end completes every request it served, and a stream's start calls wait for
-        // that step. Shutdown waits for those threads, so every ticket is still complete when
-        // it returns. Any other ticket completes here, after those deferred before it: the
-        // delivery thread may run its callback or drop its context at once, and that code must
-        // find it, and every ticket decided before it, complete. The result is cloned only
-        // when a callback needs it too.
-        match sink {
-            None if context.is_none() && self.link.on_own_thread() => {
-                self.after.completions.push((completion, result))
-            }
-            None => self.complete_now(completion, result),
-            Some(sink) => {
-                self.complete_now(completion, result.clone());
-                self.send_to_callback(Delivery::Result { result, sink });
-            }
-        }
-        if let Some(context) = context {
-            self.release(context);
-        }
-    }
-
-    /// Completes a ticket under the lock, after those deferred before it; its waiters are
-    /// woken after the lock.
-    fn complete_now(&mut self, completion: Completion, result: RequestResult) {
-        self.complete_deferred();
-        self.complete_ticket(completion, result);
-    }
-
-    /// Hands a result to the delivery thread, which runs its callback. Once shutdown has let
-    /// go of that thread (it ran every callback of a request decided before), the callback is
-    /// dropped, not called.
-    fn send_to_callback(&mut self, delivery: Delivery) {
-        let undelivered = match &self.deliveries {
-            Some(deliveries) => match deliveries.send(delivery) {
-                Ok(()) => None,
-                Err(crossbeam_channel::SendError(undelivered)) => Some(undelivered),
-            },
-            None => Some(delivery),
+        // The ticket first: waiters never depend on a user callback. The result is cloned
+        // only when a callback needs it too.
+        let (for_ticket, for_sink) = match open.sink {
+            Some(sink) => (result.clone(), Some(Delivery::Result { result, sink })),
+            None => (result, None),
         };
-        if let Some(undelivered) = undelivered {
-            self.release(undelivered);
+        let woken = open.completion.complete(for_ticket);
+        self.after.wakes.extend(woken.wakers);
+        self.after.sleepers.extend(woken.sleepers);
+        if let Some(delivery) = for_sink {
+            let undelivered = match &self.deliveries {
+                Some(deliveries) => match deliveries.send(delivery) {
+                    Ok(()) => None,
+                    Err(crossbeam_channel::SendError(undelivered)) => Some(undelivered),
+                },
+                None => Some(delivery),
+            };
+            // Only after shutdown let go of the delivery thread, which has run every callback
+            // of a request decided before: the callback is dropped, not called.
+            if let Some(undelivered) = undelivered {
+                self.release(undelivered);
+            }
+        }
+        if let Some(context) = open.context {
+            self.release(context);
         }
     }
 

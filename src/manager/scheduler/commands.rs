@@ -186,8 +186,7 @@ impl Scheduler {
             }
             Command::Cancel { request, reply } => {
                 let result = self.engine.cancel_request(request);
-                // Delivers the withdrawn request's result; its ticket completes once the lock
-                // is released, and `SyncTicket::cancel` waits for that.
+                // The withdrawn request's ticket is complete before `cancel` returns.
                 self.carry_out();
                 let _ = reply.send(result);
             }

@@ -28,7 +28,6 @@ use super::{Context, Registry, ShutdownReport, SyncResult, TriggerReason};
 use crate::cause::Cause;
 use crate::engine::{Engine, RequestId, SessionEnd, SessionId};
 use crate::id::{HandlerId, IdMap};
-use crate::result::RequestResult;
 use crate::time::Time;
 use crate::unwind::{self, Locked, User};
 
@@ -415,35 +414,12 @@ impl Scheduler {
         !self.subscribers.is_empty() || Traced::wanted()
     }
 
-    /// Completes now, in order, the tickets this step left for after the lock (see
-    /// `Scheduler::deliver`): before user code can see what the step did (a callback, a
-    /// released value's `Drop`, on the delivery thread), every ticket decided before it is
-    /// complete, as if none had been deferred.
-    fn complete_deferred(&mut self) {
-        if self.after.completions.is_empty() {
-            return;
-        }
-        for (completion, result) in std::mem::take(&mut self.after.completions) {
-            self.complete_ticket(completion, result);
-        }
-    }
-
-    /// Completes a ticket under the lock; its waiters are woken after the lock.
-    fn complete_ticket(&mut self, completion: Completion, result: RequestResult) {
-        let woken = completion.complete(result);
-        self.after.wakes.extend(woken.wakers);
-        self.after.sleepers.extend(woken.sleepers);
-    }
-
     /// Lets go of user values without dropping them here, under the lock: their `Drop` is
     /// user code, which may panic or call the manager (and so want this lock). They go to the
     /// delivery thread, after the callbacks already queued; once shutdown has let go of that
     /// thread they wait in `released` until the lock is released: a caller's thread drops
     /// them as soon as its command is applied, the scheduler thread after it has ended.
     fn release<T: Send + 'static>(&mut self, values: T) {
-        // The delivery thread may drop them at once: a `Drop` that looks at a ticket must
-        // find every ticket decided before complete.
-        self.complete_deferred();
         let values: Box<dyn Send> = Box::new(User::new(values));
         let values = match &self.deliveries {
             Some(deliveries) => match deliveries.send(Delivery::Release(values)) {
@@ -476,13 +452,9 @@ pub(crate) struct AfterUnlock {
     spawns: Vec<AsyncStart>,
     /// User values let go of while no delivery thread could take them (see `release`).
     released: Vec<Box<dyn Send>>,
-    /// Tickets to complete, with their results. Storing a result and taking its waiters
-    /// waits for the lock's release: a session's end completes every request it served, and
-    /// a stream's start calls wait for that step (callgrind: 4.7% of the instructions under
-    /// the lock in `benches/instructions.rs manager`).
-    completions: Vec<(Completion, RequestResult)>,
     /// Tickets that will get no result (a step panicked): dropping the write end completes
-    /// each without one and wakes its waiters, which may be an executor's code.
+    /// each without one and wakes its waiters, which may be an executor's code, so after the
+    /// threads asleep in `wait` are woken.
     abandoned: Vec<Completion>,
 }
 
@@ -495,7 +467,6 @@ impl AfterUnlock {
             traced,
             spawns,
             released,
-            completions,
             abandoned,
         } = self;
         wakes.is_empty()
@@ -503,22 +474,15 @@ impl AfterUnlock {
             && traced.is_empty()
             && spawns.is_empty()
             && released.is_empty()
-            && completions.is_empty()
             && abandoned.is_empty()
     }
 
-    pub fn run(mut self) {
-        // Tickets first, then the threads asleep in `wait`: waiting for a ticket never
-        // depends on user code.
-        for (completion, result) in std::mem::take(&mut self.completions) {
-            let woken = completion.complete(result);
-            self.wakes.extend(woken.wakers);
-            self.sleepers.extend(woken.sleepers);
-        }
-        drop(std::mem::take(&mut self.abandoned));
+    pub fn run(self) {
+        // Threads asleep in `wait` first: waiting for a ticket never depends on user code.
         for slot in self.sleepers {
             slot.notify();
         }
+        drop(self.abandoned);
         // A subscriber is user code: it runs here, after the lock, before the sessions and
         // tasks it starts or wakes, so that what was decided is logged before they run.
         let _ = unwind::run(|| self.traced.emit());
