@@ -371,7 +371,8 @@ impl SyncTicket {
 
     /// Withdraws this request's interest (see [`Engine::cancel_request`]): it completes now
     /// with `Canceled` for every item not yet finished, while items other requests wait for
-    /// keep going. Cancelling a completed request does nothing and says so.
+    /// keep going. Cancelling a completed request does nothing and says so. Either way the
+    /// ticket is complete when this returns `Ok`.
     ///
     /// [`Engine::cancel_request`]: crate::Engine::cancel_request
     pub fn cancel(&self) -> Result<Withdrawn, Error> {
