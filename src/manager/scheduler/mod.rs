@@ -198,7 +198,7 @@ impl Scheduler {
                 context,
                 ..
             } = open;
-            self.after.abandoned.push(completion);
+            self.after.given_up.push(completion);
             if sink.is_some() || context.is_some() {
                 self.release((sink, context));
             }
@@ -455,7 +455,7 @@ pub(crate) struct AfterUnlock {
     /// Tickets that will get no result (a step panicked): dropping the write end completes
     /// each without one and wakes its waiters, which may be an executor's code, so after the
     /// threads asleep in `wait` are woken.
-    abandoned: Vec<Completion>,
+    given_up: Vec<Completion>,
 }
 
 impl AfterUnlock {
@@ -467,14 +467,14 @@ impl AfterUnlock {
             traced,
             spawns,
             released,
-            abandoned,
+            given_up,
         } = self;
         wakes.is_empty()
             && sleepers.is_empty()
             && traced.is_empty()
             && spawns.is_empty()
             && released.is_empty()
-            && abandoned.is_empty()
+            && given_up.is_empty()
     }
 
     pub fn run(self) {
@@ -482,7 +482,7 @@ impl AfterUnlock {
         for slot in self.sleepers {
             slot.notify();
         }
-        drop(self.abandoned);
+        drop(self.given_up);
         // A subscriber is user code: it runs here, after the lock, before the sessions and
         // tasks it starts or wakes, so that what was decided is logged before they run.
         let _ = unwind::run(|| self.traced.emit());
