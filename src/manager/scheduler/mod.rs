@@ -207,9 +207,12 @@ impl Scheduler {
 
     /// Tells the engine the time before an input that may give a handler a time policy: a
     /// step that skipped the clock left the engine at the last time it polled, and a
-    /// schedule counts from the engine's time.
+    /// schedule counts from the engine's time. (A step of an engine that keeps time polled
+    /// at the clock's time already: see `guarded_at`.)
     pub(super) fn catch_up_time(&mut self) {
-        let _ = self.engine.poll(self.clock.now());
+        if !self.engine.keeps_time() {
+            let _ = self.engine.poll(self.clock.now());
+        }
     }
 
     /// Wakes the scheduler thread if the engine now needs a poll before the time the thread
