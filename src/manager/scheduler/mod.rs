@@ -545,3 +545,87 @@ impl DerefMut for SchedulerGuard<'_> {
         &mut self.guard
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use crossbeam_channel::Receiver;
+
+    use super::Ran;
+    use crate::{
+        ControlFlags, Error, HandlerError, ItemId, Outcome, SyncControlFlags, SyncHandler,
+        SyncItem, SyncManager, SyncPolicy, SyncSession,
+    };
+
+    /// A handler of one item whose sessions wait until the test drops the sender.
+    struct Held(Receiver<()>);
+
+    impl SyncHandler for Held {
+        fn items(&self) -> Vec<SyncItem> {
+            vec![SyncItem::new("one", "One").unwrap()]
+        }
+
+        fn synchronize(&self, _: &[ItemId], _: &SyncSession) -> Result<(), HandlerError> {
+            let _ = self.0.recv();
+            Ok(())
+        }
+    }
+
+    /// A manager that gives up on its threads at once when it shuts down, with `Held` as
+    /// "held", and the sender that lets its sessions go.
+    fn held() -> (SyncManager, crossbeam_channel::Sender<()>) {
+        let (go, held) = crossbeam_channel::bounded::<()>(0);
+        let manager = SyncManager::builder()
+            .shutdown_grace(Duration::ZERO)
+            .build()
+            .unwrap();
+        manager
+            .register_handler("held", Arc::new(Held(held)), ControlFlags::WAIT)
+            .unwrap();
+        (manager, go)
+    }
+
+    #[test]
+    fn calls_read_the_clock_only_while_the_engine_keeps_time() {
+        let (manager, go) = held();
+        let keeps_time = || manager.core().link.keeps_time();
+        assert!(!keeps_time());
+        let every_minute = SyncPolicy::default().every(Duration::from_secs(60));
+        manager.set_sync_policy("held", every_minute).unwrap();
+        assert!(keeps_time());
+        manager
+            .set_sync_policy("held", SyncPolicy::default())
+            .unwrap();
+        assert!(!keeps_time());
+        drop(go);
+        manager.shutdown();
+    }
+
+    #[test]
+    fn a_step_that_panics_leaves_no_ticket_waiting_forever() {
+        let (manager, go) = held();
+        let none = SyncControlFlags::NONE;
+        let running = manager.start_handler_sync("held", none, None).unwrap();
+        let queued = manager.start_handler_sync("held", none, None).unwrap();
+        // A bug in this crate: a step that panics under the scheduler's lock.
+        let ran = manager
+            .core()
+            .link
+            .run((), |_, ()| panic!("a deliberate bug in a step"));
+        assert!(matches!(ran, Ran::Broken(_)));
+        for ticket in [&running, &queued] {
+            let result = ticket
+                .wait_timeout(Duration::from_secs(30))
+                .expect("no ticket waits forever once the scheduler broke");
+            assert_eq!(result.status, Outcome::Canceled);
+        }
+        assert_eq!(
+            manager.start_handler_sync("held", none, None).err(),
+            Some(Error::ShutDown)
+        );
+        drop(go);
+        manager.shutdown();
+    }
+}
