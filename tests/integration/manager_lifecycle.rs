@@ -100,6 +100,26 @@ fn denied(reason: Denied) -> Error {
     Error::AccessDenied(reason)
 }
 
+/// One request for "a" whose session is running, then `n` more queued behind it (merged into
+/// one pending entry: the next session serves them all, and its end decides them in order).
+fn queued_behind_a_session(
+    manager: &SyncManager,
+    sessions: &Receiver<Running>,
+    n: usize,
+) -> (SyncTicket, Running, Vec<SyncTicket>) {
+    let first = start(manager, &["a"]);
+    let running = next_session(sessions);
+    let queued = (0..n).map(|_| start(manager, &["a"])).collect();
+    (first, running, queued)
+}
+
+/// Every ticket's result is `Succeeded`.
+fn all_succeeded<'t>(tickets: impl IntoIterator<Item = &'t SyncTicket>) {
+    for ticket in tickets {
+        assert_eq!(result(ticket).status, Outcome::Succeeded);
+    }
+}
+
 // ----- exactly one result ---------------------------------------------------------------------
 
 /// SPEC 7: "**Exactly one result per accepted request**, whatever happens" ... "It reaches the
@@ -923,8 +943,8 @@ fn cancelling_a_ticket_cancels_a_running_item_only_when_nobody_else_waits_for_it
 }
 
 /// rustdoc of `SyncTicket::cancel`: "Either way the ticket is complete when this returns
-/// `Ok`", also when the request's session ends on a worker at that moment (the worker stores
-/// the result once it has released the scheduler's lock, after the engine decided it).
+/// `Ok`", also when the request's session ends on a worker at that moment. (A version that
+/// completed tickets after the worker released the scheduler's lock broke this.)
 #[test]
 fn a_ticket_is_complete_when_cancel_returns_even_as_its_session_ends() {
     let (manager, sessions) = setup(&["a"]);
@@ -945,19 +965,14 @@ fn a_ticket_is_complete_when_cancel_returns_even_as_its_session_ends() {
 }
 
 /// rustdoc of `SyncResult`: it runs "after the request's SyncTicket has completed"; and the
-/// tickets a session's end decides complete in the order they were decided, even those whose
-/// completion waits for the worker to release the scheduler's lock: a callback finds every
-/// ticket decided before its own complete. (A review found a callback ticket completing ahead
-/// of plain ones decided before it.)
+/// tickets a session's end decides complete in the step that decides them: a callback finds
+/// every ticket decided before its own complete. (A review found a version that completed
+/// plain tickets after the lock running a callback ahead of tickets decided before it.)
 #[test]
 fn a_callback_finds_every_ticket_decided_before_its_own_complete() {
     for _ in 0..10 {
         let (manager, sessions) = setup(&["a"]);
-        let first = start(&manager, &["a"]);
-        let running = next_session(&sessions);
-        // Queued behind the running session, merged into one entry: the next session serves
-        // them all, and its end decides them in request order.
-        let before: Vec<SyncTicket> = (0..500).map(|_| start(&manager, &["a"])).collect();
+        let (first, running, before) = queued_behind_a_session(&manager, &sessions, 500);
         let (seen_tx, seen) = crossbeam_channel::bounded(1);
         let earliest = before[0].clone();
         let latest_before = before[499].clone();
@@ -975,9 +990,7 @@ fn a_callback_finds_every_ticket_decided_before_its_own_complete() {
             Ok((true, true)),
             "tickets decided before the callback's own were complete when it ran"
         );
-        for t in before.iter().chain(&after).chain([&first, &with_callback]) {
-            assert_eq!(result(t).status, Outcome::Succeeded);
-        }
+        all_succeeded(before.iter().chain(&after).chain([&first, &with_callback]));
         manager.shutdown();
     }
 }
@@ -997,8 +1010,7 @@ fn a_context_is_dropped_only_once_its_ticket_is_complete() {
     }
     for _ in 0..10 {
         let (manager, sessions) = setup(&["a"]);
-        let first = start(&manager, &["a"]);
-        let running = next_session(&sessions);
+        let (first, running, _) = queued_behind_a_session(&manager, &sessions, 0);
         let own = Arc::new(std::sync::OnceLock::new());
         let (dropped_tx, dropped) = crossbeam_channel::bounded(1);
         let ticket = manager
@@ -1017,9 +1029,7 @@ fn a_context_is_dropped_only_once_its_ticket_is_complete() {
             Ok(true),
             "the ticket was complete when its context was dropped"
         );
-        for t in rest.iter().chain([&first, &ticket]) {
-            assert_eq!(result(t).status, Outcome::Succeeded);
-        }
+        all_succeeded(rest.iter().chain([&first, &ticket]));
         manager.shutdown();
     }
 }
@@ -1039,9 +1049,7 @@ fn a_later_steps_callback_finds_the_tickets_an_earlier_step_decided_complete() {
         manager
             .register_handler("nothing", nothing, ControlFlags::WAIT)
             .unwrap();
-        let first = start(&manager, &["a"]);
-        let running = next_session(&sessions);
-        let queued: Vec<SyncTicket> = (0..1000).map(|_| start(&manager, &["a"])).collect();
+        let (first, running, queued) = queued_behind_a_session(&manager, &sessions, 1000);
         running.succeed_all();
         let second = next_session(&sessions);
         let notes = manager.subscribe();
@@ -1061,10 +1069,7 @@ fn a_later_steps_callback_finds_the_tickets_an_earlier_step_decided_complete() {
             .start_handler_sync("nothing", SyncControlFlags::NONE, Some(sink))
             .unwrap();
         assert_eq!(seen.recv_timeout(PATIENCE), Ok(true));
-        for t in queued.iter().chain([&first]) {
-            assert_eq!(result(t).status, Outcome::Succeeded);
-        }
-        let _ = result(&later);
+        all_succeeded(queued.iter().chain([&first, &later]));
         manager.shutdown();
     }
 }
@@ -1075,9 +1080,7 @@ fn a_later_steps_callback_finds_the_tickets_an_earlier_step_decided_complete() {
 fn the_next_sessions_synchronize_finds_the_tickets_its_start_step_decided_complete() {
     for _ in 0..10 {
         let (manager, sessions) = setup(&["a"]);
-        let first = start(&manager, &["a"]);
-        let running = next_session(&sessions);
-        let queued: Vec<SyncTicket> = (0..1000).map(|_| start(&manager, &["a"])).collect();
+        let (first, running, queued) = queued_behind_a_session(&manager, &sessions, 1000);
         running.succeed_all();
         let second = next_session(&sessions);
         let later = start(&manager, &["a"]); // for a third session
@@ -1088,9 +1091,7 @@ fn the_next_sessions_synchronize_finds_the_tickets_its_start_step_decided_comple
             "every ticket the second session's end decided is complete"
         );
         third.succeed_all();
-        for t in queued.iter().chain([&first, &later]) {
-            assert_eq!(result(t).status, Outcome::Succeeded);
-        }
+        all_succeeded(queued.iter().chain([&first, &later]));
         manager.shutdown();
     }
 }
