@@ -34,6 +34,13 @@
 //!   waited (divide by 100,000 per caller). Count its thread hand-offs with `perf stat -e
 //!   sched:sched_switch` as well: they, not instructions, are most of its time at small N.
 //!
+//! - `join_async N`: the same rounds with an async handler whose sessions are tasks on a
+//!   current-thread tokio runtime, and callers that are tasks there awaiting their tickets
+//!   (the `syncmgr_async` row of `benches/join.rs`); the session is held by a semaphore its
+//!   first request carries as its context.
+//! - `singleflight N`: the same rounds through `singleflight_async::SingleFlight` on the same
+//!   runtime: the baseline of `join_async`, in instructions.
+//!
 //! With no workload named (as `cargo bench` runs it) it runs each, small, as a smoke test.
 
 #[path = "common/coalescer.rs"]
@@ -43,6 +50,8 @@ mod common;
 mod hold;
 
 use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crossbeam_channel::{Receiver, Sender};
 use std::time::Instant;
@@ -53,8 +62,11 @@ use hold::hold_if_armed;
 use syncmgr::engine::{Engine, HandlerSpec};
 use syncmgr::{
     ControlFlags, HandlerError, HandlerId, ItemId, Outcome, ProgressStatus, SyncControlFlags,
-    SyncHandler, SyncItem, SyncManager, SyncSession,
+    SyncHandler, SyncItem, SyncManager, SyncRequest, SyncSession,
 };
+use tokio::runtime::Runtime;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -69,6 +81,14 @@ fn main() {
             let callers = named(1).and_then(|n| n.parse().ok()).unwrap_or(100);
             join(callers, 100_000 / callers.max(1));
         }
+        Some("join_async") => {
+            let callers = named(1).and_then(|n| n.parse().ok()).unwrap_or(100);
+            join_async(callers, 100_000 / callers.max(1));
+        }
+        Some("singleflight") => {
+            let callers = named(1).and_then(|n| n.parse().ok()).unwrap_or(100);
+            singleflight(callers, 100_000 / callers.max(1));
+        }
         Some("manager") => manager(8_000, BUNCH),
         Some("one") => manager(2_000, 1),
         Some("coalescer") => coalescer(8_000),
@@ -79,6 +99,8 @@ fn main() {
             manager(400, BUNCH);
             coalescer(400);
             join(10, 10);
+            join_async(10, 10);
+            singleflight(10, 10);
         }
     }
 }
@@ -243,6 +265,162 @@ fn join(callers: usize, rounds: usize) {
         started.elapsed()
     );
     manager.shutdown();
+}
+
+/// The async handler of `join_async`: a session counts itself in `runs`, waits for the
+/// semaphore its first request carries as its context, if any, then reports its item
+/// `Succeeded`.
+struct GatedAsync {
+    items: Vec<SyncItem>,
+    runs: Arc<AtomicUsize>,
+}
+
+impl syncmgr::AsyncHandler for GatedAsync {
+    fn items(&self) -> Vec<SyncItem> {
+        self.items.clone()
+    }
+
+    async fn synchronize(
+        &self,
+        items: Vec<ItemId>,
+        session: SyncSession,
+    ) -> Result<(), HandlerError> {
+        self.runs.fetch_add(1, Ordering::SeqCst);
+        let gate = session.requests().iter().find_map(|r| {
+            r.context
+                .as_ref()?
+                .downcast_ref::<Arc<Semaphore>>()
+                .cloned()
+        });
+        if let Some(gate) = gate {
+            let _permit = gate.acquire().await.expect("the gate is never closed");
+        }
+        for item in &items {
+            session.report_progress(item, ProgressStatus::Succeeded)?;
+        }
+        Ok(())
+    }
+}
+
+/// A current-thread runtime, as `benches/join.rs` runs its async rows on.
+fn runtime() -> Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("the runtime starts")
+}
+
+/// One round of an async join on the current-thread runtime: `call(gate)` is a caller, the
+/// first one with the gate that holds the work. The others are spawned once `started()`
+/// says the work runs; the gate opens once they all made their call (each counts itself in
+/// `called` just before, and registers within the same poll). Returns the callers that got
+/// their key's result.
+async fn async_round<F, Fut>(callers: usize, started: impl Fn() -> bool, call: F) -> usize
+where
+    F: Fn(Option<Arc<Semaphore>>) -> Fut,
+    Fut: Future<Output = bool> + Send + 'static,
+{
+    let gate = Arc::new(Semaphore::new(0));
+    let called = Arc::new(AtomicUsize::new(0));
+    let mut set = JoinSet::new();
+    set.spawn(call(Some(gate.clone())));
+    while !started() {
+        tokio::task::yield_now().await;
+    }
+    for _ in 1..callers {
+        let (call, called) = (call(None), called.clone());
+        set.spawn(async move {
+            called.fetch_add(1, Ordering::SeqCst);
+            call.await
+        });
+    }
+    while called.load(Ordering::SeqCst) < callers - 1 {
+        tokio::task::yield_now().await;
+    }
+    gate.add_permits(1);
+    let mut answered = 0;
+    while let Some(answer) = set.join_next().await {
+        answered += usize::from(answer.expect("no caller panics"));
+    }
+    answered
+}
+
+/// `rounds` rounds of `benches/join.rs`'s `syncmgr_async` row on one key.
+fn join_async(callers: usize, rounds: usize) {
+    let rt = runtime();
+    let item = SyncItem::new("key-0", "key").expect("a valid item");
+    let id = Arc::new(item.id.clone());
+    let runs = Arc::new(AtomicUsize::new(0));
+    let gated = GatedAsync {
+        items: vec![item],
+        runs: runs.clone(),
+    };
+    let manager = Arc::new(SyncManager::new().expect("the manager starts"));
+    manager
+        .register_async_handler("h", gated, rt.handle().clone(), ControlFlags::WAIT)
+        .expect("the handler registers");
+    let handler = HandlerId::new("h").expect("a valid ID");
+    let started = Instant::now();
+    let mut succeeded = 0;
+    for round in 0..rounds {
+        let running = || runs.load(Ordering::SeqCst) > round;
+        succeeded += rt.block_on(async_round(callers, running, |gate| {
+            let (manager, handler, id) = (manager.clone(), handler.clone(), id.clone());
+            async move {
+                let mut request = SyncRequest::handler(handler)
+                    .items([&*id])
+                    .flags(SyncControlFlags::IGNORE_IF_ALREADY_SYNCING);
+                if let Some(gate) = gate {
+                    request = request.context(gate);
+                }
+                let ticket = manager.request(request).expect("accepted");
+                (&ticket).await.status == Outcome::Succeeded
+            }
+        }));
+    }
+    assert_eq!(succeeded, callers * rounds);
+    assert_eq!(runs.load(Ordering::SeqCst), rounds, "one session a round");
+    println!(
+        "join_async: {rounds} rounds of {callers} callers, {:?}",
+        started.elapsed()
+    );
+}
+
+/// `rounds` rounds of `benches/join.rs`'s `singleflight_async` row on one key.
+fn singleflight(callers: usize, rounds: usize) {
+    let rt = runtime();
+    let group = Arc::new(singleflight_async::SingleFlight::<Arc<str>, u64>::new());
+    let key: Arc<str> = Arc::from("key-0");
+    let runs = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut succeeded = 0;
+    for round in 0..rounds {
+        let running = || runs.load(Ordering::SeqCst) > round;
+        succeeded += rt.block_on(async_round(callers, running, |gate| {
+            let (group, key, runs) = (group.clone(), key.clone(), runs.clone());
+            async move {
+                let value = group
+                    .work(key, || async move {
+                        runs.fetch_add(1, Ordering::SeqCst);
+                        if let Some(gate) = gate {
+                            let _permit = gate.acquire().await.expect("the gate is never closed");
+                        }
+                        7
+                    })
+                    .await;
+                value == 7
+            }
+        }));
+    }
+    assert_eq!(succeeded, callers * rounds);
+    assert_eq!(
+        runs.load(Ordering::SeqCst),
+        rounds,
+        "the work ran once a round"
+    );
+    println!(
+        "singleflight: {rounds} rounds of {callers} callers, {:?}",
+        started.elapsed()
+    );
 }
 
 /// Requests sent before the `manager` and `coalescer` workloads wait for their results.

@@ -6,6 +6,8 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::task::{Context as TaskContext, Poll, Waker};
 use std::time::{Duration, Instant};
 
+use smallvec::SmallVec;
+
 use super::command::{Command, Link, call};
 use crate::engine::{RequestId, Withdrawn};
 use crate::error::Error;
@@ -54,10 +56,15 @@ pub(crate) struct TicketSlot {
     done: Condvar,
 }
 
+/// The tasks awaiting one ticket.
+pub(crate) type Wakers = SmallVec<[Waker; 1]>;
+
 #[derive(Debug, Default)]
 struct Waiting {
     done: bool,
-    wakers: Vec<Waker>,
+    /// Inline for one: a ticket is nearly always awaited by one task, and a heap list here
+    /// was an allocation per awaited ticket.
+    wakers: Wakers,
     /// Threads blocked on the condition variable: `finish` notifies only when there are
     /// some (a notify is a system call even with nobody waiting).
     sleepers: u32,
@@ -117,7 +124,7 @@ impl TicketSlot {
 
     /// Marks the slot done and takes the tasks to wake. Returns whether threads sleep on
     /// the condition variable: they wake on [`TicketSlot::notify`].
-    fn finish(&self) -> (Vec<Waker>, bool) {
+    fn finish(&self) -> (Wakers, bool) {
         let mut waiting = self.waiting();
         waiting.done = true;
         let wakers = std::mem::take(&mut waiting.wakers);
@@ -136,7 +143,7 @@ impl TicketSlot {
 /// lock is held over neither.
 #[must_use = "the waiters must be woken"]
 pub(crate) struct Woken {
-    pub wakers: Vec<Waker>,
+    pub wakers: Wakers,
     /// The slot whose sleeping threads to notify, if any sleep.
     pub sleepers: Option<Arc<TicketSlot>>,
 }
