@@ -2,7 +2,8 @@
 
 use std::future::{Future, IntoFuture};
 use std::pin::Pin;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::task::{Context as TaskContext, Poll, Waker};
 use std::time::{Duration, Instant};
 
@@ -48,9 +49,13 @@ impl<F: FnOnce(&RequestResult) + Send + 'static> SyncResult for F {
 /// One allocation per request; a crossbeam channel here cost three.
 #[derive(Debug)]
 pub(crate) struct TicketSlot {
-    result: OnceLock<RequestResult>,
-    /// Whether the slot is done (a result stored, or the scheduler gone without one), and
-    /// the tasks awaiting it. The lock orders a poll's check-then-register against
+    /// Set, after the result is stored, under the lock: a waiter's spin and `is_complete`
+    /// read it without taking the lock.
+    stored: AtomicBool,
+    /// The result, whether the slot is done (a result stored, or the scheduler gone without
+    /// one), and who waits. One lock for all of it: storing the result costs the lock that
+    /// marking the slot done takes anyway (a `OnceLock` beside it cost a second
+    /// synchronisation per request), and it orders a poll's check-then-register against
     /// `complete`'s mark-then-take, so no wake is lost.
     waiting: Mutex<Waiting>,
     done: Condvar,
@@ -61,6 +66,8 @@ pub(crate) type Wakers = SmallVec<[Waker; 1]>;
 
 #[derive(Debug, Default)]
 struct Waiting {
+    /// Never taken out: every read of the ticket gets its own copy.
+    result: Option<RequestResult>,
     done: bool,
     /// Inline for one: a ticket is nearly always awaited by one task, and a heap list here
     /// was an allocation per awaited ticket.
@@ -90,7 +97,7 @@ impl TicketSlot {
     /// thread waiting for results that come at the end of long sessions would only take the
     /// processor from the threads doing the work.
     fn spin_for_result(&self, deadline: Option<Instant>) -> bool {
-        let ready = || self.result.get().is_some();
+        let ready = || self.is_stored();
         for round in 0..6 {
             if ready() {
                 return true;
@@ -122,10 +129,28 @@ impl TicketSlot {
         arrived
     }
 
-    /// Marks the slot done and takes the tasks to wake. Returns whether threads sleep on
-    /// the condition variable: they wake on [`TicketSlot::notify`].
-    fn finish(&self) -> (Wakers, bool) {
+    /// Whether the result is stored.
+    fn is_stored(&self) -> bool {
+        self.stored.load(Ordering::Acquire)
+    }
+
+    /// A copy of the result, if it is stored.
+    fn result(&self) -> Option<RequestResult> {
+        if !self.is_stored() {
+            return None;
+        }
+        self.waiting().result.clone()
+    }
+
+    /// Stores the result (if there is one), marks the slot done and takes the tasks to
+    /// wake. Returns whether threads sleep on the condition variable: they wake on
+    /// [`TicketSlot::notify`].
+    fn finish(&self, result: Option<RequestResult>) -> (Wakers, bool) {
         let mut waiting = self.waiting();
+        if result.is_some() {
+            waiting.result = result;
+            self.stored.store(true, Ordering::Release);
+        }
         waiting.done = true;
         let wakers = std::mem::take(&mut waiting.wakers);
         (wakers, waiting.sleepers > 0)
@@ -207,7 +232,7 @@ impl Completion {
     /// lock, which every start and report waits for.
     pub fn new() -> (Completion, Arc<TicketSlot>) {
         let slot = Arc::new(TicketSlot {
-            result: OnceLock::new(),
+            stored: AtomicBool::new(false),
             waiting: Mutex::new(Waiting::default()),
             done: Condvar::new(),
         });
@@ -217,8 +242,7 @@ impl Completion {
     /// Stores the result and marks the slot done. Returns who waits for it, for the caller
     /// to wake once it has released the scheduler's lock.
     pub fn complete(self, result: RequestResult) -> Woken {
-        let _ = self.slot.result.set(result);
-        let (wakers, sleepers) = self.slot.finish();
+        let (wakers, sleepers) = self.slot.finish(Some(result));
         Woken {
             wakers,
             sleepers: sleepers.then(|| self.slot.clone()),
@@ -230,8 +254,8 @@ impl Drop for Completion {
     /// A completion dropped without a result (the manager's threads died): its waiters must
     /// still wake, to find the slot empty (see `SyncTicket::settled`).
     fn drop(&mut self) {
-        if self.slot.result.get().is_none() {
-            let (wakers, sleepers) = self.slot.finish();
+        if !self.slot.is_stored() {
+            let (wakers, sleepers) = self.slot.finish(None);
             if sleepers {
                 self.slot.notify();
             }
@@ -330,8 +354,7 @@ impl SyncTicket {
                 .unwrap_or_else(PoisonError::into_inner);
         }
         waiting.sleepers -= 1;
-        drop(waiting);
-        self.settled()
+        self.settled_in(&waiting)
     }
 
     /// Blocks until the result is known or `timeout` passes.
@@ -362,18 +385,17 @@ impl SyncTicket {
                 .0;
         }
         waiting.sleepers -= 1;
-        drop(waiting);
-        Some(self.settled())
+        Some(self.settled_in(&waiting))
     }
 
     /// The result, if it is known; never blocks.
     pub fn try_result(&self) -> Option<RequestResult> {
-        self.slot.result.get().cloned()
+        self.slot.result()
     }
 
     /// Whether the result is known.
     pub fn is_complete(&self) -> bool {
-        self.slot.result.get().is_some()
+        self.slot.is_stored()
     }
 
     /// Withdraws this request's interest (see [`Engine::cancel_request`]): it completes now
@@ -397,18 +419,19 @@ impl SyncTicket {
     /// without finishing (a panic inside the manager): report the request as canceled rather
     /// than panicking in the caller.
     fn settled(&self) -> RequestResult {
-        self.slot
-            .result
-            .get()
-            .cloned()
-            .unwrap_or_else(|| RequestResult {
-                request: self.request,
-                handler: self.handler.clone(),
-                status: Outcome::Canceled,
-                errors: 0,
-                conflicts: 0,
-                items: Vec::new(),
-            })
+        self.settled_in(&self.slot.waiting())
+    }
+
+    /// [`SyncTicket::settled`], under the slot's lock already taken.
+    fn settled_in(&self, waiting: &Waiting) -> RequestResult {
+        waiting.result.clone().unwrap_or_else(|| RequestResult {
+            request: self.request,
+            handler: self.handler.clone(),
+            status: Outcome::Canceled,
+            errors: 0,
+            conflicts: 0,
+            items: Vec::new(),
+        })
     }
 }
 
@@ -416,16 +439,12 @@ impl Future for SyncTicket {
     type Output = RequestResult;
 
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<RequestResult> {
-        if let Some(result) = self.slot.result.get() {
-            return Poll::Ready(result.clone());
-        }
         let mut waiting = self.slot.waiting();
-        // Checked under the lock `complete` takes to mark the slot done: a slot done
-        // meanwhile is seen here (with its result, or without one if the manager died), or
-        // this waker is in the list `complete` takes.
+        // Checked under the lock `complete` takes to mark the slot done: a slot done is
+        // seen here (with its result, or without one if the manager died), or this waker is
+        // in the list `complete` takes.
         if waiting.done {
-            drop(waiting);
-            return Poll::Ready(self.settled());
+            return Poll::Ready(self.settled_in(&waiting));
         }
         if !waiting.wakers.iter().any(|w| w.will_wake(cx.waker())) {
             waiting.wakers.push(cx.waker().clone());
