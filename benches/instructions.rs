@@ -31,7 +31,7 @@
 //!
 //! - `join N`: `benches/join.rs` on one key, 100,000 callers in all: rounds of a session held
 //!   open while `N - 1` callers join it (`IGNORE_IF_ALREADY_SYNCING`), then every ticket
-//!   waited (divide by 100,000 per caller). Count its thread hand-offs with `perf stat -e
+//!   waited (divide by 100,000 per caller); at N = 1 nothing holds the session. Count its thread hand-offs with `perf stat -e
 //!   sched:sched_switch` as well: they, not instructions, are most of its time at small N.
 //!
 //! - `join_async N`: the same rounds with an async handler whose sessions are tasks on a
@@ -245,12 +245,16 @@ fn join(callers: usize, rounds: usize) {
     let mut succeeded = 0;
     for _ in 0..rounds {
         let (open, gate) = crossbeam_channel::bounded::<()>(0);
-        arm.send(gate).expect("the handler is alive");
+        if held(callers) {
+            arm.send(gate).expect("the handler is alive");
+        }
         let mut tickets = Vec::with_capacity(callers);
         tickets.push(call());
-        entered
-            .recv_timeout(PATIENCE)
-            .expect("the session should have started");
+        if held(callers) {
+            entered
+                .recv_timeout(PATIENCE)
+                .expect("the session should have started");
+        }
         tickets.extend((1..callers).map(|_| call()));
         drop(open);
         for ticket in tickets {
@@ -310,7 +314,7 @@ fn runtime() -> Runtime {
 }
 
 /// One round of an async join on the current-thread runtime: `call(gate)` is a caller, the
-/// first one with the gate that holds the work. The others are spawned once `started()`
+/// first one with the gate that holds the work (none with one caller). The others are spawned once `started()`
 /// says the work runs; the gate opens once they all made their call (each counts itself in
 /// `called` just before, and registers within the same poll). Returns the callers that got
 /// their key's result.
@@ -322,8 +326,8 @@ where
     let gate = Arc::new(Semaphore::new(0));
     let called = Arc::new(AtomicUsize::new(0));
     let mut set = JoinSet::new();
-    set.spawn(call(Some(gate.clone())));
-    while !started() {
+    set.spawn(call(held(callers).then(|| gate.clone())));
+    while held(callers) && !started() {
         tokio::task::yield_now().await;
     }
     for _ in 1..callers {
@@ -421,6 +425,12 @@ fn singleflight(callers: usize, rounds: usize) {
         "singleflight: {rounds} rounds of {callers} callers, {:?}",
         started.elapsed()
     );
+}
+
+/// Whether a round holds its first caller's work open for the others to join: not with one
+/// caller, as in `benches/join.rs` (the work runs straight through).
+fn held(callers: usize) -> bool {
+    callers > 1
 }
 
 /// Requests sent before the `manager` and `coalescer` workloads wait for their results.

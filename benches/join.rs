@@ -6,10 +6,10 @@
 //! Workload (`join/{K}_keys/{N}_callers`): for each of K keys, the first caller starts the
 //! work, which a gate holds open (never a sleep); the other N-1 callers of every key arrive
 //! while it is held; then the gate opens and every caller takes the result. At N = 1 nobody
-//! joins, so nothing holds the work: each key's one caller starts it and takes its result. Timed from the
-//! first caller to the last result; reported per caller (N×K elements). Every iteration
-//! checks that every caller got exactly one result, the right one, and that the work ran
-//! exactly once per key.
+//! joins, so nothing holds the work: each key's one caller starts it and takes its result.
+//! Timed from the first caller to the last result; reported per caller (N×K elements). Every
+//! iteration checks that every caller got exactly one result, the right one, and that the
+//! work ran exactly once per key.
 //!
 //! `syncmgr`: callers are `start_item_sync` calls from the bench thread, its keys the items of
 //! one blocking handler that may run a session per item at once on the manager's workers.
@@ -277,7 +277,8 @@ impl Syncmgr {
 /// The same held work as an async handler on the bench's current-thread runtime: its
 /// sessions are tasks there, like the singleflight crates' work, and its callers are tasks
 /// that await their tickets. The gate comes with the first caller's request as its context
-/// (every caller's request is one of the session's served requests).
+/// (every caller's request is one of the session's served requests); at N = 1 there is none,
+/// and the session runs straight through.
 struct HeldAsync {
     items: Vec<ItemId>,
     index: HashMap<ItemId, usize>,
@@ -393,10 +394,11 @@ async fn settle(done: impl Fn() -> bool) {
     }
 }
 
-/// The shape of one singleflight iteration, for either crate: `work(key, gated)` is the
-/// call of a caller whose work (if it runs) waits for the gate; `work(key, None)` one whose
-/// work, if it ever ran, would return at once (so a caller that failed to join shows up in
-/// the runs check, not as a hang).
+/// The shape of one singleflight iteration, for either crate: `work(key, Some(gate))` is the
+/// call of a first caller whose work waits for the gate; `work(key, None)` the first caller
+/// at N = 1, whose work returns at once, or a follower whose work, if it ever ran, would
+/// return at once (so a caller that failed to join shows up in the runs check, not as a
+/// hang).
 async fn singleflight_run<F, Fut>(
     keys: usize,
     callers: usize,
@@ -411,7 +413,8 @@ where
     let joined = Arc::new(AtomicUsize::new(0));
     let start = Instant::now();
     let mut set = JoinSet::new();
-    // The first caller of each key starts the work; it runs until it waits for the gate.
+    // The first caller of each key starts the work; held, it runs until it waits for the
+    // gate, else straight through.
     for k in 0..keys {
         set.spawn(work(k, held(callers).then(|| gate.clone())));
     }
@@ -432,7 +435,9 @@ where
     }
     let followers = (callers - 1) * keys;
     settle(|| joined.load(Ordering::SeqCst) == followers).await;
-    gate.add_permits(keys);
+    if held(callers) {
+        gate.add_permits(keys);
+    }
     let mut per_key = vec![0; keys];
     while let Some(answer) = set.join_next().await {
         let (k, value) = answer.expect("no caller panics");

@@ -79,7 +79,9 @@ struct Waiting {
 
 impl TicketSlot {
     fn waiting(&self) -> MutexGuard<'_, Waiting> {
-        // Nothing runs under this lock but flag writes, pushes and takes: never poisoned.
+        // Nothing runs under this lock but flag writes, moves, and copies of the result and of
+        // wakers (this crate's data and the executor's `Waker::clone`): a panic there is an
+        // allocation failure, and the state it leaves is still whole.
         self.waiting.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
