@@ -181,6 +181,11 @@ impl Scheduler {
         {
             self.broken = true;
             self.give_up_open_requests();
+            // A step on a caller's thread: the scheduler thread sleeps until a command comes,
+            // and none will (every call now fails at once). Woken, it sees the break and ends,
+            // and with it the workers and the delivery thread, so that `shutdown` finds them
+            // ended rather than waiting out its grace for them.
+            self.link.wake();
         }
         self.link.note_keeps_time(self.engine.keeps_time());
         self.wake_if_sooner();
@@ -370,6 +375,14 @@ impl Scheduler {
     fn step(scheduler: &Mutex<Scheduler>, step: impl FnOnce(&mut Scheduler)) -> bool {
         let wakes = {
             let mut s = lock(scheduler);
+            if s.broken {
+                // Broken by a step on another thread: nothing more is applied, and what the
+                // step would have applied (a command, with user values) is let go of outside
+                // the lock.
+                drop(s);
+                unwind::dispose(step);
+                return true;
+            }
             s.guarded(step);
             s.take_wakes()
         };
@@ -576,9 +589,13 @@ mod tests {
     /// A manager that gives up on its threads at once when it shuts down, with `Held` as
     /// "held", and the sender that lets its sessions go.
     fn held() -> (SyncManager, crossbeam_channel::Sender<()>) {
+        held_with_grace(Duration::ZERO)
+    }
+
+    fn held_with_grace(grace: Duration) -> (SyncManager, crossbeam_channel::Sender<()>) {
         let (go, held) = crossbeam_channel::bounded::<()>(0);
         let manager = SyncManager::builder()
-            .shutdown_grace(Duration::ZERO)
+            .shutdown_grace(grace)
             .build()
             .unwrap();
         manager
@@ -605,7 +622,9 @@ mod tests {
 
     #[test]
     fn a_step_that_panics_leaves_no_ticket_waiting_forever() {
-        let (manager, go) = held();
+        // A long grace: threads that never end would make `shutdown` wait it out and report
+        // them detached; threads that end make it return as soon as they have.
+        let (manager, go) = held_with_grace(Duration::from_secs(60));
         let none = SyncControlFlags::NONE;
         let running = manager.start_handler_sync("held", none, None).unwrap();
         let queued = manager.start_handler_sync("held", none, None).unwrap();
@@ -625,7 +644,10 @@ mod tests {
             manager.start_handler_sync("held", none, None).err(),
             Some(Error::ShutDown)
         );
+        // The held session's worker finishes once let go; the scheduler thread, woken by the
+        // break, has ended and taken the workers' queue and the delivery thread with it.
         drop(go);
-        manager.shutdown();
+        let report = manager.shutdown();
+        assert_eq!(report.detached_threads, 0, "every thread ended: {report:?}");
     }
 }
