@@ -49,9 +49,9 @@ impl<F: FnOnce(&RequestResult) + Send + 'static> SyncResult for F {
 /// One allocation per request; a crossbeam channel here cost three.
 #[derive(Debug)]
 pub(crate) struct TicketSlot {
-    /// Set, after the result is stored, under the lock: a waiter's spin and `is_complete`
-    /// read it without taking the lock.
-    stored: AtomicBool,
+    /// `Waiting::done`, set under the lock after the result (if any) is stored: a waiter's
+    /// spin and `is_complete` read it without taking the lock.
+    finished: AtomicBool,
     /// The result, whether the slot is done (a result stored, or the scheduler gone without
     /// one), and who waits. One lock for all of it: storing the result costs the lock that
     /// marking the slot done takes anyway (a `OnceLock` beside it cost a second
@@ -99,7 +99,7 @@ impl TicketSlot {
     /// thread waiting for results that come at the end of long sessions would only take the
     /// processor from the threads doing the work.
     fn spin_for_result(&self, deadline: Option<Instant>) -> bool {
-        let ready = || self.is_stored();
+        let ready = || self.is_finished();
         for round in 0..6 {
             if ready() {
                 return true;
@@ -131,17 +131,9 @@ impl TicketSlot {
         arrived
     }
 
-    /// Whether the result is stored.
-    fn is_stored(&self) -> bool {
-        self.stored.load(Ordering::Acquire)
-    }
-
-    /// A copy of the result, if it is stored.
-    fn result(&self) -> Option<RequestResult> {
-        if !self.is_stored() {
-            return None;
-        }
-        self.waiting().result.clone()
+    /// Whether the slot is done: its result stored, or the manager gone without one.
+    fn is_finished(&self) -> bool {
+        self.finished.load(Ordering::Acquire)
     }
 
     /// Stores the result (if there is one), marks the slot done and takes the tasks to
@@ -151,9 +143,9 @@ impl TicketSlot {
         let mut waiting = self.waiting();
         if result.is_some() {
             waiting.result = result;
-            self.stored.store(true, Ordering::Release);
         }
         waiting.done = true;
+        self.finished.store(true, Ordering::Release);
         let wakers = std::mem::take(&mut waiting.wakers);
         (wakers, waiting.sleepers > 0)
     }
@@ -234,7 +226,7 @@ impl Completion {
     /// lock, which every start and report waits for.
     pub fn new() -> (Completion, Arc<TicketSlot>) {
         let slot = Arc::new(TicketSlot {
-            stored: AtomicBool::new(false),
+            finished: AtomicBool::new(false),
             waiting: Mutex::new(Waiting::default()),
             done: Condvar::new(),
         });
@@ -256,7 +248,7 @@ impl Drop for Completion {
     /// A completion dropped without a result (the manager's threads died): its waiters must
     /// still wake, to find the slot empty (see `SyncTicket::settled`).
     fn drop(&mut self) {
-        if !self.slot.is_stored() {
+        if !self.slot.is_finished() {
             let (wakers, sleepers) = self.slot.finish(None);
             if sleepers {
                 self.slot.notify();
@@ -341,7 +333,9 @@ impl SyncTicket {
         &self.handler
     }
 
-    /// Blocks until the result is known and returns it.
+    /// Blocks until the result is known and returns it. Should the manager's threads fail
+    /// without delivering it (a bug in this crate), the ticket still completes: its result
+    /// is then `Canceled`, with no items.
     pub fn wait(&self) -> RequestResult {
         if self.slot.spin_for_result(None) {
             return self.settled();
@@ -390,14 +384,16 @@ impl SyncTicket {
         Some(self.settled_in(&waiting))
     }
 
-    /// The result, if it is known; never blocks.
+    /// The result, if it is known; never blocks. Once the ticket is complete it gives what
+    /// [`wait`](Self::wait) gives.
     pub fn try_result(&self) -> Option<RequestResult> {
-        self.slot.result()
+        self.is_complete().then(|| self.settled())
     }
 
-    /// Whether the result is known.
+    /// Whether the result is known: then `wait` returns at once (with `Canceled` should the
+    /// manager's threads have failed, see `wait`).
     pub fn is_complete(&self) -> bool {
-        self.slot.is_stored()
+        self.slot.is_finished()
     }
 
     /// Withdraws this request's interest (see [`Engine::cancel_request`]): it completes now

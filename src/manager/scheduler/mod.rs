@@ -567,6 +567,7 @@ mod tests {
     use crossbeam_channel::Receiver;
 
     use super::Ran;
+    use crate::engine::Withdrawn;
     use crate::{
         ControlFlags, Error, HandlerError, ItemId, Outcome, SyncControlFlags, SyncHandler,
         SyncItem, SyncManager, SyncPolicy, SyncSession,
@@ -635,6 +636,12 @@ mod tests {
             .run((), |_, ()| panic!("a deliberate bug in a step"));
         assert!(matches!(ran, Ran::Broken(_)));
         for ticket in [&running, &queued] {
+            // Given up once the breaking call released the lock: complete, and every read
+            // of it says the same.
+            assert!(ticket.is_complete());
+            let read = ticket.try_result().expect("a complete ticket has a result");
+            assert_eq!(read.status, Outcome::Canceled);
+            assert_eq!(ticket.cancel(), Ok(Withdrawn::AlreadyComplete));
             let result = ticket
                 .wait_timeout(Duration::from_secs(30))
                 .expect("no ticket waits forever once the scheduler broke");
