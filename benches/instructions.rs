@@ -58,7 +58,7 @@ use std::time::Instant;
 
 use coalescer::{HandRolled, Holds, PATIENCE};
 use common::{PassThroughBuild, SEED, XorShift};
-use hold::hold_if_armed;
+use hold::{hold_if_armed, hold_while_gated};
 use syncmgr::engine::{Engine, HandlerSpec};
 use syncmgr::{
     ControlFlags, HandlerError, HandlerId, ItemId, Outcome, ProgressStatus, SyncControlFlags,
@@ -290,15 +290,7 @@ impl syncmgr::AsyncHandler for GatedAsync {
         session: SyncSession,
     ) -> Result<(), HandlerError> {
         self.runs.fetch_add(1, Ordering::SeqCst);
-        let gate = session.requests().iter().find_map(|r| {
-            r.context
-                .as_ref()?
-                .downcast_ref::<Arc<Semaphore>>()
-                .cloned()
-        });
-        if let Some(gate) = gate {
-            let _permit = gate.acquire().await.expect("the gate is never closed");
-        }
+        hold_while_gated(&session).await;
         for item in &items {
             session.report_progress(item, ProgressStatus::Succeeded)?;
         }

@@ -45,7 +45,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use group::{flat_group, quick_mode};
-use hold::hold_if_armed;
+use hold::{hold_if_armed, hold_while_gated};
 
 const KEYS: [usize; 2] = [1, 8];
 
@@ -302,15 +302,7 @@ impl syncmgr::AsyncHandler for HeldAsync {
         for item in &items {
             self.runs.ran(self.index[item]);
         }
-        let gate = session.requests().iter().find_map(|r| {
-            r.context
-                .as_ref()?
-                .downcast_ref::<Arc<Semaphore>>()
-                .cloned()
-        });
-        if let Some(gate) = gate {
-            let _permit = gate.acquire().await.expect("the gate is never closed");
-        }
+        hold_while_gated(&session).await;
         for item in &items {
             session.report_progress(item, ProgressStatus::Succeeded)?;
         }
