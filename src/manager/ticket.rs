@@ -49,8 +49,8 @@ impl<F: FnOnce(&RequestResult) + Send + 'static> SyncResult for F {
 /// One allocation per request; a crossbeam channel here cost three.
 #[derive(Debug)]
 pub(crate) struct TicketSlot {
-    /// `Waiting::done`, set under the lock after the result (if any) is stored: a waiter's
-    /// spin and `is_complete` read it without taking the lock.
+    /// Mirrors `Waiting::done`: set with it, under the lock, after the result (if any) is
+    /// stored, so that a waiter's spin and `is_complete` can read it without the lock.
     finished: AtomicBool,
     /// The result, whether the slot is done (a result stored, or the scheduler gone without
     /// one), and who waits. One lock for all of it: storing the result costs the lock that
