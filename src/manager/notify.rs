@@ -238,6 +238,31 @@ impl Subscriber {
             Err(TrySendError::Disconnected(_)) => Offer::Gone,
         }
     }
+
+    /// Offers `note`, after telling the subscriber how many it missed if it missed some and
+    /// has room for that now. Returns whether to keep the subscriber (it is still there).
+    fn offer_with_lag(&mut self, note: &Notification) -> bool {
+        if self.missed > 0 {
+            match self.offer(Notification::Lagged {
+                missed: self.missed,
+            }) {
+                Offer::Taken => self.missed = 0,
+                Offer::Full => {
+                    self.missed += 1;
+                    return true;
+                }
+                Offer::Gone => return false,
+            }
+        }
+        match self.offer(note.clone()) {
+            Offer::Taken => true,
+            Offer::Full => {
+                self.missed += 1;
+                true
+            }
+            Offer::Gone => false,
+        }
+    }
 }
 
 /// What became of a notification offered to a subscriber.
@@ -270,33 +295,22 @@ impl Subscribers {
 
     /// Offers a notification to every subscriber. The wakers of tasks waiting for one are
     /// added to `wakes`, to wake once the scheduler's lock is released.
+    ///
+    /// Each subscriber's waker is taken after the offer, never before. A task registers its
+    /// waker and then reads the channel again (`Notifications::poll_recv`); taken before the
+    /// offer, a waker registered in between was neither taken nor followed by a read that
+    /// could see the notification, and the task slept through it (a test caught this).
     pub fn publish(&mut self, make: impl FnOnce() -> Notification, wakes: &mut Vec<Waker>) {
         if self.list.is_empty() {
             return;
         }
         let note = make();
         self.list.retain_mut(|s| {
+            let keep = s.offer_with_lag(&note);
             if let Some(waker) = s.waker.take() {
                 wakes.push(waker);
             }
-            if s.missed > 0 {
-                match s.offer(Notification::Lagged { missed: s.missed }) {
-                    Offer::Taken => s.missed = 0,
-                    Offer::Full => {
-                        s.missed += 1;
-                        return true;
-                    }
-                    Offer::Gone => return false,
-                }
-            }
-            match s.offer(note.clone()) {
-                Offer::Taken => true,
-                Offer::Full => {
-                    s.missed += 1;
-                    true
-                }
-                Offer::Gone => false,
-            }
+            keep
         });
     }
 }
