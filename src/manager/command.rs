@@ -11,11 +11,10 @@ use uuid::Uuid;
 use super::cell::{Answer, oneshot};
 use super::clock::Clock;
 use super::events::{EventReport, HandlerEvent};
-use super::notify::Notification;
+use super::notify::Subscriber;
 use super::registry::{Extra, Object};
 use super::request::{Items, StartParts};
 use super::scheduler::{Scheduler, lock};
-use super::subscription::WakerSlot;
 use super::ticket::{Completion, TicketSlot};
 use super::{
     Context, PendingItems, ShutdownReport, SyncItem, SyncResult, SyncTicket, TriggerReason,
@@ -413,11 +412,9 @@ pub(crate) enum Command {
         handler: HandlerId,
         query: EventQuery,
     },
-    Subscribe {
-        subscriber: Sender<Notification>,
-        waker: Arc<WakerSlot>,
-        capacity: usize,
-    },
+    /// Made whole on the caller's thread: a command dropped unapplied (shutdown) drops the
+    /// subscriber, which ends its stream and wakes a task awaiting it.
+    Subscribe(Subscriber),
     /// Hand a state change queued without `WAIT` to a worker.
     RunTask(Box<dyn FnOnce() + Send>),
     Check {

@@ -35,6 +35,7 @@ pub use self::clock::ManualClock;
 pub use self::events::{EventReport, HandlerEvent};
 pub use self::handler::{Context, HandlerError, HandlerInfo, SyncHandler, SyncItem};
 pub use self::lifecycle::{ShutdownReport, SyncManagerBuilder};
+use self::notify::Subscriber;
 pub use self::notify::{HandlerChange, Notification};
 pub use self::oneshot::ShutdownFuture;
 pub use self::request::{IntoId, SyncRequest};
@@ -669,14 +670,12 @@ impl SyncManager {
     /// [`Notification::Lagged`] with the count) and never slows the manager down; dropping
     /// it unsubscribes. Read it from a thread or await it (see [`Notifications`]).
     pub fn subscribe(&self) -> Notifications {
-        let (subscriber, rx) = crossbeam_channel::unbounded();
+        let (tx, rx) = crossbeam_channel::unbounded();
         let waker = Arc::new(WakerSlot::default());
-        let capacity = self.notification_capacity;
-        let _ = self.core().link.send(Command::Subscribe {
-            subscriber,
-            waker: waker.clone(),
-            capacity,
-        });
+        let subscriber = Subscriber::new(tx, waker.clone(), self.notification_capacity);
+        // Refused or dropped unapplied (the manager shut down), the subscriber ends its
+        // stream as it goes: the caller reads the end, and a task awaiting it is woken.
+        let _ = self.core().link.send(Command::Subscribe(subscriber));
         Notifications::new(rx, waker)
     }
 

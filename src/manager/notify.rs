@@ -202,7 +202,8 @@ pub enum Notification {
     },
 }
 
-struct Subscriber {
+/// One subscription, as the scheduler keeps it. Its `Drop` ends the stream.
+pub(crate) struct Subscriber {
     tx: Sender<Notification>,
     /// Where its task waits, if it reads from async code.
     waker: Arc<WakerSlot>,
@@ -225,6 +226,16 @@ impl Drop for Subscriber {
 }
 
 impl Subscriber {
+    /// A subscriber that sends on `tx` and wakes the task waiting in `waker`.
+    pub fn new(tx: Sender<Notification>, waker: Arc<WakerSlot>, capacity: usize) -> Subscriber {
+        Subscriber {
+            tx,
+            waker,
+            capacity,
+            missed: 0,
+        }
+    }
+
     /// Sends unless `capacity` notifications already wait. The channel itself is unbounded,
     /// so a subscriber costs memory for what waits in it, not for its whole capacity up
     /// front (a bounded channel allocates every slot when it is made).
@@ -280,13 +291,8 @@ pub(crate) struct Subscribers {
 }
 
 impl Subscribers {
-    pub fn add(&mut self, tx: Sender<Notification>, waker: Arc<WakerSlot>, capacity: usize) {
-        self.list.push(Subscriber {
-            tx,
-            waker,
-            capacity,
-            missed: 0,
-        });
+    pub fn add(&mut self, subscriber: Subscriber) {
+        self.list.push(subscriber);
     }
 
     pub fn is_empty(&self) -> bool {
@@ -332,13 +338,43 @@ mod tests {
         assert_ne!(note(), Notification::Lagged { missed: 1 });
     }
 
+    /// What a `Subscribe` command dropped unapplied (shutdown began after `subscribe` sent
+    /// it) does: the stream ends, and a task already awaiting it wakes to see the end.
+    #[test]
+    fn a_subscriber_dropped_unapplied_ends_its_stream_and_wakes_the_task() {
+        use std::future::Future;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::task::{Context, Poll, Wake, Waker};
+
+        use crate::manager::subscription::Notifications;
+
+        struct Flag(AtomicBool);
+        impl Wake for Flag {
+            fn wake(self: Arc<Self>) {
+                self.0.store(true, Ordering::SeqCst);
+            }
+        }
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let slot = Arc::new(WakerSlot::default());
+        let subscriber = Subscriber::new(tx, slot.clone(), 1);
+        let mut notes = Notifications::new(rx, slot);
+        let flag = Arc::new(Flag(AtomicBool::new(false)));
+        let waker = Waker::from(flag.clone());
+        let mut cx = Context::from_waker(&waker);
+        let mut next = std::pin::pin!(notes.recv_async());
+        assert!(next.as_mut().poll(&mut cx).is_pending());
+        drop(subscriber);
+        assert!(flag.0.load(Ordering::SeqCst), "the waiting task is woken");
+        assert_eq!(next.as_mut().poll(&mut cx), Poll::Ready(None));
+    }
+
     #[test]
     fn a_full_subscriber_is_told_what_it_missed_and_a_dropped_one_is_forgotten() {
         let mut subs = Subscribers::default();
         let (tx, rx) = crossbeam_channel::unbounded();
         let (gone, gone_rx) = crossbeam_channel::unbounded();
-        subs.add(tx, Arc::default(), 1);
-        subs.add(gone, Arc::default(), 1);
+        subs.add(Subscriber::new(tx, Arc::default(), 1));
+        subs.add(Subscriber::new(gone, Arc::default(), 1));
         drop(gone_rx);
         subs.publish(note, &mut Vec::new());
         subs.publish(note, &mut Vec::new()); // full: missed

@@ -33,7 +33,7 @@ impl Scheduler {
             c @ (Command::Session { .. } | Command::SessionFinished { .. }) => self.sessions(c),
             c @ (Command::CallbackPanicked { .. }
             | Command::Events { .. }
-            | Command::Subscribe { .. }
+            | Command::Subscribe(_)
             | Command::Check { .. }
             | Command::EnabledAmong { .. }) => self.observers(c),
             c @ (Command::Poll | Command::Trigger { .. } | Command::SetPolicy { .. }) => {
@@ -340,11 +340,7 @@ impl Scheduler {
                     let _ = reply.send(result);
                 }
             },
-            Command::Subscribe {
-                subscriber,
-                waker,
-                capacity,
-            } => self.subscribers.add(subscriber, waker, capacity),
+            Command::Subscribe(subscriber) => self.subscribers.add(subscriber),
             Command::Check { reply } => {
                 let _ = reply.send(self.engine.check_consistency());
             }
