@@ -213,8 +213,10 @@ pub(crate) struct Subscriber {
 }
 
 impl Drop for Subscriber {
-    /// The stream ends (the manager has shut down and its scheduler is gone, so no lock is
-    /// held here): a task awaiting the next notification must wake to see the end.
+    /// The stream ends: a task awaiting the next notification must wake to see the end.
+    /// Dropped where no lock is held (the scheduler gone at shutdown, or a `Subscribe`
+    /// command dropped unapplied), or in `publish` once its waker is taken, so that no waker
+    /// runs under the scheduler's lock.
     fn drop(&mut self) {
         // The channel closes first, so the woken task finds the end, not an empty channel.
         let (closed, _) = crossbeam_channel::bounded(0);

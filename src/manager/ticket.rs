@@ -49,14 +49,15 @@ impl<F: FnOnce(&RequestResult) + Send + 'static> SyncResult for F {
 /// One allocation per request; a crossbeam channel here cost three.
 #[derive(Debug)]
 pub(crate) struct TicketSlot {
-    /// Mirrors `Waiting::done`: set with it, under the lock, after the result (if any) is
-    /// stored, so that a waiter's spin and `is_complete` can read it without the lock.
+    /// Whether the slot is done (a result stored, or the scheduler gone without one). Set
+    /// under `waiting`'s lock, after the result: read there it orders a poll's
+    /// check-then-register and a waiter's check-then-sleep against `finish`'s
+    /// mark-then-take, so no wake is lost; read without the lock (a waiter's spin,
+    /// `is_complete`) it is a hint that the lock then confirms.
     finished: AtomicBool,
-    /// The result, whether the slot is done (a result stored, or the scheduler gone without
-    /// one), and who waits. One lock for all of it: storing the result costs the lock that
+    /// The result and who waits. One lock for both: storing the result costs the lock that
     /// marking the slot done takes anyway (a `OnceLock` beside it cost a second
-    /// synchronisation per request), and it orders a poll's check-then-register against
-    /// `complete`'s mark-then-take, so no wake is lost.
+    /// synchronisation per request).
     waiting: Mutex<Waiting>,
     done: Condvar,
 }
@@ -68,7 +69,6 @@ pub(crate) type Wakers = SmallVec<[Waker; 1]>;
 struct Waiting {
     /// Never taken out: every read of the ticket gets its own copy.
     result: Option<RequestResult>,
-    done: bool,
     /// Inline for one: a ticket is nearly always awaited by one task, and a heap list here
     /// was an allocation per awaited ticket.
     wakers: Wakers,
@@ -141,10 +141,8 @@ impl TicketSlot {
     /// [`TicketSlot::notify`].
     fn finish(&self, result: Option<RequestResult>) -> (Wakers, bool) {
         let mut waiting = self.waiting();
-        if result.is_some() {
-            waiting.result = result;
-        }
-        waiting.done = true;
+        // `None` only from a completion dropped unfinished: nothing was stored before.
+        waiting.result = result;
         self.finished.store(true, Ordering::Release);
         let wakers = std::mem::take(&mut waiting.wakers);
         (wakers, waiting.sleepers > 0)
@@ -342,7 +340,7 @@ impl SyncTicket {
         }
         let mut waiting = self.slot.waiting();
         waiting.sleepers += 1;
-        while !waiting.done {
+        while !self.slot.is_finished() {
             waiting = self
                 .slot
                 .done
@@ -367,7 +365,7 @@ impl SyncTicket {
         }
         let mut waiting = self.slot.waiting();
         waiting.sleepers += 1;
-        while !waiting.done {
+        while !self.slot.is_finished() {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 waiting.sleepers -= 1;
@@ -441,7 +439,7 @@ impl Future for SyncTicket {
         // Checked under the lock `complete` takes to mark the slot done: a slot done is
         // seen here (with its result, or without one if the manager died), or this waker is
         // in the list `complete` takes.
-        if waiting.done {
+        if self.slot.is_finished() {
             return Poll::Ready(self.settled_in(&waiting));
         }
         if !waiting.wakers.iter().any(|w| w.will_wake(cx.waker())) {
