@@ -58,7 +58,7 @@ use std::time::Instant;
 
 use coalescer::{HandRolled, Holds, PATIENCE};
 use common::{PassThroughBuild, SEED, XorShift};
-use hold::{hold_if_armed, hold_while_gated};
+use hold::{held, hold_if_armed, hold_while_gated};
 use syncmgr::engine::{Engine, HandlerSpec};
 use syncmgr::{
     ControlFlags, HandlerError, HandlerId, ItemId, Outcome, ProgressStatus, SyncControlFlags,
@@ -417,12 +417,6 @@ fn singleflight(callers: usize, rounds: usize) {
         "singleflight: {rounds} rounds of {callers} callers, {:?}",
         started.elapsed()
     );
-}
-
-/// Whether a round holds its first caller's work open for the others to join: not with one
-/// caller, as in `benches/join.rs` (the work runs straight through).
-fn held(callers: usize) -> bool {
-    callers > 1
 }
 
 /// Requests sent before the `manager` and `coalescer` workloads wait for their results.

@@ -45,7 +45,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use group::{flat_group, quick_mode};
-use hold::{hold_if_armed, hold_while_gated};
+use hold::{held, hold_if_armed, hold_while_gated};
 
 const KEYS: [usize; 2] = [1, 8];
 
@@ -107,15 +107,6 @@ impl Runs {
             );
         }
     }
-}
-
-/// Whether the first caller's work is held open for the others to join. With one caller
-/// there is nobody to join: the work runs straight through, and the row times a start, the
-/// work and the result, with no hand-off to and from the bench's gate (for the blocking
-/// handler those were two more thread hand-offs, on top of the two that running the work on
-/// a worker takes).
-fn held(callers: usize) -> bool {
-    callers > 1
 }
 
 /// Checks that every key's callers all got their result: `per_key[k] == callers`.

@@ -9,6 +9,15 @@ use crossbeam_channel::{Receiver, Sender};
 use syncmgr::SyncSession;
 use tokio::sync::Semaphore;
 
+/// Whether the first caller's work is held open for the others to join. With one caller
+/// there is nobody to join: the work runs straight through, and the row times a start, the
+/// work and the result, with no hand-off to and from the bench's gate (for the blocking
+/// handler those were two more thread hand-offs, on top of the two that running the work on
+/// a worker takes).
+pub fn held(callers: usize) -> bool {
+    callers > 1
+}
+
 /// In a handler's `synchronize`: if the bench armed a gate, says so on `entered` and waits
 /// until the bench drops the gate's sender. A session that finds no gate armed goes straight
 /// on: the one caller's session at N = 1, which nothing holds, or one that should not have
