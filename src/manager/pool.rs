@@ -7,8 +7,15 @@
 //! other (`benches/manager.rs`, `stream_1_thread`, counted with `perf record -e
 //! sched:sched_switch`). Here one idle worker at a time spins briefly for the next job (a
 //! caller that makes one request after another then finds a worker awake, as it did with the
-//! channel), the others sleep until there is a job, and a job wakes one sleeper unless a spinning
-//! worker is there to take it.
+//! channel), the others sleep until there is a job.
+//!
+//! Waking is chained: a job wakes a sleeper only if no worker is already on its way to the
+//! queue (spinning, or woken and not yet back), and a worker that takes a job while more wait
+//! wakes the next sleeper before it runs its own. So a burst of jobs costs its sender one
+//! system call rather than one per job, and the workers wake each other as they go; every job
+//! still gets a worker of its own one wake-up after the one before it (sessions meant to run
+//! at once do). Eight sessions started at once, each woken by the caller, cost the caller
+//! eight wake-ups on two processors (`benches/join.rs`, eight keys, one caller each).
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -27,6 +34,10 @@ struct State<T> {
     sleeping: usize,
     /// A worker is spinning for the next job (at most one): it needs no wake-up.
     spinning: bool,
+    /// Sleepers woken for a job and not yet back under the lock: they are on their way, so
+    /// nobody else wakes another. At most `sleeping` (each wake-up, spurious or not, takes
+    /// one off both), so a count left by a wake that found nobody cannot stop later wakes.
+    notified: usize,
     /// Live receivers: with none left, `send` refuses.
     receivers: usize,
     /// The sender is gone: receivers take what is left, then stop.
@@ -47,6 +58,7 @@ pub(crate) fn queue<T>() -> (JobSender<T>, JobReceiver<T>) {
             jobs: VecDeque::new(),
             sleeping: 0,
             spinning: false,
+            notified: 0,
             receivers: 1,
             closed: false,
         }),
@@ -61,8 +73,8 @@ pub(crate) fn queue<T>() -> (JobSender<T>, JobReceiver<T>) {
 pub(crate) struct JobSender<T>(Arc<Queue<T>>);
 
 impl<T> JobSender<T> {
-    /// Queues a job and wakes a sleeping worker if there is one. Hands the job back when no
-    /// worker is left to take it.
+    /// Queues a job and wakes a sleeping worker if one must come for it (see [`must_wake`]).
+    /// Hands the job back when no worker is left to take it.
     pub fn send(&self, job: T) -> Result<(), T> {
         let mut state = self.0.state();
         if state.receivers == 0 {
@@ -70,7 +82,7 @@ impl<T> JobSender<T> {
         }
         state.jobs.push_back(job);
         self.0.queued.store(state.jobs.len(), Ordering::Release);
-        let wake = must_wake(state.sleeping, state.spinning, state.jobs.len());
+        let wake = state.wake_one_if_needed();
         drop(state);
         if wake {
             self.0.ready.notify_one();
@@ -79,11 +91,24 @@ impl<T> JobSender<T> {
     }
 }
 
-/// Whether a job just queued must wake a sleeping worker: yes if one sleeps, unless a
-/// spinning worker will take it. A spinner takes one job; any more need a sleeper, or they
-/// would wait for the spinner to finish its job (sessions meant to run at once would not).
-fn must_wake(sleeping: usize, spinning: bool, queued: usize) -> bool {
-    sleeping > 0 && (!spinning || queued > 1)
+impl<T> State<T> {
+    /// Counts a sleeper as woken if jobs wait that no worker is on its way to take. The
+    /// caller calls `notify_one` once the lock is released.
+    fn wake_one_if_needed(&mut self) -> bool {
+        let wake = must_wake(self.sleeping, self.spinning, self.notified, self.jobs.len());
+        if wake {
+            self.notified += 1;
+        }
+        wake
+    }
+}
+
+/// Whether jobs queued must wake a sleeping worker: yes if some job waits and a worker sleeps,
+/// unless one is already on its way (the spinner, or a sleeper woken before). That worker
+/// takes one job and wakes the next sleeper if more are left, so no job waits for another to
+/// finish.
+fn must_wake(sleeping: usize, spinning: bool, notified: usize, queued: usize) -> bool {
+    queued > 0 && sleeping > 0 && !spinning && notified == 0
 }
 
 impl<T> Drop for JobSender<T> {
@@ -105,6 +130,12 @@ impl<T> JobReceiver<T> {
         loop {
             if let Some(job) = state.jobs.pop_front() {
                 self.0.queued.store(state.jobs.len(), Ordering::Release);
+                // The next job gets a worker before this one runs: this job may run long.
+                let wake = state.wake_one_if_needed();
+                drop(state);
+                if wake {
+                    self.0.ready.notify_one();
+                }
                 return Some(job);
             }
             if state.closed {
@@ -128,6 +159,7 @@ impl<T> JobReceiver<T> {
                 .wait(state)
                 .unwrap_or_else(PoisonError::into_inner);
             state.sleeping -= 1;
+            state.notified = state.notified.saturating_sub(1);
         }
     }
 }
@@ -192,14 +224,92 @@ mod tests {
     }
 
     #[test]
-    fn a_job_wakes_a_sleeper_unless_the_spinner_takes_it() {
-        assert!(!must_wake(0, false, 1), "nobody sleeps");
-        assert!(must_wake(1, false, 1));
-        assert!(!must_wake(1, true, 1), "the spinner takes it");
+    fn a_job_wakes_a_sleeper_unless_a_worker_is_on_its_way() {
+        // (sleeping, spinning, notified, queued)
+        assert!(!must_wake(0, false, 0, 1), "nobody sleeps");
+        assert!(!must_wake(1, false, 0, 0), "no job waits");
+        assert!(must_wake(1, false, 0, 1));
+        assert!(!must_wake(1, true, 0, 1), "the spinner takes it");
+        assert!(!must_wake(2, false, 1, 2), "the woken sleeper takes it");
         assert!(
-            must_wake(1, true, 2),
-            "the second job of a spinner needs a sleeper"
+            !must_wake(2, true, 0, 2),
+            "the spinner takes the first and wakes a sleeper for the second"
         );
+    }
+
+    #[test]
+    fn a_burst_wakes_one_sleeper_and_each_taker_wakes_the_next() {
+        let (tx, rx) = queue::<u32>();
+        // Two sleepers, as two workers asleep on `ready` would count.
+        rx.0.state().sleeping = 2;
+        assert!(tx.send(1).is_ok());
+        assert!(tx.send(2).is_ok());
+        assert!(tx.send(3).is_ok());
+        assert_eq!(rx.0.state().notified, 1, "one wake-up for the burst");
+        // The woken sleeper comes back (as `recv` does after `wait`) and takes a job: more
+        // wait, so it wakes the next sleeper.
+        {
+            let mut state = rx.0.state();
+            state.sleeping -= 1;
+            state.notified -= 1;
+        }
+        assert_eq!(rx.recv(), Some(1));
+        assert_eq!(rx.0.state().notified, 1, "the taker woke the next sleeper");
+        {
+            let mut state = rx.0.state();
+            state.sleeping -= 1;
+            state.notified -= 1;
+        }
+        assert_eq!(rx.recv(), Some(2));
+        assert_eq!(rx.0.state().notified, 0, "nobody left asleep to wake");
+        assert_eq!(rx.recv(), Some(3));
+    }
+
+    /// Sessions meant to run at once do: each job of a burst gets a worker of its own while
+    /// the others still run, although the sender woke only one.
+    #[test]
+    fn every_job_of_a_burst_gets_a_worker_while_the_others_run() {
+        const JOBS: usize = 4;
+        let patience = std::time::Duration::from_secs(30);
+        let (tx, rx) = queue::<()>();
+        let (started_tx, started) = crossbeam_channel::unbounded();
+        let (open, gate) = crossbeam_channel::bounded::<()>(0);
+        let workers: Vec<_> = (0..JOBS)
+            .map(|_| {
+                let (rx, started_tx, gate) = (rx.clone(), started_tx.clone(), gate.clone());
+                std::thread::spawn(move || {
+                    while let Some(()) = rx.recv() {
+                        let _ = started_tx.send(());
+                        // Held until the test opens the gate (drops `open`).
+                        let _ = gate.recv();
+                    }
+                })
+            })
+            .collect();
+        // Every worker asleep first, so that only wake-ups can start the jobs (a worker
+        // still on its way to the queue would take one without being woken).
+        let asleep_by = std::time::Instant::now() + patience;
+        while rx.0.state().sleeping < JOBS {
+            assert!(
+                std::time::Instant::now() < asleep_by,
+                "the workers never slept"
+            );
+            std::thread::yield_now();
+        }
+        for _ in 0..JOBS {
+            assert!(tx.send(()).is_ok());
+        }
+        for n in 0..JOBS {
+            assert!(
+                started.recv_timeout(patience).is_ok(),
+                "job {n} never started while the others ran"
+            );
+        }
+        drop(open);
+        drop(tx);
+        for worker in workers {
+            assert!(worker.join().is_ok());
+        }
     }
 
     #[test]
