@@ -16,7 +16,8 @@ use crate::time::Time;
 /// of every manager using it that became due: the engine's decisions (a session started, a
 /// retry scheduled, a request issued) are made by then. The sessions themselves run on the
 /// manager's workers as usual, so wait for their results with tickets or notifications.
-/// Clones share one time.
+/// A timer set for the clock's current time (a retry or debounce of zero) needs no advance:
+/// it runs at once, as it would on the real clock. Clones share one time.
 ///
 /// ```
 /// use std::time::Duration;

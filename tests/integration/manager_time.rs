@@ -181,3 +181,42 @@ fn an_expedited_request_runs_at_once_and_a_bad_policy_is_refused() {
         }
     ));
 }
+
+/// Timers a step sets for its own instant need no time to pass: a retry with no backoff and
+/// a debounce with no quiet time run on a manual clock that nobody advances, as they would at
+/// once on the real clock.
+#[test]
+fn zero_delays_run_without_an_advance_of_the_manual_clock() {
+    let clock = ManualClock::new();
+    let world = World::built(SyncManager::builder().clock(clock.clone()));
+    let (mail, mail_sessions) = Driven::new(&["outbox"]);
+    world.register(
+        "mail",
+        mail.with_sync_policy(SyncPolicy::default().retry(Retry::exponential(
+            2,
+            Duration::ZERO,
+            Duration::ZERO,
+        ))),
+    );
+    let (notes, notes_sessions) = Driven::new(&["todo"]);
+    world.register(
+        "notes",
+        notes.with_sync_policy(SyncPolicy::default().debounce(Duration::ZERO, Duration::ZERO)),
+    );
+
+    let send = world.start("mail", &["outbox"]);
+    let session = next_session(&mail_sessions);
+    session.report(&["outbox"], ProgressStatus::Failed);
+    session.end(Finish::Return);
+    let retry = next_session(&mail_sessions);
+    assert_eq!(retry.names(), ["outbox"]);
+    retry.succeed_all();
+    let sent = result(&send);
+    assert_eq!(sent.status, Outcome::Succeeded);
+    assert_eq!(sent.attempts_of(&ItemId::new("outbox").unwrap()), Some(2));
+
+    let edit = world.start("notes", &["todo"]);
+    next_session(&notes_sessions).succeed_all();
+    assert_eq!(result(&edit).status, Outcome::Succeeded);
+    assert_eq!(clock.now(), Time::ZERO, "no time passed");
+}

@@ -176,6 +176,7 @@ impl Scheduler {
             }
             step(self);
             self.carry_out();
+            self.run_due(now);
         })
         .is_err()
         {
@@ -189,6 +190,26 @@ impl Scheduler {
         }
         self.link.note_keeps_time(self.engine.keeps_time());
         self.wake_if_sooner();
+    }
+
+    /// Runs the timers a step set for its own instant (a zero delay: a retry, a debounce
+    /// window): they are due already. A real clock's scheduler thread would wake for them at
+    /// once; a manual clock would hold them until its next `advance`, though no time has to
+    /// pass. A round can set another timer of the same instant (a schedule's tick makes a
+    /// request that a zero debounce holds), hence a few rounds; the bound only guards the
+    /// loop, and a timer still due after it waits for the next step.
+    fn run_due(&mut self, now: Option<Time>) {
+        const ROUNDS: usize = 4;
+        let Some(now) = now.or_else(|| self.engine.keeps_time().then(|| self.clock.now())) else {
+            return;
+        };
+        for _ in 0..ROUNDS {
+            if self.engine.next_deadline().is_none_or(|due| due > now) {
+                return;
+            }
+            let _ = self.engine.poll(now);
+            self.carry_out();
+        }
     }
 
     /// Once a step has panicked (a bug in this crate) nothing will deliver the open requests'
