@@ -73,6 +73,12 @@ impl std::fmt::Debug for Link {
 }
 
 impl Link {
+    /// The scheduler, for white-box tests that run a step by hand.
+    #[cfg(test)]
+    pub fn scheduler_for_test(&self) -> Option<Arc<Mutex<Scheduler>>> {
+        self.0.scheduler.upgrade()
+    }
+
     pub fn new(commands: Sender<Command>, scheduler: Weak<Mutex<Scheduler>>, clock: Clock) -> Link {
         Link(Arc::new(LinkTo {
             commands,

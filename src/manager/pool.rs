@@ -14,8 +14,9 @@
 //! wakes the next sleeper before it runs its own. So a burst of jobs costs its sender one
 //! system call rather than one per job, and the workers wake each other as they go; every job
 //! still gets a worker of its own one wake-up after the one before it (sessions meant to run
-//! at once do). Eight sessions started at once, each woken by the caller, cost the caller
-//! eight wake-ups on two processors (`benches/join.rs`, eight keys, one caller each).
+//! at once do). Before, a job woke a sleeper whenever the spinner could not take it, so a caller
+//! starting eight sessions at once made eight wake-ups, under the scheduler's lock, for eight
+//! workers on two processors (`benches/join.rs`, eight keys, one caller each).
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -195,14 +195,19 @@ impl Scheduler {
     /// Runs the timers a step set for its own instant (a zero delay: a retry, a debounce
     /// window): they are due already. A real clock's scheduler thread would wake for them at
     /// once; a manual clock would hold them until its next `advance`, though no time has to
-    /// pass. A round can set another timer of the same instant (a schedule's tick makes a
-    /// request that a zero debounce holds), hence a few rounds; the bound only guards the
-    /// loop, and a timer still due after it waits for the next step.
+    /// pass. `poll` runs everything due by its time, timers it sets meanwhile included (a
+    /// tick's request held by a zero debounce); another round is needed only when carrying
+    /// out its actions sets one more (a session that cannot start ends failed at once, and
+    /// may retry at once). The bound only guards the loop.
     fn run_due(&mut self, now: Option<Time>) {
         const ROUNDS: usize = 4;
         let Some(now) = now.or_else(|| self.engine.keeps_time().then(|| self.clock.now())) else {
             return;
         };
+        // The step's timers were set at the engine's time, which may be ahead of the time the
+        // caller read before it took the lock (a manual clock advanced in between). Polling
+        // there moves no time forward.
+        let now = now.max(self.engine.now());
         for _ in 0..ROUNDS {
             if self.engine.next_deadline().is_none_or(|due| due > now) {
                 return;
@@ -593,6 +598,78 @@ mod tests {
         ControlFlags, Error, HandlerError, ItemId, Outcome, SyncControlFlags, SyncHandler,
         SyncItem, SyncManager, SyncPolicy, SyncSession,
     };
+
+    /// A caller reads the clock before it takes the lock. A manual clock advanced in between
+    /// leaves the engine ahead of the time the caller's step is given, and the zero-delay retry
+    /// that step sets is due at the engine's time, the clock's: it runs with no further
+    /// advance. (Found by review: `run_due` compared with the caller's time.)
+    #[test]
+    fn a_step_given_a_stale_time_runs_the_zero_delay_retry_it_set() {
+        use crate::cause::Cause;
+        use crate::engine::{SessionEnd, SessionId};
+        use crate::manager::command::Command;
+        use crate::{ManualClock, Retry};
+
+        /// Says which session started, then fails once the test lets it go.
+        struct Failing(crossbeam_channel::Sender<SessionId>, Receiver<()>);
+        impl SyncHandler for Failing {
+            fn items(&self) -> Vec<SyncItem> {
+                vec![SyncItem::new("one", "One").unwrap()]
+            }
+            fn synchronize(&self, _: &[ItemId], s: &SyncSession) -> Result<(), HandlerError> {
+                let _ = self.0.send(s.id());
+                let _ = self.1.recv();
+                Err("late".into())
+            }
+        }
+        let patience = Duration::from_secs(10);
+        let clock = ManualClock::new();
+        let manager = SyncManager::builder()
+            .clock(clock.clone())
+            .shutdown_grace(Duration::ZERO)
+            .build()
+            .unwrap();
+        let (started_tx, started) = crossbeam_channel::unbounded();
+        let (go, gate) = crossbeam_channel::bounded::<()>(0);
+        manager
+            .register_handler("h", Arc::new(Failing(started_tx, gate)), ControlFlags::WAIT)
+            .unwrap();
+        let zero = Retry::exponential(3, Duration::ZERO, Duration::ZERO);
+        manager
+            .set_sync_policy("h", SyncPolicy::default().retry(zero))
+            .unwrap();
+        let _ticket = manager
+            .start_handler_sync("h", SyncControlFlags::NONE, None)
+            .unwrap();
+        let first = started.recv_timeout(patience).unwrap();
+
+        // The worker's end of session, as if it had read the clock before the advance.
+        let stale = clock.now();
+        clock.advance(Duration::from_secs(1));
+        let scheduler = manager.core().link.scheduler_for_test().unwrap();
+        let after = {
+            let mut s = super::lock(&scheduler);
+            let end = Command::SessionFinished {
+                session: first,
+                end: SessionEnd::Failed(Cause::new("boom")),
+            };
+            let ran = s.run_here(Some(stale), end, super::Scheduler::apply);
+            assert!(matches!(ran, Ran::Done(None)));
+            s.after_unlock()
+        };
+        after.run();
+        drop(scheduler);
+
+        // Nothing advances the clock again: the retry must start on its own. (The timeout
+        // is a guard; without the fix the test waits it out and fails.)
+        let retried = started.recv_timeout(patience).is_ok();
+        drop(go);
+        manager.shutdown();
+        assert!(
+            retried,
+            "the retry due at the clock's time waited for an advance"
+        );
+    }
 
     /// A handler of one item whose sessions wait until the test drops the sender.
     struct Held(Receiver<()>);
