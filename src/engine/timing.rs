@@ -29,6 +29,10 @@ impl Engine {
     /// fixed order): debounce windows close, backoffs end, schedules tick. Returns how many
     /// fired. A time older than the last one seen counts as the last one seen. Between
     /// polls nothing fires: a timer fires in the first poll at or after its time.
+    ///
+    /// A timer at [`Time::MAX`] never fires: its time saturated, so it stands for "never",
+    /// as `Time::MAX` does everywhere. (A schedule polled at `Time::MAX` would otherwise
+    /// tick at `Time::MAX` again and again, in one poll that never returned.)
     pub fn poll(&mut self, now: Time) -> usize {
         self.now = self.now.max(now);
         let mut fired = 0;
@@ -38,7 +42,7 @@ impl Engine {
         // waiting request first); then the instant's ticks make their requests (timers of
         // one instant fire in `Timer` order: windows, backoffs, ticks).
         let mut ready: Vec<HandlerKey> = Vec::new();
-        while let Some(instant) = self.timers.next().filter(|&t| t <= self.now) {
+        while let Some(instant) = self.next_deadline().filter(|&t| t <= self.now) {
             while let Some((due, timer)) = self.timers.pop_due(instant) {
                 if let Timer::Tick(_) = timer {
                     self.schedule_ready(&mut ready);
@@ -92,9 +96,11 @@ impl Engine {
     }
 
     /// When the engine next needs a [`poll`](Engine::poll), if it waits for anything. A shell
-    /// sleeps until then (or until its next input): O(log n) in the number of timers.
+    /// sleeps until then (or until its next input): O(log n) in the number of timers. Timers
+    /// at [`Time::MAX`] never fire, so they are not reported: a shell that jumps to the next
+    /// deadline never jumps to the end of time over and over.
     pub fn next_deadline(&self) -> Option<Time> {
-        self.timers.next()
+        self.timers.next().filter(|&t| t < Time::MAX)
     }
 
     /// A handler's sync policy.

@@ -220,3 +220,28 @@ fn zero_delays_run_without_an_advance_of_the_manual_clock() {
     assert_eq!(result(&edit).status, Outcome::Succeeded);
     assert_eq!(clock.now(), Time::ZERO, "no time passed");
 }
+
+/// `advance` saturates, as its doc says: advancing a manual clock by `Duration::MAX` with a
+/// schedule set returns (the schedule ticks once; its next tick, at `Time::MAX`, means never).
+#[test]
+fn advancing_to_the_end_of_time_returns() {
+    let clock = ManualClock::new();
+    let world = World::built(SyncManager::builder().clock(clock.clone()));
+    let (photos, photo_sessions) = Driven::new(&["camera"]);
+    world.register(
+        "photos",
+        photos.with_sync_policy(SyncPolicy::default().every(mins(15))),
+    );
+    let (done, advanced) = crossbeam_channel::bounded(1);
+    let advancing = clock.clone();
+    std::thread::spawn(move || {
+        advancing.advance(Duration::MAX);
+        let _ = done.send(());
+    });
+    assert!(
+        advanced.recv_timeout(crate::common::PATIENCE).is_ok(),
+        "advance(Duration::MAX) returns"
+    );
+    assert_eq!(clock.now(), Time::MAX);
+    next_session(&photo_sessions).succeed_all();
+}

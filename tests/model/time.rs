@@ -192,9 +192,14 @@ impl Model {
         self.now
     }
 
-    /// The earliest deadline, if the model waits for any.
+    /// The earliest deadline, if the model waits for any. A deadline at `Time::MAX` is
+    /// "never" (its time saturated): not one.
     pub fn next_deadline(&self) -> Option<Time> {
-        self.timers().into_iter().map(|(due, _)| due).min()
+        self.timers()
+            .into_iter()
+            .map(|(due, _)| due)
+            .filter(|due| *due < Time::MAX)
+            .min()
     }
 
     /// Every deadline, listed afresh from the state.
@@ -237,7 +242,7 @@ impl Model {
                 .timers()
                 .into_iter()
                 .map(|(due, _)| due)
-                .filter(|due| *due <= now)
+                .filter(|due| *due <= now && *due < Time::MAX)
                 .min()
             else {
                 return fired;

@@ -367,6 +367,30 @@ fn a_schedule_ticks_skips_while_open_and_never_piles_up() {
     assert_eq!(e.next_deadline(), Some(at(780)));
 }
 
+/// `Time::MAX` stands for "never": a schedule polled there ticks once (the tick due at 60 s)
+/// and its next tick, which saturates to `Time::MAX`, never fires, so the poll returns and no
+/// deadline is left to jump to. (Before, the tick fired at `Time::MAX` again and again and
+/// the poll never returned; the test runs it on a thread so that it fails rather than hangs.)
+#[test]
+fn polling_at_the_end_of_time_returns_and_leaves_no_deadline() {
+    let (done, outcome) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut e = timed(SyncPolicy::default().every(secs(60)));
+        let fired = e.poll(Time::MAX);
+        let issued = actions(&mut e)
+            .iter()
+            .filter(|a| matches!(a, Action::Issued { .. }))
+            .count();
+        let _ = done.send((fired, issued, e.next_deadline(), e.check_consistency()));
+    });
+    let (fired, issued, next, consistent) = outcome
+        .recv_timeout(Duration::from_secs(10))
+        .expect("poll(Time::MAX) returns");
+    assert_eq!((fired, issued), (1, 1));
+    assert_eq!(next, None);
+    assert_eq!(consistent, Ok(()));
+}
+
 #[test]
 fn ticks_of_an_inactive_handler_issue_nothing_and_flex_stays_in_range() {
     let mut e = timed(SyncPolicy::default().every_with_flex(secs(60), secs(30)));
