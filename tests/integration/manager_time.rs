@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use syncmgr::*;
 
-use crate::common::{Driven, Finish, World, next_session, result};
+use crossbeam_channel::Receiver;
+
+use crate::common::{Driven, Finish, Running, World, next_session, result};
 
 fn secs(n: u64) -> Duration {
     Duration::from_secs(n)
@@ -15,6 +17,25 @@ fn secs(n: u64) -> Duration {
 
 fn mins(n: u64) -> Duration {
     secs(60 * n)
+}
+
+/// A manager on a manual clock of its own, at `Time::ZERO`.
+fn on_a_manual_clock() -> (ManualClock, World) {
+    let clock = ManualClock::new();
+    let world = World::built(SyncManager::builder().clock(clock.clone()));
+    (clock, world)
+}
+
+/// A handler driven by the test, with these items and this policy.
+fn register_timed(
+    world: &World,
+    name: &str,
+    items: &[&str],
+    policy: SyncPolicy,
+) -> Receiver<Running> {
+    let (handler, sessions) = Driven::new(items);
+    world.register(name, handler.with_sync_policy(policy));
+    sessions
 }
 
 fn started(notes: &[Notification]) -> usize {
@@ -26,30 +47,26 @@ fn started(notes: &[Notification]) -> usize {
 
 #[test]
 fn a_day_of_debounce_retries_schedules_and_triggers_on_a_manual_clock() {
-    let clock = ManualClock::new();
-    let world = World::built(SyncManager::builder().clock(clock.clone()));
-    let (notes_handler, notes_sessions) = Driven::new(&["todo", "journal"]);
-    world.register(
+    let (clock, world) = on_a_manual_clock();
+    let notes_sessions = register_timed(
+        &world,
         "notes",
-        notes_handler.with_sync_policy(
-            SyncPolicy::default()
-                .debounce(secs(30), mins(2))
-                .on(Trigger::Connect),
-        ),
+        &["todo", "journal"],
+        SyncPolicy::default()
+            .debounce(secs(30), mins(2))
+            .on(Trigger::Connect),
     );
-    let (mail, mail_sessions) = Driven::new(&["inbox", "outbox"]);
-    world.register(
+    let mail_sessions = register_timed(
+        &world,
         "mail",
-        mail.with_sync_policy(SyncPolicy::default().retry(Retry::exponential(
-            3,
-            mins(5),
-            mins(60),
-        ))),
+        &["inbox", "outbox"],
+        SyncPolicy::default().retry(Retry::exponential(3, mins(5), mins(60))),
     );
-    let (photos, photo_sessions) = Driven::new(&["camera"]);
-    world.register(
+    let photo_sessions = register_timed(
+        &world,
         "photos",
-        photos.with_sync_policy(SyncPolicy::default().every(mins(15))),
+        &["camera"],
+        SyncPolicy::default().every(mins(15)),
     );
     let _ = world.happened();
 
@@ -157,12 +174,12 @@ fn a_day_of_debounce_retries_schedules_and_triggers_on_a_manual_clock() {
 
 #[test]
 fn an_expedited_request_runs_at_once_and_a_bad_policy_is_refused() {
-    let clock = ManualClock::new();
-    let world = World::built(SyncManager::builder().clock(clock.clone()));
-    let (notes, sessions) = Driven::new(&["todo"]);
-    world.register(
+    let (_clock, world) = on_a_manual_clock();
+    let sessions = register_timed(
+        &world,
         "notes",
-        notes.with_sync_policy(SyncPolicy::default().debounce(mins(1), mins(5))),
+        &["todo"],
+        SyncPolicy::default().debounce(mins(1), mins(5)),
     );
     let ticket = world
         .manager
@@ -187,21 +204,18 @@ fn an_expedited_request_runs_at_once_and_a_bad_policy_is_refused() {
 /// once on the real clock.
 #[test]
 fn zero_delays_run_without_an_advance_of_the_manual_clock() {
-    let clock = ManualClock::new();
-    let world = World::built(SyncManager::builder().clock(clock.clone()));
-    let (mail, mail_sessions) = Driven::new(&["outbox"]);
-    world.register(
+    let (clock, world) = on_a_manual_clock();
+    let mail_sessions = register_timed(
+        &world,
         "mail",
-        mail.with_sync_policy(SyncPolicy::default().retry(Retry::exponential(
-            2,
-            Duration::ZERO,
-            Duration::ZERO,
-        ))),
+        &["outbox"],
+        SyncPolicy::default().retry(Retry::exponential(2, Duration::ZERO, Duration::ZERO)),
     );
-    let (notes, notes_sessions) = Driven::new(&["todo"]);
-    world.register(
+    let notes_sessions = register_timed(
+        &world,
         "notes",
-        notes.with_sync_policy(SyncPolicy::default().debounce(Duration::ZERO, Duration::ZERO)),
+        &["todo"],
+        SyncPolicy::default().debounce(Duration::ZERO, Duration::ZERO),
     );
 
     let send = world.start("mail", &["outbox"]);
@@ -225,12 +239,12 @@ fn zero_delays_run_without_an_advance_of_the_manual_clock() {
 /// schedule set returns (the schedule ticks once; its next tick, at `Time::MAX`, means never).
 #[test]
 fn advancing_to_the_end_of_time_returns() {
-    let clock = ManualClock::new();
-    let world = World::built(SyncManager::builder().clock(clock.clone()));
-    let (photos, photo_sessions) = Driven::new(&["camera"]);
-    world.register(
+    let (clock, world) = on_a_manual_clock();
+    let photo_sessions = register_timed(
+        &world,
         "photos",
-        photos.with_sync_policy(SyncPolicy::default().every(mins(15))),
+        &["camera"],
+        SyncPolicy::default().every(mins(15)),
     );
     let (done, advanced) = crossbeam_channel::bounded(1);
     let advancing = clock.clone();
