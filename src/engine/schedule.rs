@@ -21,6 +21,12 @@ impl Engine {
         if self.shut_down {
             return;
         }
+        // Nobody waits for a slot: `key` has no one to rank against (the common case at the
+        // end of a session), and the set is left alone.
+        if self.waiting_for_slot.is_empty() {
+            self.schedule_handler(key);
+            return;
+        }
         self.waiting_for_slot.insert(key);
         while self.sessions.len() < self.config.max_sessions {
             let handlers = &self.handlers;
