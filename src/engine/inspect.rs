@@ -13,6 +13,7 @@ use super::{Engine, RequestId, SessionId};
 use crate::flags::{HandlerCapabilities, HandlerPolicies, ItemCapabilities, ProgressStatus};
 use crate::id::{HandlerId, ItemId};
 use crate::result::Outcome;
+use crate::time::Time;
 use std::time::Duration;
 
 /// A copy of one handler's state.
@@ -535,8 +536,13 @@ impl Engine {
             Some(_) if h.removed || h.policy.schedule.is_none() => {
                 fail(format!("{}: ticker with no live schedule", h.id))
             }
-            // Shutdown stops every schedule.
-            None if !h.removed && h.policy.schedule.is_some() && !self.shut_down => {
+            // Shutdown stops every schedule, and so does the end of time (`Time::MAX`: no
+            // tick comes after it).
+            None if !h.removed
+                && h.policy.schedule.is_some()
+                && !self.shut_down
+                && self.now < Time::MAX =>
+            {
                 fail(format!("{}: schedule with no ticker", h.id))
             }
             _ => Ok(()),

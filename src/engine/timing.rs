@@ -28,11 +28,9 @@ impl Engine {
     /// Tells the engine the time and fires every timer due by then, oldest first (ties in a
     /// fixed order): debounce windows close, backoffs end, schedules tick. Returns how many
     /// fired. A time older than the last one seen counts as the last one seen. Between
-    /// polls nothing fires: a timer fires in the first poll at or after its time.
-    ///
-    /// A timer at [`Time::MAX`] never fires: its time saturated, so it stands for "never",
-    /// as `Time::MAX` does everywhere. (A schedule polled at `Time::MAX` would otherwise
-    /// tick at `Time::MAX` again and again, in one poll that never returned.)
+    /// polls nothing fires: a timer fires in the first poll at or after its time. Time
+    /// saturates at [`Time::MAX`], where schedules end (no tick comes after it); debounce
+    /// windows and backoffs that saturate there still end, in the first poll at it.
     pub fn poll(&mut self, now: Time) -> usize {
         self.now = self.now.max(now);
         let mut fired = 0;
@@ -42,7 +40,7 @@ impl Engine {
         // waiting request first); then the instant's ticks make their requests (timers of
         // one instant fire in `Timer` order: windows, backoffs, ticks).
         let mut ready: Vec<HandlerKey> = Vec::new();
-        while let Some(instant) = self.next_deadline().filter(|&t| t <= self.now) {
+        while let Some(instant) = self.timers.next().filter(|&t| t <= self.now) {
             while let Some((due, timer)) = self.timers.pop_due(instant) {
                 if let Timer::Tick(_) = timer {
                     self.schedule_ready(&mut ready);
@@ -96,11 +94,9 @@ impl Engine {
     }
 
     /// When the engine next needs a [`poll`](Engine::poll), if it waits for anything. A shell
-    /// sleeps until then (or until its next input): O(log n) in the number of timers. Timers
-    /// at [`Time::MAX`] never fire, so they are not reported: a shell that jumps to the next
-    /// deadline never jumps to the end of time over and over.
+    /// sleeps until then (or until its next input): O(log n) in the number of timers.
     pub fn next_deadline(&self) -> Option<Time> {
-        self.timers.next().filter(|&t| t < Time::MAX)
+        self.timers.next()
     }
 
     /// A handler's sync policy.
@@ -359,7 +355,8 @@ impl Engine {
     }
 
     /// A schedule's tick: set the next one (the first after now: ticks missed between polls
-    /// do not pile up), then issue a request unless the last tick's is still open.
+    /// do not pile up; none once time has reached `Time::MAX`), then issue a request unless
+    /// the last tick's is still open.
     fn tick(&mut self, key: HandlerKey, due: Time) {
         let (now, seed) = (self.now, self.config.seed);
         let Some(h) = self.handlers.get_mut(&key) else {
@@ -374,8 +371,14 @@ impl Engine {
         let elapsed = now.saturating_since(t.start).as_nanos() / s.every.as_nanos();
         t.k = u64::try_from(elapsed).unwrap_or(u64::MAX).saturating_add(1);
         t.due = tick_time(h, key, seed, t.start, t.k);
-        self.timers.set(t.due, Timer::Tick(key));
-        h.ticker = Some(t);
+        if t.due > now {
+            self.timers.set(t.due, Timer::Tick(key));
+            h.ticker = Some(t);
+        } else {
+            // Time has ended (`Time::MAX`): no tick comes after now, and one set for now would
+            // fire again in this same poll, for ever. The schedule ends with this tick.
+            h.ticker = None;
+        }
         if let Some(open) = h.scheduled {
             let handler = h.id.clone();
             self.actions

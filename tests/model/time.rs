@@ -192,14 +192,9 @@ impl Model {
         self.now
     }
 
-    /// The earliest deadline, if the model waits for any. A deadline at `Time::MAX` is
-    /// "never" (its time saturated): not one.
+    /// The earliest deadline, if the model waits for any.
     pub fn next_deadline(&self) -> Option<Time> {
-        self.timers()
-            .into_iter()
-            .map(|(due, _)| due)
-            .filter(|due| *due < Time::MAX)
-            .min()
+        self.timers().into_iter().map(|(due, _)| due).min()
     }
 
     /// Every deadline, listed afresh from the state.
@@ -242,7 +237,7 @@ impl Model {
                 .timers()
                 .into_iter()
                 .map(|(due, _)| due)
-                .filter(|due| *due <= now && *due < Time::MAX)
+                .filter(|due| *due <= now)
                 .min()
             else {
                 return fired;
@@ -486,6 +481,10 @@ impl Model {
         let t = self.handlers[h].ticker.as_mut().unwrap();
         let elapsed = self.now.saturating_since(t.start).as_nanos() / every.as_nanos();
         t.k = u64::try_from(elapsed).unwrap_or(u64::MAX).saturating_add(1);
+        // At `Time::MAX` no tick comes after now: the schedule ends with this one.
+        if t.start + times(every, t.k) <= self.now {
+            self.handlers[h].ticker = None;
+        }
         if let Some(open) = self.open_scheduled(h) {
             let handler = self.handlers[h].id.clone();
             self.actions.push(MAction::TickSkipped { handler, open });

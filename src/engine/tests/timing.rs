@@ -367,27 +367,43 @@ fn a_schedule_ticks_skips_while_open_and_never_piles_up() {
     assert_eq!(e.next_deadline(), Some(at(780)));
 }
 
-/// `Time::MAX` stands for "never": a schedule polled there ticks once (the tick due at 60 s)
-/// and its next tick, which saturates to `Time::MAX`, never fires, so the poll returns and no
-/// deadline is left to jump to. (Before, the tick fired at `Time::MAX` again and again and
-/// the poll never returned; the test runs it on a thread so that it fails rather than hangs.)
+/// At `Time::MAX` no tick comes after now: a schedule polled there ticks once (the tick due
+/// at 60 s) and ends, so the poll returns. One-off timers still fire there: the tick's request,
+/// held by a zero debounce until `Time::MAX`, starts its session in the same poll. (Before,
+/// the tick fired at `Time::MAX` again and again and the poll never returned; the test runs it
+/// on a thread so that it fails rather than hangs.)
 #[test]
-fn polling_at_the_end_of_time_returns_and_leaves_no_deadline() {
+fn polling_at_the_end_of_time_ticks_once_and_still_fires_one_off_timers() {
     let (done, outcome) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        let mut e = timed(SyncPolicy::default().every(secs(60)));
+        let policy = SyncPolicy::default()
+            .every(secs(60))
+            .debounce(Duration::ZERO, Duration::ZERO);
+        let mut e = timed(policy);
         let fired = e.poll(Time::MAX);
-        let issued = actions(&mut e)
+        let out = actions(&mut e);
+        let issued = out
             .iter()
             .filter(|a| matches!(a, Action::Issued { .. }))
             .count();
-        let _ = done.send((fired, issued, e.next_deadline(), e.check_consistency()));
+        let started = starts(&out).len();
+        let _ = done.send((
+            fired,
+            issued,
+            started,
+            e.next_deadline(),
+            e.check_consistency(),
+        ));
     });
-    let (fired, issued, next, consistent) = outcome
+    let (fired, issued, started, next, consistent) = outcome
         .recv_timeout(Duration::from_secs(10))
         .expect("poll(Time::MAX) returns");
-    assert_eq!((fired, issued), (1, 1));
-    assert_eq!(next, None);
+    assert_eq!(
+        (fired, issued, started),
+        (2, 1, 1),
+        "the tick, then its debounce"
+    );
+    assert_eq!(next, None, "the schedule has ended");
     assert_eq!(consistent, Ok(()));
 }
 
