@@ -51,10 +51,11 @@ impl Engine {
         }
     }
 
-    /// [`Engine::schedule`] after a change that can only have made handler `key` ready (a
-    /// request for it was queued): every other handler was already as far as it could go, so
-    /// there is nobody to rank against and no need to look at them. If the global limit
-    /// keeps it from starting, it waits for a slot with the others.
+    /// [`Engine::schedule`] when `key` has nobody to rank against: after a change that can
+    /// only have made it ready (a request for it was queued), every other handler being as far
+    /// as it could go, or after any change while no handler waits for a slot (`schedule`
+    /// comes here then). If the global limit keeps it from starting, it waits for a slot with
+    /// the others.
     pub(super) fn schedule_handler(&mut self, key: HandlerKey) {
         if self.shut_down {
             return;
