@@ -355,30 +355,19 @@ fn join_async(callers: usize, rounds: usize) {
         .register_async_handler("h", gated, rt.handle().clone(), ControlFlags::WAIT)
         .expect("the handler registers");
     let handler = HandlerId::new("h").expect("a valid ID");
-    let started = Instant::now();
-    let mut succeeded = 0;
-    for round in 0..rounds {
-        let running = || runs.load(Ordering::SeqCst) > round;
-        succeeded += rt.block_on(async_round(callers, running, |gate| {
-            let (manager, handler, id) = (manager.clone(), handler.clone(), id.clone());
-            async move {
-                let mut request = SyncRequest::handler(handler)
-                    .items([&*id])
-                    .flags(SyncControlFlags::IGNORE_IF_ALREADY_SYNCING);
-                if let Some(gate) = gate {
-                    request = request.context(gate);
-                }
-                let ticket = manager.request(request).expect("accepted");
-                (&ticket).await.status == Outcome::Succeeded
+    async_rounds(&rt, "join_async", callers, rounds, &runs, |gate| {
+        let (manager, handler, id) = (manager.clone(), handler.clone(), id.clone());
+        async move {
+            let mut request = SyncRequest::handler(handler)
+                .items([&*id])
+                .flags(SyncControlFlags::IGNORE_IF_ALREADY_SYNCING);
+            if let Some(gate) = gate {
+                request = request.context(gate);
             }
-        }));
-    }
-    assert_eq!(succeeded, callers * rounds);
-    assert_eq!(runs.load(Ordering::SeqCst), rounds, "one session a round");
-    println!(
-        "join_async: {rounds} rounds of {callers} callers, {:?}",
-        started.elapsed()
-    );
+            let ticket = manager.request(request).expect("accepted");
+            (&ticket).await.status == Outcome::Succeeded
+        }
+    });
 }
 
 /// `rounds` rounds of `benches/join.rs`'s `singleflight_async` row on one key.
@@ -387,25 +376,42 @@ fn singleflight(callers: usize, rounds: usize) {
     let group = Arc::new(singleflight_async::SingleFlight::<Arc<str>, u64>::new());
     let key: Arc<str> = Arc::from("key-0");
     let runs = Arc::new(AtomicUsize::new(0));
+    async_rounds(&rt, "singleflight", callers, rounds, &runs, |gate| {
+        let (group, key, runs) = (group.clone(), key.clone(), runs.clone());
+        async move {
+            let value = group
+                .work(key, || async move {
+                    runs.fetch_add(1, Ordering::SeqCst);
+                    if let Some(gate) = gate {
+                        let _permit = gate.acquire().await.expect("the gate is never closed");
+                    }
+                    7
+                })
+                .await;
+            value == 7
+        }
+    });
+}
+
+/// `rounds` rounds of `async_round` on `rt`, each started once the one before has ended.
+/// Checks that every caller got its result and that the work (counted in `runs`) ran once a
+/// round, then prints the time taken under `name`.
+fn async_rounds<F, Fut>(
+    rt: &Runtime,
+    name: &str,
+    callers: usize,
+    rounds: usize,
+    runs: &AtomicUsize,
+    call: F,
+) where
+    F: Fn(Option<Arc<Semaphore>>) -> Fut,
+    Fut: Future<Output = bool> + Send + 'static,
+{
     let started = Instant::now();
     let mut succeeded = 0;
     for round in 0..rounds {
         let running = || runs.load(Ordering::SeqCst) > round;
-        succeeded += rt.block_on(async_round(callers, running, |gate| {
-            let (group, key, runs) = (group.clone(), key.clone(), runs.clone());
-            async move {
-                let value = group
-                    .work(key, || async move {
-                        runs.fetch_add(1, Ordering::SeqCst);
-                        if let Some(gate) = gate {
-                            let _permit = gate.acquire().await.expect("the gate is never closed");
-                        }
-                        7
-                    })
-                    .await;
-                value == 7
-            }
-        }));
+        succeeded += rt.block_on(async_round(callers, running, &call));
     }
     assert_eq!(succeeded, callers * rounds);
     assert_eq!(
@@ -414,7 +420,7 @@ fn singleflight(callers: usize, rounds: usize) {
         "the work ran once a round"
     );
     println!(
-        "singleflight: {rounds} rounds of {callers} callers, {:?}",
+        "{name}: {rounds} rounds of {callers} callers, {:?}",
         started.elapsed()
     );
 }
