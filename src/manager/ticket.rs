@@ -338,17 +338,9 @@ impl SyncTicket {
         if self.slot.spin_for_result(None) {
             return self.settled();
         }
-        let mut waiting = self.slot.waiting();
-        waiting.sleepers += 1;
-        while !self.slot.is_finished() {
-            waiting = self
-                .slot
-                .done
-                .wait(waiting)
-                .unwrap_or_else(PoisonError::into_inner);
-        }
-        waiting.sleepers -= 1;
-        self.settled_in(&waiting)
+        // With no deadline the sleep ends only with the result.
+        self.sleep_for_result(None)
+            .unwrap_or_else(|| self.settled())
     }
 
     /// Blocks until the result is known or `timeout` passes.
@@ -363,20 +355,34 @@ impl SyncTicket {
         if self.slot.spin_for_result(Some(deadline)) {
             return Some(self.settled());
         }
+        self.sleep_for_result(Some(deadline))
+    }
+
+    /// Sleeps on the slot's condition variable until the result is known (`finish` notifies
+    /// sleepers counted under the lock) or `deadline` passes (`None`).
+    fn sleep_for_result(&self, deadline: Option<Instant>) -> Option<RequestResult> {
         let mut waiting = self.slot.waiting();
         waiting.sleepers += 1;
         while !self.slot.is_finished() {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                waiting.sleepers -= 1;
-                return None;
-            }
-            waiting = self
-                .slot
-                .done
-                .wait_timeout(waiting, left)
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
+            waiting = match deadline {
+                None => self
+                    .slot
+                    .done
+                    .wait(waiting)
+                    .unwrap_or_else(PoisonError::into_inner),
+                Some(deadline) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        waiting.sleepers -= 1;
+                        return None;
+                    }
+                    self.slot
+                        .done
+                        .wait_timeout(waiting, left)
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .0
+                }
+            };
         }
         waiting.sleepers -= 1;
         Some(self.settled_in(&waiting))
