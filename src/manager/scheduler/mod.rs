@@ -169,7 +169,7 @@ impl Scheduler {
     /// `None` if the caller saw that the engine keeps no time (then the clock is read here
     /// only if it has begun to keep time meanwhile).
     fn guarded_at(&mut self, now: Option<Time>, step: impl FnOnce(&mut Scheduler)) {
-        let now = now.or_else(|| self.engine.keeps_time().then(|| self.clock.now()));
+        let now = self.time_if_kept(now);
         if unwind::contain(|| {
             if let Some(now) = now {
                 let _ = self.engine.poll(now);
@@ -192,6 +192,13 @@ impl Scheduler {
         self.wake_if_sooner();
     }
 
+    /// The step's time: the caller's, or the clock's if the caller read none (it saw the
+    /// engine keep no time) and the engine has begun to keep time since; `None` while it
+    /// keeps none.
+    fn time_if_kept(&self, now: Option<Time>) -> Option<Time> {
+        now.or_else(|| self.engine.keeps_time().then(|| self.clock.now()))
+    }
+
     /// Runs the timers a step set for its own instant (a zero delay: a retry, a debounce
     /// window): they are due already. A real clock's scheduler thread would wake for them at
     /// once; a manual clock would hold them until its next `advance`, though no time has to
@@ -201,7 +208,8 @@ impl Scheduler {
     /// may retry at once). The bound only guards the loop.
     fn run_due(&mut self, now: Option<Time>) {
         const ROUNDS: usize = 4;
-        let Some(now) = now.or_else(|| self.engine.keeps_time().then(|| self.clock.now())) else {
+        // Resolved again: the step may have given the engine its first time policy.
+        let Some(now) = self.time_if_kept(now) else {
             return;
         };
         // The step's timers were set at the engine's time, which may be ahead of the time the
