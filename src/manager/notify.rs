@@ -255,10 +255,12 @@ impl Subscriber {
     /// Offers `note`, after telling the subscriber how many it missed if it missed some and
     /// has room for that now. Returns whether to keep the subscriber (it is still there).
     fn offer_with_lag(&mut self, note: &Notification) -> bool {
-        if self.missed > 0 {
-            match self.offer(Notification::Lagged {
-                missed: self.missed,
-            }) {
+        let lag = (self.missed > 0).then_some(Notification::Lagged {
+            missed: self.missed,
+        });
+        // The count first; a full channel stops there and counts the notification as missed.
+        for next in lag.into_iter().chain(std::iter::once_with(|| note.clone())) {
+            match self.offer(next) {
                 Offer::Taken => self.missed = 0,
                 Offer::Full => {
                     self.missed += 1;
@@ -267,14 +269,7 @@ impl Subscriber {
                 Offer::Gone => return false,
             }
         }
-        match self.offer(note.clone()) {
-            Offer::Taken => true,
-            Offer::Full => {
-                self.missed += 1;
-                true
-            }
-            Offer::Gone => false,
-        }
+        true
     }
 }
 
