@@ -99,7 +99,9 @@ pub(crate) fn start_async(start: AsyncStart) {
 /// A worker: runs jobs until the scheduler drops the job channel. `_alive` is dropped when
 /// the thread ends, which is how shutdown knows.
 pub(crate) fn worker(jobs: JobReceiver<Job>, link: Link, _alive: Sender<()>) {
-    while let Some(job) = jobs.recv() {
+    // The job the last session's end kept for this worker, if any, before the queue.
+    let mut kept = None;
+    while let Some(job) = kept.take().or_else(|| jobs.recv()) {
         match job {
             Job::Session {
                 handler,
@@ -128,7 +130,7 @@ pub(crate) fn worker(jobs: JobReceiver<Job>, link: Link, _alive: Sender<()>) {
                 // session holds the served requests' contexts: user values, whose `Drop` must
                 // not take this thread down before the session's end is reported.
                 unwind::dispose((handler, items, session));
-                let _ = link.send(Command::SessionFinished { session: id, end });
+                kept = link.finish_session(id, end);
             }
             Job::Task(task) => {
                 // A task reports its own errors; a panic in it was a hook's, already caught.

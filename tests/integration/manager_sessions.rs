@@ -99,6 +99,47 @@ fn synchronize_runs_on_a_worker_thread_and_the_manager_answers_while_it_blocks()
     assert_eq!(result(&ticket).status, Outcome::Succeeded);
 }
 
+/// A worker whose session ends runs its handler's next session itself, but not ahead of a
+/// session already waiting for a worker: with one worker, a session of another handler that
+/// was queued while the first ran goes first.
+#[test]
+fn a_session_waiting_for_a_worker_runs_before_the_next_session_of_the_one_that_ended() {
+    let manager = built(SyncManager::builder().worker_threads(1));
+    let (first, first_sessions) = Driven::new(&["a"]);
+    let (other, other_sessions) = Driven::new(&["x"]);
+    manager
+        .register_handler("first", first, ControlFlags::WAIT)
+        .unwrap();
+    manager
+        .register_handler("other", other, ControlFlags::WAIT)
+        .unwrap();
+
+    let a1 = manager
+        .start_handler_sync("first", SyncControlFlags::NONE, None)
+        .unwrap();
+    let running = next_session(&first_sessions);
+    // The only worker is busy: this session waits in the queue.
+    let x = manager
+        .start_handler_sync("other", SyncControlFlags::NONE, None)
+        .unwrap();
+    // Queued in the engine behind the running session of its item.
+    let a2 = manager
+        .start_handler_sync("first", SyncControlFlags::NONE, None)
+        .unwrap();
+    running.succeed_all();
+
+    let waited = next_session(&other_sessions);
+    assert!(
+        first_sessions.try_recv().is_err(),
+        "the next session of the first handler jumped the queue"
+    );
+    waited.succeed_all();
+    next_session(&first_sessions).succeed_all();
+    for ticket in [&a1, &x, &a2] {
+        assert_eq!(result(ticket).status, Outcome::Succeeded);
+    }
+}
+
 // ----- report_progress ----------------------------------------------------------------------
 
 /// SPEC 6: "`report_progress(item, text, status, step, max) -> Result<CancelRequest>`:

@@ -194,8 +194,14 @@ impl Scheduler {
                             items,
                             session: run,
                         };
-                        // A job nobody can take holds user values: released, not dropped here.
-                        self.jobs.send(job).map_err(|job| self.release(job)).is_ok()
+                        if self.keep_job && self.kept.is_none() && self.jobs.is_idle() {
+                            self.kept = Some(job);
+                            true
+                        } else {
+                            // A job nobody can take holds user values: released, not dropped
+                            // here.
+                            self.jobs.send(job).map_err(|job| self.release(job)).is_ok()
+                        }
                     }
                 }
             }
