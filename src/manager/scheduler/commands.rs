@@ -464,8 +464,11 @@ impl Scheduler {
             }
         }
         .map(|ack| ack.cancel);
-        // A running session's handler is always known; the check keeps this panic-free.
+        // A running session's handler is always known; the check keeps this panic-free. The
+        // handler's ID is cloned only for a notification someone reads: its count is shared
+        // with every thread that names the handler (a report is made per item).
         if result.is_ok()
+            && self.observed()
             && let Some(handler) = self.sessions.get(&session).cloned()
         {
             self.publish(|| Notification::ItemProgress {
