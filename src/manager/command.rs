@@ -15,7 +15,6 @@ use super::notify::Subscriber;
 use super::registry::{Extra, Object};
 use super::request::{Items, StartParts};
 use super::scheduler::{Scheduler, lock};
-use super::threads::Job;
 use super::ticket::{Completion, TicketSlot};
 use super::{
     Context, PendingItems, ShutdownReport, SyncItem, SyncResult, SyncTicket, TriggerReason,
@@ -156,27 +155,6 @@ impl Link {
             after.run();
         }
         ran
-    }
-
-    /// Reports the end of a session from the worker that ran it (see
-    /// [`Scheduler::finish_on_worker`]): returns the next session's job if the step kept one
-    /// for this worker.
-    pub fn finish_session(&self, session: SessionId, end: SessionEnd) -> Option<Job> {
-        let input = (session, end);
-        match self.run(input, |s, (session, end)| s.finish_on_worker(session, end)) {
-            Ran::Done(kept) => kept,
-            Ran::Later((session, end)) => {
-                let _ = self
-                    .0
-                    .commands
-                    .send(Command::SessionFinished { session, end });
-                None
-            }
-            Ran::Broken(input) => {
-                unwind::dispose(input);
-                None
-            }
-        }
     }
 
     /// Applies or queues a command. `Err(ShutDown)` when the scheduler is gone.

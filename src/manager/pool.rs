@@ -92,13 +92,6 @@ impl<T> JobSender<T> {
     }
 }
 
-impl<T> JobSender<T> {
-    /// Whether no job waits for a worker (a hint: a worker may take one at any moment).
-    pub fn is_idle(&self) -> bool {
-        self.0.queued.load(Ordering::Acquire) == 0
-    }
-}
-
 impl<T> State<T> {
     /// Counts a sleeper as woken if jobs wait that no worker is on its way to take. The
     /// caller calls `notify_one` once the lock is released.

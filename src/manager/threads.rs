@@ -99,9 +99,7 @@ pub(crate) fn start_async(start: AsyncStart) {
 /// A worker: runs jobs until the scheduler drops the job channel. `_alive` is dropped when
 /// the thread ends, which is how shutdown knows.
 pub(crate) fn worker(jobs: JobReceiver<Job>, link: Link, _alive: Sender<()>) {
-    // The job the last session's end kept for this worker, if any, before the queue.
-    let mut kept = None;
-    while let Some(job) = kept.take().or_else(|| jobs.recv()) {
+    while let Some(job) = jobs.recv() {
         match job {
             Job::Session {
                 handler,
@@ -130,7 +128,7 @@ pub(crate) fn worker(jobs: JobReceiver<Job>, link: Link, _alive: Sender<()>) {
                 // session holds the served requests' contexts: user values, whose `Drop` must
                 // not take this thread down before the session's end is reported.
                 unwind::dispose((handler, items, session));
-                kept = link.finish_session(id, end);
+                let _ = link.send(Command::SessionFinished { session: id, end });
             }
             Job::Task(task) => {
                 // A task reports its own errors; a panic in it was a hook's, already caught.

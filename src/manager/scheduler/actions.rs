@@ -194,14 +194,8 @@ impl Scheduler {
                             items,
                             session: run,
                         };
-                        if self.keep_job && self.kept.is_none() && self.jobs.is_idle() {
-                            self.kept = Some(job);
-                            true
-                        } else {
-                            // A job nobody can take holds user values: released, not dropped
-                            // here.
-                            self.jobs.send(job).map_err(|job| self.release(job)).is_ok()
-                        }
+                        // A job nobody can take holds user values: released, not dropped here.
+                        self.jobs.send(job).map_err(|job| self.release(job)).is_ok()
                     }
                 }
             }

@@ -76,10 +76,6 @@ pub(crate) struct Scheduler {
     /// The engine deadline the scheduler thread sleeps until (`Time::MAX`: none). A step
     /// that sets an earlier one wakes it.
     sleeping_until: Time,
-    /// Set while a worker reports the end of its session (`finish_on_worker`): the first
-    /// session that step starts is kept in `kept` for that worker, not sent to the pool.
-    keep_job: bool,
-    kept: Option<Job>,
 }
 
 pub(crate) struct SchedulerParts {
@@ -118,8 +114,6 @@ impl Scheduler {
             after: AfterUnlock::default(),
             clock: parts.clock,
             sleeping_until: Time::MAX,
-            keep_job: false,
-            kept: None,
         }
     }
 
@@ -160,22 +154,6 @@ impl Scheduler {
         }
         self.handle(command);
         None
-    }
-
-    /// Ends a session as a step of [`Scheduler::run_here`] on the worker that ran it, and
-    /// returns the next session's job for that worker to run at once, if the step started a
-    /// blocking handler's session while no job waited for a worker. Sent to the pool, it
-    /// would be taken by another worker, spinning or woken, while this one went idle: a
-    /// stream of requests makes a session of every few, and each paid a hand-off between
-    /// threads (`benches/manager.rs`). Jobs that wait keep their order: with one queued, the
-    /// next session queues behind it.
-    pub fn finish_on_worker(&mut self, session: SessionId, end: SessionEnd) -> Option<Job> {
-        self.keep_job = true;
-        self.finish_session(session, end);
-        // Here rather than after the step (`guarded_at`), so that the flag covers the start.
-        self.carry_out();
-        self.keep_job = false;
-        self.kept.take()
     }
 
     /// Runs one step and carries out what it decided. A panic here is a bug in this crate:
@@ -699,69 +677,6 @@ mod tests {
             retried,
             "the retry due at the clock's time waited for an advance"
         );
-    }
-
-    /// The end of a session, reported from its worker, hands that worker the handler's next
-    /// session when no job waits for a worker; the pool never sees it.
-    #[test]
-    fn a_session_end_on_a_worker_hands_it_the_next_session() {
-        use crate::engine::{SessionEnd, SessionId};
-        use crate::manager::threads::Job;
-
-        /// Says which session started, then waits until the test lets it go.
-        struct Told(crossbeam_channel::Sender<SessionId>, Receiver<()>);
-        impl SyncHandler for Told {
-            fn items(&self) -> Vec<SyncItem> {
-                vec![SyncItem::new("one", "One").unwrap()]
-            }
-            fn synchronize(&self, _: &[ItemId], s: &SyncSession) -> Result<(), HandlerError> {
-                let _ = self.0.send(s.id());
-                let _ = self.1.recv();
-                Ok(())
-            }
-        }
-        let patience = Duration::from_secs(10);
-        let manager = SyncManager::builder()
-            .shutdown_grace(Duration::ZERO)
-            .build()
-            .unwrap();
-        let (started_tx, started) = crossbeam_channel::unbounded();
-        let (go, gate) = crossbeam_channel::bounded::<()>(0);
-        manager
-            .register_handler("h", Arc::new(Told(started_tx, gate)), ControlFlags::WAIT)
-            .unwrap();
-        let start = || {
-            manager
-                .start_handler_sync("h", SyncControlFlags::NONE, None)
-                .unwrap()
-        };
-        let _first = start();
-        let first = started.recv_timeout(patience).unwrap();
-        let _second = start();
-
-        // The first session's end, as its worker reports it (the test stands in for it).
-        let scheduler = manager.core().link.scheduler_for_test().unwrap();
-        let (ran, after) = {
-            let mut s = super::lock(&scheduler);
-            let ran = s.run_here(None, first, |s, first| {
-                s.finish_on_worker(first, SessionEnd::Returned)
-            });
-            (ran, s.after_unlock())
-        };
-        after.run();
-        drop(scheduler);
-        let kept = match ran {
-            Ran::Done(Some(Job::Session { items, session, .. })) => {
-                assert_ne!(session.id(), first);
-                assert_eq!(items, vec![ItemId::new("one").unwrap()]);
-                Some(session)
-            }
-            Ran::Done(_) => None,
-            _ => panic!("the step did not run"),
-        };
-        drop(go);
-        manager.shutdown();
-        assert!(kept.is_some(), "the next session went to the pool");
     }
 
     /// A handler of one item whose sessions wait until the test drops the sender.
