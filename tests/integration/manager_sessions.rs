@@ -99,9 +99,10 @@ fn synchronize_runs_on_a_worker_thread_and_the_manager_answers_while_it_blocks()
     assert_eq!(result(&ticket).status, Outcome::Succeeded);
 }
 
-/// A worker whose session ends runs its handler's next session itself, but not ahead of a
-/// session already waiting for a worker: with one worker, a session of another handler that
-/// was queued while the first ran goes first.
+/// Sessions get workers in the order they started: with one worker, a session of another
+/// handler that waits for it while the first handler's session runs goes before the first
+/// handler's next session, which that session's end starts. (A worker that ran its handler's
+/// next session at once, tried once for speed, must keep this order.)
 #[test]
 fn a_session_waiting_for_a_worker_runs_before_the_next_session_of_the_one_that_ended() {
     let manager = built(SyncManager::builder().worker_threads(1));
