@@ -63,3 +63,6 @@ impl Hasher for IdHasher {
 
 /// A `HashMap` keyed by IDs that reuses each ID's precomputed hash.
 pub(crate) type IdMap<K, V> = std::collections::HashMap<K, V, IdBuildHasher>;
+
+/// A `HashSet` of IDs that reuses each ID's precomputed hash.
+pub(crate) type IdSet<K> = std::collections::HashSet<K, IdBuildHasher>;

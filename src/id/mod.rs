@@ -312,7 +312,7 @@ define_id! {
 }
 
 mod hash;
-pub(crate) use hash::IdMap;
+pub(crate) use hash::{IdMap, IdSet};
 
 // ----- sequence numbers ---------------------------------------------------------------------
 

@@ -276,10 +276,7 @@ impl Scheduler {
             return;
         };
         self.sessions.remove(&session);
-        // Nearly always empty: no hash to compute then.
-        if !self.orphans.is_empty() {
-            self.orphans.remove(&session);
-        }
+        self.orphans.remove(&session);
         self.publish(|| Notification::SessionEnded {
             session,
             handler: ended.handler,

@@ -8,7 +8,6 @@
 mod actions;
 mod commands;
 
-use std::collections::HashSet;
 use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::Waker;
@@ -27,7 +26,7 @@ use super::trace::Traced;
 use super::{Context, Registry, ShutdownReport, SyncResult, TriggerReason};
 use crate::cause::Cause;
 use crate::engine::{Engine, RequestId, SessionEnd, SessionId};
-use crate::id::{HandlerId, IdMap};
+use crate::id::{HandlerId, IdMap, IdSet};
 use crate::time::Time;
 use crate::unwind::{self, Locked, User};
 
@@ -51,7 +50,7 @@ pub(crate) struct Scheduler {
     /// Running sessions whose handler was removed: their events are counted and published
     /// but not kept, so they never land in the log of a handler registered again under the
     /// same ID.
-    orphans: HashSet<SessionId>,
+    orphans: IdSet<SessionId>,
     jobs: JobSender<Job>,
     /// `None` once shutdown let go of the delivery thread.
     deliveries: Option<Sender<Delivery>>,
@@ -99,7 +98,7 @@ impl Scheduler {
             registry: parts.registry,
             open: IdMap::default(),
             sessions: IdMap::default(),
-            orphans: HashSet::new(),
+            orphans: IdSet::default(),
             jobs: parts.jobs,
             deliveries: Some(parts.deliveries),
             delivery_done: parts.delivery_done,
