@@ -145,7 +145,7 @@ pub use self::outputs::{
     Withdrawn,
 };
 pub use self::queue::MergeKey;
-use self::requests::RequestTable;
+pub(crate) use self::requests::RequestTable;
 use self::state::{HandlerKey, HandlerTable, Scratch, Session};
 use self::timers::Timers;
 use crate::error::{Denied, Error};

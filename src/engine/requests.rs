@@ -1,10 +1,12 @@
-//! The open requests, by ID.
+//! The open requests, by ID: the engine's records, and the manager's ticket ends.
 //!
 //! Request IDs are issued 1, 2, 3, … and most requests complete roughly in that order, so the
 //! table is a window of slots indexed by `id - base`: opening a request appends, finding one
 //! is an index, and completed slots at the front are dropped as they go. No hashing, no
 //! rehash of every open request as the table grows, and new records are written where the
-//! last one was.
+//! last one was, away from the slots the completing requests free: with a caller's thread
+//! opening requests while a worker's thread completes others, the two write different cache
+//! lines (a hash map spread both over the same lines, and its inserts waited on them).
 //!
 //! One request that stays open while thousands after it complete would pin the front and
 //! keep every slot behind it. So once at least half the window (of at least
@@ -22,30 +24,53 @@ use crate::id::IdMap;
 /// Below this many slots the window is never thinned: small windows cost little.
 pub(crate) const MIN_WINDOW: usize = 1024;
 
-#[derive(Debug, Default)]
-pub(crate) struct RequestTable {
+#[derive(Debug)]
+pub(crate) struct RequestTable<T = Request> {
     /// Slot `i` holds request `base + i`; `None` once it completed (or moved to `old`).
-    window: VecDeque<Option<Request>>,
+    window: VecDeque<Option<T>>,
     /// The ID of `window[0]`.
     base: u64,
     /// Open requests in the window.
     open_in_window: usize,
     /// Open requests older than `base`.
-    old: IdMap<RequestId, Request>,
+    old: IdMap<RequestId, T>,
 }
 
-impl RequestTable {
-    /// Records a new request. IDs must come in increasing order (the engine issues them so);
-    /// an ID already passed is refused, and the request handed back.
-    pub fn insert(&mut self, id: RequestId, request: Request) -> Result<(), Request> {
+impl<T> Default for RequestTable<T> {
+    fn default() -> Self {
+        RequestTable {
+            window: VecDeque::new(),
+            base: 0,
+            open_in_window: 0,
+            old: IdMap::default(),
+        }
+    }
+}
+
+impl<T> RequestTable<T> {
+    /// Records a new request. IDs mostly come in increasing order (the engine issues them
+    /// so), which appends; an older ID (the manager records a request the engine issued by
+    /// itself after a later one a caller started in the same step) takes its empty slot, or
+    /// a place among the stragglers. An ID already open is refused, and the record handed
+    /// back.
+    pub fn insert(&mut self, id: RequestId, request: T) -> Result<(), T> {
         if self.window.is_empty() {
             self.base = id.0;
         }
         let Some(at) = id.0.checked_sub(self.base).map(|at| at as usize) else {
-            return Err(request);
+            if self.old.contains_key(&id) {
+                return Err(request);
+            }
+            self.old.insert(id, request);
+            return Ok(());
         };
-        if at < self.window.len() {
-            return Err(request);
+        if let Some(slot) = self.window.get_mut(at) {
+            if slot.is_some() {
+                return Err(request);
+            }
+            *slot = Some(request);
+            self.open_in_window += 1;
+            return Ok(());
         }
         if at > self.window.len() {
             // IDs issued but never opened (none today) leave empty slots.
@@ -61,14 +86,14 @@ impl RequestTable {
         (at < self.window.len()).then_some(at)
     }
 
-    pub fn get(&self, id: &RequestId) -> Option<&Request> {
+    pub fn get(&self, id: &RequestId) -> Option<&T> {
         match self.slot(*id) {
             Some(at) => self.window[at].as_ref(),
             None => self.old.get(id),
         }
     }
 
-    pub fn get_mut(&mut self, id: &RequestId) -> Option<&mut Request> {
+    pub fn get_mut(&mut self, id: &RequestId) -> Option<&mut T> {
         match self.slot(*id) {
             Some(at) => self.window[at].as_mut(),
             None => self.old.get_mut(id),
@@ -76,7 +101,7 @@ impl RequestTable {
     }
 
     /// Takes a request out (it completed).
-    pub fn remove(&mut self, id: &RequestId) -> Option<Request> {
+    pub fn remove(&mut self, id: &RequestId) -> Option<T> {
         let Some(at) = self.slot(*id) else {
             let request = self.old.remove(id);
             if self.old.is_empty() {
@@ -125,7 +150,7 @@ impl RequestTable {
     }
 
     /// Every open request, in no particular order.
-    pub fn iter(&self) -> impl Iterator<Item = (RequestId, &Request)> {
+    pub fn iter(&self) -> impl Iterator<Item = (RequestId, &T)> {
         let base = self.base;
         let window = self
             .window
@@ -133,6 +158,13 @@ impl RequestTable {
             .enumerate()
             .filter_map(move |(i, r)| r.as_ref().map(|r| (RequestId(base + i as u64), r)));
         self.old.iter().map(|(id, r)| (*id, r)).chain(window)
+    }
+
+    /// Every open request's record, taken out, in no particular order.
+    pub fn into_values(self) -> impl Iterator<Item = T> {
+        self.old
+            .into_values()
+            .chain(self.window.into_iter().flatten())
     }
 
     /// How many slots the window has (open or not): what its memory is sized by.
@@ -201,19 +233,27 @@ mod tests {
     }
 
     #[test]
-    fn an_id_already_passed_is_refused() {
+    fn an_id_already_open_is_refused_and_an_older_one_is_kept() {
         let mut t = RequestTable::default();
         assert!(t.insert(id(5), request(5)).is_ok());
-        assert!(t.insert(id(5), request(0)).is_err());
-        assert!(t.insert(id(4), request(0)).is_err());
-        assert_eq!(
-            t.get(&id(5)).map(|r| r.handler_key),
-            Some(HandlerKey::tag(5))
-        );
-        // A gap is allowed: issued IDs that never opened.
+        assert!(t.insert(id(5), request(0)).is_err(), "5 is open");
+        assert!(t.insert(id(4), request(4)).is_ok(), "before the window");
+        assert!(t.insert(id(4), request(0)).is_err(), "4 is open");
+        // A gap is allowed: issued IDs that never opened, or not yet.
         assert!(t.insert(id(8), request(8)).is_ok());
         assert!(t.get(&id(7)).is_none());
-        assert_eq!(t.len(), 2);
+        assert!(t.insert(id(7), request(7)).is_ok(), "an empty slot");
+        assert!(t.insert(id(7), request(0)).is_err(), "7 is open");
+        for n in [4, 5, 7, 8] {
+            assert_eq!(
+                t.get(&id(n)).map(|r| r.handler_key),
+                Some(HandlerKey::tag(n))
+            );
+        }
+        assert_eq!(t.len(), 4);
+        let mut tags: Vec<_> = t.into_values().map(|r| r.handler_key).collect();
+        tags.sort_unstable();
+        assert_eq!(tags, [4, 5, 7, 8].map(HandlerKey::tag));
     }
 
     #[test]

@@ -15,7 +15,7 @@ use super::notify::Subscriber;
 use super::registry::{Extra, Object};
 use super::request::{Items, StartParts};
 use super::scheduler::{Scheduler, lock};
-use super::ticket::{Completion, TicketSlot};
+use super::ticket::Blank;
 use super::{
     Context, PendingItems, ShutdownReport, SyncItem, SyncResult, SyncTicket, TriggerReason,
 };
@@ -227,16 +227,17 @@ pub(crate) struct Start {
     pub context: Option<User<Context>>,
     pub reason: TriggerReason,
     pub sink: Option<User<Box<dyn SyncResult>>>,
-    /// The ticket's slot, allocated before the scheduler's lock is taken: the lock is held
-    /// by every start call and every report, so what can be done without it is.
-    pub ticket: (Completion, Arc<TicketSlot>),
+    /// The blank ticket (its slot, and its clone of the link), made before the scheduler's
+    /// lock is taken: the lock is held by every start call and every report, so what can
+    /// be done without it is.
+    pub ticket: Blank,
 }
 
 impl Start {
-    /// A start call from its parts and what `is_connected` said (`None`: unknown handler).
-    /// Boxed: the call passes through several frames on its way to the engine, and a box
-    /// moves as one pointer where the record (160 bytes) was copied at each.
-    pub fn new(parts: StartParts, connected: Option<bool>) -> Box<Start> {
+    /// A start call from its parts and what `is_connected` said (`None`: unknown handler),
+    /// with a blank ticket on `link`. Boxed: the call passes through several frames on its
+    /// way to the engine, and a box moves as one pointer where the record was copied at each.
+    pub fn new(parts: StartParts, connected: Option<bool>, link: &Link) -> Box<Start> {
         Box::new(Start {
             handler: parts.handler,
             items: parts.items,
@@ -246,7 +247,7 @@ impl Start {
             context: parts.context.map(User::new),
             reason: parts.reason,
             sink: parts.sink.map(User::new),
-            ticket: Completion::new(),
+            ticket: Blank::new(link),
         })
     }
 

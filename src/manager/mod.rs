@@ -545,6 +545,7 @@ impl SyncManager {
     ) -> Vec<Result<SyncTicket, Error>> {
         // Each handler asked once: a bunch is mostly for one or a few handlers.
         let mut asked: Vec<(HandlerId, Result<Option<bool>, Error>)> = Vec::new();
+        let link = &self.core().link;
         let starts: Vec<Result<Box<Start>, Error>> = requests
             .into_iter()
             .map(|request| {
@@ -557,10 +558,10 @@ impl SyncManager {
                         answer?
                     }
                 };
-                Ok(Start::new(parts, connected))
+                Ok(Start::new(parts, connected, link))
             })
             .collect();
-        let (link, n) = (&self.core().link, starts.len());
+        let n = starts.len();
         let start_all = |s: &mut Scheduler, starts: Vec<Result<Box<Start>, Error>>| -> Vec<_> {
             starts.into_iter().map(|start| s.start(start?)).collect()
         };
@@ -595,13 +596,9 @@ impl SyncManager {
     /// Sends a start call: what every start method and the legacy invoke API come down to.
     pub(crate) fn start(&self, parts: StartParts) -> Result<SyncTicket, Error> {
         let connected = self.connected(&parts.handler)?;
-        let start = Start::new(parts, connected);
-        call_here(
-            &self.core().link,
-            start,
-            Scheduler::start,
-            Start::into_command,
-        )
+        let link = &self.core().link;
+        let start = Start::new(parts, connected, link);
+        call_here(link, start, Scheduler::start, Start::into_command)
     }
 
     // ----- stopping --------------------------------------------------------------------------

@@ -242,6 +242,33 @@ impl Completion {
     }
 }
 
+/// A ticket before its request is accepted: the slot, its write end and the way back to the
+/// scheduler, made on the caller's thread before it takes the scheduler's lock. Every start
+/// and report waits for that lock, and a link cloned under it made the lock's holder wait
+/// for the last thread that changed the link's count.
+pub(crate) struct Blank {
+    completion: Completion,
+    slot: Arc<TicketSlot>,
+    link: Link,
+}
+
+impl Blank {
+    pub fn new(link: &Link) -> Blank {
+        let (completion, slot) = Completion::new();
+        Blank {
+            completion,
+            slot,
+            link: link.clone(),
+        }
+    }
+
+    /// The ticket of the accepted request, and the write end the scheduler keeps.
+    pub fn fill(self, request: RequestId, handler: HandlerId) -> (Completion, SyncTicket) {
+        let ticket = SyncTicket::new(request, handler, self.slot, self.link);
+        (self.completion, ticket)
+    }
+}
+
 impl Drop for Completion {
     /// A completion dropped without a result (the manager's threads died): its waiters must
     /// still wake, to find the slot empty (see `SyncTicket::settled`).

@@ -1,7 +1,6 @@
 //! Carrying out what the engine decided: opening requests and their tickets, starting
 //! sessions on the workers, delivering results, ending sessions and recording their events.
 
-use std::sync::Arc;
 use std::time::SystemTime;
 
 use uuid::Uuid;
@@ -15,36 +14,25 @@ use crate::id::{HandlerId, IdMap, ItemId};
 use crate::manager::events::{EventReport, HandlerEvent};
 use crate::manager::notify::Notification;
 use crate::manager::threads::{AsyncStart, Delivery, Job};
-use crate::manager::ticket::{Completion, TicketSlot};
+use crate::manager::ticket::{Blank, Completion};
 use crate::manager::{Context, ServedRequest, SyncResult, SyncSession, SyncTicket, TriggerReason};
 use crate::result::RequestResult;
 use crate::unwind::User;
 
 impl Scheduler {
-    /// Records an accepted request and makes its ticket. `settled` caches the items of the
+    /// Records an accepted request and fills in its ticket, made blank before the lock was
+    /// taken when the caller could (see [`Blank`]). `settled` caches the items of the
     /// requests that completed at once, for a call that opens many (see `settled_items`).
-    /// `ticket` is the ticket's slot, allocated before the lock was taken when the caller
-    /// could (see [`Completion::new`]).
     pub(super) fn open(
         &mut self,
         accepted: Accepted,
-        ticket: (Completion, Arc<TicketSlot>),
+        ticket: Blank,
         context: Option<User<Context>>,
         sink: Option<User<Box<dyn SyncResult>>>,
         reason: TriggerReason,
         settled: &mut Option<IdMap<RequestId, Vec<ItemId>>>,
     ) -> SyncTicket {
-        let (completion, slot) = ticket;
         let request = accepted.request;
-        self.open.insert(
-            request,
-            Open {
-                completion,
-                sink,
-                context,
-                reason,
-            },
-        );
         if self.observed() {
             let items = match accepted.items(&self.engine) {
                 Some(items) => items,
@@ -61,7 +49,17 @@ impl Scheduler {
                 items,
             });
         }
-        SyncTicket::new(request, accepted.handler, slot, self.link.clone())
+        let (completion, ticket) = ticket.fill(request, accepted.handler);
+        self.record_open(
+            request,
+            Open {
+                completion,
+                sink,
+                context,
+                reason,
+            },
+        );
+        ticket
     }
 
     /// The items of a request that completed as it was accepted, from its result waiting in
@@ -138,7 +136,7 @@ impl Scheduler {
     /// the notifications only, and the sessions that serve it see why it was made.
     fn issued(&mut self, request: RequestId, handler: HandlerId, reason: TriggerReason) {
         let (completion, _nobody) = Completion::new();
-        self.open.insert(
+        self.record_open(
             request,
             Open {
                 completion,

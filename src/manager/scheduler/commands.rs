@@ -12,7 +12,7 @@ use crate::manager::command::{
 };
 use crate::manager::notify::{HandlerChange, Notification};
 use crate::manager::threads::Job;
-use crate::manager::ticket::Completion;
+use crate::manager::ticket::Blank;
 use crate::manager::{PendingItems, ShutdownReport, SyncTicket, TriggerReason};
 use crate::policy::SyncPolicy;
 
@@ -158,7 +158,7 @@ impl Scheduler {
                     accepted
                         .into_iter()
                         .map(|a| {
-                            let ticket = Completion::new();
+                            let ticket = Blank::new(&self.link);
                             self.open(a, ticket, None, None, TriggerReason::Manual, &mut settled)
                         })
                         .collect()

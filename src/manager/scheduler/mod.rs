@@ -25,7 +25,7 @@ use super::ticket::{Completion, TicketSlot};
 use super::trace::Traced;
 use super::{Context, Registry, ShutdownReport, SyncResult, TriggerReason};
 use crate::cause::Cause;
-use crate::engine::{Engine, RequestId, SessionEnd, SessionId};
+use crate::engine::{Engine, RequestId, RequestTable, SessionEnd, SessionId};
 use crate::id::{HandlerId, IdMap, IdSet};
 use crate::time::Time;
 use crate::unwind::{self, Locked, User};
@@ -42,9 +42,10 @@ pub(crate) struct Scheduler {
     engine: Engine,
     link: Link,
     registry: Registry,
-    // Keyed by sequence numbers: the crate's folded-multiply hasher, not SipHash (one open
-    // request per start call; `benches/manager.rs`).
-    open: IdMap<RequestId, Open>,
+    /// The ticket end and caller's values of each open request, in a window by ID like the
+    /// engine's records: a start call appends where the last one did while a worker clears
+    /// the front, so neither waits on cache lines the other just wrote.
+    open: RequestTable<Open>,
     /// Handler of each running session, for event records.
     sessions: IdMap<SessionId, HandlerId>,
     /// Running sessions whose handler was removed: their events are counted and published
@@ -96,7 +97,7 @@ impl Scheduler {
             engine: parts.engine,
             link: parts.link,
             registry: parts.registry,
-            open: IdMap::default(),
+            open: RequestTable::default(),
             sessions: IdMap::default(),
             orphans: IdSet::default(),
             jobs: parts.jobs,
@@ -229,17 +230,32 @@ impl Scheduler {
     /// without a result (its waiters get `Canceled`, see `SyncTicket::wait`) instead of
     /// waiting forever, and each callback and context is dropped outside the lock.
     fn give_up_open_requests(&mut self) {
-        for (_, open) in std::mem::take(&mut self.open) {
-            let Open {
-                completion,
-                sink,
-                context,
-                ..
-            } = open;
-            self.after.given_up.push(completion);
-            if sink.is_some() || context.is_some() {
-                self.release((sink, context));
-            }
+        for open in std::mem::take(&mut self.open).into_values() {
+            self.give_up(open);
+        }
+    }
+
+    /// Lets go of an open request's record without a result: its ticket completes once the
+    /// lock is released, and its callback and context are dropped outside the lock.
+    fn give_up(&mut self, open: Open) {
+        let Open {
+            completion,
+            sink,
+            context,
+            ..
+        } = open;
+        self.after.given_up.push(completion);
+        if sink.is_some() || context.is_some() {
+            self.release((sink, context));
+        }
+    }
+
+    /// Records an open request. Request IDs are never reused, so a second record for one
+    /// would be a bug in this crate: it is given up, and the first one stays.
+    fn record_open(&mut self, request: RequestId, open: Open) {
+        if let Err(open) = self.open.insert(request, open) {
+            debug_assert!(false, "request {request:?} recorded twice");
+            self.give_up(open);
         }
     }
 
@@ -761,5 +777,98 @@ mod tests {
         drop(go);
         let report = manager.shutdown();
         assert_eq!(report.detached_threads, 0, "every thread ended: {report:?}");
+    }
+
+    /// A tick due by a start call's step issues its request before the call's own is
+    /// accepted, but the scheduler records it after (the step's actions are carried out
+    /// last): the record of the older request must still be kept and found, so that its
+    /// session sees why it was made.
+    #[test]
+    fn a_request_issued_in_a_start_calls_step_keeps_its_reason() {
+        use crate::manager::command::Start;
+        use crate::manager::request::StartParts;
+        use crate::{HandlerId, ManualClock, RequestId, SyncPolicy, TriggerReason};
+
+        /// Says which requests (and why) each session serves, then succeeds.
+        struct Telling(crossbeam_channel::Sender<Vec<(RequestId, TriggerReason)>>);
+        impl SyncHandler for Telling {
+            fn items(&self) -> Vec<SyncItem> {
+                vec![SyncItem::new("one", "One").unwrap()]
+            }
+            fn synchronize(&self, items: &[ItemId], s: &SyncSession) -> Result<(), HandlerError> {
+                let served = s.requests().iter().map(|r| (r.request, r.reason)).collect();
+                let _ = self.0.send(served);
+                for item in items {
+                    s.report_progress(item, crate::ProgressStatus::Succeeded)?;
+                }
+                Ok(())
+            }
+        }
+        let patience = Duration::from_secs(10);
+        let clock = ManualClock::new();
+        let manager = SyncManager::builder()
+            .clock(clock.clone())
+            .shutdown_grace(Duration::ZERO)
+            .build()
+            .unwrap();
+        let (served_tx, served) = crossbeam_channel::unbounded();
+        manager
+            .register_handler("h", Arc::new(Telling(served_tx)), ControlFlags::WAIT)
+            .unwrap();
+        let every = Duration::from_secs(60);
+        manager
+            .set_sync_policy("h", SyncPolicy::default().every(every))
+            .unwrap();
+
+        // A start call's step at a time past the first tick, as if the call had read the
+        // clock just after an advance that its own step then runs first.
+        let link = &manager.core().link;
+        let parts = StartParts::plain(
+            HandlerId::new("h").unwrap(),
+            None,
+            SyncControlFlags::NONE,
+            None,
+        );
+        let start = Start::new(parts, Some(true), link);
+        let scheduler = link.scheduler_for_test().unwrap();
+        let (ran, after) = {
+            let mut s = super::lock(&scheduler);
+            let ran = s.run_here(
+                Some(clock.now() + every * 2),
+                start,
+                super::Scheduler::start,
+            );
+            (ran, s.after_unlock())
+        };
+        after.run();
+        drop(scheduler);
+        let Ran::Done(Ok(ticket)) = ran else {
+            panic!("the start call failed");
+        };
+        assert_eq!(ticket.wait().status, Outcome::Succeeded);
+
+        let mut reasons = Vec::new();
+        while let Ok(session) = served.recv_timeout(patience) {
+            reasons.extend(session);
+            if reasons.len() >= 2 {
+                break;
+            }
+        }
+        manager.shutdown();
+        let issued: Vec<_> = reasons
+            .iter()
+            .filter(|(r, _)| *r != ticket.request())
+            .collect();
+        assert_eq!(
+            issued.len(),
+            1,
+            "one tick's request besides the call's: {reasons:?}"
+        );
+        let (tick, reason) = issued[0];
+        assert!(
+            *tick < ticket.request(),
+            "the tick's request is the older one"
+        );
+        assert_eq!(*reason, TriggerReason::Scheduled, "its record was lost");
     }
 }
