@@ -628,10 +628,10 @@ mod tests {
     /// advance. (Found by review: `run_due` compared with the caller's time.)
     #[test]
     fn a_step_given_a_stale_time_runs_the_zero_delay_retry_it_set() {
+        use crate::Retry;
         use crate::cause::Cause;
         use crate::engine::{SessionEnd, SessionId};
         use crate::manager::command::Command;
-        use crate::{ManualClock, Retry};
 
         /// Says which session started, then fails once the test lets it go.
         struct Failing(crossbeam_channel::Sender<SessionId>, Receiver<()>);
@@ -646,12 +646,7 @@ mod tests {
             }
         }
         let patience = Duration::from_secs(10);
-        let clock = ManualClock::new();
-        let manager = SyncManager::builder()
-            .clock(clock.clone())
-            .shutdown_grace(Duration::ZERO)
-            .build()
-            .unwrap();
+        let (manager, clock) = on_manual_clock();
         let (started_tx, started) = crossbeam_channel::unbounded();
         let (go, gate) = crossbeam_channel::bounded::<()>(0);
         manager
@@ -692,6 +687,17 @@ mod tests {
             retried,
             "the retry due at the clock's time waited for an advance"
         );
+    }
+
+    /// A manager on a manual clock that gives up on its threads at once when it shuts down.
+    fn on_manual_clock() -> (SyncManager, crate::ManualClock) {
+        let clock = crate::ManualClock::new();
+        let manager = SyncManager::builder()
+            .clock(clock.clone())
+            .shutdown_grace(Duration::ZERO)
+            .build()
+            .unwrap();
+        (manager, clock)
     }
 
     /// A handler of one item whose sessions wait until the test drops the sender.
@@ -787,7 +793,7 @@ mod tests {
     fn a_request_issued_in_a_start_calls_step_keeps_its_reason() {
         use crate::manager::command::Start;
         use crate::manager::request::StartParts;
-        use crate::{HandlerId, ManualClock, RequestId, SyncPolicy, TriggerReason};
+        use crate::{HandlerId, RequestId, SyncPolicy, TriggerReason};
 
         /// Says which requests (and why) each session serves, then succeeds.
         struct Telling(crossbeam_channel::Sender<Vec<(RequestId, TriggerReason)>>);
@@ -805,12 +811,7 @@ mod tests {
             }
         }
         let patience = Duration::from_secs(10);
-        let clock = ManualClock::new();
-        let manager = SyncManager::builder()
-            .clock(clock.clone())
-            .shutdown_grace(Duration::ZERO)
-            .build()
-            .unwrap();
+        let (manager, clock) = on_manual_clock();
         let (served_tx, served) = crossbeam_channel::unbounded();
         manager
             .register_handler("h", Arc::new(Telling(served_tx)), ControlFlags::WAIT)
