@@ -32,7 +32,7 @@ pub(crate) struct RequestTable<T = Request> {
     base: u64,
     /// Open requests in the window.
     open_in_window: usize,
-    /// Open requests older than `base`.
+    /// Open requests older than `base` (all of them are: see `insert`).
     old: IdMap<RequestId, T>,
 }
 
@@ -54,7 +54,9 @@ impl<T> RequestTable<T> {
     /// a place among the stragglers. An ID already open is refused, and the record handed
     /// back.
     pub fn insert(&mut self, id: RequestId, request: T) -> Result<(), T> {
-        if self.window.is_empty() {
+        // Every straggler is older than `base`, so that an ID in the window's range is looked
+        // up in the window only: an empty window moves to a new ID, but never back past one.
+        if self.window.is_empty() && (id.0 >= self.base || self.old.is_empty()) {
             self.base = id.0;
         }
         let Some(at) = id.0.checked_sub(self.base).map(|at| at as usize) else {
@@ -254,6 +256,33 @@ mod tests {
         let mut tags: Vec<_> = t.into_values().map(|r| r.handler_key).collect();
         tags.sort_unstable();
         assert_eq!(tags, [4, 5, 7, 8].map(HandlerKey::tag));
+    }
+
+    #[test]
+    fn an_empty_window_never_moves_back_over_a_straggler() {
+        let mut t = RequestTable::default();
+        assert!(t.insert(id(20), request(20)).is_ok());
+        assert!(t.insert(id(15), request(15)).is_ok(), "a straggler");
+        assert!(t.remove(&id(20)).is_some());
+        // The window is empty; older IDs than its end still come, then newer ones.
+        assert!(t.insert(id(14), request(14)).is_ok());
+        assert!(t.insert(id(16), request(16)).is_ok());
+        assert!(t.insert(id(21), request(21)).is_ok());
+        for n in [14, 15, 16, 21] {
+            assert_eq!(
+                t.get(&id(n)).map(|r| r.handler_key),
+                Some(HandlerKey::tag(n)),
+                "request {n}"
+            );
+        }
+        assert!(t.insert(id(15), request(0)).is_err(), "15 is open");
+        for n in [15, 14, 21, 16] {
+            assert_eq!(
+                t.remove(&id(n)).map(|r| r.handler_key),
+                Some(HandlerKey::tag(n))
+            );
+        }
+        assert!(t.is_empty());
     }
 
     #[test]
