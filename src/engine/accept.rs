@@ -21,6 +21,7 @@ use super::queue::Waiter;
 use super::queue::unlink;
 use super::queue::{ItemIdx, ItemPos};
 use super::requests::RequestTable;
+use super::scratch;
 use super::state::Counts;
 use super::state::Handler;
 use super::state::HandlerKey;
@@ -134,11 +135,10 @@ impl Engine {
         }
         // Typed flags can still carry unknown bits (`from_bits_retain`): refuse them too.
         SyncControlFlags::from_raw(flags.bits())?;
-        let mut items = std::mem::take(&mut self.scratch.0);
-        items.clear();
+        let mut items = scratch::take(&mut self.scratch.items);
         let h = &self.handlers[&key];
         if let Err(e) = validate_start(handler, h, named, &mut items) {
-            self.scratch.0 = items;
+            scratch::put(&mut self.scratch.items, items);
             return Err(e);
         }
 
@@ -228,7 +228,7 @@ impl Engine {
             no_retry: options.no_retry,
             causes: None,
         };
-        self.scratch.0 = items;
+        scratch::put(&mut self.scratch.items, items);
         let completed = remaining == 0;
 
         if self.requests.insert(request, req).is_err() {

@@ -128,6 +128,7 @@ mod queue;
 mod registry;
 mod requests;
 mod schedule;
+mod scratch;
 mod session;
 mod settle;
 mod state;
@@ -146,7 +147,8 @@ pub use self::outputs::{
 };
 pub use self::queue::MergeKey;
 pub(crate) use self::requests::RequestTable;
-use self::state::{HandlerKey, HandlerTable, Scratch, Session};
+use self::scratch::Scratch;
+use self::state::{HandlerKey, HandlerTable, Session};
 use self::timers::Timers;
 use crate::error::{Denied, Error};
 use crate::id::{HandlerId, IdMap};
@@ -196,8 +198,8 @@ pub struct Engine {
     /// ended), so scheduling looks at these instead of every handler: its cost does not grow
     /// with idle handlers. May hold keys that can no longer start; `schedule` drops them.
     waiting_for_slot: BTreeSet<HandlerKey>,
-    /// The validated items of the start call being accepted, kept between calls so that
-    /// accepting a request allocates nothing for them.
+    /// Buffers kept between calls, so that accepting a request and starting and ending a
+    /// session allocate only what they keep or hand out.
     scratch: Scratch,
     /// The last time polled: every input happens then.
     now: Time,

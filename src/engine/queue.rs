@@ -232,13 +232,18 @@ impl PendingQueue {
 
     /// Walks the live entries oldest first: `keep(entry, at)` says whether the entry stays,
     /// and `at` is the index it will have if it does (so the caller can update its item slot
-    /// in the same pass). Returns the entries not kept, in order, and compacts the rest.
+    /// in the same pass). Appends the entries not kept to `taken`, in order, and compacts the
+    /// rest.
     ///
     /// Compacts in place: the queue keeps its buffer for the entries that come next (a session
     /// starts with every entry there is, and the queue fills again while it runs), unless the
     /// buffer is large and now empty, which gives its memory back.
-    pub fn retain_or_take(&mut self, mut keep: impl FnMut(&Entry, EntryIdx) -> bool) -> Vec<Entry> {
-        let mut taken = Vec::with_capacity(self.live);
+    pub fn retain_or_take(
+        &mut self,
+        taken: &mut Vec<Entry>,
+        mut keep: impl FnMut(&Entry, EntryIdx) -> bool,
+    ) {
+        taken.reserve(self.live);
         let mut kept = 0;
         for at in self.head..self.entries.len() {
             let Some(entry) = self.entries[at].take() else {
@@ -258,7 +263,6 @@ impl PendingQueue {
         }
         self.live = kept;
         self.head = 0;
-        taken
     }
 }
 
@@ -353,7 +357,8 @@ impl KeyedQueue {
     /// [`PendingQueue::retain_or_take`], keeping the index in step.
     pub fn retain_or_take(&mut self, mut keep: impl FnMut(&Entry) -> bool) -> Vec<Entry> {
         let index = &mut self.index;
-        let taken = self.queue.retain_or_take(|entry, at| {
+        let mut taken = Vec::new();
+        self.queue.retain_or_take(&mut taken, |entry, at| {
             let kept = keep(entry);
             if kept {
                 index.insert(entry.item, at);
@@ -493,7 +498,12 @@ mod tests {
         }
         let _ = q.remove(EntryIdx::of(0));
         let mut moves = Vec::new();
-        let taken = q.retain_or_take(|e, at| {
+        // Appended after what the buffer holds.
+        let mut taken = vec![Entry {
+            item: ItemIdx::of(9),
+            list: WaitList::default(),
+        }];
+        q.retain_or_take(&mut taken, |e, at| {
             let keep = e.item.get() % 2 == 1;
             if keep {
                 moves.push((e.item.get(), at));
@@ -501,7 +511,7 @@ mod tests {
             keep
         });
         let taken: Vec<_> = taken.iter().map(|e| e.item.get()).collect();
-        assert_eq!(taken, [2, 4]);
+        assert_eq!(taken, [9, 2, 4]);
         assert_eq!(moves, [(1, EntryIdx::of(0)), (3, EntryIdx::of(1))]);
         assert_eq!(q.len(), 2);
         assert_eq!(q.get(EntryIdx::of(1)).map(|e| e.item.get()), Some(3));
@@ -513,7 +523,12 @@ mod tests {
         for i in 0..10 {
             q.push(ItemIdx::of(i), WaitList::default());
         }
-        assert_eq!(q.retain_or_take(|_, _| false).len(), 10);
+        let take_all = |q: &mut PendingQueue| {
+            let mut taken = Vec::new();
+            q.retain_or_take(&mut taken, |_, _| false);
+            taken.len()
+        };
+        assert_eq!(take_all(&mut q), 10);
         assert!(q.is_empty());
         assert!(q.entries.capacity() >= 10, "room kept for the next entries");
         assert_eq!(q.push(ItemIdx::of(3), WaitList::default()), EntryIdx::of(0));
@@ -521,7 +536,7 @@ mod tests {
         for i in 0..KEEP_ROOM + 10 {
             q.push(ItemIdx::of(i), WaitList::default());
         }
-        assert_eq!(q.retain_or_take(|_, _| false).len(), KEEP_ROOM + 11);
+        assert_eq!(take_all(&mut q), KEEP_ROOM + 11);
         assert_eq!(
             q.entries.capacity(),
             0,

@@ -106,7 +106,10 @@ impl<T> RequestTable<T> {
     pub fn remove(&mut self, id: &RequestId) -> Option<T> {
         let Some(at) = self.slot(*id) else {
             let request = self.old.remove(id);
-            if self.old.is_empty() {
+            // A few stragglers come and go all the time in a stream that keeps the window
+            // busy: keep their room rather than grow the map from nothing each time. The room
+            // of a large set is given back.
+            if self.old.is_empty() && self.old.capacity() > MIN_WINDOW / 8 {
                 self.old = IdMap::default();
             }
             return request;
@@ -283,6 +286,29 @@ mod tests {
             );
         }
         assert!(t.is_empty());
+    }
+
+    #[test]
+    fn the_stragglers_keep_a_small_room_and_give_a_large_one_back() {
+        // Stragglers: IDs older than the window's base.
+        let mut t = RequestTable::default();
+        assert!(t.insert(id(100_000), request(0)).is_ok());
+        assert!(t.insert(id(1), request(1)).is_ok());
+        assert!(t.remove(&id(1)).is_some());
+        let room = t.old.capacity();
+        assert!(room > 0, "a few stragglers' room is kept for the next");
+        assert!(t.insert(id(2), request(2)).is_ok());
+        assert_eq!(t.old.capacity(), room, "and used again");
+        assert!(t.remove(&id(2)).is_some());
+
+        let many = 1..=MIN_WINDOW as u64;
+        for n in many.clone() {
+            assert!(t.insert(id(n), request(n)).is_ok());
+        }
+        for n in many {
+            assert!(t.remove(&id(n)).is_some());
+        }
+        assert_eq!(t.old.capacity(), 0, "a large room is given back");
     }
 
     #[test]

@@ -4,6 +4,7 @@ use super::Action;
 use super::Engine;
 use super::MergeKey;
 use super::SessionId;
+use super::scratch;
 use super::state::Counts;
 use super::state::Handler;
 use super::state::HandlerKey;
@@ -93,10 +94,11 @@ impl Engine {
             Some((at, oldest)) if h.startable == 0 || oldest < h.oldest_default() => Some(at),
             _ => None,
         };
-        let (merge, taken) = match keyed {
+        let mut taken = scratch::take(&mut self.scratch.taken);
+        let merge = match keyed {
             None => {
                 let items = &mut h.items;
-                let taken = h.pending.retain_or_take(|entry, at| {
+                h.pending.retain_or_take(&mut taken, |entry, at| {
                     let slot = &mut items[entry.item];
                     // Items another session holds stay queued for the session after it;
                     // items not ready yet (debounce, backoff) wait for their time.
@@ -109,11 +111,12 @@ impl Engine {
                     }
                 });
                 h.startable = 0;
-                (MergeKey::DEFAULT, taken)
+                MergeKey::DEFAULT
             }
             Some(at) => {
                 let items = &h.items;
-                let taken = h.keyed[at].retain_or_take(|entry| items[entry.item].held.is_some());
+                // Legacy sessions are rare: their entries come in a buffer of their own.
+                taken = h.keyed[at].retain_or_take(|entry| items[entry.item].held.is_some());
                 let merge = h.keyed[at].key.clone();
                 if h.keyed[at].is_empty() {
                     h.keyed.remove(at);
@@ -124,7 +127,7 @@ impl Engine {
                         h.startable -= 1;
                     }
                 }
-                (merge, taken)
+                merge
             }
         };
         h.running.push(id);
@@ -135,12 +138,13 @@ impl Engine {
             started: false,
             manual: false,
             cancel_all: false,
-            items: Vec::with_capacity(taken.len()),
+            items: scratch::take(&mut self.scratch.session_items),
             counts: Counts::default(),
             proposed: Vec::new(),
         };
+        session.items.reserve(taken.len());
         let mut ids = Vec::with_capacity(taken.len());
-        for entry in taken {
+        for entry in taken.drain(..) {
             let slot = &mut h.items[entry.item];
             slot.held = Some((id, SessionPos::next_of(&session.items)));
             ids.push(slot.id.clone());
@@ -152,6 +156,7 @@ impl Engine {
             };
             session.items.push(SessionItem::new(entry.item, list));
         }
+        scratch::put(&mut self.scratch.taken, taken);
         self.actions.push_back(Action::StartSession {
             session: id,
             handler: h.id.clone(),

@@ -12,6 +12,7 @@ use super::SessionId;
 use super::queue::Waiter;
 use super::queue::push_waiters;
 use super::requests::RequestTable;
+use super::scratch;
 use super::state::Counts;
 use super::state::HandlerKey;
 use crate::cause::Cause;
@@ -40,10 +41,12 @@ impl Engine {
             return Err(Error::UnknownSession(id));
         };
         let key = session.handler_key;
-        let mut outcomes = Vec::with_capacity(session.items.len());
-        let mut settled = Vec::with_capacity(session.items.len());
+        let mut items = session.items;
+        let mut outcomes = Vec::with_capacity(items.len());
+        let mut settled = scratch::take(&mut self.scratch.settled);
+        settled.reserve(items.len());
         // The waiters of every item, item after item: one buffer, not one per item.
-        let mut waiters = Vec::new();
+        let mut waiters = scratch::take(&mut self.scratch.waiters);
         let mut retried = Vec::new();
         if let Some(h) = self.handlers.get_mut(&key) {
             // Legacy (keyed) sessions never retry; nor do handlers that may not sync now.
@@ -54,7 +57,7 @@ impl Engine {
                 && h.enabled
                 && !self.shut_down)
                 .then_some(h.policy.retry.max_attempts);
-            for si in session.items {
+            for si in items.drain(..) {
                 let outcome = si.terminal.unwrap_or(if session.cancel_all || si.cancel {
                     Outcome::Canceled
                 } else {
@@ -132,6 +135,10 @@ impl Engine {
             let later = s.waiters.start + s.now..s.waiters.end;
             again.extend(self.retry_later(key, item, &waiters[later], attempt));
         }
+        scratch::put(&mut self.scratch.waiters, waiters);
+        scratch::put(&mut self.scratch.settled, settled);
+        // The next session's item list (`drain` above left the room).
+        scratch::put(&mut self.scratch.session_items, items);
         self.drop_if_retired(key);
         self.schedule(key);
         Ok(SessionEnded {

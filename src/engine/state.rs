@@ -513,19 +513,6 @@ impl std::ops::Index<&HandlerKey> for HandlerTable {
     }
 }
 
-/// A buffer the engine reuses between start calls (the validated items of the call), so
-/// that accepting a request allocates only what it keeps. Its contents mean nothing between
-/// calls, so `Debug` shows none of them: an engine's `Debug` text is its state (the tests
-/// compare it to prove that a refused call changed nothing).
-#[derive(Default)]
-pub(crate) struct Scratch(pub Vec<ItemIdx>);
-
-impl std::fmt::Debug for Scratch {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Scratch")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::mem::{offset_of, size_of};
