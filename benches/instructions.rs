@@ -365,7 +365,7 @@ fn join_async(callers: usize, rounds: usize) {
                 request = request.context(gate);
             }
             let ticket = manager.request(request).expect("accepted");
-            (&ticket).await.status == Outcome::Succeeded
+            ticket.await.status == Outcome::Succeeded
         }
     });
 }

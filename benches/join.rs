@@ -347,8 +347,10 @@ impl SyncmgrAsync {
                     request = request.context(gate);
                 }
                 let ticket = manager.request(request).expect("the request is accepted");
-                let result = (&ticket).await;
-                assert_eq!(result.request, ticket.request());
+                let request = ticket.request();
+                // By value, as an application awaits it: the result moves out, not a copy.
+                let result = ticket.await;
+                assert_eq!(result.request, request);
                 assert!(
                     matches!(&result.items[..], [o] if o.outcome == Outcome::Succeeded && o.item == items[k])
                 );

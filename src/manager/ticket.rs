@@ -464,6 +464,10 @@ impl SyncTicket {
     }
 }
 
+/// Awaiting the ticket itself (`ticket.await`) moves the result out of it when no other
+/// handle on the request is left, and copies it otherwise; `(&ticket).await` awaits a copy
+/// and keeps the ticket. Like any future, it is not polled again once it returned `Ready`:
+/// a ticket whose result was moved out would then give a `Canceled` result with no items.
 impl Future for SyncTicket {
     type Output = RequestResult;
 
@@ -473,6 +477,14 @@ impl Future for SyncTicket {
         // seen here (with its result, or without one if the manager died), or this waker is
         // in the list `complete` takes.
         if self.slot.is_finished() {
+            // The only handle left on the slot (no other ticket, and the scheduler's write
+            // end gone) hands its result over rather than a copy: nobody can read it again.
+            // A count of one cannot grow meanwhile: only a handle can be cloned.
+            if Arc::strong_count(&self.slot) == 1
+                && let Some(result) = waiting.result.take()
+            {
+                return Poll::Ready(result);
+            }
             return Poll::Ready(self.settled_in(&waiting));
         }
         if !waiting.wakers.iter().any(|w| w.will_wake(cx.waker())) {

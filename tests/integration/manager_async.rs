@@ -25,6 +25,26 @@ fn an_awaited_ticket_wakes_its_task() {
 }
 
 #[test]
+fn every_handle_awaited_in_turn_gets_the_whole_result() {
+    let world = World::new();
+    let (handler, sessions) = Driven::new(&["a", "b"]);
+    world.register("h", handler);
+    let ticket = world.start("h", &["a", "b"]);
+    std::thread::scope(|s| {
+        s.spawn(|| next_session(&sessions).succeed_all());
+        assert_eq!(ticket.wait().items.len(), 2);
+    });
+    let expected = ticket.wait();
+    let (first, second) = (ticket.clone(), ticket.clone());
+    // Awaited by reference, and by value while other handles remain: copies.
+    assert_eq!(block_on((&ticket).into_future()), expected);
+    assert_eq!(block_on(first), expected);
+    drop(ticket);
+    // The last handle: the result itself, whole.
+    assert_eq!(block_on(second), expected);
+}
+
+#[test]
 fn many_tasks_awaiting_one_ticket_are_all_woken() {
     let world = World::new();
     let (handler, sessions) = Driven::new(&["a"]);
