@@ -6,7 +6,9 @@
 //! per-item buffers of a kilobyte or more, and glibc's `malloc` merges every small block
 //! freed since the last such allocation before it serves one (`malloc_consolidate`). In a
 //! threaded manager those small blocks were freed by other threads (tickets, results), so
-//! the merge walks cold memory: 8% of a worker's time in `benches/manager.rs` streams.
+//! the merge walks cold memory: 8% of a worker's time in `benches/manager.rs` streams. The
+//! buffers that leave the engine (a session's item IDs, its outcomes) still set it off, so
+//! what this saves is instructions (`benches/README.md`), not yet that merge.
 
 use super::queue::{Entry, ItemIdx, Waiter};
 use super::settle::Settled;
