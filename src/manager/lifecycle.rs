@@ -90,7 +90,9 @@ impl Shared {
                 }
             }
         };
-        let report = self.stop(threads, me);
+        // A panic in `stop` is a bug in this crate. Contained, so that the shutdown still
+        // ends: callers waiting for `Stopped` would otherwise wait forever.
+        let report = unwind::contain(|| self.stop(threads, me)).unwrap_or_default();
         *self.life() = Life::Stopped(report);
         self.stopped.notify_all();
         report
@@ -136,6 +138,8 @@ impl Shared {
                 Err(RecvTimeoutError::Disconnected)
             )
         };
+        #[cfg(test)]
+        tests::panic_if_asked();
         // Let go of the handler objects: one that holds a `SyncManager` would otherwise keep
         // the whole manager alive forever. Dropped here, outside every lock; a panicking
         // `Drop` is the handler's and is not let out.
@@ -382,4 +386,40 @@ pub(super) fn spawn_threads<W: FnOnce() + Send + 'static>(
     }
     let token = alive.clone();
     spawn("syncmgr-delivery".into(), Box::new(move || delivery(token)))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+
+    use super::*;
+
+    thread_local! {
+        /// Makes `Shared::stop` panic on this thread, once its threads have ended.
+        static PANIC_IN_STOP: Cell<bool> = const { Cell::new(false) };
+    }
+
+    pub(super) fn panic_if_asked() {
+        if PANIC_IN_STOP.with(Cell::get) {
+            panic!("a panic injected into Shared::stop");
+        }
+    }
+
+    #[test]
+    fn a_panic_while_stopping_still_ends_the_shutdown() {
+        let manager = SyncManager::new().unwrap();
+        let other = manager.clone();
+        PANIC_IN_STOP.with(|p| p.set(true));
+        let report = manager.shutdown();
+        PANIC_IN_STOP.with(|p| p.set(false));
+        assert_eq!(report, ShutdownReport::default());
+        // Another thread's call finds the shutdown ended and gets its report, where it
+        // waited for `Stopped` forever.
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        std::thread::spawn(move || {
+            let _ = tx.send(other.shutdown());
+        });
+        let late = rx.recv_timeout(Duration::from_secs(30));
+        assert_eq!(late, Ok(report));
+    }
 }
