@@ -5,8 +5,9 @@ use std::time::Duration;
 
 use crossbeam_channel::Receiver;
 
-use super::Ran;
+use super::{Ran, Scheduler};
 use crate::engine::Withdrawn;
+use crate::time::Time;
 use crate::{
     ControlFlags, Error, HandlerError, ItemId, Outcome, SyncControlFlags, SyncHandler, SyncItem,
     SyncManager, SyncPolicy, SyncSession,
@@ -54,19 +55,12 @@ fn a_step_given_a_stale_time_runs_the_zero_delay_retry_it_set() {
     // The worker's end of session, as if it had read the clock before the advance.
     let stale = clock.now();
     clock.advance(Duration::from_secs(1));
-    let scheduler = manager.core().link.scheduler_for_test().unwrap();
-    let after = {
-        let mut s = super::lock(&scheduler);
-        let end = Command::SessionFinished {
-            session: first,
-            end: SessionEnd::Failed(Cause::new("boom")),
-        };
-        let ran = s.run_here(Some(stale), end, super::Scheduler::apply);
-        assert!(matches!(ran, Ran::Done(None)));
-        s.after_unlock()
+    let end = Command::SessionFinished {
+        session: first,
+        end: SessionEnd::Failed(Cause::new("boom")),
     };
-    after.run();
-    drop(scheduler);
+    let ran = step_at(&manager, stale, end, super::Scheduler::apply);
+    assert!(matches!(ran, Ran::Done(None)));
 
     // Nothing advances the clock again: the retry must start on its own. (The timeout
     // is a guard; without the fix the test waits it out and fails.)
@@ -77,6 +71,24 @@ fn a_step_given_a_stale_time_runs_the_zero_delay_retry_it_set() {
         retried,
         "the retry due at the clock's time waited for an advance"
     );
+}
+
+/// Runs one step of `manager`'s scheduler at `now`, a time the test picks rather than the
+/// clock's, as `Link::run` does: under the lock, then what the step leaves for after it.
+fn step_at<I, R>(
+    manager: &SyncManager,
+    now: Time,
+    input: I,
+    here: impl FnOnce(&mut Scheduler, I) -> R,
+) -> Ran<R, I> {
+    let scheduler = manager.core().link.scheduler_for_test().unwrap();
+    let (ran, after) = {
+        let mut s = super::lock(&scheduler);
+        let ran = s.run_here(Some(now), input, here);
+        (ran, s.after_unlock())
+    };
+    after.run();
+    ran
 }
 
 /// A manager on a manual clock that gives up on its threads at once when it shuts down.
@@ -221,18 +233,12 @@ fn a_request_issued_in_a_start_calls_step_keeps_its_reason() {
         None,
     );
     let start = Start::new(parts, Some(true), link);
-    let scheduler = link.scheduler_for_test().unwrap();
-    let (ran, after) = {
-        let mut s = super::lock(&scheduler);
-        let ran = s.run_here(
-            Some(clock.now() + every * 2),
-            start,
-            super::Scheduler::start,
-        );
-        (ran, s.after_unlock())
-    };
-    after.run();
-    drop(scheduler);
+    let ran = step_at(
+        &manager,
+        clock.now() + every * 2,
+        start,
+        super::Scheduler::start,
+    );
     let Ran::Done(Ok(ticket)) = ran else {
         panic!("the start call failed");
     };
