@@ -105,28 +105,18 @@ fn synchronize_runs_on_a_worker_thread_and_the_manager_answers_while_it_blocks()
 /// next session at once, tried once for speed, must keep this order.)
 #[test]
 fn a_session_waiting_for_a_worker_runs_before_the_next_session_of_the_one_that_ended() {
-    let manager = built(SyncManager::builder().worker_threads(1));
+    let world = World::built(SyncManager::builder().worker_threads(1));
     let (first, first_sessions) = Driven::new(&["a"]);
     let (other, other_sessions) = Driven::new(&["x"]);
-    manager
-        .register_handler("first", first, ControlFlags::WAIT)
-        .unwrap();
-    manager
-        .register_handler("other", other, ControlFlags::WAIT)
-        .unwrap();
+    world.register("first", first);
+    world.register("other", other);
 
-    let a1 = manager
-        .start_handler_sync("first", SyncControlFlags::NONE, None)
-        .unwrap();
+    let a1 = world.start("first", &["a"]);
     let running = next_session(&first_sessions);
     // The only worker is busy: this session waits in the queue.
-    let x = manager
-        .start_handler_sync("other", SyncControlFlags::NONE, None)
-        .unwrap();
+    let x = world.start("other", &["x"]);
     // Queued in the engine behind the running session of its item.
-    let a2 = manager
-        .start_handler_sync("first", SyncControlFlags::NONE, None)
-        .unwrap();
+    let a2 = world.start("first", &["a"]);
     running.succeed_all();
 
     let waited = next_session(&other_sessions);
