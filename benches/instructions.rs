@@ -258,7 +258,7 @@ fn join(callers: usize, rounds: usize) {
         tickets.extend((1..callers).map(|_| call()));
         drop(open);
         for ticket in tickets {
-            if ticket.wait().status == Outcome::Succeeded {
+            if ticket.into_result().status == Outcome::Succeeded {
                 succeeded += 1;
             }
         }
@@ -455,7 +455,7 @@ fn manager(requests: usize, bunch: usize) {
             })
             .collect();
         for ticket in tickets {
-            if ticket.wait().status == Outcome::Succeeded {
+            if ticket.into_result().status == Outcome::Succeeded {
                 succeeded += 1;
             }
         }

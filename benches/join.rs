@@ -240,22 +240,25 @@ impl Syncmgr {
         // ... then it ends and everyone takes the result.
         drop(open);
         let mut per_key = vec![0; keys];
-        for (ticket, k) in &tickets {
+        let mut ids = Vec::with_capacity(tickets.len());
+        for (ticket, k) in tickets {
+            let request = ticket.request();
+            // By value, as an application takes it: the result moves out, not a copy.
             let result = ticket
-                .wait_timeout(PATIENCE)
+                .into_result_timeout(PATIENCE)
                 .expect("the ticket should resolve");
-            assert_eq!(result.request, ticket.request());
-            let item = &self.object.items[*k];
+            assert_eq!(result.request, request);
+            let item = &self.object.items[k];
             assert!(
                 matches!(&result.items[..], [o] if o.outcome == Outcome::Succeeded && o.item == *item)
             );
-            per_key[*k] += 1;
+            per_key[k] += 1;
+            ids.push(request.get());
         }
         let elapsed = start.elapsed();
 
         check_all_answered(&per_key, callers);
         self.object.runs.check_once_each();
-        let mut ids: Vec<u64> = tickets.iter().map(|(t, _)| t.request().get()).collect();
         ids.sort_unstable();
         ids.dedup();
         assert_eq!(ids.len(), callers * keys, "one request per caller");

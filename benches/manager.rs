@@ -38,8 +38,8 @@ use criterion::{
     BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main, measurement::WallTime,
 };
 use syncmgr::{
-    ControlFlags, HandlerError, HandlerId, ItemId, Outcome, ProgressStatus, SyncControlFlags,
-    SyncHandler, SyncItem, SyncManager, SyncRequest, SyncSession, SyncTicket,
+    ControlFlags, HandlerError, HandlerId, ItemId, Outcome, ProgressStatus, RequestId,
+    SyncControlFlags, SyncHandler, SyncItem, SyncManager, SyncRequest, SyncSession, SyncTicket,
 };
 
 /// Items of the one handler (and keys of the baseline); requests name one each.
@@ -101,12 +101,15 @@ trait Coalescer: Sync {
     /// Submits a bunch of requests at once, each for one item, the way the system offers
     /// for that: `request_many` (one lock for the bunch), one lock on the map.
     fn submit_many(&self, items: &[usize]) -> Vec<Self::Pending>;
-    /// Blocks until the request's result arrives and checks it.
-    fn wait(&self, pending: &Self::Pending, item: usize);
+    /// What `wait` leaves of a request for `finish`: its ID, a receiver.
+    type Answered: Send;
+    /// Blocks until the request's result arrives, takes it as an application would (the
+    /// result moves out: `into_result`, `recv`) and checks it.
+    fn wait(&self, pending: Self::Pending, item: usize) -> Self::Answered;
     /// After `wait`, outside the timed path (it may block): checks that no other result can
     /// come, and returns the request's ID if the system issues one (the caller checks that
     /// no two results share one).
-    fn finish(&self, pending: Self::Pending) -> Option<u64>;
+    fn finish(&self, answered: Self::Answered) -> Option<u64>;
     /// Sessions (manager) or batches (baseline) run so far.
     fn runs(&self) -> usize;
 }
@@ -195,21 +198,24 @@ impl Coalescer for Managed {
             .collect()
     }
 
-    fn wait(&self, ticket: &SyncTicket, item: usize) {
+    type Answered = RequestId;
+
+    fn wait(&self, ticket: SyncTicket, item: usize) -> RequestId {
+        let request = ticket.request();
         let result = ticket
-            .wait_timeout(PATIENCE)
+            .into_result_timeout(PATIENCE)
             .expect("the ticket should resolve");
-        assert_eq!(result.request, ticket.request());
+        // A ticket is one-shot: its one result is this request's.
+        assert_eq!(result.request, request);
         assert_eq!(result.status, Outcome::Succeeded);
         assert!(
             matches!(&result.items[..], [o] if o.outcome == Outcome::Succeeded && o.item == self.items[item])
         );
+        request
     }
 
-    fn finish(&self, ticket: SyncTicket) -> Option<u64> {
-        // A ticket is one-shot: its one result is in, and it is this request's.
-        assert!(ticket.is_complete());
-        Some(ticket.request().get())
+    fn finish(&self, request: RequestId) -> Option<u64> {
+        Some(request.get())
     }
 
     fn runs(&self) -> usize {
@@ -228,8 +234,11 @@ impl Coalescer for HandRolled {
         self.request_many(items.iter().map(|&item| self.key(item)))
     }
 
-    fn wait(&self, rx: &mpsc::Receiver<Outcome>, _item: usize) {
+    type Answered = mpsc::Receiver<Outcome>;
+
+    fn wait(&self, rx: mpsc::Receiver<Outcome>, _item: usize) -> mpsc::Receiver<Outcome> {
         assert_eq!(rx.recv_timeout(PATIENCE), Ok(Outcome::Succeeded));
+        rx
     }
 
     fn finish(&self, rx: mpsc::Receiver<Outcome>) -> Option<u64> {
@@ -286,11 +295,11 @@ fn stream<C: Coalescer>(
                     let mut answered = Vec::with_capacity(share.len());
                     let mut last = None;
                     for (pending, item, submitted) in rx {
-                        system.wait(&pending, item);
+                        let waited = system.wait(pending, item);
                         let done = Instant::now();
                         latencies.push(done - submitted);
                         last = Some(done);
-                        answered.push(pending);
+                        answered.push(waited);
                     }
                     // After the last stamp: `finish` may block (the baseline's check waits
                     // for the worker to drop the sender), which is no part of the path.
@@ -353,9 +362,9 @@ fn one_at_a_time<C: Coalescer>(system: &C, picks: &[usize]) -> (Duration, Vec<Du
     for &item in picks {
         let submitted = Instant::now();
         let pending = system.submit(item);
-        system.wait(&pending, item);
+        let waited = system.wait(pending, item);
         latencies.push(submitted.elapsed());
-        answered.push(pending);
+        answered.push(waited);
     }
     let elapsed = first.elapsed();
     // Untimed, as in `stream`.
@@ -383,14 +392,15 @@ fn gate_cycle<C: Coalescer>(system: &C, gate: &Gate, picks: &[usize]) -> (Durati
         .collect();
     let submitted = Instant::now();
     drop(open);
-    for (p, item) in &pending {
-        system.wait(p, *item);
-    }
+    let answered: Vec<C::Answered> = pending
+        .into_iter()
+        .map(|(p, item)| system.wait(p, item))
+        .collect();
     let done = Instant::now();
 
-    system.wait(&busy, 0);
+    let busy = system.wait(busy, 0);
     let mut ids: Vec<u64> = system.finish(busy).into_iter().collect();
-    ids.extend(pending.into_iter().filter_map(|(p, _)| system.finish(p)));
+    ids.extend(answered.into_iter().filter_map(|a| system.finish(a)));
     check_distinct(ids, picks.len() + 1);
     assert_eq!(
         system.runs(),

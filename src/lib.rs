@@ -182,9 +182,9 @@
 //! item's [`ItemOutcome`]: its outcome, the attempts it took and, for a `Failed` item, its
 //! [`Cause`]: the error the handler reported for it ([`SyncSession::report_failure`]) or
 //! returned from `synchronize`, with its `source()` chain. It reaches the caller through the
-//! returned [`SyncTicket`] (`wait`, `wait_timeout`, `try_result`, or `.await`) and through an
-//! optional [`SyncResult`] callback, which closures implement. A [`SyncRequest`] also carries a
-//! context value for the handler.
+//! returned [`SyncTicket`] (`wait`, `wait_timeout`, `try_result`, `into_result`, or
+//! `.await`) and through an optional [`SyncResult`] callback, which closures implement. A
+//! [`SyncRequest`] also carries a context value for the handler.
 //!
 //! ```
 //! use std::sync::mpsc;

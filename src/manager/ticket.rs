@@ -358,36 +358,91 @@ impl SyncTicket {
         &self.handler
     }
 
-    /// Blocks until the result is known and returns it. Should the manager's threads fail
-    /// without delivering it (a bug in this crate), the ticket still completes: its result
-    /// is then `Canceled`, with no items.
+    /// Blocks until the result is known and returns a copy of it; the ticket stays usable.
+    /// Should the manager's threads fail without delivering it (a bug in this crate), the
+    /// ticket still completes: its result is then `Canceled`, with no items.
+    ///
+    /// When the ticket is not needed afterwards, [`into_result`](Self::into_result) returns
+    /// the same result without copying it.
     pub fn wait(&self) -> RequestResult {
-        if self.slot.spin_for_result(None) {
-            return self.settled();
-        }
-        // With no deadline the sleep ends only with the result.
-        self.sleep_for_result(None)
-            .unwrap_or_else(|| self.settled())
+        self.settled_in(&self.finished())
     }
 
-    /// Blocks until the result is known or `timeout` passes.
+    /// Blocks until the result is known or `timeout` passes; a copy, as [`wait`](Self::wait).
     pub fn wait_timeout(&self, timeout: Duration) -> Option<RequestResult> {
+        self.finished_within(timeout)
+            .map(|waiting| self.settled_in(&waiting))
+    }
+
+    /// Blocks until the result is known and returns it, consuming the ticket: as a
+    /// `JoinHandle`'s `join` does. When no other handle on the request is left (no clone of
+    /// the ticket), the result moves out rather than being copied, which is what
+    /// `ticket.await` does in async code. Otherwise, and when the manager failed, it gives
+    /// what [`wait`](Self::wait) gives.
+    ///
+    /// ```
+    /// # use syncmgr::{ControlFlags, HandlerError, ItemId, Outcome, SyncHandler, SyncItem, SyncManager, SyncSession, SyncControlFlags, ProgressStatus};
+    /// # struct Mail;
+    /// # impl SyncHandler for Mail {
+    /// #     fn items(&self) -> Vec<SyncItem> { vec![SyncItem::new("inbox", "Inbox").unwrap()] }
+    /// #     fn synchronize(&self, items: &[ItemId], s: &SyncSession) -> Result<(), HandlerError> {
+    /// #         for i in items { s.report_progress(i, ProgressStatus::Succeeded)?; } Ok(())
+    /// #     }
+    /// # }
+    /// # fn main() -> Result<(), syncmgr::Error> {
+    /// let manager = SyncManager::new()?;
+    /// manager.register_handler("mail", Mail, ControlFlags::WAIT)?;
+    /// let ticket = manager.start_handler_sync("mail", SyncControlFlags::NONE, None)?;
+    /// let request = ticket.request();
+    /// let result = ticket.into_result();
+    /// assert_eq!((result.request, result.status), (request, Outcome::Succeeded));
+    /// # Ok(()) }
+    /// ```
+    pub fn into_result(self) -> RequestResult {
+        let mut waiting = self.finished();
+        self.take_or_copy(&mut waiting)
+    }
+
+    /// [`into_result`](Self::into_result) with a limit: the result if it is known within
+    /// `timeout`, or the ticket back, unchanged, to wait again or drop.
+    pub fn into_result_timeout(self, timeout: Duration) -> Result<RequestResult, SyncTicket> {
+        let result = self
+            .finished_within(timeout)
+            .map(|mut waiting| self.take_or_copy(&mut waiting));
+        result.ok_or(self)
+    }
+
+    /// Blocks until the slot is done; its lock, taken.
+    fn finished(&self) -> MutexGuard<'_, Waiting> {
+        if self.slot.spin_for_result(None) {
+            return self.slot.waiting();
+        }
+        // With no deadline the sleep ends only once the slot is done.
+        match self.sleep_until_finished(None) {
+            Some(waiting) => waiting,
+            None => self.slot.waiting(),
+        }
+    }
+
+    /// Blocks until the slot is done (its lock, taken) or `timeout` passes (`None`).
+    fn finished_within(&self, timeout: Duration) -> Option<MutexGuard<'_, Waiting>> {
         // A result already in costs no clock read.
         if self.is_complete() {
-            return Some(self.settled());
+            return Some(self.slot.waiting());
         }
         let Some(deadline) = Instant::now().checked_add(timeout) else {
-            return Some(self.wait());
+            return Some(self.finished());
         };
         if self.slot.spin_for_result(Some(deadline)) {
-            return Some(self.settled());
+            return Some(self.slot.waiting());
         }
-        self.sleep_for_result(Some(deadline))
+        self.sleep_until_finished(Some(deadline))
     }
 
-    /// Sleeps on the slot's condition variable until the result is known (`finish` notifies
-    /// sleepers counted under the lock) or `deadline` passes (`None`).
-    fn sleep_for_result(&self, deadline: Option<Instant>) -> Option<RequestResult> {
+    /// Sleeps on the slot's condition variable until the slot is done (`finish` notifies
+    /// sleepers counted under the lock) or `deadline` passes (`None`). Returns the lock,
+    /// taken, once the slot is done.
+    fn sleep_until_finished(&self, deadline: Option<Instant>) -> Option<MutexGuard<'_, Waiting>> {
         let mut waiting = self.slot.waiting();
         waiting.sleepers += 1;
         while !self.slot.is_finished() {
@@ -412,13 +467,14 @@ impl SyncTicket {
             };
         }
         waiting.sleepers -= 1;
-        Some(self.settled_in(&waiting))
+        Some(waiting)
     }
 
     /// The result, if it is known; never blocks. Once the ticket is complete it gives what
     /// [`wait`](Self::wait) gives.
     pub fn try_result(&self) -> Option<RequestResult> {
-        self.is_complete().then(|| self.settled())
+        self.is_complete()
+            .then(|| self.settled_in(&self.slot.waiting()))
     }
 
     /// Whether the result is known: then `wait` returns at once (with `Canceled` should the
@@ -443,15 +499,10 @@ impl SyncTicket {
         })
     }
 
-    /// The stored result. The scheduler stores it before it wakes anyone, and delivers every
-    /// result before it stops, so an empty slot here means the manager's threads are gone
-    /// without finishing (a panic inside the manager): report the request as canceled rather
-    /// than panicking in the caller.
-    fn settled(&self) -> RequestResult {
-        self.settled_in(&self.slot.waiting())
-    }
-
-    /// [`SyncTicket::settled`], under the slot's lock already taken.
+    /// The stored result, under the slot's lock, taken. The scheduler stores it before it
+    /// wakes anyone, and delivers every result before it stops, so an empty slot here means
+    /// the manager's threads are gone without finishing (a panic inside the manager): report
+    /// the request as canceled rather than panicking in the caller.
     fn settled_in(&self, waiting: &Waiting) -> RequestResult {
         waiting.result.clone().unwrap_or_else(|| RequestResult {
             request: self.request,
@@ -461,6 +512,19 @@ impl SyncTicket {
             conflicts: 0,
             items: Vec::new(),
         })
+    }
+
+    /// The stored result of a done slot, under its lock, taken: moved out when this is the
+    /// only handle left on the slot (no other ticket, and the scheduler's write end gone),
+    /// since nobody can read it again; a copy otherwise. A count of one cannot grow
+    /// meanwhile: only a handle can be cloned.
+    fn take_or_copy(&self, waiting: &mut Waiting) -> RequestResult {
+        if Arc::strong_count(&self.slot) == 1
+            && let Some(result) = waiting.result.take()
+        {
+            return result;
+        }
+        self.settled_in(waiting)
     }
 }
 
@@ -477,15 +541,7 @@ impl Future for SyncTicket {
         // seen here (with its result, or without one if the manager died), or this waker is
         // in the list `complete` takes.
         if self.slot.is_finished() {
-            // The only handle left on the slot (no other ticket, and the scheduler's write
-            // end gone) hands its result over rather than a copy: nobody can read it again.
-            // A count of one cannot grow meanwhile: only a handle can be cloned.
-            if Arc::strong_count(&self.slot) == 1
-                && let Some(result) = waiting.result.take()
-            {
-                return Poll::Ready(result);
-            }
-            return Poll::Ready(self.settled_in(&waiting));
+            return Poll::Ready(self.take_or_copy(&mut waiting));
         }
         if !waiting.wakers.iter().any(|w| w.will_wake(cx.waker())) {
             waiting.wakers.push(cx.waker().clone());

@@ -1,6 +1,9 @@
 //! The async surface without a runtime: tickets, notifications and shutdown awaited on the
 //! smallest executor (`common::block_on`, one thread parking between polls), so each test
-//! proves that the manager wakes the task (a lost wake would hang it).
+//! proves that the manager wakes the task (a lost wake would hang it). Beside it, the blocking
+//! counterpart of awaiting a ticket by value: `SyncTicket::into_result`.
+
+use std::time::Duration;
 
 use syncmgr::*;
 
@@ -42,6 +45,47 @@ fn every_handle_awaited_in_turn_gets_the_whole_result() {
     drop(ticket);
     // The last handle: the result itself, whole.
     assert_eq!(block_on(second), expected);
+}
+
+#[test]
+fn every_handle_taken_in_turn_gets_the_whole_result() {
+    let world = World::new();
+    let (handler, sessions) = Driven::new(&["a", "b"]);
+    world.register("h", handler);
+    let ticket = world.start("h", &["a", "b"]);
+    let (first, second) = (ticket.clone(), ticket.clone());
+    let expected = std::thread::scope(|s| {
+        s.spawn(|| next_session(&sessions).succeed_all());
+        // Taken before the result exists: the thread must be woken.
+        first.into_result()
+    });
+    assert_eq!(expected.items.len(), 2);
+    assert_eq!(expected.request, ticket.request());
+    // Other handles remain: it was a copy, and each of them still has the result.
+    assert_eq!(ticket.wait(), expected);
+    drop(ticket);
+    // The last handle: the result itself, whole.
+    assert_eq!(second.into_result(), expected);
+}
+
+#[test]
+fn a_ticket_taken_with_a_timeout_comes_back_if_the_result_does_not() {
+    let world = World::new();
+    let (handler, sessions) = Driven::new(&["a"]);
+    world.register("h", handler);
+    let ticket = world.start("h", &["a"]);
+    let session = next_session(&sessions);
+    // The session is held by the test: no result can come.
+    let ticket = match ticket.into_result_timeout(Duration::ZERO) {
+        Err(ticket) => ticket,
+        Ok(result) => panic!("a result before the session ended: {result:?}"),
+    };
+    assert!(!ticket.is_complete());
+    session.succeed_all();
+    let result = ticket
+        .into_result_timeout(crate::common::PATIENCE)
+        .expect("the session ended");
+    assert_eq!(result.status, Outcome::Succeeded);
 }
 
 #[test]
