@@ -50,7 +50,7 @@ impl Engine {
         handler: &HandlerId,
         flags: SyncControlFlags,
     ) -> Result<Accepted, Error> {
-        self.accept(handler, None, None, flags, PLAIN)
+        self.accept(handler.clone(), None, None, flags, PLAIN)
     }
 
     /// Requests a sync of named items of a handler (`StartItemSync`). All-or-nothing: a
@@ -63,7 +63,7 @@ impl Engine {
         items: &[ItemId],
         flags: SyncControlFlags,
     ) -> Result<Accepted, Error> {
-        self.accept(handler, None, Some(items), flags, PLAIN)
+        self.accept(handler.clone(), None, Some(items), flags, PLAIN)
     }
 
     /// The general start call: a handler sync (`items: None`) or an item sync, whose queued
@@ -78,7 +78,13 @@ impl Engine {
         flags: SyncControlFlags,
         key: MergeKey,
     ) -> Result<Accepted, Error> {
-        self.accept(handler, None, items, flags, RequestOptions::keyed(key))
+        self.accept(
+            handler.clone(),
+            None,
+            items,
+            flags,
+            RequestOptions::keyed(key),
+        )
     }
 
     /// [`Engine::start_sync`] with every option: the merge key, and whether the request is
@@ -91,7 +97,7 @@ impl Engine {
         flags: SyncControlFlags,
         options: &RequestOptions,
     ) -> Result<Accepted, Error> {
-        self.accept(handler, None, items, flags, options.clone())
+        self.accept(handler.clone(), None, items, flags, options.clone())
     }
 
     /// Requests a sync of everything (`StartSyncAll`): one handler sync per active, enabled
@@ -109,7 +115,7 @@ impl Engine {
             .map(|h| h.id.clone())
             .collect();
         covered
-            .iter()
+            .into_iter()
             .map(|id| self.accept(id, None, None, flags, PLAIN))
             .collect()
     }
@@ -120,7 +126,7 @@ impl Engine {
     /// even if the call is refused after that.
     pub(crate) fn accept(
         &mut self,
-        handler: &HandlerId,
+        handler: HandlerId,
         connected: Option<bool>,
         named: Option<&[ItemId]>,
         flags: SyncControlFlags,
@@ -129,7 +135,7 @@ impl Engine {
         if self.shut_down {
             return Err(Error::ShutDown);
         }
-        let key = self.key(handler)?;
+        let key = self.key(&handler)?;
         if let Some(connected) = connected {
             self.note_connected(key, connected);
         }
@@ -137,7 +143,7 @@ impl Engine {
         SyncControlFlags::from_raw(flags.bits())?;
         let mut items = scratch::take(&mut self.scratch.items);
         let h = &self.handlers[&key];
-        if let Err(e) = validate_start(handler, h, named, &mut items) {
+        if let Err(e) = validate_start(&handler, h, named, &mut items) {
             scratch::put(&mut self.scratch.items, items);
             return Err(e);
         }
@@ -149,7 +155,7 @@ impl Engine {
         // locals (the dispositions alone are 136 bytes).
         let mut accepted = Accepted {
             request,
-            handler: handler.clone(),
+            handler,
             dispositions: SmallVec::new(),
             duplicates: 0,
             completed: false,

@@ -389,28 +389,30 @@ impl Scheduler {
         reason = "the box is the caller's; its fields are moved out one by one"
     )]
     pub(crate) fn start(&mut self, start: Box<Start>) -> Result<SyncTicket, Error> {
-        let accepted = self.engine.accept(
-            &start.handler,
-            start.connected,
-            start.items.as_deref(),
-            start.flags,
-            start.options,
-        );
+        let Start {
+            handler,
+            items,
+            flags,
+            options,
+            connected,
+            context,
+            reason,
+            sink,
+            ticket,
+        } = *start;
+        // The caller's handler ID moves on into the ticket: one count change less per
+        // request on a count every thread of the manager changes.
+        let accepted = self
+            .engine
+            .accept(handler, connected, items.as_deref(), flags, options);
         // A request that completed at once (disconnected, nothing to sync) has its result in
         // the ticket before the caller gets the ticket: the step's `carry_out`, which follows
         // this under the same lock, delivers it.
         match accepted {
-            Ok(a) => Ok(self.open(
-                a,
-                start.ticket,
-                start.context,
-                start.sink,
-                start.reason,
-                &mut None,
-            )),
+            Ok(a) => Ok(self.open(a, ticket, context, sink, reason, &mut None)),
             Err(e) => {
                 // User values: never dropped here (see `release`).
-                self.release((start.context, start.sink));
+                self.release((context, sink));
                 Err(e)
             }
         }
