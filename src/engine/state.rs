@@ -1,6 +1,8 @@
 //! The engine's internal records: handlers with their item tables and pending sets, running
 //! sessions, open requests. Plain data; the rules live in `mod.rs`.
 
+use std::num::NonZeroU64;
+
 use smallvec::SmallVec;
 
 use super::queue::{
@@ -416,33 +418,34 @@ impl Request {
 
 /// A handler record's key: issued 1, 2, 3, … at registration and never reused, so a
 /// re-registered ID gets a new record while the old one's sessions finish. Sessions and
-/// requests find their handler by key, never by ID.
+/// requests find their handler by key, never by ID. Never zero, so that an empty slot of the
+/// request window (`Option<Request>`) costs no word of its own beside the record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub(crate) struct HandlerKey(u64);
+pub(crate) struct HandlerKey(NonZeroU64);
 
 impl HandlerKey {
     /// The first key issued.
-    pub const FIRST: HandlerKey = HandlerKey(1);
+    pub const FIRST: HandlerKey = HandlerKey(NonZeroU64::MIN);
 
     /// The key issued after this one.
     pub fn next(self) -> HandlerKey {
-        HandlerKey(self.0 + 1)
+        HandlerKey(self.0.saturating_add(1))
     }
 
     /// The key as a number (for the jitter's inputs).
     pub fn raw(self) -> u64 {
-        self.0
+        self.0.get()
     }
 
-    /// A key made up for a unit test that uses it as a tag.
+    /// A key made up for a unit test that uses it as a tag (0 counts as 1).
     #[cfg(test)]
     pub fn tag(n: u64) -> HandlerKey {
-        HandlerKey(n)
+        HandlerKey(NonZeroU64::new(n).unwrap_or(NonZeroU64::MIN))
     }
 
     /// The key of the record in slot `i` of a [`HandlerTable`].
     fn of_slot(i: usize) -> HandlerKey {
-        HandlerKey(i as u64 + 1)
+        HandlerKey(NonZeroU64::MIN.saturating_add(i as u64))
     }
 }
 
@@ -462,7 +465,7 @@ pub(crate) struct HandlerTable {
 
 impl HandlerTable {
     fn index(key: HandlerKey) -> Option<usize> {
-        usize::try_from(key.0).ok()?.checked_sub(1)
+        usize::try_from(key.0.get()).ok()?.checked_sub(1)
     }
 
     pub fn get(&self, key: &HandlerKey) -> Option<&Handler> {
