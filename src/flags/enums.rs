@@ -67,11 +67,12 @@ sdk_enum! {
 }
 
 sdk_enum! {
-    /// What kind of thing a handler syncs (`SYNCMGR_HANDLER_TYPE`). The default is
+    /// What kind of thing a handler syncs (`SYNCMGR_HANDLER_TYPE`): each variant is the SDK's
+    /// `SYNCMGR_HT_` value of the same name and number. The default is
     /// [`Unspecified`](Self::Unspecified), as in the SDK.
     #[derive(Default)]
     pub enum HandlerType {
-        /// `SYNCMGR_HT_UNSPECIFIED` (0): not said.
+        /// 0, the SDK's default: the handler does not say what it syncs.
         #[default]
         Unspecified = 0,
         /// `SYNCMGR_HT_APPLICATION` (1): an application.
