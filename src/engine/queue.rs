@@ -355,20 +355,19 @@ impl KeyedQueue {
     }
 
     /// [`PendingQueue::retain_or_take`], keeping the index in step.
-    pub fn retain_or_take(&mut self, mut keep: impl FnMut(&Entry) -> bool) -> Vec<Entry> {
+    pub fn retain_or_take(&mut self, taken: &mut Vec<Entry>, mut keep: impl FnMut(&Entry) -> bool) {
         let index = &mut self.index;
-        let mut taken = Vec::new();
-        self.queue.retain_or_take(&mut taken, |entry, at| {
+        let before = taken.len();
+        self.queue.retain_or_take(taken, |entry, at| {
             let kept = keep(entry);
             if kept {
                 index.insert(entry.item, at);
             }
             kept
         });
-        for entry in &taken {
+        for entry in &taken[before..] {
             index.remove(&entry.item);
         }
-        taken
     }
 }
 
@@ -515,6 +514,28 @@ mod tests {
         assert_eq!(moves, [(1, EntryIdx::of(0)), (3, EntryIdx::of(1))]);
         assert_eq!(q.len(), 2);
         assert_eq!(q.get(EntryIdx::of(1)).map(|e| e.item.get()), Some(3));
+    }
+
+    #[test]
+    fn a_keyed_queue_appends_what_it_takes_and_unindexes_only_that() {
+        let mut q = KeyedQueue::new(MergeKey::DEFAULT);
+        for i in 0..4 {
+            q.push(ItemIdx::of(i), WaitList::default());
+        }
+        // The buffer already holds an entry of another queue, for an item this one keeps:
+        // that item stays indexed here.
+        let mut taken = vec![Entry {
+            item: ItemIdx::of(3),
+            list: WaitList::default(),
+        }];
+        q.retain_or_take(&mut taken, |e| e.item.get() >= 2);
+        let items: Vec<_> = taken.iter().map(|e| e.item.get()).collect();
+        assert_eq!(items, [3, 0, 1]);
+        assert_eq!(q.find(ItemIdx::of(0)), None);
+        assert_eq!(q.find(ItemIdx::of(1)), None);
+        assert_eq!(q.find(ItemIdx::of(2)), Some(EntryIdx::of(0)));
+        assert_eq!(q.find(ItemIdx::of(3)), Some(EntryIdx::of(1)));
+        assert!(q.index_matches());
     }
 
     #[test]

@@ -115,8 +115,7 @@ impl Engine {
             }
             Some(at) => {
                 let items = &h.items;
-                // Legacy sessions are rare: their entries come in a buffer of their own.
-                taken = h.keyed[at].retain_or_take(|entry| items[entry.item].held.is_some());
+                h.keyed[at].retain_or_take(&mut taken, |entry| items[entry.item].held.is_some());
                 let merge = h.keyed[at].key.clone();
                 if h.keyed[at].is_empty() {
                     h.keyed.remove(at);

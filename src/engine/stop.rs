@@ -222,11 +222,11 @@ impl Engine {
         let Some(h) = self.handlers.get_mut(&key) else {
             return 0;
         };
-        let mut lists = Vec::new();
+        let mut gone = Vec::new();
         for keyed in &mut h.keyed {
-            let gone = keyed.retain_or_take(|e| items.binary_search(&e.item).is_err());
-            lists.extend(gone.into_iter().map(|e| e.list));
+            keyed.retain_or_take(&mut gone, |e| items.binary_search(&e.item).is_err());
         }
+        let mut lists: Vec<_> = gone.into_iter().map(|e| e.list).collect();
         h.keyed.retain(|k| !k.is_empty());
         for &idx in items {
             if h.items[idx].entry.is_none() {
