@@ -417,11 +417,9 @@ impl SyncTicket {
         if self.slot.spin_for_result(None) {
             return self.slot.waiting();
         }
-        // With no deadline the sleep ends only once the slot is done.
-        match self.sleep_until_finished(None) {
-            Some(waiting) => waiting,
-            None => self.slot.waiting(),
-        }
+        // With no deadline the sleep ends only once the slot is done: never `None`.
+        self.sleep_until_finished(None)
+            .unwrap_or_else(|| self.slot.waiting())
     }
 
     /// Blocks until the slot is done (its lock, taken) or `timeout` passes (`None`).

@@ -56,7 +56,8 @@ fn every_handle_taken_in_turn_gets_the_whole_result() {
     let (first, second) = (ticket.clone(), ticket.clone());
     let expected = std::thread::scope(|s| {
         s.spawn(|| next_session(&sessions).succeed_all());
-        // Taken before the result exists: the thread must be woken.
+        // Most often taken before the result exists, so this thread sleeps and must be
+        // woken; taken after, it finds the result in. Either way the same result.
         first.into_result()
     });
     assert_eq!(expected.items.len(), 2);

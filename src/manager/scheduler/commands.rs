@@ -386,7 +386,7 @@ impl Scheduler {
     /// the call came in (see `Start::new`): unboxed here, the record would be copied again.
     #[expect(
         clippy::boxed_local,
-        reason = "the box is the caller's; its fields are moved out one by one"
+        reason = "the box is the caller's; its fields move out of it here, once"
     )]
     pub(crate) fn start(&mut self, start: Box<Start>) -> Result<SyncTicket, Error> {
         let Start {
