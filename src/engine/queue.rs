@@ -171,8 +171,10 @@ pub(crate) struct Entry {
     pub list: WaitList,
 }
 
-/// The most entries of room an empty pending queue keeps for the next ones.
-const KEEP_ROOM: usize = 1024;
+/// The most room a buffer the engine reuses keeps once emptied: an empty pending queue for
+/// its next entries, and each of the `Scratch` buffers (`scratch.rs`). Larger ones are given
+/// back, so an idle engine keeps little of what a burst took.
+pub(crate) const KEEP_ROOM: usize = 1024;
 
 #[derive(Debug, Default)]
 pub(crate) struct PendingQueue {

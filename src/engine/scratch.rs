@@ -10,13 +10,9 @@
 //! buffers that leave the engine (a session's item IDs, its outcomes) still set it off, so
 //! what this saves is instructions (`benches/README.md`), not yet that merge.
 
-use super::queue::{Entry, ItemIdx, Waiter};
+use super::queue::{Entry, ItemIdx, KEEP_ROOM, Waiter};
 use super::settle::Settled;
 use super::state::SessionItem;
-
-/// A buffer larger than this many elements is dropped after use rather than kept: an idle
-/// engine keeps little of what a burst took.
-const KEEP_ROOM: usize = 1024;
 
 /// Buffers whose contents mean nothing between calls, so `Debug` shows none of them: an
 /// engine's `Debug` text is its state (the tests compare it to prove that a refused call
@@ -35,15 +31,19 @@ pub(crate) struct Scratch {
     pub settled: Vec<Settled>,
 }
 
-/// Takes a buffer out of its place in [`Scratch`], empty, to be given back with [`put`].
+/// Takes a buffer out of its place in [`Scratch`], to be given back with [`put`]. It is
+/// empty: a place holds nothing but what `put` emptied.
 pub(crate) fn take<T>(buffer: &mut Vec<T>) -> Vec<T> {
-    let mut taken = std::mem::take(buffer);
-    taken.clear();
+    let taken = std::mem::take(buffer);
+    debug_assert!(
+        taken.is_empty(),
+        "a scratch place holds only emptied buffers"
+    );
     taken
 }
 
-/// Gives a buffer back to its place in [`Scratch`], emptied, unless it grew too large to
-/// keep.
+/// Gives a buffer back to its place in [`Scratch`], emptied, unless it grew past
+/// [`KEEP_ROOM`].
 pub(crate) fn put<T>(place: &mut Vec<T>, mut buffer: Vec<T>) {
     buffer.clear();
     if buffer.capacity() <= KEEP_ROOM {
