@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
 use super::command::Command;
-use super::scheduler::{Scheduler, lock};
+use super::scheduler::{Scheduler, SchedulerLock};
 use crate::time::Time;
 
 /// A clock that moves only when told to, for tests of timed behaviour (debounce, retries,
@@ -40,7 +40,7 @@ pub struct ManualClock {
 struct Inner {
     now: Mutex<Time>,
     /// The managers that read this clock, polled after each move.
-    managers: Mutex<Vec<Weak<Mutex<Scheduler>>>>,
+    managers: Mutex<Vec<Weak<SchedulerLock>>>,
 }
 
 impl std::fmt::Debug for ManualClock {
@@ -81,7 +81,7 @@ impl ManualClock {
                 .unwrap_or_else(PoisonError::into_inner);
             *now = (*now).max(to);
         }
-        let managers: Vec<Arc<Mutex<Scheduler>>> = {
+        let managers: Vec<Arc<SchedulerLock>> = {
             let mut list = self
                 .inner
                 .managers
@@ -91,19 +91,18 @@ impl ManualClock {
             list.iter().filter_map(Weak::upgrade).collect()
         };
         for scheduler in managers {
-            let after = {
-                let mut s = lock(&scheduler);
+            let after = scheduler.with(|s| {
                 // Once shutdown has begun there is nothing left to time: a deferred poll is
                 // dropped.
                 let now = self.now();
                 let _ = s.run_here(Some(now), Command::Poll, Scheduler::apply);
                 s.after_unlock()
-            };
+            });
             after.run();
         }
     }
 
-    pub(crate) fn attach(&self, scheduler: Weak<Mutex<Scheduler>>) {
+    pub(crate) fn attach(&self, scheduler: Weak<SchedulerLock>) {
         self.inner
             .managers
             .lock()

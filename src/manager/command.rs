@@ -3,7 +3,7 @@
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Weak};
 
 use crossbeam_channel::Sender;
 use uuid::Uuid;
@@ -14,7 +14,7 @@ use super::events::{EventReport, HandlerEvent};
 use super::notify::Subscriber;
 use super::registry::{Extra, Object};
 use super::request::{Items, StartParts};
-use super::scheduler::{Scheduler, lock};
+use super::scheduler::{Scheduler, SchedulerLock};
 use super::ticket::Blank;
 use super::{
     Context, PendingItems, ShutdownReport, SyncItem, SyncResult, SyncTicket, TriggerReason,
@@ -54,7 +54,7 @@ pub(crate) struct Link(Arc<LinkTo>);
 
 struct LinkTo {
     commands: Sender<Command>,
-    scheduler: Weak<Mutex<Scheduler>>,
+    scheduler: Weak<SchedulerLock>,
     /// The scheduler's clock: a call reads the time before it takes the lock, which every
     /// start and report waits for (the engine takes a time older than one it has seen as
     /// that one, so the order of the reads does not matter).
@@ -75,11 +75,11 @@ impl std::fmt::Debug for Link {
 impl Link {
     /// The scheduler, for white-box tests that run a step by hand.
     #[cfg(test)]
-    pub fn scheduler_for_test(&self) -> Option<Arc<Mutex<Scheduler>>> {
+    pub fn scheduler_for_test(&self) -> Option<Arc<SchedulerLock>> {
         self.0.scheduler.upgrade()
     }
 
-    pub fn new(commands: Sender<Command>, scheduler: Weak<Mutex<Scheduler>>, clock: Clock) -> Link {
+    pub fn new(commands: Sender<Command>, scheduler: Weak<SchedulerLock>, clock: Clock) -> Link {
         Link(Arc::new(LinkTo {
             commands,
             scheduler,
@@ -94,12 +94,12 @@ impl Link {
         self.0
             .scheduler
             .upgrade()
-            .is_some_and(|scheduler| !lock(&scheduler).is_broken())
+            .is_some_and(|scheduler| !scheduler.with(|s| s.is_broken()))
     }
 
     /// Marks the current thread as `scheduler`'s own thread (see
     /// [`on_scheduler_thread`](Self::on_scheduler_thread)).
-    pub fn mark_scheduler_thread(scheduler: &Arc<Mutex<Scheduler>>) {
+    pub fn mark_scheduler_thread(scheduler: &Arc<SchedulerLock>) {
         SCHEDULER_THREAD.with(|own| own.set(Arc::as_ptr(scheduler) as usize));
     }
 
@@ -145,16 +145,35 @@ impl Link {
             .keeps_time
             .load(Ordering::Relaxed)
             .then(|| self.0.clock.now());
-        let (ran, after) = {
-            let mut s = lock(&scheduler);
+        let (ran, after) = scheduler.with(|s| {
+            // Ends this thread left before are applied before this call.
+            s.apply_ends();
             let ran = s.run_here(now, input, here);
             (ran, s.after_unlock_if_any())
-        };
+        });
         // Here, on the caller's thread, with the lock released.
         if let Some(after) = after {
             after.run();
         }
         ran
+    }
+
+    /// Tells the scheduler a session has ended, without waiting for its lock if another
+    /// thread holds it (see `SchedulerLock::end_session`).
+    pub fn end_session(&self, session: SessionId, end: SessionEnd) {
+        // With the scheduler thread gone, every session has ended with it.
+        if let Some(scheduler) = self.0.scheduler.upgrade() {
+            scheduler.end_session(session, end);
+        }
+    }
+
+    /// Sends a session's end to the scheduler thread, for when it must be applied there
+    /// (shutdown has begun). It holds no user value: if the thread is gone, it is let go of.
+    pub fn queue_session_end(&self, session: SessionId, end: SessionEnd) {
+        let _ = self
+            .0
+            .commands
+            .send(Command::SessionFinished { session, end });
     }
 
     /// Applies or queues a command. `Err(ShutDown)` when the scheduler is gone.

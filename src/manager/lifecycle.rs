@@ -12,7 +12,7 @@ use super::access::Access;
 use super::clock::{Clock, ManualClock};
 use super::command::{Command, Link};
 use super::registry::Registry;
-use super::scheduler::{Scheduler, SchedulerParts, deadline_after};
+use super::scheduler::{Scheduler, SchedulerLock, SchedulerParts, deadline_after};
 use super::{pool, threads};
 use crate::engine::{Engine, EngineConfig};
 use crate::error::Error;
@@ -297,7 +297,7 @@ impl SyncManagerBuilder {
         let scheduler = Arc::new_cyclic(|me| {
             let link = Link::new(commands.clone(), me.clone(), clock.clone());
             shared_link = Some(link.clone());
-            Mutex::new(Scheduler::new(SchedulerParts {
+            SchedulerLock::new(Scheduler::new(SchedulerParts {
                 engine,
                 link,
                 registry: registry.clone(),

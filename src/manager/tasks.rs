@@ -14,7 +14,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use super::command::{Command, Link};
+use super::command::Link;
 use super::threads::session_end;
 use super::trace;
 use super::{HandlerError, HandlerInfo, SyncHandler, SyncItem, SyncSession};
@@ -197,10 +197,7 @@ struct EndGuard {
 impl EndGuard {
     fn finish(&mut self, end: SessionEnd) {
         if let Some(link) = self.link.take() {
-            let _ = link.send(Command::SessionFinished {
-                session: self.session,
-                end,
-            });
+            link.end_session(self.session, end);
         }
     }
 }

@@ -86,10 +86,7 @@ pub(crate) fn start_async(start: AsyncStart) {
         Ok(false) => {
             let id = session.id();
             unwind::dispose((items, session));
-            let _ = link.send(Command::SessionFinished {
-                session: id,
-                end: SessionEnd::Returned,
-            });
+            link.end_session(id, SessionEnd::Returned);
         }
         Err(_) => unwind::dispose((items, session)),
     }
@@ -128,7 +125,7 @@ pub(crate) fn worker(jobs: JobReceiver<Job>, link: Link, _alive: Sender<()>) {
                 // session holds the served requests' contexts: user values, whose `Drop` must
                 // not take this thread down before the session's end is reported.
                 unwind::dispose((handler, items, session));
-                let _ = link.send(Command::SessionFinished { session: id, end });
+                link.end_session(id, end);
             }
             Job::Task(task) => {
                 // A task reports its own errors; a panic in it was a hook's, already caught.

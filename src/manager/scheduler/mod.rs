@@ -7,9 +7,9 @@
 
 mod actions;
 mod commands;
+mod lock;
 
-use std::ops::{Deref, DerefMut};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 use std::task::Waker;
 use std::time::{Duration, Instant};
 
@@ -28,7 +28,8 @@ use crate::cause::Cause;
 use crate::engine::{Engine, RequestId, RequestTable, SessionEnd, SessionId};
 use crate::id::{HandlerId, IdMap, IdSet};
 use crate::time::Time;
-use crate::unwind::{self, Locked, User};
+use crate::unwind::{self, User};
+pub(crate) use lock::SchedulerLock;
 
 /// What the scheduler keeps for an open request besides what the engine keeps.
 struct Open {
@@ -291,7 +292,7 @@ impl Scheduler {
 
     /// The scheduler thread's loop: what comes over the channel, one command at a time,
     /// until shutdown has ended every session. It holds the lock only to apply a command.
-    pub fn run(scheduler: Arc<Mutex<Scheduler>>, commands: Receiver<Command>) {
+    pub fn run(scheduler: Arc<SchedulerLock>, commands: Receiver<Command>) {
         Link::mark_scheduler_thread(&scheduler);
         enum Woken {
             Command(Command),
@@ -300,14 +301,13 @@ impl Scheduler {
             Time,
         }
         loop {
-            let wake_at = {
-                let mut s = lock(&scheduler);
+            let wake_at = scheduler.with(|s| {
                 let timer = s.timer_instant();
                 match (s.deadline, timer) {
                     (Some(a), Some(b)) => Some(a.min(b)),
                     (a, b) => a.or(b),
                 }
-            };
+            });
             let woken = match wake_at {
                 None => commands.recv().map_or(Woken::Closed, Woken::Command),
                 Some(at) => select! {
@@ -332,8 +332,7 @@ impl Scheduler {
             }
         }
         Self::drain_deliveries(&scheduler, &commands);
-        let late = {
-            let mut s = lock(&scheduler);
+        let late = scheduler.with(|s| {
             let report = ShutdownReport {
                 abandoned_sessions: s.abandoned,
                 detached_threads: 0,
@@ -342,7 +341,7 @@ impl Scheduler {
                 let _ = reply.send(report);
             }
             s.after_unlock()
-        };
+        });
         // What was let go of on this thread once the delivery thread was gone. Dropped last,
         // with the scheduler and its channel gone first: a `Drop` that calls the manager then
         // gets `ShutDown` at once instead of waiting for this very thread.
@@ -386,15 +385,13 @@ impl Scheduler {
     /// Lets the delivery thread run the callbacks it still has, for at most one more grace
     /// period, and keeps serving commands meanwhile, so that what those callbacks cause (a
     /// panic report, a late session call) is still handled and published.
-    fn drain_deliveries(scheduler: &Mutex<Scheduler>, commands: &Receiver<Command>) {
-        let (delivery_done, grace) = {
-            let mut s = lock(scheduler);
+    fn drain_deliveries(scheduler: &SchedulerLock, commands: &Receiver<Command>) {
+        let Some((delivery_done, grace)) = scheduler.with(|s| {
             s.deliveries = None;
-            if s.from_inside {
-                // The delivery thread may be the one waiting for this answer.
-                return;
-            }
-            (s.delivery_done.clone(), s.grace)
+            // The delivery thread may be the one waiting for this answer.
+            (!s.from_inside).then(|| (s.delivery_done.clone(), s.grace))
+        }) else {
+            return;
         };
         let deadline = deadline_after(grace);
         loop {
@@ -421,26 +418,30 @@ impl Scheduler {
     /// One step on the scheduler thread, waking what it completed once the lock is released.
     /// Returns whether the thread is done: the scheduler broke, or shutdown has ended every
     /// session.
-    fn step(scheduler: &Mutex<Scheduler>, step: impl FnOnce(&mut Scheduler)) -> bool {
-        let wakes = {
-            let mut s = lock(scheduler);
+    fn step(scheduler: &SchedulerLock, step: impl FnOnce(&mut Scheduler)) -> bool {
+        let wakes = scheduler.with(|s| {
             if s.broken {
+                return Err(step);
+            }
+            // Ends left before this command came are applied before it.
+            s.apply_ends();
+            s.guarded(step);
+            Ok(s.take_wakes())
+        });
+        match wakes {
+            Ok(wakes) => wakes.run(),
+            Err(step) => {
                 // Broken by a step on another thread: nothing more is applied, and what the
                 // step would have applied (a command, with user values) is let go of outside
                 // the lock.
-                drop(s);
                 unwind::dispose(step);
                 return true;
             }
-            s.guarded(step);
-            s.take_wakes()
-        };
-        wakes.run();
+        }
         // Read after: what ran once the lock was released (an executor's `spawn`, a tracing
         // subscriber) may have called this manager, applied in place on this thread (see
         // `run_here`), and ended the last session.
-        let s = lock(scheduler);
-        s.broken || (s.deadline.is_some() && s.engine.session_count() == 0)
+        scheduler.with(|s| s.broken || (s.deadline.is_some() && s.engine.session_count() == 0))
     }
 
     fn begin_shutdown(&mut self) {
@@ -575,37 +576,6 @@ pub(crate) fn deadline_after(grace: Duration) -> Instant {
     now.checked_add(grace)
         .or_else(|| now.checked_add(FAR))
         .unwrap_or(now)
-}
-
-/// The scheduler's lock. It is never poisoned: every step runs under `catch_unwind` (see
-/// `Scheduler::guarded`), and a step that panicked marks the scheduler broken instead. While
-/// it is held the thread is marked (see [`Locked`]), so that user code reached under it fails
-/// the debug-build check of the panic policy.
-pub(crate) fn lock(scheduler: &Mutex<Scheduler>) -> SchedulerGuard<'_> {
-    let guard = scheduler.lock().unwrap_or_else(PoisonError::into_inner);
-    SchedulerGuard {
-        guard,
-        _mark: Locked::mark(),
-    }
-}
-
-/// The held scheduler lock, with the thread's mark.
-pub(crate) struct SchedulerGuard<'a> {
-    guard: MutexGuard<'a, Scheduler>,
-    _mark: Locked,
-}
-
-impl Deref for SchedulerGuard<'_> {
-    type Target = Scheduler;
-    fn deref(&self) -> &Scheduler {
-        &self.guard
-    }
-}
-
-impl DerefMut for SchedulerGuard<'_> {
-    fn deref_mut(&mut self) -> &mut Scheduler {
-        &mut self.guard
-    }
 }
 
 #[cfg(test)]

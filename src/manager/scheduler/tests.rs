@@ -82,11 +82,10 @@ fn step_at<I, R>(
     here: impl FnOnce(&mut Scheduler, I) -> R,
 ) -> Ran<R, I> {
     let scheduler = manager.core().link.scheduler_for_test().unwrap();
-    let (ran, after) = {
-        let mut s = super::lock(&scheduler);
+    let (ran, after) = scheduler.with(|s| {
         let ran = s.run_here(Some(now), input, here);
         (ran, s.after_unlock())
-    };
+    });
     after.run();
     ran
 }
@@ -267,4 +266,60 @@ fn a_request_issued_in_a_start_calls_step_keeps_its_reason() {
         "the tick's request is the older one"
     );
     assert_eq!(*reason, TriggerReason::Scheduled, "its record was lost");
+}
+
+/// A worker whose session has ended does not wait for a busy lock: the end is left beside
+/// it, and the thread holding the lock applies it as it lets the lock go, so the request has
+/// its result as soon as that thread's call returns.
+#[test]
+fn a_session_end_left_while_the_lock_is_held_is_applied_when_it_is_let_go() {
+    use crate::engine::{SessionEnd, SessionId};
+
+    /// Says which session started, then returns once the test lets it go.
+    struct Told(crossbeam_channel::Sender<SessionId>, Receiver<()>);
+    impl SyncHandler for Told {
+        fn items(&self) -> Vec<SyncItem> {
+            vec![SyncItem::new("one", "One").unwrap()]
+        }
+        fn synchronize(&self, _: &[ItemId], s: &SyncSession) -> Result<(), HandlerError> {
+            let _ = self.0.send(s.id());
+            let _ = self.1.recv();
+            Ok(())
+        }
+    }
+    let patience = Duration::from_secs(10);
+    let manager = SyncManager::builder()
+        .shutdown_grace(Duration::ZERO)
+        .build()
+        .unwrap();
+    let (started_tx, started) = crossbeam_channel::unbounded();
+    let (go, gate) = crossbeam_channel::bounded::<()>(0);
+    manager
+        .register_handler("h", Arc::new(Told(started_tx, gate)), ControlFlags::WAIT)
+        .unwrap();
+    let ticket = manager
+        .start_handler_sync("h", SyncControlFlags::NONE, None)
+        .unwrap();
+    let session = started.recv_timeout(patience).unwrap();
+
+    let link = manager.core().link.clone();
+    let scheduler = link.scheduler_for_test().unwrap();
+    let (left_tx, left) = crossbeam_channel::bounded(1);
+    let completed_while_held = scheduler.with(|_| {
+        // Another thread ends the session while this one holds the lock. Were it to wait
+        // for the lock, it could not say so before the lock is let go.
+        let link = link.clone();
+        std::thread::spawn(move || {
+            link.end_session(session, SessionEnd::Returned);
+            let _ = left_tx.send(());
+        });
+        left.recv_timeout(patience).unwrap();
+        ticket.is_complete()
+    });
+    let completed_after = ticket.is_complete();
+    drop(go);
+    manager.shutdown();
+    assert!(!completed_while_held, "applied under another thread's lock");
+    assert!(completed_after, "the end was left unapplied");
+    assert_eq!(ticket.try_result().unwrap().status, Outcome::Failed);
 }
