@@ -21,6 +21,8 @@ use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicBool, Ordering, fence};
 use std::sync::{Mutex, MutexGuard, PoisonError, TryLockError};
 
+use smallvec::SmallVec;
+
 use super::{AfterUnlock, Scheduler};
 use crate::engine::{SessionEnd, SessionId};
 use crate::manager::command::{Command, Ran};
@@ -48,10 +50,12 @@ impl Ends {
         self.list.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn take(&self) -> Vec<(SessionId, SessionEnd)> {
+    /// Takes the ends left so far, keeping the list's room for the next ones (ends are left
+    /// one or two at a time).
+    fn take(&self) -> SmallVec<[(SessionId, SessionEnd); 4]> {
         let mut list = self.list();
         self.waiting.store(false, Ordering::Relaxed);
-        std::mem::take(&mut *list)
+        list.drain(..).collect()
     }
 }
 
@@ -68,6 +72,7 @@ impl SchedulerLock {
 
     /// Runs `f` under the lock; then, with the lock released, applies the session ends left
     /// meanwhile (see the module docs).
+    #[inline]
     pub fn with<R>(&self, f: impl FnOnce(&mut SchedulerGuard<'_>) -> R) -> R {
         let value = f(&mut self.lock());
         self.apply_left_ends();
@@ -77,7 +82,14 @@ impl SchedulerLock {
     /// Tells the scheduler a session has ended without waiting for its lock: applied here if
     /// the lock is free, otherwise by the thread that holds it, once it lets it go.
     pub fn end_session(&self, session: SessionId, end: SessionEnd) {
-        {
+        if let Some(mut s) = self.try_lock() {
+            // Ends left before this one are applied first.
+            s.apply_ends();
+            s.apply_end(session, end);
+            let after = s.after_ends();
+            drop(s);
+            after.run();
+        } else {
             let mut list = self.ends.list();
             list.push((session, end));
             self.ends.waiting.store(true, Ordering::Relaxed);
@@ -87,28 +99,44 @@ impl SchedulerLock {
 
     /// Applies the ends left so far if the lock is free; a thread that holds it will
     /// otherwise, when it lets it go. Its after-lock work runs here.
+    #[inline]
     fn apply_left_ends(&self) {
+        // Orders this thread's last write (an end left, or the lock let go) before the read
+        // below; the other side has the same fence.
+        fence(Ordering::SeqCst);
+        if self.ends.waiting.load(Ordering::Relaxed) {
+            self.apply_left_ends_now();
+        }
+    }
+
+    #[inline(never)]
+    fn apply_left_ends_now(&self) {
         loop {
-            // Orders this thread's last write (an end left, or the lock let go) before the
-            // reads below; the other side has the same fence.
+            let Some(mut s) = self.try_lock() else {
+                return;
+            };
+            s.apply_ends();
+            let after = s.after_ends();
+            drop(s);
+            after.run();
             fence(Ordering::SeqCst);
             if !self.ends.waiting.load(Ordering::Relaxed) {
                 return;
             }
-            let guard = match self.scheduler.try_lock() {
-                Ok(guard) => guard,
-                Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
-                Err(TryLockError::WouldBlock) => return,
-            };
-            let after = {
-                let mut s = SchedulerGuard::new(self, guard);
-                s.apply_ends();
-                s.after_ends()
-            };
-            after.run();
         }
     }
 
+    fn try_lock(&self) -> Option<SchedulerGuard<'_>> {
+        let guard = match self.scheduler.try_lock() {
+            Ok(guard) => guard,
+            // Never poisoned in fact (see `lock`).
+            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(TryLockError::WouldBlock) => return None,
+        };
+        Some(SchedulerGuard::new(self, guard))
+    }
+
+    #[inline]
     fn lock(&self) -> SchedulerGuard<'_> {
         // Never poisoned: every step runs under `catch_unwind` (see `Scheduler::guarded`),
         // and a step that panicked marks the scheduler broken instead.
@@ -140,20 +168,29 @@ impl<'a> SchedulerGuard<'a> {
     /// Applies the session ends left so far, in the order they were left: a thread that
     /// left one and then calls again (a worker reporting on its next session) sees its calls
     /// applied in the order it made them.
+    #[inline]
     pub fn apply_ends(&mut self) {
-        if !self.ends.waiting.load(Ordering::Relaxed) {
-            return;
+        if self.ends.waiting.load(Ordering::Relaxed) {
+            self.apply_ends_now();
         }
+    }
+
+    #[inline(never)]
+    fn apply_ends_now(&mut self) {
         for (session, end) in self.ends.take() {
-            let command = Command::SessionFinished { session, end };
-            // Otherwise it was applied, or the scheduler broke (every session then ended with
-            // it).
-            if let Ran::Later(Command::SessionFinished { session, end }) =
-                self.guard.run_here(None, command, Scheduler::apply)
-            {
-                // Shutdown has begun: the scheduler thread applies it.
-                self.guard.link.queue_session_end(session, end);
-            }
+            self.apply_end(session, end);
+        }
+    }
+
+    /// Applies one session's end, or sends it to the scheduler thread once shutdown has
+    /// begun.
+    fn apply_end(&mut self, session: SessionId, end: SessionEnd) {
+        let command = Command::SessionFinished { session, end };
+        // Otherwise it was applied, or the scheduler broke (every session then ended with it).
+        if let Ran::Later(Command::SessionFinished { session, end }) =
+            self.guard.run_here(None, command, Scheduler::apply)
+        {
+            self.guard.link.queue_session_end(session, end);
         }
     }
 
