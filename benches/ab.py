@@ -1,0 +1,68 @@
+#!/usr/bin/env python3
+"""Interleaved A/B rounds of criterion bench binaries: the median, per variant, of each
+bench's ratio of `syncmgr` (or `syncmgr_async`) to the baselines of the same run.
+
+    python3 ab.py ROUNDS FILTER BIN_A BIN_B ...
+
+Each BIN is a bench binary built from one commit (`cargo bench --bench manager --no-run`,
+then copy `target/release/deps/manager-*` to a name of its own: the label is the first six
+characters of its file name), or a wrapper script that sets an environment variable and runs
+one. FILTER is criterion's (`manager/noop/stream_`, `join/`). Quick mode
+(`SYNCMGR_BENCH_QUICK=1`) unless `AB_FULL=1`. Rounds alternate the order of the variants.
+Prints one line per bench and baseline: the median ratio per variant, then every round's.
+"""
+import os
+import re
+import statistics
+import subprocess
+import sys
+
+UNIT = {"ns": 1e-3, "µs": 1, "us": 1, "ms": 1e3, "s": 1e6}
+
+
+def times(binary, filt, env):
+    """criterion's middle estimate of every bench in one run of `binary`, in µs."""
+    out = subprocess.run([binary, "--bench", filt], capture_output=True, text=True,
+                         env=env).stdout
+    name, found = None, {}
+    for line in out.splitlines():
+        if line and not line.startswith(" ") and "/" in line and "time:" not in line \
+                and "sessions" not in line and "latency" not in line:
+            name = line.split()[0]
+        m = re.search(r"time:\s+\[\S+ \S+ (\S+) (\S+) \S+ \S+\]", line)
+        if m and name:
+            found[name] = float(m.group(1)) * UNIT[m.group(2)]
+            name = None
+    return found
+
+
+def main():
+    rounds, filt, bins = int(sys.argv[1]), sys.argv[2], sys.argv[3:]
+    env = dict(os.environ)
+    if not env.get("AB_FULL"):
+        env["SYNCMGR_BENCH_QUICK"] = "1"
+    ratios = {}
+    for r in range(rounds):
+        for b in bins if r % 2 == 0 else bins[::-1]:
+            found = times(b, filt, env)
+            for n, t in found.items():
+                if not (n.endswith("/syncmgr") or n.endswith("/syncmgr_async")):
+                    continue
+                base = n.rsplit("/", 1)[0]
+                for k, v in found.items():
+                    if k.startswith(base + "/") and not k.endswith("/syncmgr") \
+                            and not k.endswith("/syncmgr_async"):
+                        ratios.setdefault((n, k.rsplit("/", 1)[1], b), []).append(t / v)
+        print("round", r, file=sys.stderr)
+    for n, baseline in sorted({k[:2] for k in ratios}):
+        row = []
+        for b in bins:
+            v = ratios.get((n, baseline, b))
+            if v:
+                row.append("%s %.2f [%s]" % (os.path.basename(b)[:6], statistics.median(v),
+                                             " ".join("%.2f" % x for x in v)))
+        print(n, "÷", baseline, " | ".join(row))
+
+
+if __name__ == "__main__":
+    main()
