@@ -145,17 +145,9 @@ impl Link {
             .keeps_time
             .load(Ordering::Relaxed)
             .then(|| self.0.clock.now());
-        let (ran, after) = scheduler.with(|s| {
-            // Ends this thread left before are applied before this call.
-            s.apply_ends();
-            let ran = s.run_here(now, input, here);
-            (ran, s.after_unlock_if_any())
-        });
-        // Here, on the caller's thread, with the lock released.
-        if let Some(after) = after {
-            after.run();
-        }
-        ran
+        // What the step leaves for after the lock runs here, on the caller's thread, once it
+        // is released (see `SchedulerLock::with`).
+        scheduler.with(|s| s.run_here(now, input, here))
     }
 
     /// Tells the scheduler a session has ended, without waiting for its lock if another

@@ -70,11 +70,13 @@ impl SchedulerLock {
         }
     }
 
-    /// Runs `f` under the lock; then, with the lock released, applies the session ends left
-    /// meanwhile (see the module docs).
+    /// Runs `f` under the lock. Taking it applies the session ends left before, so a
+    /// thread's calls apply in the order it made them (a worker that left an end, then
+    /// reports on its next session); what they and `f` leave for after the lock runs once it
+    /// is released, and then the ends left meanwhile are applied (see the module docs).
     #[inline]
     pub fn with<R>(&self, f: impl FnOnce(&mut SchedulerGuard<'_>) -> R) -> R {
-        let value = f(&mut self.lock());
+        let value = Self::held(self.lock(), f);
         self.apply_left_ends();
         value
     }
@@ -82,17 +84,13 @@ impl SchedulerLock {
     /// Tells the scheduler a session has ended without waiting for its lock: applied here if
     /// the lock is free, otherwise by the thread that holds it, once it lets it go.
     pub fn end_session(&self, session: SessionId, end: SessionEnd) {
-        if let Some(mut s) = self.try_lock() {
-            // Ends left before this one are applied first.
-            s.apply_ends();
-            s.apply_end(session, end);
-            let after = s.after_ends();
-            drop(s);
-            after.run();
-        } else {
-            let mut list = self.ends.list();
-            list.push((session, end));
-            self.ends.waiting.store(true, Ordering::Relaxed);
+        match self.try_lock() {
+            Some(s) => Self::held(s, |s| s.apply_end(session, end)),
+            None => {
+                let mut list = self.ends.list();
+                list.push((session, end));
+                self.ends.waiting.store(true, Ordering::Relaxed);
+            }
         }
         self.apply_left_ends();
     }
@@ -111,19 +109,28 @@ impl SchedulerLock {
 
     #[inline(never)]
     fn apply_left_ends_now(&self) {
-        loop {
-            let Some(mut s) = self.try_lock() else {
-                return;
-            };
-            s.apply_ends();
-            let after = s.after_ends();
-            drop(s);
-            after.run();
+        // Taking the lock applies them (see `held`).
+        while let Some(s) = self.try_lock() {
+            Self::held(s, |_| {});
             fence(Ordering::SeqCst);
             if !self.ends.waiting.load(Ordering::Relaxed) {
                 return;
             }
         }
+    }
+
+    /// Runs `f` on the held lock `s`, after the ends left before it, then releases the lock
+    /// and runs what they and `f` left for after it.
+    #[inline]
+    fn held<R>(mut s: SchedulerGuard<'_>, f: impl FnOnce(&mut SchedulerGuard<'_>) -> R) -> R {
+        s.apply_ends();
+        let value = f(&mut s);
+        let after = s.after_if_any();
+        drop(s);
+        if let Some(after) = after {
+            after.run();
+        }
+        value
     }
 
     fn try_lock(&self) -> Option<SchedulerGuard<'_>> {
@@ -165,11 +172,9 @@ impl<'a> SchedulerGuard<'a> {
         }
     }
 
-    /// Applies the session ends left so far, in the order they were left: a thread that
-    /// left one and then calls again (a worker reporting on its next session) sees its calls
-    /// applied in the order it made them.
+    /// Applies the session ends left so far, in the order they were left.
     #[inline]
-    pub fn apply_ends(&mut self) {
+    fn apply_ends(&mut self) {
         if self.ends.waiting.load(Ordering::Relaxed) {
             self.apply_ends_now();
         }
@@ -194,14 +199,18 @@ impl<'a> SchedulerGuard<'a> {
         }
     }
 
-    /// What applying the ends left for after the lock: the scheduler thread keeps the user
-    /// values let go of until it has ended (see `Scheduler::run`), any other thread takes
-    /// all of it, as after one of its own calls.
-    fn after_ends(&mut self) -> AfterUnlock {
-        if self.guard.link.on_scheduler_thread() {
-            self.guard.take_wakes()
+    /// What the step left for after the lock and its caller did not take, or `None` when
+    /// there is nothing (most starts and reports: no record moved and dropped on every call).
+    /// The scheduler thread keeps the user values let go of until it has ended (see
+    /// `Scheduler::run`); any other thread takes all of it.
+    #[inline]
+    fn after_if_any(&mut self) -> Option<AfterUnlock> {
+        if self.guard.after.is_empty() {
+            None
+        } else if self.guard.link.on_scheduler_thread() {
+            Some(self.guard.take_wakes())
         } else {
-            self.guard.after_unlock()
+            Some(self.guard.after_unlock())
         }
     }
 }

@@ -363,12 +363,6 @@ impl Scheduler {
         std::mem::take(&mut self.after)
     }
 
-    /// [`after_unlock`](Self::after_unlock), or `None` when there is nothing to do (most
-    /// starts and reports): no record moved and dropped on every call.
-    pub fn after_unlock_if_any(&mut self) -> Option<AfterUnlock> {
-        (!self.after.is_empty()).then(|| self.after_unlock())
-    }
-
     /// The tasks to wake and the tracing events to emit once the lock is released (the
     /// scheduler thread keeps the released values until it has ended, see `run`).
     fn take_wakes(&mut self) -> AfterUnlock {
@@ -419,24 +413,20 @@ impl Scheduler {
     /// Returns whether the thread is done: the scheduler broke, or shutdown has ended every
     /// session.
     fn step(scheduler: &SchedulerLock, step: impl FnOnce(&mut Scheduler)) -> bool {
-        let wakes = scheduler.with(|s| {
+        // What the step completed is woken once the lock is released; this thread keeps the
+        // user values let go of (see `SchedulerLock::with`).
+        let broken = scheduler.with(|s| {
             if s.broken {
-                return Err(step);
+                return Some(step);
             }
-            // Ends left before this command came are applied before it.
-            s.apply_ends();
             s.guarded(step);
-            Ok(s.take_wakes())
+            None
         });
-        match wakes {
-            Ok(wakes) => wakes.run(),
-            Err(step) => {
-                // Broken by a step on another thread: nothing more is applied, and what the
-                // step would have applied (a command, with user values) is let go of outside
-                // the lock.
-                unwind::dispose(step);
-                return true;
-            }
+        if let Some(step) = broken {
+            // Broken by a step on another thread: nothing more is applied, and what the step
+            // would have applied (a command, with user values) is let go of outside the lock.
+            unwind::dispose(step);
+            return true;
         }
         // Read after: what ran once the lock was released (an executor's `spawn`, a tracing
         // subscriber) may have called this manager, applied in place on this thread (see

@@ -6,7 +6,7 @@ use std::time::Duration;
 use crossbeam_channel::Receiver;
 
 use super::{Ran, Scheduler};
-use crate::engine::Withdrawn;
+use crate::engine::{SessionId, Withdrawn};
 use crate::time::Time;
 use crate::{
     ControlFlags, Error, HandlerError, ItemId, Outcome, SyncControlFlags, SyncHandler, SyncItem,
@@ -21,27 +21,19 @@ use crate::{
 fn a_step_given_a_stale_time_runs_the_zero_delay_retry_it_set() {
     use crate::Retry;
     use crate::cause::Cause;
-    use crate::engine::{SessionEnd, SessionId};
+    use crate::engine::SessionEnd;
     use crate::manager::command::Command;
 
-    /// Says which session started, then fails once the test lets it go.
-    struct Failing(crossbeam_channel::Sender<SessionId>, Receiver<()>);
-    impl SyncHandler for Failing {
-        fn items(&self) -> Vec<SyncItem> {
-            vec![SyncItem::new("one", "One").unwrap()]
-        }
-        fn synchronize(&self, _: &[ItemId], s: &SyncSession) -> Result<(), HandlerError> {
-            let _ = self.0.send(s.id());
-            let _ = self.1.recv();
-            Err("late".into())
-        }
-    }
     let patience = Duration::from_secs(10);
     let (manager, clock) = on_manual_clock();
     let (started_tx, started) = crossbeam_channel::unbounded();
     let (go, gate) = crossbeam_channel::bounded::<()>(0);
     manager
-        .register_handler("h", Arc::new(Failing(started_tx, gate)), ControlFlags::WAIT)
+        .register_handler(
+            "h",
+            Arc::new(Gated::failing(started_tx, gate)),
+            ControlFlags::WAIT,
+        )
         .unwrap();
     let zero = Retry::exponential(3, Duration::ZERO, Duration::ZERO);
     manager
@@ -99,6 +91,47 @@ fn on_manual_clock() -> (SyncManager, crate::ManualClock) {
         .build()
         .unwrap();
     (manager, clock)
+}
+
+/// A handler of one item whose sessions say which session started, then end once the test
+/// lets them go (or drops the sender): with an error if it was made `failing`.
+struct Gated {
+    started: crossbeam_channel::Sender<SessionId>,
+    gate: Receiver<()>,
+    fails: bool,
+}
+
+impl Gated {
+    fn returning(started: crossbeam_channel::Sender<SessionId>, gate: Receiver<()>) -> Gated {
+        Gated {
+            started,
+            gate,
+            fails: false,
+        }
+    }
+
+    fn failing(started: crossbeam_channel::Sender<SessionId>, gate: Receiver<()>) -> Gated {
+        Gated {
+            fails: true,
+            ..Gated::returning(started, gate)
+        }
+    }
+}
+
+impl SyncHandler for Gated {
+    fn items(&self) -> Vec<SyncItem> {
+        vec![SyncItem::new("one", "One").unwrap()]
+    }
+
+    fn synchronize(&self, _: &[ItemId], s: &SyncSession) -> Result<(), HandlerError> {
+        let _ = self.started.send(s.id());
+        let _ = self.gate.recv();
+        if self.fails {
+            Err("late".into())
+        } else {
+            Ok(())
+        }
+    }
 }
 
 /// A handler of one item whose sessions wait until the test drops the sender.
@@ -273,20 +306,8 @@ fn a_request_issued_in_a_start_calls_step_keeps_its_reason() {
 /// its result as soon as that thread's call returns.
 #[test]
 fn a_session_end_left_while_the_lock_is_held_is_applied_when_it_is_let_go() {
-    use crate::engine::{SessionEnd, SessionId};
+    use crate::engine::SessionEnd;
 
-    /// Says which session started, then returns once the test lets it go.
-    struct Told(crossbeam_channel::Sender<SessionId>, Receiver<()>);
-    impl SyncHandler for Told {
-        fn items(&self) -> Vec<SyncItem> {
-            vec![SyncItem::new("one", "One").unwrap()]
-        }
-        fn synchronize(&self, _: &[ItemId], s: &SyncSession) -> Result<(), HandlerError> {
-            let _ = self.0.send(s.id());
-            let _ = self.1.recv();
-            Ok(())
-        }
-    }
     let patience = Duration::from_secs(10);
     let manager = SyncManager::builder()
         .shutdown_grace(Duration::ZERO)
@@ -295,7 +316,11 @@ fn a_session_end_left_while_the_lock_is_held_is_applied_when_it_is_let_go() {
     let (started_tx, started) = crossbeam_channel::unbounded();
     let (go, gate) = crossbeam_channel::bounded::<()>(0);
     manager
-        .register_handler("h", Arc::new(Told(started_tx, gate)), ControlFlags::WAIT)
+        .register_handler(
+            "h",
+            Arc::new(Gated::returning(started_tx, gate)),
+            ControlFlags::WAIT,
+        )
         .unwrap();
     let ticket = manager
         .start_handler_sync("h", SyncControlFlags::NONE, None)
