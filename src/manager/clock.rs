@@ -91,14 +91,13 @@ impl ManualClock {
             list.iter().filter_map(Weak::upgrade).collect()
         };
         for scheduler in managers {
-            let after = scheduler.with(|s| {
-                // Once shutdown has begun there is nothing left to time: a deferred poll is
-                // dropped.
+            // What the poll leaves for after the lock runs once it is released (see
+            // `SchedulerLock::with`). Once shutdown has begun there is nothing left to time:
+            // a deferred poll is dropped.
+            scheduler.with(|s| {
                 let now = self.now();
                 let _ = s.run_here(Some(now), Command::Poll, Scheduler::apply);
-                s.after_unlock()
             });
-            after.run();
         }
     }
 

@@ -26,15 +26,7 @@ fn a_step_given_a_stale_time_runs_the_zero_delay_retry_it_set() {
 
     let patience = Duration::from_secs(10);
     let (manager, clock) = on_manual_clock();
-    let (started_tx, started) = crossbeam_channel::unbounded();
-    let (go, gate) = crossbeam_channel::bounded::<()>(0);
-    manager
-        .register_handler(
-            "h",
-            Arc::new(Gated::failing(started_tx, gate)),
-            ControlFlags::WAIT,
-        )
-        .unwrap();
+    let (started, go) = Gated::register(&manager, true);
     let zero = Retry::exponential(3, Duration::ZERO, Duration::ZERO);
     manager
         .set_sync_policy("h", SyncPolicy::default().retry(zero))
@@ -74,12 +66,7 @@ fn step_at<I, R>(
     here: impl FnOnce(&mut Scheduler, I) -> R,
 ) -> Ran<R, I> {
     let scheduler = manager.core().link.scheduler_for_test().unwrap();
-    let (ran, after) = scheduler.with(|s| {
-        let ran = s.run_here(Some(now), input, here);
-        (ran, s.after_unlock())
-    });
-    after.run();
-    ran
+    scheduler.with(|s| s.run_here(Some(now), input, here))
 }
 
 /// A manager on a manual clock that gives up on its threads at once when it shuts down.
@@ -102,19 +89,23 @@ struct Gated {
 }
 
 impl Gated {
-    fn returning(started: crossbeam_channel::Sender<SessionId>, gate: Receiver<()>) -> Gated {
-        Gated {
+    /// Registers a gated handler as `"h"`: the sessions it starts, and the sender that lets
+    /// them end.
+    fn register(
+        manager: &SyncManager,
+        fails: bool,
+    ) -> (Receiver<SessionId>, crossbeam_channel::Sender<()>) {
+        let (started, sessions) = crossbeam_channel::unbounded();
+        let (go, gate) = crossbeam_channel::bounded(0);
+        let handler = Gated {
             started,
             gate,
-            fails: false,
-        }
-    }
-
-    fn failing(started: crossbeam_channel::Sender<SessionId>, gate: Receiver<()>) -> Gated {
-        Gated {
-            fails: true,
-            ..Gated::returning(started, gate)
-        }
+            fails,
+        };
+        manager
+            .register_handler("h", Arc::new(handler), ControlFlags::WAIT)
+            .unwrap();
+        (sessions, go)
     }
 }
 
@@ -313,15 +304,7 @@ fn a_session_end_left_while_the_lock_is_held_is_applied_when_it_is_let_go() {
         .shutdown_grace(Duration::ZERO)
         .build()
         .unwrap();
-    let (started_tx, started) = crossbeam_channel::unbounded();
-    let (go, gate) = crossbeam_channel::bounded::<()>(0);
-    manager
-        .register_handler(
-            "h",
-            Arc::new(Gated::returning(started_tx, gate)),
-            ControlFlags::WAIT,
-        )
-        .unwrap();
+    let (started, go) = Gated::register(&manager, false);
     let ticket = manager
         .start_handler_sync("h", SyncControlFlags::NONE, None)
         .unwrap();
