@@ -29,10 +29,10 @@ fn a_step_given_a_stale_time_runs_the_zero_delay_retry_it_set() {
     let (started, go) = Gated::register(&manager, true);
     let zero = Retry::exponential(3, Duration::ZERO, Duration::ZERO);
     manager
-        .set_sync_policy("h", SyncPolicy::default().retry(zero))
+        .set_sync_policy("held", SyncPolicy::default().retry(zero))
         .unwrap();
     let _ticket = manager
-        .start_handler_sync("h", SyncControlFlags::NONE, None)
+        .start_handler_sync("held", SyncControlFlags::NONE, None)
         .unwrap();
     let first = started.recv_timeout(patience).unwrap();
 
@@ -89,8 +89,8 @@ struct Gated {
 }
 
 impl Gated {
-    /// Registers a gated handler as `"h"`: the sessions it starts, and the sender that lets
-    /// them end.
+    /// Registers a gated handler as `"held"`: the sessions it starts, and the sender that
+    /// lets them end.
     fn register(
         manager: &SyncManager,
         fails: bool,
@@ -103,7 +103,7 @@ impl Gated {
             fails,
         };
         manager
-            .register_handler("h", Arc::new(handler), ControlFlags::WAIT)
+            .register_handler("held", Arc::new(handler), ControlFlags::WAIT)
             .unwrap();
         (sessions, go)
     }
@@ -125,41 +125,34 @@ impl SyncHandler for Gated {
     }
 }
 
-/// A handler of one item whose sessions wait until the test drops the sender.
-struct Held(Receiver<()>);
-
-impl SyncHandler for Held {
-    fn items(&self) -> Vec<SyncItem> {
-        vec![SyncItem::new("one", "One").unwrap()]
-    }
-
-    fn synchronize(&self, _: &[ItemId], _: &SyncSession) -> Result<(), HandlerError> {
-        let _ = self.0.recv();
-        Ok(())
-    }
-}
-
-/// A manager that gives up on its threads at once when it shuts down, with `Held` as
-/// "held", and the sender that lets its sessions go.
-fn held() -> (SyncManager, crossbeam_channel::Sender<()>) {
+/// A manager that gives up on its threads at once when it shuts down, with a `Gated`
+/// handler that succeeds as "held": the sessions it starts, and the sender that lets them go.
+fn held() -> (
+    SyncManager,
+    Receiver<SessionId>,
+    crossbeam_channel::Sender<()>,
+) {
     held_with_grace(Duration::ZERO)
 }
 
-fn held_with_grace(grace: Duration) -> (SyncManager, crossbeam_channel::Sender<()>) {
-    let (go, held) = crossbeam_channel::bounded::<()>(0);
+fn held_with_grace(
+    grace: Duration,
+) -> (
+    SyncManager,
+    Receiver<SessionId>,
+    crossbeam_channel::Sender<()>,
+) {
     let manager = SyncManager::builder()
         .shutdown_grace(grace)
         .build()
         .unwrap();
-    manager
-        .register_handler("held", Arc::new(Held(held)), ControlFlags::WAIT)
-        .unwrap();
-    (manager, go)
+    let (started, go) = Gated::register(&manager, false);
+    (manager, started, go)
 }
 
 #[test]
 fn calls_read_the_clock_only_while_the_engine_keeps_time() {
-    let (manager, go) = held();
+    let (manager, _, go) = held();
     let keeps_time = || manager.core().link.keeps_time();
     assert!(!keeps_time());
     let every_minute = SyncPolicy::default().every(Duration::from_secs(60));
@@ -177,7 +170,7 @@ fn calls_read_the_clock_only_while_the_engine_keeps_time() {
 fn a_step_that_panics_leaves_no_ticket_waiting_forever() {
     // A long grace: threads that never end would make `shutdown` wait it out and report
     // them detached; threads that end make it return as soon as they have.
-    let (manager, go) = held_with_grace(Duration::from_secs(60));
+    let (manager, _, go) = held_with_grace(Duration::from_secs(60));
     let none = SyncControlFlags::NONE;
     let running = manager.start_handler_sync("held", none, None).unwrap();
     let queued = manager.start_handler_sync("held", none, None).unwrap();
@@ -300,30 +293,27 @@ fn a_session_end_left_while_the_lock_is_held_is_applied_when_it_is_let_go() {
     use crate::engine::SessionEnd;
 
     let patience = Duration::from_secs(10);
-    let manager = SyncManager::builder()
-        .shutdown_grace(Duration::ZERO)
-        .build()
-        .unwrap();
-    let (started, go) = Gated::register(&manager, false);
+    let (manager, started, go) = held();
     let ticket = manager
-        .start_handler_sync("h", SyncControlFlags::NONE, None)
+        .start_handler_sync("held", SyncControlFlags::NONE, None)
         .unwrap();
     let session = started.recv_timeout(patience).unwrap();
 
     let link = manager.core().link.clone();
     let scheduler = link.scheduler_for_test().unwrap();
     let (left_tx, left) = crossbeam_channel::bounded(1);
-    let completed_while_held = scheduler.with(|_| {
+    let (completed_while_held, ender) = scheduler.with(|_| {
         // Another thread ends the session while this one holds the lock. Were it to wait
         // for the lock, it could not say so before the lock is let go.
         let link = link.clone();
-        std::thread::spawn(move || {
+        let ender = std::thread::spawn(move || {
             link.end_session(session, SessionEnd::Returned);
             let _ = left_tx.send(());
         });
         left.recv_timeout(patience).unwrap();
-        ticket.is_complete()
+        (ticket.is_complete(), ender)
     });
+    assert!(ender.join().is_ok());
     let completed_after = ticket.is_complete();
     drop(go);
     manager.shutdown();
