@@ -4,6 +4,8 @@
 
 #![allow(dead_code)] // each bench uses a different part
 
+use std::hint::black_box;
+use std::sync::Once;
 use std::time::Duration;
 
 use criterion::measurement::WallTime;
@@ -16,12 +18,14 @@ pub fn quick_mode() -> bool {
 
 /// A group as every bench here takes it: an iteration is milliseconds or more (a million
 /// references, a whole stream, a gate cycle), so 10 flat samples of whole iterations.
+/// The first call settles the allocator (`settle_allocator`).
 pub fn flat_group<'a>(
     c: &'a mut Criterion,
     name: &str,
     warm_up: Duration,
     measurement: Duration,
 ) -> BenchmarkGroup<'a, WallTime> {
+    settle_allocator();
     let mut group = c.benchmark_group(name);
     group
         .sampling_mode(SamplingMode::Flat)
@@ -29,4 +33,20 @@ pub fn flat_group<'a>(
         .warm_up_time(warm_up)
         .measurement_time(measurement);
     group
+}
+
+/// Puts the process's allocator in the state a long-running application's is in, once,
+/// before the first group.
+///
+/// glibc's malloc raises its trim threshold the first time a large block (one it mapped on
+/// its own) is freed. Until then it hands freed memory at the top of a thread's heap back to
+/// the system, and the benches' threads, spawned anew for every iteration, fault it in again
+/// the next time. Criterion's own analysis frees such a block after the first bench of a
+/// process, so without this the first bench alone ran in the cold state: the coalescer's
+/// one-thread stream took about 1.8 ms measured first and 1.35 ms measured after another
+/// bench (`benches/README.md`, eighteenth session). A 16 MiB block is under glibc's cap for
+/// the raise (32 MiB); other allocators just map and unmap it.
+fn settle_allocator() {
+    static SETTLED: Once = Once::new();
+    SETTLED.call_once(|| drop(black_box(vec![1u8; 16 << 20])));
 }
