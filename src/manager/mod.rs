@@ -26,6 +26,7 @@ mod registry;
 mod request;
 mod scheduler;
 mod session;
+mod spin;
 mod subscription;
 mod syncs;
 mod tasks;

@@ -5,9 +5,20 @@
 //! and every idle worker did so again each time it was woken: in a stream of requests to one
 //! handler, half the context switches of the whole program were idle workers yielding to each
 //! other (`benches/manager.rs`, `stream_1_thread`, counted with `perf record -e
-//! sched:sched_switch`). Here one idle worker at a time spins briefly for the next job (a
-//! caller that makes one request after another then finds a worker awake, as it did with the
-//! channel), the others sleep until there is a job.
+//! sched:sched_switch`). Here one idle worker at a time waits briefly for the next job, the
+//! others sleep until there is one.
+//!
+//! How long it waits depends on the session its worker ran last (`threads::worker`). After
+//! one that served a single request, nothing merged into it and the next request is likely
+//! its caller's next: the worker then waits as long as a caller waits for its result
+//! (`spin.rs`: a spin, then yields for at most 50 µs). Otherwise it yields a few times, as
+//! crossbeam's backoff did. With only the few yields, a caller making one request after
+//! another to a manager with one worker (`max_sessions(1)`) settled into sleeping on its
+//! result while the worker slept on the queue: every request cost two wake-ups of a sleeping
+//! thread, 50 to 67 µs instead of 4 (`benches/join.rs`, one key, one caller, on a 2-vCPU
+//! virtual machine; `benches/README.md`, eighteenth session). Waiting that long after every
+//! session cost a stream of requests 4 to 9%: its next session started sooner, with fewer
+//! requests merged into it.
 //!
 //! Waking is chained: a job wakes a sleeper only if no worker is already on its way to the
 //! queue (spinning, or woken and not yet back), and a worker that takes a job while more wait
@@ -21,6 +32,9 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::Instant;
+
+use super::spin::{self, SPIN_TIME, SPIN_YIELDS};
 
 struct Queue<T> {
     state: Mutex<State<T>>,
@@ -124,8 +138,9 @@ pub(crate) struct JobReceiver<T>(Arc<Queue<T>>);
 
 impl<T> JobReceiver<T> {
     /// The next job, sleeping until there is one; `None` once the sender is gone and no job
-    /// is left.
-    pub fn recv(&self) -> Option<T> {
+    /// is left. With `linger`, a worker that finds no job waits awake for one as long as a
+    /// caller waits for its result, otherwise only briefly (see the module docs).
+    pub fn recv(&self, linger: bool) -> Option<T> {
         let mut state = self.0.state();
         let mut may_spin = true;
         loop {
@@ -148,7 +163,7 @@ impl<T> JobReceiver<T> {
                 may_spin = false;
                 state.spinning = true;
                 drop(state);
-                self.spin();
+                self.spin(linger);
                 state = self.0.state();
                 state.spinning = false;
                 continue;
@@ -166,23 +181,22 @@ impl<T> JobReceiver<T> {
 }
 
 impl<T> JobReceiver<T> {
-    /// Waits a few microseconds for a job: rounds of `spin_loop`, then a few `yield_now`s
-    /// (crossbeam's backoff, which the channel this queue replaced had).
-    fn spin(&self) {
-        for round in 0..10u32 {
-            if self.0.queued.load(Ordering::Acquire) > 0 {
-                return;
-            }
-            if round < 6 {
-                for _ in 0..1u32 << round {
-                    std::hint::spin_loop();
-                }
-            } else {
-                std::thread::yield_now();
-            }
+    /// Waits a few microseconds for a job: a spin, then yields, for at most [`SPIN_TIME`]
+    /// if `linger`, else a few (see the module docs).
+    fn spin(&self, linger: bool) {
+        let queued = || self.0.queued.load(Ordering::Acquire) > 0;
+        if spin::spin(queued) {
+            return;
         }
+        let now = Instant::now();
+        let until = now.checked_add(SPIN_TIME).unwrap_or(now);
+        spin::yield_until(queued, until, if linger { SPIN_YIELDS } else { FEW_YIELDS });
     }
 }
+
+/// The yields of an idle worker that does not linger: crossbeam's backoff, which the channel
+/// this queue replaced had.
+const FEW_YIELDS: u32 = 4;
 
 impl<T> Clone for JobReceiver<T> {
     fn clone(&self) -> Self {
@@ -207,11 +221,11 @@ mod tests {
         for n in 0..3 {
             assert!(tx.send(n).is_ok());
         }
-        assert_eq!(rx.recv(), Some(0));
+        assert_eq!(rx.recv(false), Some(0));
         drop(tx);
-        assert_eq!(rx.recv(), Some(1));
-        assert_eq!(rx.recv(), Some(2));
-        assert_eq!(rx.recv(), None);
+        assert_eq!(rx.recv(false), Some(1));
+        assert_eq!(rx.recv(false), Some(2));
+        assert_eq!(rx.recv(false), None);
     }
 
     #[test]
@@ -254,16 +268,16 @@ mod tests {
             state.sleeping -= 1;
             state.notified -= 1;
         }
-        assert_eq!(rx.recv(), Some(1));
+        assert_eq!(rx.recv(false), Some(1));
         assert_eq!(rx.0.state().notified, 1, "the taker woke the next sleeper");
         {
             let mut state = rx.0.state();
             state.sleeping -= 1;
             state.notified -= 1;
         }
-        assert_eq!(rx.recv(), Some(2));
+        assert_eq!(rx.recv(false), Some(2));
         assert_eq!(rx.0.state().notified, 0, "nobody left asleep to wake");
-        assert_eq!(rx.recv(), Some(3));
+        assert_eq!(rx.recv(false), Some(3));
     }
 
     /// Sessions meant to run at once do: each job of a burst gets a worker of its own while
@@ -279,7 +293,7 @@ mod tests {
             .map(|_| {
                 let (rx, started_tx, gate) = (rx.clone(), started_tx.clone(), gate.clone());
                 std::thread::spawn(move || {
-                    while let Some(()) = rx.recv() {
+                    while let Some(()) = rx.recv(false) {
                         let _ = started_tx.send(());
                         // Held until the test opens the gate (drops `open`).
                         let _ = gate.recv();
@@ -315,19 +329,25 @@ mod tests {
 
     #[test]
     fn a_sleeping_worker_wakes_for_a_job_and_for_the_end() {
-        let (tx, rx) = queue();
-        let (seen_tx, seen) = std::sync::mpsc::channel();
-        let worker = std::thread::spawn(move || {
-            while let Some(job) = rx.recv() {
-                let _ = seen_tx.send(job);
+        // Briefly awake between jobs, or lingering: no job is missed either way.
+        for linger in [false, true] {
+            let (tx, rx) = queue();
+            let (seen_tx, seen) = std::sync::mpsc::channel();
+            let worker = std::thread::spawn(move || {
+                while let Some(job) = rx.recv(linger) {
+                    let _ = seen_tx.send(job);
+                }
+            });
+            // One job at a time, as a caller that waits for each result sends them.
+            for job in 0..20 {
+                assert!(tx.send(job).is_ok());
+                // The worker took the job: it was awake, or a sleeper was woken for it.
+                assert_eq!(seen.recv().ok(), Some(job), "linger: {linger}");
             }
-        });
-        assert!(tx.send(7).is_ok());
-        // The worker took the job: it was awake, or a sleeper was woken for it.
-        assert_eq!(seen.recv().ok(), Some(7));
-        // Asleep now or soon: dropping the sender must end its loop either way.
-        drop(tx);
-        assert!(worker.join().is_ok());
-        assert!(seen.recv().is_err());
+            // Waiting or asleep now: dropping the sender must end its loop either way.
+            drop(tx);
+            assert!(worker.join().is_ok());
+            assert!(seen.recv().is_err());
+        }
     }
 }

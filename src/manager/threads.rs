@@ -96,7 +96,11 @@ pub(crate) fn start_async(start: AsyncStart) {
 /// A worker: runs jobs until the scheduler drops the job channel. `_alive` is dropped when
 /// the thread ends, which is how shutdown knows.
 pub(crate) fn worker(jobs: JobReceiver<Job>, link: Link, _alive: Sender<()>) {
-    while let Some(job) = jobs.recv() {
+    // Whether the last session served one request at most: then nothing merged into it, the
+    // next request is likely one caller's next, and the worker waits awake for it (`pool.rs`).
+    let mut linger = false;
+    while let Some(job) = jobs.recv(linger) {
+        linger = false;
         match job {
             Job::Session {
                 handler,
@@ -104,6 +108,7 @@ pub(crate) fn worker(jobs: JobReceiver<Job>, link: Link, _alive: Sender<()>) {
                 session,
             } => {
                 let id = session.id();
+                linger = session.requests().len() <= 1;
                 // A session can wait here for a free worker. If it was asked to cancel
                 // everything meanwhile, or already ended (abandoned at shutdown), the handler
                 // is not started at all: its items settle as `Canceled`.

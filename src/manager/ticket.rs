@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use smallvec::SmallVec;
 
 use super::command::{Command, Link, call};
+use super::spin::{self, SPIN_TIME, SPIN_YIELDS};
 use crate::engine::{RequestId, Withdrawn};
 use crate::error::Error;
 use crate::id::HandlerId;
@@ -85,30 +86,19 @@ impl TicketSlot {
         self.waiting.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Whether the result arrives within a short spin: a few rounds of `spin_loop`, then
-    /// `yield_now`s for at most [`SPIN_TIME`] (giving the processor to any thread that can use
-    /// it), and never past `deadline`. A result that close then costs no sleep and wake-up of
-    /// the caller's thread, which on a virtual machine takes as long again; a longer wait
-    /// parks on the condition variable. Measured (`benches/join.rs`, one key, one caller: 77
-    /// us per start, join and result with 4 yields, 10 to 22 us with up to 64). The clock
-    /// is read only once the result was not there after the first rounds, and then between
-    /// yields, so that a loaded machine, where one yield may give away a whole time slice,
-    /// bounds the spin by time rather than by a count of slices.
+    /// Whether the result arrives within a short wait: a spin, then yields for at most
+    /// [`SPIN_TIME`], never past `deadline` (`spin.rs`). A result that close then costs no
+    /// sleep and wake-up of the caller's thread, which on a virtual machine takes as long
+    /// again; a longer wait parks on the condition variable. Measured (`benches/join.rs`, one
+    /// key, one caller: 77 us per start, join and result with 4 yields, 10 to 22 us with up
+    /// to 64).
     ///
     /// The yields are skipped on a thread whose recent waits were long (see [`SpinLuck`]): a
     /// thread waiting for results that come at the end of long sessions would only take the
     /// processor from the threads doing the work.
     fn spin_for_result(&self, deadline: Option<Instant>) -> bool {
         let ready = || self.is_finished();
-        for round in 0..6 {
-            if ready() {
-                return true;
-            }
-            for _ in 0..1u32 << round {
-                std::hint::spin_loop();
-            }
-        }
-        if ready() {
+        if spin::spin(ready) {
             return true;
         }
         if !SpinLuck::worth_yielding() {
@@ -117,13 +107,7 @@ impl TicketSlot {
         let now = Instant::now();
         let spin_until = now.checked_add(SPIN_TIME).unwrap_or(now);
         let until = deadline.map_or(spin_until, |d| d.min(spin_until));
-        for _ in 0..SPIN_YIELDS {
-            if ready() || Instant::now() >= until {
-                break;
-            }
-            std::thread::yield_now();
-        }
-        let arrived = ready();
+        let arrived = spin::yield_until(ready, until, SPIN_YIELDS);
         // A spin the caller's deadline cut short says nothing about how long results take.
         if arrived || until == spin_until {
             SpinLuck::record(arrived);
@@ -206,12 +190,6 @@ impl SpinLuck {
         });
     }
 }
-
-/// How long [`TicketSlot::spin_for_result`] yields at most before the waiter sleeps.
-const SPIN_TIME: Duration = Duration::from_micros(50);
-
-/// How many times it yields at most within that time.
-const SPIN_YIELDS: u32 = 64;
 
 /// The write end of a [`TicketSlot`], held by the scheduler until the result is known.
 #[derive(Debug)]
