@@ -17,7 +17,7 @@
 //! result while the worker slept on the queue: every request cost two wake-ups of a sleeping
 //! thread, 50 to 67 µs instead of 4 (`benches/join.rs`, one key, one caller, on a 2-vCPU
 //! virtual machine; `benches/README.md`, eighteenth session). Waiting that long after every
-//! session cost a stream of requests 4 to 9%: its next session started sooner, with fewer
+//! session cost a stream of requests up to 9%: its next session started sooner, with fewer
 //! requests merged into it.
 //!
 //! Waking is chained: a job wakes a sleeper only if no worker is already on its way to the
