@@ -45,7 +45,8 @@ pub fn flat_group<'a>(
 /// process, so without this the first bench alone ran in the cold state: the coalescer's
 /// one-thread stream took about 1.8 ms measured first and 1.35 ms measured after another
 /// bench (`benches/README.md`, eighteenth session). A 16 MiB block is under glibc's cap for
-/// the raise (32 MiB); other allocators just map and unmap it.
+/// the raise (32 MiB); freeing it also raises glibc's mmap threshold to 16 MiB, as freeing
+/// criterion's blocks did. Other allocators just map and unmap it.
 fn settle_allocator() {
     static SETTLED: Once = Once::new();
     SETTLED.call_once(|| drop(black_box(vec![1u8; 16 << 20])));

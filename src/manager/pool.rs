@@ -8,11 +8,12 @@
 //! sched:sched_switch`). Here one idle worker at a time waits briefly for the next job, the
 //! others sleep until there is one.
 //!
-//! How long it waits depends on the session its worker ran last (`threads::worker`). After
-//! one that served a single request, nothing merged into it and the next request is likely
-//! its caller's next: the worker then waits as long as a caller waits for its result
-//! (`spin.rs`: a spin, then yields for at most 50 µs). Otherwise it yields a few times, as
-//! crossbeam's backoff did. With only the few yields, a caller making one request after
+//! How long it waits ([`IdleWait`]) depends on the session its worker ran last
+//! (`threads::worker`). After one that started with a single request (callers that joined it
+//! while it ran are not counted), nothing merged into it and the next request is likely its
+//! caller's next: the worker then waits as long as a caller waits for its result (`spin.rs`:
+//! a spin, then yields for up to 50 µs). Otherwise it yields a few times, as crossbeam's
+//! backoff did. With only the few yields, a caller making one request after
 //! another to a manager with one worker (`max_sessions(1)`) settled into sleeping on its
 //! result while the worker slept on the queue: every request cost two wake-ups of a sleeping
 //! thread, 50 to 67 µs instead of 4 (`benches/join.rs`, one key, one caller, on a 2-vCPU
@@ -35,6 +36,20 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
 use super::spin::{self, SPIN_TIME, SPIN_YIELDS};
+
+/// The yields of an idle worker that waits briefly: crossbeam's backoff, which the channel
+/// this queue replaced had.
+const FEW_YIELDS: u32 = 4;
+
+/// How long an idle worker that finds no job waits awake for one before it sleeps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum IdleWait {
+    /// A spin and a few yields.
+    Brief,
+    /// A spin, then yields for up to 50 µs ([`SPIN_TIME`]), as a caller waits for its result:
+    /// after a session that started with one request at most.
+    Linger,
+}
 
 struct Queue<T> {
     state: Mutex<State<T>>,
@@ -138,9 +153,9 @@ pub(crate) struct JobReceiver<T>(Arc<Queue<T>>);
 
 impl<T> JobReceiver<T> {
     /// The next job, sleeping until there is one; `None` once the sender is gone and no job
-    /// is left. With `linger`, a worker that finds no job waits awake for one as long as a
-    /// caller waits for its result, otherwise only briefly (see the module docs).
-    pub fn recv(&self, linger: bool) -> Option<T> {
+    /// is left. A worker that finds no job first waits awake for one, as `idle` says (see the
+    /// module docs).
+    pub fn recv(&self, idle: IdleWait) -> Option<T> {
         let mut state = self.0.state();
         let mut may_spin = true;
         loop {
@@ -163,7 +178,7 @@ impl<T> JobReceiver<T> {
                 may_spin = false;
                 state.spinning = true;
                 drop(state);
-                self.spin(linger);
+                self.spin(idle);
                 state = self.0.state();
                 state.spinning = false;
                 continue;
@@ -181,22 +196,21 @@ impl<T> JobReceiver<T> {
 }
 
 impl<T> JobReceiver<T> {
-    /// Waits a few microseconds for a job: a spin, then yields, for at most [`SPIN_TIME`]
-    /// if `linger`, else a few (see the module docs).
-    fn spin(&self, linger: bool) {
+    /// Waits a few microseconds for a job: a spin, then yields until [`SPIN_TIME`] has passed,
+    /// at most [`SPIN_YIELDS`] of them when lingering and [`FEW_YIELDS`] otherwise.
+    fn spin(&self, idle: IdleWait) {
         let queued = || self.0.queued.load(Ordering::Acquire) > 0;
         if spin::spin(queued) {
             return;
         }
+        let yields = match idle {
+            IdleWait::Linger => SPIN_YIELDS,
+            IdleWait::Brief => FEW_YIELDS,
+        };
         let now = Instant::now();
-        let until = now.checked_add(SPIN_TIME).unwrap_or(now);
-        spin::yield_until(queued, until, if linger { SPIN_YIELDS } else { FEW_YIELDS });
+        spin::yield_until(queued, now.checked_add(SPIN_TIME).unwrap_or(now), yields);
     }
 }
-
-/// The yields of an idle worker that does not linger: crossbeam's backoff, which the channel
-/// this queue replaced had.
-const FEW_YIELDS: u32 = 4;
 
 impl<T> Clone for JobReceiver<T> {
     fn clone(&self) -> Self {
@@ -221,11 +235,11 @@ mod tests {
         for n in 0..3 {
             assert!(tx.send(n).is_ok());
         }
-        assert_eq!(rx.recv(false), Some(0));
+        assert_eq!(rx.recv(IdleWait::Brief), Some(0));
         drop(tx);
-        assert_eq!(rx.recv(false), Some(1));
-        assert_eq!(rx.recv(false), Some(2));
-        assert_eq!(rx.recv(false), None);
+        assert_eq!(rx.recv(IdleWait::Brief), Some(1));
+        assert_eq!(rx.recv(IdleWait::Brief), Some(2));
+        assert_eq!(rx.recv(IdleWait::Brief), None);
     }
 
     #[test]
@@ -268,16 +282,16 @@ mod tests {
             state.sleeping -= 1;
             state.notified -= 1;
         }
-        assert_eq!(rx.recv(false), Some(1));
+        assert_eq!(rx.recv(IdleWait::Brief), Some(1));
         assert_eq!(rx.0.state().notified, 1, "the taker woke the next sleeper");
         {
             let mut state = rx.0.state();
             state.sleeping -= 1;
             state.notified -= 1;
         }
-        assert_eq!(rx.recv(false), Some(2));
+        assert_eq!(rx.recv(IdleWait::Brief), Some(2));
         assert_eq!(rx.0.state().notified, 0, "nobody left asleep to wake");
-        assert_eq!(rx.recv(false), Some(3));
+        assert_eq!(rx.recv(IdleWait::Brief), Some(3));
     }
 
     /// Sessions meant to run at once do: each job of a burst gets a worker of its own while
@@ -293,7 +307,7 @@ mod tests {
             .map(|_| {
                 let (rx, started_tx, gate) = (rx.clone(), started_tx.clone(), gate.clone());
                 std::thread::spawn(move || {
-                    while let Some(()) = rx.recv(false) {
+                    while let Some(()) = rx.recv(IdleWait::Brief) {
                         let _ = started_tx.send(());
                         // Held until the test opens the gate (drops `open`).
                         let _ = gate.recv();
@@ -329,20 +343,34 @@ mod tests {
 
     #[test]
     fn a_sleeping_worker_wakes_for_a_job_and_for_the_end() {
+        let patience = std::time::Duration::from_secs(30);
         // Briefly awake between jobs, or lingering: no job is missed either way.
-        for linger in [false, true] {
+        for idle in [IdleWait::Brief, IdleWait::Linger] {
             let (tx, rx) = queue();
+            // Kept to see the worker's state; it never takes a job itself.
+            let watch = rx.clone();
             let (seen_tx, seen) = std::sync::mpsc::channel();
             let worker = std::thread::spawn(move || {
-                while let Some(job) = rx.recv(linger) {
+                while let Some(job) = rx.recv(idle) {
                     let _ = seen_tx.send(job);
                 }
             });
-            // One job at a time, as a caller that waits for each result sends them.
+            // One job at a time, as a caller that waits for each result sends them; every
+            // other one once the worker is asleep, so that only a wake-up can start it.
             for job in 0..20 {
+                if job % 2 == 1 {
+                    let asleep_by = std::time::Instant::now() + patience;
+                    while watch.0.state().sleeping == 0 {
+                        assert!(std::time::Instant::now() < asleep_by, "it never slept");
+                        std::thread::yield_now();
+                    }
+                }
                 assert!(tx.send(job).is_ok());
-                // The worker took the job: it was awake, or a sleeper was woken for it.
-                assert_eq!(seen.recv().ok(), Some(job), "linger: {linger}");
+                assert_eq!(
+                    seen.recv_timeout(patience).ok(),
+                    Some(job),
+                    "{idle:?}: the worker took the job"
+                );
             }
             // Waiting or asleep now: dropping the sender must end its loop either way.
             drop(tx);

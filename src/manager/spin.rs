@@ -4,8 +4,9 @@
 //! A thread that sleeps costs the thread with the news a wake-up system call, and on a
 //! virtual machine whose idle processors halt it runs again only tens of microseconds later
 //! (about 30 µs on the 2-vCPU machines of `benches/README.md`). So a wait that is likely to
-//! be short first spins, then yields the processor for at most [`SPIN_TIME`], and sleeps
-//! only after that. Yielding rather than spinning gives the processor to any thread that can
+//! be short first spins, then yields the processor until [`SPIN_TIME`] has passed (the clock
+//! is read before each yield, so the last one may end a little later), and sleeps only after
+//! that. Yielding rather than spinning gives the processor to any thread that can
 //! use it: on 2 processors the thread being waited for is often one of them.
 
 use std::time::{Duration, Instant};
@@ -13,12 +14,13 @@ use std::time::{Duration, Instant};
 /// How long a wait yields at most before it sleeps.
 pub(crate) const SPIN_TIME: Duration = Duration::from_micros(50);
 
-/// How many times it yields at most within that time: on a loaded machine one yield may
-/// give away a whole time slice.
+/// How many times it yields at most within that time. On an idle machine a yield returns at
+/// once, and this count ends the wait first; on a loaded one a yield may give away a whole
+/// time slice, and the time does.
 pub(crate) const SPIN_YIELDS: u32 = 64;
 
-/// Whether `ready` holds within a few rounds of `spin_loop` (under a microsecond in all): no
-/// system call and no clock read.
+/// Whether `ready` holds within a few rounds of `spin_loop` (63 hints in all, a few
+/// microseconds at most): no system call and no clock read.
 pub(crate) fn spin(ready: impl Fn() -> bool) -> bool {
     for round in 0..6 {
         if ready() {
@@ -32,8 +34,8 @@ pub(crate) fn spin(ready: impl Fn() -> bool) -> bool {
 }
 
 /// Whether `ready` holds while the thread yields, at most `yields` times ([`SPIN_YIELDS`]
-/// for a full wait) and not past `until`. The clock is read between yields, so time bounds
-/// the wait rather than a count of time slices.
+/// for a full wait), and none once `until` has passed. The clock is read before each yield,
+/// so time bounds the wait rather than a count of time slices.
 pub(crate) fn yield_until(ready: impl Fn() -> bool, until: Instant, yields: u32) -> bool {
     for _ in 0..yields {
         if ready() {

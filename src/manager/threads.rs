@@ -7,7 +7,7 @@ use std::sync::Arc;
 use crossbeam_channel::{Receiver, Sender};
 
 use super::command::{Command, Link};
-use super::pool::JobReceiver;
+use super::pool::{IdleWait, JobReceiver};
 use super::tasks::Runner;
 use super::trace;
 use super::{HandlerError, SyncHandler, SyncResult, SyncSession};
@@ -96,11 +96,11 @@ pub(crate) fn start_async(start: AsyncStart) {
 /// A worker: runs jobs until the scheduler drops the job channel. `_alive` is dropped when
 /// the thread ends, which is how shutdown knows.
 pub(crate) fn worker(jobs: JobReceiver<Job>, link: Link, _alive: Sender<()>) {
-    // Whether the last session served one request at most: then nothing merged into it, the
-    // next request is likely one caller's next, and the worker waits awake for it (`pool.rs`).
-    let mut linger = false;
-    while let Some(job) = jobs.recv(linger) {
-        linger = false;
+    // After a session that started with one request at most, nothing merged into it: the next
+    // request is likely that caller's next, and the worker waits awake for it (`pool.rs`).
+    let mut idle = IdleWait::Brief;
+    while let Some(job) = jobs.recv(idle) {
+        idle = IdleWait::Brief;
         match job {
             Job::Session {
                 handler,
@@ -108,7 +108,9 @@ pub(crate) fn worker(jobs: JobReceiver<Job>, link: Link, _alive: Sender<()>) {
                 session,
             } => {
                 let id = session.id();
-                linger = session.requests().len() <= 1;
+                if session.requests().len() <= 1 {
+                    idle = IdleWait::Linger;
+                }
                 // A session can wait here for a free worker. If it was asked to cancel
                 // everything meanwhile, or already ended (abandoned at shutdown), the handler
                 // is not started at all: its items settle as `Canceled`.
