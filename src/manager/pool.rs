@@ -33,21 +33,20 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
-use std::time::Instant;
 
-use super::spin::{self, SPIN_TIME, SPIN_YIELDS};
+use super::spin::{self, SPIN_YIELDS};
 
 /// The yields of an idle worker that waits briefly: crossbeam's backoff, which the channel
 /// this queue replaced had.
 const FEW_YIELDS: u32 = 4;
 
 /// How long an idle worker that finds no job waits awake for one before it sleeps.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug)]
 pub(crate) enum IdleWait {
     /// A spin and a few yields.
     Brief,
-    /// A spin, then yields for up to 50 µs ([`SPIN_TIME`]), as a caller waits for its result:
-    /// after a session that started with one request at most.
+    /// A spin, then yields for up to 50 µs (`spin::SPIN_TIME`), as a caller waits for its
+    /// result: after a session that started with one request at most.
     Linger,
 }
 
@@ -196,8 +195,8 @@ impl<T> JobReceiver<T> {
 }
 
 impl<T> JobReceiver<T> {
-    /// Waits a few microseconds for a job: a spin, then yields until [`SPIN_TIME`] has passed,
-    /// at most [`SPIN_YIELDS`] of them when lingering and [`FEW_YIELDS`] otherwise.
+    /// Waits a few microseconds for a job: a spin, then yields until `spin::SPIN_TIME` has
+    /// passed, at most [`SPIN_YIELDS`] of them when lingering and [`FEW_YIELDS`] otherwise.
     fn spin(&self, idle: IdleWait) {
         let queued = || self.0.queued.load(Ordering::Acquire) > 0;
         if spin::spin(queued) {
@@ -207,8 +206,7 @@ impl<T> JobReceiver<T> {
             IdleWait::Linger => SPIN_YIELDS,
             IdleWait::Brief => FEW_YIELDS,
         };
-        let now = Instant::now();
-        spin::yield_until(queued, now.checked_add(SPIN_TIME).unwrap_or(now), yields);
+        spin::yield_until(queued, spin::spin_end(), yields);
     }
 }
 

@@ -19,6 +19,13 @@ pub(crate) const SPIN_TIME: Duration = Duration::from_micros(50);
 /// time slice, and the time does.
 pub(crate) const SPIN_YIELDS: u32 = 64;
 
+/// When a wait that starts now has yielded long enough: [`SPIN_TIME`] from now (now itself
+/// on a clock too close to its end to add it).
+pub(crate) fn spin_end() -> Instant {
+    let now = Instant::now();
+    now.checked_add(SPIN_TIME).unwrap_or(now)
+}
+
 /// Whether `ready` holds within a few rounds of `spin_loop` (63 hints in all, a few
 /// microseconds at most): no system call and no clock read.
 pub(crate) fn spin(ready: impl Fn() -> bool) -> bool {

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use smallvec::SmallVec;
 
 use super::command::{Command, Link, call};
-use super::spin::{self, SPIN_TIME, SPIN_YIELDS};
+use super::spin::{self, SPIN_YIELDS};
 use crate::engine::{RequestId, Withdrawn};
 use crate::error::Error;
 use crate::id::HandlerId;
@@ -87,7 +87,7 @@ impl TicketSlot {
     }
 
     /// Whether the result arrives within a short wait: a spin, then yields for at most
-    /// [`SPIN_TIME`], never past `deadline` (`spin.rs`). A result that close then costs no
+    /// `spin::SPIN_TIME`, never past `deadline` (`spin.rs`). A result that close then costs no
     /// sleep and wake-up of the caller's thread, which on a virtual machine takes as long
     /// again; a longer wait parks on the condition variable. Measured (`benches/join.rs`, one
     /// key, one caller: 77 us per start, join and result with 4 yields, 10 to 22 us with up
@@ -104,8 +104,7 @@ impl TicketSlot {
         if !SpinLuck::worth_yielding() {
             return false;
         }
-        let now = Instant::now();
-        let spin_until = now.checked_add(SPIN_TIME).unwrap_or(now);
+        let spin_until = spin::spin_end();
         let until = deadline.map_or(spin_until, |d| d.min(spin_until));
         let arrived = spin::yield_until(ready, until, SPIN_YIELDS);
         // A spin the caller's deadline cut short says nothing about how long results take.

@@ -125,23 +125,20 @@ impl SyncHandler for Gated {
     }
 }
 
-/// A manager that gives up on its threads at once when it shuts down, with a `Gated`
-/// handler that succeeds as "held": the sessions it starts, and the sender that lets them go.
-fn held() -> (
+/// A manager, the sessions its "held" handler starts, and the sender that lets them go.
+type Held = (
     SyncManager,
     Receiver<SessionId>,
     crossbeam_channel::Sender<()>,
-) {
+);
+
+/// A manager that gives up on its threads at once when it shuts down, with a `Gated`
+/// handler that succeeds as "held".
+fn held() -> Held {
     held_with_grace(Duration::ZERO)
 }
 
-fn held_with_grace(
-    grace: Duration,
-) -> (
-    SyncManager,
-    Receiver<SessionId>,
-    crossbeam_channel::Sender<()>,
-) {
+fn held_with_grace(grace: Duration) -> Held {
     let manager = SyncManager::builder()
         .shutdown_grace(grace)
         .build()
