@@ -58,7 +58,7 @@ use std::time::Instant;
 
 use coalescer::{HandRolled, Holds, PATIENCE};
 use common::{PassThroughBuild, SEED, XorShift};
-use hold::{held, hold_if_armed, hold_while_gated};
+use hold::{Wait, held, hold_if_armed, hold_while_gated, wait_entered};
 use syncmgr::engine::{Engine, HandlerSpec};
 use syncmgr::{
     ControlFlags, HandlerError, HandlerId, ItemId, Outcome, ProgressStatus, SyncControlFlags,
@@ -206,7 +206,7 @@ impl SyncHandler for Gated {
     }
 
     fn synchronize(&self, items: &[ItemId], session: &SyncSession) -> Result<(), HandlerError> {
-        hold_if_armed(&self.armed, &self.entered);
+        hold_if_armed(&self.armed, &self.entered, Wait::Park);
         for item in items {
             session.report_progress(item, ProgressStatus::Succeeded)?;
         }
@@ -251,9 +251,7 @@ fn join(callers: usize, rounds: usize) {
         let mut tickets = Vec::with_capacity(callers);
         tickets.push(call());
         if held(callers) {
-            entered
-                .recv_timeout(PATIENCE)
-                .expect("the session should have started");
+            wait_entered(&entered, 1, Wait::Park);
         }
         tickets.extend((1..callers).map(|_| call()));
         drop(open);

@@ -13,6 +13,10 @@
 //!
 //! `syncmgr`: callers are `start_item_sync` calls from the bench thread, its keys the items of
 //! one blocking handler that may run a session per item at once on the manager's workers.
+//! The bench thread and a held session wait for each other awake (`hold::Wait::Awake`):
+//! those two waits are the bench's own, and waking a sleeping thread there would add two
+//! hand-offs a round (about 30 µs each on a VM whose idle processors halt) that no
+//! singleflight caller pays.
 //! `syncmgr_async`: the same work as an async handler whose sessions are tasks on the bench's
 //! current-thread runtime, and callers that are tasks awaiting their tickets there, the
 //! setting the singleflight crates get: their callers are tasks on that runtime, with no
@@ -45,7 +49,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use group::{flat_group, quick_mode};
-use hold::{held, hold_if_armed, hold_while_gated};
+use hold::{Wait, held, hold_if_armed, hold_while_gated, wait_entered};
 
 const KEYS: [usize; 2] = [1, 8];
 
@@ -143,7 +147,7 @@ impl SyncHandler for Held {
         for item in items {
             self.runs.ran(self.index[item]);
         }
-        hold_if_armed(&self.armed, &self.entered);
+        hold_if_armed(&self.armed, &self.entered, Wait::Awake);
         for item in items {
             session.report_progress(item, ProgressStatus::Succeeded)?;
         }
@@ -227,11 +231,7 @@ impl Syncmgr {
         // The first caller of each key starts its session...
         tickets.extend((0..keys).map(|k| (self.call(k), k)));
         if held(callers) {
-            for _ in 0..keys {
-                self.entered
-                    .recv_timeout(PATIENCE)
-                    .expect("the session should have started");
-            }
+            wait_entered(&self.entered, keys, Wait::Awake);
         }
         // ... the others join it while the gate holds it ...
         for _ in 1..callers {

@@ -3,9 +3,12 @@
 //! closes (a blocking handler) or for a semaphore its first request carries (an async one).
 //! Included with `#[path]`, like `group.rs`.
 
-use std::sync::Arc;
+#![allow(dead_code)] // each bench uses one way to wait
 
-use crossbeam_channel::{Receiver, Sender};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use syncmgr::SyncSession;
 use tokio::sync::Semaphore;
 
@@ -18,14 +21,68 @@ pub fn held(callers: usize) -> bool {
     callers > 1
 }
 
+/// How the two sides of a blocking hold wait for each other: the bench thread for the
+/// session to say it started, the session for the gate to open.
+#[derive(Clone, Copy)]
+pub enum Wait {
+    /// Asleep on the channel. Waking a sleeping thread is a thread hand-off, about 30 µs on
+    /// a VM whose idle processors halt, so a timed row would time the bench's two hand-offs
+    /// as much as the manager. For callgrind (`instructions.rs`), where a spin would count.
+    Park,
+    /// Awake: a spin, then yields, never asleep. The timed rows (`join.rs`), so that they
+    /// time the manager's own hand-offs, as the singleflight crates' rows, whose callers and
+    /// gate are tasks on one thread, time theirs.
+    Awake,
+}
+
+/// How long a wait for something already on its way may take before the bench fails.
+const PATIENCE: Duration = Duration::from_secs(30);
+
+impl Wait {
+    /// Waits for one message on `rx`, or for its senders to be gone; false if it waited
+    /// `PATIENCE` for neither.
+    fn recv(self, rx: &Receiver<()>) -> bool {
+        match self {
+            Wait::Park => !matches!(
+                rx.recv_timeout(PATIENCE),
+                Err(crossbeam_channel::RecvTimeoutError::Timeout)
+            ),
+            Wait::Awake => {
+                let deadline = Instant::now() + PATIENCE;
+                let mut spins = 0;
+                loop {
+                    if !matches!(rx.try_recv(), Err(TryRecvError::Empty)) {
+                        return true;
+                    }
+                    if spins < 64 {
+                        spins += 1;
+                        std::hint::spin_loop();
+                    } else if Instant::now() < deadline {
+                        std::thread::yield_now();
+                    } else {
+                        return false;
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// In a handler's `synchronize`: if the bench armed a gate, says so on `entered` and waits
 /// until the bench drops the gate's sender. A session that finds no gate armed goes straight
 /// on: the one caller's session at N = 1, which nothing holds, or one that should not have
 /// run, which the bench's checks then catch instead of it hanging.
-pub fn hold_if_armed(armed: &Receiver<Receiver<()>>, entered: &Sender<()>) {
+pub fn hold_if_armed(armed: &Receiver<Receiver<()>>, entered: &Sender<()>, wait: Wait) {
     if let Ok(gate) = armed.try_recv() {
         let _ = entered.send(());
-        let _ = gate.recv();
+        wait.recv(&gate);
+    }
+}
+
+/// On the bench thread: waits until `sessions` held sessions have said they started.
+pub fn wait_entered(entered: &Receiver<()>, sessions: usize, wait: Wait) {
+    for _ in 0..sessions {
+        assert!(wait.recv(entered), "the session should have started");
     }
 }
 
