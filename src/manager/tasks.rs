@@ -204,9 +204,13 @@ impl EndGuard {
 
 impl Drop for EndGuard {
     fn drop(&mut self) {
-        self.finish(SessionEnd::Failed(Cause::new(
-            "the executor dropped the session's task before it finished",
-        )));
+        // The cause is built only for a task dropped unfinished: a finished one took the
+        // link, and its guard's drop allocates nothing.
+        if self.link.is_some() {
+            self.finish(SessionEnd::Failed(Cause::new(
+                "the executor dropped the session's task before it finished",
+            )));
+        }
     }
 }
 
