@@ -58,7 +58,7 @@ use std::time::Instant;
 
 use coalescer::{HandRolled, Holds, PATIENCE};
 use common::{PassThroughBuild, SEED, XorShift};
-use hold::{Wait, held, hold_if_armed, hold_while_gated, wait_entered};
+use hold::{AsyncGates, Wait, held, hold_if_armed, wait_entered};
 use syncmgr::engine::{Engine, HandlerSpec};
 use syncmgr::{
     ControlFlags, HandlerError, HandlerId, ItemId, Outcome, ProgressStatus, SyncControlFlags,
@@ -270,11 +270,11 @@ fn join(callers: usize, rounds: usize) {
 }
 
 /// The async handler of `join_async`: a session counts itself in `runs`, waits for the
-/// semaphore its first request carries as its context, if any, then reports its item
-/// `Succeeded`.
+/// gate its first caller armed, if any, then reports its item `Succeeded`.
 struct GatedAsync {
     items: Vec<SyncItem>,
     runs: Arc<AtomicUsize>,
+    gates: Arc<AsyncGates>,
 }
 
 impl syncmgr::AsyncHandler for GatedAsync {
@@ -288,7 +288,7 @@ impl syncmgr::AsyncHandler for GatedAsync {
         session: SyncSession,
     ) -> Result<(), HandlerError> {
         self.runs.fetch_add(1, Ordering::SeqCst);
-        hold_while_gated(&session).await;
+        self.gates.hold().await;
         for item in &items {
             session.report_progress(item, ProgressStatus::Succeeded)?;
         }
@@ -344,9 +344,11 @@ fn join_async(callers: usize, rounds: usize) {
     let item = SyncItem::new("key-0", "key").expect("a valid item");
     let id = Arc::new(item.id.clone());
     let runs = Arc::new(AtomicUsize::new(0));
+    let gates = Arc::new(AsyncGates::default());
     let gated = GatedAsync {
         items: vec![item],
         runs: runs.clone(),
+        gates: gates.clone(),
     };
     let manager = Arc::new(SyncManager::new().expect("the manager starts"));
     manager
@@ -354,13 +356,14 @@ fn join_async(callers: usize, rounds: usize) {
         .expect("the handler registers");
     let handler = HandlerId::new("h").expect("a valid ID");
     async_rounds(&rt, "join_async", callers, rounds, &runs, |gate| {
-        let (manager, handler, id) = (manager.clone(), handler.clone(), id.clone());
+        let (manager, handler, id, gates) =
+            (manager.clone(), handler.clone(), id.clone(), gates.clone());
         async move {
-            let mut request = SyncRequest::handler(handler)
+            let request = SyncRequest::handler(handler)
                 .items([&*id])
                 .flags(SyncControlFlags::IGNORE_IF_ALREADY_SYNCING);
             if let Some(gate) = gate {
-                request = request.context(gate);
+                gates.arm(gate);
             }
             let ticket = manager.request(request).expect("accepted");
             ticket.await.status == Outcome::Succeeded

@@ -49,7 +49,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use group::{flat_group, quick_mode};
-use hold::{Wait, held, hold_if_armed, hold_while_gated, wait_entered};
+use hold::{AsyncGates, Wait, held, hold_if_armed, wait_entered};
 
 const KEYS: [usize; 2] = [1, 8];
 
@@ -270,13 +270,14 @@ impl Syncmgr {
 
 /// The same held work as an async handler on the bench's current-thread runtime: its
 /// sessions are tasks there, like the singleflight crates' work, and its callers are tasks
-/// that await their tickets. The gate comes with the first caller's request as its context
-/// (every caller's request is one of the session's served requests); at N = 1 there is none,
-/// and the session runs straight through.
+/// that await their tickets. The first caller of each key arms a gate just before its
+/// request, and the session that serves it waits for one (`hold::AsyncGates`); at N = 1
+/// there is none, and the session runs straight through.
 struct HeldAsync {
     items: Vec<ItemId>,
     index: HashMap<ItemId, usize>,
     runs: Arc<Runs>,
+    gates: Arc<AsyncGates>,
 }
 
 impl syncmgr::AsyncHandler for HeldAsync {
@@ -296,7 +297,7 @@ impl syncmgr::AsyncHandler for HeldAsync {
         for item in &items {
             self.runs.ran(self.index[item]);
         }
-        hold_while_gated(&session).await;
+        self.gates.hold().await;
         for item in &items {
             session.report_progress(item, ProgressStatus::Succeeded)?;
         }
@@ -309,6 +310,7 @@ struct SyncmgrAsync {
     manager: Arc<SyncManager>,
     handler: HandlerId,
     items: Arc<Vec<ItemId>>,
+    gates: Arc<AsyncGates>,
 }
 
 impl SyncmgrAsync {
@@ -316,10 +318,12 @@ impl SyncmgrAsync {
         let items: Vec<ItemId> = (0..keys)
             .map(|k| ItemId::new(format!("key-{k}")).unwrap())
             .collect();
+        let gates = Arc::new(AsyncGates::default());
         let held = HeldAsync {
             index: items.iter().cloned().zip(0..).collect(),
             items: items.clone(),
             runs,
+            gates: gates.clone(),
         };
         let manager = SyncManager::builder()
             .max_sessions(keys)
@@ -334,20 +338,25 @@ impl SyncmgrAsync {
             manager: Arc::new(manager),
             handler,
             items: Arc::new(items),
+            gates,
         }
     }
 
     fn run(&self, rt: &Runtime, callers: usize, runs: &Arc<Runs>) -> Duration {
         let keys = self.items.len();
         rt.block_on(singleflight_run(keys, callers, runs, |k, gate| {
-            let (manager, handler, items) =
-                (self.manager.clone(), self.handler.clone(), self.items.clone());
+            let (manager, handler, items, gates) = (
+                self.manager.clone(),
+                self.handler.clone(),
+                self.items.clone(),
+                self.gates.clone(),
+            );
             async move {
-                let mut request = SyncRequest::handler(handler)
+                let request = SyncRequest::handler(handler)
                     .items([&items[k]])
                     .flags(SyncControlFlags::IGNORE_IF_ALREADY_SYNCING);
                 if let Some(gate) = gate {
-                    request = request.context(gate);
+                    gates.arm(gate);
                 }
                 let ticket = manager.request(request).expect("the request is accepted");
                 let request = ticket.request();

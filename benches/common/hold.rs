@@ -1,15 +1,14 @@
 //! A handler session held open by the bench while callers arrive (`join.rs`, and the join
 //! workloads of `instructions.rs`): never a sleep, the session waits on a channel the bench
-//! closes (a blocking handler) or for a semaphore its first request carries (an async one).
+//! closes (a blocking handler) or for a semaphore its first caller armed (an async one).
 //! Included with `#[path]`, like `group.rs`.
 
 #![allow(dead_code)] // each bench uses one way to wait
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
-use syncmgr::SyncSession;
 use tokio::sync::Semaphore;
 
 /// Whether the first caller's work is held open for the others to join. With one caller
@@ -86,16 +85,27 @@ pub fn wait_entered(entered: &Receiver<()>, sessions: usize, wait: Wait) {
     }
 }
 
-/// In an async handler's `synchronize`: waits for the gate one of the session's requests
-/// carries as its context (the first caller's, while the bench holds the work), if any.
-pub async fn hold_while_gated(session: &SyncSession) {
-    let gate = session.requests().iter().find_map(|r| {
-        r.context
-            .as_ref()?
-            .downcast_ref::<Arc<Semaphore>>()
-            .cloned()
-    });
-    if let Some(gate) = gate {
-        let _permit = gate.acquire().await.expect("the gate is never closed");
+/// The gates of an async handler's held sessions: the first caller's task arms one just
+/// before its request, and the session that serves that request takes it. Not the request's
+/// context: a context is a user value, which the manager lets go of on its delivery thread,
+/// a wake-up of that thread every round, where the singleflight crates' gate is captured in
+/// the leader's own future.
+#[derive(Default)]
+pub struct AsyncGates(Mutex<Vec<Arc<Semaphore>>>);
+
+impl AsyncGates {
+    /// Arms a gate for the next session to start.
+    pub fn arm(&self, gate: Arc<Semaphore>) {
+        self.0.lock().unwrap().push(gate);
+    }
+
+    /// In an async handler's `synchronize`: waits for a gate, if one is armed. A session that
+    /// finds none goes straight on: the one caller's at N = 1, or one that should not have
+    /// run, which the bench's checks then catch instead of it hanging.
+    pub async fn hold(&self) {
+        let gate = self.0.lock().unwrap().pop();
+        if let Some(gate) = gate {
+            let _permit = gate.acquire().await.expect("the gate is never closed");
+        }
     }
 }
