@@ -79,14 +79,14 @@ impl SyncSession {
     pub(crate) fn new(
         id: SessionId,
         handler: HandlerId,
-        requests: Vec<ServedRequest>,
+        requests: Arc<[ServedRequest]>,
         key: MergeKey,
         link: Link,
     ) -> SyncSession {
         SyncSession {
             id,
             handler,
-            requests: requests.into(),
+            requests,
             key,
             link,
         }

@@ -1,6 +1,7 @@
 //! Carrying out what the engine decided: opening requests and their tickets, starting
 //! sessions on the workers, delivering results, ending sessions and recording their events.
 
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use uuid::Uuid;
@@ -209,8 +210,10 @@ impl Scheduler {
         }
     }
 
-    /// The requests a session serves, with what their callers passed.
-    pub(super) fn served(&self, session: SessionId) -> Vec<ServedRequest> {
+    /// The requests a session serves, with what their callers passed. Collected straight
+    /// into the shared slice every clone of the session reads (one allocation, not a `Vec`
+    /// and then its copy).
+    pub(super) fn served(&self, session: SessionId) -> Arc<[ServedRequest]> {
         self.engine
             .session_requests(session)
             .into_iter()
