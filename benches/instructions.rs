@@ -37,7 +37,7 @@
 //! - `join_async N`: the same rounds with an async handler whose sessions are tasks on a
 //!   current-thread tokio runtime, and callers that are tasks there awaiting their tickets
 //!   (the `syncmgr_async` row of `benches/join.rs`); the session is held by a semaphore its
-//!   first request carries as its context.
+//!   first caller arms beside its request (`common/hold.rs`, `AsyncGates`).
 //! - `singleflight N`: the same rounds through `singleflight_async::SingleFlight` on the same
 //!   runtime: the baseline of `join_async`, in instructions.
 //!
@@ -369,6 +369,8 @@ fn join_async(callers: usize, rounds: usize) {
             ticket.await.status == Outcome::Succeeded
         }
     });
+    // Every round's session took its gate, and none is left armed.
+    gates.check_held(if held(callers) { rounds } else { 0 });
 }
 
 /// `rounds` rounds of `benches/join.rs`'s `singleflight_async` row on one key.

@@ -5,6 +5,7 @@
 
 #![allow(dead_code)] // each bench uses one way to wait
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -74,7 +75,8 @@ impl Wait {
 pub fn hold_if_armed(armed: &Receiver<Receiver<()>>, entered: &Sender<()>, wait: Wait) {
     if let Ok(gate) = armed.try_recv() {
         let _ = entered.send(());
-        wait.recv(&gate);
+        // A panic here fails the session, and so the bench's check of every result.
+        assert!(wait.recv(&gate), "the gate should have opened");
     }
 }
 
@@ -91,21 +93,37 @@ pub fn wait_entered(entered: &Receiver<()>, sessions: usize, wait: Wait) {
 /// a wake-up of that thread every round, where the singleflight crates' gate is captured in
 /// the leader's own future.
 #[derive(Default)]
-pub struct AsyncGates(Mutex<Vec<Arc<Semaphore>>>);
+pub struct AsyncGates {
+    armed: Mutex<Vec<Arc<Semaphore>>>,
+    /// Sessions that took a gate since the last `check_held`.
+    held: AtomicUsize,
+}
 
 impl AsyncGates {
     /// Arms a gate for the next session to start.
     pub fn arm(&self, gate: Arc<Semaphore>) {
-        self.0.lock().unwrap().push(gate);
+        self.armed.lock().unwrap().push(gate);
     }
 
     /// In an async handler's `synchronize`: waits for a gate, if one is armed. A session that
     /// finds none goes straight on: the one caller's at N = 1, or one that should not have
     /// run, which the bench's checks then catch instead of it hanging.
     pub async fn hold(&self) {
-        let gate = self.0.lock().unwrap().pop();
+        let gate = self.armed.lock().unwrap().pop();
         if let Some(gate) = gate {
+            self.held.fetch_add(1, Ordering::SeqCst);
             let _permit = gate.acquire().await.expect("the gate is never closed");
         }
+    }
+
+    /// After a round: checks that exactly `sessions` sessions were held, and that no gate is
+    /// left armed for the next round.
+    pub fn check_held(&self, sessions: usize) {
+        assert_eq!(
+            self.held.swap(0, Ordering::SeqCst),
+            sessions,
+            "every key's session was held"
+        );
+        assert!(self.armed.lock().unwrap().is_empty(), "no gate left armed");
     }
 }
