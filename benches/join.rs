@@ -49,12 +49,9 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use group::{flat_group, quick_mode};
-use hold::{AsyncGates, Wait, held, hold_if_armed, wait_entered};
+use hold::{AsyncGates, PATIENCE, Wait, held, hold_if_armed, wait_entered};
 
 const KEYS: [usize; 2] = [1, 8];
-
-/// How long a check waits for something already on its way before it fails the bench.
-const PATIENCE: Duration = Duration::from_secs(30);
 
 struct Settings {
     callers: &'static [usize],

@@ -35,8 +35,9 @@ pub enum Wait {
     Awake,
 }
 
-/// How long a wait for something already on its way may take before the bench fails.
-const PATIENCE: Duration = Duration::from_secs(30);
+/// How long a wait for something already on its way may take before the bench fails (the
+/// join bench's waits for results too).
+pub const PATIENCE: Duration = Duration::from_secs(30);
 
 impl Wait {
     /// Waits for one message on `rx`, or for its senders to be gone; false if it waited
