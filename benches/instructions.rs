@@ -53,12 +53,11 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crossbeam_channel::{Receiver, Sender};
 use std::time::Instant;
 
-use coalescer::{HandRolled, Holds, PATIENCE};
+use coalescer::HandRolled;
 use common::{PassThroughBuild, SEED, XorShift};
-use hold::{AsyncGates, Wait, held, hold_if_armed, wait_entered};
+use hold::{AsyncGates, Gate, Holds, PATIENCE, Wait, held};
 use syncmgr::engine::{Engine, HandlerSpec};
 use syncmgr::{
     ControlFlags, HandlerError, HandlerId, ItemId, Outcome, ProgressStatus, SyncControlFlags,
@@ -196,8 +195,7 @@ impl SyncHandler for NoOp {
 /// so and waits for it to open, then reports its item `Succeeded`.
 struct Gated {
     items: Vec<SyncItem>,
-    armed: Receiver<Receiver<()>>,
-    entered: Sender<()>,
+    holds: Holds,
 }
 
 impl SyncHandler for Gated {
@@ -206,7 +204,7 @@ impl SyncHandler for Gated {
     }
 
     fn synchronize(&self, items: &[ItemId], session: &SyncSession) -> Result<(), HandlerError> {
-        hold_if_armed(&self.armed, &self.entered, Wait::Park);
+        self.holds.pass();
         for item in items {
             session.report_progress(item, ProgressStatus::Succeeded)?;
         }
@@ -219,13 +217,11 @@ impl SyncHandler for Gated {
 fn join(callers: usize, rounds: usize) {
     let item = SyncItem::new("key-0", "key").expect("a valid item");
     let id = item.id.clone();
-    let (arm, armed) = crossbeam_channel::unbounded();
-    let (entered_tx, entered) = crossbeam_channel::unbounded();
+    let (gate, holds) = Gate::new(Wait::Park);
     let manager = SyncManager::new().expect("the manager starts");
     let handler = Gated {
         items: vec![item],
-        armed,
-        entered: entered_tx,
+        holds,
     };
     manager
         .register_handler("h", handler, ControlFlags::WAIT)
@@ -244,14 +240,11 @@ fn join(callers: usize, rounds: usize) {
     let started = Instant::now();
     let mut succeeded = 0;
     for _ in 0..rounds {
-        let (open, gate) = crossbeam_channel::bounded::<()>(0);
-        if held(callers) {
-            arm.send(gate).expect("the handler is alive");
-        }
+        let open = gate.arm(usize::from(held(callers)));
         let mut tickets = Vec::with_capacity(callers);
         tickets.push(call());
         if held(callers) {
-            wait_entered(&entered, 1, Wait::Park);
+            gate.wait_entered(1);
         }
         tickets.extend((1..callers).map(|_| call()));
         drop(open);

@@ -39,7 +39,6 @@ use std::time::{Duration, Instant};
 use criterion::{
     BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main, measurement::WallTime,
 };
-use crossbeam_channel::{Receiver, Sender};
 use syncmgr::{
     ControlFlags, HandlerCapabilities, HandlerError, HandlerId, ItemId, Outcome, ProgressStatus,
     SyncControlFlags, SyncHandler, SyncItem, SyncManager, SyncRequest, SyncSession,
@@ -49,7 +48,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use group::{flat_group, quick_mode};
-use hold::{AsyncGates, PATIENCE, Wait, held, hold_if_armed, wait_entered};
+use hold::{AsyncGates, Gate, Holds, PATIENCE, Wait, held};
 
 const KEYS: [usize; 2] = [1, 8];
 
@@ -127,8 +126,7 @@ struct Held {
     items: Vec<ItemId>,
     index: HashMap<ItemId, usize>,
     runs: Runs,
-    armed: Receiver<Receiver<()>>,
-    entered: Sender<()>,
+    holds: Holds,
 }
 
 impl SyncHandler for Held {
@@ -144,7 +142,7 @@ impl SyncHandler for Held {
         for item in items {
             self.runs.ran(self.index[item]);
         }
-        hold_if_armed(&self.armed, &self.entered, Wait::Awake);
+        self.holds.pass();
         for item in items {
             session.report_progress(item, ProgressStatus::Succeeded)?;
         }
@@ -163,8 +161,7 @@ struct Syncmgr {
     manager: SyncManager,
     handler: HandlerId,
     object: Arc<Held>,
-    arm: Sender<Receiver<()>>,
-    entered: Receiver<()>,
+    gate: Gate,
 }
 
 impl Syncmgr {
@@ -174,14 +171,12 @@ impl Syncmgr {
         let items: Vec<ItemId> = (0..keys)
             .map(|k| ItemId::new(format!("key-{k}")).unwrap())
             .collect();
-        let (arm, armed) = crossbeam_channel::unbounded();
-        let (entered_tx, entered) = crossbeam_channel::unbounded();
+        let (gate, holds) = Gate::new(Wait::Awake);
         let object = Arc::new(Held {
             index: items.iter().cloned().zip(0..).collect(),
             items,
             runs: Runs::new(keys),
-            armed,
-            entered: entered_tx,
+            holds,
         });
         let manager = SyncManager::builder()
             .max_sessions(keys)
@@ -196,8 +191,7 @@ impl Syncmgr {
             manager,
             handler,
             object,
-            arm,
-            entered,
+            gate,
         }
     }
 
@@ -215,20 +209,14 @@ impl Syncmgr {
     /// One iteration: N callers on each of the keys, from this thread.
     fn run(&self, callers: usize) -> Duration {
         let keys = self.object.items.len();
-        let (open, gate) = crossbeam_channel::bounded::<()>(0);
-        if held(callers) {
-            for _ in 0..keys {
-                self.arm.send(gate.clone()).unwrap();
-            }
-        }
-        drop(gate);
+        let open = self.gate.arm(if held(callers) { keys } else { 0 });
 
         let start = Instant::now();
         let mut tickets = Vec::with_capacity(callers * keys);
         // The first caller of each key starts its session...
         tickets.extend((0..keys).map(|k| (self.call(k), k)));
         if held(callers) {
-            wait_entered(&self.entered, keys, Wait::Awake);
+            self.gate.wait_entered(keys);
         }
         // ... the others join it while the gate holds it ...
         for _ in 1..callers {

@@ -28,6 +28,8 @@ mod coalescer;
 mod common;
 #[path = "common/group.rs"]
 mod group;
+#[path = "common/hold.rs"]
+mod hold;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier, Mutex, mpsc};
@@ -42,11 +44,12 @@ use syncmgr::{
     SyncControlFlags, SyncHandler, SyncItem, SyncManager, SyncRequest, SyncSession, SyncTicket,
 };
 
-/// Items of the one handler (and keys of the baseline); requests name one each.
-use coalescer::{Gate, HandRolled, Holds, PATIENCE};
+use coalescer::HandRolled;
 use common::XorShift;
 use group::{flat_group, quick_mode};
+use hold::{Gate, Holds, PATIENCE, Wait};
 
+/// Items of the one handler (and keys of the baseline); requests name one each.
 const ITEMS: usize = 64;
 
 // ----- settings ------------------------------------------------------------------------------
@@ -381,9 +384,9 @@ fn one_at_a_time<C: Coalescer>(system: &C, picks: &[usize]) -> (Duration, Vec<Du
 /// the last of the N results). Checks that exactly one more run served the N.
 fn gate_cycle<C: Coalescer>(system: &C, gate: &Gate, picks: &[usize]) -> (Duration, Duration) {
     let before = system.runs();
-    let open = gate.arm();
+    let open = gate.arm(1);
     let busy = system.submit(0);
-    gate.wait_entered();
+    gate.wait_entered(1);
 
     let start = Instant::now();
     let pending: Vec<(C::Pending, usize)> = picks
@@ -529,13 +532,13 @@ fn noop(c: &mut Criterion) {
         let mut group = settings.group(c, &shape.label());
         group.throughput(Throughput::Elements(picks.len() as u64));
         {
-            let (_gate, holds) = Gate::new();
+            let (_gate, holds) = Gate::new(Wait::Park);
             let managed = Managed::new(holds);
             bench_noop(&mut group, shape, "syncmgr", &managed, &picks);
             managed.manager.check_consistency().unwrap();
         }
         {
-            let (_gate, holds) = Gate::new();
+            let (_gate, holds) = Gate::new(Wait::Park);
             let baseline = HandRolled::new(ITEMS, holds);
             bench_noop(&mut group, shape, "baseline_mutex_mpsc", &baseline, &picks);
         }
@@ -574,13 +577,13 @@ fn gate(c: &mut Criterion) {
         let mut group = settings.group(c, &label);
         group.throughput(Throughput::Elements(n as u64));
         {
-            let (gate, holds) = Gate::new();
+            let (gate, holds) = Gate::new(Wait::Park);
             let managed = Managed::new(holds);
             bench_gate(&mut group, &label, "syncmgr", &managed, &gate, &picks);
             managed.manager.check_consistency().unwrap();
         }
         {
-            let (gate, holds) = Gate::new();
+            let (gate, holds) = Gate::new(Wait::Park);
             let baseline = HandRolled::new(ITEMS, holds);
             bench_gate(
                 &mut group,

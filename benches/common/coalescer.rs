@@ -1,6 +1,6 @@
 //! The coalescer an application would write by hand, which `manager.rs` times `syncmgr`
-//! against and `instructions.rs` counts it against, and the gate that holds one of its
-//! batches (or a manager's session) open. No criterion here.
+//! against and `instructions.rs` counts it against. Its batches are held open by `hold.rs`'s
+//! gate, which every bench that includes this file includes too. No criterion here.
 
 #![allow(dead_code)] // each bench uses a different part
 
@@ -9,72 +9,9 @@ use std::hint::black_box;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, mpsc};
 use std::thread::{self, JoinHandle};
-use std::time::Duration;
-
-use crossbeam_channel::{Receiver, Sender};
 use syncmgr::Outcome;
 
-/// How long a check waits for something already on its way before it fails the bench: a
-/// guard against hanging, never a way to let time pass.
-pub const PATIENCE: Duration = Duration::from_secs(30);
-
-// ----- holding a run open --------------------------------------------------------------------
-
-/// The runner's side of a gate: a run (a manager session, a baseline batch) that finds a
-/// hold armed says so on `entered` and blocks until the hold's gate opens. Runs that find
-/// none go straight through, so a run that should not be held never hangs the bench.
-#[derive(Clone)]
-pub struct Holds {
-    armed: Receiver<Receiver<()>>,
-    entered: Sender<()>,
-}
-
-impl Holds {
-    /// Holds that are never armed: every run goes straight through.
-    pub fn none() -> Holds {
-        Gate::new().1
-    }
-
-    pub fn pass(&self) {
-        if let Ok(gate) = self.armed.try_recv() {
-            let _ = self.entered.send(());
-            // Opening is the sender going away: `recv` then returns `Err`.
-            let _ = gate.recv();
-        }
-    }
-}
-
-/// The bench's side of a gate.
-pub struct Gate {
-    arm: Sender<Receiver<()>>,
-    entered: Receiver<()>,
-}
-
-impl Gate {
-    pub fn new() -> (Gate, Holds) {
-        let (arm, armed) = crossbeam_channel::unbounded();
-        let (entered_tx, entered) = crossbeam_channel::unbounded();
-        let gate = Gate { arm, entered };
-        let holds = Holds {
-            armed,
-            entered: entered_tx,
-        };
-        (gate, holds)
-    }
-
-    /// Arms one hold; dropping the returned sender opens it.
-    pub fn arm(&self) -> Sender<()> {
-        let (open, gate) = crossbeam_channel::bounded(0);
-        self.arm.send(gate).expect("the runner is alive");
-        open
-    }
-
-    pub fn wait_entered(&self) {
-        self.entered
-            .recv_timeout(PATIENCE)
-            .expect("the held run should have started");
-    }
-}
+use super::hold::Holds;
 
 /// What the baseline answers each waiter: the outcome of its key's sync.
 type Waiters = Vec<mpsc::Sender<Outcome>>;

@@ -1,9 +1,10 @@
-//! A handler session held open by the bench while callers arrive (`join.rs`, and the join
-//! workloads of `instructions.rs`): never a sleep, the session waits on a channel the bench
-//! closes (a blocking handler) or for a semaphore its first caller armed (an async one).
-//! Included with `#[path]`, like `group.rs`.
+//! A run held open by the bench while callers arrive (`join.rs`, `manager.rs`'s gate rows,
+//! and the join workloads of `instructions.rs`): never a sleep, a blocking run (a manager
+//! session, the coalescer's batch) waits on a channel the bench closes ([`Gate`], [`Holds`]),
+//! an async session for a semaphore its first caller armed ([`AsyncGates`]). Included with
+//! `#[path]`, like `group.rs`; `coalescer.rs` takes its `Holds` from here.
 
-#![allow(dead_code)] // each bench uses one way to wait
+#![allow(dead_code)] // each bench uses a different part
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -21,13 +22,14 @@ pub fn held(callers: usize) -> bool {
     callers > 1
 }
 
-/// How the two sides of a blocking hold wait for each other: the bench thread for the
-/// session to say it started, the session for the gate to open.
+/// How the two sides of a blocking gate wait for each other: the bench thread for the run to
+/// say it started, the run for the gate to open.
 #[derive(Clone, Copy)]
 pub enum Wait {
     /// Asleep on the channel. Waking a sleeping thread is a thread hand-off, about 30 µs on
-    /// a VM whose idle processors halt, so a timed row would time the bench's two hand-offs
-    /// as much as the manager. For callgrind (`instructions.rs`), where a spin would count.
+    /// a VM whose idle processors halt, so a timed join row would time the bench's two
+    /// hand-offs as much as the manager. For callgrind (`instructions.rs`), where a spin
+    /// would count, and for `manager.rs`'s gate rows, where both systems pass the same gate.
     Park,
     /// Awake: a spin, then yields, never asleep. The timed rows (`join.rs`), so that they
     /// time the manager's own hand-offs, as the singleflight crates' rows, whose callers and
@@ -69,22 +71,72 @@ impl Wait {
     }
 }
 
-/// In a handler's `synchronize`: if the bench armed a gate, says so on `entered` and waits
-/// until the bench drops the gate's sender. A session that finds no gate armed goes straight
-/// on: the one caller's session at N = 1, which nothing holds, or one that should not have
-/// run, which the bench's checks then catch instead of it hanging.
-pub fn hold_if_armed(armed: &Receiver<Receiver<()>>, entered: &Sender<()>, wait: Wait) {
-    if let Ok(gate) = armed.try_recv() {
-        let _ = entered.send(());
-        // A panic here fails the session, and so the bench's check of every result.
-        assert!(wait.recv(&gate), "the gate should have opened");
+/// The held side of a blocking gate: a run (a manager session, the coalescer's batch) that
+/// finds a hold armed says so on `entered` and waits until the hold's gate opens. Runs that
+/// find none go straight through: the one caller's session at N = 1, which nothing holds, or
+/// one that should not have run, which the bench's checks then catch instead of it hanging.
+#[derive(Clone)]
+pub struct Holds {
+    armed: Receiver<Receiver<()>>,
+    entered: Sender<()>,
+    wait: Wait,
+}
+
+impl Holds {
+    /// Holds that are never armed: every run goes straight through.
+    pub fn none() -> Holds {
+        Gate::new(Wait::Park).1
+    }
+
+    pub fn pass(&self) {
+        if let Ok(gate) = self.armed.try_recv() {
+            let _ = self.entered.send(());
+            // Opening is the sender going away. A panic here fails the run, and so the
+            // bench's check of every result.
+            assert!(self.wait.recv(&gate), "the gate should have opened");
+        }
     }
 }
 
-/// On the bench thread: waits until `sessions` held sessions have said they started.
-pub fn wait_entered(entered: &Receiver<()>, sessions: usize, wait: Wait) {
-    for _ in 0..sessions {
-        assert!(wait.recv(entered), "the session should have started");
+/// The bench's side of a blocking gate.
+pub struct Gate {
+    arm: Sender<Receiver<()>>,
+    entered: Receiver<()>,
+    wait: Wait,
+}
+
+impl Gate {
+    /// A gate whose two sides wait for each other as `wait` says.
+    pub fn new(wait: Wait) -> (Gate, Holds) {
+        let (arm, armed) = crossbeam_channel::unbounded();
+        let (entered_tx, entered) = crossbeam_channel::unbounded();
+        let gate = Gate { arm, entered, wait };
+        let holds = Holds {
+            armed,
+            entered: entered_tx,
+            wait,
+        };
+        (gate, holds)
+    }
+
+    /// Arms `runs` holds, one for each of the next runs; dropping the returned sender opens
+    /// them all.
+    pub fn arm(&self, runs: usize) -> Sender<()> {
+        let (open, gate) = crossbeam_channel::bounded(0);
+        for _ in 0..runs {
+            self.arm.send(gate.clone()).expect("the runner is alive");
+        }
+        open
+    }
+
+    /// Waits until `runs` held runs have said they started.
+    pub fn wait_entered(&self, runs: usize) {
+        for _ in 0..runs {
+            assert!(
+                self.wait.recv(&self.entered),
+                "the held run should have started"
+            );
+        }
     }
 }
 
