@@ -20,9 +20,6 @@ use crate::manager::{Context, ServedRequest, SyncResult, SyncSession, SyncTicket
 use crate::result::RequestResult;
 use crate::unwind::User;
 
-/// The room a step's list of tasks to wake starts with.
-const WAKES: usize = 16;
-
 impl Scheduler {
     /// Records an accepted request and fills in its ticket, made blank before the lock was
     /// taken when the caller could (see [`Blank`]). `settled` caches the items of the
@@ -247,12 +244,13 @@ impl Scheduler {
         };
         let woken = open.completion.complete(for_ticket);
         // A loop, not `extend`: extending from the inline list went through the generic
-        // path, 180 instructions for one waker. Room for a session's worth at once: a
-        // session's end delivers many, and growing from nothing reallocated three times
-        // for ten.
+        // path, 180 instructions for one waker. Room at once for this result's waker and
+        // one for each action queued behind it (a session's end delivers its results
+        // together): a list grown from nothing reallocated three times for ten.
         for waker in woken.wakers {
             if self.after.wakes.capacity() == 0 {
-                self.after.wakes.reserve(WAKES);
+                let queued = self.engine.pending_actions().size_hint().0;
+                self.after.wakes.reserve(1 + queued);
             }
             self.after.wakes.push(waker);
         }
