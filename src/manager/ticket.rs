@@ -14,7 +14,7 @@ use super::spin::{self, SPIN_YIELDS};
 use crate::engine::{RequestId, Withdrawn};
 use crate::error::Error;
 use crate::id::HandlerId;
-use crate::result::{ItemOutcome, Outcome, RequestResult};
+use crate::result::{Outcome, RequestResult};
 use crate::unwind;
 
 /// Receives the one result of a request (`ISyncMgrSyncResult`).
@@ -63,47 +63,13 @@ pub(crate) struct TicketSlot {
     done: Condvar,
 }
 
-/// A result as its slot keeps it: what the ticket does not already know.
-#[derive(Clone, Debug)]
-struct Stored {
-    status: Outcome,
-    errors: u32,
-    conflicts: u32,
-    items: Vec<ItemOutcome>,
-}
-
-impl Stored {
-    fn of(result: RequestResult) -> Stored {
-        Stored {
-            status: result.status,
-            errors: result.errors,
-            conflicts: result.conflicts,
-            items: result.items,
-        }
-    }
-
-    fn into_result(self, request: RequestId, handler: HandlerId) -> RequestResult {
-        RequestResult {
-            request,
-            handler,
-            status: self.status,
-            errors: self.errors,
-            conflicts: self.conflicts,
-            items: self.items,
-        }
-    }
-}
-
 /// The tasks awaiting one ticket.
 pub(crate) type Wakers = SmallVec<[Waker; 1]>;
 
 #[derive(Debug, Default)]
 struct Waiting {
-    /// The result without its request and handler, which the ticket holds: a slot that
-    /// fits in 128 bytes with its reference counts is one glibc's `malloc` serves from its
-    /// fast bins when many tickets are open at once, and one that does not cost about 130
-    /// instructions more per request to allocate and free (`benches/instructions.rs`).
-    result: Option<Stored>,
+    /// Never taken out: every read of the ticket gets its own copy.
+    result: Option<RequestResult>,
     /// Inline for one: a ticket is nearly always awaited by one task, and a heap list here
     /// was an allocation per awaited ticket.
     wakers: Wakers,
@@ -156,7 +122,7 @@ impl TicketSlot {
     /// Stores the result (if there is one), marks the slot done and takes the tasks to
     /// wake. Returns whether threads sleep on the condition variable: they wake on
     /// [`TicketSlot::notify`].
-    fn finish(&self, result: Option<Stored>) -> (Wakers, bool) {
+    fn finish(&self, result: Option<RequestResult>) -> (Wakers, bool) {
         let mut waiting = self.waiting();
         // `None` only from a completion dropped unfinished: nothing was stored before.
         waiting.result = result;
@@ -245,7 +211,7 @@ impl Completion {
     /// Stores the result and marks the slot done. Returns who waits for it, for the caller
     /// to wake once it has released the scheduler's lock.
     pub fn complete(self, result: RequestResult) -> Woken {
-        let (wakers, sleepers) = self.slot.finish(Some(Stored::of(result)));
+        let (wakers, sleepers) = self.slot.finish(Some(result));
         Woken {
             wakers,
             sleepers: sleepers.then(|| self.slot.clone()),
@@ -410,20 +376,17 @@ impl SyncTicket {
     /// # Ok(()) }
     /// ```
     pub fn into_result(self) -> RequestResult {
-        let stored = Self::take_or_copy(&self.slot, &mut self.finished());
-        settled(self.request, self.handler, stored)
+        let mut waiting = self.finished();
+        self.take_or_copy(&mut waiting)
     }
 
     /// [`into_result`](Self::into_result) with a limit: the result if it is known within
     /// `timeout`, or the ticket back, unchanged, to wait again or drop.
     pub fn into_result_timeout(self, timeout: Duration) -> Result<RequestResult, SyncTicket> {
-        let stored = self
+        let result = self
             .finished_within(timeout)
-            .map(|mut waiting| Self::take_or_copy(&self.slot, &mut waiting));
-        match stored {
-            Some(stored) => Ok(settled(self.request, self.handler, stored)),
-            None => Err(self),
-        }
+            .map(|mut waiting| self.take_or_copy(&mut waiting));
+        result.ok_or(self)
     }
 
     /// Blocks until the slot is done; its lock, taken.
@@ -516,34 +479,27 @@ impl SyncTicket {
     /// the manager's threads are gone without finishing (a panic inside the manager): report
     /// the request as canceled rather than panicking in the caller.
     fn settled_in(&self, waiting: &Waiting) -> RequestResult {
-        settled(self.request, self.handler.clone(), waiting.result.clone())
+        waiting.result.clone().unwrap_or_else(|| RequestResult {
+            request: self.request,
+            handler: self.handler.clone(),
+            status: Outcome::Canceled,
+            errors: 0,
+            conflicts: 0,
+            items: Vec::new(),
+        })
     }
 
     /// The stored result of a done slot, under its lock, taken: moved out when this is the
     /// only handle left on the slot (no other ticket, and the scheduler's write end gone),
     /// since nobody can read it again; a copy otherwise. A count of one cannot grow
     /// meanwhile: only a handle can be cloned.
-    fn take_or_copy(slot: &Arc<TicketSlot>, waiting: &mut Waiting) -> Option<Stored> {
-        if Arc::strong_count(slot) == 1 {
-            return waiting.result.take();
+    fn take_or_copy(&self, waiting: &mut Waiting) -> RequestResult {
+        if Arc::strong_count(&self.slot) == 1
+            && let Some(result) = waiting.result.take()
+        {
+            return result;
         }
-        waiting.result.clone()
-    }
-}
-
-/// A request's result from what its slot stored: `Canceled` with no items when the slot
-/// holds none (see [`SyncTicket::settled_in`]).
-fn settled(request: RequestId, handler: HandlerId, stored: Option<Stored>) -> RequestResult {
-    match stored {
-        Some(stored) => stored.into_result(request, handler),
-        None => RequestResult {
-            request,
-            handler,
-            status: Outcome::Canceled,
-            errors: 0,
-            conflicts: 0,
-            items: Vec::new(),
-        },
+        self.settled_in(waiting)
     }
 }
 
@@ -560,8 +516,7 @@ impl Future for SyncTicket {
         // seen here (with its result, or without one if the manager died), or this waker is
         // in the list `complete` takes.
         if self.slot.is_finished() {
-            let stored = Self::take_or_copy(&self.slot, &mut waiting);
-            return Poll::Ready(settled(self.request, self.handler.clone(), stored));
+            return Poll::Ready(self.take_or_copy(&mut waiting));
         }
         if !waiting.wakers.iter().any(|w| w.will_wake(cx.waker())) {
             waiting.wakers.push(cx.waker().clone());
@@ -582,14 +537,7 @@ impl IntoFuture for &SyncTicket {
 
 #[cfg(test)]
 mod tests {
-    use super::{SpinLuck, TicketSlot};
-
-    #[test]
-    fn a_slot_with_its_reference_counts_fits_in_glibc_fast_bins() {
-        // A chunk of at most 128 bytes, 8 of them the allocator's header: see `Waiting::result`.
-        let allocated = size_of::<TicketSlot>() + 2 * size_of::<usize>();
-        assert!(allocated <= 120, "{allocated} bytes");
-    }
+    use super::SpinLuck;
 
     /// Runs `f` on a new thread: the score is per thread, and a new one starts fresh
     /// whatever ran before on the test harness's threads.
