@@ -243,17 +243,7 @@ impl Scheduler {
             None => (result, None),
         };
         let woken = open.completion.complete(for_ticket);
-        // A loop, not `extend`: extending from the inline list went through the generic
-        // path, 180 instructions for one waker. Room at once for this result's waker and
-        // one for each action queued behind it (a session's end delivers its results
-        // together): a list grown from nothing reallocated three times for ten.
-        for waker in woken.wakers {
-            if self.after.wakes.capacity() == 0 {
-                let queued = self.engine.pending_actions().size_hint().0;
-                self.after.wakes.reserve(1 + queued);
-            }
-            self.after.wakes.push(waker);
-        }
+        self.after.wakes.extend(woken.wakers);
         self.after.sleepers.extend(woken.sleepers);
         if let Some(delivery) = for_sink {
             let undelivered = match &self.deliveries {
