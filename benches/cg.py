@@ -1,0 +1,95 @@
+#!/usr/bin/env python3
+"""Function costs from a callgrind output file (`benches/instructions.rs` workloads), for
+comparing two builds function by function: whole-run totals of a workload that allocates
+much move by up to 2% with the heap's layout alone, so judge a change on the inclusive cost
+of the functions it touches.
+
+    python3 cg.py calls   FILE [PATTERN]   every function whose name contains PATTERN: how
+                                           often it was called, its inclusive cost, per call
+    python3 cg.py callees FILE PATTERN     what the functions matching PATTERN spend their
+                                           cost on: their own instructions, then each callee
+    python3 cg.py callers FILE PATTERN     who calls the functions matching PATTERN, how often,
+                                           at what inclusive cost
+
+PATTERN is a substring of the demangled name (`Scheduler>::carry_out`, `Engine>::complete`,
+`__rust_alloc`). Costs are instructions (`Ir`), counted in calls between different
+functions (a recursive call is not counted twice).
+"""
+import collections
+import re
+import signal
+import sys
+
+
+def parse(path):
+    """(own cost per function, {(caller, callee): [calls, inclusive cost]})."""
+    names, own, edges = {}, collections.Counter(), {}
+
+    def name(token):
+        m = re.match(r"\((\d+)\)(?: (.*))?", token)
+        if not m:
+            return token
+        if m.group(2):
+            names[m.group(1)] = m.group(2)
+        return names.get(m.group(1), m.group(1))
+
+    fn = callee = None
+    calls = None
+    for line in open(path, errors="replace"):
+        line = line.rstrip("\n")
+        if line.startswith("fn="):
+            fn, callee = name(line[3:]), None
+        elif line.startswith("cfn="):
+            callee = name(line[4:])
+        elif line.startswith("calls="):
+            calls = int(line[6:].split()[0])
+        elif line[:1].isdigit() or line[:1] in "+-*":
+            parts = line.split()
+            cost = int(parts[1]) if len(parts) > 1 else 0
+            if calls is not None:
+                if fn is not None and callee != fn:
+                    edge = edges.setdefault((fn, callee), [0, 0])
+                    edge[0] += calls
+                    edge[1] += cost
+                calls = None
+            elif fn is not None:
+                own[fn] += cost
+    return own, edges
+
+
+def row(calls, cost, name):
+    per = cost // calls if calls else cost
+    print(f"{calls:10d} {cost:14,d} {per:9,d}  {name[:150]}")
+
+
+def main():
+    # Piped into `head`: stop quietly.
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    if len(sys.argv) < 3 or sys.argv[1] not in ("calls", "callees", "callers"):
+        sys.exit(__doc__)
+    what, path = sys.argv[1], sys.argv[2]
+    pattern = sys.argv[3] if len(sys.argv) > 3 else ""
+    own, edges = parse(path)
+    print(f"{'calls':>10} {'inclusive':>14} {'per call':>9}  function")
+    if what == "calls":
+        calls, cost = collections.Counter(), collections.Counter()
+        for (_, callee), (n, c) in edges.items():
+            if pattern in callee:
+                calls[callee] += n
+                cost[callee] += c
+        for f, c in cost.most_common(40):
+            row(calls[f], c, f)
+        return
+    for f in sorted(f for f in own if pattern in f):
+        print(f"{'':10} {own[f]:14,d} {'':9}  own instructions of {f[:130]}")
+    found = [
+        (c, n, callee if what == "callees" else caller)
+        for (caller, callee), (n, c) in edges.items()
+        if pattern in (caller if what == "callees" else callee)
+    ]
+    for c, n, f in sorted(found, reverse=True)[:40]:
+        row(n, c, f)
+
+
+if __name__ == "__main__":
+    main()
