@@ -12,8 +12,9 @@ of the functions it touches.
                                            at what inclusive cost
 
 PATTERN is a substring of the demangled name (`Scheduler>::carry_out`, `Engine>::complete`,
-`__rust_alloc`). Costs are instructions (`Ir`), counted in calls between different
-functions (a recursive call is not counted twice).
+`__rust_alloc`). Costs are the first event of the file (`Ir` by default), from calls between
+different functions: a function's call to itself is left out, but a cycle through others
+(A calls B calls A) counts in `calls` once per call it makes.
 """
 import collections
 import re
@@ -35,17 +36,21 @@ def parse(path):
 
     fn = callee = None
     calls = None
+    # Cost lines start with one number per position (`positions: instr line` gives two).
+    positions = 1
     for line in open(path, errors="replace"):
         line = line.rstrip("\n")
-        if line.startswith("fn="):
+        if line.startswith("positions:"):
+            positions = len(line.split()[1:])
+        elif line.startswith("fn="):
             fn, callee = name(line[3:]), None
         elif line.startswith("cfn="):
             callee = name(line[4:])
         elif line.startswith("calls="):
             calls = int(line[6:].split()[0])
-        elif line[:1].isdigit() or line[:1] in "+-*":
+        elif line and line[0] in "0123456789+-*":
             parts = line.split()
-            cost = int(parts[1]) if len(parts) > 1 else 0
+            cost = int(parts[positions]) if len(parts) > positions else 0
             if calls is not None:
                 if fn is not None and callee != fn:
                     edge = edges.setdefault((fn, callee), [0, 0])
