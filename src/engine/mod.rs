@@ -61,7 +61,9 @@
 //!   joins), but requests take an item's outcome when its session ends, because the terminal
 //!   rule still lets a later `Failed` change it, and because the error and conflict counts
 //!   cover the whole session. A cancelled request ([`Engine::cancel_request`]) does not wait:
-//!   it takes the terminal reports made so far.
+//!   it takes the terminal reports made so far. The results a session's end decides are
+//!   delivered oldest request first, whatever items they wait on: a caller that takes its
+//!   results in the order it asked gets each one as soon as it is out.
 //! - **Scheduling** happens inside the call that makes it possible. While fewer than
 //!   [`EngineConfig::max_sessions`] run, the handler that may start (active, enabled, under
 //!   its own limit, with a pending item no session holds) whose oldest waiting request is

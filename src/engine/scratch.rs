@@ -10,6 +10,7 @@
 //! buffers that leave the engine (a session's item IDs, its outcomes) still set it off, so
 //! what this saves is instructions (`benches/README.md`), not yet that merge.
 
+use super::RequestId;
 use super::queue::{Entry, ItemIdx, KEEP_ROOM, Waiter};
 use super::settle::Settled;
 use super::state::SessionItem;
@@ -29,6 +30,8 @@ pub(crate) struct Scratch {
     pub waiters: Vec<Waiter>,
     /// An ending session's items, settled.
     pub settled: Vec<Settled>,
+    /// The requests an ending session completes, put in order.
+    pub done: Vec<RequestId>,
 }
 
 /// Takes a buffer out of its place in [`Scratch`], to be given back with [`put`]. It is

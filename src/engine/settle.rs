@@ -30,8 +30,8 @@ impl Engine {
     /// A `Failed` item with attempts left under its handler's retry policy (and no permanent
     /// failure reported) goes back to the pending set until its backoff ends, and the
     /// requests that wait for it keep waiting, except those made without retry. Requests
-    /// whose items all have outcomes get their results; then the handler may start its next
-    /// session.
+    /// whose items all have outcomes get their results, oldest request first; then the
+    /// handler may start its next session.
     pub fn session_finished(
         &mut self,
         id: SessionId,
@@ -125,10 +125,23 @@ impl Engine {
         }
         // Every request the session served takes what it counted, before any completes.
         credit_session(&mut self.requests, session.counts, &settled, &waiters);
+        // Every waiter takes its item's outcome; then the requests that are done complete
+        // oldest first, so that a caller taking its results in the order it asked finds each
+        // one as soon as it is out, not after the last of its session.
+        let mut done = scratch::take(&mut self.scratch.done);
         for s in &settled {
             let now = s.waiters.start..s.waiters.start + s.now;
-            self.settle(&waiters[now], s.outcome, s.cause.as_ref(), true);
+            for &w in &waiters[now] {
+                if self.take_outcome(w, s.outcome, s.cause.as_ref(), true) {
+                    done.push(w.request);
+                }
+            }
         }
+        done.sort_unstable();
+        for &request in &done {
+            self.complete(request);
+        }
+        scratch::put(&mut self.scratch.done, done);
         let mut again = Vec::with_capacity(retried.len());
         for (item, at, attempt) in retried {
             let s = &settled[at];
@@ -159,24 +172,37 @@ impl Engine {
         cause: Option<&Cause>,
         ran: bool,
     ) {
-        for w in waiters {
-            let Some(req) = self.requests.get_mut(&w.request) else {
-                continue;
-            };
-            let ri = &mut req.items[w.pos.get()];
-            if ri.outcome.is_none() {
-                ri.attempts = ri.attempts.saturating_add(u16::from(ran));
-                ri.outcome = Some(outcome);
-                ri.prev = Waiter::NONE;
-                if let Some(cause) = cause {
-                    req.set_cause(w.pos, cause.clone());
-                }
-                req.remaining -= 1;
-                if req.remaining == 0 {
-                    self.complete(w.request);
-                }
+        for &w in waiters {
+            if self.take_outcome(w, outcome, cause, ran) {
+                self.complete(w.request);
             }
         }
+    }
+
+    /// Records an item's outcome for one waiting request. Returns whether that was the
+    /// request's last item without one (it is then ready to complete).
+    fn take_outcome(
+        &mut self,
+        w: Waiter,
+        outcome: Outcome,
+        cause: Option<&Cause>,
+        ran: bool,
+    ) -> bool {
+        let Some(req) = self.requests.get_mut(&w.request) else {
+            return false;
+        };
+        let ri = &mut req.items[w.pos.get()];
+        if ri.outcome.is_some() {
+            return false;
+        }
+        ri.attempts = ri.attempts.saturating_add(u16::from(ran));
+        ri.outcome = Some(outcome);
+        ri.prev = Waiter::NONE;
+        if let Some(cause) = cause {
+            req.set_cause(w.pos, cause.clone());
+        }
+        req.remaining -= 1;
+        req.remaining == 0
     }
 
     /// Delivers the result of a request whose items all have outcomes.

@@ -303,3 +303,29 @@ fn a_session_serves_the_requests_waiting_for_its_items_each_once() {
     let _ = e.session_finished(s, SessionEnd::Returned).unwrap();
     assert!(e.session_requests(s).is_empty());
 }
+
+#[test]
+fn a_sessions_results_go_out_oldest_request_first_whatever_items_they_wait_on() {
+    let mut e = engine();
+    let first = e
+        .start_item_sync(&h("a"), &ids(&["a1", "a2"]), NONE)
+        .unwrap()
+        .request;
+    let (s, _) = only_start(&mut e);
+    // Joiners of the second item, then of the first, then of the second again: item by
+    // item, the first item's joiner would come out before the older joiners of the second.
+    let joiners: Vec<RequestId> = ["a2", "a1", "a2"]
+        .iter()
+        .map(|item| e.start_item_sync(&h("a"), &ids(&[item]), JOIN).unwrap())
+        .map(|accepted| accepted.request)
+        .collect();
+    succeed(&mut e, s, &["a1", "a2"]);
+    let _ = e.session_finished(s, SessionEnd::Returned).unwrap();
+    let delivered: Vec<RequestId> = results(&actions(&mut e))
+        .iter()
+        .map(|r| r.request)
+        .collect();
+    let mut oldest_first = vec![first];
+    oldest_first.extend(joiners);
+    assert_eq!(delivered, oldest_first);
+}
