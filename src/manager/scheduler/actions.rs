@@ -245,9 +245,9 @@ impl Scheduler {
         let woken = open.completion.complete(for_ticket);
         self.after.wakes.extend(woken.wakers);
         match woken.sleepers {
-            // More of this step's results follow (a session's end delivers many, oldest
-            // first): a thread asleep on this ticket wakes now, to take its result and the
-            // next ones while they go out, rather than after the last.
+            // The step has more to carry out after this result (a session's end delivers
+            // many, oldest first): a thread asleep on this ticket wakes now, to take its
+            // result and the next ones while they go out, rather than after the last.
             Some(slot) if self.engine.pending_actions().next().is_some() => slot.notify(),
             sleepers => self.after.sleepers.extend(sleepers),
         }
