@@ -129,6 +129,7 @@ impl Engine {
         // oldest first, so that a caller taking its results in the order it asked finds each
         // one as soon as it is out, not after the last of its session.
         let mut done = scratch::take(&mut self.scratch.done);
+        done.reserve(waiters.len());
         for s in &settled {
             let now = s.waiters.start..s.waiters.start + s.now;
             for &w in &waiters[now] {

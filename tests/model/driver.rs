@@ -328,7 +328,22 @@ pub fn on_engine(e: &mut Engine, call: &Call) -> Result<Reply, Error> {
             Reply::Unit
         }
         Call::Finish(s, end) => {
+            let queued = e.pending_actions().count();
             let ended = e.session_finished(*s, end.clone())?;
+            // The one order of results the engine promises (the model compares results as
+            // sets): one session's end delivers oldest request first.
+            let delivered: Vec<_> = e
+                .pending_actions()
+                .skip(queued)
+                .filter_map(|a| match a {
+                    Action::Deliver(r) => Some(r.request),
+                    _ => None,
+                })
+                .collect();
+            assert!(
+                delivered.is_sorted(),
+                "one session's end delivers oldest request first: {delivered:?}"
+            );
             Reply::Ended(
                 ended.session.get(),
                 ended.handler,
