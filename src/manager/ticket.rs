@@ -140,9 +140,9 @@ impl TicketSlot {
 
 /// What completing a ticket leaves to do: a wake-up is a system call (the sleeping threads)
 /// or the executor's code (the wakers). Wakers are called once the scheduler's lock is
-/// released, never under it; sleeping threads too, unless the step has more to carry out
-/// after this result (`Scheduler::deliver`; a session's end delivers many): then one system
-/// call under the lock lets the thread take its result while the others go out.
+/// released, never under it; sleeping threads too, unless more of the step's results follow
+/// this one (`Scheduler::deliver`; a session's end delivers many): then one system call
+/// under the lock lets the thread take its result while the others go out.
 #[must_use = "the waiters must be woken"]
 pub(crate) struct Woken {
     pub wakers: Wakers,
@@ -211,7 +211,7 @@ impl Completion {
     }
 
     /// Stores the result and marks the slot done. Returns who waits for it, for the caller
-    /// to wake once it has released the scheduler's lock.
+    /// to wake (see [`Woken`]: the tasks once it has released the scheduler's lock).
     pub fn complete(self, result: RequestResult) -> Woken {
         let (wakers, sleepers) = self.slot.finish(Some(result));
         Woken {

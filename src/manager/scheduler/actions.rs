@@ -245,10 +245,19 @@ impl Scheduler {
         let woken = open.completion.complete(for_ticket);
         self.after.wakes.extend(woken.wakers);
         match woken.sleepers {
-            // The step has more to carry out after this result (a session's end delivers
-            // many, oldest first): a thread asleep on this ticket wakes now, to take its
-            // result and the next ones while they go out, rather than after the last.
-            Some(slot) if self.engine.pending_actions().next().is_some() => slot.notify(),
+            // More of the step's results follow (a session's end delivers many, oldest
+            // first): a thread asleep on this ticket wakes now, to take its result and the
+            // next ones while they go out, rather than after the last. After the last
+            // result it waits for the lock's release, as a woken caller would only find
+            // the lock taken.
+            Some(slot)
+                if matches!(
+                    self.engine.pending_actions().next(),
+                    Some(Action::Deliver(_))
+                ) =>
+            {
+                slot.notify()
+            }
             sleepers => self.after.sleepers.extend(sleepers),
         }
         if let Some(delivery) = for_sink {

@@ -493,7 +493,9 @@ impl Scheduler {
 /// step decided, wake the threads and tasks waiting for tickets that completed, then drop the
 /// user values let go of. The lock is held over none of it: an executor's `spawn` and a waker
 /// are the executor's code, a `Drop` the user's, and waking a thread asleep in `wait` is a
-/// system call that would keep every other caller waiting for the lock.
+/// system call that would keep every other caller waiting for the lock. (One exception, for
+/// the last: a thread asleep on a ticket whose result has more of the same step's results
+/// after it is woken at once, in `Scheduler::deliver`, to take them as they go out.)
 ///
 /// The scheduler fills one as its steps go (`Scheduler::after`) and hands it over whole.
 #[derive(Default)]
