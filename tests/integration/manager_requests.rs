@@ -845,6 +845,42 @@ fn ignore_if_already_syncing_joins_the_running_item() {
     assert_eq!(started(&w.happened()), [("h", vec!["c"])]);
 }
 
+// One session's end decides many results: callbacks (run in the order results were decided)
+// and tickets get them oldest request first, whatever items the requests wait on.
+#[test]
+fn one_sessions_results_arrive_oldest_request_first() {
+    let (handler, sessions) = Driven::new(&["a", "b"]);
+    let w = World::new();
+    w.register("h", handler);
+    let (tx, arrived) = crossbeam_channel::unbounded();
+    let start = |items: &[&str], flags| {
+        let tx = tx.clone();
+        let sink: Box<dyn SyncResult> = Box::new(move |r: &RequestResult| {
+            let _ = tx.send(r.request);
+        });
+        w.manager
+            .start_item_sync("h", items.iter().copied(), flags, Some(sink))
+            .expect("the request is accepted")
+    };
+    let first = start(&["a", "b"], SyncControlFlags::NONE);
+    let s1 = next_session(&sessions);
+    // Item by item, the joiner of "a" would come out before the older joiner of "b".
+    let joiners: Vec<SyncTicket> = [["b"], ["a"], ["b"]]
+        .iter()
+        .map(|items| start(items, JOIN))
+        .collect();
+    s1.succeed_all();
+    let mut oldest_first = vec![first.request()];
+    oldest_first.extend(joiners.iter().map(SyncTicket::request));
+    let got: Vec<RequestId> = (0..oldest_first.len())
+        .map(|_| arrived.recv_timeout(PATIENCE).expect("every callback runs"))
+        .collect();
+    assert_eq!(got, oldest_first);
+    for t in joiners.iter().chain([&first]) {
+        assert_eq!(result(t).status, O::Succeeded);
+    }
+}
+
 // SPEC 5, way 2: "Without the flag (NONE), an item that is running now and requested again is
 // synced again in a later session."
 #[test]
