@@ -294,7 +294,7 @@ impl Engine {
     }
 
     /// The actions decided and not yet taken, oldest first, without taking them.
-    pub fn pending_actions(&self) -> impl Iterator<Item = &super::Action> {
+    pub fn pending_actions(&self) -> impl ExactSizeIterator<Item = &super::Action> {
         self.actions.iter()
     }
 
