@@ -178,8 +178,8 @@ impl<H: AsyncHandler> Runner for Adapter<H> {
             session: id,
         };
         let task: Task = Box::pin(async move {
-            let run: Pin<Box<dyn Future<Output = Result<(), HandlerError>> + Send + '_>> =
-                Box::pin(handler.synchronize(items, session));
+            // Pinned in place, inside the task's own allocation: no box of its own.
+            let run = std::pin::pin!(handler.synchronize(items, session));
             end.finish(session_end(Contained(run).await));
         });
         // A `spawn` that panics drops the task as it unwinds, and its guard ends the session;
@@ -215,12 +215,12 @@ impl Drop for EndGuard {
 }
 
 /// A future whose panics are caught, poll by poll, and returned as their text.
-struct Contained<'a, T>(Pin<Box<dyn Future<Output = T> + Send + 'a>>);
+struct Contained<'a, F>(Pin<&'a mut F>);
 
-impl<T> Future for Contained<'_, T> {
-    type Output = Result<T, String>;
+impl<F: Future> Future for Contained<'_, F> {
+    type Output = Result<F::Output, String>;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<T, String>> {
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let inner = self.0.as_mut();
         match unwind::run(|| inner.poll(cx)) {
             Ok(Poll::Ready(value)) => Poll::Ready(Ok(value)),
