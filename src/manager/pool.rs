@@ -21,14 +21,20 @@
 //! session cost a stream of requests up to 9%: its next session started sooner, with fewer
 //! requests merged into it.
 //!
-//! Waking is chained: a job wakes a sleeper only if no worker is already on its way to the
-//! queue (spinning, or woken and not yet back), and a worker that takes a job while more wait
-//! wakes the next sleeper before it runs its own. So a burst of jobs costs its sender one
-//! system call rather than one per job, and the workers wake each other as they go; every job
-//! still gets a worker of its own one wake-up after the one before it (sessions meant to run
-//! at once do). Before, a job woke a sleeper whenever the spinner could not take it, so a caller
-//! starting eight sessions at once made eight wake-ups, under the scheduler's lock, for eight
-//! workers on two processors (`benches/join.rs`, eight keys, one caller each).
+//! Waking: under the scheduler's lock, a job wakes a sleeper only if no worker at all is on
+//! its way to the queue (spinning, or woken and not yet back). The other workers a burst of
+//! jobs needs are woken once the lock is released ([`WakeWorkers`], from the scheduler's
+//! after-lock work), one per job that no worker is on its way to take; and a worker that
+//! takes a job while more wait than workers come wakes one more before it runs its own. So
+//! no wake-up (a system call) is made under the scheduler's lock but the first, and every
+//! job of a burst gets a worker of its own at once, not one wake-up after the one before.
+//!
+//! Two designs came before. One wake-up per job under the lock: a caller starting eight
+//! sessions at once made eight system calls holding the lock the woken workers then needed
+//! (`benches/join.rs`, eight keys, one caller each). Then a chain, each worker waking the
+//! next as it took its job: one wake-up under the lock, but the eighth session started seven
+//! wake-ups after the first, on two processors. Waking the rest after the lock cut the
+//! eight-key join rows by a fifth to a third (`benches/README.md`, twenty-first session).
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -102,27 +108,60 @@ pub(crate) fn queue<T>() -> (JobSender<T>, JobReceiver<T>) {
 pub(crate) struct JobSender<T>(Arc<Queue<T>>);
 
 impl<T> JobSender<T> {
-    /// Queues a job and wakes a sleeping worker if one must come for it (see [`must_wake`]).
-    /// Hands the job back when no worker is left to take it.
-    pub fn send(&self, job: T) -> Result<(), T> {
+    /// Queues a job and wakes a sleeping worker if no worker at all is on its way to the
+    /// queue. Hands the job back when no worker is left to take it. The sender calls this
+    /// under the scheduler's lock, so it wakes one worker at most: `Ok(true)` says that more
+    /// jobs wait than workers come, and that [`JobSender::waker`] should wake the others
+    /// once the lock is released.
+    pub fn send(&self, job: T) -> Result<bool, T> {
         let mut state = self.0.state();
         if state.receivers == 0 {
             return Err(job);
         }
         state.jobs.push_back(job);
         self.0.queued.store(state.jobs.len(), Ordering::Release);
-        let wake = state.wake_one_if_needed();
+        let wake = !state.spinning && state.notified == 0 && state.wake_one_if_needed();
+        let more = must_wake(
+            state.sleeping,
+            state.spinning,
+            state.notified,
+            state.jobs.len(),
+        );
         drop(state);
         if wake {
             self.0.ready.notify_one();
         }
-        Ok(())
+        Ok(more)
+    }
+
+    /// What wakes the rest of a burst's workers once the scheduler's lock is released.
+    pub fn waker(&self) -> WakeWorkers<T> {
+        WakeWorkers(self.0.clone())
+    }
+}
+
+/// Wakes a sleeping worker for every queued job that no worker is on its way to take: after
+/// the scheduler's lock, so that the wake-ups (system calls) keep no caller waiting for it,
+/// and the workers they wake find it free.
+pub(crate) struct WakeWorkers<T>(Arc<Queue<T>>);
+
+impl<T> WakeWorkers<T> {
+    pub fn wake(&self) {
+        let mut state = self.0.state();
+        let mut wakes = 0;
+        while state.wake_one_if_needed() {
+            wakes += 1;
+        }
+        drop(state);
+        for _ in 0..wakes {
+            self.0.ready.notify_one();
+        }
     }
 }
 
 impl<T> State<T> {
-    /// Counts a sleeper as woken if jobs wait that no worker is on its way to take. The
-    /// caller calls `notify_one` once the lock is released.
+    /// Counts a sleeper as woken if more jobs wait than workers are on their way to take
+    /// them. The caller calls `notify_one` once the lock is released.
     fn wake_one_if_needed(&mut self) -> bool {
         let wake = must_wake(self.sleeping, self.spinning, self.notified, self.jobs.len());
         if wake {
@@ -132,12 +171,12 @@ impl<T> State<T> {
     }
 }
 
-/// Whether jobs queued must wake a sleeping worker: yes if some job waits and a worker sleeps,
-/// unless one is already on its way (the spinner, or a sleeper woken before). That worker
-/// takes one job and wakes the next sleeper if more are left, so no job waits for another to
+/// Whether jobs queued must wake a sleeping worker: yes if more jobs wait than workers are
+/// on their way to the queue (the spinner, and sleepers woken before), and a sleeper is left
+/// to wake. So every job of a burst gets a worker of its own, none waits for another to
 /// finish.
 fn must_wake(sleeping: usize, spinning: bool, notified: usize, queued: usize) -> bool {
-    queued > 0 && sleeping > 0 && !spinning && notified == 0
+    queued > notified + usize::from(spinning) && sleeping > notified
 }
 
 impl<T> Drop for JobSender<T> {
@@ -154,6 +193,7 @@ impl<T> JobReceiver<T> {
     /// The next job, sleeping until there is one; `None` once the sender is gone and no job
     /// is left. A worker that finds no job first waits awake for one, as `idle` says (see the
     /// module docs).
+    #[inline]
     pub fn recv(&self, idle: IdleWait) -> Option<T> {
         let mut state = self.0.state();
         let mut may_spin = true;
@@ -251,28 +291,52 @@ mod tests {
     }
 
     #[test]
-    fn a_job_wakes_a_sleeper_unless_a_worker_is_on_its_way() {
+    fn a_job_wakes_a_sleeper_unless_a_worker_is_on_its_way_to_it() {
         // (sleeping, spinning, notified, queued)
         assert!(!must_wake(0, false, 0, 1), "nobody sleeps");
         assert!(!must_wake(1, false, 0, 0), "no job waits");
         assert!(must_wake(1, false, 0, 1));
         assert!(!must_wake(1, true, 0, 1), "the spinner takes it");
-        assert!(!must_wake(2, false, 1, 2), "the woken sleeper takes it");
+        assert!(!must_wake(2, false, 1, 1), "the woken sleeper takes it");
+        assert!(must_wake(2, false, 1, 2), "one comes for two jobs");
+        assert!(must_wake(2, true, 0, 2), "the spinner takes one of two");
         assert!(
-            !must_wake(2, true, 0, 2),
-            "the spinner takes the first and wakes a sleeper for the second"
+            !must_wake(1, false, 1, 3),
+            "the only sleeper is woken already"
         );
     }
 
     #[test]
-    fn a_burst_wakes_one_sleeper_and_each_taker_wakes_the_next() {
+    fn a_send_wakes_one_sleeper_and_the_waker_the_rest_of_a_burst() {
+        let (tx, rx) = queue::<u32>();
+        // Three sleepers, as three workers asleep on `ready` would count.
+        rx.0.state().sleeping = 3;
+        assert_eq!(tx.send(1), Ok(false), "the woken sleeper takes it");
+        assert_eq!(rx.0.state().notified, 1);
+        assert_eq!(
+            tx.send(2),
+            Ok(true),
+            "no wake-up under the lock but the first"
+        );
+        assert_eq!(tx.send(3), Ok(true));
+        assert_eq!(rx.0.state().notified, 1);
+        // After the scheduler's lock: one sleeper more for each job nobody comes for.
+        tx.waker().wake();
+        assert_eq!(rx.0.state().notified, 3);
+        // Nothing is left to wake for: a second call wakes nobody.
+        tx.waker().wake();
+        assert_eq!(rx.0.state().notified, 3);
+    }
+
+    #[test]
+    fn a_taker_wakes_a_sleeper_while_more_jobs_wait_than_workers_come() {
         let (tx, rx) = queue::<u32>();
         // Two sleepers, as two workers asleep on `ready` would count.
         rx.0.state().sleeping = 2;
         assert!(tx.send(1).is_ok());
         assert!(tx.send(2).is_ok());
         assert!(tx.send(3).is_ok());
-        assert_eq!(rx.0.state().notified, 1, "one wake-up for the burst");
+        assert_eq!(rx.0.state().notified, 1, "one wake-up under the lock");
         // The woken sleeper comes back (as `recv` does after `wait`) and takes a job: more
         // wait, so it wakes the next sleeper.
         {

@@ -196,8 +196,7 @@ impl Scheduler {
                             items,
                             session: run,
                         };
-                        // A job nobody can take holds user values: released, not dropped here.
-                        self.jobs.send(job).map_err(|job| self.release(job)).is_ok()
+                        self.send_job(job)
                     }
                 }
             }
@@ -210,6 +209,26 @@ impl Scheduler {
                 session,
                 SessionEnd::Failed(Cause::new("no worker could run the session")),
             );
+        }
+    }
+
+    /// Hands a job to the workers; false if none is left to take it. The send wakes one
+    /// worker at most, under the lock; when more jobs wait than workers come, the others are
+    /// woken after it (see `pool`).
+    #[inline]
+    pub(super) fn send_job(&mut self, job: Job) -> bool {
+        match self.jobs.send(job) {
+            Ok(more) => {
+                if more && self.after.workers.is_none() {
+                    self.after.workers = Some(self.jobs.waker());
+                }
+                true
+            }
+            // A job nobody can take holds user values: released, not dropped here.
+            Err(job) => {
+                self.release(job);
+                false
+            }
         }
     }
 

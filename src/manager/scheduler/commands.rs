@@ -298,10 +298,8 @@ impl Scheduler {
                 self.publish(|| Notification::StateChangeFailed { handler, error });
             }
             Command::RunTask(task) => {
-                if let Err(job) = self.jobs.send(Job::Task(task)) {
-                    // No worker left: the task (a hook and what it holds) is a user value.
-                    self.release(job);
-                }
+                // With no worker left, the task (a hook and what it holds) is released.
+                let _ = self.send_job(Job::Task(task));
             }
             // `handle` routes only this family here.
             _ => {}

@@ -19,7 +19,7 @@ use super::clock::Clock;
 use super::command::{Command, Link, Ran};
 use super::events::EventLog;
 use super::notify::{Notification, Subscribers};
-use super::pool::JobSender;
+use super::pool::{JobSender, WakeWorkers};
 use super::threads::{AsyncStart, Delivery, Job, start_async};
 use super::ticket::{Completion, TicketSlot};
 use super::trace::Traced;
@@ -490,8 +490,8 @@ impl Scheduler {
 }
 
 /// What a thread does once it has released the scheduler's lock: start the async sessions the
-/// step decided, wake the threads and tasks waiting for tickets that completed, then drop the
-/// user values let go of. The lock is held over none of it: an executor's `spawn` and a waker
+/// step decided, wake the threads and tasks waiting for tickets that completed and the
+/// workers a burst of sessions needs, then drop the user values let go of. The lock is held over none of it: an executor's `spawn` and a waker
 /// are the executor's code, a `Drop` the user's, and waking a thread asleep in `wait` is a
 /// system call that would keep every other caller waiting for the lock. (One exception, for
 /// the last: a thread asleep on a ticket whose result has more of the same step's results
@@ -514,6 +514,9 @@ pub(crate) struct AfterUnlock {
     /// each without one and wakes its waiters, which may be an executor's code, so after the
     /// threads asleep in `wait` are woken.
     given_up: Vec<Completion>,
+    /// Sessions were sent to the workers: wakes the sleeping workers a burst of them needs
+    /// beyond the one the first send woke (see `pool`).
+    workers: Option<WakeWorkers<Job>>,
 }
 
 impl AfterUnlock {
@@ -526,6 +529,7 @@ impl AfterUnlock {
             spawns,
             released,
             given_up,
+            workers,
         } = self;
         wakes.is_empty()
             && sleepers.is_empty()
@@ -533,12 +537,16 @@ impl AfterUnlock {
             && spawns.is_empty()
             && released.is_empty()
             && given_up.is_empty()
+            && workers.is_none()
     }
 
     pub fn run(self) {
         // Threads asleep in `wait` first: waiting for a ticket never depends on user code.
         for slot in self.sleepers {
             slot.notify();
+        }
+        if let Some(workers) = self.workers {
+            workers.wake();
         }
         drop(self.given_up);
         // A subscriber is user code: it runs here, after the lock, before the sessions and
