@@ -178,9 +178,14 @@ impl<H: AsyncHandler> Runner for Adapter<H> {
             session: id,
         };
         let task: Task = Box::pin(async move {
-            // Pinned in place, inside the task's own allocation: no box of its own.
-            let run = std::pin::pin!(handler.synchronize(items, session));
-            end.finish(session_end(Contained(run).await));
+            let ran = {
+                // Pinned in place, inside the task's own allocation: no box of its own. The
+                // block drops it (and what it holds: the session, the items) before the end
+                // is reported, as a worker does for a blocking handler.
+                let run = std::pin::pin!(handler.synchronize(items, session));
+                Contained(run).await
+            };
+            end.finish(session_end(ran));
         });
         // A `spawn` that panics drops the task as it unwinds, and its guard ends the session;
         // `threads::start_async`, which called this, contains the panic.

@@ -642,3 +642,114 @@ fn a_task_awaiting_notifications_wakes_when_the_manager_shuts_down() {
         assert!(waiting.join().unwrap().is_none());
     });
 }
+
+/// A handler's session future is dropped, with what it holds, before the session's end is
+/// reported, as a worker drops a blocking session's values: a future that keeps the session
+/// until it is dropped sees no result out yet. (A future pinned in its task and dropped with
+/// the task, after the end, broke this.)
+#[test]
+fn an_async_sessions_future_is_dropped_before_its_end_is_reported() {
+    use std::sync::{Arc, Mutex};
+
+    /// Says, as it is dropped, whether the request's result was already out.
+    struct Watch {
+        ticket: Arc<Mutex<Option<SyncTicket>>>,
+        dropped: crossbeam_channel::Sender<bool>,
+    }
+
+    impl Drop for Watch {
+        fn drop(&mut self) {
+            let out = self
+                .ticket
+                .lock()
+                .unwrap()
+                .as_ref()
+                .map(SyncTicket::is_complete);
+            let _ = self.dropped.send(out == Some(true));
+        }
+    }
+
+    /// Ready at once, having reported its items; keeps the session and the watch until it
+    /// is dropped, as a hand-written future may.
+    struct Kept {
+        session: SyncSession,
+        items: Vec<ItemId>,
+        _watch: Watch,
+    }
+
+    impl std::future::Future for Kept {
+        type Output = Result<(), HandlerError>;
+        fn poll(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Self::Output> {
+            for item in &self.items {
+                self.session
+                    .report_progress(item, ProgressStatus::Succeeded)?;
+            }
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+
+    struct Keeps {
+        ticket: Arc<Mutex<Option<SyncTicket>>>,
+        dropped: crossbeam_channel::Sender<bool>,
+    }
+
+    impl AsyncHandler for Keeps {
+        fn items(&self) -> Vec<SyncItem> {
+            vec![SyncItem::new("a", "A").unwrap()]
+        }
+        fn synchronize(
+            &self,
+            items: Vec<ItemId>,
+            session: SyncSession,
+        ) -> impl std::future::Future<Output = Result<(), HandlerError>> + Send {
+            Kept {
+                session,
+                items,
+                _watch: Watch {
+                    ticket: self.ticket.clone(),
+                    dropped: self.dropped.clone(),
+                },
+            }
+        }
+    }
+
+    let manager = crate::common::manager();
+    let slot = Arc::new(Mutex::new(None));
+    let (dropped, seen) = crossbeam_channel::unbounded();
+    let handler = Keeps {
+        ticket: slot.clone(),
+        dropped,
+    };
+    // A spawner that waits for the ticket to be in the slot before it runs the task.
+    let (go, ready) = crossbeam_channel::bounded::<()>(1);
+    struct AfterGo(crossbeam_channel::Receiver<()>);
+    impl Spawn for AfterGo {
+        fn spawn(&self, task: Task) {
+            let go = self.0.clone();
+            std::thread::spawn(move || {
+                let _ = go.recv();
+                block_on(task)
+            });
+        }
+    }
+    manager
+        .register_async_handler("h", handler, AfterGo(ready), ControlFlags::WAIT)
+        .unwrap();
+    let ticket = manager.request(SyncRequest::handler("h")).unwrap();
+    *slot.lock().unwrap() = Some(ticket.clone());
+    go.send(()).unwrap();
+    assert_eq!(
+        seen.recv_timeout(crate::common::PATIENCE),
+        Ok(false),
+        "the future was dropped after the result went out"
+    );
+    assert_eq!(
+        ticket
+            .wait_timeout(crate::common::PATIENCE)
+            .map(|r| r.status),
+        Some(Outcome::Succeeded)
+    );
+}
