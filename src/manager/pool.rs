@@ -26,8 +26,9 @@
 //! jobs needs are woken once the lock is released ([`WakeWorkers`], from the scheduler's
 //! after-lock work), one per job that no worker is on its way to take; and a worker that
 //! takes a job while more wait than workers come wakes one more before it runs its own. So
-//! no wake-up (a system call) is made under the scheduler's lock but the first, and every
-//! job of a burst gets a worker of its own at once, not one wake-up after the one before.
+//! a burst's wake-ups (system calls) are made under the scheduler's lock only while no worker
+//! is on its way (most often only the first), and every job of a burst gets a worker of its
+//! own at once, not one wake-up after the one before.
 //!
 //! Two designs came before. One wake-up per job under the lock: a caller starting eight
 //! sessions at once made eight system calls holding the lock the woken workers then needed
@@ -390,6 +391,8 @@ mod tests {
         for _ in 0..JOBS {
             assert!(tx.send(()).is_ok());
         }
+        // As the scheduler does once its lock is released.
+        tx.waker().wake();
         for n in 0..JOBS {
             assert!(
                 started.recv_timeout(patience).is_ok(),

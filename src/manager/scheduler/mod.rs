@@ -491,11 +491,13 @@ impl Scheduler {
 
 /// What a thread does once it has released the scheduler's lock: start the async sessions the
 /// step decided, wake the threads and tasks waiting for tickets that completed and the
-/// workers a burst of sessions needs, then drop the user values let go of. The lock is held over none of it: an executor's `spawn` and a waker
-/// are the executor's code, a `Drop` the user's, and waking a thread asleep in `wait` is a
-/// system call that would keep every other caller waiting for the lock. (One exception, for
-/// the last: a thread asleep on a ticket whose result has more of the same step's results
-/// after it is woken at once, in `Scheduler::deliver`, to take them as they go out.)
+/// workers a burst of sessions needs, then drop the user values let go of. The lock is held
+/// over none of it: an executor's `spawn` and a waker are the executor's code, a `Drop` the
+/// user's, and waking a sleeping thread is a system call that would keep every other caller
+/// waiting for the lock. (Two exceptions: a session sent to the workers while none is on its
+/// way wakes one under the lock, see `pool`; and a thread asleep on a ticket whose result has
+/// more of the same step's results after it is woken at once, in `Scheduler::deliver`, to
+/// take them as they go out.)
 ///
 /// The scheduler fills one as its steps go (`Scheduler::after`) and hands it over whole.
 #[derive(Default)]
