@@ -547,13 +547,13 @@ impl AfterUnlock {
         for slot in self.sleepers {
             slot.notify();
         }
-        if let Some(workers) = self.workers {
-            workers.wake();
-        }
         drop(self.given_up);
         // A subscriber is user code: it runs here, after the lock, before the sessions and
         // tasks it starts or wakes, so that what was decided is logged before they run.
         let _ = unwind::run(|| self.traced.emit());
+        if let Some(workers) = self.workers {
+            workers.wake();
+        }
         for start in self.spawns {
             start_async(start);
         }
