@@ -147,6 +147,8 @@ impl<T> JobSender<T> {
 pub(crate) struct WakeWorkers<T>(Arc<Queue<T>>);
 
 impl<T> WakeWorkers<T> {
+    /// Wakes them: the sleepers are counted as woken under the queue's lock, and notified
+    /// after it.
     pub fn wake(&self) {
         let mut state = self.0.state();
         let mut wakes = 0;

@@ -328,7 +328,7 @@ pub fn on_engine(e: &mut Engine, call: &Call) -> Result<Reply, Error> {
             Reply::Unit
         }
         Call::Finish(s, end) => {
-            let queued = e.pending_actions().count();
+            let queued = e.pending_actions().len();
             let ended = e.session_finished(*s, end.clone())?;
             // The one order of results the engine promises (the model compares results as
             // sets): one session's end delivers oldest request first.
