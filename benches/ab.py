@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
 """Interleaved A/B rounds of criterion bench binaries: the median, per variant, of each
-bench's ratio of `syncmgr` (or `syncmgr_async`) to the baselines of the same run.
+bench's ratio of `syncmgr` (or `syncmgr_async`, or the merge bench's `engine`) to the
+baselines of the same run: the benches whose names differ from it in that one part
+(`join/1_keys/10_callers/singleflight_async`, `merge/pending_size/k1/floor/1k_pending`).
 
     python3 ab.py ROUNDS FILTER BIN_A BIN_B ...
 
 Each BIN is a bench binary built from one commit (`cargo bench --bench manager --no-run`,
 then copy `target/release/deps/manager-*` to a name of its own: the label is the first six
 characters of its file name), or a wrapper script that sets an environment variable and runs
-one. FILTER is criterion's (`manager/noop/stream_`, `join/`). Quick mode
+one. FILTER is criterion's (`manager/noop/stream_`, `join/`, `merge/pending_size/k1/`). Quick mode
 (`SYNCMGR_BENCH_QUICK=1`) unless `AB_FULL=1`. Rounds alternate the order of the variants.
 Prints one line per bench and baseline: the median ratio per variant, then every round's.
 """
@@ -36,6 +38,22 @@ def times(binary, filt, env):
     return found
 
 
+SIDES = ("syncmgr", "syncmgr_async", "engine")
+
+
+def baselines(name, found):
+    """(bench, its differing part) for each baseline of `name`, if `name` is a syncmgr side:
+    the benches named as it is but for the part that names the side."""
+    parts = name.split("/")
+    sides = [i for i, p in enumerate(parts) if p in SIDES]
+    if not sides:
+        return []
+    i = sides[-1]
+    return [(k, k.split("/")[i]) for k in found
+            if len(k.split("/")) == len(parts) and k.split("/")[i] not in SIDES
+            and k.split("/")[:i] + k.split("/")[i + 1:] == parts[:i] + parts[i + 1:]]
+
+
 def main():
     rounds, filt, bins = int(sys.argv[1]), sys.argv[2], sys.argv[3:]
     env = dict(os.environ)
@@ -46,13 +64,8 @@ def main():
         for b in bins if r % 2 == 0 else bins[::-1]:
             found = times(b, filt, env)
             for n, t in found.items():
-                if not (n.endswith("/syncmgr") or n.endswith("/syncmgr_async")):
-                    continue
-                base = n.rsplit("/", 1)[0]
-                for k, v in found.items():
-                    if k.startswith(base + "/") and not k.endswith("/syncmgr") \
-                            and not k.endswith("/syncmgr_async"):
-                        ratios.setdefault((n, k.rsplit("/", 1)[1], b), []).append(t / v)
+                for k, baseline in baselines(n, found):
+                    ratios.setdefault((n, baseline, b), []).append(t / found[k])
         print("round", r, file=sys.stderr)
     for n, baseline in sorted({k[:2] for k in ratios}):
         row = []

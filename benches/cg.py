@@ -12,11 +12,14 @@ of the functions it touches.
                                            at what inclusive cost
 
 PATTERN is a substring of the demangled name (`Scheduler>::carry_out`, `Engine>::complete`,
-`__rust_alloc`). Costs are the first event of the file (`Ir` by default), from calls between
+`__rust_alloc`). Costs are the first event of the file (`Ir` by default), or the event named
+by `CG_EVENT` (`CG_EVENT=Bcm` for the conditional branches mispredicted in a file recorded
+with `--branch-sim=yes`; a cost line that leaves it out counts 0), from calls between
 different functions: a function's call to itself is left out, but a cycle through others
 (A calls B calls A) counts in `calls` once per call it makes.
 """
 import collections
+import os
 import re
 import signal
 import sys
@@ -38,10 +41,17 @@ def parse(path):
     calls = None
     # Cost lines start with one number per position (`positions: instr line` gives two).
     positions = 1
+    # Which column of the costs: the first event, or the one CG_EVENT names.
+    event = 0
     for line in open(path, errors="replace"):
         line = line.rstrip("\n")
         if line.startswith("positions:"):
             positions = len(line.split()[1:])
+        elif line.startswith("events:") and os.environ.get("CG_EVENT"):
+            recorded = line.split()[1:]
+            if os.environ["CG_EVENT"] not in recorded:
+                sys.exit(f"{path} records {' '.join(recorded)}, not {os.environ['CG_EVENT']}")
+            event = recorded.index(os.environ["CG_EVENT"])
         elif line.startswith("fn="):
             fn, callee = name(line[3:]), None
         elif line.startswith("cfn="):
@@ -50,7 +60,8 @@ def parse(path):
             calls = int(line[6:].split()[0])
         elif line and line[0] in "0123456789+-*":
             parts = line.split()
-            cost = int(parts[positions]) if len(parts) > positions else 0
+            at = positions + event
+            cost = int(parts[at]) if len(parts) > at else 0
             if calls is not None:
                 if fn is not None and callee != fn:
                     edge = edges.setdefault((fn, callee), [0, 0])
@@ -63,8 +74,10 @@ def parse(path):
 
 
 def row(calls, cost, name):
-    per = cost // calls if calls else cost
-    print(f"{calls:10d} {cost:14,d} {per:9,d}  {name[:150]}")
+    per = cost / calls if calls else cost
+    # Fractions for events rarer than calls (mispredicted branches, cache misses).
+    per = f"{per:9.2f}" if per < 10 else f"{int(per):9,d}"
+    print(f"{calls:10d} {cost:14,d} {per}  {name[:150]}")
 
 
 def main():
