@@ -10,6 +10,12 @@ of the functions it touches.
                                            cost on: their own instructions, then each callee
     python3 cg.py callers FILE PATTERN     who calls the functions matching PATTERN, how often,
                                            at what inclusive cost
+    python3 cg.py locked  FILE [UNITS]     how often the bench binary ran a locked
+                                           read-modify-write or fence (`lock` prefix, `xchg`
+                                           with memory, `mfence`), by function, divided by
+                                           UNITS (callers, requests); FILE recorded with
+                                           `--dump-instr=yes`. Each costs 2 to 7 ns here,
+                                           which no instruction count shows.
 
 PATTERN is a substring of the demangled name (`Scheduler>::carry_out`, `Engine>::complete`,
 `__rust_alloc`). Costs are the first event of the file (`Ir` by default), or the event named
@@ -73,6 +79,64 @@ def parse(path):
     return own, edges
 
 
+def executions(path):
+    """{(object, address): (function, times run)} from a file recorded with
+    `--dump-instr=yes` (cost lines start with an instruction address, absolute or relative
+    to the last one)."""
+    objects, functions, runs = {}, {}, {}
+    ob = fn = None
+    last, after_call = 0, False
+    for line in open(path, errors="replace"):
+        line = line.rstrip("\n")
+        m = re.match(r"(c?ob|c?fn)=\((\d+)\)(?: (.*))?", line)
+        if m:
+            table = objects if m.group(1).endswith("ob") else functions
+            if m.group(3):
+                table[m.group(2)] = m.group(3)
+            if m.group(1) == "ob":
+                ob = objects[m.group(2)]
+            elif m.group(1) == "fn":
+                fn = functions[m.group(2)]
+        elif line.startswith("positions:") and "instr" not in line:
+            sys.exit(f"{path} has no instruction addresses: record it with --dump-instr=yes")
+        elif line.startswith("calls="):
+            after_call = True
+        elif line and line[0] in "0123456789+-*":
+            parts = line.split()
+            a = parts[0]
+            last = (int(a, 16) if a.startswith("0x") else last + int(a) if a[0] in "+-"
+                    else last if a == "*" else int(a))
+            # A call's line holds the callee's inclusive cost, not this instruction's runs.
+            if after_call:
+                after_call = False
+            elif len(parts) >= 3:
+                name, n = runs.get((ob, last), (fn, 0))
+                runs[(ob, last)] = (name, n + int(parts[2]))
+    return runs
+
+
+def locked(path, units):
+    import subprocess
+    runs = executions(path)
+    binary = next((ob for ob, _ in runs if ob and "/deps/" in ob), None)
+    if binary is None:
+        sys.exit(f"{path}: no bench binary, or not recorded with --dump-instr=yes")
+    dump = subprocess.run(["objdump", "-d", "--no-show-raw-insn", binary],
+                          capture_output=True, text=True, check=True).stdout
+    by_fn = collections.Counter()
+    for l in dump.splitlines():
+        m = re.match(r"\s*([0-9a-f]+):\s+(\S+)(.*)", l)
+        if m and (m.group(2) in ("lock", "mfence")
+                  or (m.group(2) == "xchg" and "(" in m.group(3))):
+            name, n = runs.get((binary, int(m.group(1), 16)), (None, 0))
+            if n:
+                by_fn[name] += n
+    print(f"{'per unit':>10}  function")
+    for name, n in by_fn.most_common(40):
+        print(f"{n / units:10.2f}  {name[:150]}")
+    print(f"{sum(by_fn.values()) / units:10.2f}  in all, in {binary.rsplit('/', 1)[1]}")
+
+
 def row(calls, cost, name):
     per = cost / calls if calls else cost
     # Fractions for events rarer than calls (mispredicted branches, cache misses).
@@ -83,9 +147,12 @@ def row(calls, cost, name):
 def main():
     # Piped into `head`: stop quietly.
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-    if len(sys.argv) < 3 or sys.argv[1] not in ("calls", "callees", "callers"):
+    if len(sys.argv) < 3 or sys.argv[1] not in ("calls", "callees", "callers", "locked"):
         sys.exit(__doc__)
     what, path = sys.argv[1], sys.argv[2]
+    if what == "locked":
+        locked(path, float(sys.argv[3]) if len(sys.argv) > 3 else 1)
+        return
     pattern = sys.argv[3] if len(sys.argv) > 3 else ""
     own, edges = parse(path)
     print(f"{'calls':>10} {'inclusive':>14} {'per call':>9}  function")
