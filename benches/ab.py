@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """Interleaved A/B rounds of criterion bench binaries: the median, per variant, of each
-bench's ratio of `syncmgr` (or `syncmgr_async`, or the merge bench's `engine`) to the
-baselines of the same run: the benches whose names differ from it in that one part
-(`join/1_keys/10_callers/singleflight_async`, `merge/pending_size/k1/floor/1k_pending`).
+bench's ratio of `syncmgr` (or `syncmgr_async`, or the merge bench's `engine` and
+`engine_join`) to the baselines of the same run: the benches whose names differ from it in
+that one part (`join/1_keys/10_callers/singleflight_async`,
+`merge/pending_size/k1/floor/1k_pending`), or that end where it has a case after it
+(`merge/dedup/1k_distinct/floor_ItemId_passthrough` for `.../1k_distinct/engine/k64`).
 
     python3 ab.py ROUNDS FILTER BIN_A BIN_B ...
 
@@ -38,20 +40,34 @@ def times(binary, filt, env):
     return found
 
 
-SIDES = ("syncmgr", "syncmgr_async", "engine")
+SIDES = ("syncmgr", "syncmgr_async")
+
+
+def is_side(part):
+    """A part that names syncmgr's side of a group: the manager's and the joins' `syncmgr`
+    and `syncmgr_async`, the merge bench's `engine` and `engine_join`."""
+    return part in SIDES or part.startswith("engine")
 
 
 def baselines(name, found):
     """(bench, its differing part) for each baseline of `name`, if `name` is a syncmgr side:
-    the benches named as it is but for the part that names the side."""
+    the benches named as it is but for the part that names the side
+    (`merge/pending_size/k1/floor/1k_pending` for `.../k1/engine/1k_pending`), or, when the
+    side has a case after it, the group's benches that stop there (`merge/dedup/1k_distinct/
+    floor_ItemId_passthrough` for `.../1k_distinct/engine/k64`)."""
     parts = name.split("/")
-    sides = [i for i, p in enumerate(parts) if p in SIDES]
+    sides = [i for i, p in enumerate(parts) if is_side(p)]
     if not sides:
         return []
     i = sides[-1]
-    return [(k, k.split("/")[i]) for k in found
-            if len(k.split("/")) == len(parts) and k.split("/")[i] not in SIDES
-            and k.split("/")[:i] + k.split("/")[i + 1:] == parts[:i] + parts[i + 1:]]
+    found_pairs = []
+    for k in found:
+        other = k.split("/")
+        if len(other) <= i or other[:i] != parts[:i] or is_side(other[i]):
+            continue
+        if other[i + 1:] == parts[i + 1:] or len(other) == i + 1:
+            found_pairs.append((k, other[i]))
+    return found_pairs
 
 
 def main():

@@ -10,12 +10,12 @@ of the functions it touches.
                                            cost on: their own instructions, then each callee
     python3 cg.py callers FILE PATTERN     who calls the functions matching PATTERN, how often,
                                            at what inclusive cost
-    python3 cg.py locked  FILE [UNITS]     how often the bench binary ran a locked
-                                           read-modify-write or fence (`lock` prefix, `xchg`
-                                           with memory, `mfence`), by function, divided by
-                                           UNITS (callers, requests); FILE recorded with
-                                           `--dump-instr=yes`. Each costs 2 to 7 ns here,
-                                           which no instruction count shows.
+    python3 cg.py locked  FILE [UNITS]     how often the run executed a locked
+                                           read-modify-write or fence (`lock` prefix,
+                                           `xchg` with memory, `mfence`), by object and
+                                           function, divided by UNITS (callers, requests);
+                                           FILE recorded with `--dump-instr=yes`. Each costs
+                                           2 to 7 ns here, which no instruction count shows.
 
 PATTERN is a substring of the demangled name (`Scheduler>::carry_out`, `Engine>::complete`,
 `__rust_alloc`). Costs are the first event of the file (`Ir` by default), or the event named
@@ -82,10 +82,10 @@ def parse(path):
 def executions(path):
     """{(object, address): (function, times run)} from a file recorded with
     `--dump-instr=yes` (cost lines start with an instruction address, absolute or relative
-    to the last one)."""
+    to the last one; the times run are the `Ir` column)."""
     objects, functions, runs = {}, {}, {}
     ob = fn = None
-    last, after_call = 0, False
+    last, after_call, column = 0, False, None
     for line in open(path, errors="replace"):
         line = line.rstrip("\n")
         m = re.match(r"(c?ob|c?fn)=\((\d+)\)(?: (.*))?", line)
@@ -97,8 +97,15 @@ def executions(path):
                 ob = objects[m.group(2)]
             elif m.group(1) == "fn":
                 fn = functions[m.group(2)]
-        elif line.startswith("positions:") and "instr" not in line:
-            sys.exit(f"{path} has no instruction addresses: record it with --dump-instr=yes")
+        elif line.startswith("positions:"):
+            positions = line.split()[1:]
+            if "instr" not in positions:
+                sys.exit(f"{path} has no instruction addresses: record it with --dump-instr=yes")
+        elif line.startswith("events:"):
+            events = line.split()[1:]
+            if "Ir" not in events:
+                sys.exit(f"{path} does not count instructions (Ir)")
+            column = len(positions) + events.index("Ir")
         elif line.startswith("calls="):
             after_call = True
         elif line and line[0] in "0123456789+-*":
@@ -109,32 +116,48 @@ def executions(path):
             # A call's line holds the callee's inclusive cost, not this instruction's runs.
             if after_call:
                 after_call = False
-            elif len(parts) >= 3:
+            elif len(parts) > column:
                 name, n = runs.get((ob, last), (fn, 0))
-                runs[(ob, last)] = (name, n + int(parts[2]))
+                runs[(ob, last)] = (name, n + int(parts[column]))
     return runs
 
 
 def locked(path, units):
+    """Runs of locked instructions in every object of the run that is still on disk. An
+    object rebuilt since the run (cargo reuses the binary's name) is refused: its addresses
+    would not be the ones that ran."""
     import subprocess
     runs = executions(path)
-    binary = next((ob for ob, _ in runs if ob and "/deps/" in ob), None)
-    if binary is None:
-        sys.exit(f"{path}: no bench binary, or not recorded with --dump-instr=yes")
-    dump = subprocess.run(["objdump", "-d", "--no-show-raw-insn", binary],
-                          capture_output=True, text=True, check=True).stdout
-    by_fn = collections.Counter()
-    for l in dump.splitlines():
-        m = re.match(r"\s*([0-9a-f]+):\s+(\S+)(.*)", l)
-        if m and (m.group(2) in ("lock", "mfence")
-                  or (m.group(2) == "xchg" and "(" in m.group(3))):
-            name, n = runs.get((binary, int(m.group(1), 16)), (None, 0))
+    by_fn, total = collections.Counter(), 0
+    for ob in sorted({ob for ob, _ in runs if ob and os.path.exists(ob)}):
+        dump = subprocess.run(["objdump", "-d", "--no-show-raw-insn", ob],
+                              capture_output=True, text=True).stdout
+        starts, lock = set(), set()
+        for l in dump.splitlines():
+            m = re.match(r"\s*([0-9a-f]+):\s+(\S+)(.*)", l)
+            if not m:
+                continue
+            at = int(m.group(1), 16)
+            starts.add(at)
+            if m.group(2) in ("lock", "mfence") or (m.group(2) == "xchg" and "(" in m.group(3)):
+                lock.add(at)
+        ran = [a for o, a in runs if o == ob]
+        if not starts:
+            continue
+        astray = sum(a not in starts for a in ran)
+        if astray > len(ran) // 100:
+            sys.exit(f"{ob}: {astray} of {len(ran)} addresses that ran are not instructions "
+                     "in it now: rebuilt since the run?")
+        short = ob.rsplit("/", 1)[1]
+        for a in lock:
+            name, n = runs.get((ob, a), (None, 0))
             if n:
-                by_fn[name] += n
-    print(f"{'per unit':>10}  function")
+                by_fn[f"{short}: {name}"] += n
+                total += n
+    print(f"{'per unit':>10}  object: function")
     for name, n in by_fn.most_common(40):
         print(f"{n / units:10.2f}  {name[:150]}")
-    print(f"{sum(by_fn.values()) / units:10.2f}  in all, in {binary.rsplit('/', 1)[1]}")
+    print(f"{total / units:10.2f}  in all")
 
 
 def row(calls, cost, name):
@@ -166,7 +189,7 @@ def main():
             row(calls[f], c, f)
         return
     for f in sorted(f for f in own if pattern in f):
-        print(f"{'':10} {own[f]:14,d} {'':9}  own instructions of {f[:130]}")
+        print(f"{'':10} {own[f]:14,d} {'':9}  own cost of {f[:130]}")
     found = [
         (c, n, callee if what == "callees" else caller)
         for (caller, callee), (n, c) in edges.items()
