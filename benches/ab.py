@@ -11,8 +11,8 @@ that one part (`join/1_keys/10_callers/singleflight_async`,
 Each BIN is a bench binary built from one commit (`cargo bench --bench manager --no-run`,
 then copy `target/release/deps/manager-*` to a name of its own: the label is the first six
 characters of its file name), or a wrapper script that sets an environment variable and runs
-one. FILTER is criterion's (`manager/noop/stream_`, `join/`, `merge/pending_size/k1/`). Quick mode
-(`SYNCMGR_BENCH_QUICK=1`) unless `AB_FULL=1`. Rounds alternate the order of the variants.
+one. FILTER is criterion's (`manager/noop/stream_`, `join/`, `merge/pending_size/k1/`).
+Quick mode (`SYNCMGR_BENCH_QUICK=1`) unless `AB_FULL=1`. Rounds alternate the order of the variants.
 Prints one line per bench and baseline: the median ratio per variant, then every round's.
 """
 import os
