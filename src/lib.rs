@@ -507,6 +507,7 @@ mod manager;
 mod policy;
 mod progress;
 mod result;
+mod slot;
 #[cfg(feature = "proptest")]
 pub mod strategies;
 mod time;

@@ -2,12 +2,9 @@
 
 use std::future::{Future, IntoFuture};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
-use std::task::{Context as TaskContext, Poll, Waker};
+use std::sync::{Arc, MutexGuard, PoisonError};
+use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, Instant};
-
-use smallvec::SmallVec;
 
 use super::command::{Command, Link, call};
 use super::spin::{self, SPIN_YIELDS};
@@ -15,7 +12,7 @@ use crate::engine::{RequestId, Withdrawn};
 use crate::error::Error;
 use crate::id::HandlerId;
 use crate::result::{Outcome, RequestResult};
-use crate::unwind;
+use crate::slot::{Completion, TicketSlot, Waiting};
 
 /// Receives the one result of a request (`ISyncMgrSyncResult`).
 ///
@@ -43,49 +40,8 @@ impl<F: FnOnce(&RequestResult) + Send + 'static> SyncResult for F {
     }
 }
 
-/// Where a request's result lands. The scheduler stores it once, then marks the slot done
-/// and wakes its waiters: threads blocked in `wait` through the condition variable, tasks
-/// awaiting the ticket through their `Waker`s, which the completing thread calls once it has
-/// released the scheduler's lock (a waker is the executor's code, and may call the manager).
-/// One allocation per request; a crossbeam channel here cost three.
-#[derive(Debug)]
-pub(crate) struct TicketSlot {
-    /// Whether the slot is done (a result stored, or the scheduler gone without one). Set
-    /// under `waiting`'s lock, after the result: read there it orders a poll's
-    /// check-then-register and a waiter's check-then-sleep against `finish`'s
-    /// mark-then-take, so no wake is lost; read without the lock (a waiter's spin,
-    /// `is_complete`) it is a hint that the lock then confirms.
-    finished: AtomicBool,
-    /// The result and who waits. One lock for both: storing the result costs the lock that
-    /// marking the slot done takes anyway (a `OnceLock` beside it cost a second
-    /// synchronisation per request).
-    waiting: Mutex<Waiting>,
-    done: Condvar,
-}
-
-/// The tasks awaiting one ticket.
-pub(crate) type Wakers = SmallVec<[Waker; 1]>;
-
-#[derive(Debug, Default)]
-struct Waiting {
-    /// Never taken out: every read of the ticket gets its own copy.
-    result: Option<RequestResult>,
-    /// Inline for one: a ticket is nearly always awaited by one task, and a heap list here
-    /// was an allocation per awaited ticket.
-    wakers: Wakers,
-    /// Threads blocked on the condition variable: `finish` notifies only when there are
-    /// some (a notify is a system call even with nobody waiting).
-    sleepers: u32,
-}
 
 impl TicketSlot {
-    fn waiting(&self) -> MutexGuard<'_, Waiting> {
-        // Nothing runs under this lock but flag writes, moves, and copies of the result and of
-        // wakers (this crate's data and the executor's `Waker::clone`): a panic there is an
-        // allocation failure, and the state it leaves is still whole.
-        self.waiting.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
     /// Whether the result arrives within a short wait: a spin, then yields for at most
     /// `spin::SPIN_TIME`, never past `deadline` (`spin.rs`). A result that close then costs no
     /// sleep and wake-up of the caller's thread, which on a virtual machine takes as long
@@ -113,41 +69,6 @@ impl TicketSlot {
         }
         arrived
     }
-
-    /// Whether the slot is done: its result stored, or the manager gone without one.
-    fn is_finished(&self) -> bool {
-        self.finished.load(Ordering::Acquire)
-    }
-
-    /// Stores the result (if there is one), marks the slot done and takes the tasks to
-    /// wake. Returns whether threads sleep on the condition variable: they wake on
-    /// [`TicketSlot::notify`].
-    fn finish(&self, result: Option<RequestResult>) -> (Wakers, bool) {
-        let mut waiting = self.waiting();
-        // `None` only from a completion dropped unfinished: nothing was stored before.
-        waiting.result = result;
-        self.finished.store(true, Ordering::Release);
-        let wakers = std::mem::take(&mut waiting.wakers);
-        (wakers, waiting.sleepers > 0)
-    }
-
-    /// Wakes the threads blocked in `wait`. A sleeper registered before `finish` marked the
-    /// slot done, under the same lock, so this may come any time after `finish`.
-    pub fn notify(&self) {
-        self.done.notify_all();
-    }
-}
-
-/// What completing a ticket leaves to do: a wake-up is a system call (the sleeping threads)
-/// or the executor's code (the wakers). Wakers are called once the scheduler's lock is
-/// released, never under it; sleeping threads too, unless more of the step's results follow
-/// this one (`Scheduler::deliver`; a session's end delivers many): then one system call
-/// under the lock lets the thread take its result while the others go out.
-#[must_use = "the waiters must be woken"]
-pub(crate) struct Woken {
-    pub wakers: Wakers,
-    /// The slot whose sleeping threads to notify, if any sleep.
-    pub sleepers: Option<Arc<TicketSlot>>,
 }
 
 /// Whether yielding for a result has paid off on this thread lately: a score that a result
@@ -192,35 +113,6 @@ impl SpinLuck {
     }
 }
 
-/// The write end of a [`TicketSlot`], held by the scheduler until the result is known.
-#[derive(Debug)]
-pub(crate) struct Completion {
-    slot: Arc<TicketSlot>,
-}
-
-impl Completion {
-    /// A new slot and its write end. A start call makes it before it takes the scheduler's
-    /// lock, which every start and report waits for.
-    pub fn new() -> (Completion, Arc<TicketSlot>) {
-        let slot = Arc::new(TicketSlot {
-            finished: AtomicBool::new(false),
-            waiting: Mutex::new(Waiting::default()),
-            done: Condvar::new(),
-        });
-        (Completion { slot: slot.clone() }, slot)
-    }
-
-    /// Stores the result and marks the slot done. Returns who waits for it, for the caller
-    /// to wake (see [`Woken`]: the tasks once it has released the scheduler's lock).
-    pub fn complete(self, result: RequestResult) -> Woken {
-        let (wakers, sleepers) = self.slot.finish(Some(result));
-        Woken {
-            wakers,
-            sleepers: sleepers.then(|| self.slot.clone()),
-        }
-    }
-}
-
 /// A ticket before its request is accepted: the slot, its write end and the way back to the
 /// scheduler, made on the caller's thread before it takes the scheduler's lock. Every start
 /// and report waits for that lock, and a link cloned under it made the lock's holder wait
@@ -245,22 +137,6 @@ impl Blank {
     pub fn fill(self, request: RequestId, handler: HandlerId) -> (Completion, SyncTicket) {
         let ticket = SyncTicket::new(request, handler, self.slot, self.link);
         (self.completion, ticket)
-    }
-}
-
-impl Drop for Completion {
-    /// A completion dropped without a result (the manager's threads died): its waiters must
-    /// still wake, to find the slot empty (see `SyncTicket::settled`).
-    fn drop(&mut self) {
-        if !self.slot.is_finished() {
-            let (wakers, sleepers) = self.slot.finish(None);
-            if sleepers {
-                self.slot.notify();
-            }
-            for waker in wakers {
-                let _ = unwind::run(|| waker.wake());
-            }
-        }
     }
 }
 

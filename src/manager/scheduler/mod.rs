@@ -21,7 +21,7 @@ use super::events::EventLog;
 use super::notify::{Notification, Subscribers};
 use super::pool::{JobSender, WakeWorkers};
 use super::threads::{AsyncStart, Delivery, Job, start_async};
-use super::ticket::{Completion, TicketSlot};
+use crate::slot::{Completion, TicketSlot};
 use super::trace::Traced;
 use super::{Context, Registry, ShutdownReport, SyncResult, TriggerReason};
 use crate::cause::Cause;
