@@ -40,6 +40,7 @@ use crate::flags::SyncControlFlags;
 use crate::id::HandlerId;
 use crate::id::ItemId;
 use crate::result::Outcome;
+use crate::slot::Completion;
 
 impl Engine {
     /// Requests a sync of every enabled item of a handler (`StartHandlerSync`). Disabled
@@ -50,7 +51,7 @@ impl Engine {
         handler: &HandlerId,
         flags: SyncControlFlags,
     ) -> Result<Accepted, Error> {
-        self.accept(handler.clone(), None, None, flags, PLAIN)
+        self.accept(handler.clone(), None, None, flags, PLAIN, None)
     }
 
     /// Requests a sync of named items of a handler (`StartItemSync`). All-or-nothing: a
@@ -63,7 +64,7 @@ impl Engine {
         items: &[ItemId],
         flags: SyncControlFlags,
     ) -> Result<Accepted, Error> {
-        self.accept(handler.clone(), None, Some(items), flags, PLAIN)
+        self.accept(handler.clone(), None, Some(items), flags, PLAIN, None)
     }
 
     /// The general start call: a handler sync (`items: None`) or an item sync, whose queued
@@ -84,6 +85,7 @@ impl Engine {
             items,
             flags,
             RequestOptions::keyed(key),
+            None,
         )
     }
 
@@ -97,7 +99,7 @@ impl Engine {
         flags: SyncControlFlags,
         options: &RequestOptions,
     ) -> Result<Accepted, Error> {
-        self.accept(handler.clone(), None, items, flags, options.clone())
+        self.accept(handler.clone(), None, items, flags, options.clone(), None)
     }
 
     /// Requests a sync of everything (`StartSyncAll`): one handler sync per active, enabled
@@ -116,14 +118,16 @@ impl Engine {
             .collect();
         covered
             .into_iter()
-            .map(|id| self.accept(id, None, None, flags, PLAIN))
+            .map(|id| self.accept(id, None, None, flags, PLAIN, None))
             .collect()
     }
 
     /// Every start call comes down to this one. `connected`: what the handler's
     /// `is_connected` said, when the manager asked it on the caller's thread; recorded as
     /// [`Engine::set_handler_connected`] would, with the handler looked up once, and kept
-    /// even if the call is refused after that.
+    /// even if the call is refused after that. `end`: the write end of the request's result
+    /// slot, kept with the request until its result (see `Request::end`); a refused call
+    /// drops it, unused (nobody can wait on a slot whose ticket was never handed out).
     pub(crate) fn accept(
         &mut self,
         handler: HandlerId,
@@ -131,6 +135,7 @@ impl Engine {
         named: Option<&[ItemId]>,
         flags: SyncControlFlags,
         options: RequestOptions,
+        end: Option<Completion>,
     ) -> Result<Accepted, Error> {
         if self.shut_down {
             return Err(Error::ShutDown);
@@ -233,6 +238,7 @@ impl Engine {
             disconnected,
             no_retry: options.no_retry,
             causes: None,
+            end,
         };
         scratch::put(&mut self.scratch.items, items);
         let completed = remaining == 0;

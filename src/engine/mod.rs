@@ -155,6 +155,7 @@ use self::timers::Timers;
 use crate::error::{Denied, Error};
 use crate::id::{HandlerId, IdMap};
 pub use crate::id::{RequestId, SessionId};
+use crate::slot::Completion;
 use crate::time::Time;
 
 /// Limits of an [`Engine`].
@@ -194,6 +195,9 @@ pub struct Engine {
     requests: RequestTable,
     next_request: u64,
     actions: VecDeque<Action>,
+    /// The write ends of the requests whose results wait in `actions`, in the same order
+    /// (only those that have one: see `Request::end`).
+    ends: VecDeque<(RequestId, Completion)>,
     shut_down: bool,
     /// Handlers that could start a session but found every slot under `max_sessions` taken,
     /// by key. A freed slot can only go to one of them (or to the handler whose session
@@ -223,6 +227,7 @@ impl Default for Engine {
             requests: RequestTable::default(),
             next_request: 1,
             actions: VecDeque::new(),
+            ends: VecDeque::new(),
             shut_down: false,
             waiting_for_slot: BTreeSet::new(),
             scratch: Scratch::default(),

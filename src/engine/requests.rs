@@ -165,6 +165,17 @@ impl<T> RequestTable<T> {
         self.old.iter().map(|(id, r)| (*id, r)).chain(window)
     }
 
+    /// Every open request, mutably, in no particular order.
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = (RequestId, &mut T)> {
+        let base = self.base;
+        let window = self
+            .window
+            .iter_mut()
+            .enumerate()
+            .filter_map(move |(i, r)| r.as_mut().map(|r| (RequestId(base + i as u64), r)));
+        self.old.iter_mut().map(|(id, r)| (*id, r)).chain(window)
+    }
+
     /// Every open request's record, taken out, in no particular order.
     pub fn into_values(self) -> impl Iterator<Item = T> {
         self.old
@@ -198,6 +209,7 @@ mod tests {
             disconnected: false,
             no_retry: false,
             causes: None,
+            end: None,
         }
     }
 

@@ -3,6 +3,7 @@
 
 use std::ops::Range;
 
+use super::Accepted;
 use super::Action;
 use super::Engine;
 use super::RequestId;
@@ -20,6 +21,7 @@ use crate::error::Error;
 
 use crate::result::Outcome;
 use crate::result::{ItemOutcome, RequestResult};
+use crate::slot::Completion;
 
 /// The cause of a `Failed` the handler never reported: its session ended first.
 const NO_REPORT: &str = "the session ended without reporting how the item ended";
@@ -237,6 +239,9 @@ impl Engine {
         if req.disconnected {
             status = status.max(Outcome::Disconnected);
         }
+        if let Some(end) = req.end.take() {
+            self.ends.push_back((request, end));
+        }
         self.actions.push_back(Action::Deliver(RequestResult {
             request,
             handler: h.id.clone(),
@@ -245,6 +250,43 @@ impl Engine {
             conflicts: req.counts.conflicts,
             items,
         }));
+    }
+
+    /// The write end of a request whose result the caller just took from the action queue,
+    /// if it had one. Ends are kept in the order of their results, so this is the first one
+    /// when results are carried out in order, as the manager does.
+    pub(crate) fn take_end(&mut self, request: RequestId) -> Option<Completion> {
+        match self.ends.front() {
+            Some((id, _)) if *id == request => self.ends.pop_front().map(|(_, end)| end),
+            // Not in order: looked for (never the case in the manager; kept correct anyway).
+            _ => {
+                let at = self.ends.iter().position(|(id, _)| *id == request)?;
+                self.ends.remove(at).map(|(_, end)| end)
+            }
+        }
+    }
+
+    /// Gives a request just accepted its result slot's write end after the fact (a call
+    /// that accepted several at once): kept with the request, or, if it completed as it was
+    /// accepted, beside its result, which waits in the action queue until the step carries
+    /// it out. Ends given in the order the requests were accepted are found first by
+    /// `take_end`.
+    pub(crate) fn attach_end(&mut self, accepted: &Accepted, end: Completion) {
+        if accepted.completed {
+            self.ends.push_back((accepted.request, end));
+        } else if let Some(r) = self.requests.get_mut(&accepted.request) {
+            debug_assert!(r.end.is_none(), "a request's end is given once");
+            r.end = Some(end);
+        }
+    }
+
+    /// Every write end the engine holds, taken out: those of open requests and those beside
+    /// results not yet carried out. For a manager that will carry out no more results (it
+    /// broke): the slots then complete without one, once its lock is released.
+    pub(crate) fn take_all_ends(&mut self) -> Vec<Completion> {
+        let mut ends: Vec<Completion> = self.ends.drain(..).map(|(_, end)| end).collect();
+        ends.extend(self.requests.iter_mut().filter_map(|(_, r)| r.end.take()));
+        ends
     }
 
     /// Forgets a removed handler once its last session ended.

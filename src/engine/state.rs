@@ -16,6 +16,7 @@ use crate::flags::{
 use crate::id::{HandlerId, IdMap, ItemId};
 use crate::policy::SyncPolicy;
 use crate::result::Outcome;
+use crate::slot::Completion;
 use crate::time::Time;
 
 /// One item of a handler.
@@ -393,7 +394,7 @@ pub(crate) struct Request {
     pub disconnected: bool,
     /// Takes an item's first `Failed` as final, whatever the retry policy.
     pub no_retry: bool,
-    /// Items still without an outcome. (`u32`, beside the flags, to keep the record at 80
+    /// Items still without an outcome. (`u32`, beside the flags, to keep the record at 88
     /// bytes: a request names at most as many items as its handler has, counted in `u32`.)
     pub remaining: u32,
     /// Why items failed, for those that failed with a known reason: kept aside rather than
@@ -401,6 +402,10 @@ pub(crate) struct Request {
     /// 24 bytes, not 32 (a million of them are 8 MB less memory to fault in). One word in
     /// the record: a thin box, allocated at the first cause.
     pub causes: Option<Box<Causes>>,
+    /// The write end of the request's result slot, when the manager made one (`None` for an
+    /// engine driven directly): kept here, never called, and handed back beside the result
+    /// (see `Engine::take_end`), so that the manager keeps no record of its own per request.
+    pub end: Option<Completion>,
 }
 
 /// A request's failure causes, by the item's place in the request, in the order they came.
@@ -542,12 +547,15 @@ mod tests {
     }
 
     /// A million open one-item requests are a million of these: the failure causes stay one
-    /// word (a thin box), the item record 24 bytes, the request 80.
+    /// word (a thin box), the result slot's write end one word, the item record 24 bytes,
+    /// the request 88 (80 before the end moved here from the manager's own record of each
+    /// request, which it replaces).
     #[test]
     #[cfg(target_pointer_width = "64")]
     fn request_records_stay_small() {
         assert_eq!(size_of::<Option<Box<Causes>>>(), 8);
+        assert_eq!(size_of::<Option<Completion>>(), 8);
         assert_eq!(size_of::<RequestItem>(), 24);
-        assert_eq!(size_of::<Request>(), 80);
+        assert_eq!(size_of::<Request>(), 88);
     }
 }

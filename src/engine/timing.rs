@@ -408,7 +408,7 @@ impl Engine {
             reason,
         });
         let flags = SyncControlFlags::IGNORE_IF_ALREADY_SYNCING;
-        match self.accept(handler, None, None, flags, PLAIN) {
+        match self.accept(handler, None, None, flags, PLAIN, None) {
             Ok(accepted) => Some(accepted),
             Err(_) => {
                 // A refused start pushes no action: this takes back the announcement only.

@@ -40,7 +40,6 @@ impl<F: FnOnce(&RequestResult) + Send + 'static> SyncResult for F {
     }
 }
 
-
 impl TicketSlot {
     /// Whether the result arrives within a short wait: a spin, then yields for at most
     /// `spin::SPIN_TIME`, never past `deadline` (`spin.rs`). A result that close then costs no
@@ -119,6 +118,11 @@ impl SpinLuck {
 /// for the last thread that changed the link's count.
 pub(crate) struct Blank {
     completion: Completion,
+    ticket: Unfilled,
+}
+
+/// A blank ticket's read side: the slot and the way back, until the request has an ID.
+pub(crate) struct Unfilled {
     slot: Arc<TicketSlot>,
     link: Link,
 }
@@ -128,15 +132,24 @@ impl Blank {
         let (completion, slot) = Completion::new();
         Blank {
             completion,
-            slot,
-            link: link.clone(),
+            ticket: Unfilled {
+                slot,
+                link: link.clone(),
+            },
         }
     }
 
-    /// The ticket of the accepted request, and the write end the scheduler keeps.
-    pub fn fill(self, request: RequestId, handler: HandlerId) -> (Completion, SyncTicket) {
-        let ticket = SyncTicket::new(request, handler, self.slot, self.link);
-        (self.completion, ticket)
+    /// The write end, for the engine to keep with the request, and the ticket to fill once
+    /// the request is accepted.
+    pub fn split(self) -> (Completion, Unfilled) {
+        (self.completion, self.ticket)
+    }
+}
+
+impl Unfilled {
+    /// The ticket of the accepted request.
+    pub fn fill(self, request: RequestId, handler: HandlerId) -> SyncTicket {
+        SyncTicket::new(request, handler, self.slot, self.link)
     }
 }
 

@@ -300,3 +300,63 @@ fn an_accepted_request_names_its_items_with_their_dispositions() {
     let _ = e.session_finished(s, SessionEnd::Returned).unwrap();
     assert_eq!(first.items(&e), None);
 }
+
+/// The write end of a request's result slot stays with the request and comes back beside
+/// its result, in result order from a session's end; a refused call drops it unused; one
+/// given after the fact is kept the same way; a manager that gives up takes them all.
+#[test]
+fn a_requests_slot_end_comes_back_beside_its_result() {
+    use super::super::accept::PLAIN;
+    use crate::slot::Completion;
+    let join = SyncControlFlags::IGNORE_IF_ALREADY_SYNCING;
+    let mut e = engine();
+    let (end1, slot1) = Completion::new();
+    let (end2, slot2) = Completion::new();
+    let a1 = ids(&["a1"]);
+    let r1 = e
+        .accept(h("a"), None, Some(&a1), NONE, PLAIN, Some(end1))
+        .unwrap();
+    let (s, _) = only_start(&mut e);
+    let r2 = e
+        .accept(h("a"), None, Some(&a1), join, PLAIN, Some(end2))
+        .unwrap();
+    assert!(
+        e.take_end(r1.request).is_none(),
+        "open: kept with the request"
+    );
+    succeed(&mut e, s, &["a1"]);
+    let _ = e.session_finished(s, SessionEnd::Returned).unwrap();
+    let done = results(&actions(&mut e));
+    assert_eq!(
+        done.iter().map(|r| r.request).collect::<Vec<_>>(),
+        [r1.request, r2.request]
+    );
+    for (result, slot) in done.into_iter().zip([&slot1, &slot2]) {
+        let end = e.take_end(result.request).expect("beside its result");
+        assert!(!slot.is_finished());
+        let _ = end.complete(result);
+        assert!(slot.is_finished(), "the end taken is this request's");
+    }
+
+    let (end3, slot3) = Completion::new();
+    assert!(
+        e.accept(h("nobody"), None, None, NONE, PLAIN, Some(end3))
+            .is_err()
+    );
+    assert!(
+        slot3.is_finished(),
+        "dropped unused, its slot completes without a result"
+    );
+
+    let r4 = e.start_item_sync(&h("b"), &ids(&["b1"]), NONE).unwrap();
+    let (end4, slot4) = Completion::new();
+    e.attach_end(&r4, end4);
+    let ends = e.take_all_ends();
+    assert_eq!(ends.len(), 1);
+    drop(ends);
+    assert!(
+        slot4.is_finished(),
+        "the end given after the fact was the one taken"
+    );
+    assert!(e.take_end(r4.request).is_none(), "taken already");
+}

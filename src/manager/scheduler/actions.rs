@@ -15,10 +15,10 @@ use crate::id::{HandlerId, IdMap, ItemId};
 use crate::manager::events::{EventReport, HandlerEvent};
 use crate::manager::notify::Notification;
 use crate::manager::threads::{AsyncStart, Delivery, Job};
-use crate::manager::ticket::Blank;
-use crate::slot::Completion;
+use crate::manager::ticket::Unfilled;
 use crate::manager::{Context, ServedRequest, SyncResult, SyncSession, SyncTicket, TriggerReason};
 use crate::result::RequestResult;
+use crate::slot::Completion;
 use crate::unwind::User;
 
 /// At most this many wakers' room is reserved ahead in one step; more double from there.
@@ -26,12 +26,13 @@ const WAKES_ROOM: usize = 64;
 
 impl Scheduler {
     /// Records an accepted request and fills in its ticket, made blank before the lock was
-    /// taken when the caller could (see [`Blank`]). `settled` caches the items of the
-    /// requests that completed at once, for a call that opens many (see `settled_items`).
+    /// taken when the caller could (see `Blank`); the engine already keeps the ticket's
+    /// write end. `settled` caches the items of the requests that completed at once, for a
+    /// call that opens many (see `settled_items`).
     pub(super) fn open(
         &mut self,
         accepted: Accepted,
-        ticket: Blank,
+        ticket: Unfilled,
         context: Option<User<Context>>,
         sink: Option<User<Box<dyn SyncResult>>>,
         reason: TriggerReason,
@@ -54,11 +55,10 @@ impl Scheduler {
                 items,
             });
         }
-        let (completion, ticket) = ticket.fill(request, accepted.handler);
+        let ticket = ticket.fill(request, accepted.handler);
         self.record_open(
             request,
             Open {
-                completion,
                 sink,
                 context,
                 reason,
@@ -140,11 +140,9 @@ impl Scheduler {
     /// A request the engine made by itself: nobody holds its ticket, so its result goes to
     /// the notifications only, and the sessions that serve it see why it was made.
     fn issued(&mut self, request: RequestId, handler: HandlerId, reason: TriggerReason) {
-        let (completion, _nobody) = Completion::new();
         self.record_open(
             request,
             Open {
-                completion,
                 sink: None,
                 context: None,
                 reason,
@@ -254,18 +252,46 @@ impl Scheduler {
     }
 
     pub(super) fn deliver(&mut self, result: RequestResult) {
-        let open = self.open.remove(&result.request);
-        self.publish(|| Notification::RequestCompleted(result.clone()));
-        let Some(open) = open else {
-            return;
+        let end = self.engine.take_end(result.request);
+        // Most requests keep nothing here (see `Open`): no lookup while there is nothing.
+        let open = if self.open.is_empty() {
+            None
+        } else {
+            self.open.remove(&result.request)
         };
+        self.publish(|| Notification::RequestCompleted(result.clone()));
+        let (sink, context) = open.map_or((None, None), |o| (o.sink, o.context));
         // The ticket first: waiters never depend on a user callback. The result is cloned
         // only when a callback needs it too.
-        let (for_ticket, for_sink) = match open.sink {
+        let (for_ticket, for_sink) = match sink {
             Some(sink) => (result.clone(), Some(Delivery::Result { result, sink })),
             None => (result, None),
         };
-        let woken = open.completion.complete(for_ticket);
+        if let Some(end) = end {
+            self.complete_ticket(end, for_ticket);
+        }
+        if let Some(delivery) = for_sink {
+            let undelivered = match &self.deliveries {
+                Some(deliveries) => match deliveries.send(delivery) {
+                    Ok(()) => None,
+                    Err(crossbeam_channel::SendError(undelivered)) => Some(undelivered),
+                },
+                None => Some(delivery),
+            };
+            // Only after shutdown let go of the delivery thread, which has run every callback
+            // of a request decided before: the callback is dropped, not called.
+            if let Some(undelivered) = undelivered {
+                self.release(undelivered);
+            }
+        }
+        if let Some(context) = context {
+            self.release(context);
+        }
+    }
+
+    /// Puts a result in its ticket and keeps who waits for it, to wake (see [`Woken`]).
+    fn complete_ticket(&mut self, end: Completion, result: RequestResult) {
+        let woken = end.complete(result);
         if !woken.wakers.is_empty() && self.after.wakes.capacity() == 0 {
             // The step's first waker: room for the results still to go out with it (a
             // session's end delivers many), one allocation rather than one per doubling.
@@ -292,23 +318,6 @@ impl Scheduler {
                 slot.notify()
             }
             sleepers => self.after.sleepers.extend(sleepers),
-        }
-        if let Some(delivery) = for_sink {
-            let undelivered = match &self.deliveries {
-                Some(deliveries) => match deliveries.send(delivery) {
-                    Ok(()) => None,
-                    Err(crossbeam_channel::SendError(undelivered)) => Some(undelivered),
-                },
-                None => Some(delivery),
-            };
-            // Only after shutdown let go of the delivery thread, which has run every callback
-            // of a request decided before: the callback is dropped, not called.
-            if let Some(undelivered) = undelivered {
-                self.release(undelivered);
-            }
-        }
-        if let Some(context) = open.context {
-            self.release(context);
         }
     }
 

@@ -158,7 +158,8 @@ impl Scheduler {
                     accepted
                         .into_iter()
                         .map(|a| {
-                            let ticket = Blank::new(&self.link);
+                            let (end, ticket) = Blank::new(&self.link).split();
+                            self.engine.attach_end(&a, end);
                             self.open(a, ticket, None, None, TriggerReason::Manual, &mut settled)
                         })
                         .collect()
@@ -398,11 +399,19 @@ impl Scheduler {
             sink,
             ticket,
         } = *start;
+        // The engine keeps the ticket's write end with the request (one record per request,
+        // not one here as well); the ticket is filled once the request has its ID.
+        let (end, ticket) = ticket.split();
         // The caller's handler ID moves on into the ticket: one count change less per
         // request on a count every thread of the manager changes.
-        let accepted = self
-            .engine
-            .accept(handler, connected, items.as_deref(), flags, options);
+        let accepted = self.engine.accept(
+            handler,
+            connected,
+            items.as_deref(),
+            flags,
+            options,
+            Some(end),
+        );
         // A request that completed at once (disconnected, nothing to sync) has its result in
         // the ticket before the caller gets the ticket: the step's `carry_out`, which follows
         // this under the same lock, delivers it.

@@ -21,31 +21,39 @@ use super::events::EventLog;
 use super::notify::{Notification, Subscribers};
 use super::pool::{JobSender, WakeWorkers};
 use super::threads::{AsyncStart, Delivery, Job, start_async};
-use crate::slot::{Completion, TicketSlot};
 use super::trace::Traced;
 use super::{Context, Registry, ShutdownReport, SyncResult, TriggerReason};
 use crate::cause::Cause;
 use crate::engine::{Engine, RequestId, RequestTable, SessionEnd, SessionId};
 use crate::id::{HandlerId, IdMap, IdSet};
+use crate::slot::{Completion, TicketSlot};
 use crate::time::Time;
 use crate::unwind::{self, User};
 pub(crate) use lock::SchedulerLock;
 
-/// What the scheduler keeps for an open request besides what the engine keeps.
+/// What the scheduler keeps for an open request besides what the engine keeps (the engine
+/// keeps its ticket's write end), for the requests that have any of it: most have no
+/// callback, no context and the `Manual` reason, and have no record here.
 struct Open {
-    completion: Completion,
     sink: Option<User<Box<dyn SyncResult>>>,
     context: Option<User<Context>>,
     reason: TriggerReason,
+}
+
+impl Open {
+    /// Whether there is anything to keep: otherwise the request has no record here.
+    fn worth_keeping(&self) -> bool {
+        self.sink.is_some() || self.context.is_some() || self.reason != TriggerReason::Manual
+    }
 }
 
 pub(crate) struct Scheduler {
     engine: Engine,
     link: Link,
     registry: Registry,
-    /// The ticket end and caller's values of each open request, in a window by ID like the
-    /// engine's records: a start call appends where the last one did while a worker clears
-    /// the front, so neither waits on cache lines the other just wrote.
+    /// The caller's values of the open requests that have any (see [`Open`]), in a window
+    /// by ID like the engine's records: a start call appends where the last one did while a
+    /// worker clears the front, so neither waits on cache lines the other just wrote.
     open: RequestTable<Open>,
     /// Handler of each running session, for event records.
     sessions: IdMap<SessionId, HandlerId>,
@@ -231,29 +239,29 @@ impl Scheduler {
     /// without a result (its waiters get `Canceled`, see `SyncTicket::wait`) instead of
     /// waiting forever, and each callback and context is dropped outside the lock.
     fn give_up_open_requests(&mut self) {
+        let ends = self.engine.take_all_ends();
+        self.after.given_up.extend(ends);
         for open in std::mem::take(&mut self.open).into_values() {
             self.give_up(open);
         }
     }
 
-    /// Lets go of an open request's record without a result: its ticket completes once the
-    /// lock is released, and its callback and context are dropped outside the lock.
+    /// Lets go of an open request's record without a result: its callback and context are
+    /// dropped outside the lock.
     fn give_up(&mut self, open: Open) {
-        let Open {
-            completion,
-            sink,
-            context,
-            ..
-        } = open;
-        self.after.given_up.push(completion);
+        let Open { sink, context, .. } = open;
         if sink.is_some() || context.is_some() {
             self.release((sink, context));
         }
     }
 
-    /// Records an open request. Request IDs are never reused, so a second record for one
-    /// would be a bug in this crate: it is given up, and the first one stays.
+    /// Records what an open request keeps here, if anything (see [`Open`]). Request IDs are
+    /// never reused, so a second record for one would be a bug in this crate: it is given
+    /// up, and the first one stays.
     fn record_open(&mut self, request: RequestId, open: Open) {
+        if !open.worth_keeping() {
+            return;
+        }
         if let Err(open) = self.open.insert(request, open) {
             debug_assert!(false, "request {request:?} recorded twice");
             self.give_up(open);
