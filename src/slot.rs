@@ -2,7 +2,8 @@
 //! read. The manager makes it with the ticket, before it takes the scheduler's lock; the
 //! engine keeps its write end ([`Completion`]) with the open request, never calling it, and
 //! hands it back beside the request's result, so that the manager needs no record of its own
-//! per request (`benches/README.md`, twenty-second session: 5 to 8% of a stream of requests).
+//! for most requests (`benches/README.md`, twenty-second session: 6 to 10% off a stream of
+//! requests from two threads or in bunches).
 //! The ticket's waiting, polling and reading are in `manager/ticket.rs`.
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -94,7 +95,8 @@ pub(crate) struct Woken {
     pub sleepers: Option<Arc<TicketSlot>>,
 }
 
-/// The write end of a [`TicketSlot`], held by the scheduler until the result is known.
+/// The write end of a [`TicketSlot`], kept with the open request in the engine's record until
+/// the result is known, then written by the scheduler.
 #[derive(Debug)]
 pub(crate) struct Completion {
     slot: Arc<TicketSlot>,
