@@ -86,7 +86,7 @@ impl TicketSlot {
 /// What completing a ticket leaves to do: a wake-up is a system call (the sleeping threads)
 /// or the executor's code (the wakers). Wakers are called once the scheduler's lock is
 /// released, never under it; sleeping threads too, unless more of the step's results follow
-/// this one (`Scheduler::deliver`; a session's end delivers many): then one system call
+/// this one (`Scheduler::complete_ticket`; a session's end delivers many): then one system call
 /// under the lock lets the thread take its result while the others go out.
 #[must_use = "the waiters must be woken"]
 pub(crate) struct Woken {

@@ -7,6 +7,8 @@
 //! [`Action`]s (start this session, deliver this result, send this cancel) that the caller
 //! takes with [`Engine::next_action`]. It spawns no thread, reads no clock, takes no lock and
 //! calls no callback, so the same inputs always give the same actions in the same order.
+//! (Inside the crate, the manager's engine also keeps each request's result slot end; see
+//! `src/slot.rs` for the one lock that touches.)
 //! To drive it by hand in your own tests, see [`testing`].
 //!
 //! ```
@@ -284,6 +286,9 @@ impl Engine {
     fn release_idle_actions(&mut self) {
         if self.actions.is_empty() && self.actions.capacity() > 4096 {
             self.actions = VecDeque::new();
+        }
+        if self.ends.is_empty() && self.ends.capacity() > 4096 {
+            self.ends = VecDeque::new();
         }
     }
 

@@ -1,4 +1,4 @@
-//! The open requests, by ID: the engine's records, and the manager's ticket ends.
+//! The open requests, by ID: the engine's records.
 //!
 //! Request IDs are issued 1, 2, 3, … and most requests complete roughly in that order, so the
 //! table is a window of slots indexed by `id - base`: opening a request appends, finding one
@@ -176,13 +176,6 @@ impl<T> RequestTable<T> {
         self.old.iter_mut().map(|(id, r)| (*id, r)).chain(window)
     }
 
-    /// Every open request's record, taken out, in no particular order.
-    pub fn into_values(self) -> impl Iterator<Item = T> {
-        self.old
-            .into_values()
-            .chain(self.window.into_iter().flatten())
-    }
-
     /// How many slots the window has (open or not): what its memory is sized by.
     #[cfg(test)]
     pub fn window_len(&self) -> usize {
@@ -268,7 +261,7 @@ mod tests {
             );
         }
         assert_eq!(t.len(), 4);
-        let mut tags: Vec<_> = t.into_values().map(|r| r.handler_key).collect();
+        let mut tags: Vec<_> = t.iter().map(|(_, r)| r.handler_key).collect();
         tags.sort_unstable();
         assert_eq!(tags, [4, 5, 7, 8].map(HandlerKey::tag));
     }

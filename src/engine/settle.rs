@@ -214,6 +214,9 @@ impl Engine {
             return;
         };
         let Some(h) = self.handlers.get_mut(&req.handler_key) else {
+            // A bug path the debug build asserts against. Its result slot's end, if any, is
+            // dropped here: the slot completes without a result and wakes its waiters, under
+            // the scheduler's lock.
             debug_assert!(false, "an open request outlived its handler record");
             return;
         };
@@ -258,8 +261,12 @@ impl Engine {
     pub(crate) fn take_end(&mut self, request: RequestId) -> Option<Completion> {
         match self.ends.front() {
             Some((id, _)) if *id == request => self.ends.pop_front().map(|(_, end)| end),
-            // Not in order: looked for (never the case in the manager; kept correct anyway).
-            _ => {
+            None => None,
+            // A result with no end (a request the engine made itself) while others wait: the
+            // end is looked for all the same, so that an order broken by a bug in this crate
+            // costs a walk of the ends of one step's results, never a ticket that does not
+            // complete.
+            Some(_) => {
                 let at = self.ends.iter().position(|(id, _)| *id == request)?;
                 self.ends.remove(at).map(|(_, end)| end)
             }
@@ -277,6 +284,11 @@ impl Engine {
         } else if let Some(r) = self.requests.get_mut(&accepted.request) {
             debug_assert!(r.end.is_none(), "a request's end is given once");
             r.end = Some(end);
+        } else {
+            debug_assert!(
+                false,
+                "an end for a request neither open nor just completed"
+            );
         }
     }
 

@@ -238,9 +238,9 @@ pub(crate) struct Start {
     pub context: Option<User<Context>>,
     pub reason: TriggerReason,
     pub sink: Option<User<Box<dyn SyncResult>>>,
-    /// The blank ticket (its slot, and its clone of the link), made before the scheduler's
-    /// lock is taken: the lock is held by every start call and every report, so what can
-    /// be done without it is.
+    /// The blank ticket (its slot, the slot's write end for the engine to keep, and its clone
+    /// of the link), made before the scheduler's lock is taken: the lock is held by every
+    /// start call and every report, so what can be done without it is.
     pub ticket: Blank,
 }
 

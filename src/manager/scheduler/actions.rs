@@ -253,12 +253,7 @@ impl Scheduler {
 
     pub(super) fn deliver(&mut self, result: RequestResult) {
         let end = self.engine.take_end(result.request);
-        // Most requests keep nothing here (see `Open`): no lookup while there is nothing.
-        let open = if self.open.is_empty() {
-            None
-        } else {
-            self.open.remove(&result.request)
-        };
+        let open = self.take_open(result.request);
         self.publish(|| Notification::RequestCompleted(result.clone()));
         let (sink, context) = open.map_or((None, None), |o| (o.sink, o.context));
         // The ticket first: waiters never depend on a user callback. The result is cloned
@@ -289,7 +284,8 @@ impl Scheduler {
         }
     }
 
-    /// Puts a result in its ticket and keeps who waits for it, to wake (see [`Woken`]).
+    /// Puts a result in its ticket and keeps who waits for it, to wake (see
+    /// [`Woken`](crate::slot::Woken)).
     fn complete_ticket(&mut self, end: Completion, result: RequestResult) {
         let woken = end.complete(result);
         if !woken.wakers.is_empty() && self.after.wakes.capacity() == 0 {

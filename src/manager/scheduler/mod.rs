@@ -9,6 +9,7 @@ mod actions;
 mod commands;
 mod lock;
 
+use std::collections::hash_map::Entry;
 use std::sync::Arc;
 use std::task::Waker;
 use std::time::{Duration, Instant};
@@ -24,12 +25,16 @@ use super::threads::{AsyncStart, Delivery, Job, start_async};
 use super::trace::Traced;
 use super::{Context, Registry, ShutdownReport, SyncResult, TriggerReason};
 use crate::cause::Cause;
-use crate::engine::{Engine, RequestId, RequestTable, SessionEnd, SessionId};
+use crate::engine::{Engine, RequestId, SessionEnd, SessionId};
 use crate::id::{HandlerId, IdMap, IdSet};
 use crate::slot::{Completion, TicketSlot};
 use crate::time::Time;
 use crate::unwind::{self, User};
 pub(crate) use lock::SchedulerLock;
+
+/// Room the map of `Open` records keeps once empty: a burst of requests with callbacks or
+/// contexts gives the rest back.
+const OPEN_ROOM: usize = 1024;
 
 /// What the scheduler keeps for an open request besides what the engine keeps (the engine
 /// keeps its ticket's write end), for the requests that have any of it: most have no
@@ -51,10 +56,10 @@ pub(crate) struct Scheduler {
     engine: Engine,
     link: Link,
     registry: Registry,
-    /// The caller's values of the open requests that have any (see [`Open`]), in a window
-    /// by ID like the engine's records: a start call appends where the last one did while a
-    /// worker clears the front, so neither waits on cache lines the other just wrote.
-    open: RequestTable<Open>,
+    /// The caller's values of the open requests that have any (see [`Open`]). A map, not a
+    /// window by ID like the engine's records: the requests kept here are a few among many,
+    /// and a window over their sparse IDs would hold a slot for every request in between.
+    open: IdMap<RequestId, Open>,
     /// Handler of each running session, for event records.
     sessions: IdMap<SessionId, HandlerId>,
     /// Running sessions whose handler was removed: their events are counted and published
@@ -106,7 +111,7 @@ impl Scheduler {
             engine: parts.engine,
             link: parts.link,
             registry: parts.registry,
-            open: RequestTable::default(),
+            open: IdMap::default(),
             sessions: IdMap::default(),
             orphans: IdSet::default(),
             jobs: parts.jobs,
@@ -262,10 +267,29 @@ impl Scheduler {
         if !open.worth_keeping() {
             return;
         }
-        if let Err(open) = self.open.insert(request, open) {
-            debug_assert!(false, "request {request:?} recorded twice");
-            self.give_up(open);
+        match self.open.entry(request) {
+            Entry::Vacant(slot) => {
+                slot.insert(open);
+            }
+            Entry::Occupied(_) => {
+                debug_assert!(false, "request {request:?} recorded twice");
+                self.give_up(open);
+            }
         }
+    }
+
+    /// Takes what an open request kept here, if anything. Gives a large map's memory back
+    /// once it is empty, rather than keep the peak of a burst for good.
+    fn take_open(&mut self, request: RequestId) -> Option<Open> {
+        // Most requests keep nothing here: no lookup while there is nothing.
+        if self.open.is_empty() {
+            return None;
+        }
+        let open = self.open.remove(&request);
+        if self.open.is_empty() && self.open.capacity() > OPEN_ROOM {
+            self.open = IdMap::default();
+        }
+        open
     }
 
     /// Tells the engine the time before an input that may give a handler a time policy: a
@@ -504,7 +528,7 @@ impl Scheduler {
 /// user's, and waking a sleeping thread is a system call that would keep every other caller
 /// waiting for the lock. (Two exceptions: a session sent to the workers while none is on its
 /// way wakes one under the lock, see `pool`; and a thread asleep on a ticket whose result has
-/// more of the same step's results after it is woken at once, in `Scheduler::deliver`, to
+/// more of the same step's results after it is woken at once, in `Scheduler::complete_ticket`, to
 /// take them as they go out.)
 ///
 /// The scheduler fills one as its steps go (`Scheduler::after`) and hands it over whole.
