@@ -257,20 +257,12 @@ impl Engine {
 
     /// The write end of a request whose result the caller just took from the action queue,
     /// if it had one. Ends are kept in the order of their results, so this is the first one
-    /// when results are carried out in order, as the manager does.
+    /// when results are carried out in order, as the manager does; a result with no end (a
+    /// request the engine made itself) walks the ends of one step's results, and an order
+    /// broken by a bug in this crate costs that walk, never a ticket that does not complete.
     pub(crate) fn take_end(&mut self, request: RequestId) -> Option<Completion> {
-        match self.ends.front() {
-            Some((id, _)) if *id == request => self.ends.pop_front().map(|(_, end)| end),
-            None => None,
-            // A result with no end (a request the engine made itself) while others wait: the
-            // end is looked for all the same, so that an order broken by a bug in this crate
-            // costs a walk of the ends of one step's results, never a ticket that does not
-            // complete.
-            Some(_) => {
-                let at = self.ends.iter().position(|(id, _)| *id == request)?;
-                self.ends.remove(at).map(|(_, end)| end)
-            }
-        }
+        let at = self.ends.iter().position(|(id, _)| *id == request)?;
+        self.ends.remove(at).map(|(_, end)| end)
     }
 
     /// Gives a request just accepted its result slot's write end after the fact (a call
